@@ -1,0 +1,85 @@
+.POSIX:
+.SUFFIXES:
+
+PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR = $(PREFIX)/share/zsh/site-functions
+CC = cc
+CFLAGS = -O2 -g
+PKG_CONFIG = pkg-config
+VERSION = 0.1.0
+
+# Our warnings are added to whatever CFLAGS the user gives.
+WARN = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+LIBS_PC = libcjson libsodium libcurl
+
+PROG = nixos-rebuild-remote
+OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
+	lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o \
+	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o
+HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
+	lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
+	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h
+
+all: $(PROG) tests/test-tool
+
+.deps-ok:
+	@$(PKG_CONFIG) --exists $(LIBS_PC) || { \
+	  echo "error: missing libraries: $(LIBS_PC) (Debian: apt-get install libcjson-dev libsodium-dev libcurl4-openssl-dev pkg-config)" >&2; \
+	  echo "hint: 'sh tests/deps.sh' installs everything as root" >&2; exit 1; }
+	@touch $@
+
+.SUFFIXES: .c .o
+.c.o:
+	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
+
+$(OBJS) nixos-rebuild-remote.o tests/test-tool.o: $(HDRS) .deps-ok
+
+$(PROG): nixos-rebuild-remote.o $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
+
+tests/test-tool: tests/test-tool.o $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/test-tool.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
+
+# A second build with AddressSanitizer and UBSan; any report fails the test
+# that triggered it (halt_on_error, and UBSan made fatal).
+SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+san: .deps-ok
+	mkdir -p build-san/lib build-san/tests
+	for f in nixos-rebuild-remote $(OBJS:.o=) tests/test-tool; do \
+	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
+	    -c -o build-san/$$f.o $$f.c || exit 1; done
+	$(CC) $(SAN_CFLAGS) -o build-san/$(PROG) build-san/nixos-rebuild-remote.o \
+	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
+	$(CC) $(SAN_CFLAGS) -o build-san/tests/test-tool build-san/tests/test-tool.o \
+	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
+
+deps:
+	sh tests/deps.sh
+
+# The whole suite, then again against the sanitizer build.
+check: deps all san
+	sh tests/run-all.sh
+
+demo: deps all
+	sh examples/demo/run.sh
+
+install: $(PROG)
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	cp -f $(PROG) $(DESTDIR)$(BINDIR)/
+	chmod 755 $(DESTDIR)$(BINDIR)/$(PROG)
+	cp -f man/$(PROG).8 $(DESTDIR)$(MANDIR)/man8/
+	cp -f completions/$(PROG).bash $(DESTDIR)$(BASHCOMPDIR)/$(PROG)
+	cp -f completions/_$(PROG) $(DESTDIR)$(ZSHCOMPDIR)/_$(PROG)
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/$(PROG) $(DESTDIR)$(MANDIR)/man8/$(PROG).8 \
+	  $(DESTDIR)$(BASHCOMPDIR)/$(PROG) $(DESTDIR)$(ZSHCOMPDIR)/_$(PROG)
+
+clean:
+	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok
+
+.PHONY: all san deps check demo install uninstall clean

@@ -1,0 +1,118 @@
+#include "activate.h"
+#include "nix.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Statuses the script keeps for itself; switch-to-configuration uses small
+ * ones (1 failure, 2 bad arguments, 4 units failed, 100 reboot needed). */
+#define ST_NOT_NIXOS 240
+#define ST_NO_STC 241
+#define ST_NO_SPEC 242
+#define ST_PROFILE 243
+
+/*
+ * $1 action or "" (profile only)   $2 toplevel   $3 profile
+ * $4 specialisation or ""          $5 NIXOS_INSTALL_BOOTLOADER (0/1)
+ * $6 keep | set | rollback
+ */
+static const char activate_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6\n"
+	"if [ \"$op\" = rollback ]; then\n"
+	"  top=$(readlink -f \"$prof\") || exit 243\n"
+	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
+	"  top=$(readlink -f \"$prof\")\n"
+	"fi\n"
+	"stc=$top/bin/switch-to-configuration\n"
+	"if [ -z \"${NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM-}\" ] &&\n"
+	"   [ ! -f \"$top/nixos-version\" ]; then\n"
+	"  echo \"$top does not look like a NixOS system (no nixos-version)\" >&2; exit 240\n"
+	"fi\n"
+	"if [ -n \"$spec\" ]; then\n"
+	"  stc=$top/specialisation/$spec/bin/switch-to-configuration\n"
+	"  [ -d \"$top/specialisation/$spec\" ] || {\n"
+	"    echo \"specialisation '$spec' does not exist in $top\" >&2\n"
+	"    echo \"available: $(ls \"$top/specialisation\" 2>/dev/null | tr '\\n' ' ')\" >&2; exit 242; }\n"
+	"fi\n"
+	"if [ -n \"$act\" ] && [ ! -x \"$stc\" ]; then\n"
+	"  echo \"$stc is missing\" >&2; exit 241\n"
+	"fi\n"
+	"if [ \"$op\" = set ]; then\n"
+	"  mkdir -p \"${prof%/*}\" && nix-env -p \"$prof\" --set \"$top\" >&2 || exit 243\n"
+	"fi\n"
+	"[ -n \"$act\" ] || exit 0\n"
+	"if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
+	"   [ -z \"${NIXOS_SWITCH_USE_DIRTY_ENV-}\" ]; then\n"
+	"  exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
+	"    NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
+	"    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \\\n"
+	"    --collect --no-ask-password --pipe --quiet --service-type=exec \\\n"
+	"    --unit=nixos-rebuild-switch-to-configuration --wait \"$stc\" \"$act\"\n"
+	"fi\n"
+	"exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
+	"  NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
+	"  \"$stc\" \"$act\"\n";
+
+char *profile_path(const char *name)
+{
+	if (!name || !strcmp(name, "system"))
+		return xstrdup("/nix/var/nix/profiles/system");
+	return xstrfmt("/nix/var/nix/profiles/system-profiles/%s", name);
+}
+
+int activate(const struct host *h, const struct elevation *el,
+	     const struct activation *a, struct nrr_err *e)
+{
+	static const char *const ops[] = { "keep", "set", "rollback" };
+	struct strbuf err = STRBUF_INIT;
+	const char *args[] = {
+		a->action ? a->action : "", a->toplevel ? a->toplevel : "",
+		a->profile, a->specialisation ? a->specialisation : "",
+		a->install_bootloader ? "1" : "0", ops[a->op], NULL };
+	char why[512];
+	const char *step = a->action ? a->action : "profile";
+
+	/* activation output is the user's to see, as with nixos-rebuild */
+	int st = host_run(h, el, step, activate_script, args, NULL, 0, NULL,
+			  &err, 2, e);
+	if (st < 0) {
+		strbuf_release(&err);
+		return e->status;
+	}
+	nix_error_summary(err.buf, why, sizeof(why));
+	switch (st) {
+	case 0:
+		break;
+	case ST_NOT_NIXOS:
+		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
+		nrr_hint(e, "the closure lacks nixos-version; nothing was changed");
+		break;
+	case ST_NO_STC:
+		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
+		nrr_hint(e, "is this a NixOS system closure? nothing was changed");
+		break;
+	case ST_NO_SPEC:
+		nrr_fail(e, NRR_ECHECK, "'%s': specialisation '%s' does not exist",
+			 h->name, a->specialisation);
+		break;
+	case ST_PROFILE:
+		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
+			 a->profile, h->name, why);
+		break;
+	default:
+		nrr_fail(e, NRR_EACTIVATE,
+			 "activation ('switch-to-configuration %s') on '%s' failed with status %d",
+			 a->action ? a->action : "", h->name, st);
+		if (el && el->kind == ELEVATE_SUDO && !el->password &&
+		    (strstr(err.buf, "sudo:") || strstr(err.buf, "password")))
+			nrr_hint(e, "sudo wants a password: add --ask-elevate-password (-S)");
+		else
+			nrr_hint(e, "the profile may already point to the new system; "
+				 "'--rollback' goes back");
+		break;
+	}
+	strbuf_release(&err);
+	return st ? e->status : 0;
+}

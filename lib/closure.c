@@ -1,0 +1,373 @@
+#include "closure.h"
+#include "nix.h"
+#include "quote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * $1: 1 to let the host substitute first. The closure arrives on stdin.
+ * Extra PATH entries: where nix lives on NixOS and in single-user installs,
+ * in case the login environment did not say.
+ */
+static const char query_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"paths=$(cat)\n"
+	"echo \"hostname=$(uname -n)\"\n"
+	"echo \"arch=$(uname -m)\"\n"
+	"echo \"nix=$(nix-store --version 2>/dev/null)\"\n"
+	"echo \"current=$(readlink /run/current-system 2>/dev/null)\"\n"
+	"if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi\n"
+	"echo --\n"
+	"[ -n \"$paths\" ] || exit 0\n"
+	"if [ \"$1\" = 1 ]; then\n"
+	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 3\n"
+	"  [ -z \"$missing\" ] || nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
+	"fi\n"
+	"exec nix-store --check-validity --print-invalid $paths\n";
+
+static const char closure_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"exec nix-store --query --requisites \"$1\"\n";
+
+static const char export_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"exec nix-store --export $(cat)\n";
+
+static const char import_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"exec nix-store --import\n";
+
+/* $1 user@host, $2 port; paths on stdin. Runs on the build host. */
+static const char direct_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"paths=$(cat)\n"
+	"nix-store --export $paths | ssh -T -p \"$2\" -- \"$1\" 'nix-store --import' >/dev/null\n";
+
+void probe_release(struct probe *p)
+{
+	free(p->hostname);
+	free(p->nix_version);
+	free(p->arch);
+	free(p->current_system);
+	memset(p, 0, sizeof(*p));
+}
+
+void split_lines(const char *text, struct strvec *out)
+{
+	while (*text) {
+		size_t n = strcspn(text, "\n");
+		if (n)
+			strvec_pushf(out, "%.*s", (int)n, text);
+		text += n;
+		if (*text)
+			text++;
+	}
+}
+
+void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
+{
+	int after = 0;
+	while (*text) {
+		size_t n = strcspn(text, "\n");
+		char *line = xstrndup(text, n);
+		text += n + (text[n] ? 1 : 0);
+		if (after) {
+			if (*line)
+				strvec_push(missing, line);
+		} else if (!strcmp(line, "--")) {
+			after = 1;
+		} else if (probe) {
+			char *eq = strchr(line, '=');
+			char **slot = NULL;
+			if (eq) {
+				*eq = '\0';
+				if (!strcmp(line, "hostname"))
+					slot = &probe->hostname;
+				else if (!strcmp(line, "arch"))
+					slot = &probe->arch;
+				else if (!strcmp(line, "nix"))
+					slot = &probe->nix_version;
+				else if (!strcmp(line, "current"))
+					slot = &probe->current_system;
+				else if (!strcmp(line, "systemd"))
+					probe->systemd = !strcmp(eq + 1, "1");
+				if (slot) {
+					free(*slot);
+					*slot = xstrdup(eq + 1);
+				}
+			}
+		}
+		free(line);
+	}
+}
+
+static void join_lines(const struct strvec *v, struct strbuf *sb)
+{
+	for (size_t i = 0; i < v->nr; i++) {
+		strbuf_addstr(sb, v->v[i]);
+		strbuf_addch(sb, '\n');
+	}
+}
+
+int closure_query(const struct host *dst, const struct strvec *closure,
+		  int substitute, struct probe *probe, struct strvec *missing,
+		  struct nrr_err *e)
+{
+	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT, err = STRBUF_INIT;
+	const char *args[] = { substitute ? "1" : "0", NULL };
+	char why[512];
+
+	join_lines(closure, &in);
+	int st = host_run(dst, NULL, "query", query_script, args, in.buf,
+			  in.len, &out, &err, -1, e);
+	if (st > 0) {
+		nix_error_summary(err.buf, why, sizeof(why));
+		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s",
+			 dst->name, why);
+	} else if (st == 0) {
+		probe_parse(out.buf, probe, missing);
+	}
+	strbuf_release(&in);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return st ? e->status : 0;
+}
+
+int closure_of(const struct host *h, const char *path, struct strvec *out,
+	       struct nrr_err *e)
+{
+	struct strbuf o = STRBUF_INIT, err = STRBUF_INIT;
+	const char *args[] = { path, NULL };
+	char why[512];
+	int st = host_run(h, NULL, "query", closure_script, args, NULL, 0, &o,
+			  &err, -1, e);
+	if (st > 0) {
+		nix_error_summary(err.buf, why, sizeof(why));
+		nrr_fail(e, NRR_ECOPY, "cannot list the closure of '%s' on '%s': %s",
+			 path, h->name, why);
+	} else if (st == 0) {
+		split_lines(o.buf, out);
+	}
+	strbuf_release(&o);
+	strbuf_release(&err);
+	return st ? e->status : 0;
+}
+
+/* Moves data between the exporter and the importer while collecting both
+ * sides' messages. The relay buffer bounds memory use. */
+struct pump {
+	struct child *src, *dst;
+	struct strbuf *src_err, *dst_err, *dst_out;
+	const char *list;	/* paths for the exporter's stdin */
+	size_t list_len;
+	unsigned long long bytes;
+};
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void pump_run(struct pump *p)
+{
+	static char buf[1 << 17];
+	size_t have = 0, off = 0;
+	char rd[8192];
+
+	fcntl(p->src->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->dst->in_fd, F_SETFL, O_NONBLOCK);
+	for (;;) {
+		struct pollfd pfd[5];
+		int n = 0, i_list = -1, i_data = -1, i_put = -1, i_serr = -1,
+		    i_derr = -1, i_dout = -1;
+		if (p->src->in_fd >= 0) {
+			pfd[n] = (struct pollfd){ p->src->in_fd, POLLOUT, 0 };
+			i_list = n++;
+		}
+		if (p->src->out_fd >= 0 && have == 0) {
+			pfd[n] = (struct pollfd){ p->src->out_fd, POLLIN, 0 };
+			i_data = n++;
+		}
+		if (p->dst->in_fd >= 0 && have > 0) {
+			pfd[n] = (struct pollfd){ p->dst->in_fd, POLLOUT, 0 };
+			i_put = n++;
+		}
+		if (p->src->err_fd >= 0) {
+			pfd[n] = (struct pollfd){ p->src->err_fd, POLLIN, 0 };
+			i_serr = n++;
+		}
+		if (p->dst->err_fd >= 0 && n < 5) {
+			pfd[n] = (struct pollfd){ p->dst->err_fd, POLLIN, 0 };
+			i_derr = n++;
+		}
+		struct pollfd more = { p->dst->out_fd, POLLIN, 0 };
+		if (!n && p->dst->out_fd < 0)
+			break;
+		if (p->dst->out_fd >= 0 && n < 5) {
+			pfd[n] = more;
+			i_dout = n++;
+		}
+		if (!n)
+			break;
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (i_list >= 0 && pfd[i_list].revents) {
+			ssize_t w = write(p->src->in_fd, p->list, p->list_len);
+			if (w > 0) {
+				p->list += w;
+				p->list_len -= (size_t)w;
+			}
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				p->list_len = 0;
+			if (!p->list_len)
+				close_fd(&p->src->in_fd);
+		}
+		if (i_data >= 0 && pfd[i_data].revents) {
+			ssize_t r = read(p->src->out_fd, buf, sizeof(buf));
+			if (r > 0) {
+				have = (size_t)r;
+				off = 0;
+				p->bytes += (unsigned long long)r;
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close_fd(&p->src->out_fd);
+				close_fd(&p->dst->in_fd);
+			}
+		}
+		if (i_put >= 0 && pfd[i_put].revents) {
+			ssize_t w = write(p->dst->in_fd, buf + off, have);
+			if (w > 0) {
+				off += (size_t)w;
+				have -= (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* the importer is gone: stop the exporter too */
+				have = 0;
+				close_fd(&p->dst->in_fd);
+				close_fd(&p->src->out_fd);
+			}
+			if (!have && p->src->out_fd < 0)
+				close_fd(&p->dst->in_fd);
+		}
+		struct { int idx; int *fd; struct strbuf *sb; } rds[] = {
+			{ i_serr, &p->src->err_fd, p->src_err },
+			{ i_derr, &p->dst->err_fd, p->dst_err },
+			{ i_dout, &p->dst->out_fd, p->dst_out },
+		};
+		for (size_t k = 0; k < 3; k++) {
+			if (rds[k].idx < 0 || !pfd[rds[k].idx].revents)
+				continue;
+			ssize_t r = read(*rds[k].fd, rd, sizeof(rd));
+			if (r > 0)
+				strbuf_add(rds[k].sb, rd, (size_t)r);
+			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
+				close_fd(rds[k].fd);
+		}
+		if (p->src->out_fd < 0 && p->dst->in_fd >= 0 && !have)
+			close_fd(&p->dst->in_fd);
+	}
+}
+
+int closure_send(const struct host *src, const struct host *dst,
+		 const struct strvec *paths, unsigned long long *bytes,
+		 struct nrr_err *e)
+{
+	struct child exp = CHILD_INIT, imp = CHILD_INIT;
+	struct strbuf list = STRBUF_INIT, serr = STRBUF_INIT,
+		      derr = STRBUF_INIT, dout = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	int ret = 0;
+	char why[512];
+
+	*bytes = 0;
+	if (!paths->nr)
+		return 0;
+	join_lines(paths, &list);
+	host_script_argv(src, NULL, export_script, noargs, &exp);
+	host_script_argv(dst, NULL, import_script, noargs, &imp);
+	exp.in = exp.out = exp.err = CHILD_PIPE;
+	imp.in = imp.out = imp.err = CHILD_PIPE;
+	if (child_start(&exp, e)) {
+		ret = e->status;
+		goto out;
+	}
+	if (child_start(&imp, e)) {
+		ret = e->status;
+		child_kill(&exp, SIGTERM);
+		child_wait(&exp);
+		goto out;
+	}
+	struct pump p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0 };
+	pump_run(&p);
+	*bytes = p.bytes;
+	int se = child_wait(&exp);
+	int si = child_wait(&imp);
+	if (run_interrupted()) {
+		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'",
+			       dst->name);
+	} else if (si != 0) {
+		if (dst->ssh && si == 255)
+			ssh_connect_error(dst->ssh, derr.buf, e);
+		nix_error_summary(derr.len ? derr.buf : "connection lost",
+					 why, sizeof(why));
+		ret = nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s",
+			       dst->name, why);
+		if (strstr(derr.buf, "lacks a signature") ||
+		    strstr(derr.buf, "not a trusted user") ||
+		    strstr(derr.buf, "trusted"))
+			nrr_hint(e, "the ssh user on '%s' must be in nix.conf's "
+				 "trusted-users to import unsigned paths (or deploy as root)",
+				 dst->name);
+		else if (strstr(derr.buf, "No space left"))
+			nrr_hint(e, "'%s' is out of disk space: collect garbage there "
+				 "(nix-collect-garbage -d) and try again", dst->name);
+	} else if (se != 0) {
+		nix_error_summary(serr.len ? serr.buf : "connection lost",
+					 why, sizeof(why));
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s",
+			       src->name, why);
+	}
+out:
+	child_clear(&exp);
+	child_clear(&imp);
+	strbuf_release(&list);
+	strbuf_release(&serr);
+	strbuf_release(&derr);
+	strbuf_release(&dout);
+	return ret;
+}
+
+int closure_send_direct(const struct host *src, const char *user,
+			const char *hostname, int port,
+			const struct strvec *paths, struct nrr_err *e)
+{
+	struct strbuf in = STRBUF_INIT, err = STRBUF_INIT;
+	char *dest = xstrfmt("%s@%s", user, hostname);
+	char *portstr = xstrfmt("%d", port);
+	const char *args[] = { dest, portstr, NULL };
+	char why[512];
+
+	join_lines(paths, &in);
+	int st = host_run(src, NULL, "copy", direct_script, args, in.buf,
+			  in.len, NULL, &err, -1, e);
+	if (st > 0) {
+		nix_error_summary(err.buf, why, sizeof(why));
+		nrr_fail(e, NRR_ECOPY, "'%s' could not copy to %s (port %d) itself: %s",
+			 src->name, dest, port, why);
+		nrr_hint(e, "without --copy-direct the closure is relayed through this machine");
+	}
+	free(dest);
+	free(portstr);
+	strbuf_release(&in);
+	strbuf_release(&err);
+	return st ? e->status : 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * closure: moving store paths between machines in one stream.
+ *
+ * nix-copy-closure and `nix copy` to ssh:// upload one path per round trip
+ * (the legacy serve protocol), which dominates on a distant link. We ask the
+ * destination once which paths it lacks, then stream all of them as one
+ * `nix-store --export | nix-store --import`, relayed through this process
+ * (so it also works between two remote hosts that cannot reach each other,
+ * stores nothing locally, and lets us count the bytes).
+ *
+ * Paths are always handled in the closure's topological order as
+ * `nix-store -qR` prints it (dependencies first), which is what
+ * `nix-store --import` needs.
+ */
+#ifndef NRR_CLOSURE_H
+#define NRR_CLOSURE_H
+
+#include "host.h"
+
+/* What the first command on a target learns besides validity. */
+struct probe {
+	char *hostname, *nix_version, *arch, *current_system;
+	int systemd;
+};
+
+void probe_release(struct probe *p);
+
+/*
+ * Asks dst which of closure's paths it lacks, in one remote command that
+ * also fills *probe (may be NULL). With substitute, dst first tries its
+ * own substituters. Missing paths are appended to missing, in order.
+ */
+int closure_query(const struct host *dst, const struct strvec *closure,
+		  int substitute, struct probe *probe, struct strvec *missing,
+		  struct nrr_err *e);
+
+/* Parses the probe script's output (pure; for unit tests). Paths after
+ * the "--" line go to missing. */
+void probe_parse(const char *text, struct probe *probe,
+		 struct strvec *missing);
+
+/*
+ * Streams paths (already known to be missing on dst, in closure order)
+ * from src to dst. Returns 0 or NRR_ECOPY; *bytes gets the stream size.
+ */
+int closure_send(const struct host *src, const struct host *dst,
+		 const struct strvec *paths, unsigned long long *bytes,
+		 struct nrr_err *e);
+
+/*
+ * On src, streams paths to the ssh destination dest_addr
+ * (user@hostname:port) with src's own ssh (--copy-direct).
+ */
+int closure_send_direct(const struct host *src, const char *user,
+			const char *hostname, int port,
+			const struct strvec *paths, struct nrr_err *e);
+
+/* The closure of path on h (nix-store -qR), in order, appended to out. */
+int closure_of(const struct host *h, const char *path, struct strvec *out,
+	       struct nrr_err *e);
+
+/* Splits text into lines (non-empty), appended to out. */
+void split_lines(const char *text, struct strvec *out);
+
+#endif

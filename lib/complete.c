@@ -1,0 +1,205 @@
+#define _GNU_SOURCE
+#include "complete.h"
+#include "nix.h"
+#include "options.h"
+#include "quote.h"
+#include "run.h"
+#include "strbuf.h"
+
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *slurp(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(&sb, buf, (size_t)n);
+	close(fd);
+	return strbuf_detach(&sb);
+}
+
+void ssh_config_hosts(const char *text, struct strvec *hosts,
+		      struct strvec *includes)
+{
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		char *line = xstrndup(text, len);
+		char *p = line + strspn(line, " \t");
+		size_t kl = strcspn(p, " \t=");
+		int is_host = kl == 4 && !strncasecmp(p, "host", 4);
+		int is_inc = kl == 7 && !strncasecmp(p, "include", 7);
+		if (is_host || is_inc) {
+			p += kl;
+			for (;;) {
+				p += strspn(p, " \t=");
+				size_t wl = strcspn(p, " \t");
+				if (!wl || *p == '#')
+					break;
+				char *w = xstrndup(p, wl);
+				if (is_inc)
+					strvec_push(includes, w);
+				else if (!strpbrk(w, "*?!") && strvec_find(hosts, w) < 0)
+					strvec_push(hosts, w);
+				free(w);
+				p += wl;
+			}
+		}
+		free(line);
+		text += len + (text[len] ? 1 : 0);
+	}
+}
+
+static void hosts_from(const char *path, const char *sshdir,
+		       struct strvec *hosts, int depth)
+{
+	struct strvec inc = STRVEC_INIT;
+	char *text = slurp(path);
+	if (!text || depth > 8) {
+		free(text);
+		return;
+	}
+	ssh_config_hosts(text, hosts, &inc);
+	free(text);
+	for (size_t i = 0; i < inc.nr; i++) {
+		const char *pat = inc.v[i];
+		char *full;
+		glob_t g;
+		if (pat[0] == '~')
+			full = xstrfmt("%s/..%s", sshdir, pat + 1);
+		else if (pat[0] == '/')
+			full = xstrdup(pat);
+		else
+			full = xstrfmt("%s/%s", sshdir, pat);
+		if (!glob(full, 0, NULL, &g)) {
+			for (size_t k = 0; k < g.gl_pathc; k++)
+				hosts_from(g.gl_pathv[k], sshdir, hosts, depth + 1);
+			globfree(&g);
+		}
+		free(full);
+	}
+	strvec_clear(&inc);
+}
+
+/* ssh reads ~ from the passwd entry, not $HOME; -F in NIX_SSHOPTS wins. */
+static void print_hosts(void)
+{
+	struct strvec hosts = STRVEC_INIT;
+	const char *opts = getenv("NIX_SSHOPTS");
+	char *file = NULL;
+	struct passwd *pw = getpwuid(getuid());
+	char *sshdir = xstrfmt("%s/.ssh", pw ? pw->pw_dir : "/");
+
+	if (opts) {
+		struct strvec w = STRVEC_INIT;
+		const char *why;
+		if (!split_cmdline(opts, &w, &why))
+			for (size_t i = 0; i + 1 < w.nr; i++)
+				if (!strcmp(w.v[i], "-F"))
+					file = xstrdup(w.v[i + 1]);
+		strvec_clear(&w);
+	}
+	if (!file)
+		file = xstrfmt("%s/config", sshdir);
+	hosts_from(file, sshdir, &hosts, 0);
+	hosts_from("/etc/ssh/ssh_config", "/etc/ssh", &hosts, 0);
+	for (size_t i = 0; i < hosts.nr; i++)
+		puts(hosts.v[i]);
+	strvec_clear(&hosts);
+	free(file);
+	free(sshdir);
+}
+
+static int print_flake_outputs(const char *ref, struct nrr_err *e)
+{
+	const char *cache_home = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	struct strbuf key = STRBUF_INIT;
+	char *cache = NULL, *text = NULL;
+	struct stat st;
+	char cwd[4096];
+
+	/* the cache key is the reference as seen from here */
+	strbuf_addstr(&key, getcwd(cwd, sizeof(cwd)) ? cwd : "");
+	strbuf_addf(&key, "|%s", ref);
+	unsigned long h = 5381;
+	for (size_t i = 0; i < key.len; i++)
+		h = h * 33 + (unsigned char)key.buf[i];
+	strbuf_release(&key);
+	if (cache_home && *cache_home)
+		cache = xstrfmt("%s/nixos-rebuild-remote", cache_home);
+	else if (home && *home)
+		cache = xstrfmt("%s/.cache/nixos-rebuild-remote", home);
+	char *file = cache ? xstrfmt("%s/flake-%lx", cache, h) : NULL;
+	if (file && !stat(file, &st) && time(NULL) - st.st_mtime < 60)
+		text = slurp(file);
+	if (!text) {
+		struct child c = CHILD_INIT;
+		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+		strvec_pushl(&c.args, "nix", "--extra-experimental-features",
+			     "nix-command flakes", "eval", "--json", NULL);
+		strvec_pushf(&c.args, "%s#nixosConfigurations", ref);
+		strvec_pushl(&c.args, "--apply", "builtins.attrNames", NULL);
+		c.in = CHILD_NULL;
+		int s = child_capture(&c, NULL, 0, &out, &err, -1, e);
+		child_clear(&c);
+		strbuf_release(&err);
+		if (s != 0) {
+			strbuf_release(&out);
+			free(cache);
+			free(file);
+			return 0;	/* nothing to offer is not an error */
+		}
+		text = strbuf_detach(&out);
+		if (file) {
+			mkdir(cache, 0700);
+			FILE *f = fopen(file, "w");
+			if (f) {
+				fputs(text, f);
+				fclose(f);
+			}
+		}
+	}
+	cJSON *arr = cJSON_Parse(text);
+	cJSON *it;
+	cJSON_ArrayForEach(it, arr)
+		if (cJSON_IsString(it))
+			puts(it->valuestring);
+	cJSON_Delete(arr);
+	free(text);
+	free(cache);
+	free(file);
+	return 0;
+}
+
+int complete_print(const char *what, struct nrr_err *e)
+{
+	if (!strcmp(what, "options")) {
+		options_print_completion(stdout, 0);
+	} else if (!strcmp(what, "options-table")) {
+		options_print_completion(stdout, 1);
+	} else if (!strcmp(what, "actions")) {
+		for (int i = 0; action_names[i]; i++)
+			puts(action_names[i]);
+	} else if (!strcmp(what, "hosts")) {
+		print_hosts();
+	} else if (!strncmp(what, "flake:", 6)) {
+		return print_flake_outputs(what[6] ? what + 6 : ".", e);
+	} else {
+		return nrr_fail(e, NRR_EUSAGE, "--complete: unknown topic '%s'", what);
+	}
+	return 0;
+}

@@ -1,0 +1,478 @@
+#define _GNU_SOURCE
+#include "deploy.h"
+#include "nix.h"
+#include "quote.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TOPLEVEL "config.system.build.toplevel"
+
+/*
+ * Realises $1 (a derivation) with nix-store and prints its output, "--",
+ * then its closure. Dies with the connection: ssh without a tty does not
+ * pass signals on, so a watcher ends the build when our end of stdin
+ * closes (Ctrl-C, a killed run, a dropped link). Non-interactive sh gives
+ * background jobs /dev/null as stdin, hence the copy on fd 3.
+ * $2: "dry" for --dry-run. The rest: flags for nix-store.
+ */
+static const char realise_script[] =
+	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+	"drv=$1 mode=$2; shift 2\n"
+	"exec 3<&0\n"
+	"if [ \"$mode\" = dry ]; then\n"
+	"  nix-store --realise --dry-run \"$drv\" \"$@\" </dev/null 3<&- & p=$!\n"
+	"else\n"
+	"  nix-store --realise \"$drv\" \"$@\" </dev/null >\"${TMPDIR:-/tmp}/nrr-out.$$\" 3<&- & p=$!\n"
+	"fi\n"
+	"( cat <&3 >/dev/null 2>&1; kill -TERM $p 2>/dev/null ) >/dev/null 2>&1 &\n"
+	"exec 3<&-\n"
+	"wait $p; s=$?\n"
+	"[ \"$mode\" = dry ] && exit $s\n"
+	"out=$(cat \"${TMPDIR:-/tmp}/nrr-out.$$\"); rm -f \"${TMPDIR:-/tmp}/nrr-out.$$\"\n"
+	"[ $s = 0 ] || exit $s\n"
+	"echo \"$out\"; echo --\n"
+	"exec nix-store --query --requisites $out\n";
+
+static const char hostname_script[] = "exec uname -n\n";
+
+void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
+{
+	memset(d, 0, sizeof(*d));
+	d->opt = opt;
+	d->warnings = warnings;
+	strvec_init(&d->closure);
+	strvec_init(&d->elev.sudo_opts);
+	child_init(&d->target_ssh.master_proc);
+	child_init(&d->build_ssh.master_proc);
+	d->local.name = "localhost";
+	d->local.ctx = &d->ssh;
+}
+
+void deploy_release(struct deploy *d)
+{
+	if (d->build_remote && !d->build_on_target)
+		ssh_host_release(&d->ssh, &d->build_ssh);
+	if (d->target_remote)
+		ssh_host_release(&d->ssh, &d->target_ssh);
+	ssh_ctx_release(&d->ssh);
+	strvec_clear(&d->elev.sudo_opts);
+	strvec_clear(&d->closure);
+	probe_release(&d->probe);
+	free(d->flake_ref);
+	free(d->flake_name);
+	free(d->toplevel);
+}
+
+/* "localhost" and this machine's own names mean: build here. */
+static int names_this_machine(const char *spec)
+{
+	const char *at = strrchr(spec, '@');
+	const char *h = at ? at + 1 : spec;
+	char me[256];
+
+	if (!strcmp(h, "localhost") || !strcmp(h, "127.0.0.1") || !strcmp(h, "::1"))
+		return 1;
+	if (gethostname(me, sizeof(me)))
+		return 0;
+	me[sizeof(me) - 1] = '\0';
+	if (!strcmp(h, me))
+		return 1;
+	size_t n = strcspn(me, ".");
+	return strlen(h) == n && !strncmp(h, me, n);
+}
+
+int deploy_setup(struct deploy *d, struct nrr_err *e)
+{
+	struct options *o = d->opt;
+	const char *sudo_opts = getenv("NIX_SUDOOPTS");
+	const char *why;
+	int ret;
+
+	if ((ret = ssh_ctx_init(&d->ssh, e)))
+		return ret;
+	d->ssh.trace = d->trace;
+	d->elev.kind = o->elevate;
+	if (sudo_opts && split_cmdline(sudo_opts, &d->elev.sudo_opts, &why))
+		return nrr_fail(e, NRR_EUSAGE, "cannot split NIX_SUDOOPTS: %s", why);
+
+	if (o->store_path) {
+		d->src = SRC_STORE_PATH;
+	} else if (o->flake) {
+		d->src = SRC_FLAKE;
+	} else if (o->file || o->attr || o->no_flake) {
+		d->src = SRC_CLASSIC;
+	} else {
+		struct stat st;
+		d->src = stat("/etc/nixos/flake.nix", &st) ? SRC_CLASSIC : SRC_FLAKE;
+		if (d->src == SRC_FLAKE)
+			o->flake = "/etc/nixos";
+	}
+	if (d->src == SRC_FLAKE) {
+		nix_split_flake(o->flake, &d->flake_ref, &d->flake_name);
+		if ((ret = nix_check_config_name(d->flake_name, e)))
+			return ret;
+	}
+	d->file = o->file ? o->file : "<nixpkgs/nixos>";
+	d->attr = o->attr;
+
+	if (o->target_host) {
+		if ((ret = ssh_host_resolve(&d->ssh, o->target_host, &d->target_ssh, e)))
+			return ret;
+		d->target_remote = 1;
+		d->target.name = o->target_host;
+		d->target.ssh = &d->target_ssh;
+		d->target.ctx = &d->ssh;
+	} else {
+		d->target = d->local;
+	}
+	if (o->build_host && !names_this_machine(o->build_host)) {
+		if ((ret = ssh_host_resolve(&d->ssh, o->build_host, &d->build_ssh, e)))
+			return ret;
+		d->build_remote = 1;
+		if (d->target_remote && ssh_host_same(&d->build_ssh, &d->target_ssh)) {
+			/* one host under two names: one connection, no copy */
+			d->build_on_target = 1;
+			ssh_host_release(&d->ssh, &d->build_ssh);
+			d->build = d->target;
+			d->build.name = o->build_host;
+		} else {
+			d->build.name = o->build_host;
+			d->build.ssh = &d->build_ssh;
+			d->build.ctx = &d->ssh;
+		}
+	} else {
+		d->build = d->local;
+	}
+	return 0;
+}
+
+int deploy_connect(struct deploy *d, int need_target, int need_build,
+		   struct nrr_err *e)
+{
+	int ret;
+	if (need_target && d->target_remote &&
+	    (ret = ssh_host_connect(&d->ssh, &d->target_ssh, e)))
+		return ret;
+	if (need_build && d->build_remote && !d->build_on_target &&
+	    (ret = ssh_host_connect(&d->ssh, &d->build_ssh, e)))
+		return ret;
+	if (need_build && d->build_on_target &&
+	    (ret = ssh_host_connect(&d->ssh, &d->target_ssh, e)))
+		return ret;
+	return 0;
+}
+
+int deploy_default_name(struct deploy *d, struct nrr_err *e)
+{
+	if (d->src != SRC_FLAKE || *d->flake_name)
+		return 0;
+	free(d->flake_name);
+	d->flake_name = NULL;
+	if (d->target_remote) {
+		struct strbuf out = STRBUF_INIT;
+		const char *noargs[] = { NULL };
+		int st = host_run(&d->target, NULL, "hostname", hostname_script,
+				  noargs, NULL, 0, &out, NULL, -1, e);
+		if (st < 0) {
+			strbuf_release(&out);
+			return e->status;
+		}
+		strbuf_rtrim(&out);
+		if (st == 0 && out.len)
+			d->flake_name = strbuf_detach(&out);
+		strbuf_release(&out);
+	} else {
+		char me[256];
+		if (!gethostname(me, sizeof(me))) {
+			me[sizeof(me) - 1] = '\0';
+			d->flake_name = xstrdup(me);
+		}
+	}
+	if (!d->flake_name)
+		d->flake_name = xstrdup("default");
+	return nix_check_config_name(d->flake_name, e);
+}
+
+char *deploy_attr(const struct deploy *d, const char *tail)
+{
+	if (d->src == SRC_FLAKE)
+		return nix_flake_attr(d->flake_ref, d->flake_name, tail);
+	if (d->attr && *d->attr)
+		return xstrfmt("%s.%s", d->attr, tail);
+	return xstrdup(tail);
+}
+
+static void push_nix(struct strvec *argv, const char *sub)
+{
+	strvec_pushl(argv, "nix", "--extra-experimental-features",
+		     "nix-command flakes", sub, NULL);
+}
+
+/* Flags for local evaluation and builds, by source. */
+static void push_local_flags(const struct deploy *d, struct strvec *argv)
+{
+	const struct options *o = d->opt;
+	strvec_pushvec(argv, &o->nix_common);
+	strvec_pushvec(argv, &o->nix_build);
+	if (d->src == SRC_FLAKE) {
+		strvec_pushvec(argv, &o->nix_flake_common);
+		strvec_pushvec(argv, &o->nix_flake_eval);
+	} else {
+		strvec_pushvec(argv, &o->nix_classic);
+	}
+}
+
+static int local_nix_fail(const char *what, const char *attr,
+			  const char *err, struct nrr_err *e)
+{
+	char why[512];
+	nix_error_summary(err, why, sizeof(why));
+	if (nix_error_is_build(err))
+		return nrr_fail(e, NRR_EBUILD, "building '%s' failed: %s", attr, why);
+	return nrr_fail(e, NRR_EEVAL, "%s '%s' failed: %s", what, attr, why);
+}
+
+static int build_local(struct deploy *d, const char *attr, int dry,
+		       const char *link, struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	int ret = 0;
+
+	if (d->src == SRC_FLAKE) {
+		push_nix(&argv, "build");
+		strvec_pushl(&argv, attr, "--json", NULL);
+		if (dry)
+			strvec_push(&argv, "--dry-run");
+		else if (link)
+			strvec_pushl(&argv, "--out-link", link, NULL);
+		else
+			strvec_push(&argv, "--no-link");
+	} else {
+		strvec_pushl(&argv, "nix-build", d->file, "--attr", attr, NULL);
+		if (dry)
+			strvec_push(&argv, "--dry-run");
+		else if (link)
+			strvec_pushl(&argv, "--out-link", link, NULL);
+		else
+			strvec_push(&argv, "--no-out-link");
+	}
+	push_local_flags(d, &argv);
+	int st = nix_run(&argv, &out, &err, 0, d->trace, d->warnings, e);
+	if (st < 0) {
+		ret = e->status;
+	} else if (st) {
+		ret = local_nix_fail("evaluating", attr, err.buf, e);
+	} else if (!dry) {
+		char *path;
+		if (d->src == SRC_FLAKE) {
+			path = nix_build_json_out(out.buf);
+		} else {
+			size_t n;
+			const char *l = last_line(out.buf, &n);
+			path = n ? xstrndup(l, n) : NULL;
+		}
+		if (!path)
+			ret = nrr_fail(e, NRR_EBUILD, "nix printed no result for '%s'", attr);
+		free(d->toplevel);
+		d->toplevel = path;
+		d->built_at = AT_LOCAL;
+	}
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+/* The derivation of attr, evaluated here. */
+static int eval_drv(struct deploy *d, const char *attr, char **drv,
+		    struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	int ret = 0;
+
+	if (d->src == SRC_FLAKE) {
+		push_nix(&argv, "eval");
+		strvec_push(&argv, "--raw");
+		strvec_pushf(&argv, "%s.drvPath", attr);
+	} else {
+		strvec_pushl(&argv, "nix-instantiate", d->file, "--attr", attr, NULL);
+	}
+	push_local_flags(d, &argv);
+	if (d->src == SRC_CLASSIC)
+		nix_drop_flag(&argv, "--no-build-output");
+	int st = nix_run(&argv, &out, &err, 0, d->trace, d->warnings, e);
+	if (st < 0)
+		ret = e->status;
+	else if (st)
+		ret = local_nix_fail("evaluating", attr, err.buf, e);
+	else {
+		strbuf_rtrim(&out);
+		size_t n;
+		const char *l = last_line(out.buf, &n);
+		*drv = xstrndup(l, n);
+	}
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+/* Gives dst what it lacks of closure, from src. */
+static int copy_closure(struct deploy *d, const struct host *src,
+			const struct host *dst, const struct strvec *closure,
+			int probe, struct nrr_err *e)
+{
+	struct strvec missing = STRVEC_INIT;
+	unsigned long long bytes = 0;
+	int ret = closure_query(dst, closure, d->opt->substitutes,
+				probe ? &d->probe : NULL, &missing, e);
+	if (!ret && probe)
+		d->probed = 1;
+	if (!ret && missing.nr) {
+		if (d->trace)
+			fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
+				missing.nr, closure->nr, src->name, dst->name);
+		if (d->opt->copy_direct && src->ssh && dst->ssh)
+			ret = closure_send_direct(src, dst->ssh->cfg.user,
+						  dst->ssh->cfg.hostname,
+						  dst->ssh->cfg.port, &missing, e);
+		else
+			ret = closure_send(src, dst, &missing, &bytes, e);
+		d->bytes_copied += bytes;
+		d->paths_copied += missing.nr;
+	}
+	strvec_clear(&missing);
+	return ret;
+}
+
+static int build_remote(struct deploy *d, const char *attr, int dry,
+			struct nrr_err *e)
+{
+	struct strvec drv_closure = STRVEC_INIT, args = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	char *drv = NULL;
+	int ret;
+
+	if ((ret = eval_drv(d, attr, &drv, e)))
+		goto out;
+	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
+		goto out;
+	if ((ret = copy_closure(d, &d->local, &d->build, &drv_closure,
+				d->build_on_target, e)))
+		goto out;
+	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
+	strvec_pushvec(&args, &d->opt->nix_common);
+	struct child c = CHILD_INIT;
+	host_script_argv(&d->build, NULL, realise_script, args.v, &c);
+	c.keep_stdin_open = 1;
+	int st = child_capture(&c, NULL, 0, &out, &err, 2, e);
+	child_clear(&c);
+	if (st < 0) {
+		ret = e->status;
+	} else if (run_interrupted()) {
+		ret = nrr_fail(e, NRR_EINT, "interrupted while building on '%s'",
+			       d->build.name);
+	} else if (st == 255 && d->build.ssh) {
+		ret = ssh_connect_error(d->build.ssh, err.buf, e);
+	} else if (st) {
+		char why[512];
+		nix_error_summary(err.buf, why, sizeof(why));
+		ret = nrr_fail(e, NRR_EBUILD, "building '%s' on '%s' failed: %s",
+			       attr, d->build.name, why);
+	} else if (!dry) {
+		struct strvec lines = STRVEC_INIT;
+		split_lines(out.buf, &lines);
+		strvec_clear(&d->closure);
+		int after = 0;
+		for (size_t i = 0; i < lines.nr; i++) {
+			if (!strcmp(lines.v[i], "--"))
+				after = 1;
+			else if (after)
+				strvec_push(&d->closure, lines.v[i]);
+			else if (!d->toplevel)
+				d->toplevel = xstrdup(lines.v[i]);
+		}
+		strvec_clear(&lines);
+		if (!d->toplevel)
+			ret = nrr_fail(e, NRR_EBUILD, "'%s' printed no result for '%s'",
+				       d->build.name, drv);
+		d->built_at = d->build_on_target ? AT_TARGET : AT_BUILD;
+	}
+out:
+	free(drv);
+	strvec_clear(&drv_closure);
+	strvec_clear(&args);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+static int add_result_link(struct deploy *d, const char *link, struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	strvec_pushl(&c.args, "nix-store", "--realise", d->toplevel,
+		     "--add-root", link, "--indirect", NULL);
+	c.in = CHILD_NULL;
+	c.out = CHILD_NULL;
+	int st = child_start(&c, e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	if (st)
+		return nrr_fail(e, NRR_EFAIL, "cannot create the link '%s'", link);
+	return 0;
+}
+
+int deploy_build(struct deploy *d, const char *tail, int dry,
+		 const char *link, struct nrr_err *e)
+{
+	int ret;
+	char *attr;
+
+	if (d->src == SRC_STORE_PATH) {
+		d->toplevel = xstrdup(d->opt->store_path);
+		d->built_at = AT_LOCAL;
+		return closure_of(&d->local, d->toplevel, &d->closure, e);
+	}
+	attr = deploy_attr(d, tail);
+	if (d->build_remote) {
+		ret = build_remote(d, attr, dry, e);
+		if (!ret && !dry && link && !d->target_remote) {
+			/* the result is wanted here: bring it home */
+			if (!(ret = deploy_copy(d, e)))
+				ret = add_result_link(d, link, e);
+		}
+	} else {
+		ret = build_local(d, attr, dry, link, e);
+		if (!ret && !dry)
+			ret = closure_of(&d->local, d->toplevel, &d->closure, e);
+	}
+	free(attr);
+	return ret;
+}
+
+int deploy_copy(struct deploy *d, struct nrr_err *e)
+{
+	int ret = 0;
+	if (d->target_remote) {
+		if (d->built_at == AT_TARGET) {
+			return 0;
+		}
+		const struct host *src = d->built_at == AT_BUILD ? &d->build : &d->local;
+		ret = copy_closure(d, src, &d->target, &d->closure, 1, e);
+	} else if (d->built_at == AT_BUILD) {
+		ret = copy_closure(d, &d->build, &d->local, &d->closure, 0, e);
+		if (!ret)
+			d->built_at = AT_LOCAL;
+	}
+	return ret;
+}
+
+const struct host *deploy_target(const struct deploy *d)
+{
+	return &d->target;
+}

@@ -1,0 +1,76 @@
+/*
+ * deploy: one configuration, from source to running system on one target.
+ *
+ * The phases, each a function, each leaving the target untouched when it
+ * fails: hosts (resolve with ssh -G, connect one master per distinct host),
+ * build (here, or on the build host from a locally evaluated derivation),
+ * copy (one query and one stream per hop), activate (one command).
+ *
+ * Where the result lives decides the copies: built here, it goes here ->
+ * target; built on B, it goes B -> target relayed through us (or B copies
+ * itself with --copy-direct), or B -> here when the target is this machine;
+ * built on the target, nothing moves.
+ */
+#ifndef NRR_DEPLOY_H
+#define NRR_DEPLOY_H
+
+#include "closure.h"
+#include "host.h"
+#include "options.h"
+#include "ssh.h"
+
+enum source_kind { SRC_FLAKE, SRC_CLASSIC, SRC_STORE_PATH };
+enum where { AT_LOCAL, AT_BUILD, AT_TARGET };
+
+struct deploy {
+	struct options *opt;
+	struct ssh_ctx ssh;
+	struct ssh_host target_ssh, build_ssh;
+	struct host local, target, build;
+	int target_remote;	/* --target-host given */
+	int build_remote;	/* --build-host given and not this machine */
+	int build_on_target;	/* the build host is the target */
+	struct elevation elev;
+	struct strvec *warnings;
+	int trace;
+
+	enum source_kind src;
+	char *flake_ref, *flake_name;
+	const char *file, *attr;
+
+	char *toplevel;		/* the built system */
+	enum where built_at;
+	struct strvec closure;	/* of toplevel, dependencies first */
+	struct probe probe;	/* what the target told in its first command */
+	int probed;
+	unsigned long long bytes_copied;
+	size_t paths_copied;
+};
+
+void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings);
+void deploy_release(struct deploy *d);
+
+/* Chooses the source (flake, classic, store path) and resolves hosts. */
+int deploy_setup(struct deploy *d, struct nrr_err *e);
+/* Connects to the hosts this action needs. */
+int deploy_connect(struct deploy *d, int need_target, int need_build,
+		   struct nrr_err *e);
+/* Fills in the configuration name when the flake reference has none. */
+int deploy_default_name(struct deploy *d, struct nrr_err *e);
+
+/* The attribute for tail ("config.system.build.toplevel"), malloc'ed,
+ * in the form the source needs (flake output or classic -A path). */
+char *deploy_attr(const struct deploy *d, const char *tail);
+
+/*
+ * Builds tail. dry: only show what would be built. link: make ./result
+ * point to the result when it ends up on this machine (NULL: no link).
+ */
+int deploy_build(struct deploy *d, const char *tail, int dry,
+		 const char *link, struct nrr_err *e);
+/* Copies the result to where it must be activated (target or here). */
+int deploy_copy(struct deploy *d, struct nrr_err *e);
+/* The host activation runs on (target, or this machine). */
+const struct host *deploy_target(const struct deploy *d);
+
+#endif

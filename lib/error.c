@@ -1,0 +1,53 @@
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n' || *s == '\r')
+			*s = ' ';
+}
+
+int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	one_line(e->msg);
+	e->status = status;
+	e->hint[0] = '\0';
+	return status;
+}
+
+void nrr_hint(struct nrr_err *e, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->hint, sizeof(e->hint), fmt, ap);
+	va_end(ap);
+	one_line(e->hint);
+}
+
+void nrr_err_clear(struct nrr_err *e)
+{
+	memset(e, 0, sizeof(*e));
+}
+
+void nrr_prefix(struct nrr_err *e, const char *prefix)
+{
+	char old[sizeof(e->msg)];
+	memcpy(old, e->msg, sizeof(old));
+	size_t pl = strlen(prefix);
+	if (pl + 2 >= sizeof(e->msg))
+		return;
+	memcpy(e->msg, prefix, pl);
+	memcpy(e->msg + pl, ": ", 2);
+	size_t room = sizeof(e->msg) - pl - 3;
+	size_t ol = strnlen(old, room);
+	memcpy(e->msg + pl + 2, old, ol);
+	e->msg[pl + 2 + ol] = '\0';
+}

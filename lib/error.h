@@ -1,0 +1,44 @@
+/*
+ * error: how lib/ reports failure without printing or exiting.
+ *
+ * A failing lib/ function fills a struct nrr_err and returns its status,
+ * which is also the exit status main() uses. The message is one line in
+ * git's style (lowercase, what failed first, the subject quoted); the hint,
+ * when set, is a second line telling the user what to try.
+ *
+ * Exit statuses are part of the interface (documented in the man page):
+ * keep them stable.
+ */
+#ifndef NRR_ERROR_H
+#define NRR_ERROR_H
+
+enum nrr_status {
+	NRR_OK = 0,
+	NRR_EFAIL = 1,      /* anything else, local I/O, internal */
+	NRR_EUSAGE = 2,     /* bad command line (as nixos-rebuild-ng) */
+	NRR_ECONNECT = 3,   /* a host cannot be reached or refused us */
+	NRR_EEVAL = 4,      /* evaluating the configuration failed */
+	NRR_EBUILD = 5,     /* building failed */
+	NRR_ECOPY = 6,      /* copying the closure failed */
+	NRR_ECHECK = 7,     /* pre-activation check failed; target unchanged */
+	NRR_EACTIVATE = 8,  /* setting the profile or activating failed */
+	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
+};
+
+struct nrr_err {
+	int status;
+	char msg[1024];
+	char hint[512];
+};
+
+/* Sets e's status and message; returns status, for `return nrr_fail(...)`. */
+int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Sets the hint line of an already failed e. */
+void nrr_hint(struct nrr_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Puts "prefix: " before e's message (it is cut to fit). */
+void nrr_prefix(struct nrr_err *e, const char *prefix);
+void nrr_err_clear(struct nrr_err *e);
+
+#endif

@@ -1,0 +1,179 @@
+#include "nix.h"
+#include "options.h"
+#include "quote.h"
+#include "run.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int nix_version_parse(const char *text, struct nix_version *v)
+{
+	const char *p = strstr(text, ") ");
+	memset(v, 0, sizeof(*v));
+	if (!p)
+		return -1;
+	v->lix = strstr(text, "Lix") != NULL;
+	if (sscanf(p + 2, "%d.%d.%d", &v->major, &v->minor, &v->patch) < 2)
+		return -1;
+	return 0;
+}
+
+int nix_check_config_name(const char *name, struct nrr_err *e)
+{
+	for (const char *p = name; *p; p++)
+		if ((unsigned char)*p < ' ' || strchr("\"\\$#", *p))
+			return nrr_fail(e, NRR_EUSAGE,
+					"refusing configuration name '%s': it contains '%c'",
+					name, (unsigned char)*p >= ' ' ? *p : '?');
+	return 0;
+}
+
+void nix_split_flake(const char *arg, char **ref, char **name)
+{
+	const char *hash = strchr(arg, '#');
+	if (!hash) {
+		*ref = xstrdup(arg);
+		*name = xstrdup("");
+		return;
+	}
+	*ref = xstrndup(arg, (size_t)(hash - arg));
+	*name = xstrdup(hash + 1);
+	if (!**ref) {
+		free(*ref);
+		*ref = xstrdup(".");
+	}
+}
+
+char *nix_flake_attr(const char *ref, const char *name, const char *tail)
+{
+	return xstrfmt("%s#nixosConfigurations.\"%s\".%s", ref, name, tail);
+}
+
+char *nix_build_json_out(const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	char *res = NULL;
+	if (!root)
+		return NULL;
+	cJSON *first = cJSON_IsArray(root) ? cJSON_GetArrayItem(root, 0) : NULL;
+	cJSON *outs = first ? cJSON_GetObjectItemCaseSensitive(first, "outputs") : NULL;
+	cJSON *out = outs ? cJSON_GetObjectItemCaseSensitive(outs, "out") : NULL;
+	if (cJSON_IsString(out) && out->valuestring)
+		res = xstrdup(out->valuestring);
+	cJSON_Delete(root);
+	return res;
+}
+
+void nix_error_summary(const char *err, char *buf, size_t size)
+{
+	const char *best = NULL, *p = err;
+	while ((p = strstr(p, "error:"))) {
+		if (p == err || p[-1] == '\n' || p[-1] == ' ' || p[-1] == 'm')
+			best = p;
+		p += 6;
+	}
+	if (best) {
+		best += 6;
+		while (*best == ' ')
+			best++;
+		size_t n = strcspn(best, "\n");
+		/* "error:" alone on a line: the reason is on the next one */
+		if (!n && best[0] == '\n') {
+			best++;
+			while (*best == ' ')
+				best++;
+			n = strcspn(best, "\n");
+		}
+		snprintf(buf, size, "%.*s", (int)n, best);
+		return;
+	}
+	size_t n;
+	const char *l = last_line(err, &n);
+	snprintf(buf, size, "%.*s", (int)n, n ? l : "(no message)");
+}
+
+int nix_error_is_build(const char *err)
+{
+	return strstr(err, "builder for") || strstr(err, "failed to build") ||
+	       strstr(err, "dependencies couldn't be built") ||
+	       strstr(err, "Cannot build") || strstr(err, "is required to build");
+}
+
+char *nix_unknown_flag(const char *err)
+{
+	static const char *const pats[] = {
+		"unrecognised flag '", "unrecognized flag '", "unknown flag '", NULL };
+	for (int i = 0; pats[i]; i++) {
+		const char *p = strstr(err, pats[i]);
+		if (!p)
+			continue;
+		p += strlen(pats[i]);
+		const char *q = strchr(p, '\'');
+		if (q && q > p)
+			return xstrndup(p, (size_t)(q - p));
+	}
+	return NULL;
+}
+
+static int flag_nargs(const char *flag)
+{
+	for (const struct option_spec *s = option_table; s->name; s++) {
+		if (flag[0] == '-' && flag[1] == '-' && !strcmp(flag + 2, s->name))
+			return s->nargs < 0 ? 0 : s->nargs;
+		if (flag[0] == '-' && flag[1] == s->short_name && !flag[2])
+			return s->nargs < 0 ? 0 : s->nargs;
+	}
+	return 0;
+}
+
+int nix_drop_flag(struct strvec *argv, const char *flag)
+{
+	int removed = 0;
+	int nargs = flag_nargs(flag);
+	struct strvec kept = STRVEC_INIT;
+
+	for (size_t i = 0; i < argv->nr; i++) {
+		if (!strcmp(argv->v[i], flag)) {
+			i += (size_t)nargs;
+			removed = 1;
+			continue;
+		}
+		strvec_push(&kept, argv->v[i]);
+	}
+	strvec_clear(argv);
+	*argv = kept;
+	return removed;
+}
+
+int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
+	    int quiet, int trace, struct strvec *warnings, struct nrr_err *e)
+{
+	for (int attempt = 0; attempt < 8; attempt++) {
+		struct child c = CHILD_INIT;
+		strbuf_reset(out);
+		strbuf_reset(err);
+		strvec_pushvec(&c.args, argv);
+		c.in = CHILD_NULL;
+		if (trace) {
+			struct strbuf sb = STRBUF_INIT;
+			sq_quote_argv(&sb, argv->v);
+			fprintf(stderr, "$ %s\n", sb.buf);
+			strbuf_release(&sb);
+		}
+		int st = child_capture(&c, NULL, 0, out, err, quiet ? -1 : 2, e);
+		child_clear(&c);
+		if (st <= 0)
+			return st;
+		char *flag = nix_unknown_flag(err->buf);
+		if (!flag || !nix_drop_flag(argv, flag)) {
+			free(flag);
+			return st;
+		}
+		strvec_pushf(warnings, "this machine's %s does not know '%s': dropped it",
+			     argv->v[0], flag);
+		free(flag);
+	}
+	return 1;
+}

@@ -1,0 +1,72 @@
+/*
+ * nix: what this machine's nix is asked, and how to read its answers.
+ *
+ * Local evaluation and builds run through nix_run(), which shows nix's
+ * progress (stderr) live while keeping it for the error message, and which
+ * copes with Nix versions: a flag that this nix does not know ("unrecognised
+ * flag '--repair'" from Nix 2.8's `nix build`) is dropped with a warning
+ * naming it and the command is run again, rather than failing the deploy.
+ *
+ * The pure helpers (version parsing, attribute paths, build --json output,
+ * error classification) are exposed for the unit tests.
+ */
+#ifndef NRR_NIX_H
+#define NRR_NIX_H
+
+#include "error.h"
+#include "strbuf.h"
+#include "strvec.h"
+
+struct nix_version {
+	int major, minor, patch;
+	int lix;
+};
+
+/* Parses "nix (Nix) 2.8.0", "nix-store (Nix) 2.8.0" or
+ * "nix (Lix, like Nix) 2.91.1". Returns 0 or -1. */
+int nix_version_parse(const char *text, struct nix_version *v);
+
+/*
+ * A configuration name must be usable inside nixosConfigurations."NAME":
+ * no quotes, backslashes, '$' or control characters. Returns 0 or
+ * NRR_EUSAGE.
+ */
+int nix_check_config_name(const char *name, struct nrr_err *e);
+
+/* Splits "REF#NAME" (NAME may be empty); *ref and *name are malloc'ed. */
+void nix_split_flake(const char *arg, char **ref, char **name);
+
+/* The flake output attribute for NAME and attribute tail (e.g.
+ * "config.system.build.toplevel"), malloc'ed. */
+char *nix_flake_attr(const char *ref, const char *name, const char *tail);
+
+/* Reads the first "out" path of `nix build --json` output into a
+ * malloc'ed string; NULL if there is none. */
+char *nix_build_json_out(const char *json);
+
+/*
+ * The one-line reason for a failed nix command, from its stderr: the text
+ * after the last "error:" line, or the last line. Written to buf.
+ */
+void nix_error_summary(const char *err, char *buf, size_t size);
+/* 1 if stderr says a build (not the evaluation) failed. */
+int nix_error_is_build(const char *err);
+
+/* The flag named in "unrecognised flag '--x'" / "unknown flag", or NULL
+ * (malloc'ed). */
+char *nix_unknown_flag(const char *err);
+
+/*
+ * Runs argv (nix, nix-build, ...) here, echoing its stderr to our stderr.
+ * Unknown flags are removed from argv (with a warning pushed to warnings)
+ * and the command retried. Returns the exit status with stdout in out and
+ * stderr in err, or -1 if it could not start (e filled).
+ */
+int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
+	    int quiet, int trace, struct strvec *warnings, struct nrr_err *e);
+
+/* Removes flag (and its values, per nargs of our option table) from argv.
+ * Returns 1 if something was removed. */
+int nix_drop_flag(struct strvec *argv, const char *flag);
+
+#endif

@@ -1,0 +1,550 @@
+#include "options.h"
+#include "strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAIN "Configuration"
+#define S_HOSTS "Hosts and privileges"
+#define S_ACT "Activation"
+#define S_OUT "Output"
+#define S_NIX "Passed to nix"
+#define S_FLAKE "Passed to nix for flakes"
+#define S_CLASSIC "Passed to nix for classic configurations"
+
+const struct option_spec option_table[] = {
+	/* configuration source */
+	{ "flake", 'F', -1, OPT_FLAKE, 0, 0, S_MAIN, "FLAKE[#NAME]",
+	  "build nixosConfigurations.NAME of FLAKE (bare: \".\"; NAME defaults to the target's hostname)" },
+	{ "no-flake", 0, 0, OPT_NO_FLAKE, 0, 0, S_MAIN, NULL,
+	  "do not use /etc/nixos/flake.nix even if it exists" },
+	{ "file", 'f', 1, OPT_FILE, 0, 0, S_MAIN, "FILE",
+	  "build the configuration from FILE (classic mode)" },
+	{ "attr", 'A', 1, OPT_ATTR, 0, 0, S_MAIN, "ATTR",
+	  "attribute of FILE holding the configuration (classic mode)" },
+	{ "store-path", 0, 1, OPT_STORE_PATH, 0, 0, S_MAIN, "PATH",
+	  "activate this already built system closure, do not build" },
+	{ "image-variant", 0, 1, OPT_IMAGE_VARIANT, 0, 0, S_MAIN, "VARIANT",
+	  "image to build with build-image" },
+	{ "upgrade", 0, 0, OPT_UPGRADE, 0, 0, S_MAIN, NULL,
+	  "update the root user's NixOS channel first (classic mode)" },
+	{ "upgrade-all", 0, 0, OPT_UPGRADE_ALL, 0, 0, S_MAIN, NULL,
+	  "update all of the root user's channels first (classic mode)" },
+
+	/* hosts and privileges */
+	{ "target-host", 0, 1, OPT_TARGET_HOST, 0, 0, S_HOSTS, "[USER@]HOST",
+	  "activate on HOST over ssh (resolved with ssh -G)" },
+	{ "build-host", 0, 1, OPT_BUILD_HOST, 0, 0, S_HOSTS, "[USER@]HOST",
+	  "build on HOST over ssh (\"localhost\": here)" },
+	{ "copy-direct", 0, 0, OPT_COPY_DIRECT, 0, OF_NEW, S_HOSTS, NULL,
+	  "the build host copies to the target itself instead of through this machine" },
+	{ "use-substitutes", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
+	  "let hosts fetch paths from their own binary caches before copying" },
+	{ "substitute-on-destination", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
+	  "alias of --use-substitutes" },
+	{ "elevate", 0, 1, OPT_ELEVATE, 0, 0, S_HOSTS, "none|sudo|run0",
+	  "how to gain root for activation on the target" },
+	{ "sudo", 0, 0, OPT_SUDO, 0, 0, S_HOSTS, NULL,
+	  "use sudo for activation (--elevate=sudo)" },
+	{ "ask-elevate-password", 'S', 0, OPT_ASK_ELEVATE_PASSWORD, 0, 0, S_HOSTS, NULL,
+	  "ask once for the sudo password and give it to every host that needs it" },
+	{ "ask-sudo-password", 0, 0, OPT_ASK_SUDO_PASSWORD, 0, 0, S_HOSTS, NULL,
+	  "alias of --elevate=sudo --ask-elevate-password" },
+	{ "use-remote-sudo", 0, 0, OPT_USE_REMOTE_SUDO, 0, OF_DEPRECATED, S_HOSTS, NULL,
+	  "deprecated alias of --sudo" },
+	{ "no-ssh-tty", 0, 0, OPT_NO_SSH_TTY, 0, OF_DEPRECATED, S_HOSTS, NULL,
+	  "deprecated, no effect: no tty is ever allocated" },
+
+	/* activation */
+	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, 0, S_ACT, "NAME",
+	  "use the system profile /nix/var/nix/profiles/system-profiles/NAME" },
+	{ "specialisation", 'c', 1, OPT_SPECIALISATION, 0, 0, S_ACT, "NAME",
+	  "activate specialisation NAME (switch and test)" },
+	{ "rollback", 0, 0, OPT_ROLLBACK, 0, 0, S_ACT, NULL,
+	  "go back to the previous generation instead of building" },
+	{ "install-bootloader", 0, 0, OPT_INSTALL_BOOTLOADER, 0, 0, S_ACT, NULL,
+	  "(re)install the boot loader (NIXOS_INSTALL_BOOTLOADER=1)" },
+	{ "install-grub", 0, 0, OPT_INSTALL_GRUB, 0, OF_DEPRECATED, S_ACT, NULL,
+	  "deprecated alias of --install-bootloader" },
+	{ "no-reexec", 0, 0, OPT_NO_REEXEC, 0, 0, S_ACT, NULL,
+	  "accepted for compatibility: this tool never re-executes itself" },
+	{ "fast", 0, 0, OPT_FAST, 0, OF_DEPRECATED, S_ACT, NULL,
+	  "deprecated alias of --no-reexec" },
+	{ "no-build-nix", 0, 0, OPT_NO_BUILD_NIX, 0, OF_DEPRECATED, S_ACT, NULL,
+	  "deprecated, no effect" },
+
+	/* output */
+	{ "verbose", 'v', 0, OPT_VERBOSE, G_COMMON, 0, S_OUT, NULL,
+	  "show commands as they run; repeat for more nix output" },
+	{ "quiet", 0, 0, OPT_QUIET, G_COMMON, 0, S_OUT, NULL,
+	  "less output from nix" },
+	{ "json", 0, 0, OPT_JSON, 0, 0, S_OUT, NULL,
+	  "machine-readable output (list-generations)" },
+	{ "diff", 0, 0, OPT_DIFF, 0, 0, S_OUT, NULL,
+	  "show the closure difference on the target before activating" },
+	{ "debug", 0, 0, OPT_DEBUG, 0, 0, S_OUT, NULL,
+	  "show every command this tool runs" },
+	{ "help", 'h', 0, OPT_HELP, 0, 0, S_OUT, NULL, "show this help" },
+	{ "version", 0, 0, OPT_VERSION, 0, OF_NEW, S_OUT, NULL, "show the version" },
+	{ "complete", 0, 1, OPT_COMPLETE, 0, OF_HIDDEN | OF_NEW, S_OUT, "WHAT",
+	  "completion helper" },
+
+	/* passed to nix */
+	{ "max-jobs", 'j', 1, OPT_MAX_JOBS, G_COMMON, 0, S_NIX, "N", NULL },
+	{ "cores", 0, 1, OPT_CORES, G_COMMON, 0, S_NIX, "N", NULL },
+	{ "log-format", 0, 1, OPT_LOG_FORMAT, G_COMMON, 0, S_NIX, "FORMAT", NULL },
+	{ "keep-going", 'k', 0, OPT_KEEP_GOING, G_COMMON, 0, S_NIX, NULL, NULL },
+	{ "keep-failed", 'K', 0, OPT_KEEP_FAILED, G_COMMON, 0, S_NIX, NULL, NULL },
+	{ "fallback", 0, 0, OPT_FALLBACK, G_COMMON, 0, S_NIX, NULL, NULL },
+	{ "repair", 0, 0, OPT_REPAIR, G_COMMON, 0, S_NIX, NULL, NULL },
+	{ "option", 0, 2, OPT_OPTION, G_COMMON, 0, S_NIX, "NAME VALUE", NULL },
+	{ "builders", 0, 1, OPT_BUILDERS, G_BUILD, 0, S_NIX, "SPEC", NULL },
+	{ "include", 'I', 1, OPT_INCLUDE, G_BUILD, 0, S_NIX, "PATH", NULL },
+	{ "print-build-logs", 'L', 0, OPT_PRINT_BUILD_LOGS, G_BUILD, 0, S_NIX, NULL, NULL },
+	{ "show-trace", 0, 0, OPT_SHOW_TRACE, G_BUILD, 0, S_NIX, NULL, NULL },
+
+	/* flakes */
+	{ "offline", 0, 0, OPT_OFFLINE, G_FLAKE_COMMON, 0, S_FLAKE, NULL, NULL },
+	{ "no-net", 0, 0, OPT_NO_NET, G_FLAKE_COMMON, 0, S_FLAKE, NULL, NULL },
+	{ "accept-flake-config", 0, 0, OPT_ACCEPT_FLAKE_CONFIG, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "refresh", 0, 0, OPT_REFRESH, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "impure", 0, 0, OPT_IMPURE, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "recreate-lock-file", 0, 0, OPT_RECREATE_LOCK_FILE, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "no-update-lock-file", 0, 0, OPT_NO_UPDATE_LOCK_FILE, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "no-write-lock-file", 0, 0, OPT_NO_WRITE_LOCK_FILE, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "no-registries", 0, 0, OPT_NO_REGISTRIES, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "commit-lock-file", 0, 0, OPT_COMMIT_LOCK_FILE, G_FLAKE_EVAL, 0, S_FLAKE, NULL, NULL },
+	{ "update-input", 0, 1, OPT_UPDATE_INPUT, G_FLAKE_EVAL, 0, S_FLAKE, "INPUT", NULL },
+	{ "override-input", 0, 2, OPT_OVERRIDE_INPUT, G_FLAKE_EVAL, 0, S_FLAKE, "INPUT FLAKE", NULL },
+
+	/* classic */
+	{ "no-build-output", 'Q', 0, OPT_NO_BUILD_OUTPUT, G_CLASSIC, 0, S_CLASSIC, NULL, NULL },
+	{ "no-link", 'Q', 0, OPT_NO_BUILD_OUTPUT, G_CLASSIC, 0, S_CLASSIC, NULL,
+	  "alias of --no-build-output; with flakes, no ./result link" },
+	{ "arg", 0, 2, OPT_ARG, G_CLASSIC, OF_NEW, S_CLASSIC, "NAME EXPR", NULL },
+	{ "argstr", 0, 2, OPT_ARGSTR, G_CLASSIC, OF_NEW, S_CLASSIC, "NAME STRING", NULL },
+	{ NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL },
+};
+
+const char *const action_names[] = {
+	"switch", "boot", "test", "build", "dry-build", "dry-run",
+	"dry-activate", "edit", "repl", "build-vm", "build-vm-with-bootloader",
+	"build-image", "list-generations", NULL,
+};
+
+static const char *const section_order[] = {
+	S_MAIN, S_HOSTS, S_ACT, S_OUT, S_NIX, S_FLAKE, S_CLASSIC, NULL,
+};
+
+void options_init(struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	strvec_init(&o->nix_common);
+	strvec_init(&o->nix_build);
+	strvec_init(&o->nix_flake_common);
+	strvec_init(&o->nix_flake_eval);
+	strvec_init(&o->nix_classic);
+	strvec_init(&o->warnings);
+	o->profile_name = "system";
+}
+
+void options_release(struct options *o)
+{
+	strvec_clear(&o->nix_common);
+	strvec_clear(&o->nix_build);
+	strvec_clear(&o->nix_flake_common);
+	strvec_clear(&o->nix_flake_eval);
+	strvec_clear(&o->nix_classic);
+	strvec_clear(&o->warnings);
+}
+
+static int is_action(const char *s)
+{
+	for (int i = 0; action_names[i]; i++)
+		if (!strcmp(s, action_names[i]))
+			return 1;
+	return 0;
+}
+
+static const struct option_spec *find_long(const char *name, size_t len)
+{
+	for (const struct option_spec *s = option_table; s->name; s++)
+		if (strlen(s->name) == len && !strncmp(s->name, name, len))
+			return s;
+	return NULL;
+}
+
+static const struct option_spec *find_short(char c)
+{
+	for (const struct option_spec *s = option_table; s->name; s++)
+		if (s->short_name == c)
+			return s;
+	return NULL;
+}
+
+static struct strvec *group_vec(struct options *o, unsigned group)
+{
+	switch (group) {
+	case G_COMMON: return &o->nix_common;
+	case G_BUILD: return &o->nix_build;
+	case G_FLAKE_COMMON: return &o->nix_flake_common;
+	case G_FLAKE_EVAL: return &o->nix_flake_eval;
+	case G_CLASSIC: return &o->nix_classic;
+	default: return NULL;
+	}
+}
+
+static void deprecated(struct options *o, const char *what, const char *use)
+{
+	strvec_pushf(&o->warnings, "'%s' is deprecated, use '%s' instead",
+		     what, use);
+}
+
+/* Applies one option with its values (vals has nargs entries). */
+static int apply(struct options *o, const struct option_spec *s,
+		 const char *spelled, const char **vals, struct nrr_err *e)
+{
+	struct strvec *g = group_vec(o, s->group);
+
+	switch (s->id) {
+	case OPT_VERBOSE: o->verbose++; break;
+	case OPT_QUIET: o->quiet++; break;
+	case OPT_HELP: o->help = 1; return 0;
+	case OPT_VERSION: o->version = 1; return 0;
+	case OPT_COMPLETE: o->complete = vals[0]; return 0;
+	case OPT_DEBUG: o->debug = 1; return 0;
+	case OPT_JSON: o->json = 1; return 0;
+	case OPT_DIFF: o->diff = 1; return 0;
+	case OPT_FILE: o->file = vals[0]; return 0;
+	case OPT_ATTR: o->attr = vals[0]; return 0;
+	case OPT_FLAKE: o->flake = vals[0] ? vals[0] : "."; return 0;
+	case OPT_NO_FLAKE: o->no_flake = 1; return 0;
+	case OPT_STORE_PATH: o->store_path = vals[0]; return 0;
+	case OPT_IMAGE_VARIANT: o->image_variant = vals[0]; return 0;
+	case OPT_UPGRADE: o->upgrade = 1; return 0;
+	case OPT_UPGRADE_ALL: o->upgrade = o->upgrade_all = 1; return 0;
+	case OPT_TARGET_HOST: o->target_host = vals[0]; return 0;
+	case OPT_BUILD_HOST: o->build_host = vals[0]; return 0;
+	case OPT_COPY_DIRECT: o->copy_direct = 1; return 0;
+	case OPT_USE_SUBSTITUTES: o->substitutes = 1; return 0;
+	case OPT_ELEVATE:
+		if (!strcmp(vals[0], "none"))
+			o->elevate = ELEVATE_NONE;
+		else if (!strcmp(vals[0], "sudo"))
+			o->elevate = ELEVATE_SUDO;
+		else if (!strcmp(vals[0], "run0"))
+			o->elevate = ELEVATE_RUN0;
+		else
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument --elevate: invalid choice '%s' (choose from none, sudo, run0)",
+					vals[0]);
+		return 0;
+	case OPT_SUDO: o->elevate = ELEVATE_SUDO; return 0;
+	case OPT_USE_REMOTE_SUDO:
+		deprecated(o, spelled, "--sudo");
+		o->elevate = ELEVATE_SUDO;
+		return 0;
+	case OPT_ASK_ELEVATE_PASSWORD: o->ask_password = 1; return 0;
+	case OPT_ASK_SUDO_PASSWORD:
+		o->ask_password = 1;
+		o->elevate = ELEVATE_SUDO;
+		return 0;
+	case OPT_NO_SSH_TTY:
+		strvec_pushf(&o->warnings,
+			     "'%s' is deprecated and has no effect: no tty is ever allocated",
+			     spelled);
+		return 0;
+	case OPT_PROFILE_NAME: o->profile_name = vals[0]; return 0;
+	case OPT_SPECIALISATION: o->specialisation = vals[0]; return 0;
+	case OPT_ROLLBACK: o->rollback = 1; return 0;
+	case OPT_INSTALL_BOOTLOADER: o->install_bootloader = 1; return 0;
+	case OPT_INSTALL_GRUB:
+		deprecated(o, spelled, "--install-bootloader");
+		o->install_bootloader = 1;
+		return 0;
+	case OPT_NO_REEXEC: return 0;
+	case OPT_FAST:
+		deprecated(o, spelled, "--no-reexec");
+		return 0;
+	case OPT_NO_BUILD_NIX:
+		strvec_pushf(&o->warnings, "'%s' is deprecated and has no effect",
+			     spelled);
+		return 0;
+	case OPT_NO_BUILD_OUTPUT:
+		o->no_build_output = 1;
+		return 0;
+	default:
+		break;
+	}
+	if (!g)
+		return 0;
+	/* pass-through: nix's own long spelling, values as given */
+	if (s->id == OPT_VERBOSE)
+		strvec_push(g, "-v");
+	else
+		strvec_pushf(g, "--%s", s->name);
+	for (int i = 0; i < s->nargs; i++)
+		strvec_push(g, vals[i]);
+	return 0;
+}
+
+static int need_values(const struct option_spec *s, const char *spelled,
+		       int *i, int argc, const char *const *argv,
+		       const char *glued, const char **vals, struct nrr_err *e)
+{
+	int k = 0;
+	if (glued)
+		vals[k++] = glued;
+	while (k < s->nargs) {
+		if (*i + 1 >= argc)
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument %s: expected %d argument%s",
+					spelled, s->nargs, s->nargs > 1 ? "s" : "");
+		vals[k++] = argv[++*i];
+	}
+	return 0;
+}
+
+static int parse_words(struct options *o, int argc, const char *const *argv,
+		       struct nrr_err *e)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *vals[2] = { NULL, NULL };
+
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+			const struct option_spec *s = find_long(a + 2, len);
+			char spelled[128];
+			snprintf(spelled, sizeof(spelled), "--%.*s", (int)len, a + 2);
+			if (!s)
+				return nrr_fail(e, NRR_EUSAGE,
+						"unrecognized option '%s'", spelled);
+			if (s->nargs == 0 && eq)
+				return nrr_fail(e, NRR_EUSAGE,
+						"argument %s: ignored explicit argument '%s'",
+						spelled, eq + 1);
+			if (s->nargs < 0) {
+				/* optional value: =VALUE, or a next word that is
+				 * neither an option nor (before any action) an action */
+				if (eq)
+					vals[0] = eq + 1;
+				else if (i + 1 < argc && argv[i + 1][0] != '-' &&
+					 !(is_action(argv[i + 1]) && !o->action))
+					vals[0] = argv[++i];
+			} else if (need_values(s, spelled, &i, argc, argv,
+					       eq ? eq + 1 : NULL, vals, e)) {
+				return e->status;
+			}
+			if (apply(o, s, spelled, vals, e))
+				return e->status;
+			continue;
+		}
+		if (a[0] == '-' && a[1] && a[1] != '-') {
+			/* bundled short options: -vvv, -sv, -j4, -j 4 */
+			for (const char *p = a + 1; *p; p++) {
+				const struct option_spec *s = find_short(*p);
+				char spelled[3] = { '-', *p, 0 };
+				if (!s)
+					return nrr_fail(e, NRR_EUSAGE,
+							"unrecognized option '-%c'", *p);
+				vals[0] = vals[1] = NULL;
+				if (s->nargs != 0) {
+					const char *glued = p[1] ? p + 1 : NULL;
+					if (s->nargs < 0) {
+						vals[0] = glued;
+						if (!glued && i + 1 < argc &&
+						    argv[i + 1][0] != '-' &&
+						    !(is_action(argv[i + 1]) && !o->action))
+							vals[0] = argv[++i];
+					} else if (need_values(s, spelled, &i, argc,
+							       argv, glued, vals, e)) {
+						return e->status;
+					}
+					if (apply(o, s, spelled, vals, e))
+						return e->status;
+					break;
+				}
+				if (apply(o, s, spelled, vals, e))
+					return e->status;
+			}
+			continue;
+		}
+		if (!strcmp(a, "--")) {
+			continue;
+		}
+		if (!is_action(a))
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument action: invalid choice '%s'", a);
+		if (o->action)
+			return nrr_fail(e, NRR_EUSAGE,
+					"unrecognized arguments: %s", a);
+		o->action = a;
+	}
+	return 0;
+}
+
+static int action_is(const struct options *o, const char *const *list)
+{
+	for (; *list; list++)
+		if (o->action && !strcmp(o->action, *list))
+			return 1;
+	return 0;
+}
+
+static int check(struct options *o, struct nrr_err *e)
+{
+	static const char *const host_actions[] = {
+		"switch", "boot", "test", "build", "dry-build", "dry-activate",
+		"build-vm", "build-vm-with-bootloader", "list-generations", NULL };
+	static const char *const store_path_actions[] = {
+		"switch", "boot", "test", "dry-activate", NULL };
+	static const char *const rollback_actions[] = {
+		"switch", "boot", "test", "build", NULL };
+	static const char *const spec_actions[] = { "switch", "test", NULL };
+	static const char *const no_diff_actions[] = {
+		"dry-build", "edit", "list-generations", "repl", NULL };
+
+	if (o->action && !strcmp(o->action, "dry-run"))
+		o->action = "dry-build";
+	if (!o->action)
+		return 0;
+	if ((o->target_host || o->build_host) && !action_is(o, host_actions))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--target-host/--build-host is not supported with '%s'",
+				o->action);
+	if (o->build_host && !strcmp(o->action, "list-generations"))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--build-host is not supported with 'list-generations'");
+	if (o->flake && (o->file || o->attr))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--flake cannot be used with --file or --attr");
+	if (!strcmp(o->action, "edit") && (o->file || o->attr))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--file and --attr are not supported with 'edit'");
+	if (o->store_path) {
+		if (o->rollback)
+			return nrr_fail(e, NRR_EUSAGE,
+					"--store-path cannot be used with --rollback");
+		if (o->flake || o->file || o->attr)
+			return nrr_fail(e, NRR_EUSAGE,
+					"--store-path cannot be used with --flake, --file or --attr");
+		if (!action_is(o, store_path_actions))
+			return nrr_fail(e, NRR_EUSAGE,
+					"--store-path is only supported with switch, boot, test and dry-activate");
+	}
+	if (o->rollback && !action_is(o, rollback_actions))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--rollback is incompatible with '%s'", o->action);
+	if (o->specialisation && !action_is(o, spec_actions))
+		return nrr_fail(e, NRR_EUSAGE,
+				"'--specialisation' can only be used with 'switch' and 'test'");
+	if (!strcmp(o->action, "build-image") && !o->image_variant)
+		return nrr_fail(e, NRR_EUSAGE,
+				"'build-image' needs --image-variant VARIANT");
+	if (o->copy_direct && (!o->build_host || !o->target_host))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--copy-direct needs both --build-host and --target-host");
+	if (o->ask_password && o->elevate == ELEVATE_NONE) {
+		strvec_push(&o->warnings,
+			    "--ask-elevate-password without --elevate implies --elevate=sudo");
+		o->elevate = ELEVATE_SUDO;
+	}
+	if (o->diff && action_is(o, no_diff_actions))
+		strvec_pushf(&o->warnings, "--diff has no effect with '%s'",
+			     o->action);
+	if (o->upgrade && o->flake)
+		strvec_push(&o->warnings,
+			    "--upgrade has no effect with flakes: update the flake's inputs instead");
+	if (o->no_build_output) {
+		/* classic builds are quiet; flake builds make no ./result */
+		strvec_push(&o->nix_classic, "--no-build-output");
+	}
+	return 0;
+}
+
+static int check_words(int argc, const char *const *argv, struct nrr_err *e)
+{
+	for (int i = 1; i < argc; i++)
+		if (strchr(argv[i], '\n') && argv[i][0] == '-')
+			return nrr_fail(e, NRR_EUSAGE,
+					"option with a newline: refused");
+	return 0;
+}
+
+int options_parse(struct options *o, int argc, const char *const *argv,
+		  struct nrr_err *e)
+{
+	if (check_words(argc, argv, e) || parse_words(o, argc, argv, e))
+		return e->status;
+	if (o->help || o->version || o->complete)
+		return 0;
+	return check(o, e);
+}
+
+static void spelling(struct strbuf *sb, const struct option_spec *s)
+{
+	strbuf_reset(sb);
+	if (s->short_name)
+		strbuf_addf(sb, "-%c, ", s->short_name);
+	strbuf_addf(sb, "--%s", s->name);
+	if (s->metavar)
+		strbuf_addf(sb, s->nargs < 0 ? " [%s]" : " %s", s->metavar);
+}
+
+void options_print_help(FILE *fp)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	fputs("usage: nixos-rebuild-remote ACTION [OPTIONS]\n\n"
+	      "Build a NixOS configuration and activate it, here or on another machine\n"
+	      "over one multiplexed ssh connection per host.\n\n"
+	      "Actions:\n"
+	      "  switch            build, make it the boot default and activate it\n"
+	      "  boot              build and make it the boot default\n"
+	      "  test              build and activate it, not the boot default\n"
+	      "  build             build (and copy to --target-host); ./result locally\n"
+	      "  dry-build         show what would be built (dry-run is an alias)\n"
+	      "  dry-activate      build and show what activation would change\n"
+	      "  edit              open the configuration in $EDITOR\n"
+	      "  repl              open nix repl on the configuration\n"
+	      "  build-vm          build a QEMU VM running the configuration\n"
+	      "  build-vm-with-bootloader  the same, booting through the boot loader\n"
+	      "  build-image       build a disk image (--image-variant)\n"
+	      "  list-generations  list the system profile's generations\n", fp);
+	for (int k = 0; section_order[k]; k++) {
+		fprintf(fp, "\n%s:\n", section_order[k]);
+		for (const struct option_spec *s = option_table; s->name; s++) {
+			if (strcmp(s->section, section_order[k]) ||
+			    (s->flags & OF_HIDDEN))
+				continue;
+			spelling(&sb, s);
+			if (s->help)
+				fprintf(fp, "  %-34s %s\n", sb.buf, s->help);
+			else
+				fprintf(fp, "  %s\n", sb.buf);
+		}
+	}
+	fputs("\nEnvironment: NIX_SSHOPTS, NIX_SUDOOPTS, NIXOS_REBUILD_SSH_DEFAULT_OPTS.\n"
+	      "See nixos-rebuild-remote(8) for details and exit statuses.\n", fp);
+	strbuf_release(&sb);
+}
+
+void options_print_completion(FILE *fp, int with_nargs)
+{
+	for (const struct option_spec *s = option_table; s->name; s++) {
+		if (s->flags & OF_HIDDEN)
+			continue;
+		if (with_nargs)
+			fprintf(fp, "--%s\t%c\t%d\t%s\n", s->name,
+				s->short_name ? s->short_name : '-', s->nargs,
+				s->help ? s->help : "");
+		else {
+			fprintf(fp, "--%s\n", s->name);
+			if (s->short_name)
+				fprintf(fp, "-%c\n", s->short_name);
+		}
+	}
+}

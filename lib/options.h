@@ -1,0 +1,126 @@
+/*
+ * options: the command line, driven by one table.
+ *
+ * option_table[] is the single source of truth for every option: the
+ * parser reads it, --help prints it section by section, `--complete
+ * options` lists it for the shell completion scripts, and the test suite
+ * checks that the man page and both completion scripts know exactly these
+ * options. Add an option here and nowhere else first.
+ *
+ * Parsing follows nixos-rebuild-ng's argparse parser: no abbreviations,
+ * `--name=value` and `--name value`, bundled short flags (-vvv, -j4),
+ * nargs 2 for --option/--override-input/--arg/--argstr, an optional value
+ * for --flake (bare --flake means "."). Usage errors are status 2.
+ *
+ * Flags that nixos-rebuild hands to nix are collected, already spelled as
+ * nix wants them, into struct options' nix_* vectors, one per group of nix
+ * calls that receive them (see the group comments below).
+ */
+#ifndef NRR_OPTIONS_H
+#define NRR_OPTIONS_H
+
+#include <stdio.h>
+
+#include "error.h"
+#include "strvec.h"
+
+enum opt_id {
+	OPT_VERBOSE, OPT_QUIET, OPT_MAX_JOBS, OPT_CORES, OPT_LOG_FORMAT,
+	OPT_KEEP_GOING, OPT_KEEP_FAILED, OPT_FALLBACK, OPT_REPAIR, OPT_OPTION,
+	OPT_BUILDERS, OPT_INCLUDE, OPT_PRINT_BUILD_LOGS, OPT_SHOW_TRACE,
+	OPT_OFFLINE, OPT_NO_NET, OPT_ACCEPT_FLAKE_CONFIG, OPT_REFRESH,
+	OPT_IMPURE, OPT_RECREATE_LOCK_FILE, OPT_NO_UPDATE_LOCK_FILE,
+	OPT_NO_WRITE_LOCK_FILE, OPT_NO_REGISTRIES, OPT_COMMIT_LOCK_FILE,
+	OPT_UPDATE_INPUT, OPT_OVERRIDE_INPUT, OPT_ARG, OPT_ARGSTR,
+	OPT_NO_BUILD_OUTPUT, OPT_USE_SUBSTITUTES,
+	OPT_HELP, OPT_VERSION, OPT_DEBUG, OPT_FILE, OPT_ATTR, OPT_FLAKE,
+	OPT_NO_FLAKE, OPT_INSTALL_BOOTLOADER, OPT_INSTALL_GRUB,
+	OPT_PROFILE_NAME, OPT_SPECIALISATION, OPT_ROLLBACK, OPT_STORE_PATH,
+	OPT_UPGRADE, OPT_UPGRADE_ALL, OPT_JSON, OPT_ELEVATE,
+	OPT_ASK_ELEVATE_PASSWORD, OPT_SUDO, OPT_ASK_SUDO_PASSWORD,
+	OPT_USE_REMOTE_SUDO, OPT_NO_SSH_TTY, OPT_NO_REEXEC, OPT_FAST,
+	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
+	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE,
+};
+
+/* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
+enum opt_group {
+	G_NONE = 0,
+	G_COMMON = 1,		/* every nix call, copies and remote realise too */
+	G_BUILD = 2,		/* local builds and evaluations only */
+	G_FLAKE_COMMON = 4,	/* flake builds (local and remote) and evals */
+	G_FLAKE_EVAL = 8,	/* local flake evaluation and build only */
+	G_CLASSIC = 16,		/* nix-build / nix-instantiate only */
+	G_COPY = 32,		/* closure copies */
+};
+
+enum opt_flags {
+	OF_HIDDEN = 1,		/* not in --help or completion */
+	OF_DEPRECATED = 2,	/* accepted with a warning */
+	OF_NEW = 4,		/* ours, not nixos-rebuild-ng's */
+};
+
+struct option_spec {
+	const char *name;	/* long name without "--" */
+	char short_name;	/* 0 if none */
+	int nargs;		/* 0, 1, 2, or -1 for an optional value */
+	enum opt_id id;
+	unsigned group;
+	unsigned flags;
+	const char *section;
+	const char *metavar;
+	const char *help;
+};
+
+extern const struct option_spec option_table[];
+extern const char *const action_names[];
+
+enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
+
+struct options {
+	const char *action;	/* canonical (dry-run -> dry-build); NULL if none */
+	int verbose, quiet, debug, json, help, version;
+	const char *complete;	/* --complete WHAT */
+
+	/* where the configuration comes from */
+	const char *flake;	/* NULL: not given; "." for a bare --flake */
+	int no_flake;
+	const char *file, *attr;
+	const char *store_path;
+
+	const char *target_host, *build_host;
+	int copy_direct;
+
+	enum elevate elevate;
+	int ask_password;
+	int substitutes;
+
+	const char *profile_name, *specialisation, *image_variant;
+	int install_bootloader, rollback, upgrade, upgrade_all, diff;
+	int no_build_output;
+
+	/* pass-through flags, spelled for nix, by group */
+	struct strvec nix_common, nix_build, nix_flake_common, nix_flake_eval,
+		nix_classic;
+
+	/* "warning: ..." lines the caller should print */
+	struct strvec warnings;
+};
+
+void options_init(struct options *o);
+void options_release(struct options *o);
+
+/*
+ * Parses argv[1..argc-1] into o. Returns 0, or NRR_EUSAGE with e filled.
+ * Checks that hold whatever the environment (conflicts, actions that take
+ * an option) are done here; checks that need the world are main's.
+ */
+int options_parse(struct options *o, int argc, const char *const *argv,
+		  struct nrr_err *e);
+
+/* Writes --help text to fp. */
+void options_print_help(FILE *fp);
+/* Lists every visible option (--long and -s spellings), one per line. */
+void options_print_completion(FILE *fp, int with_nargs);
+
+#endif

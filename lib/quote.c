@@ -1,0 +1,108 @@
+#include "quote.h"
+
+#include <string.h>
+
+void sq_quote_buf(struct strbuf *dst, const char *s)
+{
+	int open = 0;
+
+	if (!*s) {
+		strbuf_addstr(dst, "''");
+		return;
+	}
+	for (; *s; s++) {
+		if (*s == '\'' || *s == '\\') {
+			if (open) {
+				strbuf_addch(dst, '\'');
+				open = 0;
+			}
+			strbuf_addch(dst, '\\');
+			strbuf_addch(dst, *s);
+			continue;
+		}
+		if (!open) {
+			strbuf_addch(dst, '\'');
+			open = 1;
+		}
+		strbuf_addch(dst, *s);
+	}
+	if (open)
+		strbuf_addch(dst, '\'');
+}
+
+void sq_quote_argv(struct strbuf *dst, const char *const *argv)
+{
+	for (size_t i = 0; argv[i]; i++) {
+		if (i)
+			strbuf_addch(dst, ' ');
+		sq_quote_buf(dst, argv[i]);
+	}
+}
+
+int split_cmdline(const char *s, struct strvec *out, const char **why)
+{
+	struct strbuf word = STRBUF_INIT;
+	int in_word = 0;
+
+	while (*s) {
+		char c = *s++;
+		if (c == ' ' || c == '\t' || c == '\n') {
+			if (in_word) {
+				strvec_push(out, word.buf);
+				strbuf_reset(&word);
+				in_word = 0;
+			}
+			continue;
+		}
+		in_word = 1;
+		if (c == '\'') {
+			const char *end = strchr(s, '\'');
+			if (!end)
+				goto unterminated;
+			strbuf_add(&word, s, (size_t)(end - s));
+			s = end + 1;
+		} else if (c == '"') {
+			for (;;) {
+				if (!*s)
+					goto unterminated;
+				c = *s++;
+				if (c == '"')
+					break;
+				/* inside "", \ only escapes these */
+				if (c == '\\' && *s && strchr("\"\\$`\n", *s))
+					c = *s++;
+				strbuf_addch(&word, c);
+			}
+		} else if (c == '\\') {
+			if (!*s) {
+				*why = "trailing backslash";
+				strbuf_release(&word);
+				return -1;
+			}
+			c = *s++;
+			if (c != '\n')
+				strbuf_addch(&word, c);
+		} else {
+			strbuf_addch(&word, c);
+		}
+	}
+	if (in_word)
+		strvec_push(out, word.buf);
+	strbuf_release(&word);
+	return 0;
+unterminated:
+	*why = "unterminated quote";
+	strbuf_release(&word);
+	return -1;
+}
+
+int is_plain_word(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789-_./:@+=,%", *s))
+			return 0;
+	return 1;
+}

@@ -1,0 +1,400 @@
+#define _GNU_SOURCE
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+extern char **environ;
+
+#define MAX_RUNNING 64
+static volatile pid_t running[MAX_RUNNING];
+static volatile sig_atomic_t interrupted;
+
+static int decode_status(int st);
+
+static void track(pid_t pid)
+{
+	for (int i = 0; i < MAX_RUNNING; i++)
+		if (!running[i]) {
+			running[i] = pid;
+			return;
+		}
+}
+
+static void untrack(pid_t pid)
+{
+	for (int i = 0; i < MAX_RUNNING; i++)
+		if (running[i] == pid)
+			running[i] = 0;
+}
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	if (!interrupted)
+		interrupted = sig;
+	for (int i = 0; i < MAX_RUNNING; i++)
+		if (running[i] > 0)
+			kill(running[i], SIGTERM);
+	errno = saved;
+}
+
+void run_signals_install(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int run_interrupted(void)
+{
+	return interrupted;
+}
+
+void child_init(struct child *c)
+{
+	struct child blank = CHILD_INIT;
+	*c = blank;
+}
+
+void child_clear(struct child *c)
+{
+	strvec_clear(&c->args);
+	strvec_clear(&c->env);
+}
+
+char *find_in_path(const char *name)
+{
+	if (strchr(name, '/'))
+		return access(name, X_OK) ? NULL : xstrdup(name);
+	const char *path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchrnul(path, ':');
+		char *cand = xstrfmt("%.*s/%s", (int)(end - path), path, name);
+		struct stat st;
+		if (!stat(cand, &st) && S_ISREG(st.st_mode) && !access(cand, X_OK))
+			return cand;
+		free(cand);
+		path = *end ? end + 1 : end;
+	}
+	return NULL;
+}
+
+/* The environment for the child: ours with c->env applied. */
+static char **child_envp(const struct child *c)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **envp = xcalloc(n + c->env.nr + 1, sizeof(*envp));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t nl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		int overridden = 0;
+		for (size_t j = 0; j < c->env.nr; j++) {
+			const char *ch = c->env.v[j];
+			const char *ceq = strchr(ch, '=');
+			size_t cl = ceq ? (size_t)(ceq - ch) : strlen(ch);
+			if (cl == nl && !strncmp(ch, environ[i], nl))
+				overridden = 1;
+		}
+		if (!overridden)
+			envp[k++] = environ[i];
+	}
+	for (size_t j = 0; j < c->env.nr; j++)
+		if (strchr(c->env.v[j], '='))
+			envp[k++] = (char *)c->env.v[j];
+	envp[k] = NULL;
+	return envp;
+}
+
+static int open_null(int flags)
+{
+	return open("/dev/null", flags | O_CLOEXEC);
+}
+
+/* Sets up one of the three standard fds for the child; -1 on failure. */
+static int prepare_io(enum child_io mode, int *fd, int is_input,
+		      int *child_end)
+{
+	int p[2];
+	*child_end = -1;
+	switch (mode) {
+	case CHILD_INHERIT:
+		return 0;
+	case CHILD_NULL:
+		*child_end = open_null(is_input ? O_RDONLY : O_WRONLY);
+		return *child_end < 0 ? -1 : 0;
+	case CHILD_PIPE:
+		if (pipe2(p, O_CLOEXEC))
+			return -1;
+		*child_end = is_input ? p[0] : p[1];
+		*fd = is_input ? p[1] : p[0];
+		return 0;
+	case CHILD_FD:
+		*child_end = *fd;
+		*fd = -1;
+		return 0;
+	}
+	return -1;
+}
+
+/* In the child: only async-signal-safe calls from here to exec. */
+static void child_exec(const char *path, char *const argv[], char **envp,
+		       const int ends[3], int errpipe, int die_with_parent)
+{
+	int err;
+	sigset_t all;
+	struct sigaction dfl;
+
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &dfl, NULL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+#ifdef __linux__
+	if (die_with_parent)
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+#else
+	(void)die_with_parent;
+#endif
+	for (int i = 0; i < 3; i++)
+		if (ends[i] >= 0 && dup2(ends[i], i) < 0)
+			goto fail;
+	/* everything else is close-on-exec or closed here */
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != errpipe)
+			close(fd);
+	execve(path, argv, envp);
+fail:
+	err = errno;
+	if (write(errpipe, &err, sizeof(err)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int child_start(struct child *c, struct nrr_err *e)
+{
+	int ends[3] = { -1, -1, -1 };
+	int ep[2];
+	char *path;
+
+	if (!c->args.nr)
+		return nrr_fail(e, NRR_EFAIL, "internal: empty command"), -1;
+	path = find_in_path(c->args.v[0]);
+	if (!path) {
+		nrr_fail(e, NRR_EFAIL, "cannot run '%s': not found in PATH",
+			 c->args.v[0]);
+		return -1;
+	}
+	if (prepare_io(c->in, &c->in_fd, 1, &ends[0]) ||
+	    prepare_io(c->out, &c->out_fd, 0, &ends[1]) ||
+	    prepare_io(c->err, &c->err_fd, 0, &ends[2]) ||
+	    pipe2(ep, O_CLOEXEC)) {
+		nrr_fail(e, NRR_EFAIL, "cannot start '%s': %s", c->args.v[0],
+			 strerror(errno));
+		free(path);
+		return -1;
+	}
+	char **envp = child_envp(c);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(ep[0]);
+		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
+			   c->die_with_parent);
+	}
+	int fork_errno = errno;
+	free(envp);
+	free(path);
+	close(ep[1]);
+	for (int i = 0; i < 3; i++)
+		if (ends[i] >= 0)
+			close(ends[i]);
+	if (pid < 0) {
+		close(ep[0]);
+		nrr_fail(e, NRR_EFAIL, "cannot fork for '%s': %s",
+			 c->args.v[0], strerror(fork_errno));
+		return -1;
+	}
+	int child_errno;
+	ssize_t n;
+	while ((n = read(ep[0], &child_errno, sizeof(child_errno))) < 0 &&
+	       errno == EINTR)
+		;
+	close(ep[0]);
+	if (n == sizeof(child_errno)) {
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		nrr_fail(e, NRR_EFAIL, "cannot run '%s': %s", c->args.v[0],
+			 strerror(child_errno));
+		return -1;
+	}
+	c->pid = pid;
+	track(pid);
+	return 0;
+}
+
+int child_wait(struct child *c)
+{
+	int st;
+	pid_t r;
+	if (c->pid <= 0)
+		return -1;
+	while ((r = waitpid(c->pid, &st, 0)) < 0 && errno == EINTR)
+		;
+	untrack(c->pid);
+	c->pid = -1;
+	if (r < 0)
+		return -1;
+	return decode_status(st);
+}
+
+static int decode_status(int st)
+{
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+int child_poll(struct child *c, int *status)
+{
+	int st;
+	if (c->pid <= 0)
+		return 1;
+	pid_t r = waitpid(c->pid, &st, WNOHANG);
+	if (r == 0)
+		return 0;
+	untrack(c->pid);
+	c->pid = -1;
+	*status = r < 0 ? -1 : decode_status(st);
+	return 1;
+}
+
+void child_kill(struct child *c, int sig)
+{
+	if (c->pid > 0)
+		kill(c->pid, sig);
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+int child_capture(struct child *c, const void *input, size_t inlen,
+		  struct strbuf *out, struct strbuf *err, int echo_fd,
+		  struct nrr_err *e)
+{
+	const char *inp = input;
+	if (input || c->keep_stdin_open)
+		c->in = CHILD_PIPE;
+	if (out)
+		c->out = CHILD_PIPE;
+	if (err)
+		c->err = CHILD_PIPE;
+	if (child_start(c, e))
+		return -1;
+
+	if (c->in == CHILD_PIPE && !inlen && !c->keep_stdin_open) {
+		close(c->in_fd);
+		c->in_fd = -1;
+	}
+	if (c->in_fd >= 0)
+		fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
+
+	struct pollfd pfd[3];
+	char buf[65536];
+	for (;;) {
+		int n = 0, iin = -1, iout = -1, ierr = -1;
+		if (c->in_fd >= 0 && inlen) {
+			pfd[n] = (struct pollfd){ c->in_fd, POLLOUT, 0 };
+			iin = n++;
+		}
+		if (out && c->out_fd >= 0) {
+			pfd[n] = (struct pollfd){ c->out_fd, POLLIN, 0 };
+			iout = n++;
+		}
+		if (err && c->err_fd >= 0) {
+			pfd[n] = (struct pollfd){ c->err_fd, POLLIN, 0 };
+			ierr = n++;
+		}
+		if (!n)
+			break;
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (iin >= 0 && pfd[iin].revents) {
+			ssize_t w = write(c->in_fd, inp, inlen);
+			if (w > 0) {
+				inp += w;
+				inlen -= (size_t)w;
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				inlen = 0;
+			}
+			if (!inlen && !c->keep_stdin_open) {
+				close(c->in_fd);
+				c->in_fd = -1;
+			}
+		}
+		if (iout >= 0 && pfd[iout].revents) {
+			ssize_t r = read(c->out_fd, buf, sizeof(buf));
+			if (r > 0)
+				strbuf_add(out, buf, (size_t)r);
+			else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(c->out_fd);
+				c->out_fd = -1;
+			}
+		}
+		if (ierr >= 0 && pfd[ierr].revents) {
+			ssize_t r = read(c->err_fd, buf, sizeof(buf));
+			if (r > 0) {
+				strbuf_add(err, buf, (size_t)r);
+				if (echo_fd >= 0)
+					write_all(echo_fd, buf, (size_t)r);
+			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close(c->err_fd);
+				c->err_fd = -1;
+			}
+		}
+	}
+	if (c->in_fd >= 0 && !c->keep_stdin_open) {
+		close(c->in_fd);
+		c->in_fd = -1;
+	}
+	int status = child_wait(c);
+	if (c->in_fd >= 0) {
+		close(c->in_fd);
+		c->in_fd = -1;
+	}
+	return status;
+}

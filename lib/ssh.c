@@ -1,0 +1,442 @@
+#define _GNU_SOURCE
+#include "ssh.h"
+#include "quote.h"
+#include "strbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Unix socket paths hold about 104 bytes; ssh adds ".XXXXXXXXXXXXXXXX"
+ * while binding. Keep the directory well below that. */
+#define MAX_CTL_DIR 60
+
+int ssh_ctx_init(struct ssh_ctx *ctx, struct nrr_err *e)
+{
+	const char *why = NULL;
+	const char *s = getenv("NIX_SSHOPTS");
+
+	memset(ctx, 0, sizeof(*ctx));
+	strvec_init(&ctx->opts);
+	strvec_init(&ctx->default_opts);
+	if (s && split_cmdline(s, &ctx->opts, &why))
+		return nrr_fail(e, NRR_EUSAGE, "cannot split NIX_SSHOPTS: %s", why);
+	s = getenv("NIXOS_REBUILD_SSH_DEFAULT_OPTS");
+	if (s) {
+		ctx->use_default_opts = 1;
+		if (split_cmdline(s, &ctx->default_opts, &why))
+			return nrr_fail(e, NRR_EUSAGE,
+					"cannot split NIXOS_REBUILD_SSH_DEFAULT_OPTS: %s",
+					why);
+	}
+	for (size_t i = 0; i < ctx->opts.nr; i++) {
+		const char *o = ctx->opts.v[i];
+		if (!strcmp(o, "-t") || !strcmp(o, "-tt") ||
+		    !strncasecmp(o, "RequestTTY=", 11))
+			fprintf(stderr, "warning: NIX_SSHOPTS asks for a tty (%s): "
+				"remote commands never use one\n", o);
+	}
+	return 0;
+}
+
+static int make_ctl_dir(struct ssh_ctx *ctx, struct nrr_err *e)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *tmpl;
+
+	if (ctx->ctl_dir)
+		return 0;
+	if (!tmp || !*tmp || strlen(tmp) > MAX_CTL_DIR)
+		tmp = "/tmp";
+	tmpl = xstrfmt("%s/nrr.XXXXXX", tmp);
+	if (!mkdtemp(tmpl)) {
+		free(tmpl);
+		tmpl = xstrdup("/tmp/nrr.XXXXXX");
+		if (!mkdtemp(tmpl)) {
+			int err = errno;
+			free(tmpl);
+			return nrr_fail(e, NRR_EFAIL,
+					"cannot create a directory for ssh control sockets in /tmp: %s",
+					strerror(err));
+		}
+	}
+	ctx->ctl_dir = tmpl;
+	return 0;
+}
+
+void ssh_ctx_release(struct ssh_ctx *ctx)
+{
+	if (ctx->ctl_dir) {
+		/* only our sockets' leftovers and error logs live here */
+		char *cmd_dir = ctx->ctl_dir;
+		for (int i = 0; i < ctx->nhosts + 1; i++) {
+			char *p = xstrfmt("%s/%d", cmd_dir, i);
+			unlink(p);
+			free(p);
+			p = xstrfmt("%s/%d.err", cmd_dir, i);
+			unlink(p);
+			free(p);
+		}
+		rmdir(cmd_dir);
+		free(cmd_dir);
+		ctx->ctl_dir = NULL;
+	}
+	strvec_clear(&ctx->opts);
+	strvec_clear(&ctx->default_opts);
+}
+
+int ssh_check_name(const char *spec, struct nrr_err *e)
+{
+	if (!*spec)
+		return nrr_fail(e, NRR_EUSAGE, "empty host name");
+	if (spec[0] == '-')
+		return nrr_fail(e, NRR_EUSAGE,
+				"refusing host name '%s': it begins with '-'", spec);
+	for (const char *p = spec; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("'\"`$;|&<>()\\", *p))
+			return nrr_fail(e, NRR_EUSAGE,
+					"refusing host name '%s': it contains '%c'",
+					spec, (unsigned char)*p > ' ' ? *p : '?');
+	return 0;
+}
+
+void ssh_config_release(struct ssh_config *cfg)
+{
+	free(cfg->user);
+	free(cfg->hostname);
+	free(cfg->control_path);
+	free(cfg->control_master);
+	free(cfg->control_persist);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int ssh_config_parse(const char *text, struct ssh_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	while (*text) {
+		const char *eol = strchrnul(text, '\n');
+		const char *sp = memchr(text, ' ', (size_t)(eol - text));
+		if (sp) {
+			size_t kl = (size_t)(sp - text);
+			char *val = xstrndup(sp + 1, (size_t)(eol - sp - 1));
+			char **slot = NULL;
+			if (kl == 4 && !strncmp(text, "user", 4))
+				slot = &cfg->user;
+			else if (kl == 8 && !strncmp(text, "hostname", 8))
+				slot = &cfg->hostname;
+			else if (kl == 11 && !strncmp(text, "controlpath", 11))
+				slot = &cfg->control_path;
+			else if (kl == 13 && !strncmp(text, "controlmaster", 13))
+				slot = &cfg->control_master;
+			else if (kl == 14 && !strncmp(text, "controlpersist", 14))
+				slot = &cfg->control_persist;
+			else if (kl == 4 && !strncmp(text, "port", 4) && !cfg->port)
+				cfg->port = atoi(val);
+			if (slot && !*slot) {
+				*slot = val;
+				val = NULL;
+			}
+			free(val);
+		}
+		text = *eol ? eol + 1 : eol;
+	}
+	if (cfg->control_path && !strcmp(cfg->control_path, "none")) {
+		free(cfg->control_path);
+		cfg->control_path = NULL;
+	}
+	if (!cfg->user || !cfg->hostname || cfg->port <= 0)
+		return -1;
+	return 0;
+}
+
+static void push_ssh_base(struct ssh_ctx *ctx, struct strvec *argv)
+{
+	strvec_push(argv, "ssh");
+	strvec_pushvec(argv, &ctx->opts);
+	if (ctx->use_default_opts)
+		strvec_pushvec(argv, &ctx->default_opts);
+}
+
+static void trace(struct ssh_ctx *ctx, const struct strvec *argv)
+{
+	if (!ctx->trace)
+		return;
+	struct strbuf sb = STRBUF_INIT;
+	sq_quote_argv(&sb, argv->v);
+	fprintf(stderr, "$ %s\n", sb.buf);
+	strbuf_release(&sb);
+}
+
+int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
+		     struct ssh_host *h, struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	int ret = 0;
+
+	memset(h, 0, sizeof(*h));
+	child_init(&h->master_proc);
+	if (ssh_check_name(spec, e))
+		return e->status;
+	h->spec = xstrdup(spec);
+	push_ssh_base(ctx, &c.args);
+	strvec_pushl(&c.args, "-G", "-T", "--", spec, NULL);
+	trace(ctx, &c.args);
+	int st = child_capture(&c, NULL, 0, &out, &err, -1, e);
+	if (st < 0) {
+		ret = e->status;
+	} else if (st != 0 || ssh_config_parse(out.buf, &h->cfg)) {
+		size_t n;
+		const char *l = last_line(err.buf, &n);
+		ret = nrr_fail(e, NRR_EUSAGE,
+			       "cannot resolve host '%s' with ssh -G: %.*s", spec,
+			       (int)n, n ? l : "no user, hostname or port");
+		nrr_hint(e, "check your ssh config and NIX_SSHOPTS");
+	}
+	child_clear(&c);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+int ssh_host_same(const struct ssh_host *a, const struct ssh_host *b)
+{
+	return a->cfg.port == b->cfg.port &&
+	       !strcmp(a->cfg.user, b->cfg.user) &&
+	       !strcasecmp(a->cfg.hostname, b->cfg.hostname);
+}
+
+char *ssh_host_address(const struct ssh_host *h)
+{
+	return xstrfmt("%s@%s:%d", h->cfg.user, h->cfg.hostname, h->cfg.port);
+}
+
+int ssh_connect_error(const struct ssh_host *h, const char *text,
+		      struct nrr_err *e)
+{
+	size_t n;
+	const char *l = last_line(text, &n);
+	char *addr = ssh_host_address(h);
+
+	nrr_fail(e, NRR_ECONNECT, "cannot reach '%s' (%s): %.*s", h->spec,
+		 addr, (int)n, n ? l : "ssh failed");
+	if (strstr(text, "Host key verification failed") ||
+	    strstr(text, "REMOTE HOST IDENTIFICATION HAS CHANGED") ||
+	    strstr(text, "No ED25519 host key is known") ||
+	    strstr(text, "host key is known"))
+		nrr_hint(e, "the host key of '%s' is unknown or has changed; "
+			 "verify it, then add it to known_hosts (e.g. ssh %s true)",
+			 h->spec, h->spec);
+	else if (strstr(text, "Permission denied"))
+		nrr_hint(e, "ssh refused the login as '%s'; check the user and key "
+			 "(ssh -v %s true)", h->cfg.user, h->spec);
+	else if (strstr(text, "Connection refused") ||
+		 strstr(text, "timed out") || strstr(text, "No route") ||
+		 strstr(text, "Could not resolve"))
+		nrr_hint(e, "is '%s' up, with sshd listening on port %d?",
+			 h->cfg.hostname, h->cfg.port);
+	free(addr);
+	return NRR_ECONNECT;
+}
+
+/* ssh -O check: does a master answer on path? */
+static int master_alive(struct ssh_ctx *ctx, const struct ssh_host *h,
+			const char *path)
+{
+	struct child c = CHILD_INIT;
+	struct nrr_err e;
+	push_ssh_base(ctx, &c.args);
+	strvec_pushf(&c.args, "-oControlPath=%s", path);
+	strvec_pushl(&c.args, "-O", "check", "--", h->spec, NULL);
+	c.out = CHILD_NULL;
+	c.err = CHILD_NULL;
+	c.in = CHILD_NULL;
+	int st = child_start(&c, &e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	return st == 0;
+}
+
+static char *read_file_text(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	if (fd < 0)
+		return strbuf_detach(&sb);
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		strbuf_add(&sb, buf, (size_t)n);
+	close(fd);
+	return strbuf_detach(&sb);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Starts the user's own persistent master (ssh -f returns once it is up). */
+static int start_users_master(struct ssh_ctx *ctx, struct ssh_host *h,
+			      struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	struct strbuf err = STRBUF_INIT;
+	push_ssh_base(ctx, &c.args);
+	strvec_pushl(&c.args, "-oControlMaster=yes", "-f", "-N", "-T", "--",
+		     h->spec, NULL);
+	trace(ctx, &c.args);
+	/* the backgrounded master keeps stderr: give it no pipe of ours */
+	char *errpath = xstrfmt("%s/%d.err", ctx->ctl_dir, ctx->nhosts);
+	c.err = CHILD_FD;
+	c.err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	c.out = CHILD_NULL;
+	int st = c.err_fd < 0 ? -1 : child_capture(&c, NULL, 0, NULL, NULL, -1, e);
+	child_clear(&c);
+	if (st != 0) {
+		char *text = read_file_text(errpath);
+		ssh_connect_error(h, text, e);
+		free(text);
+	}
+	free(errpath);
+	strbuf_release(&err);
+	return st == 0 ? 0 : NRR_ECONNECT;
+}
+
+static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
+			    struct nrr_err *e)
+{
+	struct child *c = &h->master_proc;
+	char *errpath = xstrfmt("%s/%d.err", ctx->ctl_dir, ctx->nhosts);
+	int ret = 0;
+
+	child_init(c);
+	push_ssh_base(ctx, &c->args);
+	strvec_pushf(&c->args, "-oControlPath=%s", h->control_path);
+	strvec_pushl(&c->args, "-oControlMaster=yes", "-oControlPersist=no",
+		     "-N", "-T", "--", h->spec, NULL);
+	trace(ctx, &c->args);
+	c->in = CHILD_NULL;
+	c->out = CHILD_NULL;
+	c->err = CHILD_FD;
+	c->err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	c->die_with_parent = 1;
+	if (c->err_fd < 0) {
+		ret = nrr_fail(e, NRR_EFAIL, "cannot create '%s': %s", errpath,
+			       strerror(errno));
+		goto out;
+	}
+	if (child_start(c, e)) {
+		ret = e->status;
+		goto out;
+	}
+	/* the master links its socket into place once logged in */
+	for (long ms = 2;; ms = ms < 40 ? ms * 2 : 40) {
+		struct stat st;
+		int status;
+		if (!stat(h->control_path, &st))
+			break;
+		if (child_poll(c, &status)) {
+			char *text = read_file_text(errpath);
+			ret = ssh_connect_error(h, text, e);
+			free(text);
+			goto out;
+		}
+		if (run_interrupted()) {
+			ret = nrr_fail(e, NRR_EINT, "interrupted while connecting to '%s'",
+				       h->spec);
+			goto out;
+		}
+		sleep_ms(ms);
+	}
+	h->master = MASTER_OURS;
+out:
+	free(errpath);
+	return ret;
+}
+
+int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
+		     struct nrr_err *e)
+{
+	int ret;
+
+	if (h->connected || ctx->use_default_opts) {
+		h->connected = 1;
+		return 0;
+	}
+	if ((ret = make_ctl_dir(ctx, e)))
+		return ret;
+	if (h->cfg.control_path) {
+		if (master_alive(ctx, h, h->cfg.control_path)) {
+			h->control_path = xstrdup(h->cfg.control_path);
+			h->master = MASTER_USERS;
+			h->connected = 1;
+			return 0;
+		}
+		if (h->cfg.control_persist && strcmp(h->cfg.control_persist, "no") &&
+		    h->cfg.control_master && strcmp(h->cfg.control_master, "false") &&
+		    strlen(h->cfg.control_path) < 90) {
+			if ((ret = start_users_master(ctx, h, e)))
+				return ret;
+			h->control_path = xstrdup(h->cfg.control_path);
+			h->master = MASTER_USERS;
+			h->connected = 1;
+			ctx->nhosts++;
+			return 0;
+		}
+	}
+	h->control_path = xstrfmt("%s/%d", ctx->ctl_dir, ctx->nhosts);
+	ret = start_our_master(ctx, h, e);
+	ctx->nhosts++;
+	if (!ret)
+		h->connected = 1;
+	return ret;
+}
+
+void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
+{
+	if (h->master == MASTER_OURS) {
+		struct child c = CHILD_INIT;
+		struct nrr_err e;
+		push_ssh_base(ctx, &c.args);
+		strvec_pushf(&c.args, "-oControlPath=%s", h->control_path);
+		strvec_pushl(&c.args, "-O", "exit", "--", h->spec, NULL);
+		c.in = c.out = c.err = CHILD_NULL;
+		if (!child_start(&c, &e))
+			child_wait(&c);
+		child_clear(&c);
+		/* give the master a moment to go, then insist */
+		int status;
+		for (int i = 0; i < 100 && !child_poll(&h->master_proc, &status); i++)
+			sleep_ms(10);
+		if (h->master_proc.pid > 0) {
+			child_kill(&h->master_proc, SIGTERM);
+			child_wait(&h->master_proc);
+		}
+		unlink(h->control_path);
+	}
+	child_clear(&h->master_proc);
+	ssh_config_release(&h->cfg);
+	free(h->spec);
+	free(h->control_path);
+	memset(h, 0, sizeof(*h));
+	child_init(&h->master_proc);
+}
+
+void ssh_host_argv(struct ssh_ctx *ctx, const struct ssh_host *h,
+		   const char *command, struct strvec *argv)
+{
+	push_ssh_base(ctx, argv);
+	if (h->control_path) {
+		strvec_pushf(argv, "-oControlPath=%s", h->control_path);
+		strvec_push(argv, "-oControlMaster=no");
+	}
+	strvec_pushl(argv, "-T", "--", h->spec, command, NULL);
+	trace(ctx, argv);
+}

@@ -1,0 +1,103 @@
+/*
+ * ssh: hosts, resolved by OpenSSH itself and reached over one connection.
+ *
+ * A host is named as the user typed it ("root@web1"); `ssh -G` tells what
+ * that means after ~/.ssh/config (aliases, Host patterns, Match, Include)
+ * and NIX_SSHOPTS: the real user, hostname and port, and any ControlPath
+ * the user set up. Two names are the same host when those three agree.
+ *
+ * Connecting opens exactly one SSH connection per host per run: a
+ * ControlMaster that every later ssh of the run goes through. Whose master:
+ *  - the user's, when their config multiplexes and a master already runs
+ *    (reused, never closed by us: no handshake at all);
+ *  - the user's, started by us, when their config asks for a persistent
+ *    master (left running, as their ControlPersist says);
+ *  - otherwise ours: a foreground `ssh -M -N` child in a private 0700
+ *    directory with a short socket path, closed at the end of the run and
+ *    killed by the kernel if we die (PR_SET_PDEATHSIG).
+ * With NIXOS_REBUILD_SSH_DEFAULT_OPTS set, its words replace our master
+ * options and we start no master (the user's config decides, as in ng).
+ */
+#ifndef NRR_SSH_H
+#define NRR_SSH_H
+
+#include "error.h"
+#include "run.h"
+#include "strvec.h"
+
+struct ssh_config {
+	char *user, *hostname;
+	int port;
+	char *control_path;	/* NULL unless the user's config sets one */
+	char *control_master;	/* "false", "true", "auto", ... */
+	char *control_persist;	/* "no", "yes" or seconds */
+};
+
+enum ssh_master { MASTER_NONE, MASTER_OURS, MASTER_USERS };
+
+struct ssh_host {
+	char *spec;		/* as typed: [user@]host */
+	struct ssh_config cfg;
+	char *control_path;	/* the socket used, NULL for MASTER_NONE */
+	enum ssh_master master;
+	struct child master_proc;
+	int connected;
+};
+
+struct ssh_ctx {
+	struct strvec opts;	/* NIX_SSHOPTS, split like a shell */
+	struct strvec default_opts; /* NIXOS_REBUILD_SSH_DEFAULT_OPTS words */
+	int use_default_opts;	/* that variable is set */
+	char *ctl_dir;		/* private 0700 directory, created lazily */
+	int nhosts;
+	int trace;		/* print ssh command lines on stderr */
+};
+
+/*
+ * Reads NIX_SSHOPTS and NIXOS_REBUILD_SSH_DEFAULT_OPTS from the
+ * environment. Returns 0, or NRR_EUSAGE if one cannot be split.
+ */
+int ssh_ctx_init(struct ssh_ctx *ctx, struct nrr_err *e);
+/* Removes the control directory; hosts must be disconnected first. */
+void ssh_ctx_release(struct ssh_ctx *ctx);
+
+/* Refuses host names that ssh would take as options or that hold
+ * white space or control characters. Returns 0 or NRR_EUSAGE. */
+int ssh_check_name(const char *spec, struct nrr_err *e);
+
+/* Parses `ssh -G` output into cfg (strings are malloc'ed; see
+ * ssh_config_release). Returns 0, or -1 if user/hostname/port are missing. */
+int ssh_config_parse(const char *text, struct ssh_config *cfg);
+void ssh_config_release(struct ssh_config *cfg);
+
+/* Resolves spec with `ssh -G`. Returns 0 or NRR_ECONNECT/NRR_EUSAGE. */
+int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
+		     struct ssh_host *h, struct nrr_err *e);
+/* 1 if a and b are the same user@hostname:port. */
+int ssh_host_same(const struct ssh_host *a, const struct ssh_host *b);
+/* "user@hostname:port", malloc'ed. */
+char *ssh_host_address(const struct ssh_host *h);
+
+/* Opens (or adopts) the host's master. Returns 0 or NRR_ECONNECT with the
+ * reason, and a hint for host keys, refused keys and unreachable hosts. */
+int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
+		     struct nrr_err *e);
+/* Closes a master we own and frees h's contents. Safe to call twice. */
+void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h);
+
+/*
+ * Appends to argv an ssh invocation that runs `command` on h through its
+ * master: ssh OPTS -o ControlPath=.. -T -- SPEC COMMAND. The command is
+ * one string for the remote login shell (see quote.h).
+ */
+void ssh_host_argv(struct ssh_ctx *ctx, const struct ssh_host *h,
+		   const char *command, struct strvec *argv);
+
+/*
+ * Classifies ssh's stderr into e for step `step` on host h ("cannot reach
+ * 'web1' (root@10.0.0.5:22): ..."). Returns NRR_ECONNECT.
+ */
+int ssh_connect_error(const struct ssh_host *h, const char *stderr_text,
+		      struct nrr_err *e);
+
+#endif

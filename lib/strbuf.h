@@ -1,0 +1,57 @@
+/*
+ * strbuf: a growable, always NUL-terminated byte buffer.
+ *
+ * Invariants: after strbuf_init() (or STRBUF_INIT) buf is never NULL and
+ * buf[len] == '\0'; the buffer may hold NUL bytes (len counts them).
+ * Allocation failure aborts: a deploy tool cannot do anything useful
+ * without memory, and every caller would only propagate it.
+ * strbuf_release() frees the contents and leaves an empty, reusable buffer.
+ */
+#ifndef NRR_STRBUF_H
+#define NRR_STRBUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct strbuf {
+	size_t alloc;
+	size_t len;
+	char *buf;
+};
+
+extern char strbuf_empty[];
+#define STRBUF_INIT { 0, 0, strbuf_empty }
+
+void strbuf_init(struct strbuf *sb);
+void strbuf_release(struct strbuf *sb);
+/* Hands the string to the caller, who must free() it; sb is reset. */
+char *strbuf_detach(struct strbuf *sb);
+void strbuf_grow(struct strbuf *sb, size_t extra);
+void strbuf_reset(struct strbuf *sb);
+void strbuf_setlen(struct strbuf *sb, size_t len);
+void strbuf_add(struct strbuf *sb, const void *data, size_t len);
+void strbuf_addstr(struct strbuf *sb, const char *s);
+void strbuf_addch(struct strbuf *sb, int c);
+void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+/* Removes trailing white space (newlines included). */
+void strbuf_rtrim(struct strbuf *sb);
+/* Overwrites the contents with zeros before releasing (for secrets). */
+void strbuf_release_secret(struct strbuf *sb);
+
+/*
+ * Returns a pointer to the start of the last non-empty line of s (or s
+ * itself), and its length in *len, for "the last thing a command said".
+ */
+const char *last_line(const char *s, size_t *len);
+
+/* xmalloc family: abort on failure, as strbuf does. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xstrfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,361 @@
+/*
+ * nixos-rebuild-remote: nixos-rebuild for other machines.
+ *
+ * main() owns the run: it parses the command line, asks for a password
+ * when told to, runs the action through lib/, and is the only place that
+ * prints errors and decides the exit status (see lib/error.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "lib/activate.h"
+#include "lib/complete.h"
+#include "lib/deploy.h"
+#include "lib/generations.h"
+#include "lib/nix.h"
+#include "lib/options.h"
+#include "lib/run.h"
+
+#ifndef NRR_VERSION
+#define NRR_VERSION "0.1.0"
+#endif
+
+#define TOPLEVEL "config.system.build.toplevel"
+
+/* The run's context: everything main's helpers share. */
+struct run {
+	struct options opt;
+	struct strvec warnings;
+	struct deploy d;
+	char *password;		/* sodium_malloc'ed, wiped at exit */
+	struct nrr_err err;
+};
+
+/* OpenSSH's sanitise_stdfd: never let a file we open become fd 0-2. */
+static void sanitise_stdfd(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= 2)
+		fd = dup(fd);
+	if (fd > 2)
+		close(fd);
+}
+
+static void flush_warnings(struct strvec *w)
+{
+	for (size_t i = 0; i < w->nr; i++)
+		fprintf(stderr, "warning: %s\n", w->v[i]);
+	strvec_clear(w);
+}
+
+/* Reads a password from the terminal without echo, into sodium memory. */
+static int ask_password(struct run *r, const char *host)
+{
+	struct termios old, noecho;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return nrr_fail(&r->err, NRR_EUSAGE,
+				"--ask-elevate-password needs a terminal to ask on");
+	dprintf(fd, "[sudo] password for %s: ", host);
+	int have_tc = !tcgetattr(fd, &old);
+	if (have_tc) {
+		noecho = old;
+		noecho.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(fd, TCSAFLUSH, &noecho);
+	}
+	r->password = sodium_malloc(1024);
+	size_t n = 0;
+	char c;
+	while (n < 1023 && read(fd, &c, 1) == 1 && c != '\n' && c != '\r')
+		r->password[n++] = c;
+	r->password[n] = '\0';
+	if (have_tc)
+		tcsetattr(fd, TCSAFLUSH, &old);
+	dprintf(fd, "\n");
+	close(fd);
+	return 0;
+}
+
+static int is(const struct run *r, const char *action)
+{
+	return !strcmp(r->opt.action, action);
+}
+
+static int do_list_generations(struct run *r)
+{
+	struct deploy *d = &r->d;
+	struct generation *g = NULL;
+	int n = 0, ret;
+	char *profile = profile_path(r->opt.profile_name);
+
+	if ((ret = deploy_connect(d, 1, 0, &r->err)) == 0 &&
+	    (ret = generations_read(deploy_target(d), NULL, profile, &g, &n,
+				    &r->err)) == 0)
+		generations_print(g, n, r->opt.json);
+	generations_free(g, n);
+	free(profile);
+	return ret;
+}
+
+/* switch/boot/test/build --rollback: no build, no copy. */
+static int do_rollback(struct run *r)
+{
+	struct deploy *d = &r->d;
+	const struct host *t = deploy_target(d);
+	char *profile = profile_path(r->opt.profile_name);
+	struct activation a = { 0 };
+	int ret;
+
+	if ((ret = deploy_connect(d, 1, 0, &r->err)))
+		goto out;
+	a.profile = profile;
+	a.install_bootloader = r->opt.install_bootloader;
+	a.specialisation = r->opt.specialisation;
+	if (is(r, "switch") || is(r, "boot")) {
+		a.action = r->opt.action;
+		a.op = PROFILE_ROLLBACK;
+		ret = activate(t, &d->elev, &a, &r->err);
+		goto out;
+	}
+	struct generation *g = NULL;
+	int n = 0;
+	if ((ret = generations_read(t, &d->elev, profile, &g, &n, &r->err)))
+		goto out;
+	int prev = generations_previous(g, n);
+	generations_free(g, n);
+	if (prev < 0) {
+		ret = nrr_fail(&r->err, NRR_EFAIL,
+			       "no generation of '%s' on '%s' to roll back to",
+			       profile, t->name);
+		goto out;
+	}
+	char *link = xstrfmt("%s-%d-link", profile, prev);
+	if (is(r, "test")) {
+		a.action = "test";
+		a.toplevel = link;
+		a.op = PROFILE_KEEP;
+		ret = activate(t, &d->elev, &a, &r->err);
+	} else {
+		printf("%s\n", link);
+	}
+	free(link);
+out:
+	free(profile);
+	return ret;
+}
+
+static const char *build_tail(struct run *r, char *buf, size_t size)
+{
+	if (is(r, "build-vm"))
+		return "config.system.build.vm";
+	if (is(r, "build-vm-with-bootloader"))
+		return "config.system.build.vmWithBootLoader";
+	if (is(r, "build-image")) {
+		snprintf(buf, size, "config.system.build.images.%s",
+			 r->opt.image_variant);
+		return buf;
+	}
+	return TOPLEVEL;
+}
+
+static int do_build_and_activate(struct run *r)
+{
+	struct deploy *d = &r->d;
+	int dry = is(r, "dry-build");
+	int activating = is(r, "switch") || is(r, "boot") || is(r, "test") ||
+			 is(r, "dry-activate");
+	int local_result = !d->target_remote &&
+			   (is(r, "build") || !strncmp(r->opt.action, "build-", 6));
+	const char *link = local_result && !r->opt.no_build_output ? "result" : NULL;
+	char tailbuf[256];
+	int ret;
+
+	if (r->opt.image_variant && strpbrk(r->opt.image_variant, "\"\\$ ."))
+		return nrr_fail(&r->err, NRR_EUSAGE, "refusing image variant '%s'",
+				r->opt.image_variant);
+	int need_target = d->target_remote && !dry;
+	if ((ret = deploy_connect(d, need_target, 1, &r->err)) ||
+	    (ret = deploy_default_name(d, &r->err)))
+		return ret;
+	if ((ret = deploy_build(d, build_tail(r, tailbuf, sizeof(tailbuf)), dry,
+				link, &r->err)))
+		return ret;
+	if (dry)
+		return 0;
+	if (activating || d->target_remote) {
+		if ((ret = deploy_copy(d, &r->err)))
+			return ret;
+	}
+	if (activating) {
+		char *profile = profile_path(r->opt.profile_name);
+		struct activation a = {
+			.action = r->opt.action,
+			.toplevel = d->toplevel,
+			.profile = profile,
+			.specialisation = r->opt.specialisation,
+			.install_bootloader = r->opt.install_bootloader,
+			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
+								  : PROFILE_KEEP,
+		};
+		ret = activate(deploy_target(d), &d->elev, &a, &r->err);
+		free(profile);
+		if (ret)
+			return ret;
+	}
+	if (is(r, "build-vm") || is(r, "build-vm-with-bootloader"))
+		fprintf(stderr, "Done. The virtual machine can be started by running %s/bin/run-*-vm\n",
+			link ? link : d->toplevel);
+	else if (activating || is(r, "build"))
+		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
+	printf("%s\n", d->toplevel);
+	return 0;
+}
+
+static int run_child(struct strvec *argv, struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	strvec_pushvec(&c.args, argv);
+	int st = child_start(&c, e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	if (st < 0)
+		return e->status;
+	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
+			     argv->v[0], st) : 0;
+}
+
+static int do_edit(struct run *r)
+{
+	struct deploy *d = &r->d;
+	struct strvec argv = STRVEC_INIT;
+	int ret;
+
+	if ((ret = deploy_default_name(d, &r->err)))
+		return ret;
+	if (d->src == SRC_FLAKE) {
+		strvec_pushl(&argv, "nix", "--extra-experimental-features",
+			     "nix-command flakes", "edit", NULL);
+		strvec_pushf(&argv, "%s#nixosConfigurations.\"%s\"", d->flake_ref,
+			     d->flake_name);
+	} else {
+		const char *editor = getenv("EDITOR");
+		strvec_push(&argv, editor && *editor ? editor : "nano");
+		const char *cfg = getenv("NIXOS_CONFIG");
+		strvec_push(&argv, cfg && *cfg ? cfg : "/etc/nixos/configuration.nix");
+	}
+	ret = run_child(&argv, &r->err);
+	strvec_clear(&argv);
+	return ret;
+}
+
+static int do_repl(struct run *r)
+{
+	struct deploy *d = &r->d;
+	struct strvec argv = STRVEC_INIT;
+	int ret;
+
+	if ((ret = deploy_default_name(d, &r->err)))
+		return ret;
+	strvec_pushl(&argv, "nix", "--extra-experimental-features",
+		     "nix-command flakes", "repl", NULL);
+	if (d->src == SRC_FLAKE)
+		strvec_pushf(&argv, "%s#nixosConfigurations.\"%s\"", d->flake_ref,
+			     d->flake_name);
+	else
+		strvec_pushl(&argv, "--file", d->file, NULL);
+	strvec_pushvec(&argv, &r->opt.nix_build);
+	ret = run_child(&argv, &r->err);
+	strvec_clear(&argv);
+	return ret;
+}
+
+static int dispatch(struct run *r)
+{
+	int ret;
+
+	if ((ret = deploy_setup(&r->d, &r->err)))
+		return ret;
+	flush_warnings(&r->warnings);
+	if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
+	    !is(r, "dry-build") && !is(r, "edit") && !is(r, "repl")) {
+		if ((ret = ask_password(r, r->opt.target_host ? r->opt.target_host
+							     : "localhost")))
+			return ret;
+		r->d.elev.password = r->password;
+	}
+	if (is(r, "list-generations"))
+		return do_list_generations(r);
+	if (is(r, "edit"))
+		return do_edit(r);
+	if (is(r, "repl"))
+		return do_repl(r);
+	if (r->opt.rollback)
+		return do_rollback(r);
+	return do_build_and_activate(r);
+}
+
+int main(int argc, char **argv)
+{
+	struct run r;
+	int ret;
+
+	sanitise_stdfd();
+	if (sodium_init() < 0) {
+		fputs("error: cannot initialise libsodium\n", stderr);
+		return NRR_EFAIL;
+	}
+	memset(&r, 0, sizeof(r));
+	options_init(&r.opt);
+	ret = options_parse(&r.opt, argc, (const char *const *)argv, &r.err);
+	strvec_init(&r.warnings);
+	strvec_pushvec(&r.warnings, &r.opt.warnings);
+	if (ret) {
+		fprintf(stderr, "error: %s\n", r.err.msg);
+		fputs("hint: see 'nixos-rebuild-remote --help'\n", stderr);
+		goto done;
+	}
+	if (r.opt.complete) {
+		ret = complete_print(r.opt.complete, &r.err);
+		if (ret)
+			fprintf(stderr, "error: %s\n", r.err.msg);
+		goto done;
+	}
+	if (r.opt.version) {
+		printf("nixos-rebuild-remote %s\n", NRR_VERSION);
+		goto done;
+	}
+	if (r.opt.help || !r.opt.action) {
+		options_print_help(stdout);
+		goto done;
+	}
+	run_signals_install();
+	deploy_init(&r.d, &r.opt, &r.warnings);
+	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
+	ret = dispatch(&r);
+	flush_warnings(&r.warnings);
+	if (run_interrupted() && ret != 0)
+		ret = 128 + run_interrupted();
+	if (ret) {
+		if (run_interrupted())
+			fprintf(stderr, "error: interrupted%s%s\n",
+				r.err.msg[0] ? ": " : "", r.err.msg);
+		else
+			fprintf(stderr, "error: %s\n", r.err.msg[0] ? r.err.msg : "failed");
+		if (r.err.hint[0] && !run_interrupted())
+			fprintf(stderr, "hint: %s\n", r.err.hint);
+	}
+	deploy_release(&r.d);
+done:
+	flush_warnings(&r.warnings);
+	if (r.password)
+		sodium_free(r.password);	/* wipes it */
+	options_release(&r.opt);
+	return ret;
+}

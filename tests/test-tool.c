@@ -1,0 +1,185 @@
+/*
+ * test-tool: exposes pure lib/ functions to the bats suite, as git's
+ * t/helper/test-tool does. Each subcommand reads its arguments (or stdin)
+ * and prints a result that tests compare.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/closure.h"
+#include "../lib/complete.h"
+#include "../lib/generations.h"
+#include "../lib/nix.h"
+#include "../lib/options.h"
+#include "../lib/quote.h"
+#include "../lib/ssh.h"
+
+static char *read_stdin(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+		strbuf_add(&sb, buf, n);
+	return strbuf_detach(&sb);
+}
+
+static void print_vec(const char *name, const struct strvec *v)
+{
+	printf("%s=", name);
+	for (size_t i = 0; i < v->nr; i++)
+		printf("%s[%s]", i ? " " : "", v->v[i]);
+	printf("\n");
+}
+
+static int cmd_parse(int argc, const char **argv)
+{
+	struct options o;
+	struct nrr_err e = { 0 };
+	options_init(&o);
+	int ret = options_parse(&o, argc, argv, &e);
+	if (ret) {
+		printf("error(%d): %s\n", ret, e.msg);
+		options_release(&o);
+		return ret;
+	}
+#define S(x) printf(#x "=%s\n", o.x ? o.x : "(null)")
+#define I(x) printf(#x "=%d\n", (int)o.x)
+	S(action); S(flake); S(file); S(attr); S(store_path); S(target_host);
+	S(build_host); S(profile_name); S(specialisation); S(image_variant);
+	I(verbose); I(quiet); I(elevate); I(ask_password); I(substitutes);
+	I(rollback); I(install_bootloader); I(no_flake); I(json); I(diff);
+	I(copy_direct); I(no_build_output); I(upgrade);
+	print_vec("nix_common", &o.nix_common);
+	print_vec("nix_build", &o.nix_build);
+	print_vec("nix_flake_common", &o.nix_flake_common);
+	print_vec("nix_flake_eval", &o.nix_flake_eval);
+	print_vec("nix_classic", &o.nix_classic);
+	for (size_t i = 0; i < o.warnings.nr; i++)
+		printf("warning: %s\n", o.warnings.v[i]);
+	options_release(&o);
+	return 0;
+}
+
+int main(int argc, const char **argv)
+{
+	if (argc < 2) {
+		fputs("usage: test-tool COMMAND [ARGS]\n", stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "sq-quote")) {
+		struct strbuf sb = STRBUF_INIT;
+		sq_quote_argv(&sb, argv + 2);
+		puts(sb.buf);
+		strbuf_release(&sb);
+		return 0;
+	}
+	if (!strcmp(cmd, "split")) {
+		struct strvec v = STRVEC_INIT;
+		const char *why = NULL;
+		if (split_cmdline(argv[2], &v, &why)) {
+			printf("error: %s\n", why);
+			return 1;
+		}
+		for (size_t i = 0; i < v.nr; i++)
+			printf("[%s]\n", v.v[i]);
+		strvec_clear(&v);
+		return 0;
+	}
+	if (!strcmp(cmd, "parse"))
+		return cmd_parse(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ssh-config")) {
+		struct ssh_config c;
+		char *text = read_stdin();
+		int r = ssh_config_parse(text, &c);
+		printf("ok=%d user=%s hostname=%s port=%d controlpath=%s\n", r == 0,
+		       c.user ? c.user : "", c.hostname ? c.hostname : "", c.port,
+		       c.control_path ? c.control_path : "");
+		ssh_config_release(&c);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "ssh-check-name")) {
+		struct nrr_err e;
+		int r = ssh_check_name(argv[2], &e);
+		printf(r ? "refused: %s\n" : "ok\n", e.msg);
+		return r ? 1 : 0;
+	}
+	if (!strcmp(cmd, "ssh-hosts")) {
+		struct strvec h = STRVEC_INIT, inc = STRVEC_INIT;
+		char *text = read_stdin();
+		ssh_config_hosts(text, &h, &inc);
+		print_vec("hosts", &h);
+		print_vec("includes", &inc);
+		strvec_clear(&h);
+		strvec_clear(&inc);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "nix-version")) {
+		struct nix_version v;
+		int r = nix_version_parse(argv[2], &v);
+		printf("ok=%d %d.%d.%d lix=%d\n", r == 0, v.major, v.minor, v.patch, v.lix);
+		return 0;
+	}
+	if (!strcmp(cmd, "nix-error")) {
+		char buf[512];
+		char *text = read_stdin();
+		nix_error_summary(text, buf, sizeof(buf));
+		printf("%s\nbuild=%d\n", buf, nix_error_is_build(text));
+		char *flag = nix_unknown_flag(text);
+		if (flag)
+			printf("unknown=%s\n", flag);
+		free(flag);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "flake-split")) {
+		char *ref, *name;
+		nix_split_flake(argv[2], &ref, &name);
+		char *attr = nix_flake_attr(ref, name, "config.system.build.toplevel");
+		printf("ref=%s name=%s attr=%s\n", ref, name, attr);
+		free(ref); free(name); free(attr);
+		return 0;
+	}
+	if (!strcmp(cmd, "build-json")) {
+		char *text = read_stdin();
+		char *out = nix_build_json_out(text);
+		printf("%s\n", out ? out : "(none)");
+		free(out);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "generations")) {
+		struct generation *g;
+		int n;
+		char *text = read_stdin();
+		generations_parse(text, &g, &n);
+		for (int i = 0; i < n; i++)
+			printf("%d %s%s\n", g[i].id, g[i].date, g[i].current ? " current" : "");
+		printf("previous=%d\n", generations_previous(g, n));
+		generations_free(g, n);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "probe")) {
+		struct probe p = { 0 };
+		struct strvec missing = STRVEC_INIT;
+		char *text = read_stdin();
+		probe_parse(text, &p, &missing);
+		printf("hostname=%s arch=%s nix=%s current=%s systemd=%d\n",
+		       p.hostname ? p.hostname : "", p.arch ? p.arch : "",
+		       p.nix_version ? p.nix_version : "",
+		       p.current_system ? p.current_system : "", p.systemd);
+		print_vec("missing", &missing);
+		probe_release(&p);
+		strvec_clear(&missing);
+		free(text);
+		return 0;
+	}
+	fprintf(stderr, "test-tool: unknown command '%s'\n", cmd);
+	return 2;
+}
