@@ -166,6 +166,33 @@ static const char *build_tail(struct run *r, char *buf, size_t size)
 	return TOPLEVEL;
 }
 
+static int run_child(struct strvec *argv, struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	strvec_pushvec(&c.args, argv);
+	int st = child_start(&c, e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	if (st < 0)
+		return e->status;
+	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
+			     argv->v[0], st) : 0;
+}
+
+/* --upgrade(-all): the root user's channels, before a classic build. */
+static int upgrade_channels(struct run *r)
+{
+	struct strvec argv = STRVEC_INIT;
+	int ret;
+	if (getuid() != 0 && r->opt.elevate == ELEVATE_SUDO)
+		strvec_pushl(&argv, "sudo", "--", NULL);
+	strvec_pushl(&argv, "nix-channel", "--update", NULL);
+	if (!r->opt.upgrade_all)
+		strvec_push(&argv, "nixos");
+	ret = run_child(&argv, &r->err);
+	strvec_clear(&argv);
+	return ret;
+}
+
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -181,6 +208,8 @@ static int do_build_and_activate(struct run *r)
 	if (r->opt.image_variant && strpbrk(r->opt.image_variant, "\"\\$ ."))
 		return nrr_fail(&r->err, NRR_EUSAGE, "refusing image variant '%s'",
 				r->opt.image_variant);
+	if (r->opt.upgrade && d->src == SRC_CLASSIC && (ret = upgrade_channels(r)))
+		return ret;
 	int need_target = d->target_remote && !dry;
 	if ((ret = deploy_connect(d, need_target, 1, &r->err)) ||
 	    (ret = deploy_default_name(d, &r->err)))
@@ -202,6 +231,7 @@ static int do_build_and_activate(struct run *r)
 			.profile = profile,
 			.specialisation = r->opt.specialisation,
 			.install_bootloader = r->opt.install_bootloader,
+			.diff = r->opt.diff,
 			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
 								  : PROFILE_KEEP,
 		};
@@ -217,18 +247,6 @@ static int do_build_and_activate(struct run *r)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	printf("%s\n", d->toplevel);
 	return 0;
-}
-
-static int run_child(struct strvec *argv, struct nrr_err *e)
-{
-	struct child c = CHILD_INIT;
-	strvec_pushvec(&c.args, argv);
-	int st = child_start(&c, e) ? -1 : child_wait(&c);
-	child_clear(&c);
-	if (st < 0)
-		return e->status;
-	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
-			     argv->v[0], st) : 0;
 }
 
 static int do_edit(struct run *r)

@@ -15,11 +15,11 @@
 /*
  * $1 action or "" (profile only)   $2 toplevel   $3 profile
  * $4 specialisation or ""          $5 NIXOS_INSTALL_BOOTLOADER (0/1)
- * $6 keep | set | rollback
+ * $6 keep | set | rollback          $7 1: show the closure diff first
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6\n"
+	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7\n"
 	"if [ \"$op\" = rollback ]; then\n"
 	"  top=$(readlink -f \"$prof\") || exit 243\n"
 	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
@@ -38,6 +38,10 @@ static const char activate_script[] =
 	"fi\n"
 	"if [ -n \"$act\" ] && [ ! -x \"$stc\" ]; then\n"
 	"  echo \"$stc is missing\" >&2; exit 241\n"
+	"fi\n"
+	"if [ \"$diff\" = 1 ] && [ -e /run/current-system ]; then\n"
+	"  nix --extra-experimental-features nix-command store diff-closures \\\n"
+	"    \"$(readlink -f /run/current-system)\" \"$top\" >&2 || :\n"
 	"fi\n"
 	"if [ \"$op\" = set ]; then\n"
 	"  mkdir -p \"${prof%/*}\" && nix-env -p \"$prof\" --set \"$top\" >&2 || exit 243\n"
@@ -70,7 +74,8 @@ int activate(const struct host *h, const struct elevation *el,
 	const char *args[] = {
 		a->action ? a->action : "", a->toplevel ? a->toplevel : "",
 		a->profile, a->specialisation ? a->specialisation : "",
-		a->install_bootloader ? "1" : "0", ops[a->op], NULL };
+		a->install_bootloader ? "1" : "0", ops[a->op],
+		a->diff ? "1" : "0", NULL };
 	char why[512];
 	const char *step = a->action ? a->action : "profile";
 

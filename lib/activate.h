@@ -29,6 +29,7 @@ struct activation {
 	const char *profile;	/* full profile path */
 	const char *specialisation; /* or NULL */
 	int install_bootloader;
+	int diff;		/* nix store diff-closures against the running system */
 	enum profile_op op;
 };
 

@@ -18,6 +18,9 @@
  * closes (Ctrl-C, a killed run, a dropped link). Non-interactive sh gives
  * background jobs /dev/null as stdin, hence the copy on fd 3.
  * $2: "dry" for --dry-run. The rest: flags for nix-store.
+ * The result gets a GC root in the build host's temp dir (one per
+ * derivation, replaced by the next build of it), so that it cannot be
+ * collected before it is copied.
  */
 static const char realise_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
@@ -26,14 +29,15 @@ static const char realise_script[] =
 	"if [ \"$mode\" = dry ]; then\n"
 	"  nix-store --realise --dry-run \"$drv\" \"$@\" </dev/null 3<&- & p=$!\n"
 	"else\n"
-	"  nix-store --realise \"$drv\" \"$@\" </dev/null >\"${TMPDIR:-/tmp}/nrr-out.$$\" 3<&- & p=$!\n"
+	"  root=${TMPDIR:-/tmp}/nrr-result-${drv##*/}\n"
+	"  nix-store --realise \"$drv\" --add-root \"$root\" --indirect \"$@\" </dev/null >/dev/null 3<&- & p=$!\n"
 	"fi\n"
 	"( cat <&3 >/dev/null 2>&1; kill -TERM $p 2>/dev/null ) >/dev/null 2>&1 &\n"
 	"exec 3<&-\n"
 	"wait $p; s=$?\n"
 	"[ \"$mode\" = dry ] && exit $s\n"
-	"out=$(cat \"${TMPDIR:-/tmp}/nrr-out.$$\"); rm -f \"${TMPDIR:-/tmp}/nrr-out.$$\"\n"
 	"[ $s = 0 ] || exit $s\n"
+	"out=$(readlink -f \"$root\") || exit\n"
 	"echo \"$out\"; echo --\n"
 	"exec nix-store --query --requisites $out\n";
 

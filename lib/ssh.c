@@ -163,12 +163,18 @@ static void push_ssh_base(struct ssh_ctx *ctx, struct strvec *argv)
 		strvec_pushvec(argv, &ctx->default_opts);
 }
 
+/* Shows a command line; our remote scripts are long, so only their start. */
 static void trace(struct ssh_ctx *ctx, const struct strvec *argv)
 {
 	if (!ctx->trace)
 		return;
 	struct strbuf sb = STRBUF_INIT;
 	sq_quote_argv(&sb, argv->v);
+	if (sb.len > 300)
+		strbuf_setlen(&sb, 300), strbuf_addstr(&sb, " ...");
+	for (size_t i = 0; i < sb.len; i++)
+		if (sb.buf[i] == '\n')
+			sb.buf[i] = ' ';
 	fprintf(stderr, "$ %s\n", sb.buf);
 	strbuf_release(&sb);
 }

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Runs the whole suite: every tests/*.bats against the normal build, then
+# the same files against the ASan+UBSan build (NRR and TEST_TOOL point the
+# tests at it). Sanitizer reports are fatal, so a report fails its test.
+# Ends with one summary line: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=99
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
+passed=0 failed=0
+run() {
+	label=$1; shift
+	out=$(mktemp)
+	bats --tap "$@" tests/*.bats >"$out" 2>&1
+	cat "$out"
+	p=$(grep -c '^ok ' "$out")
+	f=$(grep -c '^not ok ' "$out")
+	passed=$((passed + p)); failed=$((failed + f))
+	echo "# $label: $p passed, $f failed"
+	rm -f "$out"
+}
+run "normal build"
+NRR=$PWD/build-san/nixos-rebuild-remote TEST_TOOL=$PWD/build-san/tests/test-tool \
+	NRR_SANITIZED=1 run "sanitizer build"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,191 @@
+#!/usr/bin/env bats
+# Pure functions of lib/, through tests/test-tool: quoting, splitting,
+# option parsing, and the parsers of ssh, nix and remote output.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load /usr/lib/bats/bats-support/load
+	load /usr/lib/bats/bats-assert/load
+	TT=${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}
+}
+
+@test "quoting: plain words are single-quoted" {
+	run "$TT" sq-quote a 'b c' ''
+	assert_output "'a' 'b c' ''"
+}
+
+@test "quoting: quotes and backslashes stand outside the quotes (fish-safe)" {
+	run "$TT" sq-quote "it's" 'a\b'
+	assert_output "'it'\\''s' 'a'\\\\'b'"
+}
+
+@test "quoting: sh, bash, dash and fish all read every hostile word back unchanged" {
+	for w in "it's" 'a\b' '$(touch /tmp/x)' '`id`' 'a;b' '$HOME' '"dq"' ' lead' 'new
+line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
+		q=$("$TT" sq-quote "$w")
+		for sh in sh bash dash fish; do
+			command -v $sh >/dev/null || continue
+			if [ $sh = fish ]; then got=$(fish -c "printf '%s' $q"); else got=$($sh -c "printf '%s' $q"); fi
+			[ "$got" = "$w" ] || fail "$sh read [$q] as [$got], not [$w]"
+		done
+	done
+}
+
+@test "splitting NIX_SSHOPTS honours quotes like a shell" {
+	run "$TT" split "-F '/tmp/my dir/cfg' -o \"ProxyCommand=nc %h %p\" -i a\\ b"
+	assert_output $'[-F]\n[/tmp/my dir/cfg]\n[-o]\n[ProxyCommand=nc %h %p]\n[-i]\n[a b]'
+}
+
+@test "splitting refuses an unterminated quote" {
+	run "$TT" split "-o 'oops"
+	assert_failure
+	assert_output "error: unterminated quote"
+}
+
+@test "options: bundled short flags, glued values and nargs 2" {
+	run "$TT" parse switch -vv -j4 -sL --option a b --target-host h
+	assert_success
+	assert_line 'verbose=2'
+	assert_line 'substitutes=1'
+	assert_line 'target_host=h'
+	assert_line 'nix_common=[-v] [-v] [--max-jobs] [4] [--option] [a] [b]'
+	assert_line 'nix_build=[--print-build-logs]'
+}
+
+@test "options: a bare --flake means '.', and an action after it stays the action" {
+	run "$TT" parse --flake switch
+	assert_line 'flake=.'
+	assert_line 'action=switch'
+	run "$TT" parse switch -F /etc/x#h
+	assert_line 'flake=/etc/x#h'
+	run "$TT" parse switch --flake=/a
+	assert_line 'flake=/a'
+}
+
+@test "options: dry-run is dry-build" {
+	run "$TT" parse dry-run
+	assert_line 'action=dry-build'
+}
+
+@test "options: unknown options and missing values are usage errors (2)" {
+	run -2 "$TT" parse switch --bogus
+	assert_output --partial "unrecognized option '--bogus'"
+	run -2 "$TT" parse switch --target-host
+	assert_output --partial "expected 1 argument"
+	run -2 "$TT" parse switch --option onlyone
+	assert_output --partial "expected 2 arguments"
+	run -2 "$TT" parse frobnicate
+	assert_output --partial "invalid choice 'frobnicate'"
+}
+
+@test "options: conflicts are refused as ng refuses them" {
+	run -2 "$TT" parse switch --store-path /nix/store/x --rollback
+	run -2 "$TT" parse build --store-path /nix/store/x
+	run -2 "$TT" parse switch --flake . --file f
+	run -2 "$TT" parse edit --file f
+	run -2 "$TT" parse repl --target-host h
+	run -2 "$TT" parse boot --specialisation s
+	run -2 "$TT" parse dry-build --rollback
+	run -2 "$TT" parse build-image
+	run -2 "$TT" parse switch --elevate doas
+	run -2 "$TT" parse switch --copy-direct --target-host t
+}
+
+@test "options: we do more than ng: list-generations on a target, rollback of test/build" {
+	run "$TT" parse list-generations --target-host h
+	assert_success
+	run "$TT" parse test --rollback --target-host h
+	assert_success
+}
+
+@test "options: deprecated spellings warn and keep their meaning" {
+	run "$TT" parse switch --use-remote-sudo --install-grub --fast --no-ssh-tty --no-build-nix
+	assert_line 'elevate=1'
+	assert_line 'install_bootloader=1'
+	assert_line --partial "warning: '--use-remote-sudo' is deprecated"
+	assert_line --partial "warning: '--install-grub' is deprecated"
+	assert_line --partial "warning: '--fast' is deprecated"
+	assert_line --partial "warning: '--no-ssh-tty' is deprecated and has no effect"
+}
+
+@test "options: -S alone implies sudo with a warning; --ask-sudo-password is the alias" {
+	run "$TT" parse switch -S
+	assert_line 'elevate=1'
+	assert_line 'ask_password=1'
+	assert_line --partial 'implies --elevate=sudo'
+	run "$TT" parse switch --ask-sudo-password
+	assert_line 'elevate=1'
+	assert_line 'ask_password=1'
+	run "$TT" parse switch --elevate run0
+	assert_line 'elevate=2'
+}
+
+@test "options: -Q/--no-link reaches nix-build as --no-build-output" {
+	run "$TT" parse build --no-link
+	assert_line 'no_build_output=1'
+	assert_line 'nix_classic=[--no-build-output]'
+}
+
+@test "ssh -G output: user, hostname, port and the user's ControlPath" {
+	run "$TT" ssh-config <<<$'host web1\nuser root\nhostname 10.0.0.5\nport 2222\ncontrolpath /home/u/.ssh/cm-abc\n'
+	assert_output "ok=1 user=root hostname=10.0.0.5 port=2222 controlpath=/home/u/.ssh/cm-abc"
+	run "$TT" ssh-config <<<$'user root\nhostname h\nport 22\ncontrolpath none\n'
+	assert_output "ok=1 user=root hostname=h port=22 controlpath="
+}
+
+@test "host names that ssh would take as options, or a shell as code, are refused" {
+	run "$TT" ssh-check-name root@web1
+	assert_success
+	for bad in -oProxyCommand=x 'a b' 'a;b' '$(id)' 'a`b`' "a'b"; do
+		run "$TT" ssh-check-name "$bad"
+		assert_failure
+	done
+}
+
+@test "ssh config hosts for completion: aliases, not patterns, and Includes" {
+	run "$TT" ssh-hosts <<<$'Host web1 web2\n  HostName x\nHost *.corp !bad\nInclude conf.d/*\nhost db'
+	assert_line 'hosts=[web1] [web2] [db]'
+	assert_line 'includes=[conf.d/*]'
+}
+
+@test "nix versions: Nix and Lix" {
+	run "$TT" nix-version "nix-store (Nix) 2.8.0"
+	assert_output "ok=1 2.8.0 lix=0"
+	run "$TT" nix-version "nix (Lix, like Nix) 2.91.1"
+	assert_output "ok=1 2.91.1 lix=1"
+}
+
+@test "nix errors: the summary line, build vs evaluation, unknown flags" {
+	run "$TT" nix-error <<<$'warning: x\nerror: builder for \'/nix/store/a.drv\' failed with exit code 1'
+	assert_line "builder for '/nix/store/a.drv' failed with exit code 1"
+	assert_line 'build=1'
+	run "$TT" nix-error <<<$'error: undefined variable \'foo\''
+	assert_line 'build=0'
+	run "$TT" nix-error <<<$'error: unrecognised flag \'--repair\''
+	assert_line 'unknown=--repair'
+}
+
+@test "flake references: REF#NAME and the toplevel attribute" {
+	run "$TT" flake-split '.#web1'
+	assert_output 'ref=. name=web1 attr=.#nixosConfigurations."web1".config.system.build.toplevel'
+	run "$TT" flake-split '/etc/nixos'
+	assert_output 'ref=/etc/nixos name= attr=/etc/nixos#nixosConfigurations."".config.system.build.toplevel'
+}
+
+@test "nix build --json: the out path" {
+	run "$TT" build-json <<<'[{"drvPath":"/nix/store/a.drv","outputs":{"out":"/nix/store/b-sys"}}]'
+	assert_output /nix/store/b-sys
+}
+
+@test "generations: the rollback of test picks the newest older than current" {
+	run "$TT" generations <<<$'   1   2026-01-01 10:00:00   \n   2   2026-01-02 10:00:00   (current)\n   3   2026-01-03 10:00:00   '
+	assert_line '2 2026-01-02 10:00:00 current'
+	assert_line 'previous=1'
+}
+
+@test "probe output: facts, then missing paths" {
+	run "$TT" probe <<<$'hostname=t1\narch=x86_64\nnix=nix-store (Nix) 2.8.0\ncurrent=/nix/store/x\nsystemd=0\n--\n/nix/store/a\n/nix/store/b'
+	assert_line 'hostname=t1 arch=x86_64 nix=nix-store (Nix) 2.8.0 current=/nix/store/x systemd=0'
+	assert_line 'missing=[/nix/store/a] [/nix/store/b]'
+}
