@@ -1,0 +1,352 @@
+#!/usr/bin/env bats
+# Deploying to fake NixOS hosts over real ssh: every action, here and on a
+# target, with and without a build host, and the exact number of ssh
+# handshakes and remote commands each run costs.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 t2 b1
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" base
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+nrr() { fleet_local "$NRR" "$@"; }
+# A new generation of every configuration: a new tag in the flake copy.
+retag() { printf '%s\n' "$1" >"$F/tag"; }
+toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel"; }
+profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system; }
+last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
+
+@test "switch --target-host: builds here, copies, sets the profile, activates; one handshake" {
+	retag sw1
+	fleet_reset_counts t1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host root@t1
+	assert_success
+	want=$(toplevel t1)
+	assert_output "$want"
+	[ "$(profile_of t1)" = "$want" ]
+	run last_activation t1
+	assert_output --partial "switch $want/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER=0 uid=0"
+	[ "$(fleet_handshakes t1)" = 1 ]
+	# probe+validity, import, activation
+	[ "$(fleet_commands t1)" = 3 ]
+}
+
+@test "a no-op redeploy costs one handshake and two remote commands" {
+	retag sw1
+	nrr switch --flake "$F#t1" --target-host t1
+	fleet_reset_counts t1
+	run nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	[ "$(fleet_handshakes t1)" = 1 ]
+	[ "$(fleet_commands t1)" = 2 ]
+}
+
+@test "only what the target lacks is copied" {
+	retag partial
+	want=$(toplevel t2)
+	# give t2 the shared package already
+	sw=$(fleet_local nix-store -qR "$want" | grep nrr-sw)
+	fleet_seed t2 "$sw"
+	run nrr switch --flake "$F#t2" --target-host t2 -v
+	assert_success
+	assert_output --partial "copying 4 of 5 paths"
+}
+
+@test "boot sets the profile and runs switch-to-configuration boot" {
+	retag boot1
+	run nrr boot --flake "$F#t1" --target-host t1
+	assert_success
+	want=$(toplevel t1)
+	[ "$(profile_of t1)" = "$want" ]
+	run last_activation t1
+	assert_output --partial "boot $want/bin/switch-to-configuration"
+}
+
+@test "test activates without touching the profile" {
+	retag sw1
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(profile_of t1)
+	retag test1
+	run nrr test --flake "$F#t1" --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$before" ]
+	run last_activation t1
+	assert_output --partial "test $(toplevel t1)/bin/switch-to-configuration"
+}
+
+@test "dry-activate runs switch-to-configuration dry-activate only" {
+	retag dry1
+	before=$(profile_of t1)
+	run nrr dry-activate --flake "$F#t1" --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$before" ]
+	run last_activation t1
+	assert_output --partial "dry-activate $(toplevel t1)/bin/"
+}
+
+@test "build --target-host copies the closure and activates nothing" {
+	retag build1
+	before=$(fleet_exec t1 wc -l /run/nrr-activations)
+	run --separate-stderr nrr build --flake "$F#t1" --target-host t1
+	assert_success
+	want=$(toplevel t1)
+	fleet_exec t1 nix-store --check-validity "$want"
+	[ "$(fleet_exec t1 wc -l /run/nrr-activations)" = "$before" ]
+	[ ! -e result ]
+}
+
+@test "build without a target makes ./result, as nixos-rebuild does" {
+	retag build2
+	run --separate-stderr nrr build --flake "$F#t1"
+	assert_success
+	[ "$(readlink -f result)" = "$(toplevel t1)" ]
+}
+
+@test "build --no-link makes no ./result" {
+	run nrr build --flake "$F#t1" --no-link
+	assert_success
+	[ ! -e result ]
+}
+
+@test "dry-build builds nothing and does not connect to the target" {
+	retag drybuild
+	fleet_reset_counts t1
+	run nrr dry-build --flake "$F#t1" --target-host t1
+	assert_success
+	assert_output --partial "will be built"
+	[ "$(fleet_handshakes t1)" = 0 ]
+	run fleet_local nix-store --check-validity "$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")"
+	assert_failure
+}
+
+@test "--build-host: evaluated here, built there, relayed to the target; one handshake each" {
+	retag bh1
+	fleet_reset_counts t1 b1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	assert_success
+	path=$output
+	[ "$(profile_of t1)" = "$path" ]
+	fleet_exec b1 nix-store --check-validity "$path"
+	# never pulled through this machine
+	run fleet_local nix-store --check-validity "$path"
+	assert_failure
+	[ "$(fleet_handshakes t1)" = 1 ]
+	[ "$(fleet_handshakes b1)" = 1 ]
+}
+
+@test "--build-host that is the target under another name: one connection, no copy" {
+	retag bh2
+	fleet_reset_counts t2
+	addr=$(fleet_addr t2)
+	run --separate-stderr nrr switch --flake "$F#t2" --target-host t2 --build-host "root@$addr"
+	assert_success
+	[ "$(profile_of t2)" = "$output" ]
+	[ "$(fleet_handshakes t2)" = 1 ]
+	# query, derivation import, realise, activation: no export, no second import
+	run fleet_command_log t2
+	refute_output --partial 'nix-store --export'
+}
+
+@test "--build-host localhost builds here" {
+	retag bh3
+	fleet_reset_counts b1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host localhost
+	assert_success
+	fleet_local nix-store --check-validity "$output"
+}
+
+@test "--build-host with this machine as target brings the result home for ./result" {
+	retag bh4
+	run --separate-stderr nrr build --flake "$F#t1" --build-host b1
+	assert_success
+	[ "$(readlink -f result)" = "$output" ]
+	fleet_local nix-store --check-validity "$output"
+}
+
+@test "--copy-direct: the build host copies to the target itself" {
+	retag direct
+	# b1's root reaches t1 with the fleet's key and known hosts
+	fleet_exec b1 sh -c 'mkdir -p ~/.ssh && cp /run/fleet/id_ed25519 ~/.ssh/id_ed25519 && cp /run/fleet/known_hosts ~/.ssh/known_hosts'
+	fleet_reset_counts t1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host b1 --copy-direct
+	assert_success
+	[ "$(profile_of t1)" = "$output" ]
+	run fleet_local nix-store --check-validity "$output"
+	assert_failure
+}
+
+@test "switch --rollback on a target goes back to the previous generation" {
+	retag rb1
+	nrr switch --flake "$F#t1" --target-host t1
+	first=$(toplevel t1)
+	retag rb2
+	nrr switch --flake "$F#t1" --target-host t1
+	run nrr switch --rollback --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$first" ]
+	run last_activation t1
+	assert_output --partial "switch $first/bin/switch-to-configuration"
+}
+
+@test "test --rollback activates the previous generation and keeps the profile" {
+	retag rb3
+	nrr switch --flake "$F#t1" --target-host t1
+	prev=$(toplevel t1)
+	retag rb4
+	nrr switch --flake "$F#t1" --target-host t1
+	cur=$(profile_of t1)
+	run nrr test --rollback --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$cur" ]
+	run last_activation t1
+	assert_output --partial "test $prev/bin/switch-to-configuration"
+}
+
+@test "build --rollback names the previous generation" {
+	run --separate-stderr nrr build --rollback --target-host t1
+	assert_success
+	assert_output --regexp '^/nix/var/nix/profiles/system-[0-9]+-link$'
+}
+
+@test "--specialisation activates the specialisation" {
+	retag spec
+	run nrr switch --flake "$F#t1" --target-host t1 -c spec1
+	assert_success
+	run last_activation t1
+	assert_output --partial "switch"
+	assert_output --partial "config=t1/spec1"
+}
+
+@test "a missing specialisation is refused before anything changes (exit 7)" {
+	retag spec2
+	before=$(profile_of t1)
+	run nrr switch --flake "$F#t1" --target-host t1 --specialisation nope
+	assert_failure 7
+	assert_output --partial "error: 't1': specialisation 'nope' does not exist"
+	[ "$(profile_of t1)" = "$before" ]
+}
+
+@test "--profile-name uses system-profiles/NAME" {
+	retag prof
+	run nrr boot --flake "$F#t1" --target-host t1 -p work
+	assert_success
+	[ "$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system-profiles/work)" = "$(toplevel t1)" ]
+}
+
+@test "--install-bootloader sets NIXOS_INSTALL_BOOTLOADER=1" {
+	run nrr boot --flake "$F#t1" --target-host t1 --install-bootloader
+	assert_success
+	run last_activation t1
+	assert_output --partial "NIXOS_INSTALL_BOOTLOADER=1"
+}
+
+@test "list-generations on a target, as a table and as JSON" {
+	run nrr list-generations --target-host t1
+	assert_success
+	assert_line --index 0 --partial "Generation"
+	assert_output --partial "current"
+	run nrr list-generations --target-host t1 --json
+	assert_success
+	echo "$output" | python3 -c 'import json,sys; g=json.load(sys.stdin); assert any(x["current"] for x in g); assert "spec1" in g[0]["specialisations"]'
+}
+
+@test "classic mode: --file and --attr through nix-build" {
+	retag classic
+	run --separate-stderr nrr switch --file "$F/default.nix" --attr t2 --target-host t2
+	assert_success
+	[ "$(profile_of t2)" = "$output" ]
+}
+
+@test "--store-path activates a given closure without building" {
+	retag storepath
+	path=$(toplevel t2)
+	run --separate-stderr nrr test --store-path "$path" --target-host t2
+	assert_success
+	run last_activation t2
+	assert_output --partial "test $path/bin/"
+}
+
+@test "a failing activation is an error naming the host and step (exit 8)" {
+	run nrr switch --flake "$F#broken" --target-host t2
+	assert_failure 8
+	assert_output --partial "error: activation ('switch-to-configuration switch') on 't2' failed with status 1"
+}
+
+@test "a closure without switch-to-configuration is refused; profile unchanged (exit 7)" {
+	before=$(profile_of t2)
+	run nrr switch --flake "$F#nostc" --target-host t2
+	assert_failure 7
+	assert_output --partial "switch-to-configuration is missing"
+	[ "$(profile_of t2)" = "$before" ]
+}
+
+@test "a failing evaluation is exit 4 and leaves the target untouched" {
+	before=$(profile_of t1)
+	fleet_reset_counts t1
+	run nrr switch --flake "$F#doesnotexist" --target-host t1
+	assert_failure 4
+	[ "$(profile_of t1)" = "$before" ]
+	[ "$(fleet_commands t1)" = 0 ]
+	assert_output --partial "error: evaluating '$F#nixosConfigurations.\"doesnotexist\"."
+}
+
+@test "an unreachable host is exit 3 with a hint" {
+	printf 'Host gone\n  HostName 127.0.0.1\n  Port 9\n  ConnectTimeout 3\n' >cfg
+	cat "$FLEET_DIR/ssh_config" >>cfg
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host gone
+	assert_failure 3
+	assert_output --partial "error: cannot reach 'gone' (root@127.0.0.1:9): "
+	assert_output --partial "hint: is '127.0.0.1' up, with sshd listening on port 9?"
+}
+
+@test "an unknown host key is refused, never accepted silently (exit 3)" {
+	sed "s|UserKnownHostsFile .*|UserKnownHostsFile $PWD/empty_known_hosts|" "$FLEET_DIR/ssh_config" >cfg
+	: >empty_known_hosts
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host t1
+	assert_failure 3
+	assert_output --partial "hint: the host key of 't1' is unknown or has changed"
+	[ ! -s empty_known_hosts ]
+}
+
+@test "hostile names are refused or passed through, never run by a shell" {
+	run nrr switch --flake "$F#t1" --target-host '-oProxyCommand=touch /tmp/pwned'
+	assert_failure 2
+	assert_output --partial "begins with '-'"
+	run nrr switch --flake "$F#t1" --target-host 'a$(touch /tmp/pwned)'
+	assert_failure 2
+	run nrr switch --flake "$F#a\"b" --target-host t1
+	assert_failure 2
+	run nrr switch --flake "$F#\$(touch /tmp/pwned);x" --target-host t1
+	assert_failure
+	run nrr switch --flake "$F#t1" --target-host t1 --specialisation "x'; touch /tmp/pwned; '"
+	assert_failure 7
+	[ ! -e /tmp/pwned ]
+	run fleet_exec t1 test -e /tmp/pwned
+	assert_failure
+}
+
+@test "usage errors exit 2 with one error line" {
+	run nrr switch --frobnicate
+	assert_failure 2
+	assert_line --index 0 "error: unrecognized option '--frobnicate'"
+}
+
+@test "no masters or ssh processes are left behind" {
+	run pgrep -f "ControlPath=/tmp/nrr\."
+	assert_failure
+	run bash -c 'ls -d /tmp/nrr.* 2>/dev/null'
+	assert_output ""
+}
