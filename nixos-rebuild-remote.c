@@ -69,7 +69,7 @@ static int ask_password(struct run *r, const char *host)
 	if (have_tc) {
 		noecho = old;
 		noecho.c_lflag &= (tcflag_t)~ECHO;
-		tcsetattr(fd, TCSAFLUSH, &noecho);
+		tcsetattr(fd, TCSANOW, &noecho);
 	}
 	r->password = sodium_malloc(1024);
 	size_t n = 0;
@@ -78,7 +78,7 @@ static int ask_password(struct run *r, const char *host)
 		r->password[n++] = c;
 	r->password[n] = '\0';
 	if (have_tc)
-		tcsetattr(fd, TCSAFLUSH, &old);
+		tcsetattr(fd, TCSANOW, &old);
 	dprintf(fd, "\n");
 	close(fd);
 	return 0;

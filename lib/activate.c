@@ -59,6 +59,15 @@ static const char activate_script[] =
 	"  NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
 	"  \"$stc\" \"$act\"\n";
 
+/* sudo's own refusals, before our script ran: nothing has changed. */
+static int sudo_refused(const char *err)
+{
+	return strstr(err, "sudo: ") &&
+	       (strstr(err, "incorrect password") || strstr(err, "no password was provided") ||
+		strstr(err, "a terminal is required") || strstr(err, "a password is required") ||
+		strstr(err, "is not in the sudoers") || strstr(err, "may not run sudo"));
+}
+
 char *profile_path(const char *name)
 {
 	if (!name || !strcmp(name, "system"))
@@ -87,6 +96,18 @@ int activate(const struct host *h, const struct elevation *el,
 		return e->status;
 	}
 	nix_error_summary(err.buf, why, sizeof(why));
+	if (st == 1 && el && el->kind == ELEVATE_SUDO && sudo_refused(err.buf)) {
+		size_t n;
+		const char *l = last_line(err.buf, &n);
+		nrr_fail(e, NRR_ECHECK, "sudo on '%s' refused: %.*s", h->name,
+			 (int)n, l);
+		if (el->password)
+			nrr_hint(e, "wrong password? nothing was changed");
+		else
+			nrr_hint(e, "sudo wants a password: add --ask-elevate-password (-S); nothing was changed");
+		strbuf_release(&err);
+		return e->status;
+	}
 	switch (st) {
 	case 0:
 		break;
@@ -110,12 +131,8 @@ int activate(const struct host *h, const struct elevation *el,
 		nrr_fail(e, NRR_EACTIVATE,
 			 "activation ('switch-to-configuration %s') on '%s' failed with status %d",
 			 a->action ? a->action : "", h->name, st);
-		if (el && el->kind == ELEVATE_SUDO && !el->password &&
-		    (strstr(err.buf, "sudo:") || strstr(err.buf, "password")))
-			nrr_hint(e, "sudo wants a password: add --ask-elevate-password (-S)");
-		else
-			nrr_hint(e, "the profile may already point to the new system; "
-				 "'--rollback' goes back");
+		nrr_hint(e, "the profile may already point to the new system; "
+			 "'--rollback' goes back");
 		break;
 	}
 	strbuf_release(&err);

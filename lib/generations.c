@@ -5,27 +5,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
- * $1: the profile. Prints nix-env's list, then "--", then one line per
- * generation link: id, target path, nixos-version, kernel version,
- * configuration revision and specialisations, separated by tabs.
+ * $1: the profile. One line per generation link: id, the link's mtime
+ * (seconds), 1 if it is the current one, the store path, nixos-version,
+ * kernel version, configuration revision and specialisations, separated
+ * by tabs. The links are read directly, as nixos-rebuild does: nix-env
+ * --list-generations would take the profile's lock, which only root may.
  */
 static const char generations_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"[ -e \"$1\" ] || { echo \"error: no profile $1\" >&2; exit 3; }\n"
-	"nix-env -p \"$1\" --list-generations || exit\n"
-	"echo --\n"
+	"[ -e \"$1\" ] || [ -L \"$1\" ] || { echo \"error: no profile $1\" >&2; exit 3; }\n"
+	"cur=$(readlink \"$1\"); cur=${cur##*/}\n"
 	"for l in \"$1\"-*-link; do\n"
-	"  [ -e \"$l\" ] || continue\n"
+	"  [ -L \"$l\" ] || continue\n"
 	"  id=${l#\"$1\"-}; id=${id%-link}\n"
+	"  c=0; [ \"${l##*/}\" = \"$cur\" ] && c=1\n"
+	"  m=$(stat -c %Y \"$l\" 2>/dev/null)\n"
 	"  t=$(readlink -f \"$l\")\n"
 	"  v=$(cat \"$t/nixos-version\" 2>/dev/null)\n"
 	"  k=$(ls \"$t/kernel-modules/lib/modules\" 2>/dev/null | head -n 1)\n"
 	"  r=$(\"$t/sw/bin/nixos-version\" --configuration-revision 2>/dev/null)\n"
 	"  s=$(ls \"$t/specialisation\" 2>/dev/null | tr '\\n' ' ')\n"
-	"  printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$id\" \"$t\" \"$v\" \"$k\" \"$r\" \"$s\"\n"
+	"  printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$id\" \"$m\" \"$c\" \"$t\" \"$v\" \"$k\" \"$r\" \"$s\"\n"
 	"done\n";
+
+static char *field(const char **p)
+{
+	size_t n = strcspn(*p, "\t\n");
+	char *s = xstrndup(*p, n);
+	*p += n;
+	if (**p == '\t')
+		(*p)++;
+	return s;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const struct generation *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
 
 int generations_parse(const char *text, struct generation **out, int *n)
 {
@@ -33,27 +52,41 @@ int generations_parse(const char *text, struct generation **out, int *n)
 	*n = 0;
 	*out = xcalloc((size_t)cap, sizeof(**out));
 	while (*text) {
-		size_t len = strcspn(text, "\n");
-		char *line = xstrndup(text, len);
 		struct generation g;
-		char d[16] = "", t[16] = "";
 		memset(&g, 0, sizeof(g));
-		if (!strcmp(line, "--")) {
-			free(line);
-			break;
+		char *id = field(&text), *mtime = field(&text), *cur = field(&text);
+		g.id = atoi(id);
+		time_t t = (time_t)atoll(mtime);
+		struct tm tm;
+		if (*mtime && localtime_r(&t, &tm))
+			strftime(g.date, sizeof(g.date), "%Y-%m-%d %H:%M:%S", &tm);
+		g.current = !strcmp(cur, "1");
+		g.path = field(&text);
+		g.nixos_version = field(&text);
+		g.kernel = field(&text);
+		g.revision = field(&text);
+		g.specialisations = field(&text);
+		size_t sl = strlen(g.specialisations);
+		while (sl && g.specialisations[sl - 1] == ' ')
+			g.specialisations[--sl] = '\0';
+		free(id);
+		free(mtime);
+		free(cur);
+		text += strcspn(text, "\n");
+		if (*text)
+			text++;
+		if (g.id <= 0) {
+			free(g.path); free(g.nixos_version); free(g.kernel);
+			free(g.revision); free(g.specialisations);
+			continue;
 		}
-		if (sscanf(line, "%d %15s %15s", &g.id, d, t) >= 1 && g.id > 0) {
-			snprintf(g.date, sizeof(g.date), "%s %s", d, t);
-			g.current = strstr(line, "(current)") != NULL;
-			if (*n == cap) {
-				cap *= 2;
-				*out = xrealloc(*out, (size_t)cap * sizeof(**out));
-			}
-			(*out)[(*n)++] = g;
+		if (*n == cap) {
+			cap *= 2;
+			*out = xrealloc(*out, (size_t)cap * sizeof(**out));
 		}
-		free(line);
-		text += len + (text[len] ? 1 : 0);
+		(*out)[(*n)++] = g;
 	}
+	qsort(*out, (size_t)*n, sizeof(**out), by_id);
 	return 0;
 }
 
@@ -81,51 +114,6 @@ int generations_previous(const struct generation *g, int n)
 	return best;
 }
 
-static char *field(const char **p)
-{
-	size_t n = strcspn(*p, "\t\n");
-	char *s = xstrndup(*p, n);
-	*p += n;
-	if (**p == '\t')
-		(*p)++;
-	return s;
-}
-
-/* Adds the details lines (after "--") to the parsed generations. */
-static void parse_details(const char *text, struct generation *g, int n)
-{
-	const char *p = strstr(text, "\n--\n");
-	if (!p)
-		return;
-	p += 4;
-	while (*p) {
-		int id = atoi(p);
-		char *idstr = field(&p);
-		struct generation *hit = NULL;
-		for (int i = 0; i < n; i++)
-			if (g[i].id == id)
-				hit = &g[i];
-		char *path = field(&p), *v = field(&p), *k = field(&p),
-		     *r = field(&p), *s = field(&p);
-		if (hit) {
-			hit->path = path;
-			hit->nixos_version = v;
-			hit->kernel = k;
-			hit->revision = r;
-			hit->specialisations = s;
-			size_t sl = strlen(s);
-			while (sl && s[sl - 1] == ' ')
-				s[--sl] = '\0';
-		} else {
-			free(path); free(v); free(k); free(r); free(s);
-		}
-		free(idstr);
-		p += strcspn(p, "\n");
-		if (*p)
-			p++;
-	}
-}
-
 int generations_read(const struct host *h, const struct elevation *el,
 		     const char *profile, struct generation **out, int *n,
 		     struct nrr_err *e)
@@ -141,7 +129,6 @@ int generations_read(const struct host *h, const struct elevation *el,
 			 profile, h->name, why);
 	} else if (st == 0) {
 		generations_parse(o.buf, out, n);
-		parse_details(o.buf, *out, *n);
 	}
 	strbuf_release(&o);
 	strbuf_release(&err);

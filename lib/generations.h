@@ -1,10 +1,9 @@
 /*
  * generations: a system profile's history, here or on a target.
  *
- * `nix-env --list-generations` gives ids, dates and the current mark;
- * list-generations also shows what each generation is (NixOS version,
- * kernel, configuration revision, specialisations), read from the
- * generation links in the same remote command.
+ * Read from the profile's generation links in one command, with what each
+ * generation is (NixOS version, kernel, configuration revision,
+ * specialisations).
  */
 #ifndef NRR_GENERATIONS_H
 #define NRR_GENERATIONS_H
@@ -19,7 +18,7 @@ struct generation {
 	char *nixos_version, *kernel, *revision, *specialisations;
 };
 
-/* Parses `nix-env --list-generations` output (pure; for unit tests).
+/* Parses the listing script's output (pure; for unit tests), sorted by id.
  * *out is a malloc'ed array; free with generations_free(). */
 int generations_parse(const char *text, struct generation **out, int *n);
 void generations_free(struct generation *g, int n);

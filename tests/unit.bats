@@ -179,7 +179,8 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 }
 
 @test "generations: the rollback of test picks the newest older than current" {
-	run "$TT" generations <<<$'   1   2026-01-01 10:00:00   \n   2   2026-01-02 10:00:00   (current)\n   3   2026-01-03 10:00:00   '
+	run env TZ=UTC "$TT" generations <<<$'3\t1767434400\t0\t/nix/store/c\n1\t1767261600\t0\t/nix/store/a\n2\t1767348000\t1\t/nix/store/b\tv\tk\tr\tspec1 '
+	assert_line --index 0 '1 2026-01-01 10:00:00'
 	assert_line '2 2026-01-02 10:00:00 current'
 	assert_line 'previous=1'
 }

@@ -1,0 +1,153 @@
+#!/usr/bin/env bats
+# How we reach and act on a target: sudo with a password typed once, a
+# login shell that is not POSIX, keys held by ssh-agent, long TMPDIRs, and
+# the user's own ssh multiplexing, which we use and leave alone.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 t2
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" access
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+nrr() { fleet_local "$NRR" "$@"; }
+retag() { printf '%s\n' "$1" >"$F/tag"; }
+profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system; }
+
+# Runs the tool at a pseudo-terminal, typing $PASSWORD at it.
+nrr_tty() {
+	_fleet_local_argv
+	printf '%s\n' "$PASSWORD" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
+}
+
+@test "--sudo -S: the password is asked once, locally, and sudo runs activation as root" {
+	retag sudo1
+	fleet_reset_counts t1
+	PASSWORD=hunter2 run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 --sudo -S
+	assert_success
+	[ "$(grep -c 'password for' <<<"$output")" = 1 ]
+	run fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --partial "uid=0"
+	[ "$(fleet_handshakes t1)" = 1 ]
+	# one elevated command per deploy
+	[ "$(fleet_command_log t1 | grep -c "'sudo'")" = 1 ]
+	# the password never reaches a command line
+	run grep -r hunter2 "$FLEET_DIR/t1/commands.log" "$FLEET_DIR/t1/sshd.log"
+	assert_failure
+}
+
+@test "boot with --ask-sudo-password: asked once for the whole deploy" {
+	retag sudo2
+	PASSWORD=hunter2 run nrr_tty boot --flake "$F#t1" --target-host deploy@t1 --ask-sudo-password
+	assert_success
+	[ "$(grep -c 'password for' <<<"$output")" = 1 ]
+	run fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --partial "boot "
+}
+
+@test "a wrong sudo password changes nothing and says so (exit 7)" {
+	retag sudo3
+	before=$(profile_of t1)
+	PASSWORD=wrong run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 -S
+	assert_failure 7
+	assert_output --partial "error: sudo on 'deploy@t1' refused: sudo: 1 incorrect password attempt"
+	[ "$(profile_of t1)" = "$before" ]
+}
+
+@test "--sudo without a password, where sudo wants one: the hint names -S" {
+	retag sudo4
+	run nrr switch --flake "$F#t1" --target-host deploy@t1 --sudo
+	assert_failure 7
+	assert_output --partial "hint: sudo wants a password: add --ask-elevate-password (-S)"
+}
+
+@test "--ask-elevate-password without a terminal is an error, not a hang" {
+	run bash -c "setsid $(printf '%q ' "$NRR") switch --flake x --target-host t1 -S </dev/null"
+	assert_failure 2
+	assert_output --partial "needs a terminal"
+}
+
+@test "a target whose login shell is fish: every remote step still works" {
+	retag fish
+	run fleet_exec t1 grep '^fishy:' /etc/passwd
+	assert_output --partial /usr/bin/fish
+	run --separate-stderr nrr build --flake "$F#t1" --target-host fishy@t1
+	assert_success
+	fleet_exec t1 nix-store --check-validity "$output"
+	run nrr list-generations --target-host fishy@t1
+	assert_success
+}
+
+@test "a key held only by ssh-agent works: SSH_AUTH_SOCK reaches ssh" {
+	retag agent
+	eval "$(ssh-agent -s -a "$BATS_TEST_TMPDIR/agent.sock")" >/dev/null
+	ssh-add -q "$FLEET_DIR/id_ed25519"
+	grep -v -e IdentityFile -e IdentitiesOnly "$FLEET_DIR/ssh_config" >cfg
+	NIX_SSHOPTS="-F $PWD/cfg" run fleet_local env SSH_AUTH_SOCK="$SSH_AUTH_SOCK" "$NRR" switch --flake "$F#t1" --target-host t1
+	kill "$SSH_AGENT_PID"
+	assert_success
+}
+
+@test "a TMPDIR of 120 characters does not break the control socket" {
+	retag longtmp
+	long=$BATS_TEST_TMPDIR/$(printf 'x%.0s' $(seq 1 120))
+	mkdir -p "$long"
+	TMPDIR=$long run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	[ "${#long}" -ge 120 ]
+}
+
+@test "NIX_SSHOPTS is split like a shell: a config path with spaces" {
+	mkdir -p "my dir"
+	cp "$FLEET_DIR/ssh_config" "my dir/cfg"
+	NIX_SSHOPTS="-F '$PWD/my dir/cfg'" run nrr list-generations --target-host t1
+	assert_success
+}
+
+@test "the user's own running ControlMaster is used (0 handshakes) and left open" {
+	retag usermux
+	cp "$FLEET_DIR/ssh_config" cfg
+	printf 'Host *\n  ControlMaster auto\n  ControlPath %s/cm-%%C\n  ControlPersist 60\n' "$PWD" >>cfg
+	fleet_local ssh -F "$PWD/cfg" -fN t1
+	fleet_reset_counts t1
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	[ "$(fleet_handshakes t1)" = 0 ]
+	fleet_local ssh -F "$PWD/cfg" -O check t1
+	fleet_local ssh -F "$PWD/cfg" -O exit t1 2>/dev/null
+}
+
+@test "a user config that asks for a persistent master: the next run needs no handshake" {
+	retag usermux2
+	cp "$FLEET_DIR/ssh_config" cfg
+	printf 'Host *\n  ControlMaster auto\n  ControlPath %s/cm-%%C\n  ControlPersist 60\n' "$PWD" >>cfg
+	fleet_reset_counts t2
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t2" --target-host t2
+	assert_success
+	[ "$(fleet_handshakes t2)" = 1 ]
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t2" --target-host t2
+	assert_success
+	[ "$(fleet_handshakes t2)" = 1 ]
+	fleet_local ssh -F "$PWD/cfg" -O exit t2 2>/dev/null
+}
+
+@test "NIXOS_REBUILD_SSH_DEFAULT_OPTS set: our master options give way to it" {
+	retag defopts
+	fleet_reset_counts t1
+	NIXOS_REBUILD_SSH_DEFAULT_OPTS="" run nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	# no multiplexing of ours: one connection per remote command
+	[ "$(fleet_handshakes t1)" = "$(fleet_commands t1)" ]
+}
