@@ -403,7 +403,8 @@ static int check(struct options *o, struct nrr_err *e)
 		"switch", "boot", "test", "dry-activate", NULL };
 	static const char *const rollback_actions[] = {
 		"switch", "boot", "test", "build", NULL };
-	static const char *const spec_actions[] = { "switch", "test", NULL };
+	static const char *const spec_actions[] = {
+		"switch", "test", "dry-activate", NULL };
 	static const char *const no_diff_actions[] = {
 		"dry-build", "edit", "list-generations", "repl", NULL };
 
@@ -438,9 +439,14 @@ static int check(struct options *o, struct nrr_err *e)
 	if (o->rollback && !action_is(o, rollback_actions))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--rollback is incompatible with '%s'", o->action);
-	if (o->specialisation && !action_is(o, spec_actions))
+	/* boot would set a profile that boots without the specialisation:
+	 * refuse it before building; elsewhere it has nothing to act on */
+	if (o->specialisation && !strcmp(o->action, "boot"))
 		return nrr_fail(e, NRR_EUSAGE,
-				"'--specialisation' can only be used with 'switch' and 'test'");
+				"'--specialisation' can only be used with 'switch', 'test' and 'dry-activate'");
+	if (o->specialisation && !action_is(o, spec_actions))
+		strvec_pushf(&o->warnings, "--specialisation has no effect with '%s'",
+			     o->action);
 	if (!strcmp(o->action, "build-image") && !o->image_variant)
 		return nrr_fail(e, NRR_EUSAGE,
 				"'build-image' needs --image-variant VARIANT");
