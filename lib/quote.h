@@ -29,7 +29,8 @@ void sq_quote_argv(struct strbuf *dst, const char *const *argv);
 
 /*
  * Splits s into words appended to out. Returns 0, or -1 (with a message in
- * *why, a static string) on an unterminated quote or trailing backslash.
+ * *why, a static string) on an unterminated quote or trailing backslash;
+ * out may then hold the words before the error: the caller clears it.
  */
 int split_cmdline(const char *s, struct strvec *out, const char **why);
 

@@ -82,6 +82,7 @@ int main(int argc, const char **argv)
 		const char *why = NULL;
 		if (split_cmdline(argv[2], &v, &why)) {
 			printf("error: %s\n", why);
+			strvec_clear(&v);
 			return 1;
 		}
 		for (size_t i = 0; i < v.nr; i++)
