@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -240,13 +241,38 @@ static int do_build_and_activate(struct run *r)
 		if (ret)
 			return ret;
 	}
-	if (is(r, "build-vm") || is(r, "build-vm-with-bootloader"))
-		fprintf(stderr, "Done. The virtual machine can be started by running %s/bin/run-*-vm\n",
-			link ? link : d->toplevel);
+	if (is(r, "build-vm") || is(r, "build-vm-with-bootloader")) {
+		char *pat = xstrfmt("%s/bin/run-*-vm", link ? link : d->toplevel);
+		glob_t g;
+		int found = !glob(pat, 0, NULL, &g) && g.gl_pathc;
+		fprintf(stderr, "Done. The virtual machine can be started by running %s\n",
+			found ? g.gl_pathv[0] : pat);
+		if (found)
+			globfree(&g);
+		free(pat);
+	}
 	else if (activating || is(r, "build"))
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	printf("%s\n", d->toplevel);
 	return 0;
+}
+
+/* The configuration file of classic mode, as nixos-rebuild finds it. */
+static char *classic_config_file(struct run *r)
+{
+	struct child c = CHILD_INIT;
+	struct strbuf out = STRBUF_INIT;
+	struct nrr_err e;
+	strvec_pushl(&c.args, "nix-instantiate", "--find-file", "nixos-config", NULL);
+	strvec_pushvec(&c.args, &r->opt.nix_build);
+	c.in = CHILD_NULL;
+	int st = child_capture(&c, NULL, 0, &out, NULL, -1, &e);
+	child_clear(&c);
+	strbuf_rtrim(&out);
+	if (st == 0 && out.len)
+		return strbuf_detach(&out);
+	strbuf_release(&out);
+	return xstrdup("/etc/nixos/configuration.nix");
 }
 
 static int do_edit(struct run *r)
@@ -260,36 +286,88 @@ static int do_edit(struct run *r)
 	if (d->src == SRC_FLAKE) {
 		strvec_pushl(&argv, "nix", "--extra-experimental-features",
 			     "nix-command flakes", "edit", NULL);
+		strvec_pushvec(&argv, &r->opt.nix_flake_eval);
+		strvec_push(&argv, "--");
 		strvec_pushf(&argv, "%s#nixosConfigurations.\"%s\"", d->flake_ref,
 			     d->flake_name);
 	} else {
 		const char *editor = getenv("EDITOR");
+		char *file = classic_config_file(r);
 		strvec_push(&argv, editor && *editor ? editor : "nano");
-		const char *cfg = getenv("NIXOS_CONFIG");
-		strvec_push(&argv, cfg && *cfg ? cfg : "/etc/nixos/configuration.nix");
+		strvec_push(&argv, file);
+		free(file);
 	}
 	ret = run_child(&argv, &r->err);
 	strvec_clear(&argv);
 	return ret;
 }
 
+/*
+ * nix repl on the configuration. Old and new nix disagree on how repl
+ * takes a flake (2.8 loads only files), so both get a file of ours that
+ * puts the configuration's parts in scope, as nixos-rebuild's repl does.
+ */
 static int do_repl(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct strvec argv = STRVEC_INIT;
-	int ret;
+	struct nix_version v = { 2, 8, 0, 0 };
+	char path[] = "/tmp/nrr-repl-XXXXXX.nix";
+	int ret, fd;
 
 	if ((ret = deploy_default_name(d, &r->err)))
 		return ret;
+	fd = mkstemps(path, 4);
+	if (fd < 0)
+		return nrr_fail(&r->err, NRR_EFAIL, "cannot create a file in /tmp: %s",
+				strerror(errno));
+	FILE *f = fdopen(fd, "w");
+	struct strbuf src = STRBUF_INIT;
+	char *abs = NULL;
+	if (d->src == SRC_FLAKE) {
+		if (d->flake_ref[0] == '.' || d->flake_ref[0] == '/')
+			abs = realpath(d->flake_ref, NULL);
+		nix_string_escape(&src, abs ? abs : d->flake_ref);
+		fprintf(f, "let flake = builtins.getFlake \"%s\";\n"
+			   "    configuration = flake.nixosConfigurations.\"%s\";\n",
+			src.buf, d->flake_name);
+	} else if (d->file[0] == '<') {
+		fprintf(f, "let configuration = (import %s { })%s%s;\n", d->file,
+			d->attr ? "." : "", d->attr ? d->attr : "");
+	} else {
+		abs = realpath(d->file, NULL);
+		nix_string_escape(&src, abs ? abs : d->file);
+		fprintf(f, "let configuration = (import \"%s\" { })%s%s;\n", src.buf,
+			d->attr ? "." : "", d->attr ? d->attr : "");
+	}
+	free(abs);
+	strbuf_release(&src);
+	fputs("in {\n"
+	      "  inherit configuration;\n"
+	      "  inherit (configuration) config;\n"
+	      "  options = configuration.options or { };\n"
+	      "  pkgs = configuration.pkgs or { };\n"
+	      "  lib = configuration.lib or configuration.pkgs.lib or { };\n"
+	      "}\n", f);
+	fclose(f);
+
+	struct child c = CHILD_INIT;
+	struct strbuf out = STRBUF_INIT;
+	strvec_pushl(&c.args, "nix", "--version", NULL);
+	c.in = CHILD_NULL;
+	if (child_capture(&c, NULL, 0, &out, NULL, -1, &r->err) == 0)
+		nix_version_parse(out.buf, &v);
+	child_clear(&c);
+	strbuf_release(&out);
 	strvec_pushl(&argv, "nix", "--extra-experimental-features",
 		     "nix-command flakes", "repl", NULL);
-	if (d->src == SRC_FLAKE)
-		strvec_pushf(&argv, "%s#nixosConfigurations.\"%s\"", d->flake_ref,
-			     d->flake_name);
-	else
-		strvec_pushl(&argv, "--file", d->file, NULL);
 	strvec_pushvec(&argv, &r->opt.nix_build);
+	if (v.major > 2 || v.minor >= 10 || v.lix)
+		strvec_pushl(&argv, "--impure", "--file", path, NULL);
+	else
+		strvec_push(&argv, path);
 	ret = run_child(&argv, &r->err);
+	unlink(path);
 	strvec_clear(&argv);
 	return ret;
 }

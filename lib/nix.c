@@ -51,6 +51,15 @@ char *nix_flake_attr(const char *ref, const char *name, const char *tail)
 	return xstrfmt("%s#nixosConfigurations.\"%s\".%s", ref, name, tail);
 }
 
+void nix_string_escape(struct strbuf *dst, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\' || (*s == '$' && s[1] == '{'))
+			strbuf_addch(dst, '\\');
+		strbuf_addch(dst, *s);
+	}
+}
+
 char *nix_build_json_out(const char *json)
 {
 	cJSON *root = cJSON_Parse(json);

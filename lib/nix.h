@@ -40,6 +40,9 @@ void nix_split_flake(const char *arg, char **ref, char **name);
  * "config.system.build.toplevel"), malloc'ed. */
 char *nix_flake_attr(const char *ref, const char *name, const char *tail);
 
+/* Appends s escaped for the inside of a Nix "string" (", \, ${). */
+void nix_string_escape(struct strbuf *dst, const char *s);
+
 /* Reads the first "out" path of `nix build --json` output into a
  * malloc'ed string; NULL if there is none. */
 char *nix_build_json_out(const char *json);

@@ -176,6 +176,15 @@ last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
 	fleet_local nix-store --check-validity "$output"
 }
 
+@test "--build-host as an unprivileged user, no terminal: the result comes home" {
+	retag bh5
+	run --separate-stderr fleet_local setsid "$NRR" build --flake "$F#t1" --build-host deploy@b1 </dev/null
+	assert_success
+	fleet_local nix-store --check-validity "$output"
+	run fleet_command_log b1
+	refute_output --partial "'sudo'"
+}
+
 @test "--copy-direct: the build host copies to the target itself" {
 	retag direct
 	# b1's root reaches t1 with the fleet's key and known hosts

@@ -1,0 +1,101 @@
+#!/usr/bin/env bats
+# Actions on this machine: the VM and image builds, repl and edit, and
+# switching the machine the tool runs on. "This machine" is a fake host:
+# the tool runs inside t1's namespace, so the real system is never touched.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" local
+	# where t1 sees it: its /tmp is its own, /run/fleet is shared
+	export HF=/run/fleet/hostflake
+	flake_copy "$FLEET_DIR/hostflake" onhost
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+nrr() { fleet_local "$NRR" "$@"; }
+# The tool run as root on t1 itself, with the fleet's nix settings.
+on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" "$NRR" "$@"; }
+
+@test "build-vm makes ./result with the VM's run script" {
+	run nrr build-vm --flake "$F#t1"
+	assert_success
+	assert_output --partial "Done. The virtual machine can be started by running result/bin/run-t1-vm"
+	# ./result points into the deployer's own store
+	fleet_local test -x result/bin/run-t1-vm
+}
+
+@test "build-vm-with-bootloader builds the boot loader variant" {
+	run nrr build-vm-with-bootloader --flake "$F#t1"
+	assert_success
+	run fleet_local ./result/bin/run-t1-vm
+	assert_output --partial "vm with boot loader"
+}
+
+@test "build-image builds the named variant" {
+	run --separate-stderr nrr build-image --flake "$F#t1" --image-variant qcow
+	assert_success
+	fleet_local test -e result/nixos.qcow2
+}
+
+@test "repl opens nix repl with the configuration in scope" {
+	_fleet_local_argv
+	run bash -c 'printf ":p config.networking.hostName\n" | "$@"' _ "${_FLEET_LOCAL[@]}" "$NRR" repl --flake "$F#t1"
+	assert_success
+	assert_output --partial 't1'
+}
+
+@test "edit (classic) opens nixos-config in \$EDITOR" {
+	mkdir -p some/where && touch some/where/configuration.nix
+	EDITOR=echo run nrr edit -I "nixos-config=$PWD/some/where/configuration.nix"
+	assert_success
+	assert_output "$PWD/some/where/configuration.nix"
+}
+
+@test "switch here (no --target-host): profile, activation, no ssh at all" {
+	fleet_reset_counts t1
+	run --separate-stderr on_t1 switch --flake "$HF#t1"
+	assert_success
+	[ "$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system)" = "$output" ]
+	run fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --partial "switch "
+	[ "$(fleet_handshakes t1)" = 0 ]
+}
+
+@test "list-generations here, as a table and JSON" {
+	printf 'onhost2\n' >"$FLEET_DIR/hostflake/tag"
+	on_t1 boot --flake "$HF#t1"
+	run on_t1 list-generations
+	assert_success
+	assert_output --partial "2 current"
+	run on_t1 list-generations --json
+	assert_success
+	echo "$output" | python3 -c 'import json,sys; g=json.load(sys.stdin); assert [x["generation"] for x in g] == [2, 1], g'
+}
+
+@test "switch --rollback here goes back one generation" {
+	run on_t1 switch --rollback
+	assert_success
+	run on_t1 list-generations --json
+	echo "$output" | python3 -c 'import json,sys; g=json.load(sys.stdin); assert [x["generation"] for x in g if x["current"]] == [1], g'
+}
+
+@test "without #NAME the configuration is the target's hostname" {
+	name=$(fleet_exec t1 uname -n)
+	run nrr dry-build --flake "$F" --target-host t1
+	run nrr build --flake "$F" --target-host t1
+	assert_failure 4
+	assert_output --partial "nixosConfigurations.\"$name\""
+}
