@@ -65,7 +65,7 @@ check: deps all san
 	sh tests/run-all.sh
 
 demo: deps all
-	sh examples/demo/run.sh
+	bash examples/demo/run.sh
 
 install: $(PROG)
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)

@@ -116,7 +116,16 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 			o->flake = "/etc/nixos";
 	}
 	if (d->src == SRC_FLAKE) {
+		struct stat st;
 		nix_split_flake(o->flake, &d->flake_ref, &d->flake_name);
+		/* "examples/demo" names a directory here, not a registry entry */
+		if (!strchr(d->flake_ref, ':') && d->flake_ref[0] != '/' &&
+		    d->flake_ref[0] != '.' && !stat(d->flake_ref, &st) &&
+		    S_ISDIR(st.st_mode)) {
+			char *rel = xstrfmt("./%s", d->flake_ref);
+			free(d->flake_ref);
+			d->flake_ref = rel;
+		}
 		if ((ret = nix_check_config_name(d->flake_name, e)))
 			return ret;
 	}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bats
+# `make demo` works: what a new user runs first.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load /usr/lib/bats/bats-support/load
+	load /usr/lib/bats/bats-assert/load
+}
+
+@test "the demo deploys to a throwaway host, shows the result and cleans up" {
+	cd "$BATS_TEST_DIRNAME/.."
+	run bash examples/demo/run.sh 3>&-
+	assert_success
+	assert_output --partial "ssh handshakes with the target during that run: 1"
+	assert_output --partial "Welcome to the nixos-rebuild-remote demo system."
+	run bash -c 'ls -d /tmp/nrr-demo.* 2>/dev/null'
+	assert_output ""
+}
