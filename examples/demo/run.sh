@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 FLEET_DIR=$(mktemp -d /tmp/nrr-demo.XXXXXX)
 export FLEET_DIR
 trap fleet_stop EXIT
+NRR=${NRR:-$PWD/nixos-rebuild-remote}
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 say "starting a throwaway NixOS-like target host 'demo'"
@@ -18,16 +19,16 @@ fleet_start demo
 echo "ssh alias 'demo' -> $(fleet_addr demo) (config: $FLEET_DIR/ssh_config, via NIX_SSHOPTS)"
 
 say "nixos-rebuild-remote switch --flake examples/demo#demo --target-host root@demo"
-time fleet_local ./nixos-rebuild-remote switch --flake examples/demo#demo --target-host root@demo
+time fleet_local "$NRR" switch --flake examples/demo#demo --target-host root@demo
 
 say "the same again: nothing to copy, one connection"
 fleet_reset_counts demo
-time fleet_local ./nixos-rebuild-remote switch --flake examples/demo#demo --target-host root@demo
+time fleet_local "$NRR" switch --flake examples/demo#demo --target-host root@demo
 echo "ssh handshakes with the target during that run: $(fleet_handshakes demo)"
 echo "remote commands during that run: $(fleet_commands demo)"
 
 say "nixos-rebuild-remote list-generations --target-host root@demo"
-fleet_local ./nixos-rebuild-remote list-generations --target-host root@demo
+fleet_local "$NRR" list-generations --target-host root@demo
 
 say "what ran on the target (/run/nrr-activations)"
 fleet_exec demo cat /run/nrr-activations
