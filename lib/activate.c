@@ -16,17 +16,20 @@
  * $1 action or "" (profile only)   $2 toplevel   $3 profile
  * $4 specialisation or ""          $5 NIXOS_INSTALL_BOOTLOADER (0/1)
  * $6 keep | set | rollback          $7 1: show the closure diff first
+ * $8 1: skip the nixos-version check  $9 1: no systemd-run (dirty env)
+ * ($8 and $9 carry the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
+ * and NIXOS_SWITCH_USE_DIRTY_ENV: ssh and sudo would not pass them on.)
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7\n"
+	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9\n"
 	"if [ \"$op\" = rollback ]; then\n"
 	"  top=$(readlink -f \"$prof\") || exit 243\n"
 	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
 	"  top=$(readlink -f \"$prof\")\n"
 	"fi\n"
 	"stc=$top/bin/switch-to-configuration\n"
-	"if [ -z \"${NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM-}\" ] &&\n"
+	"if [ -z \"$nocheck\" ] &&\n"
 	"   [ ! -f \"$top/nixos-version\" ]; then\n"
 	"  echo \"$top does not look like a NixOS system (no nixos-version)\" >&2; exit 240\n"
 	"fi\n"
@@ -48,7 +51,7 @@ static const char activate_script[] =
 	"fi\n"
 	"[ -n \"$act\" ] || exit 0\n"
 	"if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
-	"   [ -z \"${NIXOS_SWITCH_USE_DIRTY_ENV-}\" ]; then\n"
+	"   [ -z \"$dirty\" ]; then\n"
 	"  exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
 	"    NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
 	"    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \\\n"
@@ -58,6 +61,12 @@ static const char activate_script[] =
 	"exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
 	"  NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
 	"  \"$stc\" \"$act\"\n";
+
+static const char *env_flag(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? "1" : "";
+}
 
 /* sudo's own refusals, before our script ran: nothing has changed. */
 static int sudo_refused(const char *err)
@@ -84,7 +93,9 @@ int activate(const struct host *h, const struct elevation *el,
 		a->action ? a->action : "", a->toplevel ? a->toplevel : "",
 		a->profile, a->specialisation ? a->specialisation : "",
 		a->install_bootloader ? "1" : "0", ops[a->op],
-		a->diff ? "1" : "0", NULL };
+		a->diff ? "1" : "0",
+		env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
+		env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"), NULL };
 	char why[512];
 	const char *step = a->action ? a->action : "profile";
 

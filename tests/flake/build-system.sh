@@ -1,0 +1,28 @@
+# shellcheck shell=sh disable=SC2154 # the variables are the derivation's attributes
+# Builder of a fake NixOS system toplevel. It holds the files that tools look for in a real
+# one (kernel, initrd, init, kernel-params, init-interface-version, nixos-version, system, sw,
+# specialisation/), small and fake, and a switch-to-configuration that records its calls.
+set -eu
+if [ "$sleepSeconds" != 0 ]; then
+	# A slow build, for tests that interrupt one; `sleep` is the builder's child.
+	sleep "$sleepSeconds"
+fi
+mkdir -p "$out/bin" "$out/specialisation"
+printf '25.05.%s.%s' "$label" "$tag" > "$out/nixos-version"
+printf '%s' "$hostSystem" > "$out/system"
+printf 'fake kernel of %s\n' "$label" > "$out/kernel"
+printf 'fake initrd of %s\n' "$label" > "$out/initrd"
+printf '#!/bin/sh\necho "fake init of %s"\n' "$label" > "$out/init"
+chmod +x "$out/init"
+printf 'init=%s/init loglevel=4' "$out" > "$out/kernel-params"
+printf 'systemd' > "$out/init-interface-version"
+ln -s "$sw" "$out/sw"
+ln -s "$etc/etc" "$out/etc"
+if [ -n "$hasStc" ]; then
+	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" \
+		"$stcTemplate" > "$out/bin/switch-to-configuration"
+	chmod +x "$out/bin/switch-to-configuration"
+fi
+for spec in $specialisations; do
+	ln -s "${spec#*=}" "$out/specialisation/${spec%%=*}"
+done

@@ -1,0 +1,89 @@
+# Fake NixOS configurations for the tests: no nixpkgs, no network, builds in milliseconds.
+#
+# Each configuration is a plain attrset shaped like the parts of a NixOS configuration that
+# nixos-rebuild reads: config.system.build.{toplevel,vm,vmWithBootLoader,images.*} and
+# config.nixpkgs.hostPlatform.system. Shared by flake.nix and default.nix, so that both modes
+# build the very same store paths for the same tag.
+#
+# `tag` is mixed into every derivation: a test that writes a new tag into its own copy of this
+# directory gets a new generation of every system (new store paths), as an edited configuration
+# would. It must be a word that is valid in a store path name (letters, digits, `.-_+`).
+{ tag ? builtins.readFile ./tag }:
+let
+  # The tag file ends in a newline; tests may write one or not.
+  tag' = builtins.replaceStrings [ "\n" "\r" " " "\t" ] [ "" "" "" "" ] tag;
+  system = "x86_64-linux";
+
+  # Every derivation runs one of the shell scripts next to this file with the machine's /bin/sh
+  # (no sandbox on the test hosts), so it needs no package set.
+  drv = name: script: attrs: derivation ({
+    inherit name system;
+    tag = tag';
+    builder = "/bin/sh";
+    args = [ script ];
+    PATH = "/usr/bin:/bin";
+  } // attrs);
+
+  # One package shared by all systems of a tag, as a package set is: closures overlap.
+  sw = drv "nrr-sw-${tag'}" ./build-sw.sh { };
+
+  # A fake system toplevel. `label` names it in what its switch-to-configuration records
+  # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
+  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations }:
+    drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
+      inherit label hostSystem sw;
+      etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; };
+      stcTemplate = ./switch-to-configuration.in;
+      exitStatus = toString status;
+      hasStc = if stc then "1" else "";
+      sleepSeconds = toString sleep;
+      # "NAME=TOPLEVEL ...": each specialisation is linked as specialisation/NAME.
+      specialisations = builtins.concatStringsSep " "
+        (map (n: "${n}=${specialisations.${n}}") (builtins.attrNames specialisations));
+    });
+
+  mkConfig = name:
+    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0 }:
+    let
+      common = { inherit hostSystem status stc; };
+      # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
+      spec1 = mkToplevel (common // {
+        label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
+      });
+      toplevel = mkToplevel (common // {
+        label = name; slug = name; inherit sleep; specialisations = { inherit spec1; };
+      });
+      vm = bootloader: drv "nixos-vm-${name}-${tag'}" ./build-vm.sh {
+        inherit toplevel bootloader;
+        hostName = name;
+      };
+    in {
+      config = {
+        system.build = {
+          inherit toplevel;
+          vm = vm "";
+          vmWithBootLoader = vm "1";
+          images.qcow = drv "nixos-image-qcow-${name}-${tag'}" ./build-image.sh {
+            inherit toplevel;
+          } // { passthru.filePath = "nixos.qcow2"; };
+        };
+        nixpkgs.hostPlatform.system = hostSystem;
+        networking.hostName = name;
+      };
+    };
+in {
+  # Ordinary systems, one per host name the tests' fleets use, and a generic one.
+  t1 = mkConfig "t1" { };
+  t2 = mkConfig "t2" { };
+  t3 = mkConfig "t3" { };
+  b1 = mkConfig "b1" { };
+  demo = mkConfig "demo" { };
+  # Its switch-to-configuration records the call, then exits 1 (a failed activation).
+  broken = mkConfig "broken" { status = 1; };
+  # Has no bin/switch-to-configuration at all (not a bootable NixOS system).
+  nostc = mkConfig "nostc" { stc = false; };
+  # Cross-built: built by x86_64-linux derivations for a riscv64-linux board.
+  riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
+  # Its toplevel takes 30 s to build: for tests that interrupt a build.
+  slow = mkConfig "slow" { sleep = 30; };
+}
