@@ -19,10 +19,13 @@ LIBS_PC = libcjson libsodium libcurl
 PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o \
-	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o
+	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
+	lib/narinfo.o lib/cache.o lib/pkgdiff.o
+TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
-	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h
+	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
+	lib/narinfo.h lib/cache.h lib/pkgdiff.h
 
 all: $(PROG) tests/test-tool
 
@@ -36,25 +39,25 @@ all: $(PROG) tests/test-tool
 .c.o:
 	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
 
-$(OBJS) nixos-rebuild-remote.o tests/test-tool.o: $(HDRS) .deps-ok
+$(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
 $(PROG): nixos-rebuild-remote.o $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
 
-tests/test-tool: tests/test-tool.o $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/test-tool.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
+tests/test-tool: $(TOOL_OBJS) $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
 
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
 SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 san: .deps-ok
 	mkdir -p build-san/lib build-san/tests
-	for f in nixos-rebuild-remote $(OBJS:.o=) tests/test-tool; do \
+	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
 	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
 	    -c -o build-san/$$f.o $$f.c || exit 1; done
 	$(CC) $(SAN_CFLAGS) -o build-san/$(PROG) build-san/nixos-rebuild-remote.o \
 	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
-	$(CC) $(SAN_CFLAGS) -o build-san/tests/test-tool build-san/tests/test-tool.o \
+	$(CC) $(SAN_CFLAGS) -o build-san/tests/test-tool `for o in $(TOOL_OBJS); do printf ' build-san/%s' $$o; done` \
 	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
 
 deps:

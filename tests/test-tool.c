@@ -63,6 +63,10 @@ static int cmd_parse(int argc, const char **argv)
 	return 0;
 }
 
+/* Subcommands of the cache and diff modules live beside them. */
+int test_tool_cache(int argc, const char **argv);
+int test_tool_diff(int argc, const char **argv);
+
 int main(int argc, const char **argv)
 {
 	if (argc < 2) {
@@ -70,6 +74,10 @@ int main(int argc, const char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strncmp(cmd, "cache-", 6))
+		return test_tool_cache(argc - 1, argv + 1);
+	if (!strncmp(cmd, "diff-", 5))
+		return test_tool_diff(argc - 1, argv + 1);
 	if (!strcmp(cmd, "sq-quote")) {
 		struct strbuf sb = STRBUF_INIT;
 		sq_quote_argv(&sb, argv + 2);

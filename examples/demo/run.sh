@@ -10,7 +10,8 @@ cd "$(dirname "$0")/../.."
 . tests/lib/fleet.bash
 FLEET_DIR=$(mktemp -d /tmp/nrr-demo.XXXXXX)
 export FLEET_DIR
-trap fleet_stop EXIT
+# fleet.bash is written for bats, not for set -e
+trap 'set +e; fleet_stop' EXIT
 NRR=${NRR:-$PWD/nixos-rebuild-remote}
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

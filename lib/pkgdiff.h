@@ -1,0 +1,4 @@
+/* pkgdiff: placeholder, being written. */
+#ifndef NRR_PKGDIFF_H
+#define NRR_PKGDIFF_H
+#endif
