@@ -120,6 +120,7 @@ static int do_rollback(struct run *r)
 	a.profile = profile;
 	a.install_bootloader = r->opt.install_bootloader;
 	a.specialisation = r->opt.specialisation;
+	a.no_validate = r->opt.no_validate;
 	if (is(r, "switch") || is(r, "boot")) {
 		a.action = r->opt.action;
 		a.op = PROFILE_ROLLBACK;
@@ -233,6 +234,7 @@ static int do_build_and_activate(struct run *r)
 			.specialisation = r->opt.specialisation,
 			.install_bootloader = r->opt.install_bootloader,
 			.diff = r->opt.diff,
+			.no_validate = r->opt.no_validate,
 			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
 								  : PROFILE_KEEP,
 		};

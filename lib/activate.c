@@ -11,18 +11,21 @@
 #define ST_NO_STC 241
 #define ST_NO_SPEC 242
 #define ST_PROFILE 243
+#define ST_MISSING 244
+#define ST_ARCH 245
 
 /*
  * $1 action or "" (profile only)   $2 toplevel   $3 profile
  * $4 specialisation or ""          $5 NIXOS_INSTALL_BOOTLOADER (0/1)
  * $6 keep | set | rollback          $7 1: show the closure diff first
  * $8 1: skip the nixos-version check  $9 1: no systemd-run (dirty env)
+ * $10 1: skip the checks of what activation needs (--no-validate)
  * ($8 and $9 carry the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
  * and NIXOS_SWITCH_USE_DIRTY_ENV: ssh and sudo would not pass them on.)
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9\n"
+	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9 novalidate=${10}\n"
 	"if [ \"$op\" = rollback ]; then\n"
 	"  top=$(readlink -f \"$prof\") || exit 243\n"
 	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
@@ -41,6 +44,21 @@ static const char activate_script[] =
 	"fi\n"
 	"if [ -n \"$act\" ] && [ ! -x \"$stc\" ]; then\n"
 	"  echo \"$stc is missing\" >&2; exit 241\n"
+	"fi\n"
+	"if [ -z \"$novalidate\" ]; then\n"
+	"  if [ \"$act\" = boot ] || [ \"$op\" = set ]; then\n"
+	"    for f in kernel initrd init; do\n"
+	"      [ -e \"$top/$f\" ] || { echo \"$top/$f is missing: the system would not boot\" >&2; exit 244; }\n"
+	"    done\n"
+	"  fi\n"
+	"  if [ -r \"$top/system\" ]; then\n"
+	"    sys=$(cat \"$top/system\") m=$(uname -m)\n"
+	"    case $sys in\n"
+	"    \"$m\"-*) ;;\n"
+	"    i686-*) [ \"$m\" = x86_64 ] || { echo \"$sys $m\" >&2; exit 245; } ;;\n"
+	"    *) echo \"$sys $m\" >&2; exit 245 ;;\n"
+	"    esac\n"
+	"  fi\n"
 	"fi\n"
 	"if [ \"$diff\" = 1 ] && [ -e /run/current-system ]; then\n"
 	"  nix --extra-experimental-features nix-command store diff-closures \\\n"
@@ -95,7 +113,8 @@ int activate(const struct host *h, const struct elevation *el,
 		a->install_bootloader ? "1" : "0", ops[a->op],
 		a->diff ? "1" : "0",
 		env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
-		env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"), NULL };
+		env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"),
+		a->no_validate ? "1" : "", NULL };
 	char why[512];
 	const char *step = a->action ? a->action : "profile";
 
@@ -134,6 +153,19 @@ int activate(const struct host *h, const struct elevation *el,
 		nrr_fail(e, NRR_ECHECK, "'%s': specialisation '%s' does not exist",
 			 h->name, a->specialisation);
 		break;
+	case ST_MISSING:
+		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
+		nrr_hint(e, "nothing was changed; --no-validate skips this check");
+		break;
+	case ST_ARCH: {
+		char sys[64] = "", mach[64] = "";
+		sscanf(why, "%63s %63s", sys, mach);
+		nrr_fail(e, NRR_ECHECK, "'%s' is a %s machine; the new system is built for %s",
+			 h->name, mach, sys);
+		nrr_hint(e, "nothing was changed; build for the target's platform "
+			 "(nixpkgs.hostPlatform), or --no-validate to skip this check");
+		break;
+	}
 	case ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
 			 a->profile, h->name, why);

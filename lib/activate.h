@@ -30,6 +30,7 @@ struct activation {
 	const char *specialisation; /* or NULL */
 	int install_bootloader;
 	int diff;		/* nix store diff-closures against the running system */
+	int no_validate;	/* skip the checks of kernel, init and architecture */
 	enum profile_op op;
 };
 

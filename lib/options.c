@@ -67,6 +67,8 @@ const struct option_spec option_table[] = {
 	  "(re)install the boot loader (NIXOS_INSTALL_BOOTLOADER=1)" },
 	{ "install-grub", 0, 0, OPT_INSTALL_GRUB, 0, OF_DEPRECATED, S_ACT, NULL,
 	  "deprecated alias of --install-bootloader" },
+	{ "no-validate", 0, 0, OPT_NO_VALIDATE, 0, OF_NEW, S_ACT, NULL,
+	  "skip the checks of the new system before activation (kernel, init, architecture)" },
 	{ "no-reexec", 0, 0, OPT_NO_REEXEC, 0, 0, S_ACT, NULL,
 	  "accepted for compatibility: this tool never re-executes itself" },
 	{ "fast", 0, 0, OPT_FAST, 0, OF_DEPRECATED, S_ACT, NULL,
@@ -264,6 +266,7 @@ static int apply(struct options *o, const struct option_spec *s,
 		o->install_bootloader = 1;
 		return 0;
 	case OPT_NO_REEXEC: return 0;
+	case OPT_NO_VALIDATE: o->no_validate = 1; return 0;
 	case OPT_FAST:
 		deprecated(o, spelled, "--no-reexec");
 		return 0;

@@ -40,7 +40,7 @@ enum opt_id {
 	OPT_ASK_ELEVATE_PASSWORD, OPT_SUDO, OPT_ASK_SUDO_PASSWORD,
 	OPT_USE_REMOTE_SUDO, OPT_NO_SSH_TTY, OPT_NO_REEXEC, OPT_FAST,
 	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
-	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE,
+	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -98,6 +98,7 @@ struct options {
 	const char *profile_name, *specialisation, *image_variant;
 	int install_bootloader, rollback, upgrade, upgrade_all, diff;
 	int no_build_output;
+	int no_validate;
 
 	/* pass-through flags, spelled for nix, by group */
 	struct strvec nix_common, nix_build, nix_flake_common, nix_flake_eval,

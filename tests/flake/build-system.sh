@@ -3,6 +3,10 @@
 # one (kernel, initrd, init, kernel-params, init-interface-version, nixos-version, system, sw,
 # specialisation/), small and fake, and a switch-to-configuration that records its calls.
 set -eu
+if [ -n "${failBuild-}" ]; then
+	echo "fake build failure of $label: the compiler said no" >&2
+	exit 1
+fi
 if [ "$sleepSeconds" != 0 ]; then
 	# A slow build, for tests that interrupt one; `sleep` is the builder's child.
 	sleep "$sleepSeconds"

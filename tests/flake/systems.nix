@@ -29,7 +29,7 @@ let
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations }:
+  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false }:
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
       etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; };
@@ -37,13 +37,14 @@ let
       exitStatus = toString status;
       hasStc = if stc then "1" else "";
       sleepSeconds = toString sleep;
+      failBuild = if fail then "1" else "";
       # "NAME=TOPLEVEL ...": each specialisation is linked as specialisation/NAME.
       specialisations = builtins.concatStringsSep " "
         (map (n: "${n}=${specialisations.${n}}") (builtins.attrNames specialisations));
     });
 
   mkConfig = name:
-    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0 }:
+    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false }:
     let
       common = { inherit hostSystem status stc; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
@@ -51,7 +52,7 @@ let
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
       });
       toplevel = mkToplevel (common // {
-        label = name; slug = name; inherit sleep; specialisations = { inherit spec1; };
+        label = name; slug = name; inherit sleep fail; specialisations = { inherit spec1; };
       });
       vm = bootloader: drv "nixos-vm-${name}-${tag'}" ./build-vm.sh {
         inherit toplevel bootloader;
@@ -86,4 +87,6 @@ in {
   riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
   slow = mkConfig "slow" { sleep = 30; };
+  # Its toplevel's builder fails, after saying why: a failed build.
+  failbuild = mkConfig "failbuild" { fail = true; };
 }

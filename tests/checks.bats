@@ -1,0 +1,82 @@
+#!/usr/bin/env bats
+# What is refused before anything changes on the target: a system for
+# another architecture, a system that would not boot, a refused key.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 board:riscv64
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" checks
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+nrr() { fleet_local "$NRR" "$@"; }
+profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system 2>/dev/null || true; }
+
+@test "an x86_64 system is never activated on a riscv64 board (exit 7, nothing changed)" {
+	before=$(profile_of board)
+	run nrr switch --flake "$F#t1" --target-host board
+	assert_failure 7
+	assert_output --partial "error: 'board' is a riscv64 machine; the new system is built for x86_64-linux"
+	[ "$(profile_of board)" = "$before" ]
+	run fleet_exec board test -e /run/nrr-activations
+	assert_failure
+}
+
+@test "a system cross-built for the board's architecture is accepted" {
+	run --separate-stderr nrr switch --flake "$F#riscv" --target-host board
+	assert_success
+	[ "$(profile_of board)" = "$output" ]
+}
+
+@test "--no-validate skips the architecture check" {
+	run nrr test --flake "$F#t1" --target-host board --no-validate
+	assert_success
+}
+
+@test "a key the target refuses is exit 3 with a hint" {
+	ssh-keygen -q -t ed25519 -N '' -f other_key
+	sed "s|IdentityFile .*|IdentityFile $PWD/other_key|" "$FLEET_DIR/ssh_config" >cfg
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host t1
+	assert_failure 3
+	assert_output --partial "Permission denied"
+	assert_output --partial "hint: ssh refused the login as 'root'"
+}
+
+@test "a changed host key is refused (exit 3), never accepted" {
+	key=$(ssh-keygen -q -t ed25519 -N '' -f hk && cut -d' ' -f1-2 hk.pub)
+	printf '%s %s\n' "$(fleet_addr t1)" "$key" >kh
+	sed "s|UserKnownHostsFile .*|UserKnownHostsFile $PWD/kh|" "$FLEET_DIR/ssh_config" >cfg
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host t1
+	assert_failure 3
+	assert_output --partial "hint: the host key of 't1' is unknown or has changed"
+}
+
+@test "a copy that fails names the host and the step (exit 6)" {
+	run nrr switch --store-path /nix/store/00000000000000000000000000000000-missing --target-host t1
+	assert_failure 6
+	assert_output --partial "error: cannot list the closure of '/nix/store/00000000000000000000000000000000-missing' on 'localhost'"
+}
+
+@test "a failing build is exit 5, naming what failed; here and on a build host" {
+	before=$(profile_of t1)
+	run nrr switch --flake "$F#failbuild" --target-host t1
+	assert_failure 5
+	assert_output --partial "fake build failure of failbuild"
+	assert_output --regexp "error: building '.*failbuild.*' failed: builder for '/nix/store/.*-nixos-system-failbuild-25.05.checks.drv' failed with exit code 1"
+	run nrr switch --flake "$F#failbuild" --target-host t1 --build-host board --no-validate
+	assert_failure 5
+	assert_output --partial "on 'board' failed"
+	[ "$(profile_of t1)" = "$before" ]
+}
