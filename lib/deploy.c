@@ -310,9 +310,11 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 	int ret = 0;
 
 	if (d->src == SRC_FLAKE) {
-		push_nix(&argv, "eval");
-		strvec_push(&argv, "--raw");
-		strvec_pushf(&argv, "%s.drvPath", attr);
+		/* path-info --derivation answers from nix's evaluation cache for a
+		 * clean flake (as `nix build` does); `nix eval .drvPath` evaluates
+		 * the whole configuration every time */
+		push_nix(&argv, "path-info");
+		strvec_pushl(&argv, "--derivation", attr, NULL);
 	} else {
 		strvec_pushl(&argv, "nix-instantiate", d->file, "--attr", attr, NULL);
 	}

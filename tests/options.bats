@@ -94,7 +94,7 @@ words_for() {
 		--option cores 1 -j 1 -I nixpkgs=/nonexistent --builders '' --show-trace
 	assert_success
 	# local evaluation: everything
-	assert_output --regexp "'nix' .*'eval' .*'--option' 'cores' '1' '--max-jobs' '1' '--include' 'nixpkgs=/nonexistent' '--builders' '' '--show-trace'"
+	assert_output --regexp "'nix' .*'path-info' '--derivation' .*'--option' 'cores' '1' '--max-jobs' '1' '--include' 'nixpkgs=/nonexistent' '--builders' '' '--show-trace'"
 	# the remote realise gets the common flags only
 	run fleet_command_log b1
 	assert_output --regexp "'--option' 'cores' '1' '--max-jobs' '1'"
@@ -106,7 +106,7 @@ words_for() {
 	printf 'lock-%s\n' "$RANDOM" >"$F/tag"
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1 -v --refresh --no-write-lock-file --impure
 	assert_success
-	assert_output --regexp "'eval' .*'--refresh' '--no-write-lock-file' '--impure'"
+	assert_output --regexp "'path-info' .*'--refresh' '--no-write-lock-file' '--impure'"
 	run fleet_command_log b1
 	refute_output --partial -- "--refresh"
 	refute_output --partial -- "--impure"
