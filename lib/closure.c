@@ -179,8 +179,8 @@ static void close_fd(int *fd)
 static void pump_run(struct pump *p)
 {
 	static char buf[1 << 17];
-	size_t have = 0, off = 0;
-	char rd[8192];
+	const char *data = buf;
+	size_t have = 0;
 
 	fcntl(p->src->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->dst->in_fd, F_SETFL, O_NONBLOCK);
@@ -188,33 +188,19 @@ static void pump_run(struct pump *p)
 		struct pollfd pfd[5];
 		int n = 0, i_list = -1, i_data = -1, i_put = -1, i_serr = -1,
 		    i_derr = -1, i_dout = -1;
-		if (p->src->in_fd >= 0) {
-			pfd[n] = (struct pollfd){ p->src->in_fd, POLLOUT, 0 };
-			i_list = n++;
-		}
-		if (p->src->out_fd >= 0 && have == 0) {
-			pfd[n] = (struct pollfd){ p->src->out_fd, POLLIN, 0 };
-			i_data = n++;
-		}
-		if (p->dst->in_fd >= 0 && have > 0) {
-			pfd[n] = (struct pollfd){ p->dst->in_fd, POLLOUT, 0 };
-			i_put = n++;
-		}
-		if (p->src->err_fd >= 0) {
-			pfd[n] = (struct pollfd){ p->src->err_fd, POLLIN, 0 };
-			i_serr = n++;
-		}
-		if (p->dst->err_fd >= 0 && n < 5) {
-			pfd[n] = (struct pollfd){ p->dst->err_fd, POLLIN, 0 };
-			i_derr = n++;
-		}
-		struct pollfd more = { p->dst->out_fd, POLLIN, 0 };
-		if (!n && p->dst->out_fd < 0)
-			break;
-		if (p->dst->out_fd >= 0 && n < 5) {
-			pfd[n] = more;
-			i_dout = n++;
-		}
+#define WATCH(idx, fd, ev) do { if ((fd) >= 0) { \
+		pfd[n] = (struct pollfd){ (fd), (ev), 0 }; (idx) = n++; } } while (0)
+		WATCH(i_list, p->src->in_fd, POLLOUT);
+		/* one chunk in flight: read more only when it is written */
+		if (!have)
+			WATCH(i_data, p->src->out_fd, POLLIN);
+		else
+			WATCH(i_put, p->dst->in_fd, POLLOUT);
+		WATCH(i_serr, p->src->err_fd, POLLIN);
+		WATCH(i_derr, p->dst->err_fd, POLLIN);
+		if (n < 5)
+			WATCH(i_dout, p->dst->out_fd, POLLIN);
+#undef WATCH
 		if (!n)
 			break;
 		if (poll(pfd, (nfds_t)n, -1) < 0) {
@@ -222,57 +208,30 @@ static void pump_run(struct pump *p)
 				continue;
 			break;
 		}
-		if (i_list >= 0 && pfd[i_list].revents) {
-			ssize_t w = write(p->src->in_fd, p->list, p->list_len);
-			if (w > 0) {
-				p->list += w;
-				p->list_len -= (size_t)w;
-			}
-			if (w < 0 && errno != EAGAIN && errno != EINTR)
-				p->list_len = 0;
-			if (!p->list_len)
-				close_fd(&p->src->in_fd);
-		}
+		if (i_list >= 0 && pfd[i_list].revents)
+			fd_feed(&p->src->in_fd, &p->list, &p->list_len, 0);
 		if (i_data >= 0 && pfd[i_data].revents) {
 			ssize_t r = read(p->src->out_fd, buf, sizeof(buf));
 			if (r > 0) {
 				have = (size_t)r;
-				off = 0;
+				data = buf;
 				p->bytes += (unsigned long long)r;
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				close_fd(&p->src->out_fd);
-				close_fd(&p->dst->in_fd);
 			}
 		}
-		if (i_put >= 0 && pfd[i_put].revents) {
-			ssize_t w = write(p->dst->in_fd, buf + off, have);
-			if (w > 0) {
-				off += (size_t)w;
-				have -= (size_t)w;
-			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				/* the importer is gone: stop the exporter too */
-				have = 0;
-				close_fd(&p->dst->in_fd);
-				close_fd(&p->src->out_fd);
-			}
-			if (!have && p->src->out_fd < 0)
-				close_fd(&p->dst->in_fd);
-		}
-		struct { int idx; int *fd; struct strbuf *sb; } rds[] = {
-			{ i_serr, &p->src->err_fd, p->src_err },
-			{ i_derr, &p->dst->err_fd, p->dst_err },
-			{ i_dout, &p->dst->out_fd, p->dst_out },
-		};
-		for (size_t k = 0; k < 3; k++) {
-			if (rds[k].idx < 0 || !pfd[rds[k].idx].revents)
-				continue;
-			ssize_t r = read(*rds[k].fd, rd, sizeof(rd));
-			if (r > 0)
-				strbuf_add(rds[k].sb, rd, (size_t)r);
-			else if (r == 0 || (errno != EAGAIN && errno != EINTR))
-				close_fd(rds[k].fd);
-		}
-		if (p->src->out_fd < 0 && p->dst->in_fd >= 0 && !have)
+		/* the importer gone, stop the exporter too */
+		if (i_put >= 0 && pfd[i_put].revents &&
+		    fd_feed(&p->dst->in_fd, &data, &have, 1))
+			close_fd(&p->src->out_fd);
+		if (i_serr >= 0 && pfd[i_serr].revents)
+			fd_drain(&p->src->err_fd, p->src_err, -1);
+		if (i_derr >= 0 && pfd[i_derr].revents)
+			fd_drain(&p->dst->err_fd, p->dst_err, -1);
+		if (i_dout >= 0 && pfd[i_dout].revents)
+			fd_drain(&p->dst->out_fd, p->dst_out, -1);
+		/* the stream has ended: the importer sees EOF */
+		if (p->src->out_fd < 0 && !have)
 			close_fd(&p->dst->in_fd);
 	}
 }

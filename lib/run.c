@@ -309,6 +309,38 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
+void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
+{
+	char buf[65536];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+	if (n > 0) {
+		strbuf_add(sb, buf, (size_t)n);
+		if (echo_fd >= 0)
+			write_all(echo_fd, buf, (size_t)n);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+int fd_feed(int *fd, const char **buf, size_t *len, int keep_open)
+{
+	int gone = 0;
+	ssize_t w = write(*fd, *buf, *len);
+	if (w > 0) {
+		*buf += w;
+		*len -= (size_t)w;
+	} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		*len = 0;	/* the reader is gone: nothing more to give */
+		gone = 1;
+	}
+	if ((!*len && !keep_open) || gone) {
+		close(*fd);
+		*fd = -1;
+	}
+	return gone ? -1 : 0;
+}
+
 int child_capture(struct child *c, const void *input, size_t inlen,
 		  struct strbuf *out, struct strbuf *err, int echo_fd,
 		  struct nrr_err *e)
@@ -331,7 +363,6 @@ int child_capture(struct child *c, const void *input, size_t inlen,
 		fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
 
 	struct pollfd pfd[3];
-	char buf[65536];
 	for (;;) {
 		int n = 0, iin = -1, iout = -1, ierr = -1;
 		if (c->in_fd >= 0 && inlen) {
@@ -353,39 +384,12 @@ int child_capture(struct child *c, const void *input, size_t inlen,
 				continue;
 			break;
 		}
-		if (iin >= 0 && pfd[iin].revents) {
-			ssize_t w = write(c->in_fd, inp, inlen);
-			if (w > 0) {
-				inp += w;
-				inlen -= (size_t)w;
-			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				inlen = 0;
-			}
-			if (!inlen && !c->keep_stdin_open) {
-				close(c->in_fd);
-				c->in_fd = -1;
-			}
-		}
-		if (iout >= 0 && pfd[iout].revents) {
-			ssize_t r = read(c->out_fd, buf, sizeof(buf));
-			if (r > 0)
-				strbuf_add(out, buf, (size_t)r);
-			else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(c->out_fd);
-				c->out_fd = -1;
-			}
-		}
-		if (ierr >= 0 && pfd[ierr].revents) {
-			ssize_t r = read(c->err_fd, buf, sizeof(buf));
-			if (r > 0) {
-				strbuf_add(err, buf, (size_t)r);
-				if (echo_fd >= 0)
-					write_all(echo_fd, buf, (size_t)r);
-			} else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-				close(c->err_fd);
-				c->err_fd = -1;
-			}
-		}
+		if (iin >= 0 && pfd[iin].revents)
+			fd_feed(&c->in_fd, &inp, &inlen, c->keep_stdin_open);
+		if (iout >= 0 && pfd[iout].revents)
+			fd_drain(&c->out_fd, out, -1);
+		if (ierr >= 0 && pfd[ierr].revents)
+			fd_drain(&c->err_fd, err, echo_fd);
 	}
 	if (c->in_fd >= 0 && !c->keep_stdin_open) {
 		close(c->in_fd);

@@ -76,6 +76,14 @@ int child_capture(struct child *c, const void *input, size_t inlen,
 		  struct strbuf *out, struct strbuf *err, int echo_fd,
 		  struct nrr_err *e);
 
+/* For poll loops: reads what is available on *fd into sb (copying it to
+ * echo_fd if >= 0); at EOF or on error closes *fd and sets it to -1. */
+void fd_drain(int *fd, struct strbuf *sb, int echo_fd);
+/* For poll loops: writes what it can of *buf (*len bytes) to *fd and
+ * advances; once all is written closes *fd and sets it to -1, unless
+ * keep_open. Returns -1 (fd closed) if the reader is gone, else 0. */
+int fd_feed(int *fd, const char **buf, size_t *len, int keep_open);
+
 /*
  * Finds an executable named name in PATH (or name itself if it has a '/').
  * Returns a string the caller must free(), or NULL.

@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# The benchmark harness (bench/run) in its smoke form: one run of each implementation, no added
+# delay, the no-op scenario. It must run to the end, print its table and write JSON that parses.
+# Timings are never asserted: they are facts about a machine, not pass or fail.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load lib/common
+	# The harness does not change with the build under test: once is enough.
+	[ -z "${NRR_SANITIZED-}" ] || skip "bench harness: checked with the normal build only"
+	cd "$BATS_TEST_TMPDIR" || return
+}
+
+@test "bench/run --quick prints a table and writes JSON that parses" {
+	run --separate-stderr timeout 120 "$BATS_TEST_DIRNAME/../bench/run" --quick --tool "$NRR" \
+		--json "$BATS_TEST_TMPDIR/quick.json"
+	assert_success
+	assert_line --partial "RTT 0 ms"
+	assert_line --regexp '^noop +nrr +[0-9]+\.[0-9]+ '
+	# the table is saved next to the JSON
+	[ -s quick.txt ]
+	# and the fleet it ran on is gone
+	# shellcheck disable=SC2154 # set by run --separate-stderr
+	fleet=$(printf '%s\n' "$stderr" | sed -n 's/^bench: fleet in //p')
+	[ -n "$fleet" ] && [ ! -e "$fleet" ]
+	run python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["rtt_ms"] == [0] and d["scenarios"] == ["noop"], d
+tool = [r for r in d["results"] if r["implementation"] == "nixos-rebuild-remote"]
+assert len(tool) == 1 and tool[0]["runs"] == 1 and tool[0]["failed"] == 0, tool
+for r in d["results"]:
+    assert r["wall_s"]["median"] > 0, r
+    assert r["handshakes"]["t1"] >= 1 and r["remote_commands"]["t1"] >= 1, r
+    assert r["bytes"]["t1"]["sent"] > 0 and r["bytes"]["t1"]["received"] > 0, r
+print("ok", len(d["results"]))
+' quick.json
+	assert_success
+	assert_output --regexp '^ok [1-3]$'
+}
+
+@test "the delay relay refuses addresses outside 127.0.0.0/8" {
+	"$BATS_TEST_DIRNAME/../bench/run" --build
+	run "$BATS_TEST_DIRNAME/../bench/delay-relay" 0 192.0.2.1 22 "$BATS_TEST_TMPDIR/counts"
+	assert_failure 2
+	assert_output --partial "only addresses in 127.0.0.0/8"
+	run "$BATS_TEST_DIRNAME/../bench/delay-relay" 0 example.org 22 "$BATS_TEST_TMPDIR/counts"
+	assert_failure 2
+	[ ! -e "$BATS_TEST_TMPDIR/counts" ]
+}
+
+@test "the delay relay holds each chunk DELAY ms each way and counts the bytes" {
+	"$BATS_TEST_DIRNAME/../bench/run" --build
+	relay=$BATS_TEST_DIRNAME/../bench/delay-relay
+	# An echo server on a free loopback port, for one connection.
+	python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+c, _ = s.accept()
+while True:
+    b = c.recv(65536)
+    if not b:
+        break
+    c.sendall(b)
+c.close()
+' >port 3>&- &
+	server=$!
+	for _ in $(seq 50); do [ -s port ] && break; sleep 0.1; done
+	# "hello" goes out at once and must come back after one round trip, 2 x 100 ms, not sooner.
+	start=$EPOCHREALTIME
+	{ printf hello; sleep 0.5; } | "$relay" 100 127.0.0.1 "$(cat port)" counts |
+		{ IFS= read -r -N 5 echoed; echo "$echoed $EPOCHREALTIME"; cat >/dev/null; } >got
+	wait "$server"
+	read -r echoed at <got
+	[ "$echoed" = hello ]
+	[ "$(echo "$at - $start >= 0.2" | bc)" = 1 ]
+	# one connection: "open", then "sent received"
+	[ "$(cat counts)" = "$(printf 'open\n5 5')" ]
+}
