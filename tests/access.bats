@@ -22,10 +22,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-nrr() { fleet_local "$NRR" "$@"; }
-retag() { printf '%s\n' "$1" >"$F/tag"; }
-profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system; }
-
 # Runs the tool at a pseudo-terminal, typing $PASSWORD at it.
 nrr_tty() {
 	_fleet_local_argv

@@ -21,9 +21,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-nrr() { fleet_local "$NRR" "$@"; }
-profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system 2>/dev/null || true; }
-
 @test "an x86_64 system is never activated on a riscv64 board (exit 7, nothing changed)" {
 	before=$(profile_of board)
 	run nrr switch --flake "$F#t1" --target-host board

@@ -22,13 +22,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-nrr() { fleet_local "$NRR" "$@"; }
-# A new generation of every configuration: a new tag in the flake copy.
-retag() { printf '%s\n' "$1" >"$F/tag"; }
-toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel"; }
-profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system; }
-last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
-
 @test "switch --target-host: builds here, copies, sets the profile, activates; one handshake" {
 	retag sw1
 	fleet_reset_counts t1

@@ -25,7 +25,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-nrr() { fleet_local "$NRR" "$@"; }
 # The tool run as root on t1 itself, with the fleet's nix settings.
 on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" "$NRR" "$@"; }
 

@@ -22,8 +22,6 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-nrr() { fleet_local "$NRR" "$@"; }
-
 # The option list of nixos-rebuild-ng (tab separated: long, short, nargs).
 ng_options() {
 	local f=$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt

@@ -8,3 +8,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/fleet.bash"
 
 # The binary under test; the Makefile may point it elsewhere (a sanitizer build).
 NRR=${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}
+
+# Helpers of the deploy tests. $F is the file's copy of the test flake.
+# The tool, run in the fleet's deployer namespace.
+nrr() { fleet_local "$NRR" "$@"; }
+# A new generation of every configuration: a new tag in the flake copy.
+retag() { printf '%s\n' "$1" >"$F/tag"; }
+# The store path of configuration $1's system, as the deployer builds it.
+toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel"; }
+# Where host $1's system profile points (empty if it has none).
+profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system 2>/dev/null || true; }
+# The last switch-to-configuration call recorded on host $1.
+last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
