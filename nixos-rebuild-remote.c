@@ -221,10 +221,8 @@ static int do_build_and_activate(struct run *r)
 		return ret;
 	if (dry)
 		return 0;
-	if (activating || d->target_remote) {
-		if ((ret = deploy_copy(d, &r->err)))
-			return ret;
-	}
+	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
+		return ret;
 	if (activating) {
 		char *profile = profile_path(r->opt.profile_name);
 		struct activation a = {
@@ -237,8 +235,12 @@ static int do_build_and_activate(struct run *r)
 			.no_validate = r->opt.no_validate,
 			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
 								  : PROFILE_KEEP,
+			.confirm_seconds = r->opt.confirm_timeout,
 		};
-		ret = activate(deploy_target(d), &d->elev, &a, &r->err);
+		if (!d->target_remote && (ret = deploy_copy(d, &r->err)))
+			return ret;
+		ret = d->target_remote ? deploy_activate(d, &a, &r->err)
+				       : activate(deploy_target(d), &d->elev, &a, &r->err);
 		free(profile);
 		if (ret)
 			return ret;

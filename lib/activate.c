@@ -1,4 +1,5 @@
 #include "activate.h"
+#include "closure.h"
 #include "nix.h"
 
 #include <stdio.h>
@@ -13,27 +14,48 @@
 #define ST_PROFILE 243
 #define ST_MISSING 244
 #define ST_ARCH 245
+#define ST_INCOMPLETE 246	/* paths missing: printed on stdout */
+#define ST_QUERY 247
+#define ST_ROLLED_BACK 248	/* activation failed and was undone */
 
 /*
- * $1 action or "" (profile only)   $2 toplevel   $3 profile
- * $4 specialisation or ""          $5 NIXOS_INSTALL_BOOTLOADER (0/1)
- * $6 keep | set | rollback          $7 1: show the closure diff first
- * $8 1: skip the nixos-version check  $9 1: no systemd-run (dirty env)
- * $10 1: skip the checks of what activation needs (--no-validate)
- * ($8 and $9 carry the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
- * and NIXOS_SWITCH_USE_DIRTY_ENV: ssh and sudo would not pass them on.)
+ * Positional parameters, named on the script's second line:
+ *  act   switch-to-configuration's argument, or "" (profile only)
+ *  top   the new system          prof  the profile
+ *  spec  specialisation or ""    ib    NIXOS_INSTALL_BOOTLOADER (0/1)
+ *  op    keep | set | rollback   diff  1: nix store diff-closures first
+ *  nocheck, dirty: the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
+ *        and NIXOS_SWITCH_USE_DIRTY_ENV (ssh and sudo would not pass them on)
+ *  novalidate  1: skip the kernel/init/architecture checks
+ *  check 1: the closure comes on stdin; if the target lacks paths, print
+ *        them and stop (ST_INCOMPLETE) before anything changes, so that a
+ *        deploy with nothing to copy is this one command
+ *  subst 1: with check, let the target substitute what it lacks first
+ *  confirm  seconds: arm a watchdog that restores the running system and
+ *        the profile unless a fresh connection removes $token in time
+ *  token the watchdog's token file
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9 novalidate=${10}\n"
+	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9\n"
+	"novalidate=${10} check=${11} subst=${12} confirm=${13} token=${14}\n"
+	"if [ \"$check\" = 1 ]; then\n"
+	"  paths=$(cat)\n"
+	"  if [ -n \"$paths\" ]; then\n"
+	"    missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
+	"    if [ -n \"$missing\" ] && [ \"$subst\" = 1 ]; then\n"
+	"      nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
+	"      missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
+	"    fi\n"
+	"    [ -z \"$missing\" ] || { printf '%s\\n' \"$missing\"; exit 246; }\n"
+	"  fi\n"
+	"fi\n"
 	"if [ \"$op\" = rollback ]; then\n"
-	"  top=$(readlink -f \"$prof\") || exit 243\n"
 	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
 	"  top=$(readlink -f \"$prof\")\n"
 	"fi\n"
 	"stc=$top/bin/switch-to-configuration\n"
-	"if [ -z \"$nocheck\" ] &&\n"
-	"   [ ! -f \"$top/nixos-version\" ]; then\n"
+	"if [ -z \"$nocheck\" ] && [ ! -f \"$top/nixos-version\" ]; then\n"
 	"  echo \"$top does not look like a NixOS system (no nixos-version)\" >&2; exit 240\n"
 	"fi\n"
 	"if [ -n \"$spec\" ]; then\n"
@@ -64,21 +86,48 @@ static const char activate_script[] =
 	"  nix --extra-experimental-features nix-command store diff-closures \\\n"
 	"    \"$(readlink -f /run/current-system)\" \"$top\" >&2 || :\n"
 	"fi\n"
+	/* what a rollback goes back to: the generation and system of now */
+	"old_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
+	"old_sys=$(readlink -f /run/current-system 2>/dev/null)\n"
+	/* kept as text: the watchdog, another process, runs it too */
+	"undo_script='[ \"$op\" != set ] || [ -z \"$old_gen\" ] ||\n"
+	"    nix-env -p \"$prof\" --switch-generation \"$old_gen\" >&2\n"
+	"  if [ -n \"$old_sys\" ] && [ -x \"$old_sys/bin/switch-to-configuration\" ]; then\n"
+	"    if [ \"$op\" = set ]; then a=switch; else a=test; fi\n"
+	"    env -i PATH=\"$PATH\" \"$old_sys/bin/switch-to-configuration\" \"$a\" >&2\n"
+	"  fi'\n"
+	"if [ -n \"$confirm\" ]; then\n"
+	/* the token belongs to the login user, so that an unprivileged
+	 * confirmation can remove it; the watchdog outlives this session */
+	"  : > \"$token\" && chown \"${SUDO_UID:-$(id -u)}\" \"$token\" || exit 243\n"
+	"  export prof op old_gen old_sys token confirm undo_script PATH\n"
+	"  setsid sh -c 'sleep \"$confirm\"; [ -e \"$token\" ] || exit 0\n"
+	"    rm -f \"$token\"; eval \"$undo_script\"' </dev/null >/dev/null 2>&1 &\n"
+	"fi\n"
 	"if [ \"$op\" = set ]; then\n"
 	"  mkdir -p \"${prof%/*}\" && nix-env -p \"$prof\" --set \"$top\" >&2 || exit 243\n"
 	"fi\n"
 	"[ -n \"$act\" ] || exit 0\n"
-	"if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
-	"   [ -z \"$dirty\" ]; then\n"
-	"  exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
-	"    NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
-	"    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \\\n"
-	"    --collect --no-ask-password --pipe --quiet --service-type=exec \\\n"
-	"    --unit=nixos-rebuild-switch-to-configuration --wait \"$stc\" \"$act\"\n"
+	"run_stc() {\n"
+	"  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
+	"     [ -z \"$dirty\" ]; then\n"
+	"    env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
+	"      NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
+	"      systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \\\n"
+	"      --collect --no-ask-password --pipe --quiet --service-type=exec \\\n"
+	"      --unit=nixos-rebuild-switch-to-configuration --wait \"$stc\" \"$act\"\n"
+	"  else\n"
+	"    env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
+	"      NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
+	"      \"$stc\" \"$act\"\n"
+	"  fi\n"
+	"}\n"
+	/* its output is the user's to read, on stderr: stdout is ours */
+	"run_stc >&2; s=$?\n"
+	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
+	"  rm -f \"$token\"; eval \"$undo_script\"; exit 248\n"
 	"fi\n"
-	"exec env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
-	"  NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
-	"  \"$stc\" \"$act\"\n";
+	"exit $s\n";
 
 static const char *env_flag(const char *name)
 {
@@ -103,10 +152,13 @@ char *profile_path(const char *name)
 }
 
 int activate(const struct host *h, const struct elevation *el,
-	     const struct activation *a, struct nrr_err *e)
+	     struct activation *a, struct nrr_err *e)
 {
 	static const char *const ops[] = { "keep", "set", "rollback" };
-	struct strbuf err = STRBUF_INIT;
+	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT, in = STRBUF_INIT;
+	char confirm[32] = "";
+	if (a->confirm_seconds > 0)
+		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
 	const char *args[] = {
 		a->action ? a->action : "", a->toplevel ? a->toplevel : "",
 		a->profile, a->specialisation ? a->specialisation : "",
@@ -114,16 +166,28 @@ int activate(const struct host *h, const struct elevation *el,
 		a->diff ? "1" : "0",
 		env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
 		env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"),
-		a->no_validate ? "1" : "", NULL };
+		a->no_validate ? "1" : "", a->closure ? "1" : "",
+		a->substitute ? "1" : "", confirm,
+		a->token ? a->token : "", NULL };
 	char why[512];
 	const char *step = a->action ? a->action : "profile";
 
-	/* activation output is the user's to see, as with nixos-rebuild */
-	int st = host_run(h, el, step, activate_script, args, NULL, 0, NULL,
-			  &err, 2, e);
-	if (st < 0) {
-		strbuf_release(&err);
-		return e->status;
+	a->incomplete = 0;
+	if (a->closure)
+		for (size_t i = 0; i < a->closure->nr; i++)
+			strbuf_addf(&in, "%s\n", a->closure->v[i]);
+	/* activation output is the user's to see, as with nixos-rebuild;
+	 * the script keeps stdout for the paths the target lacks */
+	int st = host_run(h, el, step, activate_script, args,
+			  a->closure ? in.buf : NULL, in.len, &out, &err, 2, e);
+	strbuf_release(&in);
+	if (st < 0)
+		goto done;
+	if (st == ST_INCOMPLETE && a->missing) {
+		split_lines(out.buf, a->missing);
+		a->incomplete = 1;
+		st = 0;
+		goto done;
 	}
 	nix_error_summary(err.buf, why, sizeof(why));
 	if (st == 1 && el && el->kind == ELEVATE_SUDO && sudo_refused(err.buf)) {
@@ -135,8 +199,7 @@ int activate(const struct host *h, const struct elevation *el,
 			nrr_hint(e, "wrong password? nothing was changed");
 		else
 			nrr_hint(e, "sudo wants a password: add --ask-elevate-password (-S); nothing was changed");
-		strbuf_release(&err);
-		return e->status;
+		goto done;
 	}
 	switch (st) {
 	case 0:
@@ -166,6 +229,14 @@ int activate(const struct host *h, const struct elevation *el,
 			 "(nixpkgs.hostPlatform), or --no-validate to skip this check");
 		break;
 	}
+	case ST_QUERY:
+		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s", h->name, why);
+		break;
+	case ST_ROLLED_BACK:
+		nrr_fail(e, NRR_EROLLEDBACK,
+			 "activation ('switch-to-configuration %s') on '%s' failed; "
+			 "it was rolled back to the previous system", a->action, h->name);
+		break;
 	case ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
 			 a->profile, h->name, why);
@@ -178,6 +249,10 @@ int activate(const struct host *h, const struct elevation *el,
 			 "'--rollback' goes back");
 		break;
 	}
+done:
 	strbuf_release(&err);
+	strbuf_release(&out);
+	if (st < 0)
+		return e->status;
 	return st ? e->status : 0;
 }

@@ -32,14 +32,29 @@ struct activation {
 	int diff;		/* nix store diff-closures against the running system */
 	int no_validate;	/* skip the checks of kernel, init and architecture */
 	enum profile_op op;
+
+	/* Given a closure, the same command first checks that the target has
+	 * all of it (letting it substitute first if substitute): if not, it
+	 * changes nothing, sets incomplete and fills missing. */
+	const struct strvec *closure;
+	int substitute;
+	struct strvec *missing;
+	int incomplete;
+
+	/* > 0: arm a watchdog that undoes the activation unless token (a file
+	 * on the target) is removed within that many seconds */
+	int confirm_seconds;
+	const char *token;
 };
 
 /* The profile path for --profile-name NAME, malloc'ed. */
 char *profile_path(const char *name);
 
-/* Runs the activation on h. Returns 0, NRR_ECHECK (nothing changed) or
- * NRR_EACTIVATE, with e filled. */
+/* Runs the activation on h. Returns 0 (check a->incomplete when a
+ * closure was given), NRR_ECHECK (nothing changed), NRR_EACTIVATE, or
+ * NRR_EROLLEDBACK (failed, and undone by the watchdog's logic), with e
+ * filled. */
 int activate(const struct host *h, const struct elevation *el,
-	     const struct activation *a, struct nrr_err *e);
+	     struct activation *a, struct nrr_err *e);
 
 #endif

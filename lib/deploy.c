@@ -1,12 +1,15 @@
 #define _GNU_SOURCE
 #include "deploy.h"
+#include "activate.h"
 #include "nix.h"
 #include "quote.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOPLEVEL "config.system.build.toplevel"
@@ -338,32 +341,51 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 	return ret;
 }
 
+/* Sends missing (paths dst lacks, in closure order) from src to dst. */
+static int send_paths(struct deploy *d, const struct host *src,
+		      const struct host *dst, const struct strvec *missing,
+		      size_t of, struct nrr_err *e)
+{
+	unsigned long long bytes = 0;
+	int ret;
+
+	if (!missing->nr)
+		return 0;
+	if (d->trace)
+		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
+			missing->nr, of, src->name, dst->name);
+	if (d->opt->copy_direct && src->ssh && dst->ssh)
+		ret = closure_send_direct(src, dst->ssh->cfg.user,
+					  dst->ssh->cfg.hostname,
+					  dst->ssh->cfg.port, missing, e);
+	else
+		ret = closure_send(src, dst, missing, &bytes, e);
+	d->bytes_copied += bytes;
+	d->paths_copied += missing->nr;
+	return ret;
+}
+
 /* Gives dst what it lacks of closure, from src. */
 static int copy_closure(struct deploy *d, const struct host *src,
 			const struct host *dst, const struct strvec *closure,
 			int probe, struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
-	unsigned long long bytes = 0;
 	int ret = closure_query(dst, closure, d->opt->substitutes,
 				probe ? &d->probe : NULL, &missing, e);
 	if (!ret && probe)
 		d->probed = 1;
-	if (!ret && missing.nr) {
-		if (d->trace)
-			fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
-				missing.nr, closure->nr, src->name, dst->name);
-		if (d->opt->copy_direct && src->ssh && dst->ssh)
-			ret = closure_send_direct(src, dst->ssh->cfg.user,
-						  dst->ssh->cfg.hostname,
-						  dst->ssh->cfg.port, &missing, e);
-		else
-			ret = closure_send(src, dst, &missing, &bytes, e);
-		d->bytes_copied += bytes;
-		d->paths_copied += missing.nr;
-	}
+	if (!ret)
+		ret = send_paths(d, src, dst, &missing, closure->nr, e);
 	strvec_clear(&missing);
 	return ret;
+}
+
+int deploy_send_missing(struct deploy *d, const struct strvec *missing,
+			struct nrr_err *e)
+{
+	const struct host *src = d->built_at == AT_BUILD ? &d->build : &d->local;
+	return send_paths(d, src, &d->target, missing, d->closure.nr, e);
 }
 
 static int build_remote(struct deploy *d, const char *attr, int dry,
@@ -490,4 +512,112 @@ int deploy_copy(struct deploy *d, struct nrr_err *e)
 const struct host *deploy_target(const struct deploy *d)
 {
 	return &d->target;
+}
+
+/* Run over a new connection: removes the watchdog's token, if still there. */
+static const char confirm_script[] =
+	"[ -e \"$1\" ] && rm -f \"$1\" && echo confirmed\n";
+
+static const char current_script[] =
+	"readlink -f /run/current-system\n";
+
+/* 1 if a new connection to the target removed the token in time. */
+static int confirmed(struct deploy *d, const char *token, time_t deadline)
+{
+	struct strbuf cmd = STRBUF_INIT;
+	const char *words[] = { "/bin/sh", "-c", confirm_script, "sh", token, NULL };
+	int ok = 0;
+
+	sq_quote_argv(&cmd, words);
+	while (!ok && time(NULL) < deadline && !run_interrupted()) {
+		struct child c = CHILD_INIT;
+		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+		struct nrr_err e;
+		ssh_host_argv_fresh(&d->ssh, d->target.ssh, cmd.buf,
+				    (int)(deadline - time(NULL)), &c.args);
+		c.in = CHILD_NULL;
+		int st = child_capture(&c, NULL, 0, &out, &err, -1, &e);
+		child_clear(&c);
+		ok = st == 0 && strstr(out.buf, "confirmed");
+		int gone = st == 0 && !ok;	/* the watchdog was first */
+		strbuf_release(&out);
+		strbuf_release(&err);
+		if (gone)
+			break;
+		if (!ok)
+			sleep(1);
+	}
+	strbuf_release(&cmd);
+	return ok;
+}
+
+int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
+{
+	struct strvec missing = STRVEC_INIT;
+	char token[64] = "";
+	time_t deadline = 0;
+	int ret;
+	/*
+	 * Unelevated, the activation command checks the target's store itself:
+	 * with nothing to copy, the deploy is that one remote command. Elevated,
+	 * the store is queried first, so that sudo runs once.
+	 */
+	int one_command = d->target_remote && d->built_at != AT_TARGET &&
+			  d->elev.kind == ELEVATE_NONE;
+
+	if (!one_command && (ret = deploy_copy(d, e)))
+		return ret;
+	if (a->confirm_seconds > 0 && d->target_remote) {
+		unsigned char rnd[8];
+		randombytes_buf(rnd, sizeof(rnd));
+		snprintf(token, sizeof(token), "/tmp/nrr-confirm.");
+		sodium_bin2hex(token + strlen(token), sizeof(token) - strlen(token),
+			       rnd, sizeof(rnd));
+		a->token = token;
+		deadline = time(NULL) + a->confirm_seconds;
+	} else {
+		a->confirm_seconds = 0;
+	}
+	a->closure = one_command ? &d->closure : NULL;
+	a->substitute = d->opt->substitutes;
+	a->missing = &missing;
+	ret = activate(&d->target, &d->elev, a, e);
+	if (!ret && a->incomplete) {
+		ret = deploy_send_missing(d, &missing, e);
+		a->closure = NULL;
+		if (!ret) {
+			if (deadline)
+				deadline = time(NULL) + a->confirm_seconds;
+			ret = activate(&d->target, &d->elev, a, e);
+		}
+	}
+	strvec_clear(&missing);
+	if (ret || !deadline)
+		return ret;
+	if (confirmed(d, token, deadline)) {
+		fprintf(stderr, "confirmed: '%s' answers over a new connection\n",
+			d->target.name);
+		return 0;
+	}
+	/* Not confirmed: the target undoes the activation by itself at the
+	 * deadline. Say what it runs now, if the old connection still can. */
+	while (time(NULL) < deadline + 3 && !run_interrupted())
+		sleep(1);
+	struct strbuf out = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	struct nrr_err ignored;
+	int st = host_run(&d->target, NULL, "confirm", current_script, noargs,
+			  NULL, 0, &out, NULL, -1, &ignored);
+	strbuf_rtrim(&out);
+	if (st == 0 && out.len && strcmp(out.buf, d->toplevel))
+		nrr_fail(e, NRR_EROLLEDBACK,
+			 "'%s' did not answer a new connection within %d s: it rolled back to %s",
+			 d->target.name, a->confirm_seconds, out.buf);
+	else
+		nrr_fail(e, NRR_EROLLEDBACK,
+			 "'%s' did not answer a new connection within %d s: it rolls back to the previous system by itself",
+			 d->target.name, a->confirm_seconds);
+	nrr_hint(e, "the new system cut off ssh access (network, firewall, sshd, keys?)");
+	strbuf_release(&out);
+	return NRR_EROLLEDBACK;
 }

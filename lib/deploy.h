@@ -70,6 +70,18 @@ int deploy_build(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e);
 /* Copies the result to where it must be activated (target or here). */
 int deploy_copy(struct deploy *d, struct nrr_err *e);
+/* Sends the target the paths of the result it lacks (missing, as the
+ * activation's own check found them), from where the result was built. */
+int deploy_send_missing(struct deploy *d, const struct strvec *missing,
+			struct nrr_err *e);
+/*
+ * Activates the result on the target: copies what it lacks (see
+ * activate.h for the one-command path), then activates; with
+ * a->confirm_seconds, proves the target still answers a new ssh connection
+ * before the watchdog there undoes it. Returns 0 or an NRR_* status.
+ */
+struct activation;
+int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e);
 /* The host activation runs on (target, or this machine). */
 const struct host *deploy_target(const struct deploy *d);
 

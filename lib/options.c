@@ -67,6 +67,10 @@ const struct option_spec option_table[] = {
 	  "(re)install the boot loader (NIXOS_INSTALL_BOOTLOADER=1)" },
 	{ "install-grub", 0, 0, OPT_INSTALL_GRUB, 0, OF_DEPRECATED, S_ACT, NULL,
 	  "deprecated alias of --install-bootloader" },
+	{ "magic-rollback", 0, 0, OPT_MAGIC_ROLLBACK, 0, OF_NEW, S_ACT, NULL,
+	  "undo switch/test on the target unless it answers a new ssh connection afterwards" },
+	{ "confirm-timeout", 0, 1, OPT_CONFIRM_TIMEOUT, 0, OF_NEW, S_ACT, "SECONDS",
+	  "how long --magic-rollback waits for that connection (default 30; implies it)" },
 	{ "no-validate", 0, 0, OPT_NO_VALIDATE, 0, OF_NEW, S_ACT, NULL,
 	  "skip the checks of the new system before activation (kernel, init, architecture)" },
 	{ "no-reexec", 0, 0, OPT_NO_REEXEC, 0, 0, S_ACT, NULL,
@@ -267,6 +271,20 @@ static int apply(struct options *o, const struct option_spec *s,
 		return 0;
 	case OPT_NO_REEXEC: return 0;
 	case OPT_NO_VALIDATE: o->no_validate = 1; return 0;
+	case OPT_MAGIC_ROLLBACK:
+		if (!o->confirm_timeout)
+			o->confirm_timeout = 30;
+		return 0;
+	case OPT_CONFIRM_TIMEOUT: {
+		char *end;
+		long v = strtol(vals[0], &end, 10);
+		if (*end || v < 1 || v > 86400)
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument --confirm-timeout: expected seconds (1-86400), got '%s'",
+					vals[0]);
+		o->confirm_timeout = (int)v;
+		return 0;
+	}
 	case OPT_FAST:
 		deprecated(o, spelled, "--no-reexec");
 		return 0;
@@ -453,6 +471,12 @@ static int check(struct options *o, struct nrr_err *e)
 	if (!strcmp(o->action, "build-image") && !o->image_variant)
 		return nrr_fail(e, NRR_EUSAGE,
 				"'build-image' needs --image-variant VARIANT");
+	if (o->confirm_timeout && strcmp(o->action, "switch") && strcmp(o->action, "test"))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--magic-rollback is only for 'switch' and 'test'");
+	if (o->confirm_timeout && !o->target_host)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--magic-rollback needs --target-host: it proves the target still answers ssh");
 	if (o->copy_direct && (!o->build_host || !o->target_host))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--copy-direct needs both --build-host and --target-host");

@@ -41,6 +41,7 @@ enum opt_id {
 	OPT_USE_REMOTE_SUDO, OPT_NO_SSH_TTY, OPT_NO_REEXEC, OPT_FAST,
 	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
+	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -99,6 +100,7 @@ struct options {
 	int install_bootloader, rollback, upgrade, upgrade_all, diff;
 	int no_build_output;
 	int no_validate;
+	int confirm_timeout;	/* --magic-rollback: seconds, 0 = off */
 
 	/* pass-through flags, spelled for nix, by group */
 	struct strvec nix_common, nix_build, nix_flake_common, nix_flake_eval,

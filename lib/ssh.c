@@ -446,3 +446,17 @@ void ssh_host_argv(struct ssh_ctx *ctx, const struct ssh_host *h,
 	strvec_pushl(argv, "-T", "--", h->spec, command, NULL);
 	trace(ctx, argv);
 }
+
+void ssh_host_argv_fresh(struct ssh_ctx *ctx, const struct ssh_host *h,
+			 const char *command, int timeout, struct strvec *argv)
+{
+	/* ssh keeps the first value it is given for an option: ours first */
+	strvec_push(argv, "ssh");
+	strvec_pushl(argv, "-oControlPath=none", "-oControlMaster=no", NULL);
+	strvec_pushf(argv, "-oConnectTimeout=%d", timeout > 0 ? timeout : 1);
+	strvec_pushvec(argv, &ctx->opts);
+	if (ctx->use_default_opts)
+		strvec_pushvec(argv, &ctx->default_opts);
+	strvec_pushl(argv, "-T", "--", h->spec, command, NULL);
+	trace(ctx, argv);
+}

@@ -94,6 +94,14 @@ void ssh_host_argv(struct ssh_ctx *ctx, const struct ssh_host *h,
 		   const char *command, struct strvec *argv);
 
 /*
+ * The same, but over a new connection of its own, not through any master:
+ * proof that the host can still be reached the way the user reaches it.
+ * timeout bounds the connection attempt, in seconds.
+ */
+void ssh_host_argv_fresh(struct ssh_ctx *ctx, const struct ssh_host *h,
+			 const char *command, int timeout, struct strvec *argv);
+
+/*
  * Classifies ssh's stderr into e for step `step` on host h ("cannot reach
  * 'web1' (root@10.0.0.5:22): ..."). Returns NRR_ECONNECT.
  */

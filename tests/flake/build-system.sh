@@ -23,7 +23,7 @@ printf 'systemd' > "$out/init-interface-version"
 ln -s "$sw" "$out/sw"
 ln -s "$etc/etc" "$out/etc"
 if [ -n "$hasStc" ]; then
-	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" \
+	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" -e "s|@cutoff@|$cutoff|g" \
 		"$stcTemplate" > "$out/bin/switch-to-configuration"
 	chmod +x "$out/bin/switch-to-configuration"
 fi

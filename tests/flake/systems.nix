@@ -29,12 +29,13 @@ let
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false }:
+  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false }:
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
       etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; };
       stcTemplate = ./switch-to-configuration.in;
       exitStatus = toString status;
+      cutoff = if cutoff then "1" else "";
       hasStc = if stc then "1" else "";
       sleepSeconds = toString sleep;
       failBuild = if fail then "1" else "";
@@ -44,9 +45,9 @@ let
     });
 
   mkConfig = name:
-    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false }:
+    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false }:
     let
-      common = { inherit hostSystem status stc; };
+      common = { inherit hostSystem status stc cutoff; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
       spec1 = mkToplevel (common // {
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
@@ -81,6 +82,8 @@ in {
   demo = mkConfig "demo" { };
   # Its switch-to-configuration records the call, then exits 1 (a failed activation).
   broken = mkConfig "broken" { status = 1; };
+  # Its activation locks ssh out of the host (see tests/lib/sshd-logcmd).
+  cutoff = mkConfig "cutoff" { cutoff = true; };
   # Has no bin/switch-to-configuration at all (not a bootable NixOS system).
   nostc = mkConfig "nostc" { stc = false; };
   # Cross-built: built by x86_64-linux derivations for a riscv64-linux board.

@@ -1,0 +1,88 @@
+#!/usr/bin/env bats
+# --magic-rollback: a deploy that cuts the deployer off is undone by the
+# target itself; a good one is confirmed over a new connection and kept.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 t2
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" magic
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || true; }
+
+@test "a good system is confirmed over a new connection and kept" {
+	retag good
+	fleet_reset_counts t1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --magic-rollback --confirm-timeout 5
+	assert_success
+	new=$output
+	[ "$(profile_of t1)" = "$new" ]
+	# one handshake for the deploy, one to prove the host still answers
+	[ "$(fleet_handshakes t1)" = 2 ]
+	sleep 6
+	[ "$(profile_of t1)" = "$new" ]
+	[ "$(current_of t1)" = "$new" ]
+}
+
+@test "a system that cuts ssh off is rolled back by the target itself (exit 9)" {
+	retag before
+	nrr switch --flake "$F#t2" --target-host t2
+	old_profile=$(profile_of t2)
+	old_system=$(current_of t2)
+	run nrr switch --flake "$F#cutoff" --target-host t2 --confirm-timeout 4
+	assert_failure 9
+	assert_output --partial "error: 't2' did not answer a new connection within 4 s"
+	refute_output --partial "Done."
+	# the target went back by itself, profile and running system
+	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	[ "$(current_of t2)" = "$old_system" ]
+	[ "$(profile_of t2)" = "$old_profile" ]
+	run fleet_exec t2 test -e /run/nrr-deny
+	assert_failure
+}
+
+@test "a failing activation is rolled back at once (exit 9)" {
+	retag before2
+	nrr switch --flake "$F#t1" --target-host t1
+	old_profile=$(profile_of t1)
+	old_system=$(current_of t1)
+	run nrr switch --flake "$F#broken" --target-host t1 --magic-rollback
+	assert_failure 9
+	assert_output --partial "it was rolled back to the previous system"
+	[ "$(current_of t1)" = "$old_system" ]
+	[ "$(profile_of t1)" = "$old_profile" ]
+}
+
+@test "test --magic-rollback restores the running system, never touches the profile" {
+	retag before3
+	nrr switch --flake "$F#t2" --target-host t2
+	old_profile=$(profile_of t2)
+	old_system=$(current_of t2)
+	run nrr test --flake "$F#cutoff" --target-host t2 --confirm-timeout 3
+	assert_failure 9
+	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	[ "$(current_of t2)" = "$old_system" ]
+	[ "$(profile_of t2)" = "$old_profile" ]
+}
+
+@test "--magic-rollback is refused where it cannot prove anything" {
+	run nrr boot --flake "$F#t1" --target-host t1 --magic-rollback
+	assert_failure 2
+	run nrr switch --flake "$F#t1" --magic-rollback
+	assert_failure 2
+	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout soon
+	assert_failure 2
+}
