@@ -214,6 +214,7 @@ static int do_build_and_activate(struct run *r)
 		return ret;
 	int need_target = d->target_remote && !dry;
 	if ((ret = deploy_connect(d, need_target, 1, &r->err)) ||
+	    (activating && (ret = deploy_lock(d, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
 	if ((ret = deploy_build(d, build_tail(r, tailbuf, sizeof(tailbuf)), dry,
@@ -237,10 +238,7 @@ static int do_build_and_activate(struct run *r)
 								  : PROFILE_KEEP,
 			.confirm_seconds = r->opt.confirm_timeout,
 		};
-		if (!d->target_remote && (ret = deploy_copy(d, &r->err)))
-			return ret;
-		ret = d->target_remote ? deploy_activate(d, &a, &r->err)
-				       : activate(deploy_target(d), &d->elev, &a, &r->err);
+		ret = deploy_activate(d, &a, &r->err);
 		free(profile);
 		if (ret)
 			return ret;

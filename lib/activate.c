@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Statuses the script keeps for itself; switch-to-configuration uses small
  * ones (1 failure, 2 bad arguments, 4 units failed, 100 reboot needed). */
@@ -19,7 +21,8 @@
 #define ST_ROLLED_BACK 248	/* activation failed and was undone */
 
 /*
- * Positional parameters, named on the script's second line:
+ * The deploy conversation on the target (see session.h). $1: who we are,
+ * for a second deploy's error message. Then, on stdin, one per line:
  *  act   switch-to-configuration's argument, or "" (profile only)
  *  top   the new system          prof  the profile
  *  spec  specialisation or ""    ib    NIXOS_INSTALL_BOOTLOADER (0/1)
@@ -27,28 +30,45 @@
  *  nocheck, dirty: the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
  *        and NIXOS_SWITCH_USE_DIRTY_ENV (ssh and sudo would not pass them on)
  *  novalidate  1: skip the kernel/init/architecture checks
- *  check 1: the closure comes on stdin; if the target lacks paths, print
- *        them and stop (ST_INCOMPLETE) before anything changes, so that a
- *        deploy with nothing to copy is this one command
- *  subst 1: with check, let the target substitute what it lacks first
+ *  subst 1: let the target substitute what it lacks first
  *  confirm  seconds: arm a watchdog that restores the running system and
  *        the profile unless a fresh connection removes $token in time
  *  token the watchdog's token file
+ * then the closure, one path a line, ended by ".". We answer "ready" once
+ * the lock is ours, the paths the target lacks ended by "." (then wait for
+ * "go" while they are sent), and "status N" after activation; then we hold
+ * the lock until the deployer hangs up.
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"act=$1 top=$2 prof=$3 spec=$4 ib=$5 op=$6 diff=$7 nocheck=$8 dirty=$9\n"
-	"novalidate=${10} check=${11} subst=${12} confirm=${13} token=${14}\n"
-	"if [ \"$check\" = 1 ]; then\n"
-	"  paths=$(cat)\n"
-	"  if [ -n \"$paths\" ]; then\n"
+	"lock=/tmp/nixos-rebuild-remote.lock\n"
+	"if command -v flock >/dev/null 2>&1; then\n"
+	"  [ -e \"$lock\" ] || (umask 022; : >>\"$lock\") 2>/dev/null\n"
+	"  if exec 9<\"$lock\"; then\n"
+	"    flock -n 9 || { echo \"busy $(cat \"$lock.holder\" 2>/dev/null)\"; exit 75; }\n"
+	"    (umask 022; printf '%s\\n' \"$1\" >\"$lock.holder\") 2>/dev/null\n"
+	"  fi 2>/dev/null\n"
+	"fi\n"
+	"echo ready\n"
+	"for v in act top prof spec ib op diff nocheck dirty novalidate subst confirm token; do\n"
+	"  IFS= read -r \"$v\" || exit 0\n"
+	"done\n"
+	"paths=\n"
+	"while IFS= read -r p && [ \"$p\" != . ]; do paths=\"$paths $p\"; done\n"
+	"missing=\n"
+	"if [ -n \"$paths\" ]; then\n"
+	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
+	"  if [ -n \"$missing\" ] && [ \"$subst\" = 1 ]; then\n"
+	"    nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
 	"    missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"    if [ -n \"$missing\" ] && [ \"$subst\" = 1 ]; then\n"
-	"      nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
-	"      missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"    fi\n"
-	"    [ -z \"$missing\" ] || { printf '%s\\n' \"$missing\"; exit 246; }\n"
 	"  fi\n"
+	"fi\n"
+	"[ -z \"$missing\" ] || printf '%s\\n' \"$missing\"\n"
+	"echo .\n"
+	"if [ -n \"$missing\" ]; then\n"
+	"  IFS= read -r go && [ \"$go\" = go ] || exit 0\n"
+	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
+	"  [ -z \"$missing\" ] || { echo \"still missing: $missing\" >&2; exit 247; }\n"
 	"fi\n"
 	"if [ \"$op\" = rollback ]; then\n"
 	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
@@ -86,7 +106,6 @@ static const char activate_script[] =
 	"  nix --extra-experimental-features nix-command store diff-closures \\\n"
 	"    \"$(readlink -f /run/current-system)\" \"$top\" >&2 || :\n"
 	"fi\n"
-	/* what a rollback goes back to: the generation and system of now */
 	"old_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
 	"old_sys=$(readlink -f /run/current-system 2>/dev/null)\n"
 	/* kept as text: the watchdog, another process, runs it too */
@@ -102,12 +121,12 @@ static const char activate_script[] =
 	"  : > \"$token\" && chown \"${SUDO_UID:-$(id -u)}\" \"$token\" || exit 243\n"
 	"  export prof op old_gen old_sys token confirm undo_script PATH\n"
 	"  setsid sh -c 'sleep \"$confirm\"; [ -e \"$token\" ] || exit 0\n"
-	"    rm -f \"$token\"; eval \"$undo_script\"' </dev/null >/dev/null 2>&1 &\n"
+	"    rm -f \"$token\"; eval \"$undo_script\"' </dev/null >/dev/null 2>&1 9<&- &\n"
 	"fi\n"
 	"if [ \"$op\" = set ]; then\n"
 	"  mkdir -p \"${prof%/*}\" && nix-env -p \"$prof\" --set \"$top\" >&2 || exit 243\n"
 	"fi\n"
-	"[ -n \"$act\" ] || exit 0\n"
+	"[ -n \"$act\" ] || { echo \"status 0\"; exec cat >/dev/null; }\n"
 	"run_stc() {\n"
 	"  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
 	"     [ -z \"$dirty\" ]; then\n"
@@ -123,11 +142,13 @@ static const char activate_script[] =
 	"  fi\n"
 	"}\n"
 	/* its output is the user's to read, on stderr: stdout is ours */
-	"run_stc >&2; s=$?\n"
+	"run_stc >&2 9<&-; s=$?\n"
 	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
-	"  rm -f \"$token\"; eval \"$undo_script\"; exit 248\n"
+	"  rm -f \"$token\"; eval \"$undo_script\"; s=248\n"
 	"fi\n"
-	"exit $s\n";
+	"echo \"status $s\"\n"
+	/* keep the lock until the deployer hangs up (after its confirmation) */
+	"exec cat >/dev/null\n";
 
 static const char *env_flag(const char *name)
 {
@@ -151,59 +172,32 @@ char *profile_path(const char *name)
 	return xstrfmt("/nix/var/nix/profiles/system-profiles/%s", name);
 }
 
-int activate(const struct host *h, const struct elevation *el,
-	     struct activation *a, struct nrr_err *e)
+static void send_line(struct strbuf *sb, const char *v)
 {
-	static const char *const ops[] = { "keep", "set", "rollback" };
-	struct strbuf err = STRBUF_INIT, out = STRBUF_INIT, in = STRBUF_INIT;
-	char confirm[32] = "";
-	if (a->confirm_seconds > 0)
-		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
-	const char *args[] = {
-		a->action ? a->action : "", a->toplevel ? a->toplevel : "",
-		a->profile, a->specialisation ? a->specialisation : "",
-		a->install_bootloader ? "1" : "0", ops[a->op],
-		a->diff ? "1" : "0",
-		env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
-		env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"),
-		a->no_validate ? "1" : "", a->closure ? "1" : "",
-		a->substitute ? "1" : "", confirm,
-		a->token ? a->token : "", NULL };
-	char why[512];
-	const char *step = a->action ? a->action : "profile";
+	strbuf_addstr(sb, v ? v : "");
+	strbuf_addch(sb, '\n');
+}
 
-	a->incomplete = 0;
-	if (a->closure)
-		for (size_t i = 0; i < a->closure->nr; i++)
-			strbuf_addf(&in, "%s\n", a->closure->v[i]);
-	/* activation output is the user's to see, as with nixos-rebuild;
-	 * the script keeps stdout for the paths the target lacks */
-	int st = host_run(h, el, step, activate_script, args,
-			  a->closure ? in.buf : NULL, in.len, &out, &err, 2, e);
-	strbuf_release(&in);
-	if (st < 0)
-		goto done;
-	if (st == ST_INCOMPLETE && a->missing) {
-		split_lines(out.buf, a->missing);
-		a->incomplete = 1;
-		st = 0;
-		goto done;
-	}
-	nix_error_summary(err.buf, why, sizeof(why));
-	if (st == 1 && el && el->kind == ELEVATE_SUDO && sudo_refused(err.buf)) {
+/* Turns the script's early exit status into e. */
+static int fail_from_status(const struct host *h, const struct elevation *el,
+			    const struct activation *a, int st,
+			    const char *errtext, struct nrr_err *e)
+{
+	char why[512];
+
+	nix_error_summary(errtext, why, sizeof(why));
+	if (st == 1 && el && el->kind == ELEVATE_SUDO && sudo_refused(errtext)) {
 		size_t n;
-		const char *l = last_line(err.buf, &n);
+		const char *l = last_line(errtext, &n);
 		nrr_fail(e, NRR_ECHECK, "sudo on '%s' refused: %.*s", h->name,
 			 (int)n, l);
 		if (el->password)
 			nrr_hint(e, "wrong password? nothing was changed");
 		else
 			nrr_hint(e, "sudo wants a password: add --ask-elevate-password (-S); nothing was changed");
-		goto done;
+		return e->status;
 	}
 	switch (st) {
-	case 0:
-		break;
 	case ST_NOT_NIXOS:
 		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
 		nrr_hint(e, "the closure lacks nixos-version; nothing was changed");
@@ -232,27 +226,175 @@ int activate(const struct host *h, const struct elevation *el,
 	case ST_QUERY:
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s", h->name, why);
 		break;
-	case ST_ROLLED_BACK:
-		nrr_fail(e, NRR_EROLLEDBACK,
-			 "activation ('switch-to-configuration %s') on '%s' failed; "
-			 "it was rolled back to the previous system", a->action, h->name);
-		break;
 	case ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
 			 a->profile, h->name, why);
 		break;
+	case 255:
+		if (h->ssh) {
+			ssh_connect_error(h->ssh, errtext, e);
+			nrr_prefix(e, a->action ? a->action : "activation");
+			break;
+		}
+		/* fall through */
 	default:
-		nrr_fail(e, NRR_EACTIVATE,
-			 "activation ('switch-to-configuration %s') on '%s' failed with status %d",
-			 a->action ? a->action : "", h->name, st);
-		nrr_hint(e, "the profile may already point to the new system; "
-			 "'--rollback' goes back");
+		nrr_fail(e, NRR_EFAIL, "the activation script on '%s' stopped with status %d: %s",
+			 h->name, st, why);
 		break;
 	}
-done:
-	strbuf_release(&err);
-	strbuf_release(&out);
-	if (st < 0)
+	return e->status;
+}
+
+int activation_begin(struct activation_session *as, const struct host *h,
+		     const struct elevation *el, const char *holder,
+		     struct nrr_err *e)
+{
+	struct strbuf line = STRBUF_INIT;
+	const char *args[] = { holder ? holder : "", NULL };
+	int ret = 0;
+
+	memset(as, 0, sizeof(*as));
+	as->host = h;
+	as->el = el;
+	if (session_start(&as->s, h, el, activate_script, args, 2, e))
 		return e->status;
-	return st ? e->status : 0;
+	as->started = 1;
+	if (session_line(&as->s, &line) || strcmp(line.buf, "ready")) {
+		if (!strncmp(line.buf, "busy", 4)) {
+			const char *who = line.buf[4] ? line.buf + 5 : "";
+			session_finish(&as->s);
+			ret = nrr_fail(e, NRR_ELOCKED, "'%s' is being deployed to by %s",
+				       h->name, *who ? who : "another run");
+			nrr_hint(e, "nothing was changed; wait for it to finish, then try again");
+		} else {
+			struct activation none = { 0 };
+			int st = session_finish(&as->s);
+			ret = fail_from_status(h, el, &none, st, as->s.err.buf, e);
+		}
+		as->started = 0;
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
+int activation_offer(struct activation_session *as, struct activation *a,
+		     struct nrr_err *e)
+{
+	static const char *const ops[] = { "keep", "set", "rollback" };
+	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
+	char confirm[32] = "";
+	int ret = 0;
+
+	if (a->confirm_seconds > 0)
+		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
+	send_line(&msg, a->action);
+	send_line(&msg, a->toplevel);
+	send_line(&msg, a->profile);
+	send_line(&msg, a->specialisation);
+	send_line(&msg, a->install_bootloader ? "1" : "0");
+	send_line(&msg, ops[a->op]);
+	send_line(&msg, a->diff ? "1" : "0");
+	send_line(&msg, env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"));
+	send_line(&msg, env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"));
+	send_line(&msg, a->no_validate ? "1" : "");
+	send_line(&msg, a->substitute ? "1" : "");
+	send_line(&msg, confirm);
+	send_line(&msg, a->token);
+	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
+		send_line(&msg, a->closure->v[i]);
+	send_line(&msg, ".");
+	a->incomplete = 0;
+	session_send(&as->s, msg.buf, msg.len);
+	for (;;) {
+		if (session_line(&as->s, &line)) {
+			int st = session_finish(&as->s);
+			as->started = 0;
+			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+			break;
+		}
+		if (!strcmp(line.buf, "."))
+			break;
+		if (a->missing)
+			strvec_push(a->missing, line.buf);
+		a->incomplete = 1;
+	}
+	strbuf_release(&msg);
+	strbuf_release(&line);
+	return ret;
+}
+
+int activation_go(struct activation_session *as, struct activation *a,
+		  struct nrr_err *e)
+{
+	struct strbuf line = STRBUF_INIT;
+	int ret = 0, st = -1;
+
+	if (a->incomplete)
+		session_send(&as->s, "go\n", 3);
+	while (!session_line(&as->s, &line))
+		if (!strncmp(line.buf, "status ", 7)) {
+			st = atoi(line.buf + 7);
+			break;
+		}
+	if (st < 0) {
+		/* it stopped before activating: a check said no */
+		st = session_finish(&as->s);
+		as->started = 0;
+		ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+	} else if (st == ST_ROLLED_BACK) {
+		ret = nrr_fail(e, NRR_EROLLEDBACK,
+			       "activation ('switch-to-configuration %s') on '%s' failed; "
+			       "it was rolled back to the previous system",
+			       a->action, as->host->name);
+	} else if (st) {
+		ret = nrr_fail(e, NRR_EACTIVATE,
+			       "activation ('switch-to-configuration %s') on '%s' failed with status %d",
+			       a->action ? a->action : "", as->host->name, st);
+		nrr_hint(e, "the profile may already point to the new system; "
+			 "'--rollback' goes back");
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
+void activation_end(struct activation_session *as)
+{
+	if (as->started)
+		session_finish(&as->s);
+	as->started = 0;
+	session_release(&as->s);
+}
+
+char *activation_holder(void)
+{
+	char host[256] = "?";
+	const char *user = getenv("USER");
+	char when[32] = "";
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gethostname(host, sizeof(host) - 1);
+	if (localtime_r(&now, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	return xstrfmt("%s@%s (pid %ld) since %s", user && *user ? user : "?",
+		       host, (long)getpid(), when);
+}
+
+int activate(const struct host *h, const struct elevation *el,
+	     struct activation *a, struct nrr_err *e)
+{
+	struct activation_session as;
+	char *holder = activation_holder();
+	int ret = activation_begin(&as, h, el, holder, e);
+
+	free(holder);
+	if (!ret)
+		ret = activation_offer(&as, a, e);
+	if (!ret && a->incomplete)
+		ret = nrr_fail(e, NRR_ECOPY, "'%s' lacks %zu paths of the new system",
+			       h->name, a->missing ? a->missing->nr : (size_t)0);
+	if (!ret)
+		ret = activation_go(&as, a, e);
+	activation_end(&as);
+	return ret;
 }

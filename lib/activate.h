@@ -15,6 +15,7 @@
 #define NRR_ACTIVATE_H
 
 #include "host.h"
+#include "session.h"
 
 enum profile_op {
 	PROFILE_KEEP,		/* test, dry-activate */
@@ -50,10 +51,35 @@ struct activation {
 /* The profile path for --profile-name NAME, malloc'ed. */
 char *profile_path(const char *name);
 
-/* Runs the activation on h. Returns 0 (check a->incomplete when a
- * closure was given), NRR_ECHECK (nothing changed), NRR_EACTIVATE, or
- * NRR_EROLLEDBACK (failed, and undone by the watchdog's logic), with e
- * filled. */
+/*
+ * A deploy's conversation with the target (see session.h): begin takes
+ * the target's deploy lock (NRR_ELOCKED naming the holder if another run
+ * has it); offer sends what to activate and learns what the target lacks
+ * (a->incomplete, a->missing: send those, then go); go activates and
+ * reports. The lock is held until end.
+ * Errors: NRR_ECHECK (nothing changed), NRR_EACTIVATE, NRR_EROLLEDBACK
+ * (activation failed and was undone), NRR_ECONNECT, NRR_ECOPY.
+ */
+struct activation_session {
+	struct session s;
+	const struct host *host;
+	const struct elevation *el;
+	int started;
+};
+
+int activation_begin(struct activation_session *as, const struct host *h,
+		     const struct elevation *el, const char *holder,
+		     struct nrr_err *e);
+int activation_offer(struct activation_session *as, struct activation *a,
+		     struct nrr_err *e);
+int activation_go(struct activation_session *as, struct activation *a,
+		  struct nrr_err *e);
+void activation_end(struct activation_session *as);
+
+/* "user@host (pid N) since DATE": who holds a lock. Caller frees. */
+char *activation_holder(void);
+
+/* begin, offer and go in one, for an activation with nothing to copy. */
 int activate(const struct host *h, const struct elevation *el,
 	     struct activation *a, struct nrr_err *e);
 

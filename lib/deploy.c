@@ -61,6 +61,8 @@ void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 
 void deploy_release(struct deploy *d)
 {
+	if (d->locked)
+		activation_end(&d->as);
 	if (d->build_remote && !d->build_on_target)
 		ssh_host_release(&d->ssh, &d->build_ssh);
 	if (d->target_remote)
@@ -551,21 +553,32 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 	return ok;
 }
 
+int deploy_lock(struct deploy *d, struct nrr_err *e)
+{
+	char *holder;
+	int ret;
+
+	if (d->locked)
+		return 0;
+	holder = activation_holder();
+	ret = activation_begin(&d->as, &d->target, &d->elev, holder, e);
+	free(holder);
+	if (!ret)
+		d->locked = 1;
+	return ret;
+}
+
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
 	char token[64] = "";
 	time_t deadline = 0;
 	int ret;
-	/*
-	 * Unelevated, the activation command checks the target's store itself:
-	 * with nothing to copy, the deploy is that one remote command. Elevated,
-	 * the store is queried first, so that sudo runs once.
-	 */
-	int one_command = d->target_remote && d->built_at != AT_TARGET &&
-			  d->elev.kind == ELEVATE_NONE;
 
-	if (!one_command && (ret = deploy_copy(d, e)))
+	/* the result must be here first when it was built elsewhere for here */
+	if (!d->target_remote && d->built_at == AT_BUILD && (ret = deploy_copy(d, e)))
+		return ret;
+	if ((ret = deploy_lock(d, e)))
 		return ret;
 	if (a->confirm_seconds > 0 && d->target_remote) {
 		unsigned char rnd[8];
@@ -574,24 +587,22 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 		sodium_bin2hex(token + strlen(token), sizeof(token) - strlen(token),
 			       rnd, sizeof(rnd));
 		a->token = token;
-		deadline = time(NULL) + a->confirm_seconds;
 	} else {
 		a->confirm_seconds = 0;
 	}
-	a->closure = one_command ? &d->closure : NULL;
+	/* the activation checks the target's store itself: with nothing to
+	 * copy, the whole deploy is this one remote conversation */
+	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
 	a->substitute = d->opt->substitutes;
 	a->missing = &missing;
-	ret = activate(&d->target, &d->elev, a, e);
-	if (!ret && a->incomplete) {
+	ret = activation_offer(&d->as, a, e);
+	if (!ret && a->incomplete)
 		ret = deploy_send_missing(d, &missing, e);
-		a->closure = NULL;
-		if (!ret) {
-			if (deadline)
-				deadline = time(NULL) + a->confirm_seconds;
-			ret = activate(&d->target, &d->elev, a, e);
-		}
-	}
 	strvec_clear(&missing);
+	if (a->confirm_seconds)
+		deadline = time(NULL) + a->confirm_seconds;
+	if (!ret)
+		ret = activation_go(&d->as, a, e);
 	if (ret || !deadline)
 		return ret;
 	if (confirmed(d, token, deadline)) {

@@ -14,6 +14,7 @@
 #ifndef NRR_DEPLOY_H
 #define NRR_DEPLOY_H
 
+#include "activate.h"
 #include "closure.h"
 #include "host.h"
 #include "options.h"
@@ -45,6 +46,9 @@ struct deploy {
 	int probed;
 	unsigned long long bytes_copied;
 	size_t paths_copied;
+
+	struct activation_session as;	/* holds the target's deploy lock */
+	int locked;
 };
 
 void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings);
@@ -74,13 +78,15 @@ int deploy_copy(struct deploy *d, struct nrr_err *e);
  * activation's own check found them), from where the result was built. */
 int deploy_send_missing(struct deploy *d, const struct strvec *missing,
 			struct nrr_err *e);
+/* Takes the target's deploy lock (until deploy_release), so that a second
+ * run fails at once; main takes it right after connecting. */
+int deploy_lock(struct deploy *d, struct nrr_err *e);
 /*
  * Activates the result on the target: copies what it lacks (see
  * activate.h for the one-command path), then activates; with
  * a->confirm_seconds, proves the target still answers a new ssh connection
  * before the watchdog there undoes it. Returns 0 or an NRR_* status.
  */
-struct activation;
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e);
 /* The host activation runs on (target, or this machine). */
 const struct host *deploy_target(const struct deploy *d);
