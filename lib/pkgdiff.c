@@ -99,11 +99,46 @@ static int next_line(const char **pos, const char **start, const char **end,
 	return 0;
 }
 
+/*
+ * [s, s+n) for an error message, in buf: at most 32 bytes, anything but
+ * printable ASCII as '?', since the text may come from a remote host.
+ */
+static const char *shown(const char *s, size_t n, char buf[static 36])
+{
+	size_t i;
+	for (i = 0; i < n && i < 32; i++)
+		buf[i] = (unsigned char)s[i] < ' ' || (unsigned char)s[i] >= 0x7f
+			 ? '?' : s[i];
+	if (n > 32) {
+		memcpy(buf + i, "...", 3);
+		i += 3;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+/*
+ * Whether [s, s+n) can be a store path: it starts with '/' and holds only
+ * printable ASCII. Store path names are narrower still; this keeps a
+ * listing from a compromised host from putting terminal escapes into the
+ * diff we print.
+ */
+static int valid_path(const char *s, size_t n)
+{
+	if (!n || *s != '/')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 int pkgdiff_closure_parse(struct pkgdiff_closure *c, const char *text,
 			  struct nrr_err *e)
 {
 	const char *pos = text, *s, *end;
 	size_t lineno = 0;
+	char buf[36];
 
 	while (next_line(&pos, &s, &end, &lineno)) {
 		const char *p = s;
@@ -114,14 +149,14 @@ int pkgdiff_closure_parse(struct pkgdiff_closure *c, const char *text,
 		while (p < end && is_blank(*p))
 			p++;
 		uint64_t size = 0;
-		if (*path != '/')
+		if (!valid_path(path, path_len))
 			return nrr_fail(e, NRR_EFAIL,
-					"bad closure line %zu: '%.*s' is not a store path",
-					lineno, (int)path_len, path);
+					"bad closure line %zu: not a store path",
+					lineno);
 		if (p < end && parse_size(p, (size_t)(end - p), &size))
 			return nrr_fail(e, NRR_EFAIL,
-					"bad closure line %zu: size '%.*s' is not a byte count",
-					lineno, (int)(end - p), p);
+					"bad closure line %zu: size '%s' is not a byte count",
+					lineno, shown(p, (size_t)(end - p), buf));
 		closure_add_n(c, path, path_len, size);
 	}
 	return 0;
@@ -150,15 +185,15 @@ int pkgdiff_closure_parse_lists(struct pkgdiff_closure *c,
 		}
 		uint64_t size;
 		if (parse_size(ss, (size_t)(se - ss), &size)) {
+			char buf[36];
 			nrr_fail(e, NRR_EFAIL,
-				 "bad size line %zu: '%.*s' is not a byte count",
-				 sline, (int)(se - ss), ss);
+				 "bad size line %zu: '%s' is not a byte count",
+				 sline, shown(ss, (size_t)(se - ss), buf));
 			goto fail;
 		}
-		if (*ps != '/') {
+		if (!valid_path(ps, (size_t)(pe - ps))) {
 			nrr_fail(e, NRR_EFAIL,
-				 "bad closure line %zu: '%.*s' is not a store path",
-				 pline, (int)(pe - ps), ps);
+				 "bad closure line %zu: not a store path", pline);
 			goto fail;
 		}
 		closure_add_n(c, ps, (size_t)(pe - ps), size);
@@ -483,7 +518,7 @@ void pkgdiff_compute(struct pkgdiff *d, const struct pkgdiff_closure *old,
 	d->new_size = nsize;
 	d->old_paths = on;
 	d->new_paths = nn;
-	d->size_delta = (int64_t)(d->new_size - d->old_size);
+	d->size_delta = (int64_t)d->new_size - (int64_t)d->old_size;
 
 	/* Both are sorted by path: a merge counts what each alone has. */
 	for (size_t i = 0, j = 0; i < on || j < nn;) {
@@ -690,7 +725,7 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		}
 
 	if (!nrows)
-		strbuf_addstr(out, "No version changes.\n");
+		strbuf_addstr(out, "No package versions changed.\n");
 	k = 0;
 	for (size_t s = 0; s < 3; s++) {
 		if (!sections[s].nr)

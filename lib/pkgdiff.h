@@ -66,8 +66,10 @@ void pkgdiff_closure_release(struct pkgdiff_closure *c);
  * and SIZE separated by any run of blanks (what `nix path-info -r -s`
  * prints), or a PATH alone (size 0, for a bare `nix-store -qR` listing).
  * SIZE is a decimal byte count; blank lines and trailing "\r" are skipped.
- * A path must start with '/'. On a malformed line returns NRR_EFAIL with
- * e naming the line, and c keeps the lines before it.
+ * A path must start with '/' and hold printable ASCII only: the listing
+ * comes from the target, and its names end up on the user's terminal. On
+ * a malformed line returns NRR_EFAIL with e naming the line (its text is
+ * never echoed raw), and c keeps the lines before it.
  */
 int pkgdiff_closure_parse(struct pkgdiff_closure *c, const char *text,
 			  struct nrr_err *e);
@@ -102,10 +104,12 @@ void pkgdiff_split_name(const char *store_path, const char **name,
  * Compares two versions as Nix's builtins.compareVersions (and nvd):
  * returns <0, 0 or >0. Both are cut into components at '.' and '-'; a
  * component is a run of digits or a run of other characters. Components
- * compare pairwise, a missing one counting as "": two numbers by value
- * (of any length, where Nix gives up past int), "" before a number, "pre"
- * before anything else, any other string before a number, two strings
- * byte-wise. So 1.2 < 1.10, 1.0pre1 < 1.0, 2.3a < 2.3.1, 1.0 < 1.0a.
+ * compare pairwise, a missing one counting as "": "pre" first, then "",
+ * then other strings byte-wise, then numbers by value. So 1.2 < 1.10,
+ * 1.0pre1 < 1.0, 2.3a < 2.3.1, 1.0 < 1.0a, and (Nix's quirk) 1.0 <
+ * 1.0-rc1. Numbers of any length compare by value, as nvd's Python ints
+ * do; Nix alone treats one past 2^31-1 as a string. Cross-checked against
+ * Nix 2.8 on 2,000 random pairs.
  */
 int pkgdiff_compare_versions(const char *a, const char *b);
 
@@ -163,22 +167,26 @@ void pkgdiff_release(struct pkgdiff *d);
 
 /*
  * Appends to out the diff as text for a terminal: a section per list
- * ("Changed:", "Added:", "Removed:", empty ones left out, or one line
- * "No version changes."), one line per package, then the closure line:
+ * ("Changed:", "Added:", "Removed:", empty ones left out, or the one line
+ * "No package versions changed."), a line per package, then the closure:
  *
  *   Changed:
  *     > hello    2.12.1 -> 2.12.2  +4.0 KiB
+ *     < linux    6.6.1 -> 6.1.70        0 B
  *   Added:
- *     + ripgrep  14.1.0            +3.4 MiB
+ *     + ripgrep  14.1.0            +3.3 MiB
  *   Removed:
  *     - nano     7.2               -2.1 MiB
- *   Closure: 5000 -> 5000 paths (+3, -3), 1.2 GiB -> 1.2 GiB (+1.3 MiB)
+ *   Closure: 3 -> 3 paths (+3, -3), 10.8 MiB -> 12.0 MiB (+1.2 MiB)
  *
  * The mark is '>' upgrade, '<' downgrade, '~' changed otherwise, '+'
- * added, '-' removed. Several versions are joined with ", ", an
- * unversioned path shows as "(none)". Columns are aligned over all
- * sections; a version column wider than 40 characters pushes its own line
- * only. When neither closure has any size, sizes are left out.
+ * added, '-' removed; the last column is the change in NAR size of the
+ * package's paths. Several versions are joined with ", ", an unversioned
+ * path shows as "(none)". Columns align over all sections; a name or
+ * version column wider than 40 characters pushes its own line only. When
+ * neither closure has any size, sizes are left out. "(+3, -3)" counts
+ * store paths gained and lost, rebuilds included. With PKGDIFF_COLOR the
+ * mark and name are coloured by kind. Every line ends in '\n'.
  */
 void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		    unsigned flags);

@@ -115,6 +115,7 @@ compare_all() {
 		case $("$TT" diff-compare "$a" "$b") in "<") want+="-1 " ;; "=") want+="0 " ;; ">") want+="1 " ;; esac
 	done
 	expr+=' ]'
+	# shellcheck disable=SC2016 # expanded by the inner sh
 	run unshare -m --propagation private sh -c \
 		'mount --bind "$1/nix" /nix && mount --bind "$1/etc-nix" /etc/nix &&
 		 nix-instantiate --eval --strict --expr "$2"' sh "$D" "$expr"
@@ -193,7 +194,7 @@ compare_all() {
 	closure "$D/new" hello-2.12.1:100100:rebuilt etc:4096:2 source:50
 	run "$TT" diff-closures "$D/old" "$D/new"
 	assert_output - <<-'EOF'
-	No version changes.
+	No package versions changed.
 	Closure: 3 -> 3 paths (+2, -2), 101.7 KiB -> 101.8 KiB (+100 B)
 	EOF
 }
@@ -234,14 +235,14 @@ compare_all() {
 @test "diff: identical closures have no changes" {
 	closure "$D/old" hello-2.12.1:10 source:5
 	run "$TT" diff-closures "$D/old" "$D/old"
-	assert_output $'No version changes.\nClosure: 2 -> 2 paths (+0, -0), 15 B -> 15 B (0 B)'
+	assert_output $'No package versions changed.\nClosure: 2 -> 2 paths (+0, -0), 15 B -> 15 B (0 B)'
 }
 
 @test "diff: a path listed twice counts once" {
 	closure "$D/old" hello-2.12.1:10 hello-2.12.1:10
 	closure "$D/new" hello-2.12.1:10
 	run "$TT" diff-closures "$D/old" "$D/new"
-	assert_output $'No version changes.\nClosure: 1 -> 1 paths (+0, -0), 10 B -> 10 B (0 B)'
+	assert_output $'No package versions changed.\nClosure: 1 -> 1 paths (+0, -0), 10 B -> 10 B (0 B)'
 }
 
 @test "diff: colour wraps mark and name only, and alignment holds" {
@@ -280,7 +281,16 @@ compare_all() {
 @test "parse: a line that is not a store path is refused" {
 	printf '12345\n' >"$D/in"
 	run -1 "$TT" diff-parse "$D/in"
-	assert_output "error: bad closure line 1: '12345' is not a store path"
+	assert_output "error: bad closure line 1: not a store path"
+}
+
+@test "parse: control characters are refused, and never echoed (the listing is remote)" {
+	printf '/nix/store/a-x-1\t10\n/nix/store/b-\033[2Jy-2\t20\n' >"$D/in"
+	run -1 "$TT" diff-parse "$D/in"
+	assert_line "error: bad closure line 2: not a store path"
+	printf '/nix/store/a-x-1\t1\033[2J\n' >"$D/in"
+	run -1 "$TT" diff-parse "$D/in"
+	assert_output "error: bad closure line 1: size '1?[2J' is not a byte count"
 }
 
 @test "parse: a size past 64 bits is refused" {
