@@ -23,6 +23,7 @@
 #include "lib/generations.h"
 #include "lib/nix.h"
 #include "lib/options.h"
+#include "lib/pkgdiff.h"
 #include "lib/run.h"
 
 #ifndef NRR_VERSION
@@ -83,6 +84,40 @@ static int ask_password(struct run *r, const char *host)
 	dprintf(fd, "\n");
 	close(fd);
 	return 0;
+}
+
+/* Shows a target's diff; with --ask, asks whether to activate there. */
+static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
+{
+	struct run *r = data;
+	struct strbuf sb = STRBUF_INIT;
+	const char *nc = getenv("NO_COLOR");
+	int color = isatty(2) && !(nc && *nc);
+	int yes = 1;
+
+	strbuf_addf(&sb, "%s%s%s:\n", color ? "\033[1m" : "", host,
+		    color ? "\033[0m" : "");
+	pkgdiff_format(&sb, pd, color ? PKGDIFF_COLOR : 0);
+	if (r->d.paths_copied) {
+		strbuf_addf(&sb, "This run copied %zu paths (", r->d.paths_copied);
+		pkgdiff_format_size(&sb, (int64_t)r->d.bytes_copied, 0);
+		strbuf_addstr(&sb, ").\n");
+	}
+	fputs(sb.buf, stderr);
+	strbuf_release(&sb);
+	if (r->opt.ask && !r->opt.yes) {
+		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		char c = 0, answer = 0;
+		if (fd >= 0) {
+			dprintf(fd, "Activate on %s? [y/N] ", host);
+			while (read(fd, &c, 1) == 1 && c != '\n')
+				if (!answer)
+					answer = c;
+			close(fd);
+		}
+		yes = answer == 'y' || answer == 'Y';
+	}
+	return yes;
 }
 
 static int is(const struct run *r, const char *action)
@@ -232,7 +267,11 @@ static int do_build_and_activate(struct run *r)
 			.profile = profile,
 			.specialisation = r->opt.specialisation,
 			.install_bootloader = r->opt.install_bootloader,
-			.diff = r->opt.diff,
+			.diff = r->opt.diff == 1 || (r->opt.diff < 0 && isatty(2)) ||
+				r->opt.ask,
+			.ask = r->opt.ask,
+			.on_diff = show_diff,
+			.on_diff_data = r,
 			.no_validate = r->opt.no_validate,
 			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
 								  : PROFILE_KEEP,
@@ -377,6 +416,14 @@ static int do_repl(struct run *r)
 static int dispatch(struct run *r)
 {
 	int ret;
+
+	if (r->opt.ask && !r->opt.yes) {
+		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return nrr_fail(&r->err, NRR_EUSAGE,
+					"--ask needs a terminal to ask on (add --yes to go ahead without one)");
+		close(fd);
+	}
 
 	if ((ret = deploy_setup(&r->d, &r->err)))
 		return ret;

@@ -1,6 +1,7 @@
 #include "activate.h"
 #include "closure.h"
 #include "nix.h"
+#include "pkgdiff.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@
  *  act   switch-to-configuration's argument, or "" (profile only)
  *  top   the new system          prof  the profile
  *  spec  specialisation or ""    ib    NIXOS_INSTALL_BOOTLOADER (0/1)
- *  op    keep | set | rollback   diff  1: nix store diff-closures first
+ *  op    keep | set | rollback   diff  1: send the closures to diff
+ *  ask   1: then wait for "activate" (anything else: change nothing)
  *  nocheck, dirty: the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
  *        and NIXOS_SWITCH_USE_DIRTY_ENV (ssh and sudo would not pass them on)
  *  novalidate  1: skip the kernel/init/architecture checks
@@ -50,7 +52,7 @@ static const char activate_script[] =
 	"  fi 2>/dev/null\n"
 	"fi\n"
 	"echo ready\n"
-	"for v in act top prof spec ib op diff nocheck dirty novalidate subst confirm token; do\n"
+	"for v in act top prof spec ib op diff ask nocheck dirty novalidate subst confirm token; do\n"
 	"  IFS= read -r \"$v\" || exit 0\n"
 	"done\n"
 	"paths=\n"
@@ -102,9 +104,18 @@ static const char activate_script[] =
 	"    esac\n"
 	"  fi\n"
 	"fi\n"
-	"if [ \"$diff\" = 1 ] && [ -e /run/current-system ]; then\n"
-	"  nix --extra-experimental-features nix-command store diff-closures \\\n"
-	"    \"$(readlink -f /run/current-system)\" \"$top\" >&2 || :\n"
+	/* the diff's two closures with their sizes, then maybe a question */
+	"if [ \"$diff\" = 1 ]; then\n"
+	"  cur=/run/current-system; [ \"$act\" != boot ] || cur=$prof\n"
+	"  list() { [ -e \"$1\" ] || return 0; c=$(nix-store -qR \"$1\") || return 0\n"
+	"    sizes=$(nix-store -q --size $c) || return 0; set -- $sizes\n"
+	"    for p in $c; do printf '%s\\t%s\\n' \"$p\" \"$1\"; shift; done; }\n"
+	"  echo diff-old; list \"$(readlink -f \"$cur\" 2>/dev/null)\"\n"
+	"  echo diff-new; list \"$top\"\n"
+	"  echo diff-end\n"
+	"fi\n"
+	"if [ \"$ask\" = 1 ]; then\n"
+	"  IFS= read -r answer && [ \"$answer\" = activate ] || { echo \"status declined\"; exit 0; }\n"
 	"fi\n"
 	"old_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
 	"old_sys=$(readlink -f /run/current-system 2>/dev/null)\n"
@@ -294,6 +305,7 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	send_line(&msg, a->install_bootloader ? "1" : "0");
 	send_line(&msg, ops[a->op]);
 	send_line(&msg, a->diff ? "1" : "0");
+	send_line(&msg, a->ask ? "1" : "0");
 	send_line(&msg, env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"));
 	send_line(&msg, env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"));
 	send_line(&msg, a->no_validate ? "1" : "");
@@ -323,20 +335,89 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	return ret;
 }
 
+/* Reads "PATH\tSIZE" lines up to the line end into c. */
+static int read_closure(struct session *s, const char *end,
+			struct pkgdiff_closure *c)
+{
+	struct strbuf line = STRBUF_INIT;
+	int ret = -1;
+	while (!session_line(s, &line)) {
+		if (!strcmp(line.buf, end)) {
+			ret = 0;
+			break;
+		}
+		char *tab = strchr(line.buf, '\t');
+		if (tab)
+			*tab++ = '\0';
+		pkgdiff_closure_add(c, line.buf, tab ? strtoull(tab, NULL, 10) : 0);
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
+/*
+ * The diff's closures arrive; the user's view of activation output waits
+ * (it would otherwise run ahead of the diff), the caller shows the diff
+ * and, with ask, decides. Returns 1 to activate, 0 to decline, -1 if the
+ * script stopped.
+ */
+static int handle_diff(struct activation_session *as, struct activation *a)
+{
+	struct pkgdiff_closure old = PKGDIFF_CLOSURE_INIT, new = PKGDIFF_CLOSURE_INIT;
+	struct pkgdiff d = PKGDIFF_INIT;
+	size_t mark = as->s.err.len;
+	int echo = as->s.echo_fd, go = 1;
+
+	as->s.echo_fd = -1;
+	if (read_closure(&as->s, "diff-new", &old) ||
+	    read_closure(&as->s, "diff-end", &new)) {
+		go = -1;
+	} else {
+		pkgdiff_compute(&d, &old, &new);
+		if (a->on_diff)
+			go = a->on_diff(a->on_diff_data, as->host->name, &d);
+		if (a->ask)
+			session_send(&as->s, go ? "activate\n" : "no\n", go ? 9 : 3);
+	}
+	if (echo >= 0 && as->s.err.len > mark &&
+	    write(echo, as->s.err.buf + mark, as->s.err.len - mark) < 0) {
+		/* the user's terminal is gone: nothing to tell it */
+	}
+	as->s.echo_fd = echo;
+	pkgdiff_release(&d);
+	pkgdiff_closure_release(&old);
+	pkgdiff_closure_release(&new);
+	return go;
+}
+
 int activation_go(struct activation_session *as, struct activation *a,
 		  struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
-	int ret = 0, st = -1;
+	int ret = 0, st = -1, declined = 0;
 
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
-	while (!session_line(&as->s, &line))
+	while (!session_line(&as->s, &line)) {
+		if (!strcmp(line.buf, "diff-old")) {
+			if (handle_diff(as, a) == 0)
+				declined = 1;
+			continue;
+		}
+		if (!strcmp(line.buf, "status declined")) {
+			declined = 1;
+			st = 0;
+			break;
+		}
 		if (!strncmp(line.buf, "status ", 7)) {
 			st = atoi(line.buf + 7);
 			break;
 		}
-	if (st < 0) {
+	}
+	if (declined) {
+		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
+			       as->host->name);
+	} else if (st < 0) {
 		/* it stopped before activating: a check said no */
 		st = session_finish(&as->s);
 		as->started = 0;

@@ -15,6 +15,7 @@
 #define NRR_ACTIVATE_H
 
 #include "host.h"
+#include "pkgdiff.h"
 #include "session.h"
 
 enum profile_op {
@@ -30,7 +31,12 @@ struct activation {
 	const char *profile;	/* full profile path */
 	const char *specialisation; /* or NULL */
 	int install_bootloader;
-	int diff;		/* nix store diff-closures against the running system */
+	int diff;		/* diff the running (boot: profile's) closure with the new */
+	int ask;		/* with diff: activate only if on_diff says so */
+	/* Called with the diff (before anything changes): shows it, and
+	 * returns 1 to activate, 0 to leave the target as it is. */
+	int (*on_diff)(void *data, const char *host, const struct pkgdiff *d);
+	void *on_diff_data;
 	int no_validate;	/* skip the checks of kernel, init and architecture */
 	enum profile_op op;
 

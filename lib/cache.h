@@ -112,7 +112,9 @@ int nix_settings_from_conf(struct nix_settings *s, const char *text, size_t len,
 enum cache_http {
 	CACHE_HTTP_AUTO = 0,	/* HTTP/2 over TLS when offered (ALPN), HTTP/1.1 otherwise */
 	CACHE_HTTP_1,		/* HTTP/1.1 only */
-	CACHE_HTTP_2,		/* HTTP/2 also over plain http://, with prior knowledge (h2c) */
+	CACHE_HTTP_2,		/* HTTP/2 also over plain http://, with prior knowledge (h2c);
+				 * needs libcurl 8.0 or later: before, a reused h2c
+				 * connection fails (curl issue 10634) */
 };
 
 struct cache_config {
@@ -127,9 +129,11 @@ struct cache_config {
 	int tries;			/* per request, first included; 3 */
 	long backoff_ms;		/* before the first retry; 250 */
 	char *netrc_file;		/* credentials for the caches, or NULL */
+	char *ca_file;			/* CA certificates to trust (Nix's ssl-cert-file), or
+					 * NULL for the system's */
 };
 
-/* Sets the defaults above, no URL and no key. */
+/* Sets the defaults above; no URL, no key, no netrc or CA file. */
 void cache_config_init(struct cache_config *cfg);
 /* Frees the contents; cfg is left as after cache_config_init(). */
 void cache_config_release(struct cache_config *cfg);
@@ -186,7 +190,8 @@ struct cache_result {
  * empty (CACHE_RESULT_INIT); the caller frees it with cache_result_release(),
  * whatever the return. Returns 0 when every path has an answer, caches down
  * or not (see res->caches[i].error). Otherwise fills e and returns:
- * NRR_EUSAGE for a path that is not a store path or a malformed key,
+ * NRR_EUSAGE for a path that is not a store path, a malformed key, or
+ * CACHE_HTTP_2 with a libcurl that cannot do it,
  * NRR_EINT when interrupted, NRR_EFAIL when libcurl fails us.
  */
 int cache_query(const struct cache_config *cfg, const struct strvec *paths,

@@ -24,6 +24,7 @@ enum nrr_status {
 	NRR_EACTIVATE = 8,  /* setting the profile or activating failed */
 	NRR_EROLLEDBACK = 9, /* --magic-rollback: not confirmed, rolled back */
 	NRR_ELOCKED = 10,   /* another deploy to the target is running */
+	NRR_EDECLINED = 11, /* --ask answered no: nothing changed */
 	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
 };
 

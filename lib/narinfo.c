@@ -1,6 +1,5 @@
 #include "narinfo.h"
 
-#include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -88,7 +88,13 @@ const struct option_spec option_table[] = {
 	{ "json", 0, 0, OPT_JSON, 0, 0, S_OUT, NULL,
 	  "machine-readable output (list-generations)" },
 	{ "diff", 0, 0, OPT_DIFF, 0, 0, S_OUT, NULL,
-	  "show the closure difference on the target before activating" },
+	  "show what changes on the target (packages, sizes) even when not on a terminal" },
+	{ "no-diff", 0, 0, OPT_NO_DIFF, 0, OF_NEW, S_OUT, NULL,
+	  "do not show what changes on the target" },
+	{ "ask", 0, 0, OPT_ASK, 0, OF_NEW, S_OUT, NULL,
+	  "after the diff, ask before activating on each target" },
+	{ "yes", 0, 0, OPT_YES, 0, OF_NEW, S_OUT, NULL,
+	  "answer --ask's question with yes (for use without a terminal)" },
 	{ "debug", 0, 0, OPT_DEBUG, 0, 0, S_OUT, NULL,
 	  "show every command this tool runs" },
 	{ "help", 'h', 0, OPT_HELP, 0, 0, S_OUT, NULL, "show this help" },
@@ -153,6 +159,7 @@ void options_init(struct options *o)
 	strvec_init(&o->nix_classic);
 	strvec_init(&o->warnings);
 	o->profile_name = "system";
+	o->diff = -1;
 }
 
 void options_release(struct options *o)
@@ -222,6 +229,9 @@ static int apply(struct options *o, const struct option_spec *s,
 	case OPT_DEBUG: o->debug = 1; return 0;
 	case OPT_JSON: o->json = 1; return 0;
 	case OPT_DIFF: o->diff = 1; return 0;
+	case OPT_NO_DIFF: o->diff = 0; return 0;
+	case OPT_ASK: o->ask = 1; return 0;
+	case OPT_YES: o->yes = 1; return 0;
 	case OPT_FILE: o->file = vals[0]; return 0;
 	case OPT_ATTR: o->attr = vals[0]; return 0;
 	case OPT_FLAKE: o->flake = vals[0] ? vals[0] : "."; return 0;
@@ -485,7 +495,7 @@ static int check(struct options *o, struct nrr_err *e)
 			    "--ask-elevate-password without --elevate implies --elevate=sudo");
 		o->elevate = ELEVATE_SUDO;
 	}
-	if (o->diff && action_is(o, no_diff_actions))
+	if (o->diff == 1 && action_is(o, no_diff_actions))
 		strvec_pushf(&o->warnings, "--diff has no effect with '%s'",
 			     o->action);
 	if (o->upgrade && o->flake)

@@ -41,7 +41,7 @@ enum opt_id {
 	OPT_USE_REMOTE_SUDO, OPT_NO_SSH_TTY, OPT_NO_REEXEC, OPT_FAST,
 	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
-	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT,
+	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -97,7 +97,9 @@ struct options {
 	int substitutes;
 
 	const char *profile_name, *specialisation, *image_variant;
-	int install_bootloader, rollback, upgrade, upgrade_all, diff;
+	int install_bootloader, rollback, upgrade, upgrade_all;
+	int diff;		/* 1 --diff, 0 --no-diff, -1 default (on a terminal) */
+	int ask, yes;
 	int no_build_output;
 	int no_validate;
 	int confirm_timeout;	/* --magic-rollback: seconds, 0 = off */

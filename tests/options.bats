@@ -118,13 +118,13 @@ words_for() {
 	assert_output --partial "nix-store --realise --keep-going"
 }
 
-@test "--diff shows the closure difference on the target before activating" {
+@test "--diff shows what changes on the target before activating" {
 	printf 'diff1\n' >"$F/tag"
 	nrr switch --flake "$F#t1" --target-host t1
 	printf 'diff2\n' >"$F/tag"
 	run nrr switch --flake "$F#t1" --target-host t1 --diff
 	assert_success
-	assert_output --partial "diff1 → 25.05.diff2"
+	assert_output --regexp "nixos-system-t1 +25\.05\.diff1 -> 25\.05\.diff2"
 }
 
 @test "--help, --version and no action" {

@@ -21,6 +21,10 @@ chmod +x "$out/init"
 printf 'init=%s/init loglevel=4' "$out" > "$out/kernel-params"
 printf 'systemd' > "$out/init-interface-version"
 ln -s "$sw" "$out/sw"
+if [ -n "${extraPackages-}" ]; then
+	mkdir -p "$out/packages"
+	for p in $extraPackages; do ln -s "$p" "$out/packages/"; done
+fi
 ln -s "$etc/etc" "$out/etc"
 if [ -n "$hasStc" ]; then
 	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" -e "s|@cutoff@|$cutoff|g" \

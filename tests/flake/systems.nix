@@ -29,13 +29,14 @@ let
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false }:
+  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ] }:
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
       etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; };
       stcTemplate = ./switch-to-configuration.in;
       exitStatus = toString status;
       cutoff = if cutoff then "1" else "";
+      extraPackages = packages;
       hasStc = if stc then "1" else "";
       sleepSeconds = toString sleep;
       failBuild = if fail then "1" else "";
@@ -45,7 +46,7 @@ let
     });
 
   mkConfig = name:
-    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false }:
+    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ] }:
     let
       common = { inherit hostSystem status stc cutoff; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
@@ -53,7 +54,7 @@ let
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
       });
       toplevel = mkToplevel (common // {
-        label = name; slug = name; inherit sleep fail; specialisations = { inherit spec1; };
+        label = name; slug = name; inherit sleep fail packages; specialisations = { inherit spec1; };
       });
       vm = bootloader: drv "nixos-vm-${name}-${tag'}" ./build-vm.sh {
         inherit toplevel bootloader;
@@ -90,6 +91,13 @@ in {
   riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
   slow = mkConfig "slow" { sleep = 30; };
+  # Its packages are named by the file `packages` ("name-version" words), so that a test can
+  # change, add and remove packages between two deploys and check the diff.
+  pkgs = mkConfig "pkgs" {
+    packages = map (p: drv p ./build-pkg.sh { })
+      (builtins.filter (w: builtins.isString w && w != "")
+        (builtins.split "[ \n]+" (builtins.readFile ./packages)));
+  };
   # Its toplevel's builder fails, after saying why: a failed build.
   failbuild = mkConfig "failbuild" { fail = true; };
 }

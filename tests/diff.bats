@@ -1,0 +1,96 @@
+#!/usr/bin/env bats
+# See before you switch: the package diff of the target's system, --ask,
+# and what it costs.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" diff
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+packages() { printf '%s\n' "$*" >"$F/packages"; }
+
+# The tool at a pseudo-terminal, typing $ANSWER at it.
+nrr_tty() {
+	_fleet_local_argv
+	printf '%s\n' "${ANSWER-}" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
+}
+
+@test "a changed, an added and a removed package: exactly those three lines, with versions and sizes" {
+	packages hello-2.12.1 nano-7.2 linux-6.6.1
+	nrr switch --flake "$F#pkgs" --target-host t1
+	packages hello-2.12.2 ripgrep-14.1.0 linux-6.6.1
+	fleet_reset_counts t1
+	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	assert_success
+	assert_output --regexp $'Changed:\n  > hello +2\\.12\\.1 -> 2\\.12\\.2 +0 B'
+	assert_output --regexp $'Added:\n  \\+ ripgrep +14\\.1\\.0 +\\+7\\.[0-9] KiB'
+	assert_output --regexp $'Removed:\n  - nano +7\\.2 +-4\\.[0-9] KiB'
+	assert_output --regexp 'Closure: [0-9]+ -> [0-9]+ paths'
+	assert_output --partial "This run copied"
+	refute_output --partial "linux"
+	# the diff rode on the deploy conversation: no extra remote command
+	[ "$(fleet_commands t1)" = 2 ]
+}
+
+@test "a no-op deploy with --diff says so and costs one remote command" {
+	fleet_reset_counts t1
+	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	assert_success
+	assert_output --partial "No package versions changed."
+	[ "$(fleet_commands t1)" = 1 ]
+}
+
+@test "not on a terminal the diff is not shown unless asked for; --no-diff never" {
+	run nrr switch --flake "$F#pkgs" --target-host t1
+	assert_success
+	refute_output --partial "No package versions changed."
+	ANSWER= run nrr_tty switch --flake "$F#pkgs" --target-host t1
+	assert_output --partial "No package versions changed."
+	ANSWER= run nrr_tty switch --flake "$F#pkgs" --target-host t1 --no-diff
+	refute_output --partial "No package versions changed."
+}
+
+@test "--ask, answered n: the target is left exactly as it was (exit 11)" {
+	packages hello-2.13 linux-6.6.1
+	before=$(profile_of t1)
+	acts=$(fleet_exec t1 wc -l /run/nrr-activations)
+	cur=$(fleet_exec t1 readlink -f /run/current-system)
+	ANSWER=n run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
+	assert_failure 11
+	assert_output --partial "Activate on t1? [y/N]"
+	assert_output --partial "hello"
+	[ "$(profile_of t1)" = "$before" ]
+	[ "$(fleet_exec t1 wc -l /run/nrr-activations)" = "$acts" ]
+	[ "$(fleet_exec t1 readlink -f /run/current-system)" = "$cur" ]
+}
+
+@test "--ask, answered y: it switches" {
+	ANSWER=y run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
+	assert_success
+	run last_activation t1
+	assert_output --partial "switch"
+	assert_output --partial "config=pkgs"
+}
+
+@test "--ask without a terminal is refused unless --yes" {
+	packages hello-2.14 linux-6.6.1
+	run fleet_local setsid "$NRR" switch --flake "$F#pkgs" --target-host t1 --ask </dev/null
+	assert_failure 2
+	assert_output --partial "--ask needs a terminal"
+	run fleet_local setsid "$NRR" switch --flake "$F#pkgs" --target-host t1 --ask --yes </dev/null
+	assert_success
+}
