@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
+#include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "lib/activate.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
+#include "lib/fleet.h"
 #include "lib/generations.h"
 #include "lib/nix.h"
 #include "lib/options.h"
@@ -413,9 +415,68 @@ static int do_repl(struct run *r)
 	return ret;
 }
 
+/* A fleet's child reads the password its parent asked for from fd. */
+static int read_password_fd(struct run *r, int fd)
+{
+	size_t n = 0;
+	char c;
+	r->password = sodium_malloc(1024);
+	while (n < 1023 && read(fd, &c, 1) == 1 && c != '\n')
+		r->password[n++] = c;
+	r->password[n] = '\0';
+	return 0;
+}
+
+/* What failed, by exit status, for a fleet's report. */
+static const char *step_of(int status)
+{
+	switch (status) {
+	case NRR_ECONNECT: return "connect";
+	case NRR_EEVAL: return "eval";
+	case NRR_EBUILD: return "build";
+	case NRR_ECOPY: return "copy";
+	case NRR_ECHECK: return "check";
+	case NRR_EACTIVATE: return "activate";
+	case NRR_EROLLEDBACK: return "confirm";
+	case NRR_ELOCKED: return "lock";
+	case NRR_EDECLINED: return "ask";
+	default: return status >= 128 ? "interrupted" : "deploy";
+	}
+}
+
+/* The child's last word to its fleet: one JSON line. */
+static void report_result(struct run *r, int status)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "status", status);
+	if (status) {
+		cJSON_AddStringToObject(j, "step", step_of(status));
+		cJSON_AddStringToObject(j, "message", r->err.msg);
+	}
+	if (r->d.toplevel)
+		cJSON_AddStringToObject(j, "storePath", r->d.toplevel);
+	cJSON_AddNumberToObject(j, "genBefore", r->d.gen_before);
+	cJSON_AddNumberToObject(j, "genAfter", r->d.gen_after);
+	cJSON_AddNumberToObject(j, "bytes", (double)r->d.bytes_copied);
+	char *text = cJSON_PrintUnformatted(j);
+	dprintf(r->opt.progress_fd, "result %s\n", text);
+	free(text);
+	cJSON_Delete(j);
+}
+
 static int dispatch(struct run *r)
 {
 	int ret;
+
+	if (r->opt.on) {
+		flush_warnings(&r->warnings);
+		if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
+		    (ret = ask_password(r, r->opt.target_user ? r->opt.target_user : "the fleet")))
+			return ret;
+		return fleet_run(&r->opt, r->password, &r->warnings, &r->err);
+	}
+	if (r->opt.password_fd >= 0)
+		read_password_fd(r, r->opt.password_fd);
 
 	if (r->opt.ask && !r->opt.yes) {
 		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
@@ -428,7 +489,9 @@ static int dispatch(struct run *r)
 	if ((ret = deploy_setup(&r->d, &r->err)))
 		return ret;
 	flush_warnings(&r->warnings);
-	if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
+	if (r->password) {
+		r->d.elev.password = r->password;
+	} else if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
 	    !is(r, "dry-build") && !is(r, "edit") && !is(r, "repl")) {
 		if ((ret = ask_password(r, r->opt.target_host ? r->opt.target_host
 							     : "localhost")))
@@ -483,7 +546,10 @@ int main(int argc, char **argv)
 	run_signals_install();
 	deploy_init(&r.d, &r.opt, &r.warnings);
 	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
+	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
+	if (r.opt.progress_fd >= 0)
+		report_result(&r, run_interrupted() && ret ? 128 + run_interrupted() : ret);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();

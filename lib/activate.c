@@ -157,6 +157,8 @@ static const char activate_script[] =
 	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
 	"  rm -f \"$token\"; eval \"$undo_script\"; s=248\n"
 	"fi\n"
+	"new_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
+	"echo \"generation ${old_gen:--} ${new_gen:--}\"\n"
 	"echo \"status $s\"\n"
 	/* keep the lock until the deployer hangs up (after its confirmation) */
 	"exec cat >/dev/null\n";
@@ -402,6 +404,13 @@ int activation_go(struct activation_session *as, struct activation *a,
 		if (!strcmp(line.buf, "diff-old")) {
 			if (handle_diff(as, a) == 0)
 				declined = 1;
+			continue;
+		}
+		if (!strncmp(line.buf, "generation ", 11)) {
+			char *p = line.buf + 11;
+			a->gen_before = atoi(p);	/* "-": none */
+			p += strcspn(p, " ");
+			a->gen_after = atoi(p);
 			continue;
 		}
 		if (!strcmp(line.buf, "status declined")) {

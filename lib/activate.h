@@ -52,6 +52,10 @@ struct activation {
 	 * on the target) is removed within that many seconds */
 	int confirm_seconds;
 	const char *token;
+
+	/* after activation: the profile's generation before and after (0 if
+	 * unknown) */
+	int gen_before, gen_after;
 };
 
 /* The profile path for --profile-name NAME, malloc'ed. */

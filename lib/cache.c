@@ -744,7 +744,8 @@ static int slot_send(struct query *q, struct slot *s)
 /* How many transfers cache c may have at once: one per connection, unless HTTP/2. */
 static unsigned cache_cap(const struct query *q, const struct cache_rt *c)
 {
-	return c->st.http_version == 2 ? (unsigned)q->nr_slots : (unsigned)q->cfg->max_connections;
+	int conns = q->cfg->max_connections > 0 ? q->cfg->max_connections : 1;
+	return c->st.http_version == 2 ? (unsigned)q->nr_slots : (unsigned)conns;
 }
 
 /* Sends retries that are due and queued requests while slots are free. */
@@ -793,10 +794,10 @@ static int run(struct query *q, struct nrr_err *e)
 {
 	for (;;) {
 		long long due;
-		int running, left, sig = run_interrupted();
+		int running, left;
 		CURLMsg *m;
-		if (sig)
-			return nrr_fail(e, NRR_EINT, "interrupted by signal %d", sig);
+		if (run_interrupted())
+			return nrr_fail(e, NRR_EINT, "interrupted while asking the binary caches");
 		if (start_ready(q, &due))
 			return nrr_fail(e, NRR_EFAIL, "cannot start a transfer (libcurl)");
 		if (!q->busy)
@@ -868,6 +869,12 @@ static int query_init(struct query *q, const struct cache_config *cfg, const str
 		q->caches[i].order = i;
 		q->caches[i].queue = xcalloc(q->nr_jobs + 1, sizeof(size_t));
 		url_parse(&q->caches[i], cfg->urls.v[i]);
+		const char *b = q->caches[i].base;
+		if (strncmp(b, "http://", 7) && strncmp(b, "https://", 8) && strncmp(b, "file://", 7))
+			cache_fail(&q->caches[i], "is not asked",
+				   "only http://, https:// and file:// caches are");
+		else
+			enqueue(q, i, NO_JOB);
 	}
 	q->nr_slots = cfg->max_requests > 0 ? (size_t)cfg->max_requests : 1;
 	q->slots = xcalloc(q->nr_slots, sizeof(*q->slots));
@@ -887,7 +894,10 @@ static int query_init(struct query *q, const struct cache_config *cfg, const str
 	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 	if (cfg->http == CACHE_HTTP_2 && !(cv->features & CURL_VERSION_HTTP2))
 		return nrr_fail(e, NRR_EUSAGE, "libcurl %s cannot speak HTTP/2", cv->version);
-	if (cfg->http == CACHE_HTTP_2 && cv->version_num < 0x080000)
+	int cleartext = 0;
+	for (size_t i = 0; i < cfg->urls.nr; i++)
+		cleartext |= !strncmp(cfg->urls.v[i], "http://", 7);
+	if (cfg->http == CACHE_HTTP_2 && cleartext && cv->version_num < 0x080000)
 		return nrr_fail(e, NRR_EUSAGE, "libcurl %s cannot reuse HTTP/2 connections made "
 				"with prior knowledge (fixed in 8.0): use https:// or HTTP/1.1",
 				cv->version);
@@ -929,18 +939,11 @@ int cache_query(const struct cache_config *cfg, const struct strvec *paths,
 	memset(&q, 0, sizeof(q));
 	ret = query_init(&q, cfg, paths, res, e);
 	/* Every cache's nix-cache-info first: the order of asking depends on it. */
-	for (size_t i = 0; !ret && i < q.nr_caches; i++) {
-		struct cache_rt *c = &q.caches[i];
-		if (strncmp(c->base, "http://", 7) && strncmp(c->base, "https://", 8) &&
-		    strncmp(c->base, "file://", 7))
-			cache_fail(c, "is not asked", "only http://, https:// and file:// caches are");
-		else
-			enqueue(&q, i, NO_JOB);
-	}
 	if (!ret)
 		ret = run(&q, e);
 	if (!ret) {
-		qsort(q.caches, q.nr_caches, sizeof(*q.caches), cmp_cache);
+		if (q.nr_caches > 1)
+			qsort(q.caches, q.nr_caches, sizeof(*q.caches), cmp_cache);
 		for (size_t j = 0; j < q.nr_jobs; j++)
 			job_advance(&q, j);
 		ret = run(&q, e);

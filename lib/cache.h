@@ -30,9 +30,10 @@
  *    at the network level after its retries, is down: nothing more is
  *    sent to it, its transfers are cancelled, and its error names it:
  *    "cache 'http://127.0.0.1:8080' is down: Connection refused".
- *  - Time: every request is bounded by connect_timeout_ms and timeout_ms,
- *    so a query ends within about 2 x tries x (timeout_ms + backoff), even
- *    against caches that accept connections and never answer.
+ *  - Time: every request is bounded by connect_timeout_ms and timeout_ms.
+ *    A cache that stops answering costs about tries x timeout_ms (plus
+ *    backoff) once, not once per path: its first request to fail at the
+ *    network level after its retries takes it out of the query.
  *  - Memory: a reply larger than CACHE_MAX_REPLY is refused; at most
  *    max_requests replies are held at once, plus the parsed narinfos that
  *    the answers keep.
@@ -124,8 +125,8 @@ struct cache_config {
 	enum cache_http http;
 	int max_connections;		/* per cache; 25 (Nix's http-connections) */
 	int max_requests;		/* transfers in flight in all; 100 */
-	long connect_timeout_ms;	/* 5000 */
-	long timeout_ms;		/* per request, all included; 20000 */
+	long connect_timeout_ms;	/* 5000; 0: libcurl's (300 s) */
+	long timeout_ms;		/* per request, all included; 20000; 0: none */
 	int tries;			/* per request, first included; 3 */
 	long backoff_ms;		/* before the first retry; 250 */
 	char *netrc_file;		/* credentials for the caches, or NULL */
@@ -133,7 +134,10 @@ struct cache_config {
 					 * NULL for the system's */
 };
 
-/* Sets the defaults above; no URL, no key, no netrc or CA file. */
+/*
+ * Sets the defaults above; no URL, no key, no netrc or CA file. Counts
+ * below 1 act as 1.
+ */
 void cache_config_init(struct cache_config *cfg);
 /* Frees the contents; cfg is left as after cache_config_init(). */
 void cache_config_release(struct cache_config *cfg);
@@ -191,7 +195,7 @@ struct cache_result {
  * whatever the return. Returns 0 when every path has an answer, caches down
  * or not (see res->caches[i].error). Otherwise fills e and returns:
  * NRR_EUSAGE for a path that is not a store path, a malformed key, or
- * CACHE_HTTP_2 with a libcurl that cannot do it,
+ * CACHE_HTTP_2 for an http:// cache with a libcurl that cannot do it,
  * NRR_EINT when interrupted, NRR_EFAIL when libcurl fails us.
  */
 int cache_query(const struct cache_config *cfg, const struct strvec *paths,

@@ -56,6 +56,7 @@ void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 	child_init(&d->target_ssh.master_proc);
 	child_init(&d->build_ssh.master_proc);
 	d->local.name = "localhost";
+	d->progress_fd = -1;
 	d->local.ctx = &d->ssh;
 }
 
@@ -74,6 +75,12 @@ void deploy_release(struct deploy *d)
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
+}
+
+void deploy_phase(struct deploy *d, const char *phase)
+{
+	if (d->progress_fd >= 0)
+		dprintf(d->progress_fd, "phase %s\n", phase);
 }
 
 /* "localhost" and this machine's own names mean: build here. */
@@ -172,6 +179,7 @@ int deploy_connect(struct deploy *d, int need_target, int need_build,
 		   struct nrr_err *e)
 {
 	int ret;
+	deploy_phase(d, "connect");
 	if (need_target && d->target_remote &&
 	    (ret = ssh_host_connect(&d->ssh, &d->target_ssh, e)))
 		return ret;
@@ -595,16 +603,24 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
 	a->substitute = d->opt->substitutes;
 	a->missing = &missing;
+	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
-	if (!ret && a->incomplete)
+	if (!ret && a->incomplete) {
+		deploy_phase(d, "copy");
 		ret = deploy_send_missing(d, &missing, e);
+	}
 	strvec_clear(&missing);
 	if (a->confirm_seconds)
 		deadline = time(NULL) + a->confirm_seconds;
-	if (!ret)
+	if (!ret) {
+		deploy_phase(d, "activate");
 		ret = activation_go(&d->as, a, e);
+	}
+	d->gen_before = a->gen_before;
+	d->gen_after = a->gen_after;
 	if (ret || !deadline)
 		return ret;
+	deploy_phase(d, "confirm");
 	if (confirmed(d, token, deadline)) {
 		fprintf(stderr, "confirmed: '%s' answers over a new connection\n",
 			d->target.name);

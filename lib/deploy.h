@@ -49,7 +49,12 @@ struct deploy {
 
 	struct activation_session as;	/* holds the target's deploy lock */
 	int locked;
+	int progress_fd;	/* a fleet's child reports its phases here */
+	int gen_before, gen_after;
 };
+
+/* Reports the phase the deploy is in, when it has someone to tell. */
+void deploy_phase(struct deploy *d, const char *phase);
 
 void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings);
 void deploy_release(struct deploy *d);

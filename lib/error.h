@@ -25,6 +25,8 @@ enum nrr_status {
 	NRR_EROLLEDBACK = 9, /* --magic-rollback: not confirmed, rolled back */
 	NRR_ELOCKED = 10,   /* another deploy to the target is running */
 	NRR_EDECLINED = 11, /* --ask answered no: nothing changed */
+	NRR_EFLEET = 12,    /* --on: some hosts failed (the others succeeded) */
+	NRR_ENOSTART = 13,  /* --on: no host could start (evaluation or build) */
 	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
 };
 

@@ -56,6 +56,17 @@ const struct option_spec option_table[] = {
 	{ "no-ssh-tty", 0, 0, OPT_NO_SSH_TTY, 0, OF_DEPRECATED, S_HOSTS, NULL,
 	  "deprecated, no effect: no tty is ever allocated" },
 
+	{ "on", 0, 1, OPT_ON, 0, OF_NEW, S_HOSTS, "NAMES",
+	  "deploy these configurations (comma-separated, globs, NAME=TARGET), each to the host of its name" },
+	{ "parallel", 0, 1, OPT_PARALLEL, 0, OF_NEW, S_HOSTS, "N",
+	  "with --on: hosts in flight at once (default 10, 0: all)" },
+	{ "target-user", 0, 1, OPT_TARGET_USER, 0, OF_NEW, S_HOSTS, "USER",
+	  "with --on: log in to every host as USER" },
+	{ "progress-fd", 0, 1, OPT_PROGRESS_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
+	  "a fleet run's child: report phases on FD" },
+	{ "password-fd", 0, 1, OPT_PASSWORD_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
+	  "a fleet run's child: read the sudo password from FD" },
+
 	/* activation */
 	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, 0, S_ACT, "NAME",
 	  "use the system profile /nix/var/nix/profiles/system-profiles/NAME" },
@@ -160,6 +171,8 @@ void options_init(struct options *o)
 	strvec_init(&o->warnings);
 	o->profile_name = "system";
 	o->diff = -1;
+	o->parallel = 10;
+	o->progress_fd = o->password_fd = -1;
 }
 
 void options_release(struct options *o)
@@ -230,6 +243,24 @@ static int apply(struct options *o, const struct option_spec *s,
 	case OPT_JSON: o->json = 1; return 0;
 	case OPT_DIFF: o->diff = 1; return 0;
 	case OPT_NO_DIFF: o->diff = 0; return 0;
+	case OPT_ON: o->on = vals[0]; return 0;
+	case OPT_TARGET_USER: o->target_user = vals[0]; return 0;
+	case OPT_PARALLEL:
+	case OPT_PROGRESS_FD:
+	case OPT_PASSWORD_FD: {
+		char *end;
+		long v = strtol(vals[0], &end, 10);
+		if (*end || !*vals[0] || v < 0 || v > 100000)
+			return nrr_fail(e, NRR_EUSAGE, "argument %s: expected a number, got '%s'",
+					spelled, vals[0]);
+		if (s->id == OPT_PARALLEL)
+			o->parallel = (int)v;
+		else if (s->id == OPT_PROGRESS_FD)
+			o->progress_fd = (int)v;
+		else
+			o->password_fd = (int)v;
+		return 0;
+	}
 	case OPT_ASK: o->ask = 1; return 0;
 	case OPT_YES: o->yes = 1; return 0;
 	case OPT_FILE: o->file = vals[0]; return 0;
@@ -308,6 +339,8 @@ static int apply(struct options *o, const struct option_spec *s,
 	default:
 		break;
 	}
+	if (s->id == OPT_KEEP_GOING)
+		o->keep_going = 1;
 	if (!g)
 		return 0;
 	/* pass-through: nix's own long spelling, values as given */
@@ -484,7 +517,25 @@ static int check(struct options *o, struct nrr_err *e)
 	if (o->confirm_timeout && strcmp(o->action, "switch") && strcmp(o->action, "test"))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--magic-rollback is only for 'switch' and 'test'");
-	if (o->confirm_timeout && !o->target_host)
+	if (o->on) {
+		static const char *const fleet_actions[] = {
+			"switch", "boot", "test", "dry-activate", "build", NULL };
+		if (!action_is(o, fleet_actions))
+			return nrr_fail(e, NRR_EUSAGE,
+					"--on is for switch, boot, test, dry-activate and build");
+		if (o->target_host || o->build_host || o->store_path || o->rollback ||
+		    o->file || o->attr)
+			return nrr_fail(e, NRR_EUSAGE,
+					"--on names the targets itself: it goes without --target-host, "
+					"--build-host, --store-path, --rollback, --file and --attr");
+		if (o->ask)
+			return nrr_fail(e, NRR_EUSAGE, "--ask is not supported with --on yet");
+		if (!o->flake)
+			o->flake = ".";
+	} else if (o->target_user || o->parallel != 10) {
+		return nrr_fail(e, NRR_EUSAGE, "--target-user and --parallel go with --on");
+	}
+	if (o->confirm_timeout && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--magic-rollback needs --target-host: it proves the target still answers ssh");
 	if (o->copy_direct && (!o->build_host || !o->target_host))

@@ -159,7 +159,8 @@ static int prepare_io(enum child_io mode, int *fd, int is_input,
 
 /* In the child: only async-signal-safe calls from here to exec. */
 static void child_exec(const char *path, char *const argv[], char **envp,
-		       const int ends[3], int errpipe, int die_with_parent)
+		       const int ends[3], int errpipe, int die_with_parent,
+		       int map_fd, int map_to)
 {
 	int err;
 	sigset_t all;
@@ -180,9 +181,16 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 	for (int i = 0; i < 3; i++)
 		if (ends[i] >= 0 && dup2(ends[i], i) < 0)
 			goto fail;
+	if (map_fd >= 0 && map_to >= 3) {
+		/* the exec-error pipe must not sit where the mapped fd goes */
+		if (errpipe == map_to)
+			errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, map_to + 1);
+		if (dup2(map_fd, map_to) < 0)
+			goto fail;
+	}
 	/* everything else is close-on-exec or closed here */
 	for (int fd = 3; fd < 1024; fd++)
-		if (fd != errpipe)
+		if (fd != errpipe && fd != map_to)
 			close(fd);
 	execve(path, argv, envp);
 fail:
@@ -220,7 +228,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	if (pid == 0) {
 		close(ep[0]);
 		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
-			   c->die_with_parent);
+			   c->die_with_parent, c->map_fd, c->map_to);
 	}
 	int fork_errno = errno;
 	free(envp);

@@ -46,12 +46,15 @@ struct child {
 	enum child_io in, out, err;
 	int in_fd, out_fd, err_fd;
 	int die_with_parent;	/* Linux: SIGTERM the child when we die */
+	/* one more fd for the child: map_fd (ours) becomes map_to (>= 3)
+	 * there; -1 for none */
+	int map_fd, map_to;
 	int keep_stdin_open;	/* child_capture: close stdin only at exit */
 	pid_t pid;
 };
 
 #define CHILD_INIT { STRVEC_INIT, STRVEC_INIT, CHILD_INHERIT, CHILD_INHERIT, \
-		     CHILD_INHERIT, -1, -1, -1, 0, 0, -1 }
+		     CHILD_INHERIT, -1, -1, -1, 0, -1, -1, 0, -1 }
 
 void child_init(struct child *c);
 /* Frees args and env; does not wait. */

@@ -1,0 +1,680 @@
+#define _GNU_SOURCE
+#include "fleet.h"
+#include "nix.h"
+#include "run.h"
+#include "closure.h"
+#include "strbuf.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TAIL_LINES 15
+
+enum host_state { H_WAITING, H_RUNNING, H_DONE, H_SKIPPED };
+
+struct fleet_host {
+	struct fleet_member m;
+	char *path;		/* built system */
+	enum host_state state;
+	struct child c;
+	int progress_fd;	/* our end of the child's report pipe */
+	struct strbuf progress, err;
+	char phase[32];
+	struct timespec start, end;
+	/* from the child's result line */
+	int status, gen_before, gen_after;
+	char step[32], message[1024];
+	unsigned long long bytes;
+};
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static double elapsed(const struct fleet_host *h)
+{
+	double a = (double)h->start.tv_sec + (double)h->start.tv_nsec / 1e9;
+	double b = h->state == H_DONE
+		? (double)h->end.tv_sec + (double)h->end.tv_nsec / 1e9 : now_s();
+	return h->state == H_WAITING || h->state == H_SKIPPED ? 0 : b - a;
+}
+
+void fleet_members_free(struct fleet_member *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].name);
+		free(m[i].target);
+	}
+	free(m);
+}
+
+static void add_member(struct fleet_member **m, size_t *n, const char *name,
+		       const char *target, const char *user)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*m)[i].name, name))
+			return;
+	*m = xrealloc(*m, (*n + 1) * sizeof(**m));
+	(*m)[*n].name = xstrdup(name);
+	if (user && !strchr(target, '@'))
+		(*m)[*n].target = xstrfmt("%s@%s", user, target);
+	else
+		(*m)[*n].target = xstrdup(target);
+	(*n)++;
+}
+
+int fleet_expand(const char *spec, const struct strvec *all, const char *user,
+		 struct fleet_member **members, size_t *n, struct nrr_err *e)
+{
+	struct strvec items = STRVEC_INIT;
+	int ret = 0;
+
+	*members = NULL;
+	*n = 0;
+	for (const char *p = spec; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len)
+			strvec_pushf(&items, "%.*s", (int)len, p);
+		p += len + (p[len] ? 1 : 0);
+	}
+	for (size_t i = 0; i < items.nr && !ret; i++) {
+		char *item = xstrdup(items.v[i]);
+		char *eq = strchr(item, '=');
+		const char *target = NULL;
+		if (eq) {
+			*eq = '\0';
+			target = eq + 1;
+		}
+		if (nix_check_config_name(item, e)) {
+			ret = e->status;
+		} else if (strpbrk(item, "*?[")) {
+			int hit = 0;
+			for (size_t k = 0; k < all->nr; k++)
+				if (!fnmatch(item, all->v[k], 0)) {
+					add_member(members, n, all->v[k],
+						   target ? target : all->v[k], user);
+					hit = 1;
+				}
+			if (!hit)
+				ret = nrr_fail(e, NRR_EUSAGE,
+					       "--on: '%s' matches no configuration", item);
+		} else if (all->nr && strvec_find(all, item) < 0) {
+			ret = nrr_fail(e, NRR_EUSAGE,
+				       "--on: there is no configuration '%s'", item);
+		} else {
+			add_member(members, n, item, target ? target : item, user);
+		}
+		free(item);
+	}
+	if (!ret && !*n)
+		ret = nrr_fail(e, NRR_EUSAGE, "--on: no hosts given");
+	strvec_clear(&items);
+	return ret;
+}
+
+static void push_flake_flags(const struct options *o, struct strvec *argv)
+{
+	strvec_pushvec(argv, &o->nix_common);
+	strvec_pushvec(argv, &o->nix_build);
+	strvec_pushvec(argv, &o->nix_flake_common);
+	strvec_pushvec(argv, &o->nix_flake_eval);
+}
+
+/* The configuration names of the flake, for globs. */
+static int flake_names(const struct options *o, const char *ref,
+		       struct strvec *names, struct strvec *warnings,
+		       struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	char why[512];
+	int ret = 0;
+
+	strvec_pushl(&argv, "nix", "--extra-experimental-features",
+		     "nix-command flakes", "eval", "--json", NULL);
+	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
+	strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
+	strvec_pushvec(&argv, &o->nix_flake_eval);
+	int st = nix_run(&argv, &out, &err, 1, o->verbose, warnings, e);
+	if (st < 0) {
+		ret = e->status;
+	} else if (st) {
+		nix_error_summary(err.buf, why, sizeof(why));
+		ret = nrr_fail(e, NRR_ENOSTART, "evaluating '%s#nixosConfigurations' failed: %s",
+			       ref, why);
+	} else {
+		cJSON *arr = cJSON_Parse(out.buf), *it;
+		cJSON_ArrayForEach(it, arr)
+			if (cJSON_IsString(it))
+				strvec_push(names, it->valuestring);
+		cJSON_Delete(arr);
+	}
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+/*
+ * Evaluates every host's system in one nix process (their derivations and
+ * outputs, by name: nix build --json does not keep the installables'
+ * order), then builds them all in one nix-store call, so that nix
+ * schedules the builds together and shared paths are built once.
+ */
+static int build_all(const struct options *o, const char *ref,
+		     struct fleet_host *hosts, size_t n, const char *roots,
+		     struct strvec *warnings, struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, expr = STRBUF_INIT;
+	char why[512];
+	int ret = 0;
+
+	/* names were checked by nix_check_config_name: safe in "..." */
+	strbuf_addstr(&expr, "cs: builtins.listToAttrs (map (n: { name = n; value = "
+		      "let t = cs.${n}.config.system.build.toplevel; in "
+		      "{ drv = t.drvPath; out = t.outPath; }; }) [");
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(&expr, " \"%s\"", hosts[i].m.name);
+	strbuf_addstr(&expr, " ])");
+	strvec_pushl(&argv, "nix", "--extra-experimental-features",
+		     "nix-command flakes", "eval", "--json", NULL);
+	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
+	strvec_pushl(&argv, "--apply", expr.buf, NULL);
+	push_flake_flags(o, &argv);
+	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
+	if (st) {
+		if (st > 0) {
+			nix_error_summary(err.buf, why, sizeof(why));
+			nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed: %s", why);
+		}
+		ret = e->status;
+		goto out;
+	}
+	cJSON *all = cJSON_Parse(out.buf);
+	strvec_clear(&argv);
+	strvec_pushl(&argv, "nix-store", "--realise", NULL);
+	for (size_t i = 0; i < n; i++) {
+		cJSON *h = cJSON_GetObjectItemCaseSensitive(all, hosts[i].m.name);
+		cJSON *drv = cJSON_GetObjectItemCaseSensitive(h, "drv");
+		cJSON *p = cJSON_GetObjectItemCaseSensitive(h, "out");
+		if (!cJSON_IsString(drv) || !cJSON_IsString(p)) {
+			ret = nrr_fail(e, NRR_ENOSTART, "nix gave no system for '%s'",
+				       hosts[i].m.name);
+			break;
+		}
+		hosts[i].path = xstrdup(p->valuestring);
+		strvec_push(&argv, drv->valuestring);
+	}
+	cJSON_Delete(all);
+	if (ret)
+		goto out;
+	/* GC roots for the deploy's duration, in a directory of our own */
+	if (roots) {
+		strvec_push(&argv, "--add-root");
+		strvec_pushf(&argv, "%s/system", roots);
+		strvec_push(&argv, "--indirect");
+	}
+	strvec_pushvec(&argv, &o->nix_common);
+	st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
+	if (st > 0) {
+		nix_error_summary(err.buf, why, sizeof(why));
+		nrr_fail(e, NRR_ENOSTART, "building the fleet's systems failed: %s", why);
+	}
+	if (st)
+		ret = e->status;
+out:
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	strbuf_release(&expr);
+	return ret;
+}
+
+/* The child's command line: this program, for one host, reporting to fd 3
+ * (and, with a password, reading it from stdin). */
+static void child_argv(const struct options *o, const struct fleet_host *h,
+		       int password, struct strvec *argv)
+{
+	static const char *const elevates[] = { "none", "sudo", "run0" };
+
+	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", h->path,
+		     "--target-host", h->m.target, "--progress-fd", "3", NULL);
+	if (password)
+		strvec_pushl(argv, "--password-fd", "0", NULL);
+	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
+	strvec_push(argv, o->diff == 1 ? "--diff" : "--no-diff");
+	strvec_pushl(argv, "--profile-name", o->profile_name, NULL);
+	if (o->specialisation)
+		strvec_pushl(argv, "--specialisation", o->specialisation, NULL);
+	if (o->install_bootloader)
+		strvec_push(argv, "--install-bootloader");
+	if (o->no_validate)
+		strvec_push(argv, "--no-validate");
+	if (o->substitutes)
+		strvec_push(argv, "--use-substitutes");
+	if (o->confirm_timeout)
+		strvec_pushf(argv, "--confirm-timeout=%d", o->confirm_timeout);
+	for (int i = 0; i < o->verbose; i++)
+		strvec_push(argv, "-v");
+}
+
+static int start_host(const struct options *o, struct fleet_host *h,
+		      const char *password, struct nrr_err *e)
+{
+	int rep[2], pw[2] = { -1, -1 };
+
+	if (pipe2(rep, O_CLOEXEC))
+		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
+	child_init(&h->c);
+	child_argv(o, h, password != NULL, &h->c.args);
+	h->c.in = CHILD_NULL;
+	h->c.out = CHILD_NULL;
+	h->c.err = CHILD_PIPE;
+	h->c.map_fd = rep[1];
+	h->c.map_to = 3;
+	if (password) {
+		/* the password waits in a pipe of its own, never in argv or env */
+		if (pipe2(pw, O_CLOEXEC)) {
+			close(rep[0]);
+			close(rep[1]);
+			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
+		}
+		/* the child's stdin: it reads one line (--password-fd 0) */
+		h->c.in = CHILD_FD;
+		h->c.in_fd = pw[0];
+	}
+	clock_gettime(CLOCK_MONOTONIC, &h->start);
+	int ret = child_start(&h->c, e);
+	close(rep[1]);
+	if (ret) {
+		close(rep[0]);
+		if (pw[1] >= 0)
+			close(pw[1]);
+		return e->status;
+	}
+	h->progress_fd = rep[0];
+	fcntl(h->progress_fd, F_SETFL, O_NONBLOCK);
+	fcntl(h->c.err_fd, F_SETFL, O_NONBLOCK);
+	if (password) {
+		struct strbuf sb = STRBUF_INIT;
+		strbuf_addf(&sb, "%s\n", password);
+		if (write(pw[1], sb.buf, sb.len) < 0) {
+			/* the child is gone already; its result says why */
+		}
+		strbuf_release_secret(&sb);
+		close(pw[1]);
+	}
+	h->state = H_RUNNING;
+	snprintf(h->phase, sizeof(h->phase), "connect");
+	return 0;
+}
+
+/* Takes the complete lines of the child's report. */
+static void read_report(struct fleet_host *h)
+{
+	char *nl;
+	while ((nl = memchr(h->progress.buf, '\n', h->progress.len))) {
+		*nl = '\0';
+		const char *l = h->progress.buf;
+		if (!strncmp(l, "phase ", 6)) {
+			snprintf(h->phase, sizeof(h->phase), "%s", l + 6);
+		} else if (!strncmp(l, "result ", 7)) {
+			cJSON *j = cJSON_Parse(l + 7);
+			cJSON *v;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "status")) && cJSON_IsNumber(v))
+				h->status = v->valueint;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genBefore")) && cJSON_IsNumber(v))
+				h->gen_before = v->valueint;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genAfter")) && cJSON_IsNumber(v))
+				h->gen_after = v->valueint;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "bytes")) && cJSON_IsNumber(v))
+				h->bytes = (unsigned long long)v->valuedouble;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "step")) && cJSON_IsString(v))
+				snprintf(h->step, sizeof(h->step), "%s", v->valuestring);
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "message")) && cJSON_IsString(v))
+				snprintf(h->message, sizeof(h->message), "%s", v->valuestring);
+			cJSON_Delete(j);
+		}
+		size_t used = (size_t)(nl - h->progress.buf) + 1;
+		memmove(h->progress.buf, nl + 1, h->progress.len - used);
+		strbuf_setlen(&h->progress, h->progress.len - used);
+	}
+}
+
+static const char *result_of(const struct fleet_host *h)
+{
+	switch (h->state) {
+	case H_WAITING:
+		return "waiting";
+	case H_SKIPPED:
+		return "skipped";
+	case H_RUNNING:
+		return h->phase;
+	case H_DONE:
+		break;
+	}
+	if (h->status == 0)
+		return "done";
+	if (h->status == NRR_EROLLEDBACK)
+		return "rolled back";
+	return "failed";
+}
+
+static void timestamp(char *buf, size_t size)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, size, "%H:%M:%S", &tm);
+}
+
+/* Redraws the live lines on a terminal. */
+static void draw(struct fleet_host *hosts, size_t n, int redraw, int color,
+		 size_t namew)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t done = 0, failed = 0, running = 0;
+
+	if (redraw)
+		strbuf_addf(&sb, "\033[%zuA", n + 1);
+	for (size_t i = 0; i < n; i++) {
+		const struct fleet_host *h = &hosts[i];
+		const char *r = result_of(h);
+		const char *col = "";
+		if (color && h->state == H_DONE)
+			col = h->status ? "\033[31m" : "\033[32m";
+		strbuf_addf(&sb, "\r\033[K  %-*s %s%-12s%s %5.1fs", (int)namew, h->m.name,
+			    col, r, color && *col ? "\033[0m" : "", elapsed(h));
+		if (h->state == H_DONE && h->status)
+			strbuf_addf(&sb, "  %s", h->step);
+		strbuf_addch(&sb, '\n');
+		if (h->state == H_DONE)
+			h->status ? failed++ : done++;
+		if (h->state == H_RUNNING)
+			running++;
+	}
+	strbuf_addf(&sb, "\r\033[K%zu/%zu done, %zu failed, %zu running\n",
+		    done, n, failed, running);
+	if (write(2, sb.buf, sb.len) < 0) {
+		/* no terminal any more: nothing to draw on */
+	}
+	strbuf_release(&sb);
+}
+
+static void keep_tail(struct strbuf *err)
+{
+	/* only the last lines matter: the tail shown for a failed host */
+	size_t lines = 0, i = err->len;
+	while (i > 0) {
+		if (err->buf[i - 1] == '\n' && ++lines > TAIL_LINES * 4)
+			break;
+		i--;
+	}
+	if (i > 0) {
+		memmove(err->buf, err->buf + i, err->len - i);
+		strbuf_setlen(err, err->len - i);
+	}
+}
+
+static void finish_host(struct fleet_host *h)
+{
+	int st = child_wait(&h->c);
+	clock_gettime(CLOCK_MONOTONIC, &h->end);
+	if (h->progress_fd >= 0) {
+		fd_drain(&h->progress_fd, &h->progress, -1);
+		if (h->progress_fd >= 0)
+			close(h->progress_fd);
+		h->progress_fd = -1;
+	}
+	read_report(h);
+	if (!h->status && st)
+		h->status = st;		/* died without a result */
+	if (h->status && !h->step[0])
+		snprintf(h->step, sizeof(h->step), "deploy");
+	h->state = H_DONE;
+	child_clear(&h->c);
+}
+
+static void print_summary(const struct options *o, struct fleet_host *hosts,
+			  size_t n, size_t namew)
+{
+	fprintf(stderr, "\n%-*s  %-8s %-12s %-11s %7s %10s\n", (int)namew, "host",
+		"action", "result", "generation", "time", "copied");
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		char gen[32] = "-", copied[32] = "-";
+		if (h->gen_after)
+			snprintf(gen, sizeof(gen), "%d -> %d", h->gen_before, h->gen_after);
+		if (h->state == H_DONE)
+			snprintf(copied, sizeof(copied), "%.1f MiB",
+				 (double)h->bytes / (1024.0 * 1024.0));
+		fprintf(stderr, "%-*s  %-8s %-12s %-11s %6.1fs %10s\n", (int)namew,
+			h->m.name, o->action, result_of(h), gen, elapsed(h), copied);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (h->state != H_DONE || !h->status)
+			continue;
+		fprintf(stderr, "\n== %s (%s): %s\n", h->m.name, h->m.target,
+			h->message[0] ? h->message : "failed");
+		/* the last lines it said */
+		size_t lines = 0, k = h->err.len;
+		while (k > 0 && lines <= TAIL_LINES) {
+			k--;
+			if (h->err.buf[k] == '\n' && k + 1 < h->err.len)
+				lines++;
+		}
+		if (lines > TAIL_LINES)
+			k++;
+		fwrite(h->err.buf + k, 1, h->err.len - k, stderr);
+	}
+}
+
+static void print_json(const struct options *o, struct fleet_host *hosts, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "name", h->m.name);
+		cJSON_AddStringToObject(j, "target", h->m.target);
+		cJSON_AddStringToObject(j, "action", o->action);
+		cJSON_AddStringToObject(j, "result",
+					h->state == H_SKIPPED ? "skipped" :
+					h->status == 0 ? "ok" :
+					h->status == NRR_EROLLEDBACK ? "rolled-back" : "failed");
+		cJSON_AddNumberToObject(j, "status", h->state == H_DONE ? h->status : -1);
+		if (h->status) {
+			cJSON *err = cJSON_AddObjectToObject(j, "error");
+			cJSON_AddStringToObject(err, "step", h->step);
+			cJSON_AddStringToObject(err, "message", h->message);
+		}
+		if (h->path)
+			cJSON_AddStringToObject(j, "storePath", h->path);
+		cJSON *gen = cJSON_AddObjectToObject(j, "generation");
+		if (h->gen_before)
+			cJSON_AddNumberToObject(gen, "before", h->gen_before);
+		if (h->gen_after)
+			cJSON_AddNumberToObject(gen, "after", h->gen_after);
+		cJSON_AddNumberToObject(j, "seconds", elapsed(h));
+		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
+		cJSON_AddItemToArray(arr, j);
+	}
+	char *text = cJSON_Print(arr);
+	puts(text);
+	free(text);
+	cJSON_Delete(arr);
+}
+
+int fleet_run(struct options *o, const char *password, struct strvec *warnings,
+	      struct nrr_err *e)
+{
+	struct strvec names = STRVEC_INIT;
+	struct fleet_member *members = NULL;
+	struct fleet_host *hosts = NULL;
+	size_t n = 0, namew = 4;
+	char *ref = NULL, *unused = NULL;
+	int ret;
+	int tty = isatty(2), color = tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+	int have_roots = 0;
+
+	nix_split_flake(o->flake, &ref, &unused);
+	if (strpbrk(o->on, "*?[") &&
+	    (ret = flake_names(o, ref, &names, warnings, e)))
+		goto out;
+	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
+		goto out;
+	hosts = xcalloc(n, sizeof(*hosts));
+	for (size_t i = 0; i < n; i++) {
+		hosts[i].m = members[i];
+		hosts[i].progress_fd = -1;
+		strbuf_init(&hosts[i].progress);
+		strbuf_init(&hosts[i].err);
+		if (strlen(members[i].name) > namew)
+			namew = strlen(members[i].name);
+	}
+	have_roots = mkdtemp(roots) != NULL;
+	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
+		goto out;
+
+	size_t limit = o->parallel ? (size_t)o->parallel : n, running = 0, next = 0;
+	int stop = 0, drawn = 0;
+	char ts[16];
+	double last_draw = 0;
+	for (;;) {
+		while (!stop && running < limit && next < n) {
+			struct fleet_host *h = &hosts[next++];
+			if (start_host(o, h, password, e)) {
+				h->state = H_DONE;
+				h->status = e->status;
+				snprintf(h->step, sizeof(h->step), "start");
+				snprintf(h->message, sizeof(h->message), "%s", e->msg);
+				continue;
+			}
+			running++;
+			if (!tty) {
+				timestamp(ts, sizeof(ts));
+				fprintf(stderr, "%s %s: started (%s)\n", ts, h->m.name, h->m.target);
+			}
+		}
+		if (!running)
+			break;
+		struct pollfd pfd[2 * 64];
+		struct fleet_host *who[2 * 64];
+		int np = 0;
+		for (size_t i = 0; i < n && np < 2 * 64 - 1; i++) {
+			struct fleet_host *h = &hosts[i];
+			if (h->state != H_RUNNING)
+				continue;
+			if (h->progress_fd >= 0) {
+				who[np] = h;
+				pfd[np++] = (struct pollfd){ h->progress_fd, POLLIN, 0 };
+			}
+			if (h->c.err_fd >= 0) {
+				who[np] = h;
+				pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
+			}
+		}
+		int pr = np ? poll(pfd, (nfds_t)np, tty ? 200 : 1000) : 0;
+		if (!np)
+			usleep(20000);
+		for (int k = 0; pr > 0 && k < np; k++) {
+			if (!pfd[k].revents)
+				continue;
+			struct fleet_host *h = who[k];
+			if (pfd[k].fd == h->progress_fd) {
+				char before[32];
+				snprintf(before, sizeof(before), "%s", h->phase);
+				fd_drain(&h->progress_fd, &h->progress, -1);
+				read_report(h);
+				if (!tty && strcmp(before, h->phase)) {
+					timestamp(ts, sizeof(ts));
+					fprintf(stderr, "%s %s: %s\n", ts, h->m.name, h->phase);
+				}
+			} else {
+				fd_drain(&h->c.err_fd, &h->err, -1);
+				keep_tail(&h->err);
+			}
+		}
+		/* a host is done when both its pipes are closed */
+		for (size_t i = 0; i < n; i++) {
+			struct fleet_host *h = &hosts[i];
+			if (h->state != H_RUNNING || h->progress_fd >= 0 || h->c.err_fd >= 0)
+				continue;
+			finish_host(h);
+			running--;
+			if (h->status && !o->keep_going)
+				stop = 1;
+			if (!tty) {
+				timestamp(ts, sizeof(ts));
+				fprintf(stderr, "%s %s: %s%s%s\n", ts, h->m.name, result_of(h),
+					h->status ? ": " : "", h->status ? h->message : "");
+			}
+		}
+		if (run_interrupted())
+			stop = 1;
+		if (tty && (now_s() - last_draw > 0.2 || !running)) {
+			draw(hosts, n, drawn, color, namew);
+			drawn = 1;
+			last_draw = now_s();
+		}
+	}
+	size_t failed = 0, skipped = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (hosts[i].state == H_WAITING)
+			hosts[i].state = H_SKIPPED;
+		if (hosts[i].state == H_SKIPPED)
+			skipped++;
+		else if (hosts[i].status)
+			failed++;
+	}
+	print_summary(o, hosts, n, namew);
+	if (o->json)
+		print_json(o, hosts, n);
+	if (run_interrupted())
+		ret = nrr_fail(e, NRR_EINT, "interrupted");
+	else if (failed || skipped)
+		ret = nrr_fail(e, NRR_EFLEET, "%zu of %zu hosts failed, %zu skipped%s",
+			       failed, n, skipped,
+			       skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
+out:
+	if (have_roots) {
+		/* unlink the roots nix-store made (system, system-2, ...) */
+		glob_t g;
+		char *pat = xstrfmt("%s/*", roots);
+		if (!glob(pat, 0, NULL, &g)) {
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				unlink(g.gl_pathv[i]);
+			globfree(&g);
+		}
+		free(pat);
+		rmdir(roots);
+	}
+	for (size_t i = 0; hosts && i < n; i++) {
+		free(hosts[i].path);
+		strbuf_release(&hosts[i].progress);
+		strbuf_release(&hosts[i].err);
+	}
+	free(hosts);
+	if (members)
+		fleet_members_free(members, n);
+	strvec_clear(&names);
+	free(ref);
+	free(unused);
+	return ret;
+}

@@ -1,0 +1,43 @@
+/*
+ * fleet: one command, many hosts (--on NAMES).
+ *
+ * Every selected configuration is built by one nix call here, so that nix
+ * schedules all builds together and shared paths are built once. Then each
+ * host gets its own child process of this very program (`ACTION
+ * --store-path PATH --target-host TARGET`), at most --parallel at a time:
+ * each has its own ssh master (one handshake per host), its own deploy
+ * lock, its own failure, and reports its phases and its result on a pipe.
+ * The parent shows a live line per host on a terminal (plain timestamped
+ * lines otherwise), a summary table, and with --json a report on stdout.
+ */
+#ifndef NRR_FLEET_H
+#define NRR_FLEET_H
+
+#include "error.h"
+#include "options.h"
+#include "strvec.h"
+
+struct fleet_member {
+	char *name;		/* nixosConfigurations name */
+	char *target;		/* [user@]host */
+};
+
+/*
+ * Expands --on's list: NAME, NAME=TARGET, globs over names (the
+ * configuration names in all). user, if set, prefixes targets without one.
+ * Fills *members (malloc'ed array of n). Returns 0 or NRR_EUSAGE.
+ */
+int fleet_expand(const char *spec, const struct strvec *all, const char *user,
+		 struct fleet_member **members, size_t *n, struct nrr_err *e);
+void fleet_members_free(struct fleet_member *m, size_t n);
+
+/*
+ * Runs the whole fleet deploy. argv0 is this program; password, when set,
+ * goes to every child through a pipe. Returns 0 if every host succeeded,
+ * NRR_EFLEET if some failed, NRR_ENOSTART if none could start (evaluation
+ * or build failed), or another status with e filled.
+ */
+int fleet_run(struct options *o, const char *password, struct strvec *warnings,
+	      struct nrr_err *e);
+
+#endif

@@ -1,0 +1,126 @@
+#!/usr/bin/env bats
+# Fleets: --on deploys many configurations, each to the host of its name,
+# in parallel, with a verdict per host.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 t2 t3 b1 demo broken
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" fleet
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p'; }
+
+@test "all hosts switch, one handshake each, and the JSON report says so" {
+	fleet_reset_counts t1 t2 t3 b1 demo
+	run --separate-stderr nrr switch --flake "$F" --on 't*,b1,demo' --json
+	assert_success
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = json.load(open("report.json"))
+		assert sorted(h["name"] for h in r) == ["b1", "demo", "t1", "t2", "t3"], r
+		assert all(h["result"] == "ok" and h["storePath"].startswith("/nix/store/") for h in r), r
+		assert all(h["generation"]["after"] >= 1 for h in r), r
+	PY
+	for h in t1 t2 t3 b1 demo; do
+		[ "$(fleet_handshakes "$h")" = 1 ]
+		run last_activation "$h"
+		assert_output --partial "config=$h "
+	done
+}
+
+@test "globs select configurations, NAME=TARGET sends one to another host" {
+	retag glob
+	run --separate-stderr nrr switch --flake "$F" --on 'demo=t1'
+	assert_success
+	run last_activation t1
+	assert_output --partial "config=demo "
+	run --separate-stderr nrr test --flake "$F" --on 't[23]'
+	assert_success
+	assert_output ""
+	run last_activation t3
+	assert_output --partial "test "
+	run nrr switch --flake "$F" --on 'nothing*'
+	assert_failure 2
+	assert_output --partial "matches no configuration"
+}
+
+@test "--parallel 1 deploys one host after the other, in order" {
+	retag serial
+	run nrr switch --flake "$F" --on t1,t2,t3 --parallel 1
+	assert_success
+	a=$(at_of t1) b=$(at_of t2) c=$(at_of t3)
+	((a < b && b < c))
+	# each host starts after the one before is done
+	run grep -E ': (started|done)' <<<"$output"
+	assert_output --regexp "t1: started.*"$'\n'".*t1: done"$'\n'".*t2: started.*"$'\n'".*t2: done"$'\n'".*t3: started"
+}
+
+@test "--parallel 6 has every host in flight at once" {
+	retag wide
+	run nrr switch --flake "$F" --on t1,t2,t3,b1,demo --parallel 6
+	assert_success
+	# every start comes before the first host is done
+	first_done=$(grep -n ': done' <<<"$output" | head -n 1 | cut -d: -f1)
+	last_start=$(grep -n ': started' <<<"$output" | tail -n 1 | cut -d: -f1)
+	((last_start < first_done))
+}
+
+@test "a failing activation fails its host; without -k no new host starts (exit 12)" {
+	retag failing
+	run nrr switch --flake "$F" --on broken,t1,t2 --parallel 1 --json
+	assert_failure 12
+	assert_output --partial "1 of 3 hosts failed, 2 skipped"
+	assert_output --partial "== broken (broken): activation ('switch-to-configuration switch') on 'broken' failed with status 1"
+	run --separate-stderr nrr switch --flake "$F" --on broken,t1,t2 --parallel 1 --json -k
+	assert_failure 12
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = {h["name"]: h for h in json.load(open("report.json"))}
+		assert r["broken"]["result"] == "failed" and r["broken"]["error"]["step"] == "activate", r
+		assert r["t1"]["result"] == "ok" and r["t2"]["result"] == "ok", r
+	PY
+}
+
+@test "an evaluation error: no host starts (exit 13)" {
+	fleet_reset_counts t1
+	run nrr switch --flake "$F" --on t1,doesnotexist
+	assert_failure 13
+	assert_output --partial "attribute 'doesnotexist' missing"
+	printf 'this is not nix' >>"$F/systems.nix"
+	run nrr switch --flake "$F" --on t1,t2
+	assert_failure 13
+	assert_output --partial "evaluating the fleet's systems failed"
+	flake_copy "$F" fleet
+	[ "$(fleet_commands t1)" = 0 ]
+}
+
+@test "an unreachable host, with --keep-going: the others still switch" {
+	retag unreachable
+	# t3's sshd goes away for good: the last test of the file
+	fleet_exec t3 pkill -f 'sshd.*t3/sshd_config'
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2,t3 -k --json
+	assert_failure 12
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = {h["name"]: h for h in json.load(open("report.json"))}
+		assert r["t3"]["result"] == "failed" and r["t3"]["error"]["step"] == "connect", r
+		assert "cannot reach 't3'" in r["t3"]["error"]["message"], r
+		assert r["t1"]["result"] == "ok" and r["t2"]["result"] == "ok", r
+	PY
+}
