@@ -20,12 +20,12 @@ PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
-	lib/narinfo.o lib/cache.o lib/pkgdiff.o lib/session.o lib/fleet.o
+	lib/narinfo.o lib/cache.o lib/pkgdiff.o lib/session.o lib/fleet.o lib/progress.o
 TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
-	lib/narinfo.h lib/cache.h lib/pkgdiff.h lib/session.h lib/fleet.h
+	lib/narinfo.h lib/cache.h lib/pkgdiff.h lib/session.h lib/fleet.h lib/progress.h
 
 all: $(PROG) tests/test-tool
 
@@ -63,9 +63,15 @@ san: .deps-ok
 deps:
 	sh tests/deps.sh
 
-# The whole suite, then again against the sanitizer build.
+# A short fuzzing run of every parser harness, then the whole suite, then
+# the suite again against the sanitizer build (its summary line is last).
 check: deps all san
+	sh tests/fuzz/run.sh 10
 	sh tests/run-all.sh
+
+FUZZ_SECONDS = 300
+fuzz: .deps-ok
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 demo: deps all
 	bash examples/demo/run.sh
@@ -85,7 +91,7 @@ uninstall:
 clean:
 	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok
 
-.PHONY: all san deps check demo install uninstall clean bench
+.PHONY: all san deps check demo install uninstall clean fuzz bench
 
 bench: all
 	bench/run

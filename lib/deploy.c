@@ -2,6 +2,7 @@
 #include "deploy.h"
 #include "activate.h"
 #include "nix.h"
+#include "progress.h"
 #include "quote.h"
 
 #include <sodium.h>
@@ -398,6 +399,11 @@ int deploy_send_missing(struct deploy *d, const struct strvec *missing,
 	return send_paths(d, src, &d->target, missing, d->closure.nr, e);
 }
 
+static void feed(void *data, const char *buf, size_t n)
+{
+	progress_feed(data, buf, n);
+}
+
 static int build_remote(struct deploy *d, const char *attr, int dry,
 			struct nrr_err *e)
 {
@@ -414,12 +420,26 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 				d->build_on_target, e)))
 		goto out;
 	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
+	int render = strvec_find(&d->opt->nix_common, "--log-format") < 0;
+	if (render)
+		strvec_pushl(&args, "--log-format", "internal-json", NULL);
 	strvec_pushvec(&args, &d->opt->nix_common);
 	struct child c = CHILD_INIT;
+	struct progress pr;
 	host_script_argv(&d->build, NULL, realise_script, args.v, &c);
 	c.keep_stdin_open = 1;
-	int st = child_capture(&c, NULL, 0, &out, &err, 2, e);
+	progress_init(&pr, render ? 2 : -1, isatty(2),
+		      strvec_find(&d->opt->nix_build, "--print-build-logs") >= 0,
+		      d->opt->verbose);
+	int st = render ? child_capture_cb(&c, NULL, 0, &out, &err, feed, &pr, e)
+			: child_capture(&c, NULL, 0, &out, &err, 2, e);
+	progress_finish(&pr);
 	child_clear(&c);
+	if (render && st != 255) {
+		strbuf_reset(&err);
+		strbuf_add(&err, pr.plain.buf, pr.plain.len);
+	}
+	progress_release(&pr);
 	if (st < 0) {
 		ret = e->status;
 	} else if (run_interrupted()) {

@@ -1,5 +1,6 @@
 #include "nix.h"
 #include "options.h"
+#include "progress.h"
 #include "quote.h"
 #include "run.h"
 
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int nix_version_parse(const char *text, struct nix_version *v)
 {
@@ -156,14 +158,41 @@ int nix_drop_flag(struct strvec *argv, const char *flag)
 	return removed;
 }
 
+/* How many -v the user gave: nix's messages up to that level are shown. */
+static size_t nix_verbosity(const struct strvec *argv)
+{
+	size_t v = 0;
+	for (size_t i = 0; i < argv->nr; i++)
+		if (!strcmp(argv->v[i], "-v"))
+			v++;
+	return v;
+}
+
+static void feed_progress(void *data, const char *buf, size_t n)
+{
+	progress_feed(data, buf, n);
+}
+
+/* Our rendering of nix's log, unless the user chose a log format. */
+static int wants_progress(const struct strvec *argv)
+{
+	return strvec_find(argv, "--log-format") < 0;
+}
+
 int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 	    int quiet, int trace, struct strvec *warnings, struct nrr_err *e)
 {
 	for (int attempt = 0; attempt < 8; attempt++) {
 		struct child c = CHILD_INIT;
+		struct progress pr;
+		int render = wants_progress(argv);
 		strbuf_reset(out);
 		strbuf_reset(err);
-		strvec_pushvec(&c.args, argv);
+		strvec_push(&c.args, argv->v[0]);
+		if (render)
+			strvec_pushl(&c.args, "--log-format", "internal-json", NULL);
+		for (size_t i = 1; i < argv->nr; i++)
+			strvec_push(&c.args, argv->v[i]);
 		c.in = CHILD_NULL;
 		if (trace) {
 			struct strbuf sb = STRBUF_INIT;
@@ -171,7 +200,20 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 			fprintf(stderr, "$ %s\n", sb.buf);
 			strbuf_release(&sb);
 		}
-		int st = child_capture(&c, NULL, 0, out, err, quiet ? -1 : 2, e);
+		int st;
+		if (render) {
+			progress_init(&pr, quiet ? -1 : 2, isatty(2),
+				      strvec_find(argv, "--print-build-logs") >= 0,
+				      (int)nix_verbosity(argv));
+			st = child_capture_cb(&c, NULL, 0, out, err, feed_progress, &pr, e);
+			progress_finish(&pr);
+			/* what nix said, as text: for the error summary */
+			strbuf_reset(err);
+			strbuf_add(err, pr.plain.buf, pr.plain.len);
+			progress_release(&pr);
+		} else {
+			st = child_capture(&c, NULL, 0, out, err, quiet ? -1 : 2, e);
+		}
 		child_clear(&c);
 		if (st <= 0)
 			return st;

@@ -349,9 +349,23 @@ int fd_feed(int *fd, const char **buf, size_t *len, int keep_open)
 	return gone ? -1 : 0;
 }
 
+static void echo_chunk(void *data, const char *buf, size_t n)
+{
+	write_all(*(int *)data, buf, n);
+}
+
 int child_capture(struct child *c, const void *input, size_t inlen,
 		  struct strbuf *out, struct strbuf *err, int echo_fd,
 		  struct nrr_err *e)
+{
+	return child_capture_cb(c, input, inlen, out, err,
+				echo_fd >= 0 ? echo_chunk : NULL, &echo_fd, e);
+}
+
+int child_capture_cb(struct child *c, const void *input, size_t inlen,
+		     struct strbuf *out, struct strbuf *err,
+		     void (*on_err)(void *data, const char *buf, size_t n),
+		     void *data, struct nrr_err *e)
 {
 	const char *inp = input;
 	if (input || c->keep_stdin_open)
@@ -396,8 +410,12 @@ int child_capture(struct child *c, const void *input, size_t inlen,
 			fd_feed(&c->in_fd, &inp, &inlen, c->keep_stdin_open);
 		if (iout >= 0 && pfd[iout].revents)
 			fd_drain(&c->out_fd, out, -1);
-		if (ierr >= 0 && pfd[ierr].revents)
-			fd_drain(&c->err_fd, err, echo_fd);
+		if (ierr >= 0 && pfd[ierr].revents) {
+			size_t before = err->len;
+			fd_drain(&c->err_fd, err, -1);
+			if (on_err && err->len > before)
+				on_err(data, err->buf + before, err->len - before);
+		}
 	}
 	if (c->in_fd >= 0 && !c->keep_stdin_open) {
 		close(c->in_fd);

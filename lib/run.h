@@ -87,6 +87,12 @@ void fd_drain(int *fd, struct strbuf *sb, int echo_fd);
  * keep_open. Returns -1 (fd closed) if the reader is gone, else 0. */
 int fd_feed(int *fd, const char **buf, size_t *len, int keep_open);
 
+/* The same, handing every chunk of stderr to on_err as it arrives. */
+int child_capture_cb(struct child *c, const void *input, size_t inlen,
+		     struct strbuf *out, struct strbuf *err,
+		     void (*on_err)(void *data, const char *buf, size_t n),
+		     void *data, struct nrr_err *e);
+
 /*
  * Finds an executable named name in PATH (or name itself if it has a '/').
  * Returns a string the caller must free(), or NULL.

@@ -4,7 +4,8 @@
 set -eu
 pkgs="build-essential pkg-config libcurl4-openssl-dev libcjson-dev libsodium-dev
 nix-bin openssh-server openssh-client bats bats-support bats-assert mandoc zsh
-bash-completion fish sudo iproute2 util-linux procps python3 openssl git bsdutils coreutils"
+bash-completion fish sudo iproute2 util-linux procps python3 openssl git bsdutils coreutils
+nginx jq clang libclang-rt-14-dev"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' ||

@@ -31,7 +31,7 @@
 #                                 cache) in DIR/home
 #
 # Servers run in the background cut off from bats (fd 3 closed, stdin /dev/null); their pids
-# are kept in $CACHE_SERVER_DIR/pids, and only those are killed.
+# and start times are kept in $CACHE_SERVER_DIR/pids, and only those processes are killed.
 
 cache_servers_init() {
 	if [ -z "${CACHE_SERVER_DIR-}" ]; then
@@ -73,7 +73,7 @@ _cache_spawn() {
 	shift
 	"$@" </dev/null >"$log" 2>&1 3>&- &
 	_CACHE_PID=$!
-	echo "$_CACHE_PID" >>"$CACHE_SERVER_DIR/pids"
+	echo "$_CACHE_PID $(_cache_starttime "$_CACHE_PID")" >>"$CACHE_SERVER_DIR/pids"
 }
 
 cache_serve_static() {
@@ -182,7 +182,7 @@ cache_serve_nginx() {
 	*) _cache_err "cache_serve_nginx: unknown mode '$mode'"; return 1 ;;
 	esac
 	# Another process may take the port between the look and nginx's bind: try again.
-	for try in 1 2 3 4 5; do
+	for ((try = 0; try < 5; try++)); do
 		port=$(cache_closed_url) && port=${port##*:}
 		cat >"$d/nginx.conf" <<-EOF
 			# test binary cache (tests/lib/cache-server.bash)
@@ -221,11 +221,33 @@ cache_serve_nginx() {
 	_cache_err "nginx did not start: $(tail -n 5 "$d/error.log" "$d/out.log")"
 }
 
+# Print the start time of process PID (field 22 of /proc/PID/stat, counted after the command
+# name), or nothing if it is gone or a zombie: with the pid it names a process for good.
+_cache_starttime() {
+	local stat rest
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	rest=${stat##*) }
+	# shellcheck disable=SC2086 # split the fields on purpose
+	set -- $rest
+	[ "$1" = Z ] || printf '%s\n' "${20}"
+}
+
 cache_servers_stop() {
-	local pid
+	local pid start i
 	[ -n "${CACHE_SERVER_DIR-}" ] && [ -f "$CACHE_SERVER_DIR/pids" ] || return 0
-	while read -r pid; do
-		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	while read -r pid start; do
+		# only the process we started, not another that got its pid since
+		if [ -z "$start" ] || [ "$(_cache_starttime "$pid")" != "$start" ]; then
+			continue
+		fi
+		kill "$pid" 2>/dev/null || continue
+		# Reap our own children; wait up to 5 s for others (started in a subshell).
+		wait "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			[ "$(_cache_starttime "$pid")" = "$start" ] || continue 2
+			sleep 0.05
+		done
+		kill -9 "$pid" 2>/dev/null || true
 	done <"$CACHE_SERVER_DIR/pids"
 	: >"$CACHE_SERVER_DIR/pids"
 	return 0
@@ -240,9 +262,13 @@ cache_nix_init() {
 cache_nix() {
 	local dir=$1
 	shift
-	[ -d "$dir/nix" ] && [ -d "$dir/etc-nix" ] || { _cache_err "no private store in '$dir'"; return 1; }
+	if [ ! -d "$dir/nix" ] || [ ! -d "$dir/etc-nix" ]; then
+		_cache_err "no private store in '$dir'"
+		return 1
+	fi
 	# The mounts must succeed, or CMD would run against the machine's store: sh -e. The
 	# private nix.conf rules: no NIX_CONFIG, no NIX_REMOTE from outside.
+	# shellcheck disable=SC2016 # expanded by that sh
 	env -u NIX_CONFIG -u NIX_REMOTE HOME="$dir/home" XDG_CACHE_HOME="$dir/home/.cache" \
 		unshare -m --propagation private sh -ec \
 		'mount --bind "$1/nix" /nix; mount --bind "$1/etc-nix" /etc/nix; shift; exec "$@"' \
