@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -285,6 +286,7 @@ int activation_begin(struct activation_session *as, const struct host *h,
 			ret = fail_from_status(h, el, &none, st, as->s.err.buf, e);
 		}
 		as->started = 0;
+		session_release(&as->s);
 	}
 	strbuf_release(&line);
 	return ret;
@@ -458,7 +460,8 @@ void activation_end(struct activation_session *as)
 char *activation_holder(void)
 {
 	char host[256] = "?";
-	const char *user = getenv("USER");
+	struct passwd *pw = getpwuid(getuid());
+	const char *user = pw ? pw->pw_name : getenv("USER");
 	char when[32] = "";
 	time_t now = time(NULL);
 	struct tm tm;

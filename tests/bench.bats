@@ -32,8 +32,8 @@ tool = [r for r in d["results"] if r["implementation"] == "nixos-rebuild-remote"
 assert len(tool) == 1 and tool[0]["runs"] == 1 and tool[0]["failed"] == 0, tool
 for r in d["results"]:
     assert r["wall_s"]["median"] > 0, r
-    assert r["handshakes"]["t1"] >= 1 and r["remote_commands"]["t1"] >= 1, r
-    assert r["bytes"]["t1"]["sent"] > 0 and r["bytes"]["t1"]["received"] > 0, r
+    assert r["handshakes"]["tgt"] >= 1 and r["remote_commands"]["tgt"] >= 1, r
+    assert r["bytes"]["tgt"]["sent"] > 0 and r["bytes"]["tgt"]["received"] > 0, r
 print("ok", len(d["results"]))
 ' quick.json
 	assert_success

@@ -161,13 +161,13 @@ make_flake() {
 	assert_output "$(nixos-rebuild-remote --complete actions | sort -u)"
 }
 
-@test "bash: --targ completes to --target-host" {
-	run complete_in bash 'nixos-rebuild-remote switch --targ'
+@test "bash: --target-h completes to --target-host" {
+	run complete_in bash 'nixos-rebuild-remote switch --target-h'
 	assert_output '--target-host'
 }
 
-@test "zsh: --targ completes to --target-host" {
-	run complete_in zsh 'nixos-rebuild-remote switch --targ'
+@test "zsh: --target-h completes to --target-host" {
+	run complete_in zsh 'nixos-rebuild-remote switch --target-h'
 	assert_output '--target-host'
 }
 
@@ -302,7 +302,7 @@ check_files() {
 	run complete_in bash 'nixos-rebuild sw' \
 		'alias nixos-rebuild=nixos-rebuild-remote; _completion_loader nixos-rebuild-remote'
 	assert_output 'switch'
-	run complete_in bash 'nixos-rebuild switch --targ' \
+	run complete_in bash 'nixos-rebuild switch --target-h' \
 		'alias nixos-rebuild=nixos-rebuild-remote; _completion_loader nixos-rebuild-remote'
 	assert_output '--target-host'
 }
@@ -310,7 +310,7 @@ check_files() {
 @test "zsh: nixos-rebuild aliased to nixos-rebuild-remote completes the same" {
 	run complete_in zsh 'nixos-rebuild sw' 'alias nixos-rebuild=nixos-rebuild-remote'
 	assert_output 'switch'
-	run complete_in zsh 'nixos-rebuild switch --targ' 'alias nixos-rebuild=nixos-rebuild-remote'
+	run complete_in zsh 'nixos-rebuild switch --target-h' 'alias nixos-rebuild=nixos-rebuild-remote'
 	assert_output '--target-host'
 }
 

@@ -138,7 +138,7 @@ ssh_() {
 	run fleet_exec t1 "$SYSTEM/bin/switch-to-configuration" test
 	assert_success
 	run fleet_exec t1 cat /run/nrr-activations
-	assert_output "test $SYSTEM/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER= uid=0 config=t1"
+	assert_output --regexp "^test $SYSTEM/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER= uid=0 config=t1 at=[0-9]+$"
 	run fleet_exec t1 readlink /run/current-system
 	assert_output "$SYSTEM"
 	run -1 fleet_exec t2 test -e /run/nrr-activations
@@ -165,7 +165,7 @@ local_activations() {
 	broken=$(fleet_build "$FLAKE#nixosConfigurations.broken.config.system.build.toplevel")
 	run -1 fleet_local env NIXOS_INSTALL_BOOTLOADER=1 "$broken/bin/switch-to-configuration" boot
 	run local_activations
-	assert_output "boot $broken/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER=1 uid=0 config=broken"
+	assert_output --regexp "^boot $broken/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER=1 uid=0 config=broken at=[0-9]+$"
 }
 
 @test "a specialisation is a system of its own, and its switch-to-configuration says so" {
@@ -175,7 +175,7 @@ local_activations() {
 	run fleet_local "$SYSTEM/specialisation/spec1/bin/switch-to-configuration" test
 	assert_success
 	run local_activations
-	assert_output "test $spec/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER= uid=0 config=t1/spec1"
+	assert_output --regexp "^test $spec/bin/switch-to-configuration NIXOS_INSTALL_BOOTLOADER= uid=0 config=t1/spec1 at=[0-9]+$"
 }
 
 @test "the nostc configuration has all of a system but switch-to-configuration" {

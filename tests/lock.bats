@@ -19,6 +19,12 @@ teardown_file() {
 setup() {
 	load lib/common
 	cd "$BATS_TEST_TMPDIR"
+	FLEET_BG_PID=
+}
+
+teardown() {
+	# a deploy a failed test left in the background must not hold the lock
+	[ -z "$FLEET_BG_PID" ] || { kill -KILL "$FLEET_BG_PID" 2>/dev/null; wait "$FLEET_BG_PID" 2>/dev/null; } || true
 }
 
 # Starts a deploy of the slow configuration in the background and waits
