@@ -34,6 +34,8 @@
  *        and NIXOS_SWITCH_USE_DIRTY_ENV (ssh and sudo would not pass them on)
  *  novalidate  1: skip the kernel/init/architecture checks
  *  subst 1: let the target substitute what it lacks first
+ *  plan  1: report the target's nix settings, so that the deployer can ask
+ *        its caches and send "fetch" with the paths they serve
  *  confirm  seconds: arm a watchdog that restores the running system and
  *        the profile unless a fresh connection removes $token in time
  *  token the watchdog's token file
@@ -53,7 +55,7 @@ static const char activate_script[] =
 	"  fi 2>/dev/null\n"
 	"fi\n"
 	"echo ready\n"
-	"for v in act top prof spec ib op diff ask nocheck dirty novalidate subst confirm token; do\n"
+	"for v in act top prof spec ib op diff ask nocheck dirty novalidate subst plan confirm token; do\n"
 	"  IFS= read -r \"$v\" || exit 0\n"
 	"done\n"
 	"paths=\n"
@@ -66,10 +68,27 @@ static const char activate_script[] =
 	"    missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
 	"  fi\n"
 	"fi\n"
-	"[ -z \"$missing\" ] || printf '%s\\n' \"$missing\"\n"
-	"echo .\n"
+	/* with plan, what the target trusts: the deployer asks its caches */
+	"if [ \"$plan\" = 1 ] && [ -n \"$missing\" ]; then\n"
+	"  echo nixconf\n"
+	"  { nix show-config --json 2>/dev/null || nix config show --json 2>/dev/null; } | tr -d '\\n'\n"
+	"  echo\n"
+	"fi\n"
+	"while :; do\n"
+	"  [ -z \"$missing\" ] || printf '%s\\n' \"$missing\"\n"
+	"  echo .\n"
+	"  [ -n \"$missing\" ] || break\n"
+	"  IFS= read -r go || exit 0\n"
+	"  [ \"$go\" = fetch ] || break\n"
+	/* the paths its caches serve: fetched before the rest is sent, which
+	 * may refer to them */
+	"  fetch=\n"
+	"  while IFS= read -r p && [ \"$p\" != . ]; do fetch=\"$fetch $p\"; done\n"
+	"  nix-store --realise $fetch >&2 || echo \"could not substitute all of it\" >&2\n"
+	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
+	"done\n"
 	"if [ -n \"$missing\" ]; then\n"
-	"  IFS= read -r go && [ \"$go\" = go ] || exit 0\n"
+	"  [ \"$go\" = go ] || exit 0\n"
 	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
 	"  [ -z \"$missing\" ] || { echo \"still missing: $missing\" >&2; exit 247; }\n"
 	"fi\n"
@@ -313,7 +332,8 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	send_line(&msg, env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"));
 	send_line(&msg, env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"));
 	send_line(&msg, a->no_validate ? "1" : "");
-	send_line(&msg, a->substitute ? "1" : "");
+	send_line(&msg, a->substitute == 1 ? "1" : "");
+	send_line(&msg, a->substitute == 2 ? "1" : "");
 	send_line(&msg, confirm);
 	send_line(&msg, a->token);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
@@ -321,6 +341,43 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	send_line(&msg, ".");
 	a->incomplete = 0;
 	session_send(&as->s, msg.buf, msg.len);
+	for (;;) {
+		if (session_line(&as->s, &line)) {
+			int st = session_finish(&as->s);
+			as->started = 0;
+			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+			break;
+		}
+		if (!strcmp(line.buf, "."))
+			break;
+		if (!strcmp(line.buf, "nixconf")) {
+			if (!session_line(&as->s, &line) && a->nixconf)
+				strbuf_add(a->nixconf, line.buf, line.len);
+			continue;
+		}
+		if (a->missing)
+			strvec_push(a->missing, line.buf);
+		a->incomplete = 1;
+	}
+	strbuf_release(&msg);
+	strbuf_release(&line);
+	return ret;
+}
+
+int activation_fetch(struct activation_session *as, struct activation *a,
+		     const struct strvec *paths, struct nrr_err *e)
+{
+	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
+	int ret = 0;
+
+	strbuf_addstr(&msg, "fetch\n");
+	for (size_t i = 0; i < paths->nr; i++)
+		strbuf_addf(&msg, "%s\n", paths->v[i]);
+	strbuf_addstr(&msg, ".\n");
+	session_send(&as->s, msg.buf, msg.len);
+	if (a->missing)
+		strvec_clear(a->missing);
+	a->incomplete = 0;
 	for (;;) {
 		if (session_line(&as->s, &line)) {
 			int st = session_finish(&as->s);

@@ -44,7 +44,9 @@ struct activation {
 	 * all of it (letting it substitute first if substitute): if not, it
 	 * changes nothing, sets incomplete and fills missing. */
 	const struct strvec *closure;
-	int substitute;
+	int substitute;		/* 1: -s, the target tries its caches for all
+				 * it lacks; 2: auto, we ask them (plan) */
+	struct strbuf *nixconf;	/* auto: the target's settings, as JSON */
 	struct strvec *missing;
 	int incomplete;
 
@@ -84,6 +86,10 @@ int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e);
 int activation_go(struct activation_session *as, struct activation *a,
 		  struct nrr_err *e);
+/* After offer: the target substitutes paths (its caches serve them);
+ * a->missing and a->incomplete say what it still lacks. */
+int activation_fetch(struct activation_session *as, struct activation *a,
+		     const struct strvec *paths, struct nrr_err *e);
 void activation_end(struct activation_session *as);
 
 /* "user@host (pid N) since DATE": who holds a lock. Caller frees. */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "deploy.h"
 #include "activate.h"
+#include "cache.h"
 #include "nix.h"
 #include "progress.h"
 #include "quote.h"
@@ -581,6 +582,61 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 	return ok;
 }
 
+/*
+ * --use-substitutes=auto: asks the caches the target trusts which of the
+ * paths it lacks they serve, with signatures it would accept; the target
+ * fetches those itself, and only the rest is pushed. When no cache serves
+ * anything, the target is not asked to try (no time-outs against caches
+ * it cannot reach).
+ */
+static int plan_and_fetch(struct deploy *d, struct activation *a,
+			  const struct strbuf *nixconf, struct nrr_err *e)
+{
+	struct nix_settings ns;
+	struct cache_config cfg;
+	struct cache_result res = CACHE_RESULT_INIT;
+	struct strvec fetch = STRVEC_INIT;
+	struct nrr_err qe = { 0 };
+	unsigned long long fetch_bytes = 0;
+	size_t lacked = a->missing->nr;
+	int ret = 0;
+
+	nix_settings_init(&ns);
+	cache_config_init(&cfg);
+	if (nixconf->len && !nix_settings_from_json(&ns, nixconf->buf, nixconf->len, &qe)) {
+		cache_config_from_settings(&cfg, &ns);
+		if (!cache_query(&cfg, a->missing, &res, &qe)) {
+			for (size_t i = 0; i < res.nr; i++) {
+				struct cache_answer *an = &res.answers[i];
+				if (an->state == CACHE_PRESENT &&
+				    (an->trust == NARINFO_VERIFIED || !cfg.require_sigs)) {
+					strvec_push(&fetch, an->path);
+					fetch_bytes += an->info.file_size ? an->info.file_size
+									  : an->info.nar_size;
+				}
+			}
+			for (size_t i = 0; i < res.nr_caches; i++)
+				if (res.caches[i].error && d->trace)
+					fprintf(stderr, "warning: %s\n", res.caches[i].error);
+		}
+	}
+	if (qe.msg[0])
+		strvec_pushf(d->warnings, "cannot ask '%s''s caches: %s; pushing everything",
+			     d->target.name, qe.msg);
+	fprintf(stderr, "plan for '%s': %zu of %zu paths present, %zu from its caches (%.1f MiB), %zu to push\n",
+		d->target.name, d->closure.nr - lacked, d->closure.nr, fetch.nr,
+		(double)fetch_bytes / (1024.0 * 1024.0), lacked - fetch.nr);
+	if (fetch.nr) {
+		deploy_phase(d, "fetch");
+		ret = activation_fetch(&d->as, a, &fetch, e);
+	}
+	strvec_clear(&fetch);
+	cache_result_release(&res);
+	cache_config_release(&cfg);
+	nix_settings_release(&ns);
+	return ret;
+}
+
 int deploy_lock(struct deploy *d, struct nrr_err *e)
 {
 	char *holder;
@@ -621,10 +677,15 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	/* the activation checks the target's store itself: with nothing to
 	 * copy, the whole deploy is this one remote conversation */
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
+	struct strbuf nixconf = STRBUF_INIT;
 	a->substitute = d->opt->substitutes;
 	a->missing = &missing;
+	a->nixconf = &nixconf;
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
+	if (!ret && a->incomplete && a->substitute == 2)
+		ret = plan_and_fetch(d, a, &nixconf, e);
+	strbuf_release(&nixconf);
 	if (!ret && a->incomplete) {
 		deploy_phase(d, "copy");
 		ret = deploy_send_missing(d, &missing, e);

@@ -265,7 +265,8 @@ static void child_argv(const struct options *o, const struct fleet_host *h,
 	if (o->no_validate)
 		strvec_push(argv, "--no-validate");
 	if (o->substitutes)
-		strvec_push(argv, "--use-substitutes");
+		strvec_push(argv, o->substitutes == 2 ? "--use-substitutes=auto"
+						      : "--use-substitutes");
 	if (o->confirm_timeout)
 		strvec_pushf(argv, "--confirm-timeout=%d", o->confirm_timeout);
 	for (int i = 0; i < o->verbose; i++)

@@ -40,7 +40,7 @@ const struct option_spec option_table[] = {
 	{ "copy-direct", 0, 0, OPT_COPY_DIRECT, 0, OF_NEW, S_HOSTS, NULL,
 	  "the build host copies to the target itself instead of through this machine" },
 	{ "use-substitutes", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
-	  "let hosts fetch paths from their own binary caches before copying" },
+	  "let hosts fetch paths from their own binary caches before copying (=auto: ask their caches first, fetch only what they serve)" },
 	{ "substitute-on-destination", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
 	  "alias of --use-substitutes" },
 	{ "elevate", 0, 1, OPT_ELEVATE, 0, 0, S_HOSTS, "none|sudo|run0",
@@ -386,6 +386,15 @@ static int parse_words(struct options *o, int argc, const char *const *argv,
 			if (!s)
 				return nrr_fail(e, NRR_EUSAGE,
 						"unrecognized option '%s'", spelled);
+			/* --use-substitutes=auto: ours; bare, it keeps ng's meaning */
+			if (s->id == OPT_USE_SUBSTITUTES && eq) {
+				if (strcmp(eq + 1, "auto"))
+					return nrr_fail(e, NRR_EUSAGE,
+							"argument %s: expected 'auto' after '=', got '%s'",
+							spelled, eq + 1);
+				o->substitutes = 2;
+				continue;
+			}
 			if (s->nargs == 0 && eq)
 				return nrr_fail(e, NRR_EUSAGE,
 						"argument %s: ignored explicit argument '%s'",

@@ -1,0 +1,77 @@
+#!/usr/bin/env bats
+# --use-substitutes=auto: the deployer asks the target's own binary caches
+# (with the target's keys) what they serve; the target fetches that, the
+# rest is pushed.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
+	cache_servers_init
+	fleet_start t1 t2
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" plan
+	export C=$BATS_FILE_TMPDIR/cache
+	mkdir -p "$C/www"
+	fleet_local nix-store --generate-binary-cache-key test-1 "$C/sk" "$C/pk"
+	fleet_local nix-store --generate-binary-cache-key other-1 "$C/other-sk" "$C/other-pk"
+	export URL
+	URL=$(cache_serve_static "$C/www")
+}
+
+teardown_file() {
+	load lib/common
+	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
+	cache_servers_stop
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR"
+}
+
+# Puts the shared package of configuration $1 into the cache, signed with
+# key $2, and points host $3 at the cache with key file $4.
+cache_sw() {
+	sw=$(fleet_local nix-store -qR "$(toplevel "$1")" | grep nrr-sw)
+	fleet_local nix copy --to "file://$C/www?secret-key=$C/$2" "$sw"
+	fleet_exec "$3" sh -c "printf 'substituters = %s\ntrusted-public-keys = %s\n' '$URL' '$(cat "$C/$4")' >>/etc/nix/nix.conf"
+	echo "$sw"
+}
+
+@test "what the target's cache serves is fetched by the target, the rest pushed" {
+	retag fetch1
+	sw=$(cache_sw t1 sk t1 pk)
+	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=auto
+	assert_success
+	assert_output --regexp "plan for 't1': 0 of 5 paths present, 1 from its caches \([0-9.]+ MiB\), 4 to push"
+	fleet_exec t1 nix-store --check-validity "$sw"
+	# the target fetched it from the cache
+	grep -q "GET /nar/" "$CACHE_SERVER_DIR"/static.*
+}
+
+@test "a cache whose signatures the target would refuse is not used" {
+	retag fetch2
+	sw=$(cache_sw t2 other-sk t2 pk)
+	run nrr switch --flake "$F#t2" --target-host t2 --use-substitutes=auto
+	assert_success
+	assert_output --partial "0 from its caches"
+	fleet_exec t2 nix-store --check-validity "$sw"
+}
+
+@test "nothing served: the target is not asked to try its caches" {
+	retag fetch3
+	before=$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)
+	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=auto
+	assert_success
+	assert_output --partial "0 from its caches"
+	# the narinfos were asked for, by us; no NAR was fetched
+	[ "$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)" = "$before" ]
+}
+
+@test "--use-substitutes takes no other value" {
+	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=always
+	assert_failure 2
+}
