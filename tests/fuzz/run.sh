@@ -3,7 +3,8 @@
 # SECONDS (default 10) from its seed corpus (corpus/NAME, never written to: new inputs go to a
 # temp dir). `make check` runs it briefly, `make fuzz` longer.
 #
-#   sh tests/fuzz/run.sh [SECONDS] [HARNESS...]    HARNESS: narinfo config base32 (default all)
+#   sh tests/fuzz/run.sh [SECONDS] [HARNESS...]    HARNESS: narinfo config base32 parsers
+#                                                  (default all)
 #
 # A crash, leak or sanitizer report fails the run; the input that caused it is kept in
 # tests/fuzz/crashes/ (replay: the printed build command, then ./fuzz-NAME FILE).
@@ -13,7 +14,7 @@ secs=${1:-10}
 [ $# -gt 0 ] && shift
 cd "$(dirname "$0")/../.."
 root=$PWD
-harnesses=${*:-narinfo config base32}
+harnesses=${*:-narinfo config base32 parsers}
 cc=${FUZZ_CC:-clang}
 if ! command -v "$cc" >/dev/null 2>&1; then
 	echo "error: '$cc' not found: the fuzz harnesses need clang with libFuzzer" >&2
@@ -33,9 +34,10 @@ export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0
 export UBSAN_OPTIONS=print_stacktrace=1
 for h in $harnesses; do
 	case $h in
-	config) srcs="$common lib/cache.c lib/run.c" ;;
+	config) srcs="$common lib/nixconf.c" ;;
 	narinfo | base32) srcs=$common ;;
-	*) echo "error: unknown harness '$h' (narinfo, config, base32)" >&2; exit 2 ;;
+	parsers) srcs=$(ls lib/*.c) ;;
+	*) echo "error: unknown harness '$h' (narinfo, config, base32, parsers)" >&2; exit 2 ;;
 	esac
 	# shellcheck disable=SC2086,SC2090 # word lists on purpose
 	if ! $cc $flags -o "$out/fuzz-$h" "tests/fuzz/fuzz-$h.c" $srcs $pc 2>"$out/build-$h.log"; then
@@ -49,7 +51,7 @@ for h in $harnesses; do
 	# In $out: parallel jobs write their fuzz-N.log to the working directory.
 	# shellcheck disable=SC2086
 	if (cd "$out" && ./"fuzz-$h" -max_total_time="$secs" -max_len=8192 -timeout=10 \
-		-rss_limit_mb=2048 -dict="$root/tests/fuzz/$h.dict" $jobs \
+		-rss_limit_mb=2048 $([ -f "$root/tests/fuzz/$h.dict" ] && echo "-dict=$root/tests/fuzz/$h.dict") $jobs \
 		-artifact_prefix="$out/crash-$h/" -print_final_stats=1 \
 		"$out/corpus-$h" "$root/tests/fuzz/corpus/$h") >"$out/run-$h.log" 2>&1; then
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/run-$h.log" | tail -n 1)

@@ -1,0 +1,118 @@
+/*
+ * libFuzzer harness: every parser of what reaches us from outside, on any
+ * bytes. The first byte picks the parser; the rest is its input:
+ *   0 NIX_SSHOPTS splitting (and quoting back: what splits, quotes and
+ *     splits again to the same words)
+ *   1 `ssh -G` output          2 flake references and names
+ *   3 `nix build --json`       4 nix error output
+ *   5 generation listings      6 closure listings with sizes
+ *   7 the command line (NUL-separated words)
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/generations.h"
+#include "../../lib/nix.h"
+#include "../../lib/options.h"
+#include "../../lib/pkgdiff.h"
+#include "../../lib/quote.h"
+#include "../../lib/ssh.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
+
+static void words(const char *s)
+{
+	struct strvec a = STRVEC_INIT, b = STRVEC_INIT;
+	struct strbuf q = STRBUF_INIT;
+	const char *why;
+	if (!split_cmdline(s, &a, &why)) {
+		sq_quote_argv(&q, a.v);
+		if (split_cmdline(q.buf, &b, &why) || a.nr != b.nr)
+			abort();
+		for (size_t i = 0; i < a.nr; i++)
+			if (strcmp(a.v[i], b.v[i]))
+				abort();
+	}
+	strvec_clear(&a);
+	strvec_clear(&b);
+	strbuf_release(&q);
+}
+
+static void argv_of(const char *s, size_t n)
+{
+	struct strvec v = STRVEC_INIT;
+	struct options o;
+	struct nrr_err e;
+	strvec_push(&v, "nixos-rebuild-remote");
+	for (size_t i = 0; i < n; i += strlen(s + i) + 1)
+		strvec_push(&v, s + i);
+	options_init(&o);
+	options_parse(&o, (int)v.nr, v.v, &e);
+	options_release(&o);
+	strvec_clear(&v);
+}
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+{
+	if (!size)
+		return 0;
+	/* a NUL-terminated copy; parsers of text stop at the first NUL */
+	char *s = malloc(size + 1);
+	memcpy(s, data + 1, size - 1);
+	s[size - 1] = '\0';
+	switch (data[0] % 8) {
+	case 0:
+		words(s);
+		break;
+	case 1: {
+		struct ssh_config c;
+		ssh_config_parse(s, &c);
+		ssh_config_release(&c);
+		struct nrr_err e;
+		ssh_check_name(s, &e);
+		break;
+	}
+	case 2: {
+		char *ref, *name, *attr;
+		struct nrr_err e;
+		nix_split_flake(s, &ref, &name);
+		if (!nix_check_config_name(name, &e)) {
+			attr = nix_flake_attr(ref, name, "config.system.build.toplevel");
+			free(attr);
+		}
+		free(ref);
+		free(name);
+		break;
+	}
+	case 3:
+		free(nix_build_json_out(s));
+		break;
+	case 4: {
+		char buf[512];
+		nix_error_summary(s, buf, sizeof(buf));
+		nix_error_is_build(s);
+		free(nix_unknown_flag(s));
+		break;
+	}
+	case 5: {
+		struct generation *g;
+		int n;
+		generations_parse(s, &g, &n);
+		generations_previous(g, n);
+		generations_free(g, n);
+		break;
+	}
+	case 6: {
+		struct pkgdiff_closure c = PKGDIFF_CLOSURE_INIT;
+		struct nrr_err e;
+		pkgdiff_closure_parse(&c, s, &e);
+		pkgdiff_closure_release(&c);
+		break;
+	}
+	case 7:
+		argv_of(s, size - 1);
+		break;
+	}
+	free(s);
+	return 0;
+}
