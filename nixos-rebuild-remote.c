@@ -41,6 +41,7 @@ struct run {
 	struct deploy d;
 	char *password;		/* sodium_malloc'ed, wiped at exit */
 	struct nrr_err err;
+	struct cJSON *diff;	/* the target's diff, for the --json report */
 };
 
 /* OpenSSH's sanitise_stdfd: never let a file we open become fd 0-2. */
@@ -107,6 +108,8 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	}
 	fputs(sb.buf, stderr);
 	strbuf_release(&sb);
+	if (r->opt.json && !r->diff)
+		r->diff = pkgdiff_to_json(pd);
 	if (r->opt.ask && !r->opt.yes) {
 		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 		char c = 0, answer = 0;
@@ -232,6 +235,41 @@ static int upgrade_channels(struct run *r)
 	return ret;
 }
 
+/*
+ * The --json report of a deploy to one host, on stdout: what the --on
+ * report says of each host, and the diff.
+ */
+static void report_json(struct run *r, int status)
+{
+	struct deploy *d = &r->d;
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddStringToObject(j, "target", d->target.name ? d->target.name : "localhost");
+	cJSON_AddStringToObject(j, "action", r->opt.action);
+	cJSON_AddStringToObject(j, "result", status ? "failed" : "ok");
+	cJSON_AddNumberToObject(j, "status", status);
+	if (status) {
+		cJSON *err = cJSON_AddObjectToObject(j, "error");
+		cJSON_AddStringToObject(err, "message", r->err.msg);
+	}
+	if (d->toplevel)
+		cJSON_AddStringToObject(j, "storePath", d->toplevel);
+	cJSON *gen = cJSON_AddObjectToObject(j, "generation");
+	if (d->gen_before)
+		cJSON_AddNumberToObject(gen, "before", d->gen_before);
+	if (d->gen_after)
+		cJSON_AddNumberToObject(gen, "after", d->gen_after);
+	cJSON_AddNumberToObject(j, "pathsCopied", (double)d->paths_copied);
+	cJSON_AddNumberToObject(j, "bytesCopied", (double)d->bytes_copied);
+	if (r->diff) {
+		cJSON_AddItemToObject(j, "diff", r->diff);
+		r->diff = NULL;
+	}
+	char *text = cJSON_Print(j);
+	puts(text);
+	free(text);
+	cJSON_Delete(j);
+}
+
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -270,7 +308,7 @@ static int do_build_and_activate(struct run *r)
 			.specialisation = r->opt.specialisation,
 			.install_bootloader = r->opt.install_bootloader,
 			.diff = r->opt.diff == 1 || (r->opt.diff < 0 && isatty(2)) ||
-				r->opt.ask,
+				r->opt.ask || (r->opt.json && r->opt.diff != 0),
 			.ask = r->opt.ask,
 			.on_diff = show_diff,
 			.on_diff_data = r,
@@ -296,6 +334,10 @@ static int do_build_and_activate(struct run *r)
 	}
 	else if (activating || is(r, "build"))
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
+	if (r->opt.json && activating) {
+		report_json(r, 0);
+		return 0;
+	}
 	printf("%s\n", d->toplevel);
 	return 0;
 }
@@ -550,6 +592,10 @@ int main(int argc, char **argv)
 	ret = dispatch(&r);
 	if (r.opt.progress_fd >= 0)
 		report_result(&r, run_interrupted() && ret ? 128 + run_interrupted() : ret);
+	/* a failed deploy is reported too: scripts read stdout either way */
+	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
+	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") || is(&r, "dry-activate")))
+		report_json(&r, ret);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();
@@ -567,6 +613,7 @@ done:
 	flush_warnings(&r.warnings);
 	if (r.password)
 		sodium_free(r.password);	/* wipes it */
+	cJSON_Delete(r.diff);
 	options_release(&r.opt);
 	return ret;
 }

@@ -97,7 +97,7 @@ const struct option_spec option_table[] = {
 	{ "quiet", 0, 0, OPT_QUIET, G_COMMON, 0, S_OUT, NULL,
 	  "less output from nix" },
 	{ "json", 0, 0, OPT_JSON, 0, 0, S_OUT, NULL,
-	  "machine-readable output (list-generations)" },
+	  "machine-readable output on stdout: generations, or a report of the deploy (with the diff)" },
 	{ "diff", 0, 0, OPT_DIFF, 0, 0, S_OUT, NULL,
 	  "show what changes on the target (packages, sizes) even when not on a terminal" },
 	{ "no-diff", 0, 0, OPT_NO_DIFF, 0, OF_NEW, S_OUT, NULL,

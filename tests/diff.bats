@@ -46,6 +46,22 @@ nrr_tty() {
 	[ "$(fleet_commands t1)" = 2 ]
 }
 
+@test "--json reports the deploy with its diff on stdout" {
+	packages hello-2.12.3 ripgrep-14.1.0 linux-6.6.1
+	run --separate-stderr nrr switch --flake "$F#pkgs" --target-host t1 --json
+	assert_success
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = json.load(open("report.json"))
+		assert r["result"] == "ok" and r["target"] == "t1", r
+		assert r["storePath"].startswith("/nix/store/"), r
+		assert r["generation"]["after"] == r["generation"]["before"] + 1, r
+		assert [c["name"] for c in r["diff"]["changed"]] == ["hello"], r["diff"]
+		assert r["diff"]["changed"][0]["new_versions"] == ["2.12.3"], r["diff"]
+	PY
+}
+
 @test "a no-op deploy with --diff says so and costs one remote command" {
 	fleet_reset_counts t1
 	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
