@@ -1,0 +1,69 @@
+# Configurations that bench/run deploys:
+#
+#   small   a system of 3 paths (toplevel, sw, etc), like the test flake's t1: noop and
+#           build-host deploy it
+#   fresh   a system whose closure is 43 paths, about 20 MiB: 40 files of 512 KiB, of which
+#           32 do not depend on the tag (bench/run seeds the target with them: about 80% of
+#           the bytes are there already) and 8 do, plus sw, etc and the toplevel. Every new
+#           tag makes 11 new paths, about 4 MiB to copy.
+#   heavy   small, but its evaluation costs about 2 s: its toplevel carries the result of a
+#           pointless pure computation, sized by the file `heavy-n` that bench/run calibrates
+#           on the machine at hand.
+#
+# The systems look like the test systems (tests/flake/build-system.sh), with builders of their
+# own (build-bench-*.sh) so that the test flake may change: bin/switch-to-configuration that
+# records its calls, nixos-version, kernel, ...
+{ tag ? builtins.readFile ./tag, heavyN ? builtins.readFile ./heavy-n }:
+let
+  strip = s: builtins.replaceStrings [ "\n" "\r" " " "\t" ] [ "" "" "" "" ] s;
+  tag' = strip tag;
+  system = "x86_64-linux";
+
+  drv = name: script: attrs: derivation ({
+    inherit name system;
+    builder = "/bin/sh";
+    args = [ script ];
+    PATH = "/usr/bin:/bin";
+  } // attrs);
+
+  # 512 KiB of `seed` repeated: deterministic, and as big in the store as on the wire (nothing
+  # is compressed on the way: the benchmark's ssh config leaves Compression off).
+  blob = seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
+    inherit seed;
+    size = toString (512 * 1024);
+  };
+  shared = builtins.genList (i: blob "shared-${toString i}") 32;
+  tagged = builtins.genList (i: blob "${tag'}-${toString i}") 8;
+
+  mkSystem = { name, blobs, extra ? { } }:
+    let
+      sw = drv "nrr-sw-${name}-${tag'}" ./build-bench-sw.sh {
+        tag = tag';
+        blobs = builtins.concatStringsSep " " (map toString blobs);
+      };
+      etc = drv "nrr-etc-${name}-${tag'}" ./build-bench-etc.sh { label = name; inherit sw; };
+      toplevel = drv "nixos-system-${name}-25.05.${tag'}" ./build-bench-system.sh ({
+        label = name;
+        tag = tag';
+        hostSystem = system;
+        inherit sw etc;
+      } // extra);
+    in {
+      config = {
+        system.build = { inherit toplevel; };
+        nixpkgs.hostPlatform.system = system;
+        networking.hostName = name;
+      };
+    };
+
+  # n times a sum of 1000 products: the cost grows with n (about 2 s for n = 12000 on the
+  # bench machine); bench/run calibrates n (the file heavy-n) to 2 s on the machine at hand.
+  # Nested folds over short lists keep memory flat: each inner list is garbage once summed.
+  n = builtins.fromJSON (strip heavyN);
+  inner = i: builtins.foldl' (a: j: a + i * j) 0 (builtins.genList (x: x) 1000);
+  weight = builtins.foldl' (acc: i: acc + inner i) 0 (builtins.genList (x: x) n);
+in {
+  small = mkSystem { name = "small"; blobs = [ ]; };
+  fresh = mkSystem { name = "fresh"; blobs = shared ++ tagged; };
+  heavy = mkSystem { name = "heavy"; blobs = [ ]; extra = { weight = toString weight; }; };
+}
