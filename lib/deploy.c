@@ -180,18 +180,20 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 int deploy_connect(struct deploy *d, int need_target, int need_build,
 		   struct nrr_err *e)
 {
-	int ret;
+	struct ssh_host *hosts[2];
+	int n = 0, ret = 0;
+
 	deploy_phase(d, "connect");
-	if (need_target && d->target_remote &&
-	    (ret = ssh_host_connect(&d->ssh, &d->target_ssh, e)))
-		return ret;
-	if (need_build && d->build_remote && !d->build_on_target &&
-	    (ret = ssh_host_connect(&d->ssh, &d->build_ssh, e)))
-		return ret;
-	if (need_build && d->build_on_target &&
-	    (ret = ssh_host_connect(&d->ssh, &d->target_ssh, e)))
-		return ret;
-	return 0;
+	if ((need_target || (need_build && d->build_on_target)) && d->target_remote)
+		hosts[n++] = &d->target_ssh;
+	if (need_build && d->build_remote && !d->build_on_target)
+		hosts[n++] = &d->build_ssh;
+	/* both handshakes at once: each costs several round trips */
+	for (int i = 0; i < n && !ret; i++)
+		ret = ssh_host_connect_start(&d->ssh, hosts[i], e);
+	for (int i = 0; i < n && !ret; i++)
+		ret = ssh_host_connect_wait(hosts[i], e);
+	return ret;
 }
 
 int deploy_default_name(struct deploy *d, struct nrr_err *e)

@@ -319,9 +319,8 @@ static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
 			    struct nrr_err *e)
 {
 	struct child *c = &h->master_proc;
-	char *errpath = xstrfmt("%s/%d.err", ctx->ctl_dir, ctx->nhosts);
-	int ret = 0;
 
+	h->errpath = xstrfmt("%s/%d.err", ctx->ctl_dir, ctx->nhosts);
 	child_init(c);
 	push_ssh_base(ctx, &c->args);
 	strvec_pushf(&c->args, "-oControlPath=%s", h->control_path);
@@ -331,49 +330,51 @@ static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
 	c->in = CHILD_NULL;
 	c->out = CHILD_NULL;
 	c->err = CHILD_FD;
-	c->err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	c->err_fd = open(h->errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	c->die_with_parent = 1;
-	if (c->err_fd < 0) {
-		ret = nrr_fail(e, NRR_EFAIL, "cannot create '%s': %s", errpath,
-			       strerror(errno));
-		goto out;
-	}
-	if (child_start(c, e)) {
-		ret = e->status;
-		goto out;
-	}
-	/* the master links its socket into place once logged in */
+	if (c->err_fd < 0)
+		return nrr_fail(e, NRR_EFAIL, "cannot create '%s': %s", h->errpath,
+				strerror(errno));
+	if (child_start(c, e))
+		return e->status;
+	h->master = MASTER_OURS;
+	h->pending = 1;
+	return 0;
+}
+
+/* Waits until our master is logged in: it links its socket into place. */
+static int wait_our_master(struct ssh_host *h, struct nrr_err *e)
+{
+	struct child *c = &h->master_proc;
+
+	h->pending = 0;
 	for (long ms = 2;; ms = ms < 40 ? ms * 2 : 40) {
 		struct stat st;
 		int status;
 		if (!stat(h->control_path, &st))
-			break;
+			return 0;
 		if (child_poll(c, &status)) {
-			char *text = read_file_text(errpath);
-			ret = ssh_connect_error(h, text, e);
+			char *text = read_file_text(h->errpath);
+			h->master = MASTER_NONE;
+			ssh_connect_error(h, text, e);
 			free(text);
-			goto out;
+			return NRR_ECONNECT;
 		}
-		if (run_interrupted()) {
-			ret = nrr_fail(e, NRR_EINT, "interrupted while connecting to '%s'",
-				       h->spec);
-			goto out;
-		}
+		if (run_interrupted())
+			return nrr_fail(e, NRR_EINT, "interrupted while connecting to '%s'",
+					h->spec);
 		sleep_ms(ms);
 	}
-	h->master = MASTER_OURS;
-out:
-	free(errpath);
-	return ret;
 }
 
-int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
-		     struct nrr_err *e)
+int ssh_host_connect_start(struct ssh_ctx *ctx, struct ssh_host *h,
+			   struct nrr_err *e)
 {
 	int ret;
 
-	if (h->connected || ctx->use_default_opts) {
-		h->connected = 1;
+	if (h->connected || h->pending || ctx->use_default_opts) {
+		if (!h->pending)
+			h->connected = 1;
 		return 0;
 	}
 	if ((ret = make_ctl_dir(ctx, e)))
@@ -400,37 +401,42 @@ int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
 	h->control_path = xstrfmt("%s/%d", ctx->ctl_dir, ctx->nhosts);
 	ret = start_our_master(ctx, h, e);
 	ctx->nhosts++;
+	return ret;
+}
+
+int ssh_host_connect_wait(struct ssh_host *h, struct nrr_err *e)
+{
+	int ret = 0;
+	if (h->pending)
+		ret = wait_our_master(h, e);
 	if (!ret)
 		h->connected = 1;
 	return ret;
 }
 
+int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
+		     struct nrr_err *e)
+{
+	int ret = ssh_host_connect_start(ctx, h, e);
+	return ret ? ret : ssh_host_connect_wait(h, e);
+}
+
 void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
 {
-	if (h->master == MASTER_OURS) {
-		struct child c = CHILD_INIT;
-		struct nrr_err e;
-		push_ssh_base(ctx, &c.args);
-		strvec_pushf(&c.args, "-oControlPath=%s", h->control_path);
-		strvec_pushl(&c.args, "-O", "exit", "--", h->spec, NULL);
-		c.in = c.out = c.err = CHILD_NULL;
-		if (!child_start(&c, &e))
-			child_wait(&c);
-		child_clear(&c);
-		/* give the master a moment to go, then insist */
-		int status;
-		for (int i = 0; i < 100 && !child_poll(&h->master_proc, &status); i++)
-			sleep_ms(10);
-		if (h->master_proc.pid > 0) {
-			child_kill(&h->master_proc, SIGTERM);
-			child_wait(&h->master_proc);
-		}
-		unlink(h->control_path);
+	(void)ctx;
+	if (h->master == MASTER_OURS && h->master_proc.pid > 0) {
+		/* our own child: SIGTERM ends it at once, where `ssh -O exit`
+		 * would cost a round trip to the server */
+		child_kill(&h->master_proc, SIGTERM);
+		child_wait(&h->master_proc);
 	}
+	if (h->master == MASTER_OURS && h->control_path)
+		unlink(h->control_path);
 	child_clear(&h->master_proc);
 	ssh_config_release(&h->cfg);
 	free(h->spec);
 	free(h->control_path);
+	free(h->errpath);
 	memset(h, 0, sizeof(*h));
 	child_init(&h->master_proc);
 }

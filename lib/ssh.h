@@ -41,7 +41,8 @@ struct ssh_host {
 	char *control_path;	/* the socket used, NULL for MASTER_NONE */
 	enum ssh_master master;
 	struct child master_proc;
-	int connected;
+	char *errpath;		/* where our master's stderr goes */
+	int connected, pending;	/* pending: our master started, not yet up */
 };
 
 struct ssh_ctx {
@@ -82,6 +83,11 @@ char *ssh_host_address(const struct ssh_host *h);
  * reason, and a hint for host keys, refused keys and unreachable hosts. */
 int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
 		     struct nrr_err *e);
+/* The same in two halves, so that several hosts connect at once: start
+ * launches the master, wait waits until it is logged in. */
+int ssh_host_connect_start(struct ssh_ctx *ctx, struct ssh_host *h,
+			   struct nrr_err *e);
+int ssh_host_connect_wait(struct ssh_host *h, struct nrr_err *e);
 /* Closes a master we own and frees h's contents. Safe to call twice. */
 void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h);
 
