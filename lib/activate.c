@@ -46,7 +46,9 @@
  */
 static const char activate_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"lock=/tmp/nixos-rebuild-remote.lock\n"
+	/* root's lock lives where only root writes: a user cannot hold it */
+	"lock=/run/nixos-rebuild-remote.lock\n"
+	"[ -w /run ] || lock=${TMPDIR:-/tmp}/nixos-rebuild-remote-$(id -u).lock\n"
 	"if command -v flock >/dev/null 2>&1; then\n"
 	"  [ -e \"$lock\" ] || (umask 022; : >>\"$lock\") 2>/dev/null\n"
 	"  if exec 9<\"$lock\"; then\n"
@@ -311,11 +313,44 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	return ret;
 }
 
+/*
+ * Reads what the target says it lacks, up to ".", into a->missing (and
+ * its settings, when it sends them, into a->nixconf).
+ */
+static int read_missing(struct activation_session *as, struct activation *a,
+			struct nrr_err *e)
+{
+	struct strbuf line = STRBUF_INIT;
+	int ret = 0;
+
+	a->incomplete = 0;
+	for (;;) {
+		if (session_line(&as->s, &line)) {
+			int st = session_finish(&as->s);
+			as->started = 0;
+			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+			break;
+		}
+		if (!strcmp(line.buf, "."))
+			break;
+		if (!strcmp(line.buf, "nixconf")) {
+			if (!session_line(&as->s, &line) && a->nixconf)
+				strbuf_add(a->nixconf, line.buf, line.len);
+			continue;
+		}
+		if (a->missing)
+			strvec_push(a->missing, line.buf);
+		a->incomplete = 1;
+	}
+	strbuf_release(&line);
+	return ret;
+}
+
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e)
 {
 	static const char *const ops[] = { "keep", "set", "rollback" };
-	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf msg = STRBUF_INIT;
 	char confirm[32] = "";
 	int ret = 0;
 
@@ -339,35 +374,16 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
 		send_line(&msg, a->closure->v[i]);
 	send_line(&msg, ".");
-	a->incomplete = 0;
 	session_send(&as->s, msg.buf, msg.len);
-	for (;;) {
-		if (session_line(&as->s, &line)) {
-			int st = session_finish(&as->s);
-			as->started = 0;
-			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
-			break;
-		}
-		if (!strcmp(line.buf, "."))
-			break;
-		if (!strcmp(line.buf, "nixconf")) {
-			if (!session_line(&as->s, &line) && a->nixconf)
-				strbuf_add(a->nixconf, line.buf, line.len);
-			continue;
-		}
-		if (a->missing)
-			strvec_push(a->missing, line.buf);
-		a->incomplete = 1;
-	}
+	ret = read_missing(as, a, e);
 	strbuf_release(&msg);
-	strbuf_release(&line);
 	return ret;
 }
 
 int activation_fetch(struct activation_session *as, struct activation *a,
 		     const struct strvec *paths, struct nrr_err *e)
 {
-	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf msg = STRBUF_INIT;
 	int ret = 0;
 
 	strbuf_addstr(&msg, "fetch\n");
@@ -377,22 +393,8 @@ int activation_fetch(struct activation_session *as, struct activation *a,
 	session_send(&as->s, msg.buf, msg.len);
 	if (a->missing)
 		strvec_clear(a->missing);
-	a->incomplete = 0;
-	for (;;) {
-		if (session_line(&as->s, &line)) {
-			int st = session_finish(&as->s);
-			as->started = 0;
-			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
-			break;
-		}
-		if (!strcmp(line.buf, "."))
-			break;
-		if (a->missing)
-			strvec_push(a->missing, line.buf);
-		a->incomplete = 1;
-	}
+	ret = read_missing(as, a, e);
 	strbuf_release(&msg);
-	strbuf_release(&line);
 	return ret;
 }
 

@@ -23,9 +23,8 @@
  * closes (Ctrl-C, a killed run, a dropped link). Non-interactive sh gives
  * background jobs /dev/null as stdin, hence the copy on fd 3.
  * $2: "dry" for --dry-run. The rest: flags for nix-store.
- * The result gets a GC root in the build host's temp dir (one per
- * derivation, replaced by the next build of it), so that it cannot be
- * collected before it is copied.
+ * The result gets a GC root in a private directory of the build host's
+ * temp dir, so that it cannot be collected before it is copied.
  */
 static const char realise_script[] =
 	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
@@ -34,7 +33,7 @@ static const char realise_script[] =
 	"if [ \"$mode\" = dry ]; then\n"
 	"  nix-store --realise --dry-run \"$drv\" \"$@\" </dev/null 3<&- & p=$!\n"
 	"else\n"
-	"  root=${TMPDIR:-/tmp}/nrr-result-${drv##*/}\n"
+	"  root=$(mktemp -d \"${TMPDIR:-/tmp}/nrr-result.XXXXXX\")/result || exit\n"
 	"  nix-store --realise \"$drv\" --add-root \"$root\" --indirect \"$@\" </dev/null >/dev/null 3<&- & p=$!\n"
 	"fi\n"
 	"( cat <&3 >/dev/null 2>&1; kill -TERM $p 2>/dev/null ) >/dev/null 2>&1 &\n"
@@ -449,7 +448,12 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		ret = nrr_fail(e, NRR_EINT, "interrupted while building on '%s'",
 			       d->build.name);
 	} else if (st == 255 && d->build.ssh) {
-		ret = ssh_connect_error(d->build.ssh, err.buf, e);
+		/* ssh's own words, if it said any; not the build's last line */
+		const char *said = strstr(err.buf, "ssh:") ? strstr(err.buf, "ssh:")
+			: strstr(err.buf, "Connection") ? strstr(err.buf, "Connection")
+			: "connection lost";
+		ret = ssh_connect_error(d->build.ssh, said, e);
+		nrr_prefix(e, "while building");
 	} else if (st) {
 		char why[512];
 		nix_error_summary(err.buf, why, sizeof(why));

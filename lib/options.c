@@ -467,6 +467,21 @@ static int action_is(const struct options *o, const char *const *list)
 	return 0;
 }
 
+/* Names that become path components on the target, and lines of the
+ * deploy conversation: one component, one line. */
+static int check_component(const char *what, const char *v, int path,
+			   struct nrr_err *e)
+{
+	if (!v)
+		return 0;
+	if (strpbrk(v, "\n\r"))
+		return nrr_fail(e, NRR_EUSAGE, "%s: a line break is not allowed", what);
+	if (path && (!*v || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")))
+		return nrr_fail(e, NRR_EUSAGE, "%s '%s': must be a name, not a path",
+				what, v);
+	return 0;
+}
+
 static int check(struct options *o, struct nrr_err *e)
 {
 	static const char *const host_actions[] = {
@@ -483,6 +498,12 @@ static int check(struct options *o, struct nrr_err *e)
 
 	if (o->action && !strcmp(o->action, "dry-run"))
 		o->action = "dry-build";
+	if (check_component("--profile-name", strcmp(o->profile_name, "system") ? o->profile_name : NULL, 1, e) ||
+	    check_component("--specialisation", o->specialisation, 1, e) ||
+	    check_component("--image-variant", o->image_variant, 1, e) ||
+	    check_component("--store-path", o->store_path, 0, e) ||
+	    check_component("--target-user", o->target_user, 0, e))
+		return e->status;
 	if (!o->action)
 		return 0;
 	if ((o->target_host || o->build_host) && !action_is(o, host_actions))

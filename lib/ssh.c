@@ -98,11 +98,15 @@ int ssh_check_name(const char *spec, struct nrr_err *e)
 	if (spec[0] == '-')
 		return nrr_fail(e, NRR_EUSAGE,
 				"refusing host name '%s': it begins with '-'", spec);
-	for (const char *p = spec; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f || strchr("'\"`$;|&<>()\\", *p))
+	for (const char *p = spec; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
 			return nrr_fail(e, NRR_EUSAGE,
-					"refusing host name '%s': it contains '%c'",
-					spec, (unsigned char)*p > ' ' ? *p : '?');
+					"refusing host name '%s': it contains %s", spec,
+					*p == ' ' ? "a space" : "a control character");
+		if (strchr("'\"`$;|&<>()\\", *p))
+			return nrr_fail(e, NRR_EUSAGE,
+					"refusing host name '%s': it contains '%c'", spec, *p);
+	}
 	return 0;
 }
 
@@ -204,6 +208,9 @@ int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
 			       "cannot resolve host '%s' with ssh -G: %.*s", spec,
 			       (int)n, n ? l : "no user, hostname or port");
 		nrr_hint(e, "check your ssh config and NIX_SSHOPTS");
+		ssh_config_release(&h->cfg);
+		free(h->spec);
+		h->spec = NULL;
 	}
 	child_clear(&c);
 	strbuf_release(&out);
@@ -425,10 +432,19 @@ void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
 {
 	(void)ctx;
 	if (h->master == MASTER_OURS && h->master_proc.pid > 0) {
-		/* our own child: SIGTERM ends it at once, where `ssh -O exit`
-		 * would cost a round trip to the server */
-		child_kill(&h->master_proc, SIGTERM);
-		child_wait(&h->master_proc);
+		/* our own child: a signal ends it at once, where `ssh -O exit`
+		 * would cost a round trip to the server. ssh can miss a signal
+		 * that lands just before it polls: say it again, then insist. */
+		int status;
+		for (int i = 0; i < 150 && !child_poll(&h->master_proc, &status); i++) {
+			if (i % 20 == 0)
+				child_kill(&h->master_proc, i < 100 ? SIGTERM : SIGKILL);
+			sleep_ms(10);
+		}
+		if (h->master_proc.pid > 0) {
+			child_kill(&h->master_proc, SIGKILL);
+			child_wait(&h->master_proc);
+		}
 	}
 	if (h->master == MASTER_OURS && h->control_path)
 		unlink(h->control_path);

@@ -46,6 +46,14 @@ teardown_file() {
 
 setup() {
 	load lib/common
+	# The tool, as common.bash runs it, but a run that does not end within 30 s is stopped: its
+	# test fails instead of the suite hanging.
+	nrr() {
+		local st=0
+		fleet_local timeout -k 5 30 "$NRR" "$@" || st=$?
+		[ "$st" != 124 ] && [ "$st" != 137 ] || echo "hostile.bats: the run did not end within 30 s" >&2
+		return "$st"
+	}
 	cd "$BATS_TEST_TMPDIR" || return
 }
 
@@ -86,6 +94,21 @@ tool_error() {
 	"error: "*) printf '%s\n' "$last" ;;
 	*) echo "no one-line error at the end of: $output" >&2; return 1 ;;
 	esac
+}
+
+# Waits up to 30 s for the run started by fleet_local_bg to end; kills it and fails if it does not.
+wait_bg() {
+	local stat
+	for _ in $(seq 1 300); do
+		stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]] || break
+		sleep 0.1
+	done
+	if stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]]; then
+		kill -KILL "$FLEET_BG_PID"
+		{ wait "$FLEET_BG_PID"; } 2>/dev/null || true
+		return 1
+	fi
+	wait "$FLEET_BG_PID" || true
 }
 
 # The number of switch-to-configuration calls host $1 has recorded.
@@ -180,7 +203,7 @@ one_of() {
 	run nrr switch --flake "$F#t1" --target-host t1 -p "$long"
 	one_of "$status" 2 8 || fail "exit $status: $output"
 	run tool_error
-	assert_output --regexp "^error: .*'/nix/var/nix/profiles/system-profiles/pppp"
+	assert_output --regexp "^error: .*'[^']*pppppppp"
 	[ "$(profile_of t1)" = "$before" ]
 	[ "$(activations t1)" = "$acts" ]
 }
@@ -194,7 +217,7 @@ one_of() {
 	run nrr switch --flake "$F#t1" --target-host t1 -p "$name"
 	if [ "$status" = 0 ]; then
 		got=$(fleet_exec t1 readlink -e "/nix/var/nix/profiles/system-profiles/$name") ||
-			fail "exit 0, but no profile named 'work<newline>spec1': $output"
+			fail "exit 0, but no profile named 'work<newline>spec1'; activated: $(last_activation t1)"
 		[ "$got" = "$want" ]
 		run last_activation t1
 		assert_output --regexp "^switch $want/bin/switch-to-configuration .*config=t1( |$)"
@@ -208,17 +231,29 @@ one_of() {
 
 # --- specialisation names ---
 
-@test "hostile specialisation names are looked up literally: exit 7 naming them, nothing changed" {
+@test "hostile specialisation names are looked up literally (exit 7), or refused as paths (exit 2); nothing changed" {
 	retag spec
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(profile_of t1) acts=$(activations t1)
 	hostile_words "$CAN_ABS"
 	for name in "${WORDS[@]}"; do
 		run nrr switch --flake "$F#t1" --target-host t1 -c "$name"
-		[ "$status" = 7 ] || fail "-c '$name': exit $status: $output"
 		err=$(tool_error)
+		if [[ $name == */* ]]; then
+			# a name with a slash would be a path into the system
+			[ "$status" = 2 ] || fail "-c '$name': exit $status: $output"
+			[ "$err" = "error: --specialisation '$name': must be a name, not a path" ] ||
+				fail "-c '$name': $err"
+			continue
+		fi
+		[ "$status" = 7 ] || fail "-c '$name': exit $status: $output"
 		[ "$err" = "error: 't1': specialisation '$name' does not exist" ] || fail "-c '$name': $err"
 	done
+	# 10,000 characters: the same, the message cut short
+	run nrr switch --flake "$F#t1" --target-host t1 -c "$(printf 's%.0s' {1..10000})"
+	assert_failure 7
+	run tool_error
+	assert_output --regexp "^error: 't1': specialisation 'sssss"
 	[ "$(profile_of t1)" = "$before" ]
 	[ "$(activations t1)" = "$acts" ]
 	no_canary
@@ -320,6 +355,10 @@ one_of() {
 			esac
 		done
 	done
+	# 10,000 characters are too long a path
+	run nrr build --no-link --flake "$BATS_TEST_TMPDIR/$(printf 'd%.0s' {1..10000})#t1"
+	assert_failure 4
+	tool_error >/dev/null
 	# nix takes these for paths (not those with spaces, `;`, `$`, `{`...: no valid URLs)
 	for name in "q'uote" 'dq"uote' -lead --help "$(printf 'L%.0s' {1..200})"; do
 		one_of "$name" "${built[@]}" && one_of "$BATS_TEST_TMPDIR/$name" "${built[@]}" ||
@@ -379,6 +418,8 @@ one_of() {
 		"2 3" "-F $C -l 'x;$CAN_ABS'"
 		"2 3" "-F $C -l '\$($CAN_ABS)'"
 		"0 2 3" "-F $C -o 'SendEnv=\$($CAN_ABS)'"
+		"2 3" "-F $C -l $(printf 'u%.0s' {1..10000})"
+		"2 3" "-F $C -l "$'\xff\xfe'
 		0 "-F $C"$'\n'"-o BatchMode=yes"
 		0 "  -F	$C  "
 		0 "-F $C -o 'LocalCommand=$CAN_ABS'"
@@ -439,7 +480,7 @@ one_of() {
 		done
 		run nrr test --flake "$F#slow" --target-host "$target"
 		kill -INT "$FLEET_BG_PID"
-		wait "$FLEET_BG_PID" || true
+		wait_bg || fail "$target: the interrupted run did not end within 30 s"
 		[ "$status" = 10 ] || fail "$target: exit $status: $output"
 		err=$(tool_error)
 		[[ $err == "error: '$target' is being deployed to by $evil@"* ]] || fail "$target: $err"
@@ -463,7 +504,7 @@ teardown() {
 	tool_error >/dev/null
 	run nrr build-image --flake "$F#t1" --image-variant "qcow;$CAN_ABS"
 	assert_failure 2
-	assert_line "error: refusing image variant 'qcow;$CAN_ABS'"
+	assert_line "error: --image-variant 'qcow;$CAN_ABS': must be a name, not a path"
 	# to a build host: nix there gets them as they are
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1 \
 		--option system-features "x;$CAN_ABS \$($CAN_ABS) ($CAN_ABS) \`$CAN_ABS\`" \
@@ -477,12 +518,13 @@ teardown() {
 @test "a user of the target cannot hold back root's deploys by taking the deploy lock" {
 	retag lockdos
 	nrr switch --flake "$F#t1" --target-host t1
-	# deploy (uid 1500, no sudo here) takes the lock and keeps it (no job of ours: no message
-	# from bash when it is killed)
+	# deploy (uid 1500, no sudo here) takes the lock where a deploy takes it, and keeps it (no
+	# job of ours: no message from bash when it is killed)
 	(fleet_exec t1 setpriv --reuid=1500 --regid=1500 --clear-groups sh -c \
-		'exec 9</tmp/nixos-rebuild-remote.lock && flock 9 && exec sleep 29' 3>&- &) 2>/dev/null
+		'l=/tmp/nixos-rebuild-remote.lock; [ -e $l ] || : >$l; exec 9<$l && flock 9 && exec sleep 29' \
+		3>&- &) 2>/dev/null
 	for _ in $(seq 1 50); do
-		fleet_exec t1 flock -n /tmp/nixos-rebuild-remote.lock true || break
+		fleet_ps t1 | grep -q ' sleep 29$' && break
 		sleep 0.1
 	done
 	retag lockdos2

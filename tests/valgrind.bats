@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# The main flows under valgrind's memcheck: each ends with the tool's own exit status (never
+# valgrind's 99) and valgrind reports nothing: no invalid access, no use of uninitialised
+# memory, no definite or indirect leak. Skipped without valgrind, and in the suite's pass over
+# the ASan build (NRR_SANITIZED=1), where valgrind does not apply.
+
+# shellcheck disable=SC2154 # stderr and stderr_lines are set by run --separate-stderr
+bats_require_minimum_version 1.5.0
+
+# Says why this file does not apply here, if it does not.
+not_here() {
+	if [ "${NRR_SANITIZED-}" = 1 ]; then
+		echo "the sanitizer build is checked by ASan, not valgrind"
+	elif ! command -v valgrind >/dev/null; then
+		echo "valgrind is not installed"
+	else
+		return 1
+	fi
+}
+
+setup_file() {
+	! not_here >/dev/null || return 0
+	load lib/common
+	fleet_start t1 b1
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" valgrind
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	local why
+	! why=$(not_here) || skip "$why"
+	load lib/common
+	# The tool, as common.bash runs it, but stopped if a run does not end within 30 s.
+	nrr() {
+		fleet_local timeout -k 5 30 "$NRR" "$@"
+	}
+	cd "$BATS_TEST_TMPDIR" || return
+}
+
+# Runs the tool under memcheck in the deployer, as `run` does (status, output, lines); what
+# valgrind says goes to $BATS_TEST_TMPDIR/valgrind.log.
+vg() {
+	# (a run that does not end within 60 s is stopped: status 124 or 137)
+	run --separate-stderr fleet_local timeout -k 5 60 valgrind --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect --track-fds=no -q \
+		--log-file="$BATS_TEST_TMPDIR/valgrind.log" "$NRR" "$@"
+}
+
+# Fails unless the last vg exited with $1 and valgrind reported nothing.
+vg_clean() {
+	if [ -s "$BATS_TEST_TMPDIR/valgrind.log" ]; then
+		fail "valgrind: $(cat "$BATS_TEST_TMPDIR/valgrind.log")"
+	fi
+	[ "$status" != 124 ] && [ "$status" != 137 ] || fail "the run did not end within 60 s: $stderr"
+	[ "$status" = "$1" ] || fail "exit $status, not $1: $stderr"
+}
+
+@test "--help" {
+	vg --help
+	vg_clean 0
+	assert_line --index 0 "usage: nixos-rebuild-remote ACTION [OPTIONS]"
+}
+
+@test "a usage error" {
+	vg switch --target-host t1 --rollback --store-path /nix/store/x
+	vg_clean 2
+}
+
+@test "switch to a target, fresh, then again as a no-op" {
+	retag fresh
+	vg switch --flake "$F#t1" --target-host t1
+	vg_clean 0
+	assert_output "$(toplevel t1)"
+	[ "$(profile_of t1)" = "$output" ]
+	vg switch --flake "$F#t1" --target-host t1
+	vg_clean 0
+}
+
+@test "switch with --build-host" {
+	retag bh
+	vg switch --flake "$F#t1" --target-host t1 --build-host b1
+	vg_clean 0
+	[ "$(profile_of t1)" = "$output" ]
+}
+
+@test "list-generations --json" {
+	retag lg
+	nrr switch --flake "$F#t1" --target-host t1
+	vg list-generations --json --target-host t1
+	vg_clean 0
+	run jq -r '.[] | select(.current) | .storePath' <<<"$output"
+	assert_output "$(profile_of t1)"
+}
+
+@test "a failing activation" {
+	retag broken
+	vg switch --flake "$F#broken" --target-host t1
+	vg_clean 8
+}
+
+@test "a check that refuses: a missing specialisation" {
+	retag nospec
+	vg switch --flake "$F#t1" --target-host t1 -c nope
+	vg_clean 7
+}
+
+@test "a failing build" {
+	vg switch --flake "$F#failbuild" --target-host t1
+	vg_clean 5
+}
+
+@test "an unreachable host" {
+	addr=$(fleet_addr t1)
+	vg switch --flake "$F#t1" --target-host "root@${addr%.*}.250"
+	vg_clean 3
+}
+
+@test "a host that ssh -G cannot resolve" {
+	NIX_SSHOPTS="-F $BATS_TEST_TMPDIR/no-such-config" vg switch --flake "$F#t1" --target-host t1
+	vg_clean 2
+}
+
+@test "dry-build" {
+	retag dry
+	vg dry-build --flake "$F#t1"
+	vg_clean 0
+}
+
+@test "switch --rollback on a target" {
+	retag rb1
+	nrr switch --flake "$F#t1" --target-host t1
+	first=$(profile_of t1)
+	retag rb2
+	nrr switch --flake "$F#t1" --target-host t1
+	vg switch --rollback --target-host t1
+	vg_clean 0
+	[ "$(profile_of t1)" = "$first" ]
+}
