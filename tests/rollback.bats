@@ -86,3 +86,17 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout soon
 	assert_failure 2
 }
+
+@test "with --on each host confirms on its own; the summary says which rolled back" {
+	retag fleet-magic
+	nrr switch --flake "$F#t2" --target-host t2
+	old_system=$(current_of t2)
+	run nrr switch --flake "$F" --on t1,cutoff=t2 --confirm-timeout 3 -k --json
+	assert_failure 12
+	assert_output --regexp "cutoff +switch +rolled back"
+	assert_output --partial '"result":	"rolled-back"'
+	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	[ "$(current_of t2)" = "$old_system" ]
+	run last_activation t1
+	assert_output --partial "config=t1 "
+}
