@@ -140,6 +140,10 @@ int ssh_config_parse(const char *text, struct ssh_config *cfg)
 				slot = &cfg->control_master;
 			else if (kl == 14 && !strncmp(text, "controlpersist", 14))
 				slot = &cfg->control_persist;
+			else if (kl == 14 && !strncmp(text, "connecttimeout", 14))
+				cfg->connect_timeout_set = strcmp(val, "none") != 0;
+			else if (kl == 19 && !strncmp(text, "serveraliveinterval", 19))
+				cfg->server_alive_set = strcmp(val, "0") != 0;
 			else if (kl == 4 && !strncmp(text, "port", 4) && !cfg->port)
 				cfg->port = atoi(val);
 			if (slot && !*slot) {
@@ -331,6 +335,14 @@ static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
 	child_init(c);
 	push_ssh_base(ctx, &c->args);
 	strvec_pushf(&c->args, "-oControlPath=%s", h->control_path);
+	/* bounds, unless the user's config sets its own: connecting never
+	 * hangs, and a host that stops answering is given up (they act in
+	 * the master, which carries every session) */
+	if (!h->cfg.connect_timeout_set)
+		strvec_push(&c->args, "-oConnectTimeout=30");
+	if (!h->cfg.server_alive_set)
+		strvec_pushl(&c->args, "-oServerAliveInterval=15",
+			     "-oServerAliveCountMax=4", NULL);
 	strvec_pushl(&c->args, "-oControlMaster=yes", "-oControlPersist=no",
 		     "-N", "-T", "--", h->spec, NULL);
 	trace(ctx, &c->args);

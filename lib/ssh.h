@@ -31,6 +31,7 @@ struct ssh_config {
 	char *control_path;	/* NULL unless the user's config sets one */
 	char *control_master;	/* "false", "true", "auto", ... */
 	char *control_persist;	/* "no", "yes" or seconds */
+	int connect_timeout_set, server_alive_set; /* the user chose them */
 };
 
 enum ssh_master { MASTER_NONE, MASTER_OURS, MASTER_USERS };
