@@ -13,6 +13,9 @@ setup_file() {
 	# where t1 sees it: its /tmp is its own, /run/fleet is shared
 	export HF=/run/fleet/hostflake
 	flake_copy "$FLEET_DIR/hostflake" onhost
+	# the binary too: the checkout may sit where the host cannot see it
+	# (a host has its own /tmp)
+	cp "$NRR" "$FLEET_DIR/nrr"
 }
 
 teardown_file() {
@@ -26,7 +29,7 @@ setup() {
 }
 
 # The tool run as root on t1 itself, with the fleet's nix settings.
-on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" "$NRR" "$@"; }
+on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTIONS-}" UBSAN_OPTIONS="${UBSAN_OPTIONS-}" /run/fleet/nrr "$@"; }
 
 @test "build-vm makes ./result with the VM's run script" {
 	run nrr build-vm --flake "$F#t1"

@@ -24,8 +24,7 @@ setup() {
 
 # The option list of nixos-rebuild-ng (tab separated: long, short, nargs).
 ng_options() {
-	local f=$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt
-	if [ -r "$f" ]; then cat "$f"; else "$NRR" --complete options-table | cut -f1-3; fi
+	cat "$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt"
 }
 
 # The words to test option $1 with, in a dry-build of t1.
@@ -53,6 +52,8 @@ words_for() {
 }
 
 @test "every nixos-rebuild-ng option is accepted with dry-build" {
+	[ -r "$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt" ] ||
+		skip "no ../shared/peers/nixos-rebuild-ng-options.txt beside this checkout"
 	local failed=()
 	while IFS=$'\t' read -r long short nargs; do
 		words=$(words_for "$long")
