@@ -260,18 +260,10 @@ static int key_is(const char *k, size_t klen, const char *name)
 /* Parses 1-20 decimal digits into *out; -1 on anything else or overflow. */
 static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
-	uint64_t v = 0;
-	if (!len || len > 20)
+	unsigned long long v;
+	if (len > 20 || parse_decimal_u64(s, len, &v))
 		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
+	*out = (uint64_t)v;
 	return 0;
 }
 

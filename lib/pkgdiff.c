@@ -54,18 +54,10 @@ static int is_blank(char ch)
 /* Parses the decimal count [s, s+n) into *out; -1 if it is not one. */
 static int parse_size(const char *s, size_t n, uint64_t *out)
 {
-	uint64_t v = 0;
-	if (!n)
+	unsigned long long v;
+	if (parse_decimal_u64(s, n, &v))
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		unsigned d = (unsigned)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
+	*out = (uint64_t)v;
 	return 0;
 }
 

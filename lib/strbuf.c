@@ -182,3 +182,20 @@ const char *last_line(const char *s, size_t *len)
 	*len = (size_t)(end - start);
 	return start;
 }
+
+int parse_decimal_u64(const char *s, size_t n, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	if (!n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		unsigned d = (unsigned)(s[i] - '0');
+		if (v > (~0ULL - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}

@@ -46,6 +46,12 @@ void strbuf_release_secret(struct strbuf *sb);
  */
 const char *last_line(const char *s, size_t *len);
 
+/*
+ * Parses the decimal digits [s, s+n) into *out. Returns 0, or -1 if n is 0,
+ * a character is not a digit, or the value does not fit in 64 bits.
+ */
+int parse_decimal_u64(const char *s, size_t n, unsigned long long *out);
+
 /* xmalloc family: abort on failure, as strbuf does. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
