@@ -89,13 +89,45 @@ static int ask_password(struct run *r, const char *host)
 	return 0;
 }
 
+/*
+ * A fleet's child shows nothing itself: its diff goes to the fleet, as
+ * "say" lines of text and one "diff" line of JSON, and with --ask it asks
+ * the fleet ("ask"), which asks the user once for every host and answers
+ * on the child's stdin. Returns 1 to activate.
+ */
+static int fleet_child_diff(struct run *r, const struct strbuf *text,
+			    const struct pkgdiff *pd)
+{
+	int fd = r->opt.progress_fd;
+	cJSON *j = pkgdiff_to_json(pd);
+	char *json = cJSON_PrintUnformatted(j);
+	char c = 0, answer = 0;
+
+	for (const char *p = text->buf; *p;) {
+		size_t len = strcspn(p, "\n");
+		dprintf(fd, "say %.*s\n", (int)len, p);
+		p += len + (p[len] ? 1 : 0);
+	}
+	dprintf(fd, "diff %s\n", json);
+	free(json);
+	cJSON_Delete(j);
+	if (!r->opt.ask || r->opt.yes)
+		return 1;
+	dprintf(fd, "ask\n");
+	while (read(0, &c, 1) == 1 && c != '\n')
+		if (!answer)
+			answer = c;
+	return answer == 'y';
+}
+
 /* Shows a target's diff; with --ask, asks whether to activate there. */
 static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 {
 	struct run *r = data;
 	struct strbuf sb = STRBUF_INIT;
 	const char *nc = getenv("NO_COLOR");
-	int color = isatty(2) && !(nc && *nc);
+	int child = r->opt.progress_fd >= 0;
+	int color = !child && isatty(2) && !(nc && *nc);
 	int yes = 1;
 
 	strbuf_addf(&sb, "%s%s%s:\n", color ? "\033[1m" : "", host,
@@ -105,6 +137,11 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 		strbuf_addf(&sb, "This run copied %zu paths (", r->d.paths_copied);
 		pkgdiff_format_size(&sb, (int64_t)r->d.bytes_copied, 0);
 		strbuf_addstr(&sb, ").\n");
+	}
+	if (child) {
+		yes = fleet_child_diff(r, &sb, pd);
+		strbuf_release(&sb);
+		return yes;
 	}
 	fputs(sb.buf, stderr);
 	strbuf_release(&sb);
@@ -510,6 +547,14 @@ static int dispatch(struct run *r)
 {
 	int ret;
 
+	/* a fleet's child asks through its fleet, which checked the terminal */
+	if (r->opt.ask && !r->opt.yes && r->opt.progress_fd < 0) {
+		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return nrr_fail(&r->err, NRR_EUSAGE,
+					"--ask needs a terminal to ask on (add --yes to go ahead without one)");
+		close(fd);
+	}
 	if (r->opt.on) {
 		flush_warnings(&r->warnings);
 		if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
@@ -519,14 +564,6 @@ static int dispatch(struct run *r)
 	}
 	if (r->opt.password_fd >= 0)
 		read_password_fd(r, r->opt.password_fd);
-
-	if (r->opt.ask && !r->opt.yes) {
-		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			return nrr_fail(&r->err, NRR_EUSAGE,
-					"--ask needs a terminal to ask on (add --yes to go ahead without one)");
-		close(fd);
-	}
 
 	if ((ret = deploy_setup(&r->d, &r->err)))
 		return ret;

@@ -28,7 +28,11 @@ struct fleet_host {
 	enum host_state state;
 	struct child c;
 	int progress_fd;	/* our end of the child's report pipe */
+	int answer_fd;		/* the child's stdin, kept open for --ask's answer */
+	int asking;		/* the child waits for the answer */
 	struct strbuf progress, err;
+	struct strbuf diff_text;	/* its diff, as the user reads it */
+	cJSON *diff;
 	char phase[32];
 	struct timespec start, end;
 	/* from the child's result line */
@@ -256,7 +260,11 @@ static void child_argv(const struct options *o, const struct fleet_host *h,
 	if (password)
 		strvec_pushl(argv, "--password-fd", "0", NULL);
 	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
-	strvec_push(argv, o->diff == 1 ? "--diff" : "--no-diff");
+	/* the child sends its diff to us: shown here, asked about, in --json */
+	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
+			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
+	if (o->ask && !o->yes)
+		strvec_push(argv, "--ask");
 	strvec_pushl(argv, "--profile-name", o->profile_name, NULL);
 	if (o->specialisation)
 		strvec_pushl(argv, "--specialisation", o->specialisation, NULL);
@@ -287,14 +295,15 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	h->c.err = CHILD_PIPE;
 	h->c.map_fd = rep[1];
 	h->c.map_to = 3;
-	if (password) {
-		/* the password waits in a pipe of its own, never in argv or env */
+	if (password || (o->ask && !o->yes)) {
+		/* the password waits in a pipe of its own, never in argv or env;
+		 * --ask's answer comes the same way, later */
 		if (pipe2(pw, O_CLOEXEC)) {
 			close(rep[0]);
 			close(rep[1]);
 			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 		}
-		/* the child's stdin: it reads one line (--password-fd 0) */
+		/* the child's stdin: one line each (--password-fd 0, --ask) */
 		h->c.in = CHILD_FD;
 		h->c.in_fd = pw[0];
 	}
@@ -317,6 +326,10 @@ static int start_host(const struct options *o, struct fleet_host *h,
 			/* the child is gone already; its result says why */
 		}
 		strbuf_release_secret(&sb);
+	}
+	if (o->ask && !o->yes) {
+		h->answer_fd = pw[1];
+	} else if (pw[1] >= 0) {
 		close(pw[1]);
 	}
 	h->state = H_RUNNING;
@@ -333,6 +346,14 @@ static void read_report(struct fleet_host *h)
 		const char *l = h->progress.buf;
 		if (!strncmp(l, "phase ", 6)) {
 			snprintf(h->phase, sizeof(h->phase), "%s", l + 6);
+		} else if (!strncmp(l, "say ", 4)) {
+			strbuf_addf(&h->diff_text, "%s\n", l + 4);
+		} else if (!strncmp(l, "diff ", 5)) {
+			cJSON_Delete(h->diff);
+			h->diff = cJSON_Parse(l + 5);
+		} else if (!strcmp(l, "ask")) {
+			h->asking = 1;
+			snprintf(h->phase, sizeof(h->phase), "ask");
 		} else if (!strncmp(l, "result ", 7)) {
 			cJSON *j = cJSON_Parse(l + 7);
 			cJSON *v;
@@ -372,6 +393,8 @@ static const char *result_of(const struct fleet_host *h)
 		return "done";
 	if (h->status == NRR_EROLLEDBACK)
 		return "rolled back";
+	if (h->status == NRR_EDECLINED)
+		return "declined";
 	return "failed";
 }
 
@@ -442,12 +465,59 @@ static void finish_host(struct fleet_host *h)
 		h->progress_fd = -1;
 	}
 	read_report(h);
+	if (h->answer_fd >= 0)
+		close(h->answer_fd);
+	h->answer_fd = -1;
+	h->asking = 0;
 	if (!h->status && st)
 		h->status = st;		/* died without a result */
 	if (h->status && !h->step[0])
 		snprintf(h->step, sizeof(h->step), "deploy");
 	h->state = H_DONE;
 	child_clear(&h->c);
+}
+
+/* Every host still running waits at --ask's question: shows their diffs
+ * and asks once for all of them. */
+static void ask_fleet(struct fleet_host *hosts, size_t n)
+{
+	struct strbuf q = STRBUF_INIT;
+	size_t asking = 0;
+	char c = 0, answer = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (!h->asking)
+			continue;
+		fprintf(stderr, "\n%s", h->diff_text.buf);
+		strbuf_reset(&h->diff_text);
+		strbuf_addf(&q, "%s%s", asking++ ? ", " : "", h->m.name);
+	}
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		if (asking > 1)
+			dprintf(fd, "\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf);
+		else
+			dprintf(fd, "\nActivate on %s? [y/N] ", q.buf);
+		while (read(fd, &c, 1) == 1 && c != '\n')
+			if (!answer)
+				answer = c;
+		close(fd);
+	}
+	int yes = answer == 'y' || answer == 'Y';
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (!h->asking)
+			continue;
+		if (write(h->answer_fd, yes ? "y\n" : "n\n", 2) < 0) {
+			/* the child is gone: its result says why */
+		}
+		close(h->answer_fd);
+		h->answer_fd = -1;
+		h->asking = 0;
+		snprintf(h->phase, sizeof(h->phase), "%s", yes ? "activate" : "declined");
+	}
+	strbuf_release(&q);
 }
 
 static void print_summary(const struct options *o, struct fleet_host *hosts,
@@ -468,7 +538,7 @@ static void print_summary(const struct options *o, struct fleet_host *hosts,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
-		if (h->state != H_DONE || !h->status)
+		if (h->state != H_DONE || !h->status || h->status == NRR_EDECLINED)
 			continue;
 		fprintf(stderr, "\n== %s (%s): %s\n", h->m.name, h->m.target,
 			h->message[0] ? h->message : "failed");
@@ -497,7 +567,8 @@ static void print_json(const struct options *o, struct fleet_host *hosts, size_t
 		cJSON_AddStringToObject(j, "result",
 					h->state == H_SKIPPED ? "skipped" :
 					h->status == 0 ? "ok" :
-					h->status == NRR_EROLLEDBACK ? "rolled-back" : "failed");
+					h->status == NRR_EROLLEDBACK ? "rolled-back" :
+					h->status == NRR_EDECLINED ? "declined" : "failed");
 		cJSON_AddNumberToObject(j, "status", h->state == H_DONE ? h->status : -1);
 		if (h->status) {
 			cJSON *err = cJSON_AddObjectToObject(j, "error");
@@ -513,6 +584,10 @@ static void print_json(const struct options *o, struct fleet_host *hosts, size_t
 			cJSON_AddNumberToObject(gen, "after", h->gen_after);
 		cJSON_AddNumberToObject(j, "seconds", elapsed(h));
 		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
+		if (h->diff) {
+			cJSON_AddItemToObject(j, "diff", h->diff);
+			h->diff = NULL;
+		}
 		cJSON_AddItemToArray(arr, j);
 	}
 	char *text = cJSON_Print(arr);
@@ -544,6 +619,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	for (size_t i = 0; i < n; i++) {
 		hosts[i].m = members[i];
 		hosts[i].progress_fd = -1;
+		hosts[i].answer_fd = -1;
+		strbuf_init(&hosts[i].diff_text);
 		strbuf_init(&hosts[i].progress);
 		strbuf_init(&hosts[i].err);
 		if (strlen(members[i].name) > namew)
@@ -558,7 +635,11 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	char ts[16];
 	double last_draw = 0;
 	for (;;) {
-		while (!stop && running < limit && next < n) {
+		size_t asking = 0;
+		for (size_t i = 0; i < n; i++)
+			asking += hosts[i].asking;
+		/* a host waiting for --ask's answer gives its slot to the next */
+		while (!stop && running - asking < limit && next < n) {
 			struct fleet_host *h = &hosts[next++];
 			if (start_host(o, h, password, e)) {
 				h->state = H_DONE;
@@ -575,6 +656,11 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		}
 		if (!running)
 			break;
+		if (asking && asking == running && (stop || next == n)) {
+			ask_fleet(hosts, n);
+			drawn = 0;
+			continue;
+		}
 		struct pollfd pfd[2 * 64];
 		struct fleet_host *who[2 * 64];
 		int np = 0;
@@ -627,31 +713,48 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 					h->status ? ": " : "", h->status ? h->message : "");
 			}
 		}
-		if (run_interrupted())
+		if (run_interrupted()) {
 			stop = 1;
+			/* a host waiting for the answer hears no */
+			for (size_t i = 0; i < n; i++)
+				if (hosts[i].answer_fd >= 0) {
+					close(hosts[i].answer_fd);
+					hosts[i].answer_fd = -1;
+					hosts[i].asking = 0;
+				}
+		}
 		if (tty && (now_s() - last_draw > 0.2 || !running)) {
 			draw(hosts, n, drawn, color, namew);
 			drawn = 1;
 			last_draw = now_s();
 		}
 	}
-	size_t failed = 0, skipped = 0;
+	size_t failed = 0, skipped = 0, declined = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (hosts[i].state == H_WAITING)
 			hosts[i].state = H_SKIPPED;
 		if (hosts[i].state == H_SKIPPED)
 			skipped++;
+		else if (hosts[i].status == NRR_EDECLINED)
+			declined++;
 		else if (hosts[i].status)
 			failed++;
 	}
+	if (o->diff == 1 || (o->diff < 0 && tty))
+		for (size_t i = 0; i < n; i++)
+			if (hosts[i].diff_text.len)
+				fprintf(stderr, "\n%s", hosts[i].diff_text.buf);
 	print_summary(o, hosts, n, namew);
 	if (o->json)
 		print_json(o, hosts, n);
 	if (run_interrupted())
 		ret = nrr_fail(e, NRR_EINT, "interrupted");
-	else if (failed || skipped)
+	else if (declined && !failed && !skipped)
+		ret = nrr_fail(e, NRR_EDECLINED, "declined: nothing activated on %zu of %zu hosts",
+			       declined, n);
+	else if (failed || skipped || declined)
 		ret = nrr_fail(e, NRR_EFLEET, "%zu of %zu hosts failed, %zu skipped%s",
-			       failed, n, skipped,
+			       failed + declined, n, skipped,
 			       skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
 out:
 	if (have_roots) {
@@ -668,6 +771,8 @@ out:
 	}
 	for (size_t i = 0; hosts && i < n; i++) {
 		free(hosts[i].path);
+		cJSON_Delete(hosts[i].diff);
+		strbuf_release(&hosts[i].diff_text);
 		strbuf_release(&hosts[i].progress);
 		strbuf_release(&hosts[i].err);
 	}

@@ -103,7 +103,7 @@ const struct option_spec option_table[] = {
 	{ "no-diff", 0, 0, OPT_NO_DIFF, 0, OF_NEW, S_OUT, NULL,
 	  "do not show what changes on the target" },
 	{ "ask", 0, 0, OPT_ASK, 0, OF_NEW, S_OUT, NULL,
-	  "after the diff, ask before activating on each target" },
+	  "after the diff, ask before activating (with --on, once for all hosts)" },
 	{ "yes", 0, 0, OPT_YES, 0, OF_NEW, S_OUT, NULL,
 	  "answer --ask's question with yes (for use without a terminal)" },
 	{ "debug", 0, 0, OPT_DEBUG, 0, 0, S_OUT, NULL,
@@ -558,8 +558,6 @@ static int check(struct options *o, struct nrr_err *e)
 			return nrr_fail(e, NRR_EUSAGE,
 					"--on names the targets itself: it goes without --target-host, "
 					"--build-host, --store-path, --rollback, --file and --attr");
-		if (o->ask)
-			return nrr_fail(e, NRR_EUSAGE, "--ask is not supported with --on yet");
 		if (!o->flake)
 			o->flake = ".";
 	} else if (o->target_user || o->parallel != 10) {

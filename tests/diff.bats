@@ -23,12 +23,6 @@ setup() {
 
 packages() { printf '%s\n' "$*" >"$F/packages"; }
 
-# The tool at a pseudo-terminal, typing $ANSWER at it.
-nrr_tty() {
-	_fleet_local_argv
-	printf '%s\n' "${ANSWER-}" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
-}
-
 @test "a changed, an added and a removed package: exactly those three lines, with versions and sizes" {
 	packages hello-2.12.1 nano-7.2 linux-6.6.1
 	nrr switch --flake "$F#pkgs" --target-host t1

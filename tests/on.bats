@@ -109,6 +109,65 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	[ "$(fleet_commands t1)" = 0 ]
 }
 
+@test "--ask shows every host's diff, then asks once; n leaves every target as it was (exit 11)" {
+	retag asked
+	local -A before acts
+	for h in t1 t2; do
+		before[$h]=$(profile_of "$h")
+		acts[$h]=$(fleet_exec "$h" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')
+	done
+	ANSWER=n run nrr_tty switch --flake "$F" --on t1,t2 --ask
+	assert_failure 11
+	assert_output --partial $'\nt1:'
+	assert_output --partial $'\nt2:'
+	[ "$(grep -c 'Activate on' <<<"$output")" = 1 ]
+	assert_output --partial "Activate on 2 hosts (t1, t2)? [y/N]"
+	assert_output --partial "declined"
+	for h in t1 t2; do
+		[ "$(profile_of "$h")" = "${before[$h]}" ]
+		[ "$(fleet_exec "$h" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')" = "${acts[$h]}" ]
+	done
+}
+
+@test "--ask answered y switches every host; --parallel 1 still asks once" {
+	retag asked-yes
+	ANSWER=y run nrr_tty switch --flake "$F" --on t1,t2,t3 --ask --parallel 1
+	assert_success
+	[ "$(grep -c 'Activate on' <<<"$output")" = 1 ]
+	for h in t1 t2 t3; do
+		run last_activation "$h"
+		assert_output --partial "config=$h "
+	done
+}
+
+@test "--ask without a terminal is refused unless --yes, before anything is built" {
+	retag asked-no-tty
+	fleet_reset_counts t1
+	run fleet_local setsid "$NRR" switch --flake "$F" --on t1,t2 --ask </dev/null
+	assert_failure 2
+	assert_output --partial "--ask needs a terminal"
+	[ "$(fleet_commands t1)" = 0 ]
+	run fleet_local setsid "$NRR" switch --flake "$F" --on t1,t2 --ask --yes </dev/null
+	assert_success
+}
+
+@test "--json carries each host's package diff" {
+	retag json-diff
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 --json
+	assert_success
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = {h["name"]: h for h in json.load(open("report.json"))}
+		for d in (r["t1"]["diff"], r["t2"]["diff"]):
+		    assert set(d) >= {"added", "removed", "changed"}, d
+		    assert d["closure"]["new_size"] > 0, d
+	PY
+	run --separate-stderr nrr switch --flake "$F" --on t1 --json --no-diff
+	assert_success
+	[[ $output != *'"diff"'* ]]
+}
+
 @test "an unreachable host, with --keep-going: the others still switch" {
 	retag unreachable
 	# t3's sshd goes away for good: the last test of the file
