@@ -3,7 +3,8 @@
  *
  * The phases, each a function, each leaving the target untouched when it
  * fails: hosts (resolve with ssh -G, connect one master per distinct host),
- * build (here, or on the build host from a locally evaluated derivation),
+ * build (lib/build.c: here, or on the build host from a locally evaluated
+ * derivation),
  * copy (one query and one stream per hop), activate (one command).
  *
  * Where the result lives decides the copies: built here, it goes here ->
@@ -93,6 +94,11 @@ int deploy_lock(struct deploy *d, struct nrr_err *e);
  * before the watchdog there undoes it. Returns 0 or an NRR_* status.
  */
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e);
+/* Gives dst what it lacks of closure, from src; probe: also fill
+ * d->probe from dst's answer. */
+int deploy_copy_closure(struct deploy *d, const struct host *src,
+			const struct host *dst, const struct strvec *closure,
+			int probe, struct nrr_err *e);
 /* The host activation runs on (target, or this machine). */
 const struct host *deploy_target(const struct deploy *d);
 
