@@ -329,8 +329,9 @@ static int do_build_and_activate(struct run *r)
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
-	if ((ret = deploy_build(d, build_tail(r, tailbuf, sizeof(tailbuf)), dry,
-				link, &r->err)))
+	const char *tail = build_tail(r, tailbuf, sizeof(tailbuf));
+	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
+	    (ret = deploy_build(d, tail, dry, link, &r->err)))
 		return ret;
 	if (dry)
 		return 0;

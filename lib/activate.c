@@ -39,8 +39,8 @@
  *  confirm  seconds: arm a watchdog that restores the running system and
  *        the profile unless a fresh connection removes $token in time
  *  token the watchdog's token file
- * then the closure, one path a line, ended by ".". We answer "ready" once
- * the lock is ours, the paths the target lacks ended by "." (then wait for
+ * then the closure, one path a line, ended by ".". We answer "ready
+ * MACHINE" (uname -m) once the lock is ours, the paths the target lacks ended by "." (then wait for
  * "go" while they are sent), and "status N" after activation; then we hold
  * the lock until the deployer hangs up.
  */
@@ -56,7 +56,7 @@ static const char activate_script[] =
 	"    (umask 022; printf '%s\\n' \"$1\" >\"$lock.holder\") 2>/dev/null\n"
 	"  fi 2>/dev/null\n"
 	"fi\n"
-	"echo ready\n"
+	"echo \"ready $(uname -m 2>/dev/null)\"\n"
 	"for v in act top prof spec ib op diff ask nocheck dirty novalidate subst plan confirm token; do\n"
 	"  IFS= read -r \"$v\" || exit 0\n"
 	"done\n"
@@ -294,7 +294,8 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	if (session_start(&as->s, h, el, activate_script, args, 2, e))
 		return e->status;
 	as->started = 1;
-	if (session_line(&as->s, &line) || strcmp(line.buf, "ready")) {
+	if (session_line(&as->s, &line) || strncmp(line.buf, "ready", 5) ||
+	    (line.buf[5] && line.buf[5] != ' ')) {
 		if (!strncmp(line.buf, "busy", 4)) {
 			const char *who = line.buf[4] ? line.buf + 5 : "";
 			session_finish(&as->s);
@@ -308,6 +309,8 @@ int activation_begin(struct activation_session *as, const struct host *h,
 		}
 		as->started = 0;
 		session_release(&as->s);
+	} else if (line.buf[5]) {
+		snprintf(as->machine, sizeof(as->machine), "%s", line.buf + 6);
 	}
 	strbuf_release(&line);
 	return ret;

@@ -77,6 +77,7 @@ struct activation_session {
 	const struct host *host;
 	const struct elevation *el;
 	int started;
+	char machine[32];	/* the target's uname -m, from its first line */
 };
 
 int activation_begin(struct activation_session *as, const struct host *h,

@@ -3,7 +3,11 @@
 #include "deploy.h"
 #include "nix.h"
 #include "progress.h"
+#include "platform.h"
 #include "quote.h"
+
+#include <cjson/cJSON.h>
+#include <sys/utsname.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +80,13 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	int ret = 0;
 
-	if (d->src == SRC_FLAKE) {
+	if (d->drv) {
+		/* evaluated already (deploy_preflight): build it as it is */
+		strvec_pushl(&argv, "nix-store", "--realise", d->drv, NULL);
+		if (dry)
+			strvec_push(&argv, "--dry-run");
+		strvec_pushvec(&argv, &d->opt->nix_common);
+	} else if (d->src == SRC_FLAKE) {
 		push_nix(&argv, "build");
 		strvec_pushl(&argv, attr, "--json", NULL);
 		if (dry)
@@ -94,7 +104,8 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		else
 			strvec_push(&argv, "--no-out-link");
 	}
-	push_local_flags(d, &argv);
+	if (!d->drv)
+		push_local_flags(d, &argv);
 	int st = nix_run(&argv, &out, &err, 0, d->trace, d->warnings, e);
 	if (st < 0) {
 		ret = e->status;
@@ -102,7 +113,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		ret = local_nix_fail("evaluating", attr, err.buf, e);
 	} else if (!dry) {
 		char *path;
-		if (d->src == SRC_FLAKE) {
+		if (d->src == SRC_FLAKE && !d->drv) {
 			path = nix_build_json_out(out.buf);
 		} else {
 			size_t n;
@@ -278,10 +289,167 @@ int deploy_build(struct deploy *d, const char *tail, int dry,
 				ret = add_result_link(d, link, e);
 		}
 	} else {
-		ret = build_local(d, attr, dry, link, e);
+		ret = build_local(d, attr, dry, d->drv ? NULL : link, e);
+		if (!ret && !dry && d->drv && link)
+			ret = add_result_link(d, link, e);
 		if (!ret && !dry)
 			ret = closure_of(&d->local, d->toplevel, &d->closure, e);
 	}
 	free(attr);
+	return ret;
+}
+
+/* This machine's nix settings as JSON (Nix 2.8: show-config; from 2.20:
+ * config show), into out; 0 or -1. */
+static int local_settings(struct strbuf *out)
+{
+	static const char *const cmds[][5] = {
+		{ "nix", "--extra-experimental-features", "nix-command", "show-config", "--json" },
+		{ "nix", "--extra-experimental-features", "nix-command", "config", "show" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct child c = CHILD_INIT;
+		struct nrr_err ignored;
+		for (size_t k = 0; k < 5; k++)
+			strvec_push(&c.args, cmds[i][k]);
+		if (i == 1)
+			strvec_push(&c.args, "--json");
+		c.in = CHILD_NULL;
+		strbuf_reset(out);
+		int st = child_capture(&c, NULL, 0, out, NULL, -1, &ignored);
+		child_clear(&c);
+		if (st == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* A setting's value as text (a list joined by spaces), malloc'ed or NULL. */
+static char *setting(const cJSON *all, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(all, name), "value");
+	struct strbuf sb = STRBUF_INIT;
+	const cJSON *it;
+	if (cJSON_IsString(v))
+		return xstrdup(v->valuestring);
+	if (!cJSON_IsArray(v))
+		return NULL;
+	cJSON_ArrayForEach(it, v)
+		if (cJSON_IsString(it))
+			strbuf_addf(&sb, "%s%s", sb.len ? " " : "", it->valuestring);
+	return strbuf_detach(&sb);
+}
+
+/* 1 if word is one of the blank-separated words of list. */
+static int has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; p && *p;) {
+		p += strspn(p, " \t");
+		size_t len = strcspn(p, " \t");
+		if (len == n && !memcmp(p, word, n))
+			return 1;
+		p += len;
+	}
+	return 0;
+}
+
+/* 1 if this machine can build for system: its own, an extra platform, or a
+ * remote builder (nix.conf's or --builders). */
+static int can_build_here(const struct deploy *d, const char *system)
+{
+	struct strbuf json = STRBUF_INIT;
+	cJSON *all = NULL;
+	char *own = NULL, *extra = NULL, *builders = NULL;
+	int yes = 0;
+
+	if (!local_settings(&json))
+		all = cJSON_Parse(json.buf);
+	own = setting(all, "system");
+	extra = setting(all, "extra-platforms");
+	builders = setting(all, "builders");
+	for (size_t i = 0; i + 1 < d->opt->nix_build.nr; i++)
+		if (!strcmp(d->opt->nix_build.v[i], "--builders")) {
+			free(builders);
+			builders = xstrdup(d->opt->nix_build.v[i + 1]);
+		}
+	if (builders && builders[0] == '@') {
+		/* "@FILE": the machines file */
+		FILE *f = fopen(builders + 1, "r");
+		struct strbuf text = STRBUF_INIT;
+		char buf[4096];
+		size_t n;
+		while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+			strbuf_add(&text, buf, n);
+		if (f)
+			fclose(f);
+		free(builders);
+		builders = strbuf_detach(&text);
+	}
+	yes = (own && !strcmp(own, system)) || has_word(extra, system) ||
+	      (builders && platform_builders_have(builders, system));
+	free(own);
+	free(extra);
+	free(builders);
+	cJSON_Delete(all);
+	strbuf_release(&json);
+	return yes;
+}
+
+/* 1 if realising drv here would build something (rather than find or
+ * substitute everything). */
+static int would_build(const char *drv)
+{
+	struct child c = CHILD_INIT;
+	struct strbuf err = STRBUF_INIT;
+	struct nrr_err ignored;
+	strvec_pushl(&c.args, "nix-store", "--realise", "--dry-run", drv, NULL);
+	c.in = CHILD_NULL;
+	child_capture(&c, NULL, 0, NULL, &err, -1, &ignored);
+	child_clear(&c);
+	int yes = strstr(err.buf, "will be built") != NULL;
+	strbuf_release(&err);
+	return yes;
+}
+
+int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
+{
+	struct utsname u;
+	char here[64], there[64], drvsys[64];
+	struct strbuf text = STRBUF_INIT;
+	int ret = 0;
+
+	if (d->src == SRC_STORE_PATH || d->build_remote || !d->target_remote ||
+	    !d->as.machine[0] || d->opt->no_validate || uname(&u))
+		return 0;
+	platform_of_machine(u.machine, here, sizeof(here));
+	platform_of_machine(d->as.machine, there, sizeof(there));
+	if (!strcmp(here, there))
+		return 0;	/* the common case costs nothing */
+	char *attr = deploy_attr(d, tail);
+	if ((ret = eval_drv(d, attr, &d->drv, e)))
+		goto out;
+	FILE *f = fopen(d->drv, "r");
+	char buf[4096];
+	size_t n;
+	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_add(&text, buf, n);
+	if (f)
+		fclose(f);
+	if (platform_drv_system(text.buf, text.len, drvsys, sizeof(drvsys)) ||
+	    !strcmp(drvsys, here) || can_build_here(d, drvsys) || !would_build(d->drv))
+		goto out;
+	ret = nrr_fail(e, NRR_ECHECK,
+		       "cannot build '%s' for '%s' (%s): its derivations are for %s, which this machine (%s) "
+		       "cannot build, no builder is set up for, and no binary cache has",
+		       d->src == SRC_FLAKE && d->flake_name ? d->flake_name : attr,
+		       d->target.name, there, drvsys, here);
+	nrr_hint(e, "build on a %s machine (--build-host, which may be the target itself), "
+		 "add one to --builders, or cross-compile (nixpkgs.buildPlatform = \"%s\")",
+		 drvsys, here);
+out:
+	free(attr);
+	strbuf_release(&text);
 	return ret;
 }

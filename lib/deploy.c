@@ -47,6 +47,7 @@ void deploy_release(struct deploy *d)
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
+	free(d->drv);
 }
 
 void deploy_phase(struct deploy *d, const char *phase)

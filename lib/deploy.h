@@ -41,6 +41,7 @@ struct deploy {
 	const char *file, *attr;
 
 	char *toplevel;		/* the built system */
+	char *drv;		/* its derivation, when evaluated before the build */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	struct probe probe;	/* what the target told in its first command */
@@ -78,6 +79,15 @@ char *deploy_attr(const struct deploy *d, const char *tail);
  */
 int deploy_build(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e);
+/*
+ * Before building for a target of another architecture: fails with
+ * NRR_ECHECK when the system's derivations are for a platform nothing
+ * can build (not this machine's, no builder, not all substitutable), so
+ * that the user hears it before a build starts. Needs the target's
+ * lock session (which told its machine); the derivation it evaluates is
+ * built from, so it costs no second evaluation.
+ */
+int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e);
 /* Copies the result to where it must be activated (target or here). */
 int deploy_copy(struct deploy *d, struct nrr_err *e);
 /* Sends the target the paths of the result it lacks (missing, as the

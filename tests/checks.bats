@@ -37,6 +37,35 @@ setup() {
 	[ "$(profile_of board)" = "$output" ]
 }
 
+@test "a native riscv64 configuration is refused before anything is built: nothing here builds for riscv64 (exit 7)" {
+	drv=$(fleet_local nix path-info --derivation "$F#nixosConfigurations.riscvnative.config.system.build.toplevel")
+	before=$(profile_of board)
+	run nrr switch --flake "$F#riscvnative" --target-host board
+	assert_failure 7
+	assert_output --partial "error: cannot build 'riscvnative' for 'board' (riscv64-linux): its derivations are for riscv64-linux, which this machine (x86_64-linux) cannot build"
+	assert_output --partial "hint: build on a riscv64-linux machine (--build-host"
+	refute_output --partial "building"
+	# not one of its derivations was built
+	run fleet_local nix-store --query --outputs "$drv"
+	run fleet_local nix-store --check-validity "$output"
+	assert_failure
+	[ "$(profile_of board)" = "$before" ]
+}
+
+@test "the same configuration deploys when the board builds it itself (--build-host board)" {
+	run --separate-stderr nrr switch --flake "$F#riscvnative" --target-host board --build-host board
+	assert_success
+	[ "$(profile_of board)" = "$output" ]
+	[ "$(fleet_exec board cat "$output/system")" = riscv64-linux ]
+}
+
+@test "a builder for riscv64-linux makes it buildable: the check lets the build start" {
+	run nrr switch --flake "$F#riscvnative" --target-host board --builders 'ssh://nowhere.invalid riscv64-linux'
+	# nix then tries that builder (which does not exist): the failure is the build's, not ours
+	assert_failure 5
+	refute_output --partial "cannot build '"
+}
+
 @test "--no-validate skips the architecture check" {
 	run nrr test --flake "$F#t1" --target-host board --no-validate
 	assert_success

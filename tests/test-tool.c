@@ -13,6 +13,7 @@
 #include "../lib/generations.h"
 #include "../lib/nix.h"
 #include "../lib/options.h"
+#include "../lib/platform.h"
 #include "../lib/quote.h"
 #include "../lib/ssh.h"
 
@@ -78,6 +79,26 @@ int main(int argc, const char **argv)
 		return test_tool_cache(argc - 1, argv + 1);
 	if (!strncmp(cmd, "diff-", 5))
 		return test_tool_diff(argc - 1, argv + 1);
+	if (!strcmp(cmd, "platform-of-machine") && argc == 3) {
+		char out[64];
+		platform_of_machine(argv[2], out, sizeof(out));
+		puts(out);
+		return 0;
+	}
+	if (!strcmp(cmd, "drv-system")) {
+		/* the derivation file's text on stdin */
+		char *text = read_stdin(), out[64];
+		int ret = platform_drv_system(text, strlen(text), out, sizeof(out));
+		if (!ret)
+			puts(out);
+		free(text);
+		return ret ? 1 : 0;
+	}
+	if (!strcmp(cmd, "builders-have") && argc == 4) {
+		int yes = platform_builders_have(argv[2], argv[3]);
+		puts(yes ? "yes" : "no");
+		return 0;
+	}
 	if (!strcmp(cmd, "sq-quote")) {
 		struct strbuf sb = STRBUF_INIT;
 		sq_quote_argv(&sb, argv + 2);

@@ -190,3 +190,26 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_line 'hostname=t1 arch=x86_64 nix=nix-store (Nix) 2.8.0 current=/nix/store/x systemd=0'
 	assert_line 'missing=[/nix/store/a] [/nix/store/b]'
 }
+
+@test "platforms: uname -m names, a derivation's system, builders for a system" {
+	run "$TT" platform-of-machine x86_64
+	assert_output x86_64-linux
+	run "$TT" platform-of-machine arm64
+	assert_output aarch64-linux
+	run "$TT" drv-system < <(tail -c +2 "$BATS_TEST_DIRNAME/fuzz/corpus/parsers/drv")
+	assert_output riscv64-linux
+	# a ] or ) inside a string does not end a list early
+	run "$TT" drv-system <<<'Derive([("out","/nix/store/a-x])","","")],[],["/nix/store/b-\"(["],"aarch64-linux","/bin/sh",[],[])'
+	assert_output aarch64-linux
+	run "$TT" drv-system <<<'Derive([("out"'
+	assert_failure
+	run "$TT" drv-system <<<'not a derivation'
+	assert_failure
+	run "$TT" builders-have 'ssh://a x86_64-linux,riscv64-linux - 4; ssh://b aarch64-linux' riscv64-linux
+	assert_output yes
+	run "$TT" builders-have $'ssh://a x86_64-linux\nssh://b aarch64-linux' riscv64-linux
+	assert_output no
+	# a machine without systems builds for the local system only
+	run "$TT" builders-have 'ssh://riscv64-linux' riscv64-linux
+	assert_output no
+}

@@ -26,13 +26,19 @@ let
 
   # One package shared by all systems of a tag, as a package set is: closures overlap.
   sw = drv "nrr-sw-${tag'}" ./build-sw.sh { };
+  # The same for a configuration built natively on another platform.
+  swFor = buildSystem:
+    if buildSystem == system then sw
+    else drv "nrr-sw-${tag'}" ./build-sw.sh { system = buildSystem; };
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ] }:
+  mkToplevel = { label, slug, hostSystem, buildSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ] }:
+    let sw = swFor buildSystem; in
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
-      etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; };
+      system = buildSystem;
+      etc = drv "nrr-etc-${slug}-${tag'}" ./build-etc.sh { inherit label sw; system = buildSystem; };
       stcTemplate = ./switch-to-configuration.in;
       exitStatus = toString status;
       cutoff = if cutoff then "1" else "";
@@ -46,9 +52,9 @@ let
     });
 
   mkConfig = name:
-    { hostSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ] }:
+    { hostSystem ? system, buildSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ] }:
     let
-      common = { inherit hostSystem status stc cutoff; };
+      common = { inherit hostSystem buildSystem status stc cutoff; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
       spec1 = mkToplevel (common // {
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
@@ -89,6 +95,8 @@ in {
   nostc = mkConfig "nostc" { stc = false; };
   # Cross-built: built by x86_64-linux derivations for a riscv64-linux board.
   riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
+  # Native: its derivations are riscv64-linux ones, which only a riscv64 machine builds.
+  riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
   slow = mkConfig "slow" { sleep = 30; };
   # Its packages are named by the file `packages` ("name-version" words), so that a test can

@@ -7,6 +7,7 @@
  *   3 `nix build --json`       4 nix error output
  *   5 generation listings      6 closure listings with sizes
  *   7 the command line (NUL-separated words)
+ *   8 derivation files (their system), builders settings, uname -m
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "../../lib/nix.h"
 #include "../../lib/options.h"
 #include "../../lib/pkgdiff.h"
+#include "../../lib/platform.h"
 #include "../../lib/quote.h"
 #include "../../lib/ssh.h"
 
@@ -60,7 +62,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	char *s = malloc(size + 1);
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0:
 		words(s);
 		break;
@@ -112,6 +114,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	case 7:
 		argv_of(s, size - 1);
 		break;
+	case 8: {
+		char sys[64];
+		platform_drv_system(s, size - 1, sys, sizeof(sys));
+		platform_builders_have(s, "riscv64-linux");
+		platform_of_machine(s, sys, sizeof(sys));
+		break;
+	}
 	}
 	free(s);
 	return 0;
