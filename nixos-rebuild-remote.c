@@ -276,6 +276,30 @@ static int upgrade_channels(struct run *r)
  * The --json report of a deploy to one host, on stdout: what the --on
  * report says of each host, and the diff.
  */
+/* The plan as JSON: per route, paths and bytes. */
+static cJSON *plan_json(const struct deploy_plan *p)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (p->known) {
+		cJSON_AddNumberToObject(j, "paths", (double)p->paths);
+		cJSON_AddNumberToObject(j, "present", (double)p->present);
+		cJSON *c = cJSON_AddObjectToObject(j, "fromCaches");
+		cJSON_AddNumberToObject(c, "paths", (double)p->fetch);
+		cJSON_AddNumberToObject(c, "bytes", (double)p->fetch_bytes);
+		cJSON_AddBoolToObject(c, "used", p->auto_fetch);
+		cJSON *push = cJSON_AddObjectToObject(j, "push");
+		cJSON_AddNumberToObject(push, "paths", (double)p->push);
+		cJSON_AddNumberToObject(push, "bytes", (double)p->push_bytes);
+	}
+	if (p->build_known) {
+		cJSON *b = cJSON_AddObjectToObject(j, "build");
+		cJSON_AddNumberToObject(b, "derivations", (double)p->build);
+		cJSON_AddNumberToObject(b, "fetch", (double)p->fetch_here);
+		cJSON_AddNumberToObject(b, "downloadMiB", p->download_mib);
+	}
+	return j;
+}
+
 static void report_json(struct run *r, int status)
 {
 	struct deploy *d = &r->d;
@@ -297,6 +321,8 @@ static void report_json(struct run *r, int status)
 		cJSON_AddNumberToObject(gen, "after", d->gen_after);
 	cJSON_AddNumberToObject(j, "pathsCopied", (double)d->paths_copied);
 	cJSON_AddNumberToObject(j, "bytesCopied", (double)d->bytes_copied);
+	if (d->plan.known || d->plan.build_known)
+		cJSON_AddItemToObject(j, "plan", plan_json(&d->plan));
 	if (r->diff) {
 		cJSON_AddItemToObject(j, "diff", r->diff);
 		r->diff = NULL;
@@ -330,11 +356,21 @@ static int do_build_and_activate(struct run *r)
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
 	const char *tail = build_tail(r, tailbuf, sizeof(tailbuf));
+	d->want_plan = is(r, "dry-activate");
 	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
 	    (ret = deploy_build(d, tail, dry, link, &r->err)))
 		return ret;
-	if (dry)
+	if (dry) {
+		const struct deploy_plan *p = &d->plan;
+		if (p->build_known)
+			fprintf(stderr, "plan: %zu derivations to build %s%s%s, %zu paths to fetch (%.1f MiB download)\n",
+				p->build, d->build_remote ? "on '" : "here",
+				d->build_remote ? d->build.name : "", d->build_remote ? "'" : "",
+				p->fetch_here, p->download_mib);
+		if (r->opt.json)
+			report_json(r, 0);
 		return 0;
+	}
 	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
 		return ret;
 	if (activating) {
@@ -632,7 +668,8 @@ int main(int argc, char **argv)
 		report_result(&r, run_interrupted() && ret ? 128 + run_interrupted() : ret);
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
-	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") || is(&r, "dry-activate")))
+	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") ||
+	     is(&r, "dry-activate") || is(&r, "dry-build")))
 		report_json(&r, ret);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)

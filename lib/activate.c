@@ -371,7 +371,7 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	send_line(&msg, env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"));
 	send_line(&msg, a->no_validate ? "1" : "");
 	send_line(&msg, a->substitute == 1 ? "1" : "");
-	send_line(&msg, a->substitute == 2 ? "1" : "");
+	send_line(&msg, a->substitute == 2 || a->plan ? "1" : "");
 	send_line(&msg, confirm);
 	send_line(&msg, a->token);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)

@@ -46,7 +46,9 @@ struct activation {
 	const struct strvec *closure;
 	int substitute;		/* 1: -s, the target tries its caches for all
 				 * it lacks; 2: auto, we ask them (plan) */
-	struct strbuf *nixconf;	/* auto: the target's settings, as JSON */
+	int plan;		/* also without auto: send the settings (a plan is
+				 * shown, as for dry-activate) */
+	struct strbuf *nixconf;	/* auto, plan: the target's settings, as JSON */
 	struct strvec *missing;
 	int incomplete;
 

@@ -73,6 +73,17 @@ static int local_nix_fail(const char *what, const char *attr,
 	return nrr_fail(e, NRR_EEVAL, "%s '%s' failed: %s", what, attr, why);
 }
 
+/* What nix said a dry run would do, for the plan. */
+static void record_dry_run(struct deploy *d, const char *said)
+{
+	struct nix_dry_run dr;
+	nix_dry_run_parse(said, &dr);
+	d->plan.build_known = 1;
+	d->plan.build = dr.build;
+	d->plan.fetch_here = dr.fetch;
+	d->plan.download_mib = dr.download_mib;
+}
+
 static int build_local(struct deploy *d, const char *attr, int dry,
 		       const char *link, struct nrr_err *e)
 {
@@ -111,7 +122,9 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		ret = e->status;
 	} else if (st) {
 		ret = local_nix_fail("evaluating", attr, err.buf, e);
-	} else if (!dry) {
+	} else if (dry) {
+		record_dry_run(d, err.buf);
+	} else {
 		char *path;
 		if (d->src == SRC_FLAKE && !d->drv) {
 			path = nix_build_json_out(out.buf);
@@ -227,7 +240,9 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		nix_error_summary(err.buf, why, sizeof(why));
 		ret = nrr_fail(e, NRR_EBUILD, "building '%s' on '%s' failed: %s",
 			       attr, d->build.name, why);
-	} else if (!dry) {
+	} else if (dry) {
+		record_dry_run(d, err.buf);
+	} else {
 		struct strvec lines = STRVEC_INIT;
 		split_lines(out.buf, &lines);
 		strvec_clear(&d->closure);

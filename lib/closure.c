@@ -330,3 +330,37 @@ int closure_send_direct(const struct host *src, const char *user,
 	strbuf_release(&err);
 	return st ? e->status : 0;
 }
+
+int closure_size(const struct host *h, const struct strvec *paths,
+		 unsigned long long *bytes, struct nrr_err *e)
+{
+	static const char script[] =
+		"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
+		"exec xargs nix-store --query --size\n";
+	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	int ret = 0;
+
+	*bytes = 0;
+	for (size_t i = 0; i < paths->nr; i++)
+		strbuf_addf(&in, "%s\n", paths->v[i]);
+	int st = host_run(h, NULL, "size", script, noargs, in.buf, in.len, &out,
+			  NULL, -1, e);
+	if (st < 0) {
+		ret = e->status;
+	} else if (st) {
+		ret = nrr_fail(e, NRR_EFAIL, "cannot query the sizes of %zu paths on '%s'",
+			       paths->nr, h->name);
+	} else {
+		struct strvec lines = STRVEC_INIT;
+		unsigned long long n;
+		split_lines(out.buf, &lines);
+		for (size_t i = 0; i < lines.nr; i++)
+			if (!parse_decimal_u64(lines.v[i], strlen(lines.v[i]), &n))
+				*bytes += n;
+		strvec_clear(&lines);
+	}
+	strbuf_release(&in);
+	strbuf_release(&out);
+	return ret;
+}

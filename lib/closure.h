@@ -59,6 +59,11 @@ int closure_send_direct(const struct host *src, const char *user,
 int closure_of(const struct host *h, const char *path, struct strvec *out,
 	       struct nrr_err *e);
 
+/* The sum of the NAR sizes of paths on h (nix-store --query --size), in
+ * *bytes. Returns 0 or an NRR_* status. */
+int closure_size(const struct host *h, const struct strvec *paths,
+		 unsigned long long *bytes, struct nrr_err *e);
+
 /* Splits text into lines (non-empty), appended to out. */
 void split_lines(const char *text, struct strvec *out);
 

@@ -3,6 +3,7 @@
 #include "activate.h"
 #include "cache.h"
 #include "nix.h"
+#include "pkgdiff.h"
 #include "progress.h"
 #include "quote.h"
 
@@ -314,23 +315,53 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 	return ok;
 }
 
+
+/* Prints d->plan, as one line. */
+static void print_plan(const struct deploy *d)
+{
+	const struct deploy_plan *p = &d->plan;
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_addf(&sb, "plan for '%s': ", d->target.name);
+	if (p->present == p->paths) {
+		strbuf_addf(&sb, "all %zu paths present, nothing to copy", p->paths);
+	} else {
+		strbuf_addf(&sb, "%zu paths: %zu present, ", p->paths, p->present);
+		if (p->auto_fetch) {
+			strbuf_addf(&sb, "%zu from its caches (", p->fetch);
+			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			strbuf_addstr(&sb, "), ");
+		}
+		strbuf_addf(&sb, "%zu to push (", p->push);
+		pkgdiff_format_size(&sb, (int64_t)p->push_bytes, 0);
+		strbuf_addch(&sb, ')');
+		if (!p->auto_fetch && p->fetch) {
+			strbuf_addf(&sb, "; its caches serve %zu of them (", p->fetch);
+			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			strbuf_addstr(&sb, "): --use-substitutes=auto would fetch those there");
+		}
+	}
+	fprintf(stderr, "%s\n", sb.buf);
+	strbuf_release(&sb);
+}
+
 /*
- * --use-substitutes=auto: asks the caches the target trusts which of the
- * paths it lacks they serve, with signatures it would accept; the target
- * fetches those itself, and only the rest is pushed. When no cache serves
- * anything, the target is not asked to try (no time-outs against caches
- * it cannot reach).
+ * Works out d->plan for the paths the target lacks (a->missing): asks the
+ * caches the target trusts which of them they serve, with signatures it
+ * would accept. With --use-substitutes=auto the target then fetches those
+ * itself and only the rest is pushed; when no cache serves anything, the
+ * target is not asked to try (no time-outs against caches it cannot
+ * reach). Without auto (dry-activate) it is only told.
  */
 static int plan_and_fetch(struct deploy *d, struct activation *a,
 			  const struct strbuf *nixconf, struct nrr_err *e)
 {
+	struct deploy_plan *p = &d->plan;
 	struct nix_settings ns;
 	struct cache_config cfg;
 	struct cache_result res = CACHE_RESULT_INIT;
-	struct strvec fetch = STRVEC_INIT;
+	struct strvec fetch = STRVEC_INIT, push = STRVEC_INIT;
 	struct nrr_err qe = { 0 };
-	unsigned long long fetch_bytes = 0;
-	size_t lacked = a->missing->nr;
 	int ret = 0;
 
 	nix_settings_init(&ns);
@@ -343,8 +374,8 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 				if (an->state == CACHE_PRESENT &&
 				    (an->trust == NARINFO_VERIFIED || !cfg.require_sigs)) {
 					strvec_push(&fetch, an->path);
-					fetch_bytes += an->info.file_size ? an->info.file_size
-									  : an->info.nar_size;
+					p->fetch_bytes += an->info.file_size ? an->info.file_size
+									     : an->info.nar_size;
 				}
 			}
 			for (size_t i = 0; i < res.nr_caches; i++)
@@ -355,14 +386,26 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 	if (qe.msg[0])
 		strvec_pushf(d->warnings, "cannot ask '%s''s caches: %s; pushing everything",
 			     d->target.name, qe.msg);
-	fprintf(stderr, "plan for '%s': %zu of %zu paths present, %zu from its caches (%.1f MiB), %zu to push\n",
-		d->target.name, d->closure.nr - lacked, d->closure.nr, fetch.nr,
-		(double)fetch_bytes / (1024.0 * 1024.0), lacked - fetch.nr);
-	if (fetch.nr) {
+	p->known = 1;
+	p->auto_fetch = a->substitute == 2;
+	p->paths = d->closure.nr;
+	p->present = d->closure.nr - a->missing->nr;
+	p->fetch = fetch.nr;
+	for (size_t i = 0; i < a->missing->nr; i++)
+		if (!p->auto_fetch || strvec_find(&fetch, a->missing->v[i]) < 0)
+			strvec_push(&push, a->missing->v[i]);
+	p->push = push.nr;
+	/* the sizes of what is pushed, where it is pushed from */
+	if (push.nr && closure_size(d->built_at == AT_BUILD ? &d->build : &d->local,
+				    &push, &p->push_bytes, &qe))
+		p->push_bytes = 0;
+	print_plan(d);
+	if (p->auto_fetch && fetch.nr) {
 		deploy_phase(d, "fetch");
 		ret = activation_fetch(&d->as, a, &fetch, e);
 	}
 	strvec_clear(&fetch);
+	strvec_clear(&push);
 	cache_result_release(&res);
 	cache_config_release(&cfg);
 	nix_settings_release(&ns);
@@ -411,12 +454,18 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
 	struct strbuf nixconf = STRBUF_INIT;
 	a->substitute = d->opt->substitutes;
+	a->plan = d->want_plan;
 	a->missing = &missing;
 	a->nixconf = &nixconf;
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
-	if (!ret && a->incomplete && a->substitute == 2)
+	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {
 		ret = plan_and_fetch(d, a, &nixconf, e);
+	} else if (!ret && a->plan && a->closure) {
+		d->plan.known = 1;
+		d->plan.paths = d->plan.present = d->closure.nr;
+		print_plan(d);
+	}
 	strbuf_release(&nixconf);
 	if (!ret && a->incomplete) {
 		deploy_phase(d, "copy");

@@ -24,6 +24,18 @@
 enum source_kind { SRC_FLAKE, SRC_CLASSIC, SRC_STORE_PATH };
 enum where { AT_LOCAL, AT_BUILD, AT_TARGET };
 
+/* What a deploy does with the system's closure on its target, per route;
+ * for dry-build, what it would build. */
+struct deploy_plan {
+	int known;			/* the target's part was computed */
+	size_t paths, present, fetch, push;
+	unsigned long long fetch_bytes, push_bytes;
+	int auto_fetch;			/* the target fetches what its caches serve */
+	int build_known;		/* dry-build: nix said what it would do */
+	size_t build, fetch_here;	/* derivations, paths (where it builds) */
+	double download_mib;
+};
+
 struct deploy {
 	struct options *opt;
 	struct ssh_ctx ssh;
@@ -53,6 +65,8 @@ struct deploy {
 	int locked;
 	int progress_fd;	/* a fleet's child reports its phases here */
 	int gen_before, gen_after;
+	int want_plan;		/* dry-activate: work out and show the plan */
+	struct deploy_plan plan;
 };
 
 /* Reports the phase the deploy is in, when it has someone to tell. */

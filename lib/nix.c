@@ -250,3 +250,32 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 	}
 	return 1;
 }
+
+void nix_dry_run_parse(const char *text, struct nix_dry_run *dr)
+{
+	enum { NONE, BUILD, FETCH } list = NONE;
+
+	memset(dr, 0, sizeof(*dr));
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, "\n");
+		char line[512];
+		snprintf(line, sizeof(line), "%.*s", (int)(len < 511 ? len : 511), p);
+		if (strstr(line, " will be built")) {
+			list = BUILD;
+		} else if (strstr(line, " will be fetched")) {
+			const char *open = strchr(line, '(');
+			double mib;
+			list = FETCH;
+			if (open && sscanf(open, "(%lf MiB download", &mib) == 1 && mib >= 0)
+				dr->download_mib = mib;
+		} else if (!strncmp(line, "  /", 3) && list != NONE) {
+			if (list == BUILD)
+				dr->build++;
+			else
+				dr->fetch++;
+		} else {
+			list = NONE;
+		}
+		p += len + (p[len] ? 1 : 0);
+	}
+}

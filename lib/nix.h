@@ -55,6 +55,18 @@ void nix_error_summary(const char *err, char *buf, size_t size);
 /* 1 if stderr says a build (not the evaluation) failed. */
 int nix_error_is_build(const char *err);
 
+/* What a --dry-run said it would do. */
+struct nix_dry_run {
+	size_t build;		/* derivations to build */
+	size_t fetch;		/* paths to fetch */
+	double download_mib;	/* their download size, as nix said it */
+};
+
+/* Reads the lists nix prints for --dry-run ("these N derivations will be
+ * built:", "these N paths will be fetched (X MiB download, ...)", each
+ * followed by indented paths) out of text into dr (zeros if none). */
+void nix_dry_run_parse(const char *text, struct nix_dry_run *dr);
+
 /* The flag named in "unrecognised flag '--x'" / "unknown flag", or NULL
  * (malloc'ed). */
 char *nix_unknown_flag(const char *err);

@@ -46,7 +46,7 @@ cache_sw() {
 	sw=$(cache_sw t1 sk t1 pk)
 	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=auto
 	assert_success
-	assert_output --regexp "plan for 't1': 0 of 5 paths present, 1 from its caches \([0-9.]+ MiB\), 4 to push"
+	assert_output --regexp "plan for 't1': 5 paths: 0 present, 1 from its caches \([0-9.]+ [KM]?i?B\), 4 to push \([0-9.]+ [KM]?i?B\)"
 	fleet_exec t1 nix-store --check-validity "$sw"
 	# the target fetched it from the cache
 	grep -q "GET /nar/" "$CACHE_SERVER_DIR"/static.*
@@ -69,6 +69,36 @@ cache_sw() {
 	assert_output --partial "0 from its caches"
 	# the narinfos were asked for, by us; no NAR was fetched
 	[ "$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)" = "$before" ]
+}
+
+@test "dry-activate shows the plan without acting on the caches; --json carries it" {
+	retag dry-plan
+	cache_sw t1 sk t1 pk >/dev/null
+	run --separate-stderr nrr dry-activate --flake "$F#t1" --target-host t1 --json
+	assert_success
+	[[ $stderr =~ "plan for 't1': 5 paths: 0 present, 5 to push ("[0-9.]+" "[KM]?i?B"); its caches serve 1 of them" ]]
+	[[ $stderr == *"--use-substitutes=auto would fetch those there"* ]]
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		p = json.load(open("report.json"))["plan"]
+		assert p["paths"] == 5 and p["present"] == 0, p
+		assert p["fromCaches"] == {"paths": 1, "bytes": p["fromCaches"]["bytes"], "used": False}, p
+		assert p["fromCaches"]["bytes"] > 0 and p["push"]["paths"] == 5 and p["push"]["bytes"] > 0, p
+	PY
+	# a second time, everything is there
+	run --separate-stderr nrr dry-activate --flake "$F#t1" --target-host t1
+	assert_success
+	[[ $stderr == *"plan for 't1': all 5 paths present, nothing to copy"* ]]
+}
+
+@test "dry-build says what it would build, and --json carries it" {
+	retag dry-build-plan
+	run --separate-stderr nrr dry-build --flake "$F#t1" --json
+	assert_success
+	[[ $stderr == *"plan: 5 derivations to build here, 0 paths to fetch"* ]]
+	echo "$output" >report.json
+	python3 -c 'import json; b = json.load(open("report.json"))["plan"]["build"]; assert b["derivations"] == 5 and b["fetch"] == 0, b'
 }
 
 @test "--use-substitutes takes no other value" {

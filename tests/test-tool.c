@@ -94,6 +94,14 @@ int main(int argc, const char **argv)
 		free(text);
 		return ret ? 1 : 0;
 	}
+	if (!strcmp(cmd, "dry-run")) {
+		char *text = read_stdin();
+		struct nix_dry_run dr;
+		nix_dry_run_parse(text, &dr);
+		printf("build=%zu fetch=%zu download=%.2f\n", dr.build, dr.fetch, dr.download_mib);
+		free(text);
+		return 0;
+	}
 	if (!strcmp(cmd, "builders-have") && argc == 4) {
 		int yes = platform_builders_have(argv[2], argv[3]);
 		puts(yes ? "yes" : "no");

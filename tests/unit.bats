@@ -213,3 +213,22 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	run "$TT" builders-have 'ssh://riscv64-linux' riscv64-linux
 	assert_output no
 }
+
+@test "nix --dry-run's lists: derivations to build, paths to fetch and their download" {
+	# as Nix 2.8 prints them
+	run "$TT" dry-run <<-'EOF'
+		these 2 derivations will be built:
+		  /nix/store/2qqa0fmx7iywhfv3ngailsp2n3fvax2s-nrr-sw-scratch.drv
+		  /nix/store/x2yrh8n89kwb8smrzpzcg09rdh817jw5-nixos-system-t1-25.05.scratch.drv
+		these 3 paths will be fetched (0.02 MiB download, 0.10 MiB unpacked):
+		  /nix/store/a-x
+		  /nix/store/b-y
+		  /nix/store/c-z
+		building '/nix/store/y.drv'
+		  /nix/store/not-in-a-list
+	EOF
+	assert_output "build=2 fetch=3 download=0.02"
+	run "$TT" dry-run <<<'this derivation will be built:
+  /nix/store/x.drv'
+	assert_output "build=1 fetch=0 download=0.00"
+}

@@ -94,6 +94,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		nix_error_summary(s, buf, sizeof(buf));
 		nix_error_is_build(s);
 		free(nix_unknown_flag(s));
+		struct nix_dry_run dr;
+		nix_dry_run_parse(s, &dr);
 		break;
 	}
 	case 5: {
