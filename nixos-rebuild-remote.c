@@ -574,6 +574,8 @@ static void report_result(struct run *r, int status)
 	cJSON_AddNumberToObject(j, "genBefore", r->d.gen_before);
 	cJSON_AddNumberToObject(j, "genAfter", r->d.gen_after);
 	cJSON_AddNumberToObject(j, "bytes", (double)r->d.bytes_copied);
+	if (r->d.plan.auto_fetch)
+		cJSON_AddNumberToObject(j, "fetchBytes", (double)r->d.plan.fetch_bytes);
 	char *text = cJSON_PrintUnformatted(j);
 	dprintf(r->opt.progress_fd, "result %s\n", text);
 	free(text);

@@ -38,7 +38,7 @@ struct fleet_host {
 	/* from the child's result line */
 	int status, gen_before, gen_after;
 	char step[32], message[1024];
-	unsigned long long bytes;
+	unsigned long long bytes, fetch_bytes;	/* pushed; fetched from its caches */
 };
 
 static double now_s(void)
@@ -365,6 +365,8 @@ static void read_report(struct fleet_host *h)
 				h->gen_after = v->valueint;
 			if ((v = cJSON_GetObjectItemCaseSensitive(j, "bytes")) && cJSON_IsNumber(v))
 				h->bytes = (unsigned long long)v->valuedouble;
+			if ((v = cJSON_GetObjectItemCaseSensitive(j, "fetchBytes")) && cJSON_IsNumber(v))
+				h->fetch_bytes = (unsigned long long)v->valuedouble;
 			if ((v = cJSON_GetObjectItemCaseSensitive(j, "step")) && cJSON_IsString(v))
 				snprintf(h->step, sizeof(h->step), "%s", v->valuestring);
 			if ((v = cJSON_GetObjectItemCaseSensitive(j, "message")) && cJSON_IsString(v))
@@ -523,18 +525,21 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 static void print_summary(const struct options *o, struct fleet_host *hosts,
 			  size_t n, size_t namew)
 {
-	fprintf(stderr, "\n%-*s  %-8s %-12s %-11s %7s %10s\n", (int)namew, "host",
-		"action", "result", "generation", "time", "copied");
+	fprintf(stderr, "\n%-*s  %-8s %-12s %-11s %7s %10s %12s\n", (int)namew, "host",
+		"action", "result", "generation", "time", "copied", "from caches");
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
-		char gen[32] = "-", copied[32] = "-";
+		char gen[32] = "-", copied[32] = "-", fetched[32] = "-";
 		if (h->gen_after)
 			snprintf(gen, sizeof(gen), "%d -> %d", h->gen_before, h->gen_after);
 		if (h->state == H_DONE)
 			snprintf(copied, sizeof(copied), "%.1f MiB",
 				 (double)h->bytes / (1024.0 * 1024.0));
-		fprintf(stderr, "%-*s  %-8s %-12s %-11s %6.1fs %10s\n", (int)namew,
-			h->m.name, o->action, result_of(h), gen, elapsed(h), copied);
+		if (h->state == H_DONE && o->substitutes == 2)
+			snprintf(fetched, sizeof(fetched), "%.1f MiB",
+				 (double)h->fetch_bytes / (1024.0 * 1024.0));
+		fprintf(stderr, "%-*s  %-8s %-12s %-11s %6.1fs %10s %12s\n", (int)namew,
+			h->m.name, o->action, result_of(h), gen, elapsed(h), copied, fetched);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
@@ -584,6 +589,8 @@ static void print_json(const struct options *o, struct fleet_host *hosts, size_t
 			cJSON_AddNumberToObject(gen, "after", h->gen_after);
 		cJSON_AddNumberToObject(j, "seconds", elapsed(h));
 		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
+		if (o->substitutes == 2)
+			cJSON_AddNumberToObject(j, "bytesFromCaches", (double)h->fetch_bytes);
 		if (h->diff) {
 			cJSON_AddItemToObject(j, "diff", h->diff);
 			h->diff = NULL;

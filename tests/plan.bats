@@ -101,6 +101,22 @@ cache_sw() {
 	python3 -c 'import json; b = json.load(open("report.json"))["plan"]["build"]; assert b["derivations"] == 5 and b["fetch"] == 0, b'
 }
 
+@test "a fleet: the package both hosts share comes from their cache, not pushed twice; the summary says so" {
+	retag fleet-cache
+	cache_sw t1 sk t1 pk >/dev/null
+	cache_sw t2 sk t2 pk >/dev/null
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 --use-substitutes=auto --json
+	assert_success
+	[[ $stderr == *"from caches"* ]]
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = {h["name"]: h for h in json.load(open("report.json"))}
+		for h in r.values():
+		    assert h["result"] == "ok" and h["bytesFromCaches"] > 0 and h["bytesCopied"] > 0, h
+	PY
+}
+
 @test "--use-substitutes takes no other value" {
 	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=always
 	assert_failure 2
