@@ -25,6 +25,7 @@
 #include "lib/generations.h"
 #include "lib/nix.h"
 #include "lib/options.h"
+#include "lib/diffshow.h"
 #include "lib/pkgdiff.h"
 #include "lib/run.h"
 

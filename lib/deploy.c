@@ -2,8 +2,8 @@
 #include "deploy.h"
 #include "activate.h"
 #include "cache.h"
+#include "diffshow.h"
 #include "nix.h"
-#include "pkgdiff.h"
 #include "progress.h"
 #include "quote.h"
 

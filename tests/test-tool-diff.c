@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "../lib/pkgdiff.h"
+#include "../lib/diffshow.h"
 
 int test_tool_diff(int argc, const char **argv);
 
