@@ -352,11 +352,23 @@ static int do_build_and_activate(struct run *r)
 	if (r->opt.upgrade && d->src == SRC_CLASSIC && (ret = upgrade_channels(r)))
 		return ret;
 	int need_target = d->target_remote && !dry;
-	if ((ret = deploy_connect(d, need_target, 1, &r->err)) ||
+	const char *tail = build_tail(r, tailbuf, sizeof(tailbuf));
+	if ((ret = deploy_connect_start(d, need_target, 1, &r->err)))
+		return ret;
+	/* While the handshakes go on, evaluate: the derivation is what a
+	 * build host builds, and what a remote target's system is built from
+	 * here (unless the configuration's name is the target's to say) */
+	if (!dry && (d->build_remote || (activating && d->target_remote)) &&
+	    (d->src != SRC_FLAKE || *d->flake_name) &&
+	    (ret = deploy_evaluate(d, tail, &r->err))) {
+		struct nrr_err ignored;
+		deploy_connect_wait(d, need_target, 1, &ignored);
+		return ret;
+	}
+	if ((ret = deploy_connect_wait(d, need_target, 1, &r->err)) ||
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
-	const char *tail = build_tail(r, tailbuf, sizeof(tailbuf));
 	d->want_plan = is(r, "dry-activate");
 	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
 	    (ret = deploy_build(d, tail, dry, link, &r->err)))

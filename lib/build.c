@@ -89,14 +89,22 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 {
 	struct strvec argv = STRVEC_INIT;
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-	int ret = 0;
+	int ret = 0, flags = 0;
 
 	if (d->drv) {
 		/* evaluated already (deploy_preflight): build it as it is */
+		const struct strvec *b = &d->opt->nix_build;
 		strvec_pushl(&argv, "nix-store", "--realise", d->drv, NULL);
 		if (dry)
 			strvec_push(&argv, "--dry-run");
 		strvec_pushvec(&argv, &d->opt->nix_common);
+		/* of the build flags, only --builders concerns a build: -I and
+		 * --show-trace were for the evaluation, -L is ours to show */
+		for (size_t i = 0; i + 1 < b->nr; i++)
+			if (!strcmp(b->v[i], "--builders"))
+				strvec_pushl(&argv, b->v[i], b->v[i + 1], NULL);
+		if (strvec_find(b, "--print-build-logs") >= 0)
+			flags |= NIX_RUN_LOGS;
 	} else if (d->src == SRC_FLAKE) {
 		push_nix(&argv, "build");
 		strvec_pushl(&argv, attr, "--json", NULL);
@@ -117,7 +125,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	}
 	if (!d->drv)
 		push_local_flags(d, &argv);
-	int st = nix_run(&argv, &out, &err, 0, d->trace, d->warnings, e);
+	int st = nix_run(&argv, &out, &err, flags, d->trace, d->warnings, e);
 	if (st < 0) {
 		ret = e->status;
 	} else if (st) {
@@ -195,7 +203,9 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 	char *drv = NULL;
 	int ret;
 
-	if ((ret = eval_drv(d, attr, &drv, e)))
+	if (d->drv)
+		drv = xstrdup(d->drv);
+	else if ((ret = eval_drv(d, attr, &drv, e)))
 		goto out;
 	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
 		goto out;
@@ -443,7 +453,7 @@ int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 	if (!strcmp(here, there))
 		return 0;	/* the common case costs nothing */
 	char *attr = deploy_attr(d, tail);
-	if ((ret = eval_drv(d, attr, &d->drv, e)))
+	if (!d->drv && (ret = eval_drv(d, attr, &d->drv, e)))
 		goto out;
 	FILE *f = fopen(d->drv, "r");
 	char buf[4096];
@@ -466,5 +476,15 @@ int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 out:
 	free(attr);
 	strbuf_release(&text);
+	return ret;
+}
+
+int deploy_evaluate(struct deploy *d, const char *tail, struct nrr_err *e)
+{
+	if (d->src == SRC_STORE_PATH || d->drv)
+		return 0;
+	char *attr = deploy_attr(d, tail);
+	int ret = eval_drv(d, attr, &d->drv, e);
+	free(attr);
 	return ret;
 }

@@ -149,23 +149,47 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 	return 0;
 }
 
-int deploy_connect(struct deploy *d, int need_target, int need_build,
-		   struct nrr_err *e)
+/* The hosts a deploy connects to, into hosts; returns how many. */
+static int hosts_needed(struct deploy *d, int need_target, int need_build,
+			struct ssh_host *hosts[2])
 {
-	struct ssh_host *hosts[2];
-	int n = 0, ret = 0;
-
-	deploy_phase(d, "connect");
+	int n = 0;
 	if ((need_target || (need_build && d->build_on_target)) && d->target_remote)
 		hosts[n++] = &d->target_ssh;
 	if (need_build && d->build_remote && !d->build_on_target)
 		hosts[n++] = &d->build_ssh;
+	return n;
+}
+
+int deploy_connect_start(struct deploy *d, int need_target, int need_build,
+			 struct nrr_err *e)
+{
+	struct ssh_host *hosts[2];
+	int n = hosts_needed(d, need_target, need_build, hosts), ret = 0;
+
+	deploy_phase(d, "connect");
 	/* both handshakes at once: each costs several round trips */
 	for (int i = 0; i < n && !ret; i++)
 		ret = ssh_host_connect_start(&d->ssh, hosts[i], e);
+	return ret;
+}
+
+int deploy_connect_wait(struct deploy *d, int need_target, int need_build,
+			struct nrr_err *e)
+{
+	struct ssh_host *hosts[2];
+	int n = hosts_needed(d, need_target, need_build, hosts), ret = 0;
+
 	for (int i = 0; i < n && !ret; i++)
 		ret = ssh_host_connect_wait(hosts[i], e);
 	return ret;
+}
+
+int deploy_connect(struct deploy *d, int need_target, int need_build,
+		   struct nrr_err *e)
+{
+	int ret = deploy_connect_start(d, need_target, need_build, e);
+	return ret ? ret : deploy_connect_wait(d, need_target, need_build, e);
 }
 
 int deploy_default_name(struct deploy *d, struct nrr_err *e)

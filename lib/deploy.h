@@ -80,6 +80,13 @@ int deploy_setup(struct deploy *d, struct nrr_err *e);
 /* Connects to the hosts this action needs. */
 int deploy_connect(struct deploy *d, int need_target, int need_build,
 		   struct nrr_err *e);
+/* The same in two halves: start the handshakes, do something else (they
+ * go on in their ssh processes), then wait for them. Every start is
+ * followed by a wait (with the same arguments), whatever happened. */
+int deploy_connect_start(struct deploy *d, int need_target, int need_build,
+			 struct nrr_err *e);
+int deploy_connect_wait(struct deploy *d, int need_target, int need_build,
+			struct nrr_err *e);
 /* Fills in the configuration name when the flake reference has none. */
 int deploy_default_name(struct deploy *d, struct nrr_err *e);
 
@@ -102,6 +109,12 @@ int deploy_build(struct deploy *d, const char *tail, int dry,
  * built from, so it costs no second evaluation.
  */
 int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e);
+/*
+ * Evaluates the system's derivation now (into d->drv), so that the build
+ * builds it without evaluating again: called while the handshakes run, it
+ * takes the evaluation out of the deploy's critical path.
+ */
+int deploy_evaluate(struct deploy *d, const char *tail, struct nrr_err *e);
 /* Copies the result to where it must be activated (target or here). */
 int deploy_copy(struct deploy *d, struct nrr_err *e);
 /* Sends the target the paths of the result it lacks (missing, as the

@@ -152,7 +152,7 @@ static int flake_names(const struct options *o, const char *ref,
 	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
 	strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
 	strvec_pushvec(&argv, &o->nix_flake_eval);
-	int st = nix_run(&argv, &out, &err, 1, o->verbose, warnings, e);
+	int st = nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->verbose, warnings, e);
 	if (st < 0) {
 		ret = e->status;
 	} else if (st) {

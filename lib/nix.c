@@ -202,8 +202,9 @@ static int wants_progress(const struct strvec *argv)
 }
 
 int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
-	    int quiet, int trace, struct strvec *warnings, struct nrr_err *e)
+	    int flags, int trace, struct strvec *warnings, struct nrr_err *e)
 {
+	int quiet = flags & NIX_RUN_QUIET;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		struct child c = CHILD_INIT;
 		struct progress pr;
@@ -225,7 +226,8 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 		int st;
 		if (render) {
 			progress_init(&pr, quiet ? -1 : 2, isatty(2),
-				      strvec_find(argv, "--print-build-logs") >= 0,
+				      strvec_find(argv, "--print-build-logs") >= 0 ||
+				      (flags & NIX_RUN_LOGS),
 				      (int)nix_verbosity(argv));
 			st = child_capture_cb(&c, NULL, 0, out, err, feed_progress, &pr, e);
 			progress_finish(&pr);

@@ -76,9 +76,13 @@ char *nix_unknown_flag(const char *err);
  * Unknown flags are removed from argv (with a warning pushed to warnings)
  * and the command retried. Returns the exit status with stdout in out and
  * stderr in err, or -1 if it could not start (e filled).
+ * flags: NIX_RUN_QUIET shows nothing; NIX_RUN_LOGS shows build logs in
+ * full, as -L does (for commands that do not take -L themselves).
  */
+#define NIX_RUN_QUIET 0x1
+#define NIX_RUN_LOGS 0x2
 int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
-	    int quiet, int trace, struct strvec *warnings, struct nrr_err *e);
+	    int flags, int trace, struct strvec *warnings, struct nrr_err *e);
 
 /* Removes flag (and its values, per nargs of our option table) from argv.
  * Returns 1 if something was removed. */

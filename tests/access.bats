@@ -22,16 +22,10 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
-# Runs the tool at a pseudo-terminal, typing $PASSWORD at it.
-nrr_tty() {
-	_fleet_local_argv
-	printf '%s\n' "$PASSWORD" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
-}
-
 @test "--sudo -S: the password is asked once, locally, and sudo runs activation as root" {
 	retag sudo1
 	fleet_reset_counts t1
-	PASSWORD=hunter2 run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 --sudo -S
+	TYPED=hunter2 run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 --sudo -S
 	assert_success
 	[ "$(grep -c 'password for' <<<"$output")" = 1 ]
 	run fleet_exec t1 tail -n 1 /run/nrr-activations
@@ -46,7 +40,7 @@ nrr_tty() {
 
 @test "boot with --ask-sudo-password: asked once for the whole deploy" {
 	retag sudo2
-	PASSWORD=hunter2 run nrr_tty boot --flake "$F#t1" --target-host deploy@t1 --ask-sudo-password
+	TYPED=hunter2 run nrr_tty boot --flake "$F#t1" --target-host deploy@t1 --ask-sudo-password
 	assert_success
 	[ "$(grep -c 'password for' <<<"$output")" = 1 ]
 	run fleet_exec t1 tail -n 1 /run/nrr-activations
@@ -56,7 +50,7 @@ nrr_tty() {
 @test "a wrong sudo password changes nothing and says so (exit 7)" {
 	retag sudo3
 	before=$(profile_of t1)
-	PASSWORD=wrong run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 -S
+	TYPED=wrong run nrr_tty switch --flake "$F#t1" --target-host deploy@t1 -S
 	assert_failure 7
 	assert_output --partial "error: sudo on 'deploy@t1' refused: sudo: 1 incorrect password attempt"
 	[ "$(profile_of t1)" = "$before" ]

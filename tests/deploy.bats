@@ -301,8 +301,8 @@ setup() {
 	run nrr switch --flake "$F#doesnotexist" --target-host t1
 	assert_failure 4
 	[ "$(profile_of t1)" = "$before" ]
-	# only the deploy lock was taken, and given back
-	[ "$(fleet_commands t1)" = 1 ]
+	# evaluated while connecting: it failed before any remote command
+	[ "$(fleet_commands t1)" = 0 ]
 	assert_output --partial "error: evaluating '$F#nixosConfigurations.\"doesnotexist\"."
 }
 

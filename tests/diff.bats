@@ -68,9 +68,9 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	run nrr switch --flake "$F#pkgs" --target-host t1
 	assert_success
 	refute_output --partial "No package versions changed."
-	ANSWER= run nrr_tty switch --flake "$F#pkgs" --target-host t1
+	TYPED= run nrr_tty switch --flake "$F#pkgs" --target-host t1
 	assert_output --partial "No package versions changed."
-	ANSWER= run nrr_tty switch --flake "$F#pkgs" --target-host t1 --no-diff
+	TYPED= run nrr_tty switch --flake "$F#pkgs" --target-host t1 --no-diff
 	refute_output --partial "No package versions changed."
 }
 
@@ -79,7 +79,7 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	before=$(profile_of t1)
 	acts=$(fleet_exec t1 wc -l /run/nrr-activations)
 	cur=$(fleet_exec t1 readlink -f /run/current-system)
-	ANSWER=n run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
+	TYPED=n run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
 	assert_failure 11
 	assert_output --partial "Activate on t1? [y/N]"
 	assert_output --partial "hello"
@@ -89,7 +89,7 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 }
 
 @test "--ask, answered y: it switches" {
-	ANSWER=y run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
+	TYPED=y run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
 	assert_success
 	run last_activation t1
 	assert_output --partial "switch"

@@ -116,7 +116,7 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 		before[$h]=$(profile_of "$h")
 		acts[$h]=$(fleet_exec "$h" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')
 	done
-	ANSWER=n run nrr_tty switch --flake "$F" --on t1,t2 --ask
+	TYPED=n run nrr_tty switch --flake "$F" --on t1,t2 --ask
 	assert_failure 11
 	assert_output --partial $'\nt1:'
 	assert_output --partial $'\nt2:'
@@ -131,7 +131,7 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 
 @test "--ask answered y switches every host; --parallel 1 still asks once" {
 	retag asked-yes
-	ANSWER=y run nrr_tty switch --flake "$F" --on t1,t2,t3 --ask --parallel 1
+	TYPED=y run nrr_tty switch --flake "$F" --on t1,t2,t3 --ask --parallel 1
 	assert_success
 	[ "$(grep -c 'Activate on' <<<"$output")" = 1 ]
 	for h in t1 t2 t3; do

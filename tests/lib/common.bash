@@ -20,8 +20,9 @@ toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel
 profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system 2>/dev/null || true; }
 # The last switch-to-configuration call recorded on host $1.
 last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
-# The tool at a pseudo-terminal, typing $ANSWER at it.
+# The tool at a pseudo-terminal, typing the line $TYPED at it (a password,
+# an answer).
 nrr_tty() {
 	_fleet_local_argv
-	printf '%s\n' "${ANSWER-}" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
+	printf '%s\n' "${TYPED-}" | script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null
 }
