@@ -73,6 +73,22 @@ static int local_nix_fail(const char *what, const char *attr,
 	return nrr_fail(e, NRR_EEVAL, "%s '%s' failed: %s", what, attr, why);
 }
 
+/* Makes d->root_dir, a private directory for the result's GC root (removed
+ * by deploy_release). Returns 0, or -1 (then the build goes without). */
+static int add_root_dir(struct deploy *d)
+{
+	const char *tmp = getenv("TMPDIR");
+	if (d->root_dir)
+		return 0;
+	char *dir = xstrfmt("%s/nrr-root.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	d->root_dir = dir;
+	return 0;
+}
+
 /* What nix said a dry run would do, for the plan. */
 static void record_dry_run(struct deploy *d, const char *said)
 {
@@ -97,6 +113,15 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		strvec_pushl(&argv, "nix-store", "--realise", d->drv, NULL);
 		if (dry)
 			strvec_push(&argv, "--dry-run");
+		else if (!add_root_dir(d))
+			/* a root of our own until the deploy ends: the result
+			 * must not be collected before it is copied */
+		{
+			strvec_push(&argv, "--add-root");
+			strvec_pushf(&argv, "%s/result", d->root_dir);
+		}
+		if (d->root_dir)
+			strvec_push(&argv, "--indirect");	/* Nix 2.8 needs it; later ones ignore it */
 		strvec_pushvec(&argv, &d->opt->nix_common);
 		/* of the build flags, only --builders concerns a build: -I and
 		 * --show-trace were for the evaluation, -L is ours to show */
@@ -136,6 +161,12 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		char *path;
 		if (d->src == SRC_FLAKE && !d->drv) {
 			path = nix_build_json_out(out.buf);
+		} else if (d->drv && d->root_dir) {
+			/* with --add-root, nix-store prints the root */
+			char *root = xstrfmt("%s/result", d->root_dir), buf[4096];
+			ssize_t n = readlink(root, buf, sizeof(buf) - 1);
+			path = n > 0 ? xstrndup(buf, (size_t)n) : NULL;
+			free(root);
 		} else {
 			size_t n;
 			const char *l = last_line(out.buf, &n);

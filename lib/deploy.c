@@ -49,6 +49,13 @@ void deploy_release(struct deploy *d)
 	free(d->flake_name);
 	free(d->toplevel);
 	free(d->drv);
+	if (d->root_dir) {
+		char *root = xstrfmt("%s/result", d->root_dir);
+		unlink(root);
+		rmdir(d->root_dir);
+		free(root);
+		free(d->root_dir);
+	}
 }
 
 void deploy_phase(struct deploy *d, const char *phase)

@@ -54,6 +54,7 @@ struct deploy {
 
 	char *toplevel;		/* the built system */
 	char *drv;		/* its derivation, when evaluated before the build */
+	char *root_dir;		/* holds its GC root (result) while we deploy it */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	struct probe probe;	/* what the target told in its first command */
