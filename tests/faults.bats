@@ -20,11 +20,8 @@ setup_file() {
 	fleet_start t1 b1 full
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" faults
-	# `big`: t1's system plus a package of 32 MiB that does not compress (tests/lib/build-big.sh)
-	cp "$BATS_TEST_DIRNAME/lib/build-big.sh" "$F/build-big.sh"
-	[ "$(tail -n 1 "$F/systems.nix")" = "}" ] || { echo "systems.nix does not end in '}'" >&2; return 1; }
-	sed -i '$i\  big = mkConfig "big" { packages = [ (drv "big-1.0" ./build-big.sh { }) ]; };' \
-		"$F/systems.nix"
+	# `big`: t1's system plus a package of 32 MiB
+	flake_add_big "$F"
 	# `full`: a host whose store is a 16 MiB file system (it starts empty: nothing is lost)
 	fleet_exec full sh -c 'mkdir -p /nix/store &&
 		mount -t tmpfs -o size=16m,mode=1775 nrr-full-store /nix/store'
@@ -37,77 +34,12 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	# The tool, as common.bash runs it, but a run that does not end within 30 s is stopped: its
-	# test fails instead of the suite hanging.
-	nrr() {
-		local st=0
-		fleet_local timeout -k 5 30 "$NRR" "$@" || st=$?
-		[ "$st" != 124 ] && [ "$st" != 137 ] || echo "faults.bats: the run did not end within 30 s" >&2
-		return "$st"
-	}
+	nrr() { nrr_within 30 "$@"; }
 	cd "$BATS_TEST_TMPDIR" || return
 }
 
-# What host $1 runs now: its system profile and its /run/current-system.
-state_of() {
-	fleet_exec "$1" sh -c 'readlink -f /nix/var/nix/profiles/system; readlink -f /run/current-system' \
-		2>/dev/null || true
-}
-
-# Waits up to 20 s for host $1 to run a process whose command line contains $2.
-wait_for_proc() {
-	for _ in $(seq 1 200); do
-		fleet_ps "$1" | grep -qF -- "$2" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# The pids of the processes of the deployer whose command line contains $1.
-local_procs() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in *"$1"*) echo "$pid" ;; esac
-	done
-}
-
-# Fails if an ssh process of the deployer is left (a master, a session).
-no_ssh_left() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in ssh* | *slow-link*) fail "left behind: $pid $args" ;; esac
-	done
-}
-
-# Fails unless the log $1 ends with the tool's error line, which matches the regexp $2.
-error_line_matches() {
-	local last
-	last=$(grep -av '^hint: ' "$1" | tail -n 1)
-	[[ $last =~ $2 ]] || fail "the last line is not /$2/: $(cat "$1")"
-}
-
-# Runs the tool in the background (output to $BATS_TEST_TMPDIR/log; see fleet_local_bg).
-nrr_bg() {
-	fleet_local_bg "$BATS_TEST_TMPDIR/log" "$NRR" "$@"
-}
-
-# Waits up to 30 s for the tool started by nrr_bg to end, and sets status; kills it and fails if
-# it does not end.
-wait_nrr() {
-	local stat
-	for _ in $(seq 1 300); do
-		stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]] || break
-		sleep 0.1
-	done
-	if stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]]; then
-		kill -KILL "$FLEET_BG_PID"
-		{ wait "$FLEET_BG_PID"; } 2>/dev/null || true
-		fail "the run did not end within 30 s: $(cat "$BATS_TEST_TMPDIR/log")"
-	fi
-	status=0
-	wait "$FLEET_BG_PID" || status=$?
+teardown() {
+	stop_nrr_bg
 }
 
 @test "a connection that drops in the middle of the copy: exit 6, target unchanged, the next deploy works" {
@@ -115,13 +47,12 @@ wait_nrr() {
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(state_of t1)
 	# a link of 8 MB/s: the 32 MiB take 4 s
-	NIX_SSHOPTS="$NIX_SSHOPTS -o 'ProxyCommand=perl $BATS_TEST_DIRNAME/lib/slow-link %h %p 8000000'" \
-		nrr_bg switch --flake "$F#big" --target-host t1
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg switch --flake "$F#big" --target-host t1
 	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
 	sleep 1
 	fleet_ps t1 | grep -qF 'nix-store --import' || fail "the copy ended before the fault"
 	# t1's sshd drops the connection: its session processes die, the listener stays
-	fleet_ps t1 | awk '$2 == "sshd:" && $3 !~ /^\// { print $1 }' | xargs -r kill -KILL
+	sshd_sessions t1 | xargs -r kill -KILL
 	wait_nrr
 	[ "$status" = 6 ] || fail "exit $status, not 6: $(cat "$BATS_TEST_TMPDIR/log")"
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: copying to 't1' failed: "
@@ -183,11 +114,7 @@ wait_nrr() {
 	printf 'hup-%s\n' "$$" >"$F/tag"
 	before=$(state_of t1)
 	nrr_bg switch --flake "$F#slow" --target-host t1
-	for _ in $(seq 1 200); do
-		[ -z "$(local_procs 'sleep 30')" ] || break
-		sleep 0.1
-	done
-	[ -n "$(local_procs 'sleep 30')" ] || fail "the build never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	wait_for_local_proc 'sleep 30' || fail "the build never started: $(cat "$BATS_TEST_TMPDIR/log")"
 	kill -HUP "$FLEET_BG_PID"
 	wait_nrr
 	[ "$status" = 129 ] || fail "exit $status, not 129: $(cat "$BATS_TEST_TMPDIR/log")"
