@@ -76,40 +76,52 @@ state_of() {
 		2>/dev/null || true
 }
 
-# Waits up to 20 s for host $1 to run a process whose command line contains $2.
-wait_for_proc() {
-	for _ in $(seq 1 200); do
-		fleet_ps "$1" | grep -qF -- "$2" && return 0
-		sleep 0.1
-	done
-	return 1
+# Runs CMD until it succeeds, for up to $1 seconds; fails if it never did (fleet.bash's poll).
+poll_until() {
+	_fleet_wait "$@"
 }
 
-# The pids of the processes of the deployer whose command line contains $1.
-local_procs() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in *"$1"*) echo "$pid" ;; esac
-	done
+# True if host $1 runs a process whose command line contains $2.
+host_runs() {
+	fleet_ps "$1" | grep -qF -- "$2"
+}
+
+# True if the deployer runs a process whose command line contains $1.
+local_runs() {
+	[ -n "$(local_procs "$1")" ]
+}
+
+# Waits up to 20 s for host $1 to run a process whose command line contains $2.
+wait_for_proc() {
+	poll_until 20 host_runs "$1" "$2"
 }
 
 # Waits up to 20 s for the deployer to run a process whose command line contains $1.
 wait_for_local_proc() {
-	for _ in $(seq 1 200); do
-		[ -z "$(local_procs "$1")" ] || return 0
-		sleep 0.1
+	poll_until 20 local_runs "$1"
+}
+
+# Prints "PID COMMAND LINE" of every process of the deployer.
+local_ps() {
+	local pid args
+	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
+		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+		printf '%s %s\n' "$pid" "$args"
 	done
-	return 1
+}
+
+# The pids of the processes of the deployer whose command line contains $1.
+local_procs() {
+	local_ps | while read -r pid args; do
+		case $args in *"$1"*) echo "$pid" ;; esac
+	done
 }
 
 # Fails if an ssh process of the deployer is left (a master, a session, a slow-link relay).
 no_ssh_left() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in ssh* | *slow-link*) fail "left behind: $pid $args" ;; esac
-	done
+	local left
+	left=$(local_ps | awk '$2 ~ /^ssh/ || /slow-link/')
+	[ -z "$left" ] || fail "left behind: $left"
 }
 
 # Fails unless the log $1 ends with the tool's error line (hint lines aside), which matches the
