@@ -286,9 +286,12 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 	else if (strstr(text, "Permission denied"))
 		nrr_hint(e, "ssh refused the login as '%s'; check the user and key "
 			 "(ssh -v %s true)", h->cfg.user, h->spec);
+	else if (strstr(text, "timed out"))
+		nrr_hint(e, "is '%s' up, with sshd listening on port %d? "
+			 "(ConnectTimeout in your ssh config sets how long to wait)",
+			 h->cfg.hostname, h->cfg.port);
 	else if (strstr(text, "Connection refused") ||
-		 strstr(text, "timed out") || strstr(text, "No route") ||
-		 strstr(text, "Could not resolve"))
+		 strstr(text, "No route") || strstr(text, "Could not resolve"))
 		nrr_hint(e, "is '%s' up, with sshd listening on port %d?",
 			 h->cfg.hostname, h->cfg.port);
 	free(addr);
