@@ -5,6 +5,10 @@
 #
 #   fault                                  exit  target
 #   connection dropped during the copy     6     unchanged; the next deploy works
+#   target hangs during the copy           6     unchanged, unlocked when it wakes; the next
+#     (ServerAliveInterval 1, CountMax 2)         deploy works; the run ends in seconds
+#   target's sshd hangs before the run     3     unchanged; the run ends in seconds
+#     (ConnectTimeout 2)
 #   target disk full during the copy       6     unchanged; works once there is room
 #   build host gone during the build       3     unchanged; the build is gone too
 #   target unreachable from the start      3     unchanged; nothing built
@@ -17,7 +21,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 b1 full
+	fleet_start t1 b1 full mute
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" faults
 	# `big`: t1's system plus a package of 32 MiB
@@ -40,6 +44,22 @@ setup() {
 
 teardown() {
 	stop_nrr_bg
+	# a host a test froze goes on, so that fleet_stop can stop it
+	[ ! -s "$BATS_TEST_TMPDIR/frozen" ] || xargs -r kill -CONT <"$BATS_TEST_TMPDIR/frozen" || true
+}
+
+# Stops (SIGSTOP) the processes $@, to be resumed by teardown: a host that hangs, whose TCP
+# connections stay open but silent.
+freeze() {
+	printf '%s\n' "$@" >>"$BATS_TEST_TMPDIR/frozen"
+	kill -STOP "$@"
+}
+
+# Writes to $1 the fleet's ssh config, with ssh keepalives every second, given up after two
+# unanswered: a dead connection is found within seconds.
+keepalive_config() {
+	cp "$FLEET_DIR/ssh_config" "$1"
+	printf 'Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n' >>"$1"
 }
 
 @test "a connection that drops in the middle of the copy: exit 6, target unchanged, the next deploy works" {
@@ -62,6 +82,56 @@ teardown() {
 	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
 	assert_success
 	[ "$(profile_of t1)" = "$output" ]
+}
+
+@test "a target that stops answering in the middle of the copy: the user's ServerAliveInterval ends the run in seconds, exit 6 naming the step, target unchanged" {
+	retag frozen
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	keepalive_config alive_config
+	# a link of 8 MB/s: the 32 MiB take 4 s
+	NIX_SSHOPTS="-F $PWD/alive_config $(slow_link_opt 8000000)" nrr_bg switch --flake "$F#big" --target-host t1
+	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	host_runs t1 'nix-store --import' || fail "the copy ended before the fault"
+	# t1 hangs: its sshd sessions stop; the connection stays open, and silent
+	SECONDS=0
+	# shellcheck disable=SC2046 # pids
+	freeze $(sshd_sessions t1)
+	# the tool's own keepalive would wait a minute: the user's gives up after about 3 s
+	wait_nrr 60
+	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
+	assert_failure 6
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: copying to 't1' failed: Timeout, server [0-9.]+ not responding\.$"
+	assert_line "hint: 't1' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
+	no_ssh_left
+	# t1 wakes up: its half of the deploy finds the connection gone, and nothing was changed
+	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
+	[ "$(state_of t1)" = "$before" ]
+	poll_until 20 unlocked t1 || fail "t1's deploy lock is still held"
+	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$output" ]
+}
+
+@test "a target that accepts the connection but never answers: the user's ConnectTimeout ends the run in seconds, exit 3 with a hint" {
+	retag mute
+	before=$(state_of mute)
+	# mute's sshd stops: the kernel still completes the TCP handshake, no ssh banner comes
+	freeze "$(sshd_listener mute)"
+	cp "$FLEET_DIR/ssh_config" connect_config
+	printf 'Host *\n  ConnectTimeout 2\n' >>connect_config
+	SECONDS=0
+	NIX_SSHOPTS="-F $PWD/connect_config" nrr_bg switch --flake "$F#t1" --target-host mute
+	# the tool's own ConnectTimeout is 30 s
+	wait_nrr 60
+	((SECONDS < 20)) || fail "it took $SECONDS s: the user's ConnectTimeout was not used"
+	assert_failure 3
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: cannot reach 'mute' \\(root@[0-9.]+:22\\): Connection to [0-9.]+ port 22 timed out$"
+	assert_line --regexp "^hint: is '[0-9.]+' up, with sshd listening on port 22\\? \\(ConnectTimeout in your ssh config sets how long to wait\\)$"
+	no_ssh_left
+	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
+	[ "$(state_of mute)" = "$before" ]
 }
 
 @test "a target whose disk fills up during the copy: exit 6 with a hint, target unchanged" {
@@ -129,7 +199,7 @@ teardown() {
 	# the target's end of the deploy conversation is gone with its lock
 	run fleet_ps t1
 	refute_output --partial 'sshd: root@notty'
-	fleet_exec t1 flock -n /tmp/nixos-rebuild-remote.lock true
+	unlocked t1
 }
 
 @test "every run ends: the ssh master goes at exit, however busy it is (40 no-op deploys)" {

@@ -151,3 +151,14 @@ slow_link_opt() {
 sshd_sessions() {
 	fleet_ps "$1" | awk '$2 == "sshd:" && $3 !~ /^\// { print $1 }'
 }
+
+# The pid of host $1's sshd listener.
+sshd_listener() {
+	fleet_ps "$1" | awk '$2 == "sshd:" && $3 ~ /^\// { print $1 }'
+}
+
+# True if nobody holds root's deploy lock on host $1 (lib/activate.c: /run/nixos-rebuild-remote.lock).
+unlocked() {
+	fleet_exec "$1" test -e /run/nixos-rebuild-remote.lock &&
+		fleet_exec "$1" flock -n /run/nixos-rebuild-remote.lock true
+}
