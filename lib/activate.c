@@ -174,8 +174,12 @@ static const char activate_script[] =
 	"      \"$stc\" \"$act\"\n"
 	"  fi\n"
 	"}\n"
-	/* its output is the user's to read, on stderr: stdout is ours */
-	"run_stc >&2 9<&-; s=$?\n"
+	/* its output is the user's to read, on stderr: stdout is ours. It
+	 * goes through a relay that keeps reading when our stderr is gone
+	 * (Ctrl-C, a dropped link): an activation, once begun, runs to its
+	 * end instead of dying of SIGPIPE half-way; the lock is held till then */
+	"s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |\n"
+	"  { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )\n"
 	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
 	"  rm -f \"$token\"; eval \"$undo_script\"; s=248\n"
 	"fi\n"
