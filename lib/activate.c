@@ -491,6 +491,12 @@ int activation_go(struct activation_session *as, struct activation *a,
 	if (declined) {
 		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
 			       as->host->name);
+	} else if (st < 0 && run_interrupted()) {
+		/* we hung up, not the target: what had begun there goes on */
+		session_finish(&as->s);
+		as->started = 0;
+		ret = nrr_fail(e, NRR_EINT, "interrupted while activating on '%s', where an "
+			       "activation that had begun runs to its end", as->host->name);
 	} else if (st < 0) {
 		/* it stopped before activating: a check said no */
 		st = session_finish(&as->s);
