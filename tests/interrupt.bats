@@ -1,6 +1,14 @@
 #!/usr/bin/env bats
-# Ctrl-C and SIGTERM: remote work stops too (ssh without a tty does not
-# forward signals), masters close, the target is left as it was.
+# Ctrl-C and SIGTERM: remote work stops too (ssh without a tty does not forward signals),
+# masters close, the run exits 128 + the signal's number. What the target ends in:
+#
+#   signal during     target
+#   a remote build    unchanged; the builder on the build host stops
+#   a local build     unchanged
+#   the copy          unchanged (profile and running system); its import stops, its lock goes
+#   the activation    the activation goes on to its end there (the tool hangs up, it does not
+#                     stop switch-to-configuration half-way): the new system, profile and
+#                     running; then the lock goes
 
 bats_require_minimum_version 1.5.0
 
@@ -9,6 +17,8 @@ setup_file() {
 	fleet_start t1 b1
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" intr
+	# `big`: t1's system plus a package of 32 MiB, which a slow link copies for seconds
+	flake_add_big "$F"
 }
 
 teardown_file() {
@@ -18,6 +28,7 @@ teardown_file() {
 
 setup() {
 	load lib/common
+	nrr() { nrr_within 60 "$@"; }
 	cd "$BATS_TEST_TMPDIR" || return
 }
 
@@ -56,4 +67,55 @@ teardown() {
 	assert_failure 143
 	no_ssh_left
 	[ "$(state_of t1)" = "$before" ]
+}
+
+# True once host $1 runs no process whose command line contains $2.
+gone_from() {
+	! host_runs "$1" "$2"
+}
+
+@test "SIGINT during the copy: exit 130, no ssh left, the target's profile and running system unchanged, its lock released" {
+	retag copy-int
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	# a link of 8 MB/s: the 32 MiB take 4 s
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg switch --flake "$F#big" --target-host t1
+	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	host_runs t1 'nix-store --import' || fail "the copy ended before the signal"
+	kill -INT "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 130
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted: interrupted while copying to 't1'$"
+	no_ssh_left
+	[ "$(state_of t1)" = "$before" ]
+	# the import on t1 ends with the connection, and the deploy lock with it
+	poll_until 10 gone_from t1 'nix-store --import' || fail "the import still runs on t1"
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
+	assert_success
+	assert_equal "$(state_of t1)" "$output"$'\n'"$output"
+}
+
+@test "SIGTERM during the activation: exit 143; the tool hangs up, the activation runs to its end on the target, then the lock is released" {
+	retag act-term
+	nrr switch --flake "$F#t1" --target-host t1
+	new=$(toplevel slowswitch)
+	nrr_bg switch --flake "$F#slowswitch" --target-host t1
+	# slowswitch's switch-to-configuration sleeps 5 s between two lines on stderr
+	wait_for_proc t1 'sleep 5' || fail "the activation never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	kill -TERM "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 143
+	error_line_matches "$BATS_TEST_TMPDIR/log" \
+		"^error: interrupted: interrupted while activating on 't1', where an activation that had begun runs to its end$"
+	no_ssh_left
+	poll_until 20 gone_from t1 'switch-to-configuration' || fail "the activation still runs on t1"
+	# not cut half-way (its stderr, our session, is gone): profile and running system are new
+	assert_equal "$(state_of t1)" "$new"$'\n'"$new"
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	retag act-term-again
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	assert_equal "$(state_of t1)" "$output"$'\n'"$output"
 }
