@@ -66,11 +66,7 @@ keepalive_config() {
 	retag drop
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(state_of t1)
-	# a link of 8 MB/s: the 32 MiB take 4 s
-	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg switch --flake "$F#big" --target-host t1
-	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
-	sleep 1
-	fleet_ps t1 | grep -qF 'nix-store --import' || fail "the copy ended before the fault"
+	start_slow_copy t1 switch --flake "$F#big" --target-host t1
 	# t1's sshd drops the connection: its session processes die, the listener stays
 	sshd_sessions t1 | xargs -r kill -KILL
 	wait_nrr
@@ -89,11 +85,7 @@ keepalive_config() {
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(state_of t1)
 	keepalive_config alive_config
-	# a link of 8 MB/s: the 32 MiB take 4 s
-	NIX_SSHOPTS="-F $PWD/alive_config $(slow_link_opt 8000000)" nrr_bg switch --flake "$F#big" --target-host t1
-	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
-	sleep 1
-	host_runs t1 'nix-store --import' || fail "the copy ended before the fault"
+	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 switch --flake "$F#big" --target-host t1
 	# t1 hangs: its sshd sessions stop; the connection stays open, and silent
 	SECONDS=0
 	# shellcheck disable=SC2046 # pids

@@ -147,6 +147,17 @@ slow_link_opt() {
 	printf '%s' "-o 'ProxyCommand=perl $BATS_TEST_DIRNAME/lib/slow-link %h %p $1'"
 }
 
+# Runs `nrr_bg ARGS...` over a link of 8 MB/s (the 32 MiB of `big` take 4 s) and returns once
+# host $1 has been importing for a second: a copy in the middle, for a fault.
+start_slow_copy() {
+	local host=$1
+	shift
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg "$@"
+	wait_for_proc "$host" 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	host_runs "$host" 'nix-store --import' || fail "the copy ended too soon: $(cat "$BATS_TEST_TMPDIR/log")"
+}
+
 # The pids of host $1's sshd session processes (each connection's), not its listener's.
 sshd_sessions() {
 	fleet_ps "$1" | awk '$2 == "sshd:" && $3 !~ /^\// { print $1 }'
