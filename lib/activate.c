@@ -174,8 +174,12 @@ static const char activate_script[] =
 	"      \"$stc\" \"$act\"\n"
 	"  fi\n"
 	"}\n"
-	/* its output is the user's to read, on stderr: stdout is ours */
-	"run_stc >&2 9<&-; s=$?\n"
+	/* its output is the user's to read, on stderr: stdout is ours. It
+	 * goes through a relay that keeps reading when our stderr is gone
+	 * (Ctrl-C, a dropped link): an activation, once begun, runs to its
+	 * end instead of dying of SIGPIPE half-way; the lock is held till then */
+	"s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |\n"
+	"  { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )\n"
 	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
 	"  rm -f \"$token\"; eval \"$undo_script\"; s=248\n"
 	"fi\n"
@@ -490,6 +494,12 @@ int activation_go(struct activation_session *as, struct activation *a,
 	if (declined) {
 		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
 			       as->host->name);
+	} else if (st < 0 && run_interrupted()) {
+		/* we hung up, not the target: what had begun there goes on */
+		session_finish(&as->s);
+		as->started = 0;
+		ret = nrr_fail(e, NRR_EINT, "interrupted while activating on '%s', where an "
+			       "activation that had begun runs to its end", as->host->name);
 	} else if (st < 0) {
 		/* it stopped before activating: a check said no */
 		st = session_finish(&as->s);

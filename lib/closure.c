@@ -274,13 +274,14 @@ int closure_send(const struct host *src, const struct host *dst,
 		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'",
 			       dst->name);
 	} else if (si != 0) {
-		if (dst->ssh && si == 255)
-			ssh_connect_error(dst->ssh, derr.buf, e);
-		nix_error_summary(derr.len ? derr.buf : "connection lost",
+		char *lost = dst->ssh && si == 255 ? ssh_host_lost_reason(dst->ssh) : NULL;
+		nix_error_summary(lost ? lost : derr.len ? derr.buf : "connection lost",
 					 why, sizeof(why));
 		ret = nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s",
 			       dst->name, why);
-		if (strstr(derr.buf, "lacks a signature") ||
+		if (lost)
+			ssh_hint_not_responding(dst->ssh, e);
+		else if (strstr(derr.buf, "lacks a signature") ||
 		    strstr(derr.buf, "not a trusted user") ||
 		    strstr(derr.buf, "trusted"))
 			nrr_hint(e, "the ssh user on '%s' must be in nix.conf's "
@@ -289,6 +290,7 @@ int closure_send(const struct host *src, const struct host *dst,
 		else if (strstr(derr.buf, "No space left"))
 			nrr_hint(e, "'%s' is out of disk space: collect garbage there "
 				 "(nix-collect-garbage -d) and try again", dst->name);
+		free(lost);
 	} else if (se != 0) {
 		nix_error_summary(serr.len ? serr.buf : "connection lost",
 					 why, sizeof(why));

@@ -234,13 +234,46 @@ char *ssh_host_address(const struct ssh_host *h)
 	return xstrfmt("%s@%s:%d", h->cfg.user, h->cfg.hostname, h->cfg.port);
 }
 
+static char *read_file_text(const char *path);
+
+char *ssh_host_lost_reason(const struct ssh_host *h)
+{
+	if (h->master != MASTER_OURS || !h->errpath)
+		return NULL;
+	char *text = read_file_text(h->errpath), *reason = NULL;
+	const char *p = strstr(text, "not responding");
+	if (p) {
+		const char *start = p;
+		while (start > text && start[-1] != '\n')
+			start--;
+		reason = xstrndup(start, strcspn(start, "\r\n"));
+	}
+	free(text);
+	return reason;
+}
+
+void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e)
+{
+	nrr_hint(e, "'%s' stopped answering; is it up, and its network? "
+		 "(ServerAliveInterval and ServerAliveCountMax in your ssh config "
+		 "set how long to wait)", h->spec);
+}
+
 int ssh_connect_error(const struct ssh_host *h, const char *text,
 		      struct nrr_err *e)
 {
 	size_t n;
 	const char *l = last_line(text, &n);
 	char *addr = ssh_host_address(h);
+	char *lost = ssh_host_lost_reason(h);
 
+	if (lost) {
+		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s): %s", h->spec, addr, lost);
+		ssh_hint_not_responding(h, e);
+		free(lost);
+		free(addr);
+		return NRR_ECONNECT;
+	}
 	nrr_fail(e, NRR_ECONNECT, "cannot reach '%s' (%s): %.*s", h->spec,
 		 addr, (int)n, n ? l : "ssh failed");
 	if (strstr(text, "Host key verification failed") ||
@@ -253,9 +286,12 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 	else if (strstr(text, "Permission denied"))
 		nrr_hint(e, "ssh refused the login as '%s'; check the user and key "
 			 "(ssh -v %s true)", h->cfg.user, h->spec);
+	else if (strstr(text, "timed out"))
+		nrr_hint(e, "is '%s' up, with sshd listening on port %d? "
+			 "(ConnectTimeout in your ssh config sets how long to wait)",
+			 h->cfg.hostname, h->cfg.port);
 	else if (strstr(text, "Connection refused") ||
-		 strstr(text, "timed out") || strstr(text, "No route") ||
-		 strstr(text, "Could not resolve"))
+		 strstr(text, "No route") || strstr(text, "Could not resolve"))
 		nrr_hint(e, "is '%s' up, with sshd listening on port %d?",
 			 h->cfg.hostname, h->cfg.port);
 	free(addr);

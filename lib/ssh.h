@@ -115,4 +115,16 @@ void ssh_host_argv_fresh(struct ssh_ctx *ctx, const struct ssh_host *h,
 int ssh_connect_error(const struct ssh_host *h, const char *stderr_text,
 		      struct nrr_err *e);
 
+/*
+ * Why our master gave up on h during the run, when it did so by itself: a
+ * host that stopped answering its keepalives (ServerAliveInterval). Its
+ * sessions then end with status 255 and say nothing. Returns ssh's line
+ * ("Timeout, server 10.0.0.5 not responding."), malloc'ed (caller frees),
+ * or NULL.
+ */
+char *ssh_host_lost_reason(const struct ssh_host *h);
+
+/* Sets e's hint for a host that stopped answering (see above). */
+void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e);
+
 #endif

@@ -5,6 +5,10 @@
 #
 #   fault                                  exit  target
 #   connection dropped during the copy     6     unchanged; the next deploy works
+#   target hangs during the copy           6     unchanged, unlocked when it wakes; the next
+#     (ServerAliveInterval 1, CountMax 2)         deploy works; the run ends in seconds
+#   target's sshd hangs before the run     3     unchanged; the run ends in seconds
+#     (ConnectTimeout 2)
 #   target disk full during the copy       6     unchanged; works once there is room
 #   build host gone during the build       3     unchanged; the build is gone too
 #   target unreachable from the start      3     unchanged; nothing built
@@ -17,14 +21,11 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 b1 full
+	fleet_start t1 b1 full mute
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" faults
-	# `big`: t1's system plus a package of 32 MiB that does not compress (tests/lib/build-big.sh)
-	cp "$BATS_TEST_DIRNAME/lib/build-big.sh" "$F/build-big.sh"
-	[ "$(tail -n 1 "$F/systems.nix")" = "}" ] || { echo "systems.nix does not end in '}'" >&2; return 1; }
-	sed -i '$i\  big = mkConfig "big" { packages = [ (drv "big-1.0" ./build-big.sh { }) ]; };' \
-		"$F/systems.nix"
+	# `big`: t1's system plus a package of 32 MiB
+	flake_add_big "$F"
 	# `full`: a host whose store is a 16 MiB file system (it starts empty: nothing is lost)
 	fleet_exec full sh -c 'mkdir -p /nix/store &&
 		mount -t tmpfs -o size=16m,mode=1775 nrr-full-store /nix/store'
@@ -37,91 +38,37 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	# The tool, as common.bash runs it, but a run that does not end within 30 s is stopped: its
-	# test fails instead of the suite hanging.
-	nrr() {
-		local st=0
-		fleet_local timeout -k 5 30 "$NRR" "$@" || st=$?
-		[ "$st" != 124 ] && [ "$st" != 137 ] || echo "faults.bats: the run did not end within 30 s" >&2
-		return "$st"
-	}
+	nrr() { nrr_within 30 "$@"; }
 	cd "$BATS_TEST_TMPDIR" || return
 }
 
-# What host $1 runs now: its system profile and its /run/current-system.
-state_of() {
-	fleet_exec "$1" sh -c 'readlink -f /nix/var/nix/profiles/system; readlink -f /run/current-system' \
-		2>/dev/null || true
+teardown() {
+	stop_nrr_bg
+	# a host a test froze goes on, so that fleet_stop can stop it
+	[ ! -s "$BATS_TEST_TMPDIR/frozen" ] || xargs -r kill -CONT <"$BATS_TEST_TMPDIR/frozen" || true
 }
 
-# Waits up to 20 s for host $1 to run a process whose command line contains $2.
-wait_for_proc() {
-	for _ in $(seq 1 200); do
-		fleet_ps "$1" | grep -qF -- "$2" && return 0
-		sleep 0.1
-	done
-	return 1
+# Stops (SIGSTOP) the processes $@, to be resumed by teardown: a host that hangs, whose TCP
+# connections stay open but silent.
+freeze() {
+	printf '%s\n' "$@" >>"$BATS_TEST_TMPDIR/frozen"
+	kill -STOP "$@"
 }
 
-# The pids of the processes of the deployer whose command line contains $1.
-local_procs() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in *"$1"*) echo "$pid" ;; esac
-	done
-}
-
-# Fails if an ssh process of the deployer is left (a master, a session).
-no_ssh_left() {
-	local pid args
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in ssh* | *slow-link*) fail "left behind: $pid $args" ;; esac
-	done
-}
-
-# Fails unless the log $1 ends with the tool's error line, which matches the regexp $2.
-error_line_matches() {
-	local last
-	last=$(grep -av '^hint: ' "$1" | tail -n 1)
-	[[ $last =~ $2 ]] || fail "the last line is not /$2/: $(cat "$1")"
-}
-
-# Runs the tool in the background (output to $BATS_TEST_TMPDIR/log; see fleet_local_bg).
-nrr_bg() {
-	fleet_local_bg "$BATS_TEST_TMPDIR/log" "$NRR" "$@"
-}
-
-# Waits up to 30 s for the tool started by nrr_bg to end, and sets status; kills it and fails if
-# it does not end.
-wait_nrr() {
-	local stat
-	for _ in $(seq 1 300); do
-		stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]] || break
-		sleep 0.1
-	done
-	if stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]]; then
-		kill -KILL "$FLEET_BG_PID"
-		{ wait "$FLEET_BG_PID"; } 2>/dev/null || true
-		fail "the run did not end within 30 s: $(cat "$BATS_TEST_TMPDIR/log")"
-	fi
-	status=0
-	wait "$FLEET_BG_PID" || status=$?
+# Writes to $1 the fleet's ssh config, with ssh keepalives every second, given up after two
+# unanswered: a dead connection is found within seconds.
+keepalive_config() {
+	cp "$FLEET_DIR/ssh_config" "$1"
+	printf 'Host *\n  ServerAliveInterval 1\n  ServerAliveCountMax 2\n' >>"$1"
 }
 
 @test "a connection that drops in the middle of the copy: exit 6, target unchanged, the next deploy works" {
 	retag drop
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(state_of t1)
-	# a link of 8 MB/s: the 32 MiB take 4 s
-	NIX_SSHOPTS="$NIX_SSHOPTS -o 'ProxyCommand=perl $BATS_TEST_DIRNAME/lib/slow-link %h %p 8000000'" \
-		nrr_bg switch --flake "$F#big" --target-host t1
-	wait_for_proc t1 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
-	sleep 1
-	fleet_ps t1 | grep -qF 'nix-store --import' || fail "the copy ended before the fault"
+	start_slow_copy t1 switch --flake "$F#big" --target-host t1
 	# t1's sshd drops the connection: its session processes die, the listener stays
-	fleet_ps t1 | awk '$2 == "sshd:" && $3 !~ /^\// { print $1 }' | xargs -r kill -KILL
+	sshd_sessions t1 | xargs -r kill -KILL
 	wait_nrr
 	[ "$status" = 6 ] || fail "exit $status, not 6: $(cat "$BATS_TEST_TMPDIR/log")"
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: copying to 't1' failed: "
@@ -131,6 +78,52 @@ wait_nrr() {
 	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
 	assert_success
 	[ "$(profile_of t1)" = "$output" ]
+}
+
+@test "a target that stops answering in the middle of the copy: the user's ServerAliveInterval ends the run in seconds, exit 6 naming the step, target unchanged" {
+	retag frozen
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	keepalive_config alive_config
+	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 switch --flake "$F#big" --target-host t1
+	# t1 hangs: its sshd sessions stop; the connection stays open, and silent
+	SECONDS=0
+	# shellcheck disable=SC2046 # pids
+	freeze $(sshd_sessions t1)
+	# the tool's own keepalive would wait a minute: the user's gives up after about 3 s
+	wait_nrr 60
+	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
+	assert_failure 6
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: copying to 't1' failed: Timeout, server [0-9.]+ not responding\.$"
+	assert_line "hint: 't1' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
+	no_ssh_left
+	# t1 wakes up: its half of the deploy finds the connection gone, and nothing was changed
+	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
+	[ "$(state_of t1)" = "$before" ]
+	poll_until 20 unlocked t1 || fail "t1's deploy lock is still held"
+	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
+	assert_success
+	[ "$(profile_of t1)" = "$output" ]
+}
+
+@test "a target that accepts the connection but never answers: the user's ConnectTimeout ends the run in seconds, exit 3 with a hint" {
+	retag mute
+	before=$(state_of mute)
+	# mute's sshd stops: the kernel still completes the TCP handshake, no ssh banner comes
+	freeze "$(sshd_listener mute)"
+	cp "$FLEET_DIR/ssh_config" connect_config
+	printf 'Host *\n  ConnectTimeout 2\n' >>connect_config
+	SECONDS=0
+	NIX_SSHOPTS="-F $PWD/connect_config" nrr_bg switch --flake "$F#t1" --target-host mute
+	# the tool's own ConnectTimeout is 30 s
+	wait_nrr 60
+	((SECONDS < 20)) || fail "it took $SECONDS s: the user's ConnectTimeout was not used"
+	assert_failure 3
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: cannot reach 'mute' \\(root@[0-9.]+:22\\): Connection to [0-9.]+ port 22 timed out$"
+	assert_line --regexp "^hint: is '[0-9.]+' up, with sshd listening on port 22\\? \\(ConnectTimeout in your ssh config sets how long to wait\\)$"
+	no_ssh_left
+	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
+	[ "$(state_of mute)" = "$before" ]
 }
 
 @test "a target whose disk fills up during the copy: exit 6 with a hint, target unchanged" {
@@ -183,11 +176,7 @@ wait_nrr() {
 	printf 'hup-%s\n' "$$" >"$F/tag"
 	before=$(state_of t1)
 	nrr_bg switch --flake "$F#slow" --target-host t1
-	for _ in $(seq 1 200); do
-		[ -z "$(local_procs 'sleep 30')" ] || break
-		sleep 0.1
-	done
-	[ -n "$(local_procs 'sleep 30')" ] || fail "the build never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	wait_for_local_proc 'sleep 30' || fail "the build never started: $(cat "$BATS_TEST_TMPDIR/log")"
 	kill -HUP "$FLEET_BG_PID"
 	wait_nrr
 	[ "$status" = 129 ] || fail "exit $status, not 129: $(cat "$BATS_TEST_TMPDIR/log")"
@@ -202,7 +191,7 @@ wait_nrr() {
 	# the target's end of the deploy conversation is gone with its lock
 	run fleet_ps t1
 	refute_output --partial 'sshd: root@notty'
-	fleet_exec t1 flock -n /tmp/nixos-rebuild-remote.lock true
+	unlocked t1
 }
 
 @test "every run ends: the ssh master goes at exit, however busy it is (40 no-op deploys)" {

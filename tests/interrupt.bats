@@ -1,6 +1,14 @@
 #!/usr/bin/env bats
-# Ctrl-C and SIGTERM: remote work stops too (ssh without a tty does not
-# forward signals), masters close, the target is left as it was.
+# Ctrl-C and SIGTERM: remote work stops too (ssh without a tty does not forward signals),
+# masters close, the run exits 128 + the signal's number. What the target ends in:
+#
+#   signal during     target
+#   a remote build    unchanged; the builder on the build host stops
+#   a local build     unchanged
+#   the copy          unchanged (profile and running system); its import stops, its lock goes
+#   the activation    the activation goes on to its end there (the tool hangs up, it does not
+#                     stop switch-to-configuration half-way): the new system, profile and
+#                     running; then the lock goes
 
 bats_require_minimum_version 1.5.0
 
@@ -9,6 +17,8 @@ setup_file() {
 	fleet_start t1 b1
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" intr
+	# `big`: t1's system plus a package of 32 MiB, which a slow link copies for seconds
+	flake_add_big "$F"
 }
 
 teardown_file() {
@@ -18,35 +28,23 @@ teardown_file() {
 
 setup() {
 	load lib/common
-	cd "$BATS_TEST_TMPDIR"
+	nrr() { nrr_within 60 "$@"; }
+	cd "$BATS_TEST_TMPDIR" || return
 }
 
-# Fails if an ssh process of this fleet's deployer is still there.
-no_ssh_left() {
-	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
-		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-		case $args in ssh*) fail "left behind: $pid $args" ;; esac
-	done
-}
-
-# Waits up to 20 s for host $1 to run a process matching $2.
-wait_for_proc() {
-	for _ in $(seq 1 200); do
-		fleet_ps "$1" | grep -q -- "$2" && return 0
-		sleep 0.1
-	done
-	return 1
+teardown() {
+	stop_nrr_bg
 }
 
 @test "SIGINT during a remote build stops the builder on the build host (exit 130)" {
 	printf 'intr-%s\n' "$RANDOM" >"$F/tag"
-	before=$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system 2>/dev/null || true)
-	fleet_local_bg "$BATS_TEST_TMPDIR/log" "$NRR" switch --flake "$F#slow" --target-host t1 --build-host b1
-	wait_for_proc b1 'sleep 30' || { cat "$BATS_TEST_TMPDIR/log"; fail "the build never started on b1"; }
+	before=$(state_of t1)
+	nrr_bg switch --flake "$F#slow" --target-host t1 --build-host b1
+	wait_for_proc b1 'sleep 30' || fail "the build never started on b1: $(cat "$BATS_TEST_TMPDIR/log")"
 	kill -INT "$FLEET_BG_PID"
-	status=0
-	wait "$FLEET_BG_PID" || status=$?
-	[ "$status" = 130 ] || { cat "$BATS_TEST_TMPDIR/log"; fail "exit status $status, not 130"; }
+	wait_nrr
+	assert_failure 130
+	assert_output --partial "error: interrupted"
 	# the builder goes within a few seconds, not after its 30 s
 	for _ in $(seq 1 50); do
 		fleet_ps b1 | grep -q -e 'sleep 30' -e 'nix-store --realise' || break
@@ -55,19 +53,65 @@ wait_for_proc() {
 	run fleet_ps b1
 	refute_output --partial 'sleep 30'
 	refute_output --partial 'nix-store --realise'
-	[ "$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system 2>/dev/null || true)" = "$before" ]
-	run cat "$BATS_TEST_TMPDIR/log"
-	assert_output --partial "error: interrupted"
+	[ "$(state_of t1)" = "$before" ]
 	no_ssh_left
 }
 
 @test "SIGTERM during a local build: exit 143, no master left, target unchanged" {
 	printf 'term-%s\n' "$RANDOM" >"$F/tag"
-	fleet_local_bg "$BATS_TEST_TMPDIR/log" "$NRR" switch --flake "$F#slow" --target-host t1
-	for _ in $(seq 1 200); do pgrep -f 'sleep 30' >/dev/null && break; sleep 0.1; done
+	before=$(state_of t1)
+	nrr_bg switch --flake "$F#slow" --target-host t1
+	wait_for_local_proc 'sleep 30' || fail "the build never started: $(cat "$BATS_TEST_TMPDIR/log")"
 	kill -TERM "$FLEET_BG_PID"
-	status=0
-	wait "$FLEET_BG_PID" || status=$?
-	[ "$status" = 143 ] || { cat "$BATS_TEST_TMPDIR/log"; fail "exit status $status, not 143"; }
+	wait_nrr
+	assert_failure 143
 	no_ssh_left
+	[ "$(state_of t1)" = "$before" ]
+}
+
+# True once host $1 runs no process whose command line contains $2.
+gone_from() {
+	! host_runs "$1" "$2"
+}
+
+@test "SIGINT during the copy: exit 130, no ssh left, the target's profile and running system unchanged, its lock released" {
+	retag copy-int
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	start_slow_copy t1 switch --flake "$F#big" --target-host t1
+	kill -INT "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 130
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted: interrupted while copying to 't1'$"
+	no_ssh_left
+	[ "$(state_of t1)" = "$before" ]
+	# the import on t1 ends with the connection, and the deploy lock with it
+	poll_until 10 gone_from t1 'nix-store --import' || fail "the import still runs on t1"
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
+	assert_success
+	assert_equal "$(state_of t1)" "$output"$'\n'"$output"
+}
+
+@test "SIGTERM during the activation: exit 143; the tool hangs up, the activation runs to its end on the target, then the lock is released" {
+	retag act-term
+	nrr switch --flake "$F#t1" --target-host t1
+	new=$(toplevel slowswitch)
+	nrr_bg switch --flake "$F#slowswitch" --target-host t1
+	# slowswitch's switch-to-configuration sleeps 5 s between two lines on stderr
+	wait_for_proc t1 'sleep 5' || fail "the activation never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	kill -TERM "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 143
+	error_line_matches "$BATS_TEST_TMPDIR/log" \
+		"^error: interrupted: interrupted while activating on 't1', where an activation that had begun runs to its end$"
+	no_ssh_left
+	poll_until 20 gone_from t1 'switch-to-configuration' || fail "the activation still runs on t1"
+	# not cut half-way (its stderr, our session, is gone): profile and running system are new
+	assert_equal "$(state_of t1)" "$new"$'\n'"$new"
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	retag act-term-again
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	assert_equal "$(state_of t1)" "$output"$'\n'"$output"
 }

@@ -28,6 +28,7 @@ fi
 ln -s "$etc/etc" "$out/etc"
 if [ -n "$hasStc" ]; then
 	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" -e "s|@cutoff@|$cutoff|g" \
+		-e "s|@activationSleep@|$activationSleep|g" \
 		"$stcTemplate" > "$out/bin/switch-to-configuration"
 	chmod +x "$out/bin/switch-to-configuration"
 fi

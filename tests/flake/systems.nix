@@ -33,7 +33,7 @@ let
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, buildSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ] }:
+  mkToplevel = { label, slug, hostSystem, buildSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0 }:
     let sw = swFor buildSystem; in
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
@@ -45,6 +45,7 @@ let
       extraPackages = packages;
       hasStc = if stc then "1" else "";
       sleepSeconds = toString sleep;
+      activationSleep = toString activationSleep;
       failBuild = if fail then "1" else "";
       # "NAME=TOPLEVEL ...": each specialisation is linked as specialisation/NAME.
       specialisations = builtins.concatStringsSep " "
@@ -52,7 +53,7 @@ let
     });
 
   mkConfig = name:
-    { hostSystem ? system, buildSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ] }:
+    { hostSystem ? system, buildSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0 }:
     let
       common = { inherit hostSystem buildSystem status stc cutoff; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
@@ -60,7 +61,7 @@ let
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
       });
       toplevel = mkToplevel (common // {
-        label = name; slug = name; inherit sleep fail packages; specialisations = { inherit spec1; };
+        label = name; slug = name; inherit sleep fail packages activationSleep; specialisations = { inherit spec1; };
       });
       vm = bootloader: drv "nixos-vm-${name}-${tag'}" ./build-vm.sh {
         inherit toplevel bootloader;
@@ -99,6 +100,9 @@ in {
   riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
   slow = mkConfig "slow" { sleep = 30; };
+  # Its switch-to-configuration (switch, test) takes 5 s, talking on stderr before and after as
+  # a real one does: for tests that interrupt an activation.
+  slowswitch = mkConfig "slowswitch" { activationSleep = 5; };
   # Its packages are named by the file `packages` ("name-version" words), so that a test can
   # change, add and remove packages between two deploys and check the diff.
   pkgs = mkConfig "pkgs" {

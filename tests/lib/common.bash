@@ -20,6 +20,160 @@ toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel
 profile_of() { fleet_exec "$1" readlink -f /nix/var/nix/profiles/system 2>/dev/null || true; }
 # The last switch-to-configuration call recorded on host $1.
 last_activation() { fleet_exec "$1" tail -n 1 /run/nrr-activations; }
+
+# Helpers of the fault, interrupt and hostile-input tests.
+
+# The tool, as nrr runs it, but stopped if it does not end within $1 seconds: its test then
+# fails with a message instead of the suite hanging.
+nrr_within() {
+	local limit=$1 st=0
+	shift
+	fleet_local timeout -k 5 "$limit" "$NRR" "$@" || st=$?
+	[ "$st" != 124 ] && [ "$st" != 137 ] ||
+		echo "${BATS_TEST_FILENAME##*/}: the run did not end within $limit s" >&2
+	return "$st"
+}
+
+# The tool in the background, output to $BATS_TEST_TMPDIR/log (see fleet_local_bg: sets
+# FLEET_BG_PID). wait_nrr collects it.
+nrr_bg() {
+	fleet_local_bg "$BATS_TEST_TMPDIR/log" "$NRR" "$@"
+}
+
+# Waits up to $1 seconds (default 30) for the run started by nrr_bg to end, then sets status,
+# output and lines as `run` does (output: its log). Kills it and fails if it does not end.
+wait_nrr() {
+	local limit=${1:-30} stat
+	for _ in $(seq 1 $((limit * 10))); do
+		stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]] || break
+		sleep 0.1
+	done
+	if stat=$(ps -o stat= -p "$FLEET_BG_PID") && [[ $stat != Z* ]]; then
+		kill -KILL "$FLEET_BG_PID"
+		{ wait "$FLEET_BG_PID"; } 2>/dev/null || true
+		fail "the run did not end within $limit s: $(cat "$BATS_TEST_TMPDIR/log")"
+	fi
+	status=0
+	wait "$FLEET_BG_PID" || status=$?
+	output=$(cat "$BATS_TEST_TMPDIR/log")
+	# shellcheck disable=SC2034 # for bats-assert
+	IFS=$'\n' read -d '' -r -a lines <<<"$output" || true
+}
+
+# For teardown: kills a run of nrr_bg (or fleet_local_bg) that a failed test left behind, if it
+# is still a child of this shell (a pid already waited for may belong to anyone by now).
+stop_nrr_bg() {
+	[ -n "${FLEET_BG_PID-}" ] || return 0
+	[ "$(ps -o ppid= -p "$FLEET_BG_PID" | tr -d ' ')" = "$BASHPID" ] &&
+		kill -KILL "$FLEET_BG_PID" 2>/dev/null || true
+	{ wait "$FLEET_BG_PID"; } 2>/dev/null || true
+	FLEET_BG_PID=
+}
+
+# What host $1 runs now: its system profile and its /run/current-system, a line each.
+state_of() {
+	fleet_exec "$1" sh -c 'readlink -f /nix/var/nix/profiles/system; readlink -f /run/current-system' \
+		2>/dev/null || true
+}
+
+# Runs CMD until it succeeds, for up to $1 seconds; fails if it never did (fleet.bash's poll).
+poll_until() {
+	_fleet_wait "$@"
+}
+
+# True if host $1 runs a process whose command line contains $2.
+host_runs() {
+	fleet_ps "$1" | grep -qF -- "$2"
+}
+
+# True if the deployer runs a process whose command line contains $1.
+local_runs() {
+	[ -n "$(local_procs "$1")" ]
+}
+
+# Waits up to 20 s for host $1 to run a process whose command line contains $2.
+wait_for_proc() {
+	poll_until 20 host_runs "$1" "$2"
+}
+
+# Waits up to 20 s for the deployer to run a process whose command line contains $1.
+wait_for_local_proc() {
+	poll_until 20 local_runs "$1"
+}
+
+# Prints "PID COMMAND LINE" of every process of the deployer.
+local_ps() {
+	local pid args
+	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
+		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+		printf '%s %s\n' "$pid" "$args"
+	done
+}
+
+# The pids of the processes of the deployer whose command line contains $1.
+local_procs() {
+	local_ps | while read -r pid args; do
+		case $args in *"$1"*) echo "$pid" ;; esac
+	done
+}
+
+# Fails if an ssh process of the deployer is left (a master, a session, a slow-link relay).
+no_ssh_left() {
+	local left
+	left=$(local_ps | awk '$2 ~ /^ssh/ || /slow-link/')
+	[ -z "$left" ] || fail "left behind: $left"
+}
+
+# Fails unless the log $1 ends with the tool's error line (hint lines aside), which matches the
+# regexp $2.
+error_line_matches() {
+	local last
+	last=$(grep -av '^hint: ' "$1" | tail -n 1)
+	[[ $last =~ $2 ]] || fail "the last line is not /$2/: $(cat "$1")"
+}
+
+# Adds the configuration `big` to the flake copy $1: t1's system plus a package of 32 MiB that
+# does not compress (tests/lib/build-big.sh), for a copy that a slow link makes last seconds.
+flake_add_big() {
+	cp "$BATS_TEST_DIRNAME/lib/build-big.sh" "$1/build-big.sh"
+	[ "$(tail -n 1 "$1/systems.nix")" = "}" ] || { echo "systems.nix does not end in '}'" >&2; return 1; }
+	sed -i '$i\  big = mkConfig "big" { packages = [ (drv "big-1.0" ./build-big.sh { }) ]; };' \
+		"$1/systems.nix"
+}
+
+# An ssh option for NIX_SSHOPTS: the connection goes through a relay that sends at most $1
+# bytes a second towards the host (tests/lib/slow-link).
+slow_link_opt() {
+	printf '%s' "-o 'ProxyCommand=perl $BATS_TEST_DIRNAME/lib/slow-link %h %p $1'"
+}
+
+# Runs `nrr_bg ARGS...` over a link of 8 MB/s (the 32 MiB of `big` take 4 s) and returns once
+# host $1 has been importing for a second: a copy in the middle, for a fault.
+start_slow_copy() {
+	local host=$1
+	shift
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg "$@"
+	wait_for_proc "$host" 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	host_runs "$host" 'nix-store --import' || fail "the copy ended too soon: $(cat "$BATS_TEST_TMPDIR/log")"
+}
+
+# The pids of host $1's sshd session processes (each connection's), not its listener's.
+sshd_sessions() {
+	fleet_ps "$1" | awk '$2 == "sshd:" && $3 !~ /^\// { print $1 }'
+}
+
+# The pid of host $1's sshd listener.
+sshd_listener() {
+	fleet_ps "$1" | awk '$2 == "sshd:" && $3 ~ /^\// { print $1 }'
+}
+
+# True if nobody holds root's deploy lock on host $1 (lib/activate.c: /run/nixos-rebuild-remote.lock).
+unlocked() {
+	fleet_exec "$1" test -e /run/nixos-rebuild-remote.lock &&
+		fleet_exec "$1" flock -n /run/nixos-rebuild-remote.lock true
+}
+
 # The tool at a pseudo-terminal, typing the line $TYPED at it (a password,
 # an answer).
 nrr_tty() {
