@@ -26,8 +26,9 @@ let
     PATH = "/usr/bin:/bin";
   } // attrs);
 
-  # 512 KiB of `seed` repeated: deterministic, and as big in the store as on the wire (nothing
-  # is compressed on the way: the benchmark's ssh config leaves Compression off).
+  # 512 KiB of pieces of this machine's shared libraries, chosen by `seed`: as compressible as
+  # a real system's files (about 2.5 to 1 with gzip), so that ssh's Compression can be weighed
+  # (bench/run --compression); without it, as big on the wire as in the store.
   blob = seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
     inherit seed;
     size = toString (512 * 1024);
