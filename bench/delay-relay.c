@@ -1,14 +1,20 @@
 /*
  * delay-relay: a TCP relay that plays a distant host, for the benchmarks.
  *
- *   ProxyCommand /path/delay-relay DELAY_MS %h %p COUNTFILE
+ *   ProxyCommand /path/delay-relay DELAY_MS %h %p COUNTFILE [RATE]
  *
  * Connects to HOST:PORT (an IPv4 address in 127.0.0.0/8, or "localhost": nothing else, so
  * that a benchmark never sends traffic off this machine), then relays stdin to the socket
  * and the socket to stdout. Every chunk read on one side is held DELAY_MS milliseconds
  * before it is written to the other: a one-way delay, so a round trip costs 2 * DELAY_MS.
  * netem is not available on the bench machine; this gives ssh the same latency per round
- * trip, without limiting bandwidth.
+ * trip.
+ *
+ * RATE (bytes per second, each direction on its own; 0 or absent: unlimited) makes each
+ * direction a link of that bandwidth: a chunk leaves when the chunks before it have left,
+ * after len / RATE seconds on the link, and arrives DELAY_MS after that. Chunks are then at
+ * most 10 ms of the link's time, and a direction holds at most one round trip's worth of
+ * bytes plus one chunk (as a TCP sender's window would): the writer feels the link's pace.
  *
  * COUNTFILE gets two lines appended (O_APPEND, one write each, so that relays of parallel
  * connections do not mix their lines):
@@ -52,12 +58,16 @@ struct pipe_dir {
 	int in, out;
 	struct chunk *head, *tail;
 	size_t queued;
+	int64_t link_free;         /* with a rate: when the link has sent all read so far */
 	unsigned long long bytes;  /* read from `in` */
 	int eof;                   /* `in` said EOF (or failed) */
 	int done;                  /* everything written and `out` shut: direction over */
 };
 
 static const char *count_path;
+/* Bandwidth of each direction in bytes/s (0: unlimited), and what follows from it. */
+static long long rate;
+static size_t read_max = CHUNK_MAX, queue_max = QUEUE_MAX;
 /* ssh ends its ProxyCommand with SIGHUP: the counts must still be written. */
 static volatile sig_atomic_t stop_sig;
 
@@ -108,7 +118,8 @@ static int parse_loopback(const char *host, struct in_addr *a)
 	return (ntohl(a->s_addr) >> 24) == 127 ? 0 : -1;
 }
 
-/* Read what `d->in` has into a new chunk due `delay` from now. */
+/* Read what `d->in` has into a new chunk due `delay` from now (with a rate: from when the
+ * link has sent it). */
 static void dir_read(struct pipe_dir *d, int64_t delay)
 {
 	struct chunk *c = malloc(sizeof(*c) + CHUNK_MAX);
@@ -116,7 +127,7 @@ static void dir_read(struct pipe_dir *d, int64_t delay)
 		append_count_line("# error: out of memory\n");
 		exit(1);
 	}
-	ssize_t n = read(d->in, c->data, CHUNK_MAX);
+	ssize_t n = read(d->in, c->data, read_max);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
 		free(c);
 		return;
@@ -128,7 +139,14 @@ static void dir_read(struct pipe_dir *d, int64_t delay)
 	}
 	c->len = (size_t)n;
 	c->off = 0;
-	c->due = now_us() + delay;
+	int64_t t = now_us();
+	if (rate > 0) {
+		if (d->link_free < t)
+			d->link_free = t;
+		d->link_free += (int64_t)((double)n * 1e6 / (double)rate);
+		t = d->link_free;
+	}
+	c->due = t + delay;
 	c->next = NULL;
 	if (d->tail)
 		d->tail->next = c;
@@ -180,8 +198,8 @@ static void dir_drop(struct pipe_dir *d)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5) {
-		fprintf(stderr, "usage: delay-relay DELAY_MS HOST PORT COUNTFILE\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: delay-relay DELAY_MS HOST PORT COUNTFILE [RATE]\n");
 		return 2;
 	}
 	char *end;
@@ -191,6 +209,20 @@ int main(int argc, char **argv)
 	if (*argv[1] == '\0' || *end != '\0' || delay_ms < 0 || delay_ms > 60000) {
 		fprintf(stderr, "delay-relay: bad delay '%s' (0..60000 ms)\n", argv[1]);
 		return 2;
+	}
+	if (argc == 6) {
+		rate = strtoll(argv[5], &end, 10);
+		if (*argv[5] == '\0' || *end != '\0' || rate < 0 || rate > 100000000000LL) {
+			fprintf(stderr, "delay-relay: bad rate '%s' (bytes/s, 0 = unlimited)\n",
+				argv[5]);
+			return 2;
+		}
+	}
+	if (rate > 0) {
+		/* 10 ms of the link a chunk (at least 1 KiB); a round trip's worth in flight */
+		long long r = rate / 100, q = rate * 2 * delay_ms / 1000 + CHUNK_MAX;
+		read_max = (size_t)(r < 1024 ? 1024 : r > CHUNK_MAX ? CHUNK_MAX : r);
+		queue_max = (size_t)(q > QUEUE_MAX ? QUEUE_MAX : q);
 	}
 	if (port <= 0 || port > 65535) {
 		fprintf(stderr, "delay-relay: bad port '%s'\n", argv[3]);
@@ -250,7 +282,7 @@ int main(int argc, char **argv)
 			struct pipe_dir *d = dirs[i];
 			if (d->done)
 				continue;
-			if (!d->eof && d->queued < QUEUE_MAX) {
+			if (!d->eof && d->queued < queue_max) {
 				pfd[nfd] = (struct pollfd){ .fd = d->in, .events = POLLIN };
 				owner[nfd++] = d;
 			}

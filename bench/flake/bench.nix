@@ -9,6 +9,10 @@
 #   heavy   small, but its evaluation costs about 2 s: its toplevel carries the result of a
 #           pointless pure computation, sized by the file `heavy-n` that bench/run calibrates
 #           on the machine at hand.
+#   fl01 .. fl10
+#           the fleet: one system per host (--on fl01,...), each small plus 2 payload files of
+#           512 KiB that all ten share and that change with the tag: a new tag makes 5 new
+#           paths, about 1 MiB, per host.
 #
 # The systems look like the test systems (tests/flake/build-system.sh), with builders of their
 # own (build-bench-*.sh) so that the test flake may change: bin/switch-to-configuration that
@@ -26,8 +30,9 @@ let
     PATH = "/usr/bin:/bin";
   } // attrs);
 
-  # 512 KiB of `seed` repeated: deterministic, and as big in the store as on the wire (nothing
-  # is compressed on the way: the benchmark's ssh config leaves Compression off).
+  # 512 KiB of pieces of this machine's shared libraries, chosen by `seed`: as compressible as
+  # a real system's files (about 2.5 to 1 with gzip), so that ssh's Compression can be weighed
+  # (bench/run --compression); without it, as big on the wire as in the store.
   blob = seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
     inherit seed;
     size = toString (512 * 1024);
@@ -62,8 +67,14 @@ let
   n = builtins.fromJSON (strip heavyN);
   inner = i: builtins.foldl' (a: j: a + i * j) 0 (builtins.genList (x: x) 1000);
   weight = builtins.foldl' (acc: i: acc + inner i) 0 (builtins.genList (x: x) n);
+
+  fleetNames = builtins.genList (i: "fl" + (if i < 9 then "0" else "") + toString (i + 1)) 10;
+  fleetBlobs = builtins.genList (i: blob "${tag'}-fleet-${toString i}") 2;
 in {
   small = mkSystem { name = "small"; blobs = [ ]; };
   fresh = mkSystem { name = "fresh"; blobs = shared ++ tagged; };
   heavy = mkSystem { name = "heavy"; blobs = [ ]; extra = { weight = toString weight; }; };
-}
+} // builtins.listToAttrs (map (name: {
+  inherit name;
+  value = mkSystem { inherit name; blobs = fleetBlobs; };
+}) fleetNames)
