@@ -32,6 +32,7 @@ struct ssh_config {
 	char *control_master;	/* "false", "true", "auto", ... */
 	char *control_persist;	/* "no", "yes" or seconds */
 	int connect_timeout_set, server_alive_set; /* the user chose them */
+	int compression;	/* "compression yes" */
 };
 
 enum ssh_master { MASTER_NONE, MASTER_OURS, MASTER_USERS };
@@ -70,6 +71,15 @@ int ssh_check_name(const char *spec, struct nrr_err *e);
 /* Parses `ssh -G` output into cfg (strings are malloc'ed; see
  * ssh_config_release). Returns 0, or -1 if user/hostname/port are missing. */
 int ssh_config_parse(const char *text, struct ssh_config *cfg);
+
+/*
+ * 1 if hostname names this machine or a private network: localhost, a
+ * loopback, private, link-local or unique-local address literal, a name
+ * without a dot (a LAN's short name) or under .local, .lan, .home.arpa or
+ * .internal. Decides compression: our master compresses links that are
+ * likely slower than zlib (the others, where the upload is the bottleneck).
+ */
+int ssh_host_is_near(const char *hostname);
 void ssh_config_release(struct ssh_config *cfg);
 
 /* Resolves spec with `ssh -G`. Returns 0 or NRR_ECONNECT/NRR_EUSAGE. */

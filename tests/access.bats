@@ -141,3 +141,20 @@ setup() {
 	# no multiplexing of ours: one connection per remote command
 	[ "$(fleet_handshakes t1)" = "$(fleet_commands t1)" ]
 }
+
+@test "our master compresses a far host's link, not a near one's; NIX_SSHOPTS has the last word" {
+	# far.example.org goes nowhere (ProxyCommand false): only the master's command line counts
+	cat "$FLEET_DIR/ssh_config" - >cfg <<-EOF
+		Host far.example.org
+		  ProxyCommand /bin/false
+	EOF
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host far.example.org -v
+	assert_failure 3
+	assert_line --regexp "^\\$ 'ssh'.*'-oCompression=yes'.*'-oControlMaster=yes'"
+	# ssh keeps the first value it gets, and NIX_SSHOPTS comes first
+	NIX_SSHOPTS="-F $PWD/cfg -o Compression=no" run nrr switch --flake "$F#t1" --target-host far.example.org -v
+	assert_line --regexp "^\\$ 'ssh'.*'-o' 'Compression=no'.*'-oCompression=yes'.*'-oControlMaster=yes'"
+	run nrr switch --flake "$F#t1" --target-host t1 -v
+	assert_success
+	refute_output --partial "Compression=yes"
+}

@@ -94,6 +94,11 @@ int main(int argc, const char **argv)
 		free(text);
 		return ret ? 1 : 0;
 	}
+	if (!strcmp(cmd, "ssh-near")) {
+		for (int i = 2; i < argc; i++)
+			printf("%s %s\n", argv[i], ssh_host_is_near(argv[i]) ? "near" : "far");
+		return 0;
+	}
 	if (!strcmp(cmd, "dry-run")) {
 		char *text = read_stdin();
 		struct nix_dry_run dr;

@@ -232,3 +232,28 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
   /nix/store/x.drv'
 	assert_output "build=1 fetch=0 download=0.00"
 }
+
+@test "compression: which hosts are near (no compression) and which far" {
+	run "$TT" ssh-near localhost 127.0.3.4 10.1.2.3 172.16.0.1 172.32.0.1 192.168.1.9 169.254.1.1 \
+		::1 fe80::1 fd00::5 2001:db8::1 8.8.8.8 pi board.local nas.lan x.home.arpa \
+		example.org host.example.com ""
+	assert_output "localhost near
+127.0.3.4 near
+10.1.2.3 near
+172.16.0.1 near
+172.32.0.1 far
+192.168.1.9 near
+169.254.1.1 near
+::1 near
+fe80::1 near
+fd00::5 near
+2001:db8::1 far
+8.8.8.8 far
+pi near
+board.local near
+nas.lan near
+x.home.arpa near
+example.org far
+host.example.com far
+ far"
+}
