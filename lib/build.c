@@ -130,23 +130,20 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 				strvec_pushl(&argv, b->v[i], b->v[i + 1], NULL);
 		if (strvec_find(b, "--print-build-logs") >= 0)
 			flags |= NIX_RUN_LOGS;
-	} else if (d->src == SRC_FLAKE) {
-		push_nix(&argv, "build");
-		strvec_pushl(&argv, attr, "--json", NULL);
-		if (dry)
-			strvec_push(&argv, "--dry-run");
-		else if (link)
-			strvec_pushl(&argv, "--out-link", link, NULL);
-		else
-			strvec_push(&argv, "--no-link");
 	} else {
-		strvec_pushl(&argv, "nix-build", d->file, "--attr", attr, NULL);
+		int flake = d->src == SRC_FLAKE;
+		if (flake) {
+			push_nix(&argv, "build");
+			strvec_pushl(&argv, attr, "--json", NULL);
+		} else {
+			strvec_pushl(&argv, "nix-build", d->file, "--attr", attr, NULL);
+		}
 		if (dry)
 			strvec_push(&argv, "--dry-run");
 		else if (link)
 			strvec_pushl(&argv, "--out-link", link, NULL);
 		else
-			strvec_push(&argv, "--no-out-link");
+			strvec_push(&argv, flake ? "--no-link" : "--no-out-link");
 	}
 	if (!d->drv)
 		push_local_flags(d, &argv);
@@ -432,14 +429,8 @@ static int can_build_here(const struct deploy *d, const char *system)
 		}
 	if (builders && builders[0] == '@') {
 		/* "@FILE": the machines file */
-		FILE *f = fopen(builders + 1, "r");
 		struct strbuf text = STRBUF_INIT;
-		char buf[4096];
-		size_t n;
-		while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-			strbuf_add(&text, buf, n);
-		if (f)
-			fclose(f);
+		strbuf_read_file(&text, builders + 1);
 		free(builders);
 		builders = strbuf_detach(&text);
 	}
@@ -486,13 +477,7 @@ int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 	char *attr = deploy_attr(d, tail);
 	if (!d->drv && (ret = eval_drv(d, attr, &d->drv, e)))
 		goto out;
-	FILE *f = fopen(d->drv, "r");
-	char buf[4096];
-	size_t n;
-	while (f && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-		strbuf_add(&text, buf, n);
-	if (f)
-		fclose(f);
+	strbuf_read_file(&text, d->drv);
 	if (platform_drv_system(text.buf, text.len, drvsys, sizeof(drvsys)) ||
 	    !strcmp(drvsys, here) || can_build_here(d, drvsys) || !would_build(d->drv))
 		goto out;

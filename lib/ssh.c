@@ -319,17 +319,11 @@ static int master_alive(struct ssh_ctx *ctx, const struct ssh_host *h,
 	return st == 0;
 }
 
+/* The file's text (empty if it cannot be read), malloc'ed. */
 static char *read_file_text(const char *path)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	if (fd < 0)
-		return strbuf_detach(&sb);
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		strbuf_add(&sb, buf, (size_t)n);
-	close(fd);
+	strbuf_read_file(&sb, path);
 	return strbuf_detach(&sb);
 }
 

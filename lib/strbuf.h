@@ -26,6 +26,9 @@ void strbuf_init(struct strbuf *sb);
 void strbuf_release(struct strbuf *sb);
 /* Hands the string to the caller, who must free() it; sb is reset. */
 char *strbuf_detach(struct strbuf *sb);
+/* Appends the contents of the file at path. Returns 0, or -1 if it cannot
+ * be opened (sb then unchanged) or a read fails (sb has what was read). */
+int strbuf_read_file(struct strbuf *sb, const char *path);
 void strbuf_grow(struct strbuf *sb, size_t extra);
 void strbuf_reset(struct strbuf *sb);
 void strbuf_setlen(struct strbuf *sb, size_t len);
