@@ -690,7 +690,9 @@ int main(int argc, char **argv)
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();
 	if (ret) {
-		if (run_interrupted())
+		if (run_interrupted() && !strncmp(r.err.msg, "interrupted", 11))
+			fprintf(stderr, "error: %s\n", r.err.msg);	/* says it already */
+		else if (run_interrupted())
 			fprintf(stderr, "error: interrupted%s%s\n",
 				r.err.msg[0] ? ": " : "", r.err.msg);
 		else

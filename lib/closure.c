@@ -270,9 +270,16 @@ int closure_send(const struct host *src, const struct host *dst,
 	*bytes = p.bytes;
 	int se = child_wait(&exp);
 	int si = child_wait(&imp);
+	/* a source that stopped answering cuts the stream: the importer's
+	 * complaint about it would only blame the destination */
+	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
 	if (run_interrupted()) {
 		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'",
 			       dst->name);
+	} else if (src_lost) {
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s",
+			       src->name, src_lost);
+		ssh_hint_not_responding(src->ssh, e);
 	} else if (si != 0) {
 		char *lost = dst->ssh && si == 255 ? ssh_host_lost_reason(dst->ssh) : NULL;
 		nix_error_summary(lost ? lost : derr.len ? derr.buf : "connection lost",
@@ -297,6 +304,7 @@ int closure_send(const struct host *src, const struct host *dst,
 		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s",
 			       src->name, why);
 	}
+	free(src_lost);
 out:
 	child_clear(&exp);
 	child_clear(&imp);

@@ -158,3 +158,20 @@ setup() {
 	assert_success
 	refute_output --partial "Compression=yes"
 }
+
+@test "our master's time limits: ours unless the user's ssh config sets its own" {
+	# BatchMode yes makes ssh keep alive every 300 s by itself: without it, nothing is set
+	sed '/BatchMode/d' "$FLEET_DIR/ssh_config" >plain
+	NIX_SSHOPTS="-F $PWD/plain" run nrr switch --flake "$F#t1" --target-host t1 -v
+	assert_success
+	assert_line --regexp "^\\$ 'ssh'.*'-oConnectTimeout=30' '-oServerAliveInterval=15' '-oServerAliveCountMax=4'.*'-oControlMaster=yes'"
+	cat "$FLEET_DIR/ssh_config" - >cfg <<-EOF
+		Host *
+		  ConnectTimeout 7
+		  ServerAliveInterval 3
+	EOF
+	NIX_SSHOPTS="-F $PWD/cfg" run nrr switch --flake "$F#t1" --target-host t1 -v
+	assert_success
+	refute_output --partial "ConnectTimeout=30"
+	refute_output --partial "ServerAliveInterval=15"
+}

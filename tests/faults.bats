@@ -221,6 +221,25 @@ keepalive_config() {
 }
 
 # Last: b1's sshd does not come back.
+@test "a build host that stops answering while it sends the system: exit 6 naming it, with the keepalive hint, target unchanged" {
+	retag frozen-b1
+	before=$(state_of t1)
+	keepalive_config alive_config
+	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 switch --flake "$F#big" --target-host t1 --build-host b1
+	SECONDS=0
+	# shellcheck disable=SC2046 # pids
+	freeze $(sshd_sessions b1)
+	wait_nrr 60
+	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
+	assert_failure 6
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: exporting from 'b1' failed: Timeout, server [0-9.]+ not responding\.$"
+	assert_line "hint: 'b1' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
+	no_ssh_left
+	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
+	[ "$(state_of t1)" = "$before" ]
+	poll_until 20 unlocked t1 || fail "t1's deploy lock is still held"
+}
+
 @test "a build host that disappears during the build: exit 3 naming it, the build gone, target unchanged" {
 	printf 'gone-%s\n' "$$" >"$F/tag"
 	before=$(state_of t1)

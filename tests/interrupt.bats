@@ -82,7 +82,7 @@ gone_from() {
 	kill -INT "$FLEET_BG_PID"
 	wait_nrr
 	assert_failure 130
-	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted: interrupted while copying to 't1'$"
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted while copying to 't1'$"
 	no_ssh_left
 	[ "$(state_of t1)" = "$before" ]
 	# the import on t1 ends with the connection, and the deploy lock with it
@@ -104,7 +104,7 @@ gone_from() {
 	wait_nrr
 	assert_failure 143
 	error_line_matches "$BATS_TEST_TMPDIR/log" \
-		"^error: interrupted: interrupted while activating on 't1', where an activation that had begun runs to its end$"
+		"^error: interrupted while activating on 't1', where an activation that had begun runs to its end$"
 	no_ssh_left
 	poll_until 20 gone_from t1 'switch-to-configuration' || fail "the activation still runs on t1"
 	# not cut half-way (its stderr, our session, is gone): profile and running system are new
