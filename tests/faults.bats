@@ -55,6 +55,25 @@ freeze() {
 	kill -STOP "$@"
 }
 
+# Deploys "$@" with the user's keepalives (keepalive_config), slowly, and once the copy to t1
+# runs, freezes host $1's sshd sessions: the connection stays open, and silent. The tool's own
+# keepalive would wait a minute; the user's must end the run within seconds, with exit 6, the
+# keepalive hint naming $1, and no ssh left.
+hangs_mid_copy() {
+	local host=$1
+	shift
+	keepalive_config alive_config
+	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 "$@"
+	SECONDS=0
+	# shellcheck disable=SC2046 # pids
+	freeze $(sshd_sessions "$host")
+	wait_nrr 60
+	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
+	assert_failure 6
+	assert_line "hint: '$host' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
+	no_ssh_left
+}
+
 # Writes to $1 the fleet's ssh config, with ssh keepalives every second, given up after two
 # unanswered: a dead connection is found within seconds.
 keepalive_config() {
@@ -84,19 +103,9 @@ keepalive_config() {
 	retag frozen
 	nrr switch --flake "$F#t1" --target-host t1
 	before=$(state_of t1)
-	keepalive_config alive_config
-	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 switch --flake "$F#big" --target-host t1
 	# t1 hangs: its sshd sessions stop; the connection stays open, and silent
-	SECONDS=0
-	# shellcheck disable=SC2046 # pids
-	freeze $(sshd_sessions t1)
-	# the tool's own keepalive would wait a minute: the user's gives up after about 3 s
-	wait_nrr 60
-	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
-	assert_failure 6
+	hangs_mid_copy t1 switch --flake "$F#big" --target-host t1
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: copying to 't1' failed: Timeout, server [0-9.]+ not responding\.$"
-	assert_line "hint: 't1' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
-	no_ssh_left
 	# t1 wakes up: its half of the deploy finds the connection gone, and nothing was changed
 	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
 	[ "$(state_of t1)" = "$before" ]
@@ -224,17 +233,8 @@ keepalive_config() {
 @test "a build host that stops answering while it sends the system: exit 6 naming it, with the keepalive hint, target unchanged" {
 	retag frozen-b1
 	before=$(state_of t1)
-	keepalive_config alive_config
-	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 switch --flake "$F#big" --target-host t1 --build-host b1
-	SECONDS=0
-	# shellcheck disable=SC2046 # pids
-	freeze $(sshd_sessions b1)
-	wait_nrr 60
-	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
-	assert_failure 6
+	hangs_mid_copy b1 switch --flake "$F#big" --target-host t1 --build-host b1
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: exporting from 'b1' failed: Timeout, server [0-9.]+ not responding\.$"
-	assert_line "hint: 'b1' stopped answering; is it up, and its network? (ServerAliveInterval and ServerAliveCountMax in your ssh config set how long to wait)"
-	no_ssh_left
 	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
 	[ "$(state_of t1)" = "$before" ]
 	poll_until 20 unlocked t1 || fail "t1's deploy lock is still held"
