@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "fleetview.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -17,44 +18,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define TAIL_LINES 15
-
-enum host_state { H_WAITING, H_RUNNING, H_DONE, H_SKIPPED };
-
-struct fleet_host {
-	struct fleet_member m;
-	char *path;		/* built system */
-	enum host_state state;
-	struct child c;
-	int progress_fd;	/* our end of the child's report pipe */
-	int answer_fd;		/* the child's stdin, kept open for --ask's answer */
-	int asking;		/* the child waits for the answer */
-	struct strbuf progress, err;
-	struct strbuf diff_text;	/* its diff, as the user reads it */
-	cJSON *diff;
-	char phase[32];
-	struct timespec start, end;
-	/* from the child's result line */
-	int status, gen_before, gen_after;
-	char step[32], message[1024];
-	unsigned long long bytes, fetch_bytes;	/* pushed; fetched from its caches */
-};
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static double elapsed(const struct fleet_host *h)
-{
-	double a = (double)h->start.tv_sec + (double)h->start.tv_nsec / 1e9;
-	double b = h->state == H_DONE
-		? (double)h->end.tv_sec + (double)h->end.tv_nsec / 1e9 : now_s();
-	return h->state == H_WAITING || h->state == H_SKIPPED ? 0 : b - a;
-}
 
 void fleet_members_free(struct fleet_member *m, size_t n)
 {
@@ -379,74 +342,12 @@ static void read_report(struct fleet_host *h)
 	}
 }
 
-static const char *result_of(const struct fleet_host *h)
-{
-	switch (h->state) {
-	case H_WAITING:
-		return "waiting";
-	case H_SKIPPED:
-		return "skipped";
-	case H_RUNNING:
-		return h->phase;
-	case H_DONE:
-		break;
-	}
-	if (h->status == 0)
-		return "done";
-	if (h->status == NRR_EROLLEDBACK)
-		return "rolled back";
-	if (h->status == NRR_EDECLINED)
-		return "declined";
-	return "failed";
-}
-
-static void timestamp(char *buf, size_t size)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(buf, size, "%H:%M:%S", &tm);
-}
-
-/* Redraws the live lines on a terminal. */
-static void draw(struct fleet_host *hosts, size_t n, int redraw, int color,
-		 size_t namew)
-{
-	struct strbuf sb = STRBUF_INIT;
-	size_t done = 0, failed = 0, running = 0;
-
-	if (redraw)
-		strbuf_addf(&sb, "\033[%zuA", n + 1);
-	for (size_t i = 0; i < n; i++) {
-		const struct fleet_host *h = &hosts[i];
-		const char *r = result_of(h);
-		const char *col = "";
-		if (color && h->state == H_DONE)
-			col = h->status ? "\033[31m" : "\033[32m";
-		strbuf_addf(&sb, "\r\033[K  %-*s %s%-12s%s %5.1fs", (int)namew, h->m.name,
-			    col, r, color && *col ? "\033[0m" : "", elapsed(h));
-		if (h->state == H_DONE && h->status)
-			strbuf_addf(&sb, "  %s", h->step);
-		strbuf_addch(&sb, '\n');
-		if (h->state == H_DONE)
-			h->status ? failed++ : done++;
-		if (h->state == H_RUNNING)
-			running++;
-	}
-	strbuf_addf(&sb, "\r\033[K%zu/%zu done, %zu failed, %zu running\n",
-		    done, n, failed, running);
-	if (write(2, sb.buf, sb.len) < 0) {
-		/* no terminal any more: nothing to draw on */
-	}
-	strbuf_release(&sb);
-}
-
 static void keep_tail(struct strbuf *err)
 {
 	/* only the last lines matter: the tail shown for a failed host */
 	size_t lines = 0, i = err->len;
 	while (i > 0) {
-		if (err->buf[i - 1] == '\n' && ++lines > TAIL_LINES * 4)
+		if (err->buf[i - 1] == '\n' && ++lines > FLEET_TAIL_LINES * 4)
 			break;
 		i--;
 	}
@@ -522,87 +423,6 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 	strbuf_release(&q);
 }
 
-static void print_summary(const struct options *o, struct fleet_host *hosts,
-			  size_t n, size_t namew)
-{
-	fprintf(stderr, "\n%-*s  %-8s %-12s %-11s %7s %10s %12s\n", (int)namew, "host",
-		"action", "result", "generation", "time", "copied", "from caches");
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &hosts[i];
-		char gen[32] = "-", copied[32] = "-", fetched[32] = "-";
-		if (h->gen_after)
-			snprintf(gen, sizeof(gen), "%d -> %d", h->gen_before, h->gen_after);
-		if (h->state == H_DONE)
-			snprintf(copied, sizeof(copied), "%.1f MiB",
-				 (double)h->bytes / (1024.0 * 1024.0));
-		if (h->state == H_DONE && o->substitutes == 2)
-			snprintf(fetched, sizeof(fetched), "%.1f MiB",
-				 (double)h->fetch_bytes / (1024.0 * 1024.0));
-		fprintf(stderr, "%-*s  %-8s %-12s %-11s %6.1fs %10s %12s\n", (int)namew,
-			h->m.name, o->action, result_of(h), gen, elapsed(h), copied, fetched);
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &hosts[i];
-		if (h->state != H_DONE || !h->status || h->status == NRR_EDECLINED)
-			continue;
-		fprintf(stderr, "\n== %s (%s): %s\n", h->m.name, h->m.target,
-			h->message[0] ? h->message : "failed");
-		/* the last lines it said */
-		size_t lines = 0, k = h->err.len;
-		while (k > 0 && lines <= TAIL_LINES) {
-			k--;
-			if (h->err.buf[k] == '\n' && k + 1 < h->err.len)
-				lines++;
-		}
-		if (lines > TAIL_LINES)
-			k++;
-		fwrite(h->err.buf + k, 1, h->err.len - k, stderr);
-	}
-}
-
-static void print_json(const struct options *o, struct fleet_host *hosts, size_t n)
-{
-	cJSON *arr = cJSON_CreateArray();
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &hosts[i];
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "name", h->m.name);
-		cJSON_AddStringToObject(j, "target", h->m.target);
-		cJSON_AddStringToObject(j, "action", o->action);
-		cJSON_AddStringToObject(j, "result",
-					h->state == H_SKIPPED ? "skipped" :
-					h->status == 0 ? "ok" :
-					h->status == NRR_EROLLEDBACK ? "rolled-back" :
-					h->status == NRR_EDECLINED ? "declined" : "failed");
-		cJSON_AddNumberToObject(j, "status", h->state == H_DONE ? h->status : -1);
-		if (h->status) {
-			cJSON *err = cJSON_AddObjectToObject(j, "error");
-			cJSON_AddStringToObject(err, "step", h->step);
-			cJSON_AddStringToObject(err, "message", h->message);
-		}
-		if (h->path)
-			cJSON_AddStringToObject(j, "storePath", h->path);
-		cJSON *gen = cJSON_AddObjectToObject(j, "generation");
-		if (h->gen_before)
-			cJSON_AddNumberToObject(gen, "before", h->gen_before);
-		if (h->gen_after)
-			cJSON_AddNumberToObject(gen, "after", h->gen_after);
-		cJSON_AddNumberToObject(j, "seconds", elapsed(h));
-		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
-		if (o->substitutes == 2)
-			cJSON_AddNumberToObject(j, "bytesFromCaches", (double)h->fetch_bytes);
-		if (h->diff) {
-			cJSON_AddItemToObject(j, "diff", h->diff);
-			h->diff = NULL;
-		}
-		cJSON_AddItemToArray(arr, j);
-	}
-	char *text = cJSON_Print(arr);
-	puts(text);
-	free(text);
-	cJSON_Delete(arr);
-}
-
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e)
 {
@@ -657,7 +477,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 			}
 			running++;
 			if (!tty) {
-				timestamp(ts, sizeof(ts));
+				fleet_timestamp(ts, sizeof(ts));
 				fprintf(stderr, "%s %s: started (%s)\n", ts, h->m.name, h->m.target);
 			}
 		}
@@ -697,7 +517,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 				fd_drain(&h->progress_fd, &h->progress, -1);
 				read_report(h);
 				if (!tty && strcmp(before, h->phase)) {
-					timestamp(ts, sizeof(ts));
+					fleet_timestamp(ts, sizeof(ts));
 					fprintf(stderr, "%s %s: %s\n", ts, h->m.name, h->phase);
 				}
 			} else {
@@ -715,8 +535,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 			if (h->status && !o->keep_going)
 				stop = 1;
 			if (!tty) {
-				timestamp(ts, sizeof(ts));
-				fprintf(stderr, "%s %s: %s%s%s\n", ts, h->m.name, result_of(h),
+				fleet_timestamp(ts, sizeof(ts));
+				fprintf(stderr, "%s %s: %s%s%s\n", ts, h->m.name, fleet_result_of(h),
 					h->status ? ": " : "", h->status ? h->message : "");
 			}
 		}
@@ -730,10 +550,10 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 					hosts[i].asking = 0;
 				}
 		}
-		if (tty && (now_s() - last_draw > 0.2 || !running)) {
-			draw(hosts, n, drawn, color, namew);
+		if (tty && (fleet_now() - last_draw > 0.2 || !running)) {
+			fleet_draw(hosts, n, drawn, color, namew);
 			drawn = 1;
-			last_draw = now_s();
+			last_draw = fleet_now();
 		}
 	}
 	size_t failed = 0, skipped = 0, declined = 0;
@@ -751,9 +571,9 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		for (size_t i = 0; i < n; i++)
 			if (hosts[i].diff_text.len)
 				fprintf(stderr, "\n%s", hosts[i].diff_text.buf);
-	print_summary(o, hosts, n, namew);
+	fleet_print_summary(o, hosts, n, namew);
 	if (o->json)
-		print_json(o, hosts, n);
+		fleet_print_json(o, hosts, n);
 	if (run_interrupted())
 		ret = nrr_fail(e, NRR_EINT, "interrupted");
 	else if (declined && !failed && !skipped)

@@ -8,7 +8,8 @@
  * each has its own ssh master (one handshake per host), its own deploy
  * lock, its own failure, and reports its phases and its result on a pipe.
  * The parent shows a live line per host on a terminal (plain timestamped
- * lines otherwise), a summary table, and with --json a report on stdout.
+ * lines otherwise), a summary table, and with --json a report on stdout
+ * (lib/fleetview.c).
  */
 #ifndef NRR_FLEET_H
 #define NRR_FLEET_H

@@ -1,0 +1,58 @@
+/*
+ * fleetview: what a fleet run (see fleet.h) shows of its hosts: the live
+ * lines on a terminal, timestamps for plain lines, the summary table with
+ * the failed hosts' last lines, and the --json report. It reads the
+ * hosts' state; fleet.c changes it.
+ */
+#ifndef NRR_FLEETVIEW_H
+#define NRR_FLEETVIEW_H
+
+#include "fleet.h"
+#include "run.h"
+#include "strbuf.h"
+
+#include <time.h>
+
+/* How many lines of a failed host's output the summary shows. */
+#define FLEET_TAIL_LINES 15
+
+enum host_state { H_WAITING, H_RUNNING, H_DONE, H_SKIPPED };
+
+struct fleet_host {
+	struct fleet_member m;
+	char *path;		/* built system */
+	enum host_state state;
+	struct child c;
+	int progress_fd;	/* our end of the child's report pipe */
+	int answer_fd;		/* the child's stdin, kept open for --ask's answer */
+	int asking;		/* the child waits for the answer */
+	struct strbuf progress, err;
+	struct strbuf diff_text;	/* its diff, as the user reads it */
+	struct cJSON *diff;
+	char phase[32];
+	struct timespec start, end;
+	/* from the child's result line */
+	int status, gen_before, gen_after;
+	char step[32], message[1024];
+	unsigned long long bytes, fetch_bytes;	/* pushed; fetched from its caches */
+};
+
+/* Seconds on the monotonic clock. */
+double fleet_now(void);
+/* How long h has been (or was) deploying; 0 before it started. */
+double fleet_elapsed(const struct fleet_host *h);
+/* h's phase while it runs, its verdict after ("done", "failed", ...). */
+const char *fleet_result_of(const struct fleet_host *h);
+/* The wall-clock time as HH:MM:SS, for plain lines. */
+void fleet_timestamp(char *buf, size_t size);
+/* Draws a live line per host and a counter line on stderr (a terminal);
+ * redraw: over the lines drawn last time. namew: the names' column. */
+void fleet_draw(struct fleet_host *hosts, size_t n, int redraw, int color,
+		size_t namew);
+/* The summary table, then the last lines of every failed host, on stderr. */
+void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
+			 size_t n, size_t namew);
+/* The --json report on stdout (it takes each host's diff object). */
+void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n);
+
+#endif
