@@ -27,6 +27,7 @@
 #include "lib/options.h"
 #include "lib/diffshow.h"
 #include "lib/pkgdiff.h"
+#include "lib/report.h"
 #include "lib/run.h"
 
 #ifndef NRR_VERSION
@@ -273,67 +274,6 @@ static int upgrade_channels(struct run *r)
 	return ret;
 }
 
-/*
- * The --json report of a deploy to one host, on stdout: what the --on
- * report says of each host, and the diff.
- */
-/* The plan as JSON: per route, paths and bytes. */
-static cJSON *plan_json(const struct deploy_plan *p)
-{
-	cJSON *j = cJSON_CreateObject();
-	if (p->known) {
-		cJSON_AddNumberToObject(j, "paths", (double)p->paths);
-		cJSON_AddNumberToObject(j, "present", (double)p->present);
-		cJSON *c = cJSON_AddObjectToObject(j, "fromCaches");
-		cJSON_AddNumberToObject(c, "paths", (double)p->fetch);
-		cJSON_AddNumberToObject(c, "bytes", (double)p->fetch_bytes);
-		cJSON_AddBoolToObject(c, "used", p->auto_fetch);
-		cJSON *push = cJSON_AddObjectToObject(j, "push");
-		cJSON_AddNumberToObject(push, "paths", (double)p->push);
-		cJSON_AddNumberToObject(push, "bytes", (double)p->push_bytes);
-	}
-	if (p->build_known) {
-		cJSON *b = cJSON_AddObjectToObject(j, "build");
-		cJSON_AddNumberToObject(b, "derivations", (double)p->build);
-		cJSON_AddNumberToObject(b, "fetch", (double)p->fetch_here);
-		cJSON_AddNumberToObject(b, "downloadMiB", p->download_mib);
-	}
-	return j;
-}
-
-static void report_json(struct run *r, int status)
-{
-	struct deploy *d = &r->d;
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddStringToObject(j, "target", d->target.name ? d->target.name : "localhost");
-	cJSON_AddStringToObject(j, "action", r->opt.action);
-	cJSON_AddStringToObject(j, "result", status ? "failed" : "ok");
-	cJSON_AddNumberToObject(j, "status", status);
-	if (status) {
-		cJSON *err = cJSON_AddObjectToObject(j, "error");
-		cJSON_AddStringToObject(err, "message", r->err.msg);
-	}
-	if (d->toplevel)
-		cJSON_AddStringToObject(j, "storePath", d->toplevel);
-	cJSON *gen = cJSON_AddObjectToObject(j, "generation");
-	if (d->gen_before)
-		cJSON_AddNumberToObject(gen, "before", d->gen_before);
-	if (d->gen_after)
-		cJSON_AddNumberToObject(gen, "after", d->gen_after);
-	cJSON_AddNumberToObject(j, "pathsCopied", (double)d->paths_copied);
-	cJSON_AddNumberToObject(j, "bytesCopied", (double)d->bytes_copied);
-	if (d->plan.known || d->plan.build_known)
-		cJSON_AddItemToObject(j, "plan", plan_json(&d->plan));
-	if (r->diff) {
-		cJSON_AddItemToObject(j, "diff", r->diff);
-		r->diff = NULL;
-	}
-	char *text = cJSON_Print(j);
-	puts(text);
-	free(text);
-	cJSON_Delete(j);
-}
-
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -381,7 +321,7 @@ static int do_build_and_activate(struct run *r)
 				d->build_remote ? d->build.name : "", d->build_remote ? "'" : "",
 				p->fetch_here, p->download_mib);
 		if (r->opt.json)
-			report_json(r, 0);
+			deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
@@ -422,7 +362,7 @@ static int do_build_and_activate(struct run *r)
 	else if (activating || is(r, "build"))
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {
-		report_json(r, 0);
+		deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	printf("%s\n", d->toplevel);
@@ -556,45 +496,6 @@ static int read_password_fd(struct run *r, int fd)
 	return 0;
 }
 
-/* What failed, by exit status, for a fleet's report. */
-static const char *step_of(int status)
-{
-	switch (status) {
-	case NRR_ECONNECT: return "connect";
-	case NRR_EEVAL: return "eval";
-	case NRR_EBUILD: return "build";
-	case NRR_ECOPY: return "copy";
-	case NRR_ECHECK: return "check";
-	case NRR_EACTIVATE: return "activate";
-	case NRR_EROLLEDBACK: return "confirm";
-	case NRR_ELOCKED: return "lock";
-	case NRR_EDECLINED: return "ask";
-	default: return status >= 128 ? "interrupted" : "deploy";
-	}
-}
-
-/* The child's last word to its fleet: one JSON line. */
-static void report_result(struct run *r, int status)
-{
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddNumberToObject(j, "status", status);
-	if (status) {
-		cJSON_AddStringToObject(j, "step", step_of(status));
-		cJSON_AddStringToObject(j, "message", r->err.msg);
-	}
-	if (r->d.toplevel)
-		cJSON_AddStringToObject(j, "storePath", r->d.toplevel);
-	cJSON_AddNumberToObject(j, "genBefore", r->d.gen_before);
-	cJSON_AddNumberToObject(j, "genAfter", r->d.gen_after);
-	cJSON_AddNumberToObject(j, "bytes", (double)r->d.bytes_copied);
-	if (r->d.plan.auto_fetch)
-		cJSON_AddNumberToObject(j, "fetchBytes", (double)r->d.plan.fetch_bytes);
-	char *text = cJSON_PrintUnformatted(j);
-	dprintf(r->opt.progress_fd, "result %s\n", text);
-	free(text);
-	cJSON_Delete(j);
-}
-
 static int dispatch(struct run *r)
 {
 	int ret;
@@ -680,12 +581,14 @@ int main(int argc, char **argv)
 	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
 	if (r.opt.progress_fd >= 0)
-		report_result(&r, run_interrupted() && ret ? 128 + run_interrupted() : ret);
+		deploy_report_result(&r.d, r.opt.progress_fd,
+				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
+				     r.err.msg);
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
 	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") ||
 	     is(&r, "dry-activate") || is(&r, "dry-build")))
-		report_json(&r, ret);
+		deploy_report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleetview.h"
+#include "report.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -142,13 +143,7 @@ void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t 
 			cJSON_AddStringToObject(err, "step", h->step);
 			cJSON_AddStringToObject(err, "message", h->message);
 		}
-		if (h->path)
-			cJSON_AddStringToObject(j, "storePath", h->path);
-		cJSON *gen = cJSON_AddObjectToObject(j, "generation");
-		if (h->gen_before)
-			cJSON_AddNumberToObject(gen, "before", h->gen_before);
-		if (h->gen_after)
-			cJSON_AddNumberToObject(gen, "after", h->gen_after);
+		report_add_outcome(j, h->path, h->gen_before, h->gen_after);
 		cJSON_AddNumberToObject(j, "seconds", fleet_elapsed(h));
 		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
 		if (o->substitutes == 2)
