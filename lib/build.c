@@ -3,10 +3,10 @@
 #include "deploy.h"
 #include "nix.h"
 #include "progress.h"
+#include "nixconf.h"
 #include "platform.h"
 #include "quote.h"
 
-#include <cjson/cJSON.h>
 #include <sys/utsname.h>
 
 #include <stdio.h>
@@ -378,50 +378,20 @@ static int local_settings(struct strbuf *out)
 }
 
 /* A setting's value as text (a list joined by spaces), malloc'ed or NULL. */
-static char *setting(const cJSON *all, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(all, name), "value");
-	struct strbuf sb = STRBUF_INIT;
-	const cJSON *it;
-	if (cJSON_IsString(v))
-		return xstrdup(v->valuestring);
-	if (!cJSON_IsArray(v))
-		return NULL;
-	cJSON_ArrayForEach(it, v)
-		if (cJSON_IsString(it))
-			strbuf_addf(&sb, "%s%s", sb.len ? " " : "", it->valuestring);
-	return strbuf_detach(&sb);
-}
-
-/* 1 if word is one of the blank-separated words of list. */
-static int has_word(const char *list, const char *word)
-{
-	size_t n = strlen(word);
-	for (const char *p = list; p && *p;) {
-		p += strspn(p, " \t");
-		size_t len = strcspn(p, " \t");
-		if (len == n && !memcmp(p, word, n))
-			return 1;
-		p += len;
-	}
-	return 0;
-}
-
 /* 1 if this machine can build for system: its own, an extra platform, or a
  * remote builder (nix.conf's or --builders). */
 static int can_build_here(const struct deploy *d, const char *system)
 {
 	struct strbuf json = STRBUF_INIT;
-	cJSON *all = NULL;
-	char *own = NULL, *extra = NULL, *builders = NULL;
+	struct nix_settings ns;
+	struct nrr_err ignored;
+	char *builders;
 	int yes = 0;
 
+	nix_settings_init(&ns);
 	if (!local_settings(&json))
-		all = cJSON_Parse(json.buf);
-	own = setting(all, "system");
-	extra = setting(all, "extra-platforms");
-	builders = setting(all, "builders");
+		nix_settings_from_json(&ns, json.buf, json.len, &ignored);
+	builders = ns.builders ? xstrdup(ns.builders) : NULL;
 	for (size_t i = 0; i + 1 < d->opt->nix_build.nr; i++)
 		if (!strcmp(d->opt->nix_build.v[i], "--builders")) {
 			free(builders);
@@ -434,12 +404,11 @@ static int can_build_here(const struct deploy *d, const char *system)
 		free(builders);
 		builders = strbuf_detach(&text);
 	}
-	yes = (own && !strcmp(own, system)) || has_word(extra, system) ||
+	yes = (ns.system && !strcmp(ns.system, system)) ||
+	      strvec_find(&ns.extra_platforms, system) >= 0 ||
 	      (builders && platform_builders_have(builders, system));
-	free(own);
-	free(extra);
 	free(builders);
-	cJSON_Delete(all);
+	nix_settings_release(&ns);
 	strbuf_release(&json);
 	return yes;
 }

@@ -17,6 +17,7 @@ void nix_settings_init(struct nix_settings *s)
 	strvec_init(&s->substituters);
 	strvec_init(&s->trusted_substituters);
 	strvec_init(&s->trusted_public_keys);
+	strvec_init(&s->extra_platforms);
 	strvec_init(&s->includes);
 	strvec_push(&s->substituters, "https://cache.nixos.org/");
 	strvec_push(&s->trusted_public_keys,
@@ -31,6 +32,10 @@ void nix_settings_release(struct nix_settings *s)
 	strvec_clear(&s->substituters);
 	strvec_clear(&s->trusted_substituters);
 	strvec_clear(&s->trusted_public_keys);
+	strvec_clear(&s->extra_platforms);
+	free(s->system);
+	free(s->builders);
+	s->system = s->builders = NULL;
 	strvec_clear(&s->includes);
 	free(s->store);
 	free(s->store_dir);
@@ -117,12 +122,14 @@ int nix_settings_from_json(struct nix_settings *s, const char *json, size_t len,
 			   struct nrr_err *e)
 {
 	static const char *const lists[] = { "substituters", "trusted-substituters",
-					     "trusted-public-keys" };
+					     "trusted-public-keys", "extra-platforms" };
 	struct strvec *dst[] = { &s->substituters, &s->trusted_substituters,
-				 &s->trusted_public_keys };
-	struct strvec got[3] = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
-	int found[3] = { 0 }, ret = 0;
-	char *store = NULL, *store_dir = NULL;
+				 &s->trusted_public_keys, &s->extra_platforms };
+	static const char *const strings[] = { "store", "store-dir", "system", "builders" };
+	char **sdst[] = { &s->store, &s->store_dir, &s->system, &s->builders };
+	struct strvec got[4] = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	int found[4] = { 0 }, ret = 0;
+	char *sgot[4] = { NULL };
 	const cJSON *sigs = NULL;
 	cJSON *root;
 
@@ -136,41 +143,36 @@ int nix_settings_from_json(struct nix_settings *s, const char *json, size_t len,
 		goto out;
 	}
 	/* Read all first, apply only if all is well: s stays whole on error. */
-	for (size_t i = 0; i < 3 && !ret; i++)
+	for (size_t i = 0; i < 4 && !ret; i++)
 		ret = json_list(root, lists[i], &got[i], &found[i], e);
-	if (!ret)
-		ret = json_string(root, "store", &store, e);
-	if (!ret)
-		ret = json_string(root, "store-dir", &store_dir, e);
+	for (size_t i = 0; i < 4 && !ret; i++)
+		ret = json_string(root, strings[i], &sgot[i], e);
 	if (!ret)
 		ret = json_setting(root, "require-sigs", &sigs, e);
 	if (!ret && sigs && !cJSON_IsBool(sigs))
 		ret = nrr_fail(e, NRR_EFAIL, "setting 'require-sigs' is not true or false");
 	if (ret)
 		goto out;
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		if (!found[i])
 			continue;
 		strvec_clear(dst[i]);
 		strvec_pushvec(dst[i], &got[i]);
 	}
-	if (store) {
-		free(s->store);
-		s->store = store;
-		store = NULL;
-	}
-	if (store_dir) {
-		free(s->store_dir);
-		s->store_dir = store_dir;
-		store_dir = NULL;
+	for (size_t i = 0; i < 4; i++) {
+		if (!sgot[i])
+			continue;
+		free(*sdst[i]);
+		*sdst[i] = sgot[i];
+		sgot[i] = NULL;
 	}
 	if (sigs)
 		s->require_sigs = cJSON_IsTrue(sigs);
 out:
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++) {
 		strvec_clear(&got[i]);
-	free(store);
-	free(store_dir);
+		free(sgot[i]);
+	}
 	cJSON_Delete(root);
 	return ret;
 }
@@ -186,16 +188,17 @@ static int conf_apply(struct nix_settings *s, const char *name, const struct str
 		{ "substituters", 0 }, { "binary-caches", 0 },
 		{ "trusted-substituters", 1 }, { "trusted-binary-caches", 1 },
 		{ "trusted-public-keys", 2 }, { "binary-cache-public-keys", 2 },
+		{ "platforms", 3 },	/* only as extra-platforms */
 	};
 	struct strvec *lists[] = { &s->substituters, &s->trusted_substituters,
-				   &s->trusted_public_keys };
+				   &s->trusted_public_keys, &s->extra_platforms };
 	int extra = !strncmp(name, "extra-", 6);
 	const char *base = extra ? name + 6 : name;
 	const char *const *vals = w->v + 2;
 	size_t nvals = w->nr - 2;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcmp(base, names[i].name))
+		if (strcmp(base, names[i].name) || (names[i].which == 3 && !extra))
 			continue;
 		if (!extra)
 			strvec_clear(lists[names[i].which]);
@@ -212,12 +215,19 @@ static int conf_apply(struct nix_settings *s, const char *name, const struct str
 			s->require_sigs = 0;
 		else
 			return nrr_fail(e, NRR_EFAIL, "%s: require-sigs must be true or false", where);
-	} else if (!strcmp(name, "store")) {
-		struct strbuf sb = STRBUF_INIT;
-		for (size_t i = 0; i < nvals; i++)
-			strbuf_addf(&sb, "%s%s", i ? " " : "", vals[i]);
-		free(s->store);
-		s->store = strbuf_detach(&sb);
+	} else {
+		/* the settings whose value is the rest of the line */
+		const char *const strings[] = { "store", "system", "builders" };
+		char **dst[] = { &s->store, &s->system, &s->builders };
+		for (size_t k = 0; k < 3; k++) {
+			if (strcmp(name, strings[k]))
+				continue;
+			struct strbuf sb = STRBUF_INIT;
+			for (size_t i = 0; i < nvals; i++)
+				strbuf_addf(&sb, "%s%s", i ? " " : "", vals[i]);
+			free(*dst[k]);
+			*dst[k] = strbuf_detach(&sb);
+		}
 	}
 	return 0;
 }

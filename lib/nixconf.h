@@ -9,7 +9,8 @@
 #include "error.h"
 #include "strvec.h"
 
-/* The settings that decide where a store substitutes from and whom it trusts. */
+/* The settings that decide where a store substitutes from and whom it
+ * trusts, and which platforms it builds for. */
 struct nix_settings {
 	struct strvec substituters;
 	struct strvec trusted_substituters;
@@ -17,6 +18,9 @@ struct nix_settings {
 	char *store;			/* the "store" setting ("auto" by default) */
 	char *store_dir;		/* NIX_STORE_DIR unless a setting says otherwise */
 	int require_sigs;		/* 1 by default */
+	char *system;			/* "x86_64-linux"; NULL unless a setting says */
+	struct strvec extra_platforms;
+	char *builders;			/* remote builders, or "@FILE"; NULL unless said */
 	struct strvec includes;		/* nix.conf: "path" or "!path", per include line met */
 };
 

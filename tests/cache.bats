@@ -373,10 +373,16 @@ nix_show_config() {
 		extra-trusted-public-keys = cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=
 		require-sigs = false
 		experimental-features = nix-command
+		system = aarch64-linux
+		extra-platforms = riscv64-linux
+		builders = ssh://b1 riscv64-linux - 4 ; ssh://b2 x86_64-linux
 	EOF
 	nix_show_config >config.json
 	run "$TT" cache-showconfig <config.json
 	assert_success
+	assert_line "system = aarch64-linux"
+	assert_line --regexp "^extra-platforms = (.* )?riscv64-linux( |$)"
+	assert_line "builders = ssh://b1 riscv64-linux - 4 ; ssh://b2 x86_64-linux"
 	assert_line "substituters = http://127.0.0.1:1 file:///srv/cache?priority=10 https://extra.example"
 	assert_line "trusted-substituters = https://trusted.example"
 	assert_line "trusted-public-keys = $PK cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="
@@ -414,16 +420,21 @@ nix_show_config() {
 	EOF
 	printf 'extra-substituters = http://c.example\nrequire-sigs = false\n' >conf-store/etc-nix/sub/more.conf
 	nix_show_config >config.json
-	"$TT" cache-showconfig <config.json | grep -v '^includes' >nix-view
+	# nix adds its own defaults for system, extra-platforms and builders; this file sets none
+	"$TT" cache-showconfig <config.json | grep -Ev '^(includes|system|extra-platforms|builders) ' >nix-view
 	run "$TT" cache-conf "$PWD/conf-store/etc-nix/nix.conf"
 	assert_success
 	assert_line "includes = $PWD/conf-store/etc-nix/sub/more.conf !$PWD/conf-store/etc-nix/missing.conf"
-	grep -v '^includes' <<<"$output" >our-view
+	grep -Ev '^(includes|system|extra-platforms|builders) ' <<<"$output" >our-view
 	run diff nix-view our-view
 	assert_success
 	run cat our-view
 	assert_line "substituters = http://a.example http://b.example http://c.example"
 	assert_line "require-sigs = true"
+	run "$TT" cache-conf <<<$'system = riscv64-linux\nextra-platforms = a b\nextra-platforms = c\nplatforms = d\nbuilders = @/etc/nix/machines'
+	assert_line "system = riscv64-linux"
+	assert_line "extra-platforms = a b c"
+	assert_line "builders = @/etc/nix/machines"
 }
 
 @test "nix.conf: bad lines are refused with file and line; include loops stop" {

@@ -257,10 +257,11 @@ static int cmd_info(void)
 static void print_settings(const struct nix_settings *s)
 {
 	const struct strvec *lists[] = { &s->substituters, &s->trusted_substituters,
-					 &s->trusted_public_keys, &s->includes };
+					 &s->trusted_public_keys, &s->includes,
+					 &s->extra_platforms };
 	const char *names[] = { "substituters", "trusted-substituters", "trusted-public-keys",
-				"includes" };
-	for (size_t i = 0; i < 4; i++) {
+				"includes", "extra-platforms" };
+	for (size_t i = 0; i < 5; i++) {
 		printf("%s =", names[i]);
 		for (size_t j = 0; j < lists[i]->nr; j++)
 			printf(" %s", lists[i]->v[j]);
@@ -268,6 +269,8 @@ static void print_settings(const struct nix_settings *s)
 	}
 	printf("store = %s\nstore-dir = %s\nrequire-sigs = %s\n", s->store, s->store_dir,
 	       s->require_sigs ? "true" : "false");
+	printf("system = %s\nbuilders = %s\n", s->system ? s->system : "(unset)",
+	       s->builders ? s->builders : "(unset)");
 }
 
 static int cmd_showconfig(void)
