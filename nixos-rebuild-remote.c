@@ -27,6 +27,7 @@
 #include "lib/options.h"
 #include "lib/diffshow.h"
 #include "lib/pkgdiff.h"
+#include "lib/prompt.h"
 #include "lib/report.h"
 #include "lib/run.h"
 
@@ -103,7 +104,6 @@ static int fleet_child_diff(struct run *r, const struct strbuf *text,
 	int fd = r->opt.progress_fd;
 	cJSON *j = pkgdiff_to_json(pd);
 	char *json = cJSON_PrintUnformatted(j);
-	char c = 0, answer = 0;
 
 	for (const char *p = text->buf; *p;) {
 		size_t len = strcspn(p, "\n");
@@ -116,10 +116,7 @@ static int fleet_child_diff(struct run *r, const struct strbuf *text,
 	if (!r->opt.ask || r->opt.yes)
 		return 1;
 	dprintf(fd, "ask\n");
-	while (read(0, &c, 1) == 1 && c != '\n')
-		if (!answer)
-			answer = c;
-	return answer == 'y';
+	return prompt_read_yes(0);
 }
 
 /* Shows a target's diff; with --ask, asks whether to activate there. */
@@ -149,18 +146,8 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	strbuf_release(&sb);
 	if (r->opt.json && !r->diff)
 		r->diff = pkgdiff_to_json(pd);
-	if (r->opt.ask && !r->opt.yes) {
-		int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-		char c = 0, answer = 0;
-		if (fd >= 0) {
-			dprintf(fd, "Activate on %s? [y/N] ", host);
-			while (read(fd, &c, 1) == 1 && c != '\n')
-				if (!answer)
-					answer = c;
-			close(fd);
-		}
-		yes = answer == 'y' || answer == 'Y';
-	}
+	if (r->opt.ask && !r->opt.yes)
+		yes = prompt_yes("Activate on %s? [y/N] ", host);
 	return yes;
 }
 

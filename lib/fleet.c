@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "fleet.h"
 #include "fleetview.h"
+#include "prompt.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -386,7 +387,6 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 {
 	struct strbuf q = STRBUF_INIT;
 	size_t asking = 0;
-	char c = 0, answer = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
@@ -396,18 +396,9 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		strbuf_reset(&h->diff_text);
 		strbuf_addf(&q, "%s%s", asking++ ? ", " : "", h->m.name);
 	}
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		if (asking > 1)
-			dprintf(fd, "\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf);
-		else
-			dprintf(fd, "\nActivate on %s? [y/N] ", q.buf);
-		while (read(fd, &c, 1) == 1 && c != '\n')
-			if (!answer)
-				answer = c;
-		close(fd);
-	}
-	int yes = answer == 'y' || answer == 'Y';
+	int yes = asking > 1
+		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
+		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
 		if (!h->asking)

@@ -1,0 +1,17 @@
+/*
+ * prompt: yes-or-no questions. --ask asks on the terminal (/dev/tty, so
+ * that it works with stdin and stderr redirected); a fleet's child hears
+ * its fleet's answer on a pipe. Either way the answer is one line.
+ */
+#ifndef NRR_PROMPT_H
+#define NRR_PROMPT_H
+
+/* Reads one line from fd: 1 if it starts with 'y' or 'Y', 0 for anything
+ * else or the end of input. */
+int prompt_read_yes(int fd);
+
+/* Asks the question (printf-style) on the terminal and reads the answer
+ * there. Returns 1 for yes; 0 for no, end of input or no terminal. */
+int prompt_yes(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
