@@ -16,7 +16,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	command -v zsh >/dev/null && zsh -fc 'zmodload zsh/zpty' 2>/dev/null ||
-		skip "zsh with the zsh/zpty module is needed to drive the shells"
+		{ echo "zsh with the zsh/zpty module is needed to drive the shells (make deps)" >&2; return 1; }
 	# The driver: drive.zsh SHELL LINE [SETUP] prints SHELL's candidates at
 	# the end of LINE; SETUP is a line run in the shell first.
 	cat >"$BATS_FILE_TMPDIR/drive.zsh" <<'EOF'
@@ -58,7 +58,7 @@ setup() {
 	load /usr/lib/bats/bats-assert/load
 	NRR=${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}
 	NRR=$(cd "$(dirname "$NRR")" && pwd)/$(basename "$NRR")
-	[ -x "$NRR" ] || skip "no binary at $NRR (make nixos-rebuild-remote)"
+	[ -x "$NRR" ] || fail "no binary at $NRR (make nixos-rebuild-remote)"
 	COMPDIR=$(cd "$BATS_TEST_DIRNAME/../completions" && pwd)
 	export T=$BATS_TEST_TMPDIR
 	mkdir -p "$T/bin" "$T/home" "$T/cache" "$T/zdot" "$T/zfunc" \
@@ -140,13 +140,13 @@ complete_in() {
 
 # a tiny flake with two configurations, in DIR
 make_flake() {
-	command -v nix >/dev/null || skip "nix is not installed"
+	command -v nix >/dev/null || fail "nix is not installed (make deps)"
 	mkdir -p "$1"
 	cat >"$1/flake.nix" <<-'EOF'
 		{ outputs = { self }: { nixosConfigurations = { alpha = {}; beta = {}; }; }; }
 	EOF
 	nix eval --json "path:$1#nixosConfigurations" --apply builtins.attrNames >/dev/null 2>&1 ||
-		skip "nix cannot evaluate a flake here (no store or daemon access?)"
+		fail "nix cannot evaluate a flake here (no store or daemon access?)"
 }
 
 @test "bash: an empty word after the command offers every action of the binary" {

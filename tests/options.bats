@@ -24,7 +24,7 @@ setup() {
 
 # The option list of nixos-rebuild-ng (tab separated: long, short, nargs).
 ng_options() {
-	cat "$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt"
+	cat "$BATS_TEST_DIRNAME/ng-options.txt"
 }
 
 # The words to test option $1 with, in a dry-build of t1.
@@ -52,8 +52,6 @@ words_for() {
 }
 
 @test "every nixos-rebuild-ng option is accepted with dry-build" {
-	[ -r "$BATS_TEST_DIRNAME/../../shared/peers/nixos-rebuild-ng-options.txt" ] ||
-		skip "no ../shared/peers/nixos-rebuild-ng-options.txt beside this checkout"
 	local failed=()
 	while IFS=$'\t' read -r long short nargs; do
 		words=$(words_for "$long")

@@ -100,8 +100,8 @@ compare_all() {
 }
 
 @test "compare: agrees with Nix's builtins.compareVersions (in a private /nix)" {
-	command -v nix-instantiate >/dev/null || skip "no nix-instantiate"
-	unshare -m true 2>/dev/null || skip "cannot make a mount namespace"
+	command -v nix-instantiate >/dev/null || fail "no nix-instantiate (make deps)"
+	unshare -m true 2>/dev/null || fail "cannot make a mount namespace (the suite runs as root)"
 	mkdir -p "$D/nix" "$D/etc-nix"
 	printf 'sandbox = false\nsubstituters =\n' >"$D/etc-nix/nix.conf"
 	local pairs=(1.2:1.10 1.0pre1:1.0 2.3a:2.3.1 1.0:1.0a 1.0:1.0.0 01:1 1.0-rc1:1.0

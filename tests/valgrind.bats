@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # The main flows under valgrind's memcheck: each ends with the tool's own exit status (never
 # valgrind's 99) and valgrind reports nothing: no invalid access, no use of uninitialised
-# memory, no definite or indirect leak. Skipped without valgrind, and in the suite's pass over
-# the ASan build (NRR_SANITIZED=1), where valgrind does not apply.
+# memory, no definite or indirect leak. Fails without valgrind (make deps installs it); skipped
+# over the ASan build (NRR_SANITIZED=1), where valgrind does not apply (run-all.sh's sanitizer
+# pass leaves this file out).
 
 # shellcheck disable=SC2154 # stderr and stderr_lines are set by run --separate-stderr
 bats_require_minimum_version 1.5.0
@@ -11,8 +12,6 @@ bats_require_minimum_version 1.5.0
 not_here() {
 	if [ "${NRR_SANITIZED-}" = 1 ]; then
 		echo "the sanitizer build is checked by ASan, not valgrind"
-	elif ! command -v valgrind >/dev/null; then
-		echo "valgrind is not installed"
 	else
 		return 1
 	fi
@@ -35,6 +34,7 @@ setup() {
 	local why
 	! why=$(not_here) || skip "$why"
 	load lib/common
+	command -v valgrind >/dev/null || fail "valgrind is not installed (make deps)"
 	# The tool, as common.bash runs it, but stopped if a run does not end within 30 s.
 	nrr() {
 		fleet_local timeout -k 5 30 "$NRR" "$@"
