@@ -82,6 +82,12 @@ struct activation_session {
 	char machine[32];	/* the target's uname -m, from its first line */
 };
 
+/*
+ * Appends the fields of the conversation (lib/scripts/activate.def), one
+ * a line, as activation_offer sends them before the closure.
+ */
+void activation_fields(const struct activation *a, struct strbuf *msg);
+
 int activation_begin(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,
 		     struct nrr_err *e);

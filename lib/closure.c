@@ -1,6 +1,7 @@
 #include "closure.h"
 #include "nix.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,45 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/*
- * $1: 1 to let the host substitute first. The closure arrives on stdin.
- * Extra PATH entries: where nix lives on NixOS and in single-user installs,
- * in case the login environment did not say.
- */
-static const char query_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"paths=$(cat)\n"
-	"echo \"hostname=$(uname -n)\"\n"
-	"echo \"arch=$(uname -m)\"\n"
-	"echo \"nix=$(nix-store --version 2>/dev/null)\"\n"
-	"echo \"current=$(readlink /run/current-system 2>/dev/null)\"\n"
-	"if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi\n"
-	"echo --\n"
-	"[ -n \"$paths\" ] || exit 0\n"
-	"if [ \"$1\" = 1 ]; then\n"
-	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 3\n"
-	"  [ -z \"$missing\" ] || nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
-	"fi\n"
-	"exec nix-store --check-validity --print-invalid $paths\n";
-
-static const char closure_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --query --requisites \"$1\"\n";
-
-static const char export_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --export $(cat)\n";
-
-static const char import_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --import\n";
-
-/* $1 user@host, $2 port; paths on stdin. Runs on the build host. */
-static const char direct_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"paths=$(cat)\n"
-	"nix-store --export $paths | ssh -T -p \"$2\" -- \"$1\" 'nix-store --import' >/dev/null\n";
 
 void probe_release(struct probe *p)
 {
@@ -124,7 +86,7 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 	char why[512];
 
 	join_lines(closure, &in);
-	int st = host_run(dst, NULL, "query", query_script, args, in.buf,
+	int st = host_run(dst, NULL, "query", script_query, args, in.buf,
 			  in.len, &out, &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -145,7 +107,7 @@ int closure_of(const struct host *h, const char *path, struct strvec *out,
 	struct strbuf o = STRBUF_INIT, err = STRBUF_INIT;
 	const char *args[] = { path, NULL };
 	char why[512];
-	int st = host_run(h, NULL, "query", closure_script, args, NULL, 0, &o,
+	int st = host_run(h, NULL, "query", script_closure, args, NULL, 0, &o,
 			  &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -251,8 +213,8 @@ int closure_send(const struct host *src, const struct host *dst,
 	if (!paths->nr)
 		return 0;
 	join_lines(paths, &list);
-	host_script_argv(src, NULL, export_script, noargs, &exp);
-	host_script_argv(dst, NULL, import_script, noargs, &imp);
+	host_script_argv(src, NULL, script_export, noargs, &exp);
+	host_script_argv(dst, NULL, script_import, noargs, &imp);
 	exp.in = exp.out = exp.err = CHILD_PIPE;
 	imp.in = imp.out = imp.err = CHILD_PIPE;
 	if (child_start(&exp, e)) {
@@ -326,7 +288,7 @@ int closure_send_direct(const struct host *src, const char *user,
 	char why[512];
 
 	join_lines(paths, &in);
-	int st = host_run(src, NULL, "copy", direct_script, args, in.buf,
+	int st = host_run(src, NULL, "copy", script_direct, args, in.buf,
 			  in.len, NULL, &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -344,9 +306,6 @@ int closure_send_direct(const struct host *src, const char *user,
 int closure_size(const struct host *h, const struct strvec *paths,
 		 unsigned long long *bytes, struct nrr_err *e)
 {
-	static const char script[] =
-		"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-		"exec xargs nix-store --query --size\n";
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	int ret = 0;
@@ -354,7 +313,7 @@ int closure_size(const struct host *h, const struct strvec *paths,
 	*bytes = 0;
 	for (size_t i = 0; i < paths->nr; i++)
 		strbuf_addf(&in, "%s\n", paths->v[i]);
-	int st = host_run(h, NULL, "size", script, noargs, in.buf, in.len, &out,
+	int st = host_run(h, NULL, "size", script_size, noargs, in.buf, in.len, &out,
 			  NULL, -1, e);
 	if (st < 0) {
 		ret = e->status;

@@ -6,6 +6,7 @@
 #include "nix.h"
 #include "progress.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -16,8 +17,6 @@
 #include <unistd.h>
 
 #define TOPLEVEL "config.system.build.toplevel"
-
-static const char hostname_script[] = "exec uname -n\n";
 
 void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 {
@@ -208,7 +207,7 @@ int deploy_default_name(struct deploy *d, struct nrr_err *e)
 	if (d->target_remote) {
 		struct strbuf out = STRBUF_INIT;
 		const char *noargs[] = { NULL };
-		int st = host_run(&d->target, NULL, "hostname", hostname_script,
+		int st = host_run(&d->target, NULL, "hostname", script_hostname,
 				  noargs, NULL, 0, &out, NULL, -1, e);
 		if (st < 0) {
 			strbuf_release(&out);
@@ -309,18 +308,11 @@ const struct host *deploy_target(const struct deploy *d)
 	return &d->target;
 }
 
-/* Run over a new connection: removes the watchdog's token, if still there. */
-static const char confirm_script[] =
-	"[ -e \"$1\" ] && rm -f \"$1\" && echo confirmed\n";
-
-static const char current_script[] =
-	"readlink -f /run/current-system\n";
-
 /* 1 if a new connection to the target removed the token in time. */
 static int confirmed(struct deploy *d, const char *token, time_t deadline)
 {
 	struct strbuf cmd = STRBUF_INIT;
-	const char *words[] = { "/bin/sh", "-c", confirm_script, "sh", token, NULL };
+	const char *words[] = { "/bin/sh", "-c", script_confirm, "sh", token, NULL };
 	int ok = 0;
 
 	sq_quote_argv(&cmd, words);
@@ -526,7 +518,7 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	struct strbuf out = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	struct nrr_err ignored;
-	int st = host_run(&d->target, NULL, "confirm", current_script, noargs,
+	int st = host_run(&d->target, NULL, "confirm", script_current, noargs,
 			  NULL, 0, &out, NULL, -1, &ignored);
 	strbuf_rtrim(&out);
 	if (st == 0 && out.len && strcmp(out.buf, d->toplevel))

@@ -1,14 +1,9 @@
 #include "host.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* run0 has no way to keep the caller's PATH but to say it; "$@" is the
- * /bin/sh -c SCRIPT sh ARGS that follows. */
-static const char run0_wrapper[] =
-	"exec systemd-run --uid=0 --pipe --quiet --wait --collect "
-	"--service-type=exec --send-sighup --setenv=PATH=\"$PATH\" -- \"$@\"";
 
 static void push_elevated(struct strvec *words, const struct elevation *el)
 {
@@ -21,7 +16,7 @@ static void push_elevated(struct strvec *words, const struct elevation *el)
 		strvec_pushvec(words, &el->sudo_opts);
 		strvec_push(words, "--");
 	} else {
-		strvec_pushl(words, "/bin/sh", "-c", run0_wrapper, "sh", NULL);
+		strvec_pushl(words, "/bin/sh", "-c", script_run0, "sh", NULL);
 	}
 }
 
