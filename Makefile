@@ -36,7 +36,8 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 SCRIPTS = lib/scripts/activate.sh lib/scripts/closure.sh lib/scripts/confirm.sh \
 	lib/scripts/current.sh lib/scripts/direct.sh lib/scripts/export.sh \
 	lib/scripts/generations.sh lib/scripts/hostname.sh lib/scripts/import.sh \
-	lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/run0.sh lib/scripts/size.sh
+	lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/run0.sh lib/scripts/size.sh \
+	lib/scripts/unroot.sh
 SCRIPT_DEFS = lib/scripts/activate.def lib/scripts/generations.def lib/scripts/query.def
 
 all: $(PROG) tests/test-tool

@@ -1,5 +1,6 @@
 #include "activate.h"
 #include "closure.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "pkgdiff.h"
 #include "scripts.h"
@@ -139,7 +140,18 @@ int activation_begin(struct activation_session *as, const struct host *h,
 		as->started = 0;
 		session_release(&as->s);
 	} else if (line.buf[5]) {
-		snprintf(as->machine, sizeof(as->machine), "%s", line.buf + 6);
+		const char *m = line.buf + 6;
+		if (strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+		    != strlen(m)) {
+			char shown[256];
+			ret = nrr_protocol(e, h->name, "its machine is not a word: '%s'",
+					   nrr_printable(shown, sizeof(shown), m));
+			session_finish(&as->s);
+			as->started = 0;
+			session_release(&as->s);
+		} else {
+			snprintf(as->machine, sizeof(as->machine), "%s", m);
+		}
 	}
 	strbuf_release(&line);
 	return ret;
@@ -153,6 +165,7 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
+	struct strvec lacks = STRVEC_INIT;
 	int ret = 0;
 
 	a->incomplete = 0;
@@ -170,10 +183,15 @@ static int read_missing(struct activation_session *as, struct activation *a,
 				strbuf_add(a->nixconf, line.buf, line.len);
 			continue;
 		}
-		if (a->missing)
-			strvec_push(a->missing, line.buf);
-		a->incomplete = 1;
+		strvec_push(&lacks, line.buf);
 	}
+	/* only what we offered: see closure_check_members */
+	if (!ret && !(ret = closure_check_members(as->host, a->closure, &lacks, e))) {
+		for (size_t i = 0; a->missing && i < lacks.nr; i++)
+			strvec_push(a->missing, lacks.v[i]);
+		a->incomplete = lacks.nr > 0;
+	}
+	strvec_clear(&lacks);
 	strbuf_release(&line);
 	return ret;
 }
@@ -200,7 +218,6 @@ void activation_fields(const struct activation *a, struct strbuf *msg)
 		[ACTIVATE_F_SUBST] = a->substitute == 1 ? "1" : "",
 		[ACTIVATE_F_PLAN] = a->substitute == 2 || a->plan ? "1" : "",
 		[ACTIVATE_F_CONFIRM] = confirm,
-		[ACTIVATE_F_TOKEN] = a->token,
 	};
 	for (size_t i = 0; i < ACTIVATE_NFIELDS; i++)
 		send_line(msg, f[i]);
@@ -240,21 +257,33 @@ int activation_fetch(struct activation_session *as, struct activation *a,
 	return ret;
 }
 
-/* Reads "PATH\tSIZE" lines up to the line end into c. */
-static int read_closure(struct session *s, const char *end,
-			struct pkgdiff_closure *c)
+/* Reads "PATH\tSIZE" lines up to the line end into c. Returns 0, -1 if
+ * the script stopped, or NRR_EPROTO (e filled) for a line that is not a
+ * store path and a size: its text would reach the terminal. */
+static int read_closure(struct activation_session *as, const char *end,
+			struct pkgdiff_closure *c, struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
 	int ret = -1;
-	while (!session_line(s, &line)) {
+	while (!session_line(&as->s, &line)) {
 		if (!strcmp(line.buf, end)) {
 			ret = 0;
 			break;
 		}
-		char *tab = strchr(line.buf, '\t');
-		if (tab)
+		char *tab = strchr(line.buf, '\t'), *endp = NULL;
+		unsigned long long size = 0;
+		if (tab) {
 			*tab++ = '\0';
-		pkgdiff_closure_add(c, line.buf, tab ? strtoull(tab, NULL, 10) : 0);
+			size = strtoull(tab, &endp, 10);
+		}
+		if (!nix_store_path_valid(line.buf) || (tab && (endp == tab || *endp))) {
+			char shown[256];
+			ret = nrr_protocol(e, as->host->name, "a line of its closure is "
+					   "not a store path and size: '%s'",
+					   nrr_printable(shown, sizeof(shown), line.buf));
+			break;
+		}
+		pkgdiff_closure_add(c, line.buf, size);
 	}
 	strbuf_release(&line);
 	return ret;
@@ -264,9 +293,10 @@ static int read_closure(struct session *s, const char *end,
  * The diff's closures arrive; the user's view of activation output waits
  * (it would otherwise run ahead of the diff), the caller shows the diff
  * and, with ask, decides. Returns 1 to activate, 0 to decline, -1 if the
- * script stopped.
+ * script stopped, -2 for a protocol error (e filled).
  */
-static int handle_diff(struct activation_session *as, struct activation *a)
+static int handle_diff(struct activation_session *as, struct activation *a,
+		       struct nrr_err *e)
 {
 	struct pkgdiff_closure old = PKGDIFF_CLOSURE_INIT, new = PKGDIFF_CLOSURE_INIT;
 	struct pkgdiff d = PKGDIFF_INIT;
@@ -274,9 +304,11 @@ static int handle_diff(struct activation_session *as, struct activation *a)
 	int echo = as->s.echo_fd, go = 1;
 
 	as->s.echo_fd = -1;
-	if (read_closure(&as->s, "diff-new", &old) ||
-	    read_closure(&as->s, "diff-end", &new)) {
-		go = -1;
+	int r = read_closure(as, "diff-new", &old, e);
+	if (!r)
+		r = read_closure(as, "diff-end", &new, e);
+	if (r) {
+		go = r > 0 ? -2 : -1;
 	} else {
 		pkgdiff_compute(&d, &old, &new);
 		if (a->on_diff)
@@ -295,25 +327,78 @@ static int handle_diff(struct activation_session *as, struct activation *a)
 	return go;
 }
 
+/* "OLD NEW", each a generation number or "-" (none), into a; -1 if not. */
+static int parse_generations(const char *s, struct activation *a)
+{
+	int g[2];
+
+	for (int i = 0; i < 2; i++) {
+		if (*s == '-') {
+			g[i] = 0;
+			s++;
+		} else {
+			char *end;
+			long v;
+			if (*s < '0' || *s > '9')
+				return -1;
+			v = strtol(s, &end, 10);
+			if (v > 1000000000)
+				return -1;
+			g[i] = (int)v;
+			s = end;
+		}
+		if (*s != (i ? '\0' : ' '))
+			return -1;
+		s++;
+	}
+	a->gen_before = g[0];
+	a->gen_after = g[1];
+	return 0;
+}
+
 int activation_go(struct activation_session *as, struct activation *a,
 		  struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
-	int ret = 0, st = -1, declined = 0;
+	int ret = 0, st = -1, declined = 0, proto = 0;
 
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
 	while (!session_line(&as->s, &line)) {
 		if (!strcmp(line.buf, "diff-old")) {
-			if (handle_diff(as, a) == 0)
+			int go = handle_diff(as, a, e);
+			if (go == -2) {
+				proto = 1;
+				break;
+			}
+			if (go == 0)
 				declined = 1;
 			continue;
 		}
 		if (!strncmp(line.buf, "generation ", 11)) {
-			char *p = line.buf + 11;
-			a->gen_before = atoi(p);	/* "-": none */
-			p += strcspn(p, " ");
-			a->gen_after = atoi(p);
+			if (parse_generations(line.buf + 11, a)) {
+				char shown[256];
+				nrr_protocol(e, as->host->name, "its generations are not "
+					     "numbers: '%s'",
+					     nrr_printable(shown, sizeof(shown), line.buf));
+				proto = 1;
+				break;
+			}
+			continue;
+		}
+		if (!strncmp(line.buf, "token ", 6)) {
+			const char *t = line.buf + 6;
+			if (*t != '/' || strlen(t) >= sizeof(a->token) ||
+			    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789/._-") != strlen(t)) {
+				char shown[256];
+				nrr_protocol(e, as->host->name, "its confirmation token is not "
+					     "a path: '%s'",
+					     nrr_printable(shown, sizeof(shown), t));
+				proto = 1;
+				break;
+			}
+			snprintf(a->token, sizeof(a->token), "%s", t);
 			continue;
 		}
 		if (!strcmp(line.buf, "status declined")) {
@@ -326,7 +411,10 @@ int activation_go(struct activation_session *as, struct activation *a,
 			break;
 		}
 	}
-	if (declined) {
+	if (proto) {
+		/* it may have activated; what it says of it is not to be used */
+		ret = e->status;
+	} else if (declined) {
 		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
 			       as->host->name);
 	} else if (st < 0 && run_interrupted()) {

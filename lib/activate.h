@@ -52,10 +52,11 @@ struct activation {
 	struct strvec *missing;
 	int incomplete;
 
-	/* > 0: arm a watchdog that undoes the activation unless token (a file
-	 * on the target) is removed within that many seconds */
+	/* > 0: arm a watchdog that undoes the activation unless a new
+	 * connection removes token in time; the target makes the token (in a
+	 * fresh directory only the login user may write) and names it */
 	int confirm_seconds;
-	const char *token;
+	char token[256];
 
 	/* after activation: the profile's generation before and after (0 if
 	 * unknown) */

@@ -1,6 +1,7 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
 #include "deploy.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "progress.h"
 #include "nixconf.h"
@@ -257,8 +258,16 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		split_lines(out.buf, &lines);
 		strvec_clear(&d->closure);
 		int after = 0;
-		for (size_t i = 0; i < lines.nr; i++) {
-			if (!strcmp(lines.v[i], "--"))
+		for (size_t i = 0; i < lines.nr && !ret; i++) {
+			if (!after && !strncmp(lines.v[i], "root ", 5)) {
+				free(d->build_root);
+				d->build_root = xstrdup(lines.v[i] + 5);
+			} else if (strcmp(lines.v[i], "--") && !nix_store_path_valid(lines.v[i])) {
+				char shown[256];
+				ret = nrr_protocol(e, d->build.name, "its result is not a store "
+						   "path: '%s'",
+						   nrr_printable(shown, sizeof(shown), lines.v[i]));
+			} else if (!strcmp(lines.v[i], "--"))
 				after = 1;
 			else if (after)
 				strvec_push(&d->closure, lines.v[i]);
@@ -266,7 +275,7 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 				d->toplevel = xstrdup(lines.v[i]);
 		}
 		strvec_clear(&lines);
-		if (!d->toplevel)
+		if (!ret && !d->toplevel)
 			ret = nrr_fail(e, NRR_EBUILD, "'%s' printed no result for '%s'",
 				       d->build.name, drv);
 		d->built_at = d->build_on_target ? AT_TARGET : AT_BUILD;

@@ -1,4 +1,5 @@
 #include "closure.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "quote.h"
 #include "scripts.h"
@@ -69,6 +70,57 @@ void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
 	}
 }
 
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int closure_check_members(const struct host *h, const struct strvec *closure,
+			  const struct strvec *paths, struct nrr_err *e)
+{
+	const char **sorted;
+	size_t n = closure ? closure->nr : 0;
+	int ret = 0;
+
+	if (!paths->nr)
+		return 0;
+	sorted = xcalloc(n + 1, sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = closure->v[i];
+	qsort(sorted, n, sizeof(*sorted), by_string);
+	for (size_t i = 0; i < paths->nr && !ret; i++) {
+		const char *p = paths->v[i];
+		if (!n || !bsearch(&p, sorted, n, sizeof(*sorted), by_string)) {
+			char shown[256];
+			ret = nrr_protocol(e, h->name, "it asks for '%s', which is not "
+					   "in the closure we sent",
+					   nrr_printable(shown, sizeof(shown), p));
+		}
+	}
+	free(sorted);
+	return ret;
+}
+
+/* A probe fact must be printable; current a store path (or nothing). */
+static int probe_check(const struct host *h, const struct probe *p,
+		       struct nrr_err *e)
+{
+	const char *facts[] = { p->hostname, p->arch, p->nix_version, p->current_system };
+	char shown[256];
+
+	for (size_t i = 0; i < sizeof(facts) / sizeof(*facts); i++)
+		for (const char *c = facts[i]; c && *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				return nrr_protocol(e, h->name, "a fact about it is not "
+						    "printable: '%s'",
+						    nrr_printable(shown, sizeof(shown), facts[i]));
+	if (p->current_system && *p->current_system &&
+	    !nix_store_path_valid(p->current_system))
+		return nrr_protocol(e, h->name, "its running system is not a store path: '%s'",
+				    nrr_printable(shown, sizeof(shown), p->current_system));
+	return 0;
+}
+
 static void join_lines(const struct strvec *v, struct strbuf *sb)
 {
 	for (size_t i = 0; i < v->nr; i++) {
@@ -93,7 +145,17 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s",
 			 dst->name, why);
 	} else if (st == 0) {
-		probe_parse(out.buf, probe, missing);
+		struct probe own = { 0 };
+		struct strvec lacks = STRVEC_INIT;
+		probe_parse(out.buf, probe ? probe : &own, &lacks);
+		if (probe_check(dst, probe ? probe : &own, e) ||
+		    closure_check_members(dst, closure, &lacks, e))
+			st = e->status;
+		else
+			for (size_t i = 0; i < lacks.nr; i++)
+				strvec_push(missing, lacks.v[i]);
+		strvec_clear(&lacks);
+		probe_release(&own);
 	}
 	strbuf_release(&in);
 	strbuf_release(&out);

@@ -1,4 +1,5 @@
 #include "generations.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "scripts.h"
 
@@ -92,6 +93,29 @@ int generations_previous(const struct generation *g, int n)
 	return best;
 }
 
+/* Everything a host says of its generations is shown on the terminal or
+ * reused (a path to roll back to): a store path, and printable text. */
+static int generations_check(const struct host *h, const struct generation *g,
+			     int n, struct nrr_err *e)
+{
+	char shown[256];
+
+	for (int i = 0; i < n; i++) {
+		const char *text[] = { g[i].nixos_version, g[i].kernel, g[i].revision,
+				       g[i].specialisations };
+		if (g[i].path && *g[i].path && !nix_store_path_valid(g[i].path))
+			return nrr_protocol(e, h->name, "generation %d is not a store path: '%s'",
+					    g[i].id, nrr_printable(shown, sizeof(shown), g[i].path));
+		for (size_t k = 0; k < sizeof(text) / sizeof(*text); k++)
+			for (const char *c = text[k]; c && *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					return nrr_protocol(e, h->name, "generation %d is described "
+							    "with unprintable text: '%s'", g[i].id,
+							    nrr_printable(shown, sizeof(shown), text[k]));
+	}
+	return 0;
+}
+
 int generations_read(const struct host *h, const struct elevation *el,
 		     const char *profile, struct generation **out, int *n,
 		     struct nrr_err *e)
@@ -107,6 +131,12 @@ int generations_read(const struct host *h, const struct elevation *el,
 			 profile, h->name, why);
 	} else if (st == 0) {
 		generations_parse(o.buf, out, n);
+		if (generations_check(h, *out, *n, e)) {
+			generations_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			st = e->status;
+		}
 	}
 	strbuf_release(&o);
 	strbuf_release(&err);

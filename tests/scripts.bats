@@ -68,8 +68,7 @@ dirty=
 novalidate=1
 subst=1
 plan=1
-confirm=30
-token=/token"
+confirm=30"
 }
 
 @test "activation fields: C writes exactly as many lines as the script reads" {

@@ -140,7 +140,7 @@ int main(int argc, const char **argv)
 			.action = "switch", .toplevel = "/nix/store/top", .profile = "/prof",
 			.specialisation = "spec", .install_bootloader = 1, .op = 1,
 			.diff = 1, .ask = 1, .no_validate = 1, .substitute = 1,
-			.plan = 1, .confirm_seconds = 30, .token = "/token",
+			.plan = 1, .confirm_seconds = 30,
 		};
 		struct strbuf sb = STRBUF_INIT;
 		activation_fields(&a, &sb);

@@ -8,11 +8,25 @@
 # "status N" after activation; then we hold the lock until the deployer
 # hangs up.
 # $paths, $missing, $fetch: lists of store paths, split into words on purpose
+# and never globbed ('?' is a store path's character: as root, a glob could
+# name other files)
 # shellcheck disable=SC2086
+set -f
 PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
-# root's lock lives where only root writes: a user cannot hold it
+# root's lock lives where only root writes: a user cannot hold it. A user's
+# lives in a directory of its own (its runtime dir, or ~/.cache), never in a
+# world-writable one, where another user could take it or plant a link for
+# the holder file to follow.
 lock=/run/nixos-rebuild-remote.lock
-[ -w /run ] || lock=${TMPDIR:-/tmp}/nixos-rebuild-remote-$(id -u).lock
+if [ ! -w /run ]; then
+  ldir=${XDG_RUNTIME_DIR-}
+  if [ -z "$ldir" ] || [ ! -d "$ldir" ] || [ -L "$ldir" ] ||
+     [ "$(stat -c %u "$ldir" 2>/dev/null)" != "$(id -u)" ]; then
+    ldir=$HOME/.cache
+    (umask 077; mkdir -p "$ldir") 2>/dev/null
+  fi
+  lock=$ldir/nixos-rebuild-remote.lock
+fi
 if command -v flock >/dev/null 2>&1; then
   [ -e "$lock" ] || (umask 022; : >>"$lock") 2>/dev/null
   if exec 9<"$lock"; then
@@ -114,14 +128,27 @@ undo_script='[ "$op" != set ] || [ -z "$old_gen" ] ||
     env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2
   fi'
 if [ -n "$confirm" ]; then
-# the token belongs to the login user, so that an unprivileged
-# confirmation can remove it; the watchdog outlives this session
-  { : > "$token" && chown "${SUDO_UID:-$(id -u)}" "$token"; } || exit "$ST_PROFILE"
+  # The token is the login user's, so that an unprivileged confirmation can
+  # remove it, in a fresh directory only that user may write: no other user
+  # of this machine can bring it back once it is gone (and roll back a good
+  # system). The watchdog outlives this session, and counts the token only
+  # in that directory, owned by that user.
+  uid=${SUDO_UID:-$(id -u)}
+  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_PROFILE"
+  token=$tdir/token
+  { : >"$token" && chown "$uid" "$tdir" "$token" && chmod 0700 "$tdir"; } ||
+    { rm -rf "$tdir"; exit "$ST_PROFILE"; }
+  echo "token $token"
   # shellcheck disable=SC2090
-  export prof op old_gen old_sys token confirm undo_script PATH
+  export prof op old_gen old_sys token tdir uid confirm undo_script PATH
   # shellcheck disable=SC2016
-  setsid sh -c 'sleep "$confirm"; [ -e "$token" ] || exit 0
-    rm -f "$token"; eval "$undo_script"' </dev/null >/dev/null 2>&1 9<&- &
+  setsid sh -c 'sleep "$confirm"
+    if [ -f "$token" ] && [ ! -L "$tdir" ] && [ ! -L "$token" ] &&
+       [ "$(stat -c %u "$tdir")" = "$uid" ] && [ "$(stat -c %u "$token")" = "$uid" ]; then
+      rm -f "$token"; rmdir "$tdir"; eval "$undo_script"
+    else
+      rmdir "$tdir"
+    fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
 if [ "$op" = set ]; then
   mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
@@ -148,7 +175,7 @@ run_stc() {
 s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
   { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )
 if [ "$s" != 0 ] && [ -n "$confirm" ]; then
-  rm -f "$token"; eval "$undo_script"; s=$ST_ROLLED_BACK
+  rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
 fi
 new_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
 echo "generation ${old_gen:--} ${new_gen:--}"

@@ -1,5 +1,9 @@
 #!/bin/sh
 # Exports the paths on stdin, for import.sh on another host.
 PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
-# shellcheck disable=SC2046 # the paths on stdin, split on purpose
+# One path a line, each one word: split on newlines only, never globbed.
+set -f
+IFS='
+'
+# shellcheck disable=SC2046 # split on purpose
 exec nix-store --export $(cat)

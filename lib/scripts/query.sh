@@ -3,8 +3,10 @@
 # $1: 1 to let the host substitute first. The closure arrives on stdin.
 # Extra PATH entries: where nix lives on NixOS and in single-user installs,
 # in case the login environment did not say.
-# $paths, $missing: lists of store paths, split into words on purpose
+# $paths, $missing: lists of store paths, split into words on purpose, never
+# globbed
 # shellcheck disable=SC2086
+set -f
 PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
 paths=$(cat)
 echo "hostname=$(uname -n)"
