@@ -22,13 +22,23 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
-	lib/fleetview.o
+	lib/fleetview.o lib/scripts.o
 TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/pkgdiff.h lib/session.h \
-	lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h
+	lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
+	lib/scripts.h
+# The remote scripts, embedded by lib/gen-scripts.sh into lib/scripts.c and
+# lib/scripts.h (generated, not committed); NAME.def holds what a script and
+# its C caller agree on.
+SCRIPTS = lib/scripts/activate.sh lib/scripts/closure.sh lib/scripts/confirm.sh \
+	lib/scripts/current.sh lib/scripts/direct.sh lib/scripts/export.sh \
+	lib/scripts/generations.sh lib/scripts/hostname.sh lib/scripts/import.sh \
+	lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/run0.sh lib/scripts/size.sh \
+	lib/scripts/unroot.sh
+SCRIPT_DEFS = lib/scripts/activate.def lib/scripts/generations.def lib/scripts/query.def
 
 all: $(PROG) tests/test-tool
 
@@ -37,6 +47,12 @@ all: $(PROG) tests/test-tool
 	  echo "error: missing libraries: $(LIBS_PC) (Debian: apt-get install libcjson-dev libsodium-dev libcurl4-openssl-dev pkg-config)" >&2; \
 	  echo "hint: 'sh tests/deps.sh' installs everything as root" >&2; exit 1; }
 	@touch $@
+
+lib/scripts.h: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
+	sh lib/gen-scripts.sh h $(SCRIPTS) >$@.tmp && mv $@.tmp $@
+
+lib/scripts.c: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
+	sh lib/gen-scripts.sh c $(SCRIPTS) >$@.tmp && mv $@.tmp $@
 
 .SUFFIXES: .c .o
 .c.o:
@@ -53,7 +69,7 @@ tests/test-tool: $(TOOL_OBJS) $(OBJS)
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
 SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-san: .deps-ok
+san: .deps-ok lib/scripts.c lib/scripts.h
 	mkdir -p build-san/lib build-san/tests
 	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
 	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
@@ -92,7 +108,8 @@ uninstall:
 	  $(DESTDIR)$(BASHCOMPDIR)/$(PROG) $(DESTDIR)$(ZSHCOMPDIR)/_$(PROG)
 
 clean:
-	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok
+	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok \
+	  lib/scripts.c lib/scripts.h
 
 .PHONY: all san deps check demo install uninstall clean fuzz bench
 

@@ -89,6 +89,13 @@ static int ask_password(struct run *r, const char *host)
 		tcsetattr(fd, TCSANOW, &old);
 	dprintf(fd, "\n");
 	close(fd);
+	/* Ctrl-C ends read() (EINTR), not the password: nothing may go on
+	 * with the part typed so far (a sudo attempt with it is a strike) */
+	if (run_interrupted()) {
+		sodium_free(r->password);	/* wipes it */
+		r->password = NULL;
+		return nrr_fail(&r->err, NRR_EINT, "interrupted at the password prompt");
+	}
 	return 0;
 }
 

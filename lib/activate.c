@@ -1,7 +1,9 @@
 #include "activate.h"
 #include "closure.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "pkgdiff.h"
+#include "scripts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,184 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Statuses the script keeps for itself; switch-to-configuration uses small
- * ones (1 failure, 2 bad arguments, 4 units failed, 100 reboot needed). */
-#define ST_NOT_NIXOS 240
-#define ST_NO_STC 241
-#define ST_NO_SPEC 242
-#define ST_PROFILE 243
-#define ST_MISSING 244
-#define ST_ARCH 245
-#define ST_INCOMPLETE 246	/* paths missing: printed on stdout */
-#define ST_QUERY 247
-#define ST_ROLLED_BACK 248	/* activation failed and was undone */
-
-/*
- * The deploy conversation on the target (see session.h). $1: who we are,
- * for a second deploy's error message. Then, on stdin, one per line:
- *  act   switch-to-configuration's argument, or "" (profile only)
- *  top   the new system          prof  the profile
- *  spec  specialisation or ""    ib    NIXOS_INSTALL_BOOTLOADER (0/1)
- *  op    keep | set | rollback   diff  1: send the closures to diff
- *  ask   1: then wait for "activate" (anything else: change nothing)
- *  nocheck, dirty: the deployer's NIXOS_REBUILD_I_UNDERSTAND_..._BREAK_MY_SYSTEM
- *        and NIXOS_SWITCH_USE_DIRTY_ENV (ssh and sudo would not pass them on)
- *  novalidate  1: skip the kernel/init/architecture checks
- *  subst 1: let the target substitute what it lacks first
- *  plan  1: report the target's nix settings, so that the deployer can ask
- *        its caches and send "fetch" with the paths they serve
- *  confirm  seconds: arm a watchdog that restores the running system and
- *        the profile unless a fresh connection removes $token in time
- *  token the watchdog's token file
- * then the closure, one path a line, ended by ".". We answer "ready
- * MACHINE" (uname -m) once the lock is ours, the paths the target lacks ended by "." (then wait for
- * "go" while they are sent), and "status N" after activation; then we hold
- * the lock until the deployer hangs up.
- */
-static const char activate_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	/* root's lock lives where only root writes: a user cannot hold it */
-	"lock=/run/nixos-rebuild-remote.lock\n"
-	"[ -w /run ] || lock=${TMPDIR:-/tmp}/nixos-rebuild-remote-$(id -u).lock\n"
-	"if command -v flock >/dev/null 2>&1; then\n"
-	"  [ -e \"$lock\" ] || (umask 022; : >>\"$lock\") 2>/dev/null\n"
-	"  if exec 9<\"$lock\"; then\n"
-	"    flock -n 9 || { echo \"busy $(cat \"$lock.holder\" 2>/dev/null)\"; exit 75; }\n"
-	"    (umask 022; printf '%s\\n' \"$1\" >\"$lock.holder\") 2>/dev/null\n"
-	"  fi 2>/dev/null\n"
-	"fi\n"
-	"echo \"ready $(uname -m 2>/dev/null)\"\n"
-	"for v in act top prof spec ib op diff ask nocheck dirty novalidate subst plan confirm token; do\n"
-	"  IFS= read -r \"$v\" || exit 0\n"
-	"done\n"
-	"paths=\n"
-	"while IFS= read -r p && [ \"$p\" != . ]; do paths=\"$paths $p\"; done\n"
-	"missing=\n"
-	"if [ -n \"$paths\" ]; then\n"
-	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"  if [ -n \"$missing\" ] && [ \"$subst\" = 1 ]; then\n"
-	"    nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
-	"    missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"  fi\n"
-	"fi\n"
-	/* with plan, what the target trusts: the deployer asks its caches */
-	"if [ \"$plan\" = 1 ] && [ -n \"$missing\" ]; then\n"
-	"  echo nixconf\n"
-	"  { nix show-config --json 2>/dev/null || nix config show --json 2>/dev/null; } | tr -d '\\n'\n"
-	"  echo\n"
-	"fi\n"
-	"while :; do\n"
-	"  [ -z \"$missing\" ] || printf '%s\\n' \"$missing\"\n"
-	"  echo .\n"
-	"  [ -n \"$missing\" ] || break\n"
-	"  IFS= read -r go || exit 0\n"
-	"  [ \"$go\" = fetch ] || break\n"
-	/* the paths its caches serve: fetched before the rest is sent, which
-	 * may refer to them */
-	"  fetch=\n"
-	"  while IFS= read -r p && [ \"$p\" != . ]; do fetch=\"$fetch $p\"; done\n"
-	"  nix-store --realise $fetch >&2 || echo \"could not substitute all of it\" >&2\n"
-	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"done\n"
-	"if [ -n \"$missing\" ]; then\n"
-	"  [ \"$go\" = go ] || exit 0\n"
-	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 247\n"
-	"  [ -z \"$missing\" ] || { echo \"still missing: $missing\" >&2; exit 247; }\n"
-	"fi\n"
-	"if [ \"$op\" = rollback ]; then\n"
-	"  nix-env --rollback -p \"$prof\" >&2 || exit 243\n"
-	"  top=$(readlink -f \"$prof\")\n"
-	"fi\n"
-	"stc=$top/bin/switch-to-configuration\n"
-	"if [ -z \"$nocheck\" ] && [ ! -f \"$top/nixos-version\" ]; then\n"
-	"  echo \"$top does not look like a NixOS system (no nixos-version)\" >&2; exit 240\n"
-	"fi\n"
-	"if [ -n \"$spec\" ]; then\n"
-	"  stc=$top/specialisation/$spec/bin/switch-to-configuration\n"
-	"  [ -d \"$top/specialisation/$spec\" ] || {\n"
-	"    echo \"specialisation '$spec' does not exist in $top\" >&2\n"
-	"    echo \"available: $(ls \"$top/specialisation\" 2>/dev/null | tr '\\n' ' ')\" >&2; exit 242; }\n"
-	"fi\n"
-	"if [ -n \"$act\" ] && [ ! -x \"$stc\" ]; then\n"
-	"  echo \"$stc is missing\" >&2; exit 241\n"
-	"fi\n"
-	"if [ -z \"$novalidate\" ]; then\n"
-	"  if [ \"$act\" = boot ] || [ \"$op\" = set ]; then\n"
-	"    for f in kernel initrd init; do\n"
-	"      [ -e \"$top/$f\" ] || { echo \"$top/$f is missing: the system would not boot\" >&2; exit 244; }\n"
-	"    done\n"
-	"  fi\n"
-	"  if [ -r \"$top/system\" ]; then\n"
-	"    sys=$(cat \"$top/system\") m=$(uname -m)\n"
-	"    case $sys in\n"
-	"    \"$m\"-*) ;;\n"
-	"    i686-*) [ \"$m\" = x86_64 ] || { echo \"$sys $m\" >&2; exit 245; } ;;\n"
-	"    *) echo \"$sys $m\" >&2; exit 245 ;;\n"
-	"    esac\n"
-	"  fi\n"
-	"fi\n"
-	/* the diff's two closures with their sizes, then maybe a question */
-	"if [ \"$diff\" = 1 ]; then\n"
-	"  cur=/run/current-system; [ \"$act\" != boot ] || cur=$prof\n"
-	"  list() { [ -e \"$1\" ] || return 0; c=$(nix-store -qR \"$1\") || return 0\n"
-	"    sizes=$(nix-store -q --size $c) || return 0; set -- $sizes\n"
-	"    for p in $c; do printf '%s\\t%s\\n' \"$p\" \"$1\"; shift; done; }\n"
-	"  echo diff-old; list \"$(readlink -f \"$cur\" 2>/dev/null)\"\n"
-	"  echo diff-new; list \"$top\"\n"
-	"  echo diff-end\n"
-	"fi\n"
-	"if [ \"$ask\" = 1 ]; then\n"
-	"  IFS= read -r answer && [ \"$answer\" = activate ] || { echo \"status declined\"; exit 0; }\n"
-	"fi\n"
-	"old_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
-	"old_sys=$(readlink -f /run/current-system 2>/dev/null)\n"
-	/* kept as text: the watchdog, another process, runs it too */
-	"undo_script='[ \"$op\" != set ] || [ -z \"$old_gen\" ] ||\n"
-	"    nix-env -p \"$prof\" --switch-generation \"$old_gen\" >&2\n"
-	"  if [ -n \"$old_sys\" ] && [ -x \"$old_sys/bin/switch-to-configuration\" ]; then\n"
-	"    if [ \"$op\" = set ]; then a=switch; else a=test; fi\n"
-	"    env -i PATH=\"$PATH\" \"$old_sys/bin/switch-to-configuration\" \"$a\" >&2\n"
-	"  fi'\n"
-	"if [ -n \"$confirm\" ]; then\n"
-	/* the token belongs to the login user, so that an unprivileged
-	 * confirmation can remove it; the watchdog outlives this session */
-	"  : > \"$token\" && chown \"${SUDO_UID:-$(id -u)}\" \"$token\" || exit 243\n"
-	"  export prof op old_gen old_sys token confirm undo_script PATH\n"
-	"  setsid sh -c 'sleep \"$confirm\"; [ -e \"$token\" ] || exit 0\n"
-	"    rm -f \"$token\"; eval \"$undo_script\"' </dev/null >/dev/null 2>&1 9<&- &\n"
-	"fi\n"
-	"if [ \"$op\" = set ]; then\n"
-	"  mkdir -p \"${prof%/*}\" && nix-env -p \"$prof\" --set \"$top\" >&2 || exit 243\n"
-	"fi\n"
-	"[ -n \"$act\" ] || { echo \"status 0\"; exec cat >/dev/null; }\n"
-	"run_stc() {\n"
-	"  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&\n"
-	"     [ -z \"$dirty\" ]; then\n"
-	"    env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
-	"      NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
-	"      systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \\\n"
-	"      --collect --no-ask-password --pipe --quiet --service-type=exec \\\n"
-	"      --unit=nixos-rebuild-switch-to-configuration --wait \"$stc\" \"$act\"\n"
-	"  else\n"
-	"    env -i PATH=\"$PATH\" LOCALE_ARCHIVE=\"${LOCALE_ARCHIVE-}\" \\\n"
-	"      NIXOS_NO_CHECK=\"${NIXOS_NO_CHECK-}\" NIXOS_INSTALL_BOOTLOADER=\"$ib\" \\\n"
-	"      \"$stc\" \"$act\"\n"
-	"  fi\n"
-	"}\n"
-	/* its output is the user's to read, on stderr: stdout is ours. It
-	 * goes through a relay that keeps reading when our stderr is gone
-	 * (Ctrl-C, a dropped link): an activation, once begun, runs to its
-	 * end instead of dying of SIGPIPE half-way; the lock is held till then */
-	"s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |\n"
-	"  { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )\n"
-	"if [ $s != 0 ] && [ -n \"$confirm\" ]; then\n"
-	"  rm -f \"$token\"; eval \"$undo_script\"; s=248\n"
-	"fi\n"
-	"new_gen=$(readlink \"$prof\" 2>/dev/null | sed -n 's/.*-\\([0-9][0-9]*\\)-link$/\\1/p')\n"
-	"echo \"generation ${old_gen:--} ${new_gen:--}\"\n"
-	"echo \"status $s\"\n"
-	/* keep the lock until the deployer hangs up (after its confirmation) */
-	"exec cat >/dev/null\n";
+/* The script (lib/scripts/activate.sh) and what we say to each other:
+ * ACTIVATE_ST_* and ACTIVATE_F_* come from lib/scripts/activate.def. */
 
 static const char *env_flag(const char *name)
 {
@@ -237,23 +63,23 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 		return e->status;
 	}
 	switch (st) {
-	case ST_NOT_NIXOS:
+	case ACTIVATE_ST_NOT_NIXOS:
 		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
 		nrr_hint(e, "the closure lacks nixos-version; nothing was changed");
 		break;
-	case ST_NO_STC:
+	case ACTIVATE_ST_NO_STC:
 		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
 		nrr_hint(e, "is this a NixOS system closure? nothing was changed");
 		break;
-	case ST_NO_SPEC:
+	case ACTIVATE_ST_NO_SPEC:
 		nrr_fail(e, NRR_ECHECK, "'%s': specialisation '%s' does not exist",
 			 h->name, a->specialisation);
 		break;
-	case ST_MISSING:
+	case ACTIVATE_ST_MISSING:
 		nrr_fail(e, NRR_ECHECK, "'%s': %s", h->name, why);
 		nrr_hint(e, "nothing was changed; --no-validate skips this check");
 		break;
-	case ST_ARCH: {
+	case ACTIVATE_ST_ARCH: {
 		char sys[64] = "", mach[64] = "";
 		sscanf(why, "%63s %63s", sys, mach);
 		nrr_fail(e, NRR_ECHECK, "'%s' is a %s machine; the new system is built for %s",
@@ -262,10 +88,10 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 			 "(nixpkgs.hostPlatform), or --no-validate to skip this check");
 		break;
 	}
-	case ST_QUERY:
+	case ACTIVATE_ST_QUERY:
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s", h->name, why);
 		break;
-	case ST_PROFILE:
+	case ACTIVATE_ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
 			 a->profile, h->name, why);
 		break;
@@ -295,7 +121,7 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	memset(as, 0, sizeof(*as));
 	as->host = h;
 	as->el = el;
-	if (session_start(&as->s, h, el, activate_script, args, 2, e))
+	if (session_start(&as->s, h, el, script_activate, args, 2, e))
 		return e->status;
 	as->started = 1;
 	if (session_line(&as->s, &line) || strncmp(line.buf, "ready", 5) ||
@@ -314,7 +140,18 @@ int activation_begin(struct activation_session *as, const struct host *h,
 		as->started = 0;
 		session_release(&as->s);
 	} else if (line.buf[5]) {
-		snprintf(as->machine, sizeof(as->machine), "%s", line.buf + 6);
+		const char *m = line.buf + 6;
+		if (strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+		    != strlen(m)) {
+			char shown[256];
+			ret = nrr_protocol(e, h->name, "its machine is not a word: '%s'",
+					   nrr_printable(shown, sizeof(shown), m));
+			session_finish(&as->s);
+			as->started = 0;
+			session_release(&as->s);
+		} else {
+			snprintf(as->machine, sizeof(as->machine), "%s", m);
+		}
 	}
 	strbuf_release(&line);
 	return ret;
@@ -328,6 +165,7 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
+	struct strvec lacks = STRVEC_INIT;
 	int ret = 0;
 
 	a->incomplete = 0;
@@ -345,39 +183,53 @@ static int read_missing(struct activation_session *as, struct activation *a,
 				strbuf_add(a->nixconf, line.buf, line.len);
 			continue;
 		}
-		if (a->missing)
-			strvec_push(a->missing, line.buf);
-		a->incomplete = 1;
+		strvec_push(&lacks, line.buf);
 	}
+	/* only what we offered: see closure_check_members */
+	if (!ret && !(ret = closure_check_members(as->host, a->closure, &lacks, e))) {
+		for (size_t i = 0; a->missing && i < lacks.nr; i++)
+			strvec_push(a->missing, lacks.v[i]);
+		a->incomplete = lacks.nr > 0;
+	}
+	strvec_clear(&lacks);
 	strbuf_release(&line);
 	return ret;
+}
+
+void activation_fields(const struct activation *a, struct strbuf *msg)
+{
+	static const char *const ops[] = { "keep", "set", "rollback" };
+	char confirm[32] = "";
+
+	if (a->confirm_seconds > 0)
+		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
+	const char *f[ACTIVATE_NFIELDS] = {
+		[ACTIVATE_F_ACT] = a->action,
+		[ACTIVATE_F_TOP] = a->toplevel,
+		[ACTIVATE_F_PROF] = a->profile,
+		[ACTIVATE_F_SPEC] = a->specialisation,
+		[ACTIVATE_F_IB] = a->install_bootloader ? "1" : "0",
+		[ACTIVATE_F_OP] = ops[a->op],
+		[ACTIVATE_F_DIFF] = a->diff ? "1" : "0",
+		[ACTIVATE_F_ASK] = a->ask ? "1" : "0",
+		[ACTIVATE_F_NOCHECK] = env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
+		[ACTIVATE_F_DIRTY] = env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"),
+		[ACTIVATE_F_NOVALIDATE] = a->no_validate ? "1" : "",
+		[ACTIVATE_F_SUBST] = a->substitute == 1 ? "1" : "",
+		[ACTIVATE_F_PLAN] = a->substitute == 2 || a->plan ? "1" : "",
+		[ACTIVATE_F_CONFIRM] = confirm,
+	};
+	for (size_t i = 0; i < ACTIVATE_NFIELDS; i++)
+		send_line(msg, f[i]);
 }
 
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e)
 {
-	static const char *const ops[] = { "keep", "set", "rollback" };
 	struct strbuf msg = STRBUF_INIT;
-	char confirm[32] = "";
 	int ret = 0;
 
-	if (a->confirm_seconds > 0)
-		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
-	send_line(&msg, a->action);
-	send_line(&msg, a->toplevel);
-	send_line(&msg, a->profile);
-	send_line(&msg, a->specialisation);
-	send_line(&msg, a->install_bootloader ? "1" : "0");
-	send_line(&msg, ops[a->op]);
-	send_line(&msg, a->diff ? "1" : "0");
-	send_line(&msg, a->ask ? "1" : "0");
-	send_line(&msg, env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"));
-	send_line(&msg, env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"));
-	send_line(&msg, a->no_validate ? "1" : "");
-	send_line(&msg, a->substitute == 1 ? "1" : "");
-	send_line(&msg, a->substitute == 2 || a->plan ? "1" : "");
-	send_line(&msg, confirm);
-	send_line(&msg, a->token);
+	activation_fields(a, &msg);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
 		send_line(&msg, a->closure->v[i]);
 	send_line(&msg, ".");
@@ -405,21 +257,33 @@ int activation_fetch(struct activation_session *as, struct activation *a,
 	return ret;
 }
 
-/* Reads "PATH\tSIZE" lines up to the line end into c. */
-static int read_closure(struct session *s, const char *end,
-			struct pkgdiff_closure *c)
+/* Reads "PATH\tSIZE" lines up to the line end into c. Returns 0, -1 if
+ * the script stopped, or NRR_EPROTO (e filled) for a line that is not a
+ * store path and a size: its text would reach the terminal. */
+static int read_closure(struct activation_session *as, const char *end,
+			struct pkgdiff_closure *c, struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
 	int ret = -1;
-	while (!session_line(s, &line)) {
+	while (!session_line(&as->s, &line)) {
 		if (!strcmp(line.buf, end)) {
 			ret = 0;
 			break;
 		}
-		char *tab = strchr(line.buf, '\t');
-		if (tab)
+		char *tab = strchr(line.buf, '\t'), *endp = NULL;
+		unsigned long long size = 0;
+		if (tab) {
 			*tab++ = '\0';
-		pkgdiff_closure_add(c, line.buf, tab ? strtoull(tab, NULL, 10) : 0);
+			size = strtoull(tab, &endp, 10);
+		}
+		if (!nix_store_path_valid(line.buf) || (tab && (endp == tab || *endp))) {
+			char shown[256];
+			ret = nrr_protocol(e, as->host->name, "a line of its closure is "
+					   "not a store path and size: '%s'",
+					   nrr_printable(shown, sizeof(shown), line.buf));
+			break;
+		}
+		pkgdiff_closure_add(c, line.buf, size);
 	}
 	strbuf_release(&line);
 	return ret;
@@ -429,9 +293,10 @@ static int read_closure(struct session *s, const char *end,
  * The diff's closures arrive; the user's view of activation output waits
  * (it would otherwise run ahead of the diff), the caller shows the diff
  * and, with ask, decides. Returns 1 to activate, 0 to decline, -1 if the
- * script stopped.
+ * script stopped, -2 for a protocol error (e filled).
  */
-static int handle_diff(struct activation_session *as, struct activation *a)
+static int handle_diff(struct activation_session *as, struct activation *a,
+		       struct nrr_err *e)
 {
 	struct pkgdiff_closure old = PKGDIFF_CLOSURE_INIT, new = PKGDIFF_CLOSURE_INIT;
 	struct pkgdiff d = PKGDIFF_INIT;
@@ -439,9 +304,11 @@ static int handle_diff(struct activation_session *as, struct activation *a)
 	int echo = as->s.echo_fd, go = 1;
 
 	as->s.echo_fd = -1;
-	if (read_closure(&as->s, "diff-new", &old) ||
-	    read_closure(&as->s, "diff-end", &new)) {
-		go = -1;
+	int r = read_closure(as, "diff-new", &old, e);
+	if (!r)
+		r = read_closure(as, "diff-end", &new, e);
+	if (r) {
+		go = r > 0 ? -2 : -1;
 	} else {
 		pkgdiff_compute(&d, &old, &new);
 		if (a->on_diff)
@@ -460,25 +327,78 @@ static int handle_diff(struct activation_session *as, struct activation *a)
 	return go;
 }
 
+/* "OLD NEW", each a generation number or "-" (none), into a; -1 if not. */
+static int parse_generations(const char *s, struct activation *a)
+{
+	int g[2];
+
+	for (int i = 0; i < 2; i++) {
+		if (*s == '-') {
+			g[i] = 0;
+			s++;
+		} else {
+			char *end;
+			long v;
+			if (*s < '0' || *s > '9')
+				return -1;
+			v = strtol(s, &end, 10);
+			if (v > 1000000000)
+				return -1;
+			g[i] = (int)v;
+			s = end;
+		}
+		if (*s != (i ? '\0' : ' '))
+			return -1;
+		s++;
+	}
+	a->gen_before = g[0];
+	a->gen_after = g[1];
+	return 0;
+}
+
 int activation_go(struct activation_session *as, struct activation *a,
 		  struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
-	int ret = 0, st = -1, declined = 0;
+	int ret = 0, st = -1, declined = 0, proto = 0;
 
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
 	while (!session_line(&as->s, &line)) {
 		if (!strcmp(line.buf, "diff-old")) {
-			if (handle_diff(as, a) == 0)
+			int go = handle_diff(as, a, e);
+			if (go == -2) {
+				proto = 1;
+				break;
+			}
+			if (go == 0)
 				declined = 1;
 			continue;
 		}
 		if (!strncmp(line.buf, "generation ", 11)) {
-			char *p = line.buf + 11;
-			a->gen_before = atoi(p);	/* "-": none */
-			p += strcspn(p, " ");
-			a->gen_after = atoi(p);
+			if (parse_generations(line.buf + 11, a)) {
+				char shown[256];
+				nrr_protocol(e, as->host->name, "its generations are not "
+					     "numbers: '%s'",
+					     nrr_printable(shown, sizeof(shown), line.buf));
+				proto = 1;
+				break;
+			}
+			continue;
+		}
+		if (!strncmp(line.buf, "token ", 6)) {
+			const char *t = line.buf + 6;
+			if (*t != '/' || strlen(t) >= sizeof(a->token) ||
+			    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789/._-") != strlen(t)) {
+				char shown[256];
+				nrr_protocol(e, as->host->name, "its confirmation token is not "
+					     "a path: '%s'",
+					     nrr_printable(shown, sizeof(shown), t));
+				proto = 1;
+				break;
+			}
+			snprintf(a->token, sizeof(a->token), "%s", t);
 			continue;
 		}
 		if (!strcmp(line.buf, "status declined")) {
@@ -491,7 +411,10 @@ int activation_go(struct activation_session *as, struct activation *a,
 			break;
 		}
 	}
-	if (declined) {
+	if (proto) {
+		/* it may have activated; what it says of it is not to be used */
+		ret = e->status;
+	} else if (declined) {
 		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
 			       as->host->name);
 	} else if (st < 0 && run_interrupted()) {
@@ -505,7 +428,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 		st = session_finish(&as->s);
 		as->started = 0;
 		ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
-	} else if (st == ST_ROLLED_BACK) {
+	} else if (st == ACTIVATE_ST_ROLLED_BACK) {
 		ret = nrr_fail(e, NRR_EROLLEDBACK,
 			       "activation ('switch-to-configuration %s') on '%s' failed; "
 			       "it was rolled back to the previous system",

@@ -52,10 +52,11 @@ struct activation {
 	struct strvec *missing;
 	int incomplete;
 
-	/* > 0: arm a watchdog that undoes the activation unless token (a file
-	 * on the target) is removed within that many seconds */
+	/* > 0: arm a watchdog that undoes the activation unless a new
+	 * connection removes token in time; the target makes the token (in a
+	 * fresh directory only the login user may write) and names it */
 	int confirm_seconds;
-	const char *token;
+	char token[256];
 
 	/* after activation: the profile's generation before and after (0 if
 	 * unknown) */
@@ -81,6 +82,12 @@ struct activation_session {
 	int started;
 	char machine[32];	/* the target's uname -m, from its first line */
 };
+
+/*
+ * Appends the fields of the conversation (lib/scripts/activate.def), one
+ * a line, as activation_offer sends them before the closure.
+ */
+void activation_fields(const struct activation *a, struct strbuf *msg);
 
 int activation_begin(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,

@@ -1,11 +1,13 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
 #include "deploy.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "progress.h"
 #include "nixconf.h"
 #include "platform.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <sys/utsname.h>
 
@@ -13,35 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/*
- * Realises $1 (a derivation) with nix-store and prints its output, "--",
- * then its closure. Dies with the connection: ssh without a tty does not
- * pass signals on, so a watcher ends the build when our end of stdin
- * closes (Ctrl-C, a killed run, a dropped link). Non-interactive sh gives
- * background jobs /dev/null as stdin, hence the copy on fd 3.
- * $2: "dry" for --dry-run. The rest: flags for nix-store.
- * The result gets a GC root in a private directory of the build host's
- * temp dir, so that it cannot be collected before it is copied.
- */
-static const char realise_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"drv=$1 mode=$2; shift 2\n"
-	"exec 3<&0\n"
-	"if [ \"$mode\" = dry ]; then\n"
-	"  nix-store --realise --dry-run \"$drv\" \"$@\" </dev/null 3<&- & p=$!\n"
-	"else\n"
-	"  root=$(mktemp -d \"${TMPDIR:-/tmp}/nrr-result.XXXXXX\")/result || exit\n"
-	"  nix-store --realise \"$drv\" --add-root \"$root\" --indirect \"$@\" </dev/null >/dev/null 3<&- & p=$!\n"
-	"fi\n"
-	"( cat <&3 >/dev/null 2>&1; kill -TERM $p 2>/dev/null ) >/dev/null 2>&1 &\n"
-	"exec 3<&-\n"
-	"wait $p; s=$?\n"
-	"[ \"$mode\" = dry ] && exit $s\n"
-	"[ $s = 0 ] || exit $s\n"
-	"out=$(readlink -f \"$root\") || exit\n"
-	"echo \"$out\"; echo --\n"
-	"exec nix-store --query --requisites $out\n";
 
 static void push_nix(struct strvec *argv, const char *sub)
 {
@@ -247,7 +220,7 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 	strvec_pushvec(&args, &d->opt->nix_common);
 	struct child c = CHILD_INIT;
 	struct progress pr;
-	host_script_argv(&d->build, NULL, realise_script, args.v, &c);
+	host_script_argv(&d->build, NULL, script_realise, args.v, &c);
 	c.keep_stdin_open = 1;
 	progress_init(&pr, render ? 2 : -1, isatty(2),
 		      strvec_find(&d->opt->nix_build, "--print-build-logs") >= 0,
@@ -285,8 +258,16 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		split_lines(out.buf, &lines);
 		strvec_clear(&d->closure);
 		int after = 0;
-		for (size_t i = 0; i < lines.nr; i++) {
-			if (!strcmp(lines.v[i], "--"))
+		for (size_t i = 0; i < lines.nr && !ret; i++) {
+			if (!after && !strncmp(lines.v[i], "root ", 5)) {
+				free(d->build_root);
+				d->build_root = xstrdup(lines.v[i] + 5);
+			} else if (strcmp(lines.v[i], "--") && !nix_store_path_valid(lines.v[i])) {
+				char shown[256];
+				ret = nrr_protocol(e, d->build.name, "its result is not a store "
+						   "path: '%s'",
+						   nrr_printable(shown, sizeof(shown), lines.v[i]));
+			} else if (!strcmp(lines.v[i], "--"))
 				after = 1;
 			else if (after)
 				strvec_push(&d->closure, lines.v[i]);
@@ -294,7 +275,7 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 				d->toplevel = xstrdup(lines.v[i]);
 		}
 		strvec_clear(&lines);
-		if (!d->toplevel)
+		if (!ret && !d->toplevel)
 			ret = nrr_fail(e, NRR_EBUILD, "'%s' printed no result for '%s'",
 				       d->build.name, drv);
 		d->built_at = d->build_on_target ? AT_TARGET : AT_BUILD;

@@ -423,10 +423,8 @@ static CURL *easy_new(const struct query *q, struct slot *s)
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 #if LIBCURL_VERSION_NUM >= 0x075500
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS | CURLPROTO_FILE));
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
@@ -459,6 +457,15 @@ static int slot_send(struct query *q, struct slot *s)
 		url = xstrfmt("%s/%.*s.narinfo", c->base, NIX_HASH_PART_LEN,
 			      q->answers[s->job].path + strlen(NIX_STORE_DIR) + 1);
 	CURLcode rc = curl_easy_setopt(s->h, CURLOPT_URL, url);
+	/* an https cache is never left for plain http by a redirect: its
+	 * answer would cross the network unprotected */
+	int tls = !strncmp(c->base, "https://", 8);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(s->h, CURLOPT_REDIR_PROTOCOLS_STR, tls ? "https" : "http,https");
+#else
+	curl_easy_setopt(s->h, CURLOPT_REDIR_PROTOCOLS,
+			 tls ? (long)CURLPROTO_HTTPS : (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	free(url);
 	strbuf_reset(&s->body);
 	s->too_big = 0;

@@ -1,6 +1,8 @@
 #include "closure.h"
+#include "narinfo.h"
 #include "nix.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,45 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/*
- * $1: 1 to let the host substitute first. The closure arrives on stdin.
- * Extra PATH entries: where nix lives on NixOS and in single-user installs,
- * in case the login environment did not say.
- */
-static const char query_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"paths=$(cat)\n"
-	"echo \"hostname=$(uname -n)\"\n"
-	"echo \"arch=$(uname -m)\"\n"
-	"echo \"nix=$(nix-store --version 2>/dev/null)\"\n"
-	"echo \"current=$(readlink /run/current-system 2>/dev/null)\"\n"
-	"if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi\n"
-	"echo --\n"
-	"[ -n \"$paths\" ] || exit 0\n"
-	"if [ \"$1\" = 1 ]; then\n"
-	"  missing=$(nix-store --check-validity --print-invalid $paths) || exit 3\n"
-	"  [ -z \"$missing\" ] || nix-store --realise --keep-going $missing >/dev/null 2>&1\n"
-	"fi\n"
-	"exec nix-store --check-validity --print-invalid $paths\n";
-
-static const char closure_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --query --requisites \"$1\"\n";
-
-static const char export_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --export $(cat)\n";
-
-static const char import_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"exec nix-store --import\n";
-
-/* $1 user@host, $2 port; paths on stdin. Runs on the build host. */
-static const char direct_script[] =
-	"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-	"paths=$(cat)\n"
-	"nix-store --export $paths | ssh -T -p \"$2\" -- \"$1\" 'nix-store --import' >/dev/null\n";
 
 void probe_release(struct probe *p)
 {
@@ -107,6 +70,57 @@ void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
 	}
 }
 
+static int by_string(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int closure_check_members(const struct host *h, const struct strvec *closure,
+			  const struct strvec *paths, struct nrr_err *e)
+{
+	const char **sorted;
+	size_t n = closure ? closure->nr : 0;
+	int ret = 0;
+
+	if (!paths->nr)
+		return 0;
+	sorted = xcalloc(n + 1, sizeof(*sorted));
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = closure->v[i];
+	qsort(sorted, n, sizeof(*sorted), by_string);
+	for (size_t i = 0; i < paths->nr && !ret; i++) {
+		const char *p = paths->v[i];
+		if (!n || !bsearch(&p, sorted, n, sizeof(*sorted), by_string)) {
+			char shown[256];
+			ret = nrr_protocol(e, h->name, "it asks for '%s', which is not "
+					   "in the closure we sent",
+					   nrr_printable(shown, sizeof(shown), p));
+		}
+	}
+	free(sorted);
+	return ret;
+}
+
+/* A probe fact must be printable; current a store path (or nothing). */
+static int probe_check(const struct host *h, const struct probe *p,
+		       struct nrr_err *e)
+{
+	const char *facts[] = { p->hostname, p->arch, p->nix_version, p->current_system };
+	char shown[256];
+
+	for (size_t i = 0; i < sizeof(facts) / sizeof(*facts); i++)
+		for (const char *c = facts[i]; c && *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+				return nrr_protocol(e, h->name, "a fact about it is not "
+						    "printable: '%s'",
+						    nrr_printable(shown, sizeof(shown), facts[i]));
+	if (p->current_system && *p->current_system &&
+	    !nix_store_path_valid(p->current_system))
+		return nrr_protocol(e, h->name, "its running system is not a store path: '%s'",
+				    nrr_printable(shown, sizeof(shown), p->current_system));
+	return 0;
+}
+
 static void join_lines(const struct strvec *v, struct strbuf *sb)
 {
 	for (size_t i = 0; i < v->nr; i++) {
@@ -124,14 +138,24 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 	char why[512];
 
 	join_lines(closure, &in);
-	int st = host_run(dst, NULL, "query", query_script, args, in.buf,
+	int st = host_run(dst, NULL, "query", script_query, args, in.buf,
 			  in.len, &out, &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s",
 			 dst->name, why);
 	} else if (st == 0) {
-		probe_parse(out.buf, probe, missing);
+		struct probe own = { 0 };
+		struct strvec lacks = STRVEC_INIT;
+		probe_parse(out.buf, probe ? probe : &own, &lacks);
+		if (probe_check(dst, probe ? probe : &own, e) ||
+		    closure_check_members(dst, closure, &lacks, e))
+			st = e->status;
+		else
+			for (size_t i = 0; i < lacks.nr; i++)
+				strvec_push(missing, lacks.v[i]);
+		strvec_clear(&lacks);
+		probe_release(&own);
 	}
 	strbuf_release(&in);
 	strbuf_release(&out);
@@ -145,7 +169,7 @@ int closure_of(const struct host *h, const char *path, struct strvec *out,
 	struct strbuf o = STRBUF_INIT, err = STRBUF_INIT;
 	const char *args[] = { path, NULL };
 	char why[512];
-	int st = host_run(h, NULL, "query", closure_script, args, NULL, 0, &o,
+	int st = host_run(h, NULL, "query", script_closure, args, NULL, 0, &o,
 			  &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -251,8 +275,8 @@ int closure_send(const struct host *src, const struct host *dst,
 	if (!paths->nr)
 		return 0;
 	join_lines(paths, &list);
-	host_script_argv(src, NULL, export_script, noargs, &exp);
-	host_script_argv(dst, NULL, import_script, noargs, &imp);
+	host_script_argv(src, NULL, script_export, noargs, &exp);
+	host_script_argv(dst, NULL, script_import, noargs, &imp);
 	exp.in = exp.out = exp.err = CHILD_PIPE;
 	imp.in = imp.out = imp.err = CHILD_PIPE;
 	if (child_start(&exp, e)) {
@@ -326,7 +350,7 @@ int closure_send_direct(const struct host *src, const char *user,
 	char why[512];
 
 	join_lines(paths, &in);
-	int st = host_run(src, NULL, "copy", direct_script, args, in.buf,
+	int st = host_run(src, NULL, "copy", script_direct, args, in.buf,
 			  in.len, NULL, &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -344,9 +368,6 @@ int closure_send_direct(const struct host *src, const char *user,
 int closure_size(const struct host *h, const struct strvec *paths,
 		 unsigned long long *bytes, struct nrr_err *e)
 {
-	static const char script[] =
-		"PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin\n"
-		"exec xargs nix-store --query --size\n";
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	int ret = 0;
@@ -354,7 +375,7 @@ int closure_size(const struct host *h, const struct strvec *paths,
 	*bytes = 0;
 	for (size_t i = 0; i < paths->nr; i++)
 		strbuf_addf(&in, "%s\n", paths->v[i]);
-	int st = host_run(h, NULL, "size", script, noargs, in.buf, in.len, &out,
+	int st = host_run(h, NULL, "size", script_size, noargs, in.buf, in.len, &out,
 			  NULL, -1, e);
 	if (st < 0) {
 		ret = e->status;

@@ -64,6 +64,16 @@ int closure_of(const struct host *h, const char *path, struct strvec *out,
 int closure_size(const struct host *h, const struct strvec *paths,
 		 unsigned long long *bytes, struct nrr_err *e);
 
+/*
+ * 0 if every one of paths (what h says it lacks) is a member of closure
+ * (what we sent it; may be NULL: then none is); else NRR_EPROTO naming h
+ * and the first stranger. A host may only ever ask for what we offered:
+ * anything else would make us export another path of this machine (another
+ * host's system, its secrets) or pass it options.
+ */
+int closure_check_members(const struct host *h, const struct strvec *closure,
+			  const struct strvec *paths, struct nrr_err *e);
+
 /* Splits text into lines (non-empty), appended to out. */
 void split_lines(const char *text, struct strvec *out);
 

@@ -6,8 +6,8 @@
 #include "nix.h"
 #include "progress.h"
 #include "quote.h"
+#include "scripts.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +16,6 @@
 #include <unistd.h>
 
 #define TOPLEVEL "config.system.build.toplevel"
-
-static const char hostname_script[] = "exec uname -n\n";
 
 void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 {
@@ -37,6 +35,15 @@ void deploy_release(struct deploy *d)
 {
 	if (d->locked)
 		activation_end(&d->as);
+	if (d->build_root) {
+		/* the build host's GC root pins a whole system: it goes now,
+		 * interrupted or not (best effort: the link may be gone) */
+		const char *args[] = { d->build_root, NULL };
+		struct nrr_err ignored;
+		host_run(&d->build, NULL, "cleanup", script_unroot, args, NULL, 0,
+			 NULL, NULL, -1, &ignored);
+		free(d->build_root);
+	}
 	if (d->build_remote && !d->build_on_target)
 		ssh_host_release(&d->ssh, &d->build_ssh);
 	if (d->target_remote)
@@ -208,7 +215,7 @@ int deploy_default_name(struct deploy *d, struct nrr_err *e)
 	if (d->target_remote) {
 		struct strbuf out = STRBUF_INIT;
 		const char *noargs[] = { NULL };
-		int st = host_run(&d->target, NULL, "hostname", hostname_script,
+		int st = host_run(&d->target, NULL, "hostname", script_hostname,
 				  noargs, NULL, 0, &out, NULL, -1, e);
 		if (st < 0) {
 			strbuf_release(&out);
@@ -309,18 +316,11 @@ const struct host *deploy_target(const struct deploy *d)
 	return &d->target;
 }
 
-/* Run over a new connection: removes the watchdog's token, if still there. */
-static const char confirm_script[] =
-	"[ -e \"$1\" ] && rm -f \"$1\" && echo confirmed\n";
-
-static const char current_script[] =
-	"readlink -f /run/current-system\n";
-
 /* 1 if a new connection to the target removed the token in time. */
 static int confirmed(struct deploy *d, const char *token, time_t deadline)
 {
 	struct strbuf cmd = STRBUF_INIT;
-	const char *words[] = { "/bin/sh", "-c", confirm_script, "sh", token, NULL };
+	const char *words[] = { "/bin/sh", "-c", script_confirm, "sh", token, NULL };
 	int ok = 0;
 
 	sq_quote_argv(&cmd, words);
@@ -461,7 +461,6 @@ int deploy_lock(struct deploy *d, struct nrr_err *e)
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
-	char token[64] = "";
 	time_t deadline = 0;
 	int ret;
 
@@ -470,16 +469,9 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 		return ret;
 	if ((ret = deploy_lock(d, e)))
 		return ret;
-	if (a->confirm_seconds > 0 && d->target_remote) {
-		unsigned char rnd[8];
-		randombytes_buf(rnd, sizeof(rnd));
-		snprintf(token, sizeof(token), "/tmp/nrr-confirm.");
-		sodium_bin2hex(token + strlen(token), sizeof(token) - strlen(token),
-			       rnd, sizeof(rnd));
-		a->token = token;
-	} else {
+	a->token[0] = '\0';
+	if (a->confirm_seconds <= 0 || !d->target_remote)
 		a->confirm_seconds = 0;
-	}
 	/* the activation checks the target's store itself: with nothing to
 	 * copy, the whole deploy is this one remote conversation */
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
@@ -513,8 +505,10 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	d->gen_after = a->gen_after;
 	if (ret || !deadline)
 		return ret;
+	if (!a->token[0])
+		return nrr_protocol(e, d->target.name, "it armed no confirmation token");
 	deploy_phase(d, "confirm");
-	if (confirmed(d, token, deadline)) {
+	if (confirmed(d, a->token, deadline)) {
 		fprintf(stderr, "confirmed: '%s' answers over a new connection\n",
 			d->target.name);
 		return 0;
@@ -526,7 +520,7 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	struct strbuf out = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	struct nrr_err ignored;
-	int st = host_run(&d->target, NULL, "confirm", current_script, noargs,
+	int st = host_run(&d->target, NULL, "confirm", script_current, noargs,
 			  NULL, 0, &out, NULL, -1, &ignored);
 	strbuf_rtrim(&out);
 	if (st == 0 && out.len && strcmp(out.buf, d->toplevel))

@@ -55,6 +55,7 @@ struct deploy {
 	char *toplevel;		/* the built system */
 	char *drv;		/* its derivation, when evaluated before the build */
 	char *root_dir;		/* holds its GC root (result) while we deploy it */
+	char *build_root;	/* the same on the build host (unroot.sh removes it) */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	struct probe probe;	/* what the target told in its first command */

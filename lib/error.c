@@ -32,6 +32,44 @@ void nrr_hint(struct nrr_err *e, const char *fmt, ...)
 	one_line(e->hint);
 }
 
+char *nrr_printable(char *buf, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0, shown = 0;
+
+	for (; *s && n + 8 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (shown++ == 160) {
+			memcpy(buf + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (c >= 0x20 && c < 0x7f && c != '\\') {
+			buf[n++] = (char)c;
+		} else {
+			buf[n++] = '\\';
+			buf[n++] = 'x';
+			buf[n++] = hex[c >> 4];
+			buf[n++] = hex[c & 15];
+		}
+	}
+	if (size)
+		buf[n < size ? n : size - 1] = '\0';
+	return buf;
+}
+
+int nrr_protocol(struct nrr_err *e, const char *host, const char *fmt, ...)
+{
+	char what[sizeof(e->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	nrr_fail(e, NRR_EPROTO, "protocol error from '%s': %s", host, what);
+	nrr_hint(e, "a broken or hostile host: its answer was not used");
+	return NRR_EPROTO;
+}
+
 void nrr_err_clear(struct nrr_err *e)
 {
 	memset(e, 0, sizeof(*e));

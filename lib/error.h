@@ -12,6 +12,8 @@
 #ifndef NRR_ERROR_H
 #define NRR_ERROR_H
 
+#include <stddef.h>
+
 enum nrr_status {
 	NRR_OK = 0,
 	NRR_EFAIL = 1,      /* anything else, local I/O, internal */
@@ -27,6 +29,7 @@ enum nrr_status {
 	NRR_EDECLINED = 11, /* --ask answered no: nothing changed */
 	NRR_EFLEET = 12,    /* --on: some hosts failed (the others succeeded) */
 	NRR_ENOSTART = 13,  /* --on: no host could start (evaluation or build) */
+	NRR_EPROTO = 14,    /* a host answered outside the protocol (broken or hostile) */
 	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
 };
 
@@ -45,5 +48,17 @@ void nrr_hint(struct nrr_err *e, const char *fmt, ...)
 /* Puts "prefix: " before e's message (it is cut to fit). */
 void nrr_prefix(struct nrr_err *e, const char *prefix);
 void nrr_err_clear(struct nrr_err *e);
+
+/*
+ * A host's words, fit for a message: bytes outside printable ASCII become
+ * \xNN and the text is cut at 160 bytes ("..."), so that a hostile answer
+ * cannot send escape sequences to the terminal. Returns buf.
+ */
+char *nrr_printable(char *buf, size_t size, const char *s);
+
+/* Fails e with NRR_EPROTO: "protocol error from 'HOST': ..." with a hint
+ * that nothing of it was used. */
+int nrr_protocol(struct nrr_err *e, const char *host, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -70,13 +70,19 @@ int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 			ret = e->status;
 		} else if (strpbrk(item, "*?[")) {
 			int hit = 0;
-			for (size_t k = 0; k < all->nr; k++)
+			for (size_t k = 0; k < all->nr && !ret; k++)
 				if (!fnmatch(item, all->v[k], 0)) {
+					/* a name the flake chose goes into the --apply
+					 * expression too: the same check as a typed one */
+					if (nix_check_config_name(all->v[k], e)) {
+						ret = e->status;
+						break;
+					}
 					add_member(members, n, all->v[k],
 						   target ? target : all->v[k], user);
 					hit = 1;
 				}
-			if (!hit)
+			if (!hit && !ret)
 				ret = nrr_fail(e, NRR_EUSAGE,
 					       "--on: '%s' matches no configuration", item);
 		} else if (all->nr && strvec_find(all, item) < 0) {

@@ -1,34 +1,13 @@
 #include "generations.h"
+#include "narinfo.h"
 #include "nix.h"
+#include "scripts.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/*
- * $1: the profile. One line per generation link: id, the link's mtime
- * (seconds), 1 if it is the current one, the store path, nixos-version,
- * kernel version, configuration revision and specialisations, separated
- * by tabs. The links are read directly, as nixos-rebuild does: nix-env
- * --list-generations would take the profile's lock, which only root may.
- */
-static const char generations_script[] =
-	"[ -e \"$1\" ] || [ -L \"$1\" ] || { echo \"error: no profile $1\" >&2; exit 3; }\n"
-	"cur=$(readlink \"$1\"); cur=${cur##*/}\n"
-	"for l in \"$1\"-*-link; do\n"
-	"  [ -L \"$l\" ] || continue\n"
-	"  id=${l#\"$1\"-}; id=${id%-link}\n"
-	"  c=0; [ \"${l##*/}\" = \"$cur\" ] && c=1\n"
-	"  m=$(stat -c %Y \"$l\" 2>/dev/null)\n"
-	"  t=$(readlink -f \"$l\")\n"
-	"  v=$(cat \"$t/nixos-version\" 2>/dev/null)\n"
-	"  k=$(ls \"$t/kernel-modules/lib/modules\" 2>/dev/null | head -n 1)\n"
-	"  r=$(\"$t/sw/bin/nixos-version\" --configuration-revision 2>/dev/null)\n"
-	"  s=$(ls \"$t/specialisation\" 2>/dev/null | tr '\\n' ' ')\n"
-	"  printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' \"$id\" \"$m\" \"$c\" \"$t\" \"$v\" \"$k\" \"$r\" \"$s\"\n"
-	"done\n";
 
 static char *field(const char **p)
 {
@@ -114,6 +93,29 @@ int generations_previous(const struct generation *g, int n)
 	return best;
 }
 
+/* Everything a host says of its generations is shown on the terminal or
+ * reused (a path to roll back to): a store path, and printable text. */
+static int generations_check(const struct host *h, const struct generation *g,
+			     int n, struct nrr_err *e)
+{
+	char shown[256];
+
+	for (int i = 0; i < n; i++) {
+		const char *text[] = { g[i].nixos_version, g[i].kernel, g[i].revision,
+				       g[i].specialisations };
+		if (g[i].path && *g[i].path && !nix_store_path_valid(g[i].path))
+			return nrr_protocol(e, h->name, "generation %d is not a store path: '%s'",
+					    g[i].id, nrr_printable(shown, sizeof(shown), g[i].path));
+		for (size_t k = 0; k < sizeof(text) / sizeof(*text); k++)
+			for (const char *c = text[k]; c && *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					return nrr_protocol(e, h->name, "generation %d is described "
+							    "with unprintable text: '%s'", g[i].id,
+							    nrr_printable(shown, sizeof(shown), text[k]));
+	}
+	return 0;
+}
+
 int generations_read(const struct host *h, const struct elevation *el,
 		     const char *profile, struct generation **out, int *n,
 		     struct nrr_err *e)
@@ -121,7 +123,7 @@ int generations_read(const struct host *h, const struct elevation *el,
 	struct strbuf o = STRBUF_INIT, err = STRBUF_INIT;
 	const char *args[] = { profile, NULL };
 	char why[512];
-	int st = host_run(h, el, "list-generations", generations_script, args,
+	int st = host_run(h, el, "list-generations", script_generations, args,
 			  NULL, 0, &o, &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -129,6 +131,12 @@ int generations_read(const struct host *h, const struct elevation *el,
 			 profile, h->name, why);
 	} else if (st == 0) {
 		generations_parse(o.buf, out, n);
+		if (generations_check(h, *out, *n, e)) {
+			generations_free(*out, *n);
+			*out = NULL;
+			*n = 0;
+			st = e->status;
+		}
 	}
 	strbuf_release(&o);
 	strbuf_release(&err);

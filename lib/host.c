@@ -1,14 +1,9 @@
 #include "host.h"
 #include "quote.h"
+#include "scripts.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* run0 has no way to keep the caller's PATH but to say it; "$@" is the
- * /bin/sh -c SCRIPT sh ARGS that follows. */
-static const char run0_wrapper[] =
-	"exec systemd-run --uid=0 --pipe --quiet --wait --collect "
-	"--service-type=exec --send-sighup --setenv=PATH=\"$PATH\" -- \"$@\"";
 
 static void push_elevated(struct strvec *words, const struct elevation *el)
 {
@@ -17,11 +12,11 @@ static void push_elevated(struct strvec *words, const struct elevation *el)
 	if (el->kind == ELEVATE_SUDO) {
 		strvec_push(words, "sudo");
 		if (el->password)
-			strvec_pushl(words, "-S", "-p", "", NULL);
+			strvec_pushl(words, "-S", "-p", HOST_SUDO_PROMPT, NULL);
 		strvec_pushvec(words, &el->sudo_opts);
 		strvec_push(words, "--");
 	} else {
-		strvec_pushl(words, "/bin/sh", "-c", run0_wrapper, "sh", NULL);
+		strvec_pushl(words, "/bin/sh", "-c", script_run0, "sh", NULL);
 	}
 }
 
@@ -57,7 +52,10 @@ int host_run(const struct host *h, const struct elevation *el,
 
 	host_script_argv(h, el, script, args, &c);
 	c.in = CHILD_NULL;
-	if (elevated && el->password) {
+	/* sudo reads it (before any input) only if it asks; a script run
+	 * this way reads no input of its own (see session.h for one that
+	 * does); run0 never reads one */
+	if (elevated && el->kind == ELEVATE_SUDO && el->password) {
 		strbuf_addstr(&in, el->password);
 		strbuf_addch(&in, '\n');
 	}
@@ -72,6 +70,11 @@ int host_run(const struct host *h, const struct elevation *el,
 			   err, echo_fd, e);
 	strbuf_release_secret(&in);
 	child_clear(&c);
+	for (char *p; (p = strstr(err->buf, HOST_SUDO_PROMPT));) {
+		size_t n = strlen(HOST_SUDO_PROMPT);
+		memmove(p, p + n, err->len - (size_t)(p - err->buf) - n + 1);
+		strbuf_setlen(err, err->len - n);
+	}
 	if (st < 0) {
 		strbuf_release(&errbuf);
 		return -1;

@@ -21,6 +21,10 @@
 #include "ssh.h"
 #include "strbuf.h"
 
+/* What sudo -S says when it asks for the password (-p): we send it then,
+ * and only then, and cut the prompt out of what the user sees. */
+#define HOST_SUDO_PROMPT "[nixos-rebuild-remote: sudo asks for the password]"
+
 struct elevation {
 	enum elevate kind;
 	const char *password;	/* borrowed; NULL if none was asked for */

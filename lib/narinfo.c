@@ -522,26 +522,24 @@ const char *narinfo_trust_name(enum narinfo_trust t)
 }
 
 /*
- * 1 if some key named name[0..nlen) verifies sig (base64) over fp, 0 if
- * none does, -1 if no key has that name. *malformed is set when the
- * signature is not 64 bytes of base64.
+ * 1 if the key named name[0..nlen) verifies sig (base64) over fp, 0 if
+ * it does not, -1 if no key has that name. Of two trusted keys of one
+ * name the first counts, as in Nix (a later one cannot widen the trust).
+ * *malformed is set when the signature is not 64 bytes of base64.
  */
 static int verify_one(const struct trusted_keys *keys, const char *name, size_t nlen,
 		      const char *sig, const char *fp, int *malformed)
 {
 	unsigned char raw[crypto_sign_BYTES];
-	int known = 0;
 	*malformed = base64_decode(sig, strlen(sig), raw, sizeof(raw)) != 0;
 	for (size_t i = 0; i < keys->nr; i++) {
 		if (strlen(keys->v[i].name) != nlen || memcmp(keys->v[i].name, name, nlen))
 			continue;
-		known = 1;
-		if (!*malformed &&
-		    !crypto_sign_verify_detached(raw, (const unsigned char *)fp, strlen(fp),
-						 keys->v[i].key))
-			return 1;
+		return !*malformed &&
+		       !crypto_sign_verify_detached(raw, (const unsigned char *)fp, strlen(fp),
+						    keys->v[i].key);
 	}
-	return known ? 0 : -1;
+	return -1;
 }
 
 enum narinfo_trust narinfo_verify(const struct narinfo *ni, const struct trusted_keys *keys,

@@ -217,6 +217,7 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 		for (size_t i = 1; i < argv->nr; i++)
 			strvec_push(&c.args, argv->v[i]);
 		c.in = CHILD_NULL;
+		c.stop_group = 1;	/* an interrupt ends it at once */
 		if (trace) {
 			struct strbuf sb = STRBUF_INIT;
 			sq_quote_argv(&sb, argv->v);

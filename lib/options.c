@@ -566,6 +566,14 @@ static int check(struct options *o, struct nrr_err *e)
 	if (o->confirm_timeout && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--magic-rollback needs --target-host: it proves the target still answers ssh");
+	/* Under run0 the watchdog would live in the transient unit's cgroup,
+	 * which ends with the activation script (and with the dropped link it
+	 * is there for), and its token would be root's (no SUDO_UID), which the
+	 * login user's confirmation cannot remove: every deploy would roll back. */
+	if (o->confirm_timeout && o->elevate == ELEVATE_RUN0)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--magic-rollback cannot go with --elevate run0: its watchdog "
+				"would not outlive the activation there; use sudo or log in as root");
 	if (o->copy_direct && (!o->build_host || !o->target_host))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--copy-direct needs both --build-host and --target-host");

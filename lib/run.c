@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
@@ -160,7 +161,7 @@ static int prepare_io(enum child_io mode, int *fd, int is_input,
 /* In the child: only async-signal-safe calls from here to exec. */
 static void child_exec(const char *path, char *const argv[], char **envp,
 		       const int ends[3], int errpipe, int die_with_parent,
-		       int map_fd, int map_to)
+		       int map_fd, int map_to, int own_group)
 {
 	int err;
 	sigset_t all;
@@ -172,6 +173,8 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 		sigaction(sig, &dfl, NULL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	if (own_group)
+		setpgid(0, 0);
 #ifdef __linux__
 	if (die_with_parent)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -228,8 +231,10 @@ int child_start(struct child *c, struct nrr_err *e)
 	if (pid == 0) {
 		close(ep[0]);
 		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
-			   c->die_with_parent, c->map_fd, c->map_to);
+			   c->die_with_parent, c->map_fd, c->map_to, c->stop_group);
 	}
+	if (pid > 0 && c->stop_group)
+		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;
 	free(envp);
 	free(path);
@@ -385,8 +390,9 @@ int child_capture_cb(struct child *c, const void *input, size_t inlen,
 		fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
 
 	struct pollfd pfd[3];
+	struct timespec grace_end = { 0, 0 };
 	for (;;) {
-		int n = 0, iin = -1, iout = -1, ierr = -1;
+		int n = 0, iin = -1, iout = -1, ierr = -1, timeout = -1;
 		if (c->in_fd >= 0 && inlen) {
 			pfd[n] = (struct pollfd){ c->in_fd, POLLOUT, 0 };
 			iin = n++;
@@ -401,7 +407,28 @@ int child_capture_cb(struct child *c, const void *input, size_t inlen,
 		}
 		if (!n)
 			break;
-		if (poll(pfd, (nfds_t)n, -1) < 0) {
+		if (c->stop_group && run_interrupted() && c->pid > 0) {
+			/* SIGTERM went out with the interrupt: a moment to end on
+			 * its own (and say so), then the group goes */
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (!grace_end.tv_sec) {
+				grace_end = now;
+				grace_end.tv_nsec += 250 * 1000000L;
+				if (grace_end.tv_nsec >= 1000000000L) {
+					grace_end.tv_sec++;
+					grace_end.tv_nsec -= 1000000000L;
+				}
+			}
+			long left = (grace_end.tv_sec - now.tv_sec) * 1000L +
+				    (grace_end.tv_nsec - now.tv_nsec) / 1000000L;
+			if (left <= 0) {
+				kill(-c->pid, SIGKILL);
+				break;	/* what it started may still hold the pipes */
+			}
+			timeout = (int)left;
+		}
+		if (poll(pfd, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -421,6 +448,11 @@ int child_capture_cb(struct child *c, const void *input, size_t inlen,
 		close(c->in_fd);
 		c->in_fd = -1;
 	}
+	for (int *fd = &c->out_fd; fd; fd = fd == &c->out_fd ? &c->err_fd : NULL)
+		if (*fd >= 0) {
+			close(*fd);
+			*fd = -1;
+		}
 	int status = child_wait(c);
 	if (c->in_fd >= 0) {
 		close(c->in_fd);

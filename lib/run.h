@@ -51,10 +51,14 @@ struct child {
 	int map_fd, map_to;
 	int keep_stdin_open;	/* child_capture: close stdin only at exit */
 	pid_t pid;
+	/* an evaluator: its own process group, which child_capture kills
+	 * (SIGKILL) a moment after an interrupt if it has not ended by then;
+	 * nix 2.8 does not look at signals inside some builtins */
+	int stop_group;
 };
 
 #define CHILD_INIT { STRVEC_INIT, STRVEC_INIT, CHILD_INHERIT, CHILD_INHERIT, \
-		     CHILD_INHERIT, -1, -1, -1, 0, -1, -1, 0, -1 }
+		     CHILD_INHERIT, -1, -1, -1, 0, -1, -1, 0, -1, 0 }
 
 void child_init(struct child *c);
 /* Frees args and env; does not wait. */

@@ -28,11 +28,20 @@ struct session {
 	/* when stderr says this, stop feeding stdin: sudo -S asks again after
 	 * a wrong password, and would wait for a line we never send */
 	const char *hangup_on;
+	/* sudo's prompt (HOST_SUDO_PROMPT): cut out of stderr, counted */
+	const char *prompt;
+	int prompted;
+	/* echo_fd while sudo may still ask: stderr is shown from the script's
+	 * first line on, without the prompts */
+	int held_echo;
 };
 
 /*
- * Starts script on h (elevated per el; a password is written first).
- * Returns 0, or -1 with e filled.
+ * Starts script on h (elevated per el). A password is written only when
+ * sudo asks for it with its prompt: a sudo that does not ask (NOPASSWD,
+ * !authenticate, a root login) would otherwise hand it to the script as
+ * its first line. Returns 0, or -1 with e filled; NRR_EINT if interrupted
+ * while waiting for sudo.
  */
 int session_start(struct session *s, const struct host *h,
 		  const struct elevation *el, const char *script,

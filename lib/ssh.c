@@ -105,7 +105,9 @@ int ssh_check_name(const char *spec, struct nrr_err *e)
 			return nrr_fail(e, NRR_EUSAGE,
 					"refusing host name '%s': it contains %s", spec,
 					*p == ' ' ? "a space" : "a control character");
-		if (strchr("'\"`$;|&<>()\\", *p))
+		/* braces too, as OpenSSH 9.6 refuses them: a shell's brace
+		 * expansion could reach a ProxyCommand's %h */
+		if (strchr("'\"`$;|&<>(){}\\", *p))
 			return nrr_fail(e, NRR_EUSAGE,
 					"refusing host name '%s': it contains '%c'", spec, *p);
 	}

@@ -175,3 +175,59 @@ setup() {
 	refute_output --partial "ConnectTimeout=30"
 	refute_output --partial "ServerAliveInterval=15"
 }
+
+# Lets deploy on host $1 use sudo without a password (NOPASSWD), as some hosts of a fleet do;
+# `sudo_asks_again $1` takes it back. The hosts read /etc/sudoers from $FLEET_DIR/NAME/etc.
+sudo_asks_not() {
+	echo 'deploy ALL=(ALL) NOPASSWD: ALL' >>"$FLEET_DIR/$1/etc/sudoers"
+}
+sudo_asks_again() {
+	grep -v NOPASSWD "$FLEET_DIR/$1/etc/sudoers" >"$BATS_TEST_TMPDIR/sudoers"
+	cat "$BATS_TEST_TMPDIR/sudoers" >"$FLEET_DIR/$1/etc/sudoers"
+}
+
+@test "-S where sudo does not ask: the password is not sent, the deploy goes as usual" {
+	retag nopasswd1
+	sudo_asks_not t2
+	TYPED=hunter2 run nrr_tty switch --flake "$F#t2" --target-host deploy@t2 -S
+	sudo_asks_again t2
+	assert_success
+	run fleet_exec t2 tail -n 1 /run/nrr-activations
+	assert_output --partial "switch "
+	assert_output --partial "uid=0"
+}
+
+@test "-S with --on: one host's sudo asks, the other's does not; both are deployed" {
+	retag nopasswd2
+	sudo_asks_not t2
+	TYPED=hunter2 run nrr_tty switch --flake "$F" --on t1,t2 --target-user deploy -S
+	sudo_asks_again t2
+	assert_success
+	for h in t1 t2; do
+		run fleet_exec "$h" tail -n 1 /run/nrr-activations
+		assert_output --partial "switch "
+		assert_output --partial "uid=0"
+	done
+}
+
+@test "Ctrl-C at the password prompt ends the run at once (exit 130); nothing reaches the host" {
+	retag ctrlc
+	fleet_reset_counts t1
+	before=$(profile_of t1)
+	mkfifo typed
+	_fleet_local_argv --default-signal=INT
+	script -qec "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" switch --flake "$F#t1" \
+		--target-host deploy@t1 -S)" /dev/null <typed >log 2>&1 &
+	pid=$!
+	exec 4>typed
+	poll_until 20 grep -q 'password for' log || fail "no prompt: $(cat log)"
+	printf 'hun\003' >&4
+	st=0
+	wait "$pid" || st=$?
+	exec 4>&-
+	output=$(cat log)
+	[ "$st" = 130 ] || fail "exit $st, not 130: $output"
+	assert_output --partial "error: interrupted at the password prompt"
+	[ "$(fleet_handshakes t1)" = 0 ]
+	[ "$(profile_of t1)" = "$before" ]
+}

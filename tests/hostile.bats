@@ -513,12 +513,88 @@ teardown() {
 	assert_success
 }
 
-@test "a user of the build host cannot make root's builds fail through its /tmp" {
+@test "a user of the build host cannot make root's builds fail through its /tmp; the GC root goes with the deploy" {
 	retag gcroot
-	drv=$(fleet_local nix path-info --derivation "$F#nixosConfigurations.t2.config.system.build.toplevel")
-	# where the build host keeps the result's GC root, made first by deploy (uid 1500)
-	fleet_exec b1 setpriv --reuid=1500 --regid=1500 --clear-groups mkdir "/tmp/nrr-result-${drv##*/}"
+	# what a user (uid 1500) can put where the build host keeps the result's GC root: a
+	# directory of the name realise.sh gives, with a result link to somewhere else
+	fleet_exec b1 setpriv --reuid=1500 --regid=1500 --clear-groups \
+		sh -c 'mkdir /tmp/nrr-result.decoy && ln -s / /tmp/nrr-result.decoy/result'
 	run nrr switch --flake "$F#t2" --target-host t2 --build-host b1
+	assert_success
+	# the deploy's own root is gone, the user's directory untouched
+	run fleet_exec b1 sh -c 'ls -d /tmp/nrr-result.*'
+	assert_output /tmp/nrr-result.decoy
+	fleet_exec b1 rm -r /tmp/nrr-result.decoy
+}
+
+@test "the build host keeps no GC root after a deploy, a failed one, or a dry run" {
+	retag gcroot2
+	run nrr switch --flake "$F#t2" --target-host t2 --build-host b1
+	assert_success
+	run nrr switch --flake "$F#failbuild" --target-host t2 --build-host b1
+	assert_failure 5
+	run nrr build --no-link --flake "$F#t2" --build-host b1
+	assert_success
+	run fleet_exec b1 sh -c 'ls -d /tmp/nrr-result.* 2>/dev/null'
+	assert_output ''
+}
+
+@test "a user of the target cannot hold back a user's deploys: the non-root lock is in that user's own directory" {
+	retag lockdos3
+	fleet_exec t1 sh -c ': >>/run/nrr-activations && chmod 0666 /run/nrr-activations'
+	# fishy (uid 1501) takes deploy's (uid 1500) lock where /tmp would have it, and plants a
+	# link where its holder file would go
+	(fleet_exec t1 setpriv --reuid=1501 --regid=1501 --clear-groups sh -c \
+		'l=/tmp/nixos-rebuild-remote-1500.lock; : >$l; ln -s /run/fleet/t1/home/fishy/x $l.holder
+		 exec 9<$l && flock 9 && exec sleep 28' 3>&- &) 2>/dev/null
+	for _ in $(seq 1 50); do
+		fleet_ps t1 | grep -q ' sleep 28$' && break
+		sleep 0.1
+	done
+	run nrr test --flake "$F#t1" --target-host deploy@t1
+	fleet_ps t1 | awk '$2 == "sleep" && $3 == 28 { print $1 }' | xargs -r kill
+	fleet_exec t1 rm -f /tmp/nixos-rebuild-remote-1500.lock /tmp/nixos-rebuild-remote-1500.lock.holder
+	assert_success
+	run fleet_exec t1 test -e "$FLEET_DIR/t1/home/fishy/x"
+	assert_failure
+}
+
+@test "fleet names a glob matches are checked as typed ones: a '\"' or '\${' in one is refused (exit 2)" {
+	d=$BATS_TEST_TMPDIR/evilnames
+	mkdir "$d"
+	cat >"$d/flake.nix" <<-'NIX'
+		{ outputs = { self }: { nixosConfigurations = {
+		    ta = { };
+		    "t\${builtins.abort \"injected\"}\"" = { };
+		  }; }; }
+	NIX
+	run nrr switch --flake "$d" --on 't*'
+	assert_failure 2
+	assert_output --partial "error: refusing configuration name 't\${builtins.abort"
+	refute_output --partial "evaluation aborted"
+}
+
+@test "host names with braces are refused (exit 2): brace expansion could reach a ProxyCommand" {
+	for name in 't{1,2}' 'root@t1{a}' 't}'; do
+		run nrr switch --flake "$F#t1" --target-host "$name"
+		[ "$status" = 2 ] || fail "'$name': exit $status: $output"
+		assert_output --partial "error: "
+	done
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host 'b{1}'
+	assert_failure 2
+}
+
+@test "a store path with glob characters is never globbed on the target" {
+	retag globby
+	p=$(toplevel globby)
+	pkg=$(fleet_local nix-store -qR "$p" | grep -F 'glob?char')
+	# where the path would be, a look-alike that '?' matches (root made it: a store is root's)
+	decoy=${pkg/glob\?char/globXchar}
+	fleet_exec t1 mkdir -p "$decoy"
+	run nrr switch --flake "$F#globby" --target-host t1
+	fleet_exec t1 rm -rf "$decoy"
+	assert_success
+	run fleet_exec t1 nix-store --check-validity "$pkg"
 	assert_success
 }
 

@@ -115,3 +115,35 @@ gone_from() {
 	assert_success
 	assert_equal "$(state_of t1)" "$output"$'\n'"$output"
 }
+
+@test "SIGINT during a long evaluation: the evaluator goes at once, exit 130" {
+	printf 'evalintr-%s\n' "$RANDOM" >"$F/tag"
+	before=$(state_of t1)
+	nrr_bg switch --flake "$F#sloweval" --target-host t1
+	wait_for_local_proc ' --extra-experimental-features' || fail "no evaluation: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	kill -INT "$FLEET_BG_PID"
+	# the evaluation takes far longer than this on its own
+	wait_nrr 5
+	assert_failure 130
+	assert_output --partial "error: interrupted"
+	run local_procs ' --extra-experimental-features'
+	assert_output ''
+	[ "$(state_of t1)" = "$before" ]
+	no_ssh_left
+}
+
+@test "SIGINT during a remote build: the build host keeps no GC root of it" {
+	printf 'gcintr-%s\n' "$RANDOM" >"$F/tag"
+	nrr_bg switch --flake "$F#slow" --target-host t1 --build-host b1
+	wait_for_proc b1 'sleep 30' || fail "the build never started on b1: $(cat "$BATS_TEST_TMPDIR/log")"
+	kill -INT "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 130
+	for _ in $(seq 1 50); do
+		[ -z "$(fleet_exec b1 sh -c 'ls -d /tmp/nrr-result.* 2>/dev/null')" ] && break
+		sleep 0.1
+	done
+	run fleet_exec b1 sh -c 'ls -d /tmp/nrr-result.* 2>/dev/null'
+	assert_output ''
+}

@@ -100,3 +100,38 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	run last_activation t1
 	assert_output --partial "config=t1 "
 }
+
+@test "no other user of the target can bring the token back to roll a confirmed system back" {
+	retag tokenback
+	fleet_reset_counts t1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 4
+	assert_success
+	new=$output
+	# the token's name is no secret: the confirmation's command line says it
+	token=$(fleet_command_log t1 | grep -o "/tmp/nrr-confirm[^' ]*" | head -n 1)
+	[ -n "$token" ] || fail "no token in: $(fleet_command_log t1)"
+	# another user of t1 (uid 1501) makes it again, after the confirmation removed it
+	fleet_exec t1 setpriv --reuid=1501 --regid=1501 --clear-groups \
+		sh -c 'touch "$1" || mkdir -p "${1%/*}" && touch "$1"' sh "$token" 2>/dev/null || true
+	sleep 6
+	[ "$(profile_of t1)" = "$new" ]
+	[ "$(current_of t1)" = "$new" ]
+}
+
+@test "the token lives in a directory of the login user that no one else may write" {
+	retag tokendir
+	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 30
+	assert_success
+	# confirmed: the token is gone, its directory stays until the watchdog ends
+	run fleet_exec t1 sh -c 'for d in /tmp/nrr-confirm.*; do stat -c "%a %U %F" "$d"; done'
+	assert_output "700 root directory"
+	fleet_ps t1 | awk '$2 == "sleep" && $3 == 30 { print $1 }' | xargs -r kill
+}
+
+@test "--magic-rollback with --elevate run0 is refused (exit 2): its watchdog would not outlive run0's unit" {
+	run nrr switch --flake "$F#t1" --target-host t1 --elevate run0 --magic-rollback
+	assert_failure 2
+	assert_output --partial "error: --magic-rollback cannot go with --elevate run0"
+	run nrr test --flake "$F#t1" --target-host t1 --elevate=run0 --confirm-timeout 5
+	assert_failure 2
+}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/activate.h"
 #include "../lib/closure.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
@@ -130,6 +131,21 @@ int main(int argc, const char **argv)
 		for (size_t i = 0; i < v.nr; i++)
 			printf("[%s]\n", v.v[i]);
 		strvec_clear(&v);
+		return 0;
+	}
+	if (!strcmp(cmd, "activate-fields") && argc == 2) {
+		/* the fields for a sample activation, one value per field, so that
+		 * a test can read them with the script's own read_fields */
+		struct activation a = {
+			.action = "switch", .toplevel = "/nix/store/top", .profile = "/prof",
+			.specialisation = "spec", .install_bootloader = 1, .op = 1,
+			.diff = 1, .ask = 1, .no_validate = 1, .substitute = 1,
+			.plan = 1, .confirm_seconds = 30,
+		};
+		struct strbuf sb = STRBUF_INIT;
+		activation_fields(&a, &sb);
+		fputs(sb.buf, stdout);
+		strbuf_release(&sb);
 		return 0;
 	}
 	if (!strcmp(cmd, "parse"))

@@ -1,0 +1,184 @@
+#!/bin/sh
+# The deploy conversation on the target (lib/activate.c; the fields and
+# statuses: activate.def). $1: who we are, for a second deploy's error
+# message. We answer "ready MACHINE" (uname -m) once the lock is ours; then
+# read the fields, one a line, then the closure, one path a line, ended by
+# ".". We answer the paths the target lacks ended by "." (then wait for
+# "go" while they are sent, or "fetch" with paths its caches serve), and
+# "status N" after activation; then we hold the lock until the deployer
+# hangs up.
+# $paths, $missing, $fetch: lists of store paths, split into words on purpose
+# and never globbed ('?' is a store path's character: as root, a glob could
+# name other files)
+# shellcheck disable=SC2086
+set -f
+PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
+# root's lock lives where only root writes: a user cannot hold it. A user's
+# lives in a directory of its own (its runtime dir, or ~/.cache), never in a
+# world-writable one, where another user could take it or plant a link for
+# the holder file to follow.
+lock=/run/nixos-rebuild-remote.lock
+if [ ! -w /run ]; then
+  ldir=${XDG_RUNTIME_DIR-}
+  if [ -z "$ldir" ] || [ ! -d "$ldir" ] || [ -L "$ldir" ] ||
+     [ "$(stat -c %u "$ldir" 2>/dev/null)" != "$(id -u)" ]; then
+    ldir=$HOME/.cache
+    (umask 077; mkdir -p "$ldir") 2>/dev/null
+  fi
+  lock=$ldir/nixos-rebuild-remote.lock
+fi
+if command -v flock >/dev/null 2>&1; then
+  [ -e "$lock" ] || (umask 022; : >>"$lock") 2>/dev/null
+  if exec 9<"$lock"; then
+    flock -n 9 || { echo "busy $(cat "$lock.holder" 2>/dev/null)"; exit "$ST_BUSY"; }
+    (umask 022; printf '%s\n' "$1" >"$lock.holder") 2>/dev/null
+  fi 2>/dev/null
+fi
+echo "ready $(uname -m 2>/dev/null)"
+read_fields || exit 0
+paths=
+while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done
+missing=
+if [ -n "$paths" ]; then
+  missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
+  if [ -n "$missing" ] && [ "$subst" = 1 ]; then
+    nix-store --realise --keep-going $missing >/dev/null 2>&1
+    missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
+  fi
+fi
+# with plan, what the target trusts: the deployer asks its caches
+if [ "$plan" = 1 ] && [ -n "$missing" ]; then
+  echo nixconf
+  { nix show-config --json 2>/dev/null || nix config show --json 2>/dev/null; } | tr -d '\n'
+  echo
+fi
+while :; do
+  [ -z "$missing" ] || printf '%s\n' "$missing"
+  echo .
+  [ -n "$missing" ] || break
+  IFS= read -r go || exit 0
+  [ "$go" = fetch ] || break
+# the paths its caches serve: fetched before the rest is sent, which
+# may refer to them
+  fetch=
+  while IFS= read -r p && [ "$p" != . ]; do fetch="$fetch $p"; done
+  nix-store --realise $fetch >&2 || echo "could not substitute all of it" >&2
+  missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
+done
+if [ -n "$missing" ]; then
+  [ "$go" = go ] || exit 0
+  missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
+  [ -z "$missing" ] || { echo "still missing: $missing" >&2; exit "$ST_QUERY"; }
+fi
+if [ "$op" = rollback ]; then
+  nix-env --rollback -p "$prof" >&2 || exit "$ST_PROFILE"
+  top=$(readlink -f "$prof")
+fi
+stc=$top/bin/switch-to-configuration
+if [ -z "$nocheck" ] && [ ! -f "$top/nixos-version" ]; then
+  echo "$top does not look like a NixOS system (no nixos-version)" >&2; exit "$ST_NOT_NIXOS"
+fi
+if [ -n "$spec" ]; then
+  stc=$top/specialisation/$spec/bin/switch-to-configuration
+  [ -d "$top/specialisation/$spec" ] || {
+    echo "specialisation '$spec' does not exist in $top" >&2
+    # shellcheck disable=SC2012 # names of a store path's entries
+    echo "available: $(ls "$top/specialisation" 2>/dev/null | tr '\n' ' ')" >&2; exit "$ST_NO_SPEC"; }
+fi
+if [ -n "$act" ] && [ ! -x "$stc" ]; then
+  echo "$stc is missing" >&2; exit "$ST_NO_STC"
+fi
+if [ -z "$novalidate" ]; then
+  if [ "$act" = boot ] || [ "$op" = set ]; then
+    for f in kernel initrd init; do
+      [ -e "$top/$f" ] || { echo "$top/$f is missing: the system would not boot" >&2; exit "$ST_MISSING"; }
+    done
+  fi
+  if [ -r "$top/system" ]; then
+    sys=$(cat "$top/system") m=$(uname -m)
+    case $sys in
+    "$m"-*) ;;
+    i686-*) [ "$m" = x86_64 ] || { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;
+    *) echo "$sys $m" >&2; exit "$ST_ARCH" ;;
+    esac
+  fi
+fi
+# the diff's two closures with their sizes, then maybe a question
+if [ "$diff" = 1 ]; then
+  cur=/run/current-system; [ "$act" != boot ] || cur=$prof
+  list() { [ -e "$1" ] || return 0; c=$(nix-store -qR "$1") || return 0
+    sizes=$(nix-store -q --size $c) || return 0; set -- $sizes
+    for p in $c; do printf '%s\t%s\n' "$p" "$1"; shift; done; }
+  echo diff-old; list "$(readlink -f "$cur" 2>/dev/null)"
+  echo diff-new; list "$top"
+  echo diff-end
+fi
+if [ "$ask" = 1 ]; then
+  # shellcheck disable=SC2015 # no answer, or another: declined
+  IFS= read -r answer && [ "$answer" = activate ] || { echo "status declined"; exit 0; }
+fi
+old_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
+old_sys=$(readlink -f /run/current-system 2>/dev/null)
+# kept as text: the watchdog, another process, runs it too
+# shellcheck disable=SC2016,SC2089
+undo_script='[ "$op" != set ] || [ -z "$old_gen" ] ||
+    nix-env -p "$prof" --switch-generation "$old_gen" >&2
+  if [ -n "$old_sys" ] && [ -x "$old_sys/bin/switch-to-configuration" ]; then
+    if [ "$op" = set ]; then a=switch; else a=test; fi
+    env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2
+  fi'
+if [ -n "$confirm" ]; then
+  # The token is the login user's, so that an unprivileged confirmation can
+  # remove it, in a fresh directory only that user may write: no other user
+  # of this machine can bring it back once it is gone (and roll back a good
+  # system). The watchdog outlives this session, and counts the token only
+  # in that directory, owned by that user.
+  uid=${SUDO_UID:-$(id -u)}
+  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_PROFILE"
+  token=$tdir/token
+  { : >"$token" && chown "$uid" "$tdir" "$token" && chmod 0700 "$tdir"; } ||
+    { rm -rf "$tdir"; exit "$ST_PROFILE"; }
+  echo "token $token"
+  # shellcheck disable=SC2090
+  export prof op old_gen old_sys token tdir uid confirm undo_script PATH
+  # shellcheck disable=SC2016
+  setsid sh -c 'sleep "$confirm"
+    if [ -f "$token" ] && [ ! -L "$tdir" ] && [ ! -L "$token" ] &&
+       [ "$(stat -c %u "$tdir")" = "$uid" ] && [ "$(stat -c %u "$token")" = "$uid" ]; then
+      rm -f "$token"; rmdir "$tdir"; eval "$undo_script"
+    else
+      rmdir "$tdir"
+    fi' </dev/null >/dev/null 2>&1 9<&- &
+fi
+if [ "$op" = set ]; then
+  mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+fi
+[ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
+run_stc() {
+  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&
+     [ -z "$dirty" ]; then
+    env -i PATH="$PATH" LOCALE_ARCHIVE="${LOCALE_ARCHIVE-}" \
+      NIXOS_NO_CHECK="${NIXOS_NO_CHECK-}" NIXOS_INSTALL_BOOTLOADER="$ib" \
+      systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER -E NIXOS_NO_CHECK \
+      --collect --no-ask-password --pipe --quiet --service-type=exec \
+      --unit=nixos-rebuild-switch-to-configuration --wait "$stc" "$act"
+  else
+    env -i PATH="$PATH" LOCALE_ARCHIVE="${LOCALE_ARCHIVE-}" \
+      NIXOS_NO_CHECK="${NIXOS_NO_CHECK-}" NIXOS_INSTALL_BOOTLOADER="$ib" \
+      "$stc" "$act"
+  fi
+}
+# its output is the user's to read, on stderr: stdout is ours. It
+# goes through a relay that keeps reading when our stderr is gone
+# (Ctrl-C, a dropped link): an activation, once begun, runs to its
+# end instead of dying of SIGPIPE half-way; the lock is held till then
+s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
+  { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )
+if [ "$s" != 0 ] && [ -n "$confirm" ]; then
+  rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
+fi
+new_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
+echo "generation ${old_gen:--} ${new_gen:--}"
+echo "status $s"
+# keep the lock until the deployer hangs up (after its confirmation)
+exec cat >/dev/null

@@ -1,0 +1,3 @@
+#!/bin/sh
+# The target's own name (--target-host checks).
+exec uname -n

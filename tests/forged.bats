@@ -1,0 +1,165 @@
+#!/usr/bin/env bats
+# A hostile target or build host: its answers are forged at every step of the conversation
+# (the paths it lacks, its generations, the closures for the diff, the facts it tells about
+# itself, the result of a build, the confirmation token). Each forgery is refused with a
+# protocol error naming the host (exit 14), and nothing of it is used: no path outside the
+# closure leaves this machine, no escape sequence reaches the terminal. Also: every file a
+# deploy makes on a host is in a directory that only its owner may write.
+#
+# A host forges when its /run/nrr-forge holds a sed script: its ForceCommand (sshd-logcmd)
+# then runs every remote command with its stdout through `sed -u -f /run/nrr-forge`.
+
+# shellcheck disable=SC2154 # stderr is set by run --separate-stderr
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start t1 b1
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" forged
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	nrr() { nrr_within 60 "$@"; }
+	cd "$BATS_TEST_TMPDIR" || return
+}
+
+teardown() {
+	fleet_exec t1 rm -f /run/nrr-forge
+	fleet_exec b1 rm -f /run/nrr-forge
+}
+
+# forge HOST SED-SCRIPT: from now on HOST rewrites what its commands print.
+forge() {
+	printf '%s\n' "$2" | fleet_exec "$1" sh -c 'cat >/run/nrr-forge'
+}
+
+# The run failed with a protocol error naming host $1 (exit 14), and printed no escape.
+refused_by() {
+	[ "$status" = 14 ] || fail "exit $status, not 14: $output"
+	assert_line --regexp "^error: protocol error from '$1': "
+	refute_output --partial $'\e'
+}
+
+@test "a target that asks for a path outside the closure gets nothing (exit 14)" {
+	retag f-missing
+	other=$(toplevel t2)
+	forge t1 "/^ready /a $other"
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+	assert_output --partial "it asks for '$other', which is not in the closure we sent"
+	run fleet_exec t1 nix-store --check-validity "$other"
+	assert_failure
+}
+
+@test "a target that answers options for paths passes none to nix-store (exit 14)" {
+	retag f-option
+	forge t1 '/^ready /a --option'
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+	assert_output --partial "it asks for '--option'"
+}
+
+@test "a build host that asks for a path outside the derivations' closure gets nothing (exit 14)" {
+	retag f-query
+	other=$(toplevel t2)
+	forge b1 "/^--\$/a $other"
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	refused_by b1
+	run fleet_exec b1 nix-store --check-validity "$other"
+	assert_failure
+}
+
+@test "forged facts about the host are refused, not printed (exit 14)" {
+	retag f-probe
+	forge t1 's/^current=.*/current=\x1b]2;pwned\x07/'
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host t1
+	refused_by t1
+	assert_output --partial 'a fact about it is not printable'
+}
+
+@test "a forged machine name is refused (exit 14)" {
+	retag f-ready
+	forge t1 's/^ready .*/ready x86\x1b[31m_64/'
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+}
+
+@test "forged generations after activation are refused (exit 14)" {
+	retag f-gen
+	forge t1 's/^generation .*/generation 1 2;x/'
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+	assert_output --partial "its generations are not numbers"
+}
+
+@test "a forged line in the closures for the diff is refused, not shown (exit 14)" {
+	retag f-diff
+	forge t1 's/^diff-old$/diff-old\n\x1b[2J\x1b]2;pwned\x07\t1/'
+	run nrr switch --flake "$F#t1" --target-host t1 --diff
+	refused_by t1
+	assert_output --partial "a line of its closure is not a store path and size"
+}
+
+@test "forged generations of list-generations are refused (exit 14)" {
+	retag f-list
+	nrr switch --flake "$F#t1" --target-host t1
+	forge t1 's|\t/nix/store/[^\t]*|\t/etc/shadow|'
+	run nrr list-generations --target-host t1
+	refused_by t1
+	assert_output --partial "is not a store path: '/etc/shadow'"
+}
+
+@test "a forged confirmation token is refused (exit 14)" {
+	retag f-token
+	forge t1 's|^token .*|token /tmp/x;touch y|'
+	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 3
+	refused_by t1
+	assert_output --partial "its confirmation token is not a path"
+	# the watchdog it armed rolls the system back by itself, as without confirmation
+	sleep 4
+}
+
+@test "a build host that forges its result is refused (exit 14)" {
+	retag f-result
+	forge b1 's|^\(/nix/store/[a-z0-9]*-nixos-system-t1-25\.05\.f-result\)$|\1/../../../etc|'
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	refused_by b1
+	assert_output --partial "its result is not a store path"
+}
+
+@test "every file a deploy makes on a host is in a directory only its owner may write" {
+	retag f-files
+	for h in t1 b1; do fleet_exec "$h" touch /run/nrr-marker; done
+	fleet_exec t1 sh -c ': >>/run/nrr-activations && chmod 0666 /run/nrr-activations'
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1 --confirm-timeout 30
+	assert_success
+	run nrr test --flake "$F#t1" --target-host deploy@t1
+	assert_success
+	for h in t1 b1; do
+		# what appeared since the marker, but for the test system's own record and sudo's
+		run fleet_exec "$h" find /tmp /run "/run/fleet/$h/home" "/run/fleet/$h/root-home" \
+			-xdev -newer /run/nrr-marker ! -name nrr-activations ! -name nrr-marker \
+			! -path '/run/sudo*' ! -name '*.log' ! -path '*/.ssh*' \
+			-printf '%p %y %m %u\n'
+		while read -r path type mode owner; do
+			[ -n "$path" ] || continue
+			parent=${path%/*}
+			[ -n "$parent" ] || parent=/
+			pmode=$(fleet_exec "$h" stat -c %a "$parent")
+			powner=$(fleet_exec "$h" stat -c %U "$parent")
+			if [ $((8#$pmode & 8#022)) != 0 ]; then
+				# only a fresh private directory may be made in a shared one
+				[ "$type" = d ] && [ "$mode" = 700 ] ||
+					fail "$h: $path ($type $mode $owner) is in $parent ($pmode $powner)"
+			fi
+		done <<<"$output"
+	done
+	fleet_ps t1 | awk '$2 == "sleep" && $3 == 30 { print $1 }' | xargs -r kill
+}
