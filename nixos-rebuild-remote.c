@@ -18,6 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "lib/action.h"
 #include "lib/activate.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
@@ -151,12 +152,13 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	return yes;
 }
 
-static int is(const struct run *r, const char *action)
+/* Whether the run's action has every one of the AN_* bits. */
+static int needs(const struct run *r, unsigned bits)
 {
-	return !strcmp(r->opt.action, action);
+	return r->opt.act && (r->opt.act->needs & bits) == bits;
 }
 
-static int do_list_generations(struct run *r)
+static int action_list_generations(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct generation *g = NULL;
@@ -187,7 +189,7 @@ static int do_rollback(struct run *r)
 	a.install_bootloader = r->opt.install_bootloader;
 	a.specialisation = r->opt.specialisation;
 	a.no_validate = r->opt.no_validate;
-	if (is(r, "switch") || is(r, "boot")) {
+	if (needs(r, AN_SETS_PROFILE)) {
 		a.action = r->opt.action;
 		a.op = PROFILE_ROLLBACK;
 		ret = activate(t, &d->elev, &a, &r->err);
@@ -206,8 +208,8 @@ static int do_rollback(struct run *r)
 		goto out;
 	}
 	char *link = xstrfmt("%s-%d-link", profile, prev);
-	if (is(r, "test")) {
-		a.action = "test";
+	if (needs(r, AN_ACTIVATES)) {
+		a.action = r->opt.action;
 		a.toplevel = link;
 		a.op = PROFILE_KEEP;
 		ret = activate(t, &d->elev, &a, &r->err);
@@ -222,16 +224,13 @@ out:
 
 static const char *build_tail(struct run *r, char *buf, size_t size)
 {
-	if (is(r, "build-vm"))
-		return "config.system.build.vm";
-	if (is(r, "build-vm-with-bootloader"))
-		return "config.system.build.vmWithBootLoader";
-	if (is(r, "build-image")) {
-		snprintf(buf, size, "config.system.build.images.%s",
-			 r->opt.image_variant);
-		return buf;
-	}
-	return TOPLEVEL;
+	const char *attr = r->opt.act->attr;
+	if (!attr)
+		return TOPLEVEL;
+	if (!needs(r, AN_IMAGE_VARIANT))
+		return attr;
+	snprintf(buf, size, "%s.%s", attr, r->opt.image_variant);
+	return buf;
 }
 
 static int run_child(struct strvec *argv, struct nrr_err *e)
@@ -264,11 +263,9 @@ static int upgrade_channels(struct run *r)
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
-	int dry = is(r, "dry-build");
-	int activating = is(r, "switch") || is(r, "boot") || is(r, "test") ||
-			 is(r, "dry-activate");
-	int local_result = !d->target_remote &&
-			   (is(r, "build") || !strncmp(r->opt.action, "build-", 6));
+	int dry = needs(r, AN_DRY);
+	int activating = needs(r, AN_ACTIVATES);
+	int local_result = !d->target_remote && needs(r, AN_RESULT);
 	const char *link = local_result && !r->opt.no_build_output ? "result" : NULL;
 	char tailbuf[256];
 	int ret;
@@ -296,7 +293,7 @@ static int do_build_and_activate(struct run *r)
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
-	d->want_plan = is(r, "dry-activate");
+	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
 	    (ret = deploy_build(d, tail, dry, link, &r->err)))
 		return ret;
@@ -327,8 +324,7 @@ static int do_build_and_activate(struct run *r)
 			.on_diff = show_diff,
 			.on_diff_data = r,
 			.no_validate = r->opt.no_validate,
-			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
-								  : PROFILE_KEEP,
+			.op = needs(r, AN_SETS_PROFILE) ? PROFILE_SET : PROFILE_KEEP,
 			.confirm_seconds = r->opt.confirm_timeout,
 		};
 		ret = deploy_activate(d, &a, &r->err);
@@ -336,7 +332,7 @@ static int do_build_and_activate(struct run *r)
 		if (ret)
 			return ret;
 	}
-	if (is(r, "build-vm") || is(r, "build-vm-with-bootloader")) {
+	if (needs(r, AN_VM)) {
 		char *pat = xstrfmt("%s/bin/run-*-vm", link ? link : d->toplevel);
 		glob_t g;
 		int found = !glob(pat, 0, NULL, &g) && g.gl_pathc;
@@ -346,7 +342,7 @@ static int do_build_and_activate(struct run *r)
 			globfree(&g);
 		free(pat);
 	}
-	else if (activating || is(r, "build"))
+	else if (!r->opt.act->attr)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {
 		deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
@@ -374,7 +370,7 @@ static char *classic_config_file(struct run *r)
 	return xstrdup("/etc/nixos/configuration.nix");
 }
 
-static int do_edit(struct run *r)
+static int action_edit(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct strvec argv = STRVEC_INIT;
@@ -406,7 +402,7 @@ static int do_edit(struct run *r)
  * takes a flake (2.8 loads only files), so both get a file of ours that
  * puts the configuration's parts in scope, as nixos-rebuild's repl does.
  */
-static int do_repl(struct run *r)
+static int action_repl(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct strvec argv = STRVEC_INIT;
@@ -471,6 +467,20 @@ static int do_repl(struct run *r)
 	return ret;
 }
 
+/* Every action that builds (or, with --rollback, goes back to) a system. */
+static int action_deploy(struct run *r)
+{
+	if (r->opt.rollback)
+		return do_rollback(r);
+	return do_build_and_activate(r);
+}
+
+/* action_table[]'s dispatch functions, row by row (see lib/action.h). */
+typedef int action_fn(struct run *r);
+#define RUN(fn, name, needs, attr, help) action_##fn,
+static action_fn *const action_run[] = { NRR_ACTIONS(RUN) };
+#undef RUN
+
 /* A fleet's child reads the password its parent asked for from fd. */
 static int read_password_fd(struct run *r, int fd)
 {
@@ -511,21 +521,13 @@ static int dispatch(struct run *r)
 	if (r->password) {
 		r->d.elev.password = r->password;
 	} else if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
-	    !is(r, "dry-build") && !is(r, "edit") && !is(r, "repl")) {
+		   needs(r, AN_PASSWORD)) {
 		if ((ret = ask_password(r, r->opt.target_host ? r->opt.target_host
 							     : "localhost")))
 			return ret;
 		r->d.elev.password = r->password;
 	}
-	if (is(r, "list-generations"))
-		return do_list_generations(r);
-	if (is(r, "edit"))
-		return do_edit(r);
-	if (is(r, "repl"))
-		return do_repl(r);
-	if (r->opt.rollback)
-		return do_rollback(r);
-	return do_build_and_activate(r);
+	return action_run[r->opt.act - action_table](r);
 }
 
 int main(int argc, char **argv)
@@ -573,8 +575,7 @@ int main(int argc, char **argv)
 				     r.err.msg);
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
-	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") ||
-	     is(&r, "dry-activate") || is(&r, "dry-build")))
+	    needs(&r, AN_REPORT))
 		deploy_report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)

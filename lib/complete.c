@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "complete.h"
+#include "action.h"
 #include "nix.h"
 #include "options.h"
 #include "quote.h"
@@ -192,8 +193,8 @@ int complete_print(const char *what, struct nrr_err *e)
 	} else if (!strcmp(what, "options-table")) {
 		options_print_completion(stdout, 1);
 	} else if (!strcmp(what, "actions")) {
-		for (int i = 0; action_names[i]; i++)
-			puts(action_names[i]);
+		for (const struct action *a = action_table; a->name; a++)
+			puts(a->name);
 	} else if (!strcmp(what, "hosts")) {
 		print_hosts();
 	} else if (!strncmp(what, "flake:", 6)) {

@@ -99,6 +99,31 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_success
 }
 
+@test "actions: what an action takes is said from the action table" {
+	run -2 "$TT" parse dry-build --on a
+	assert_output "error(2): --on is for switch, boot, test, build and dry-activate"
+	run -2 "$TT" parse build --store-path /nix/store/x
+	assert_output "error(2): --store-path is only supported with switch, boot, test and dry-activate"
+	run -2 "$TT" parse boot --specialisation s
+	assert_output "error(2): '--specialisation' can only be used with 'switch', 'test' and 'dry-activate'"
+	run -2 "$TT" parse boot --magic-rollback --target-host h
+	assert_output "error(2): --magic-rollback is only for 'switch' and 'test'"
+	run -2 "$TT" parse list-generations --build-host h
+	assert_output "error(2): --build-host is not supported with 'list-generations'"
+	run "$TT" parse build --specialisation s
+	assert_line "warning: --specialisation has no effect with 'build'"
+}
+
+@test "actions: --help and --complete actions list every row of the table" {
+	run "${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}" --complete actions
+	assert_success
+	assert_output "$(printf '%s\n' switch boot test build dry-build dry-run dry-activate edit repl build-vm build-vm-with-bootloader build-image list-generations)"
+	run "${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}" --help
+	for a in switch boot test build dry-build dry-activate edit repl build-vm build-vm-with-bootloader build-image list-generations; do
+		assert_line --regexp "^  $a +[a-z(]"
+	done
+}
+
 @test "options: deprecated spellings warn and keep their meaning" {
 	run "$TT" parse switch --use-remote-sudo --install-grub --fast --no-ssh-tty --no-build-nix
 	assert_line 'elevate=1'
