@@ -355,19 +355,8 @@ static int do_build_and_activate(struct run *r)
 /* The configuration file of classic mode, as nixos-rebuild finds it. */
 static char *classic_config_file(struct run *r)
 {
-	struct child c = CHILD_INIT;
-	struct strbuf out = STRBUF_INIT;
-	struct nrr_err e;
-	strvec_pushl(&c.args, "nix-instantiate", "--find-file", "nixos-config", NULL);
-	strvec_pushvec(&c.args, &r->opt.nix_build);
-	c.in = CHILD_NULL;
-	int st = child_capture(&c, NULL, 0, &out, NULL, -1, &e);
-	child_clear(&c);
-	strbuf_rtrim(&out);
-	if (st == 0 && out.len)
-		return strbuf_detach(&out);
-	strbuf_release(&out);
-	return xstrdup("/etc/nixos/configuration.nix");
+	char *file = nix_find_file("nixos-config", &r->opt.nix_build);
+	return file ? file : xstrdup("/etc/nixos/configuration.nix");
 }
 
 static int action_edit(struct run *r)
@@ -446,14 +435,8 @@ static int action_repl(struct run *r)
 	      "}\n", f);
 	fclose(f);
 
-	struct child c = CHILD_INIT;
-	struct strbuf out = STRBUF_INIT;
-	strvec_pushl(&c.args, "nix", "--version", NULL);
-	c.in = CHILD_NULL;
-	if (child_capture(&c, NULL, 0, &out, NULL, -1, &r->err) == 0)
-		nix_version_parse(out.buf, &v);
-	child_clear(&c);
-	strbuf_release(&out);
+	if (nix_local_version(&v))
+		v = (struct nix_version){ 2, 8, 0, 0 };
 	strvec_pushl(&argv, "nix", "--extra-experimental-features",
 		     "nix-command flakes", "repl", NULL);
 	strvec_pushvec(&argv, &r->opt.nix_build);

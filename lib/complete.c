@@ -124,7 +124,7 @@ static void print_hosts(void)
 	free(sshdir);
 }
 
-static int print_flake_outputs(const char *ref, struct nrr_err *e)
+static int print_flake_outputs(const char *ref)
 {
 	const char *cache_home = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
@@ -148,15 +148,14 @@ static int print_flake_outputs(const char *ref, struct nrr_err *e)
 	if (file && !stat(file, &st) && time(NULL) - st.st_mtime < 60)
 		text = slurp(file);
 	if (!text) {
-		struct child c = CHILD_INIT;
+		struct strvec argv = STRVEC_INIT;
 		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-		strvec_pushl(&c.args, "nix", "--extra-experimental-features",
+		strvec_pushl(&argv, "nix", "--extra-experimental-features",
 			     "nix-command flakes", "eval", "--json", NULL);
-		strvec_pushf(&c.args, "%s#nixosConfigurations", ref);
-		strvec_pushl(&c.args, "--apply", "builtins.attrNames", NULL);
-		c.in = CHILD_NULL;
-		int s = child_capture(&c, NULL, 0, &out, &err, -1, e);
-		child_clear(&c);
+		strvec_pushf(&argv, "%s#nixosConfigurations", ref);
+		strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
+		int s = nix_capture(&argv, &out, &err);
+		strvec_clear(&argv);
 		strbuf_release(&err);
 		if (s != 0) {
 			strbuf_release(&out);
@@ -198,7 +197,7 @@ int complete_print(const char *what, struct nrr_err *e)
 	} else if (!strcmp(what, "hosts")) {
 		print_hosts();
 	} else if (!strncmp(what, "flake:", 6)) {
-		return print_flake_outputs(what[6] ? what + 6 : ".", e);
+		return print_flake_outputs(what[6] ? what + 6 : ".");
 	} else {
 		return nrr_fail(e, NRR_EUSAGE, "--complete: unknown topic '%s'", what);
 	}

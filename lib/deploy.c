@@ -331,7 +331,10 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 		ssh_host_argv_fresh(&d->ssh, d->target.ssh, cmd.buf,
 				    (int)(deadline - time(NULL)), &c.args);
 		c.in = CHILD_NULL;
-		int st = child_capture(&c, NULL, 0, &out, &err, -1, &e);
+		struct capture cap = CAPTURE_INIT;
+		cap.out = &out;
+		cap.err = &err;
+		int st = child_capture(&c, &cap, &e);
 		child_clear(&c);
 		ok = st == 0 && strstr(out.buf, "confirmed");
 		int gone = st == 0 && !ok;	/* the watchdog was first */

@@ -206,7 +206,10 @@ int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
 	push_ssh_base(ctx, &c.args);
 	strvec_pushl(&c.args, "-G", "-T", "--", spec, NULL);
 	trace(ctx, &c.args);
-	int st = child_capture(&c, NULL, 0, &out, &err, -1, e);
+	struct capture cap = CAPTURE_INIT;
+	cap.out = &out;
+	cap.err = &err;
+	int st = child_capture(&c, &cap, e);
 	if (st < 0) {
 		ret = e->status;
 	} else if (st != 0 || ssh_config_parse(out.buf, &h->cfg)) {
@@ -348,7 +351,8 @@ static int start_users_master(struct ssh_ctx *ctx, struct ssh_host *h,
 	c.err = CHILD_FD;
 	c.err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	c.out = CHILD_NULL;
-	int st = c.err_fd < 0 ? -1 : child_capture(&c, NULL, 0, NULL, NULL, -1, e);
+	struct capture cap = CAPTURE_INIT;
+	int st = c.err_fd < 0 ? -1 : child_capture(&c, &cap, e);
 	child_clear(&c);
 	if (st != 0) {
 		char *text = read_file_text(errpath);

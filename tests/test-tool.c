@@ -134,6 +134,17 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "parse"))
 		return cmd_parse(argc - 1, argv + 1);
+	if (!strcmp(cmd, "nix-flag-nargs")) {
+		/* every flag we pass on to nix, as nix.c knows its values */
+		for (const struct option_spec *s = option_table; s->name; s++) {
+			if (!s->group)
+				continue;
+			char *flag = xstrfmt("--%s", s->name);
+			printf("%s %d %d\n", flag, s->nargs, nix_flag_nargs(flag));
+			free(flag);
+		}
+		return 0;
+	}
 	if (!strcmp(cmd, "ssh-config")) {
 		struct ssh_config c;
 		char *text = read_stdin();

@@ -99,6 +99,15 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_success
 }
 
+@test "options: every flag passed on to nix takes as many values as nix.c knows it takes" {
+	run "$TT" nix-flag-nargs
+	assert_success
+	assert_line '--option 2 2'
+	assert_line '--max-jobs 1 1'
+	run awk '$2 != $3' <<<"$output"
+	assert_output ''
+}
+
 @test "actions: what an action takes is said from the action table" {
 	run -2 "$TT" parse dry-build --on a
 	assert_output "error(2): --on is for switch, boot, test, build and dry-activate"
