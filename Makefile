@@ -28,7 +28,7 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/pkgdiff.h lib/session.h \
-	lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h
+	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h
 
 all: $(PROG) tests/test-tool
 

@@ -20,6 +20,7 @@
 
 #include "lib/action.h"
 #include "lib/activate.h"
+#include "lib/build.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
@@ -103,7 +104,7 @@ static int fleet_child_diff(struct run *r, const struct strbuf *text,
 			    const struct pkgdiff *pd)
 {
 	int fd = r->opt.progress_fd;
-	cJSON *j = pkgdiff_to_json(pd);
+	cJSON *j = diffshow_json(pd);
 	char *json = cJSON_PrintUnformatted(j);
 
 	for (const char *p = text->buf; *p;) {
@@ -132,10 +133,10 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 
 	strbuf_addf(&sb, "%s%s%s:\n", color ? "\033[1m" : "", host,
 		    color ? "\033[0m" : "");
-	pkgdiff_format(&sb, pd, color ? PKGDIFF_COLOR : 0);
+	diffshow_format(&sb, pd, color ? DIFFSHOW_COLOR : 0);
 	if (r->d.paths_copied) {
 		strbuf_addf(&sb, "This run copied %zu paths (", r->d.paths_copied);
-		pkgdiff_format_size(&sb, (int64_t)r->d.bytes_copied, 0);
+		diffshow_size(&sb, (int64_t)r->d.bytes_copied, 0);
 		strbuf_addstr(&sb, ").\n");
 	}
 	if (child) {
@@ -146,7 +147,7 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	fputs(sb.buf, stderr);
 	strbuf_release(&sb);
 	if (r->opt.json && !r->diff)
-		r->diff = pkgdiff_to_json(pd);
+		r->diff = diffshow_json(pd);
 	if (r->opt.ask && !r->opt.yes)
 		yes = prompt_yes("Activate on %s? [y/N] ", host);
 	return yes;
@@ -284,7 +285,7 @@ static int do_build_and_activate(struct run *r)
 	 * here (unless the configuration's name is the target's to say) */
 	if (!dry && (d->build_remote || (activating && d->target_remote)) &&
 	    (d->src != SRC_FLAKE || *d->flake_name) &&
-	    (ret = deploy_evaluate(d, tail, &r->err))) {
+	    (ret = build_evaluate(d, tail, &r->err))) {
 		struct nrr_err ignored;
 		deploy_connect_wait(d, need_target, 1, &ignored);
 		return ret;
@@ -294,8 +295,8 @@ static int do_build_and_activate(struct run *r)
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
 	d->want_plan = needs(r, AN_PLAN);
-	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
-	    (ret = deploy_build(d, tail, dry, link, &r->err)))
+	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
+	    (ret = build_system(d, tail, dry, link, &r->err)))
 		return ret;
 	if (dry) {
 		const struct deploy_plan *p = &d->plan;
@@ -305,7 +306,7 @@ static int do_build_and_activate(struct run *r)
 				d->build_remote ? d->build.name : "", d->build_remote ? "'" : "",
 				p->fetch_here, p->download_mib);
 		if (r->opt.json)
-			deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
+			report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
@@ -345,7 +346,7 @@ static int do_build_and_activate(struct run *r)
 	else if (!r->opt.act->attr)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {
-		deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
+		report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	printf("%s\n", d->toplevel);
@@ -553,13 +554,13 @@ int main(int argc, char **argv)
 	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
 	if (r.opt.progress_fd >= 0)
-		deploy_report_result(&r.d, r.opt.progress_fd,
+		report_child_result(&r.d, r.opt.progress_fd,
 				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
 				     r.err.msg);
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
 	    needs(&r, AN_REPORT))
-		deploy_report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
+		report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();

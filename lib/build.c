@@ -1,6 +1,6 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
-#include "deploy.h"
+#include "build.h"
 #include "nix.h"
 #include "nixconf.h"
 #include "platform.h"
@@ -107,7 +107,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	int ret = 0, flags = 0;
 
 	if (d->drv) {
-		/* evaluated already (deploy_preflight): build it as it is */
+		/* evaluated already (build_preflight): build it as it is */
 		const struct strvec *b = &d->opt->nix_build;
 		strvec_pushl(&argv, "nix-store", "--realise", d->drv, NULL);
 		if (dry)
@@ -231,8 +231,7 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		goto out;
 	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
 		goto out;
-	if ((ret = deploy_copy_closure(d, &d->local, &d->build, &drv_closure,
-				d->build_on_target, e)))
+	if ((ret = deploy_copy_closure(d, &d->local, &d->build, &drv_closure, e)))
 		goto out;
 	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
 	struct nix_log log = {
@@ -307,7 +306,7 @@ static int add_result_link(struct deploy *d, const char *link, struct nrr_err *e
 	return 0;
 }
 
-int deploy_build(struct deploy *d, const char *tail, int dry,
+int build_system(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e)
 {
 	int ret;
@@ -387,7 +386,7 @@ static int would_build(const char *drv)
 	return yes;
 }
 
-int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
+int build_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 {
 	struct utsname u;
 	char here[64], there[64], drvsys[64];
@@ -422,7 +421,7 @@ out:
 	return ret;
 }
 
-int deploy_evaluate(struct deploy *d, const char *tail, struct nrr_err *e)
+int build_evaluate(struct deploy *d, const char *tail, struct nrr_err *e)
 {
 	if (d->src == SRC_STORE_PATH || d->drv)
 		return 0;

@@ -48,15 +48,6 @@ static const char direct_script[] =
 	"paths=$(cat)\n"
 	"nix-store --export $paths | ssh -T -p \"$2\" -- \"$1\" 'nix-store --import' >/dev/null\n";
 
-void probe_release(struct probe *p)
-{
-	free(p->hostname);
-	free(p->nix_version);
-	free(p->arch);
-	free(p->current_system);
-	memset(p, 0, sizeof(*p));
-}
-
 void split_lines(const char *text, struct strvec *out)
 {
 	while (*text) {
@@ -69,41 +60,13 @@ void split_lines(const char *text, struct strvec *out)
 	}
 }
 
-void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
+void closure_parse_missing(const char *text, struct strvec *missing)
 {
-	int after = 0;
-	while (*text) {
-		size_t n = strcspn(text, "\n");
-		char *line = xstrndup(text, n);
-		text += n + (text[n] ? 1 : 0);
-		if (after) {
-			if (*line)
-				strvec_push(missing, line);
-		} else if (!strcmp(line, "--")) {
-			after = 1;
-		} else if (probe) {
-			char *eq = strchr(line, '=');
-			char **slot = NULL;
-			if (eq) {
-				*eq = '\0';
-				if (!strcmp(line, "hostname"))
-					slot = &probe->hostname;
-				else if (!strcmp(line, "arch"))
-					slot = &probe->arch;
-				else if (!strcmp(line, "nix"))
-					slot = &probe->nix_version;
-				else if (!strcmp(line, "current"))
-					slot = &probe->current_system;
-				else if (!strcmp(line, "systemd"))
-					probe->systemd = !strcmp(eq + 1, "1");
-				if (slot) {
-					free(*slot);
-					*slot = xstrdup(eq + 1);
-				}
-			}
-		}
-		free(line);
-	}
+	const char *sep = strstr(text, "--\n");
+	while (sep && sep != text && sep[-1] != '\n')
+		sep = strstr(sep + 1, "--\n");
+	if (sep)
+		split_lines(sep + 3, missing);
 }
 
 static void join_lines(const struct strvec *v, struct strbuf *sb)
@@ -115,8 +78,7 @@ static void join_lines(const struct strvec *v, struct strbuf *sb)
 }
 
 int closure_query(const struct host *dst, const struct strvec *closure,
-		  int substitute, struct probe *probe, struct strvec *missing,
-		  struct nrr_err *e)
+		  int substitute, struct strvec *missing, struct nrr_err *e)
 {
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT, err = STRBUF_INIT;
 	const char *args[] = { substitute ? "1" : "0", NULL };
@@ -130,7 +92,7 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s",
 			 dst->name, why);
 	} else if (st == 0) {
-		probe_parse(out.buf, probe, missing);
+		closure_parse_missing(out.buf, missing);
 	}
 	strbuf_release(&in);
 	strbuf_release(&out);

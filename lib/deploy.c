@@ -44,7 +44,6 @@ void deploy_release(struct deploy *d)
 	ssh_ctx_release(&d->ssh);
 	strvec_clear(&d->elev.sudo_opts);
 	strvec_clear(&d->closure);
-	probe_release(&d->probe);
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
@@ -89,7 +88,7 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 	const char *why;
 	int ret;
 
-	if ((ret = ssh_ctx_init(&d->ssh, e)))
+	if ((ret = ssh_ctx_init(&d->ssh, d->warnings, e)))
 		return ret;
 	d->ssh.trace = d->trace;
 	d->elev.kind = o->elevate;
@@ -266,13 +265,10 @@ static int send_paths(struct deploy *d, const struct host *src,
 
 int deploy_copy_closure(struct deploy *d, const struct host *src,
 			const struct host *dst, const struct strvec *closure,
-			int probe, struct nrr_err *e)
+			struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
-	int ret = closure_query(dst, closure, d->opt->substitutes,
-				probe ? &d->probe : NULL, &missing, e);
-	if (!ret && probe)
-		d->probed = 1;
+	int ret = closure_query(dst, closure, d->opt->substitutes, &missing, e);
 	if (!ret)
 		ret = send_paths(d, src, dst, &missing, closure->nr, e);
 	strvec_clear(&missing);
@@ -295,9 +291,9 @@ int deploy_copy(struct deploy *d, struct nrr_err *e)
 			return 0;
 		}
 		const struct host *src = d->built_at == AT_BUILD ? &d->build : &d->local;
-		ret = deploy_copy_closure(d, src, &d->target, &d->closure, 1, e);
+		ret = deploy_copy_closure(d, src, &d->target, &d->closure, e);
 	} else if (d->built_at == AT_BUILD) {
-		ret = deploy_copy_closure(d, &d->build, &d->local, &d->closure, 0, e);
+		ret = deploy_copy_closure(d, &d->build, &d->local, &d->closure, e);
 		if (!ret)
 			d->built_at = AT_LOCAL;
 	}
@@ -363,15 +359,15 @@ static void print_plan(const struct deploy *d)
 		strbuf_addf(&sb, "%zu paths: %zu present, ", p->paths, p->present);
 		if (p->auto_fetch) {
 			strbuf_addf(&sb, "%zu from its caches (", p->fetch);
-			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			diffshow_size(&sb, (int64_t)p->fetch_bytes, 0);
 			strbuf_addstr(&sb, "), ");
 		}
 		strbuf_addf(&sb, "%zu to push (", p->push);
-		pkgdiff_format_size(&sb, (int64_t)p->push_bytes, 0);
+		diffshow_size(&sb, (int64_t)p->push_bytes, 0);
 		strbuf_addch(&sb, ')');
 		if (!p->auto_fetch && p->fetch) {
 			strbuf_addf(&sb, "; its caches serve %zu of them (", p->fetch);
-			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			diffshow_size(&sb, (int64_t)p->fetch_bytes, 0);
 			strbuf_addstr(&sb, "): --use-substitutes=auto would fetch those there");
 		}
 	}
@@ -414,7 +410,7 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 			}
 			for (size_t i = 0; i < res.nr_caches; i++)
 				if (res.caches[i].error && d->trace)
-					fprintf(stderr, "warning: %s\n", res.caches[i].error);
+					strvec_push(d->warnings, res.caches[i].error);
 		}
 	}
 	if (qe.msg[0])

@@ -10,7 +10,7 @@
 
 /* ---- text ---- */
 
-void pkgdiff_format_size(struct strbuf *out, int64_t n, int sign)
+void diffshow_size(struct strbuf *out, int64_t n, int sign)
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
 	uint64_t mag = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
@@ -91,11 +91,11 @@ static void fill_row(struct row *r, const struct pkgdiff_entry *en,
 		join_versions(&r->vers, &en->new_versions);
 	}
 	if (sizes)
-		pkgdiff_format_size(&r->delta,
+		diffshow_size(&r->delta,
 				    (int64_t)en->new_size - (int64_t)en->old_size, 1);
 }
 
-void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
+void diffshow_format(struct strbuf *out, const struct pkgdiff *d,
 		    unsigned flags)
 {
 	const struct {
@@ -107,7 +107,7 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		{ "Added:", d->added, d->added_nr },
 		{ "Removed:", d->removed, d->removed_nr },
 	};
-	int colour = flags & PKGDIFF_COLOR;
+	int colour = flags & DIFFSHOW_COLOR;
 	int sizes = d->old_size || d->new_size;
 	size_t nrows = d->changed_nr + d->added_nr + d->removed_nr;
 	struct row *rows = xcalloc(nrows, sizeof(*rows));
@@ -162,11 +162,11 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		    d->paths_removed);
 	if (sizes) {
 		strbuf_addstr(out, ", ");
-		pkgdiff_format_size(out, (int64_t)d->old_size, 0);
+		diffshow_size(out, (int64_t)d->old_size, 0);
 		strbuf_addstr(out, " -> ");
-		pkgdiff_format_size(out, (int64_t)d->new_size, 0);
+		diffshow_size(out, (int64_t)d->new_size, 0);
 		strbuf_addstr(out, " (");
-		pkgdiff_format_size(out, d->size_delta, 1);
+		diffshow_size(out, d->size_delta, 1);
 		strbuf_addch(out, ')');
 	}
 	strbuf_addch(out, '\n');
@@ -221,7 +221,7 @@ static cJSON *json_entries(const struct pkgdiff_entry *list, size_t nr)
 	return a;
 }
 
-struct cJSON *pkgdiff_to_json(const struct pkgdiff *d)
+struct cJSON *diffshow_json(const struct pkgdiff *d)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "changed", json_entries(d->changed, d->changed_nr));

@@ -17,9 +17,11 @@
 #define NRR_HOST_H
 
 #include "error.h"
-#include "options.h"
 #include "ssh.h"
 #include "strbuf.h"
+
+/* How a script gains root (--elevate). */
+enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
 
 struct elevation {
 	enum elevate kind;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "host.h"
 #include "strvec.h"
 
 enum opt_id {
@@ -75,8 +76,6 @@ struct option_spec {
 };
 
 extern const struct option_spec option_table[];
-
-enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
 
 struct action;
 

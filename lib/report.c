@@ -41,7 +41,7 @@ static cJSON *plan_json(const struct deploy_plan *p)
 	return j;
 }
 
-void deploy_report_json(const struct deploy *d, const char *action, int status,
+void report_json(const struct deploy *d, const char *action, int status,
 			const char *message, struct cJSON **diff)
 {
 	cJSON *j = cJSON_CreateObject();
@@ -85,7 +85,7 @@ static const char *step_of(int status)
 	}
 }
 
-void deploy_report_result(const struct deploy *d, int fd, int status,
+void report_child_result(const struct deploy *d, int fd, int status,
 			  const char *message)
 {
 	cJSON *j = cJSON_CreateObject();

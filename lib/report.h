@@ -16,7 +16,7 @@ struct cJSON;
  * (0: ok); message: the error's, when it failed. *diff, if set, goes into
  * the report and is taken (*diff is NULL afterwards).
  */
-void deploy_report_json(const struct deploy *d, const char *action, int status,
+void report_json(const struct deploy *d, const char *action, int status,
 			const char *message, struct cJSON **diff);
 
 /* Adds what a deploy left on its host to the report object j: the store
@@ -27,7 +27,7 @@ void report_add_outcome(struct cJSON *j, const char *store_path, int gen_before,
 
 /* A fleet's child's result, as one line on fd: status, failed step and
  * message, store path, generations, bytes pushed and fetched. */
-void deploy_report_result(const struct deploy *d, int fd, int status,
+void report_child_result(const struct deploy *d, int fd, int status,
 			  const char *message);
 
 #endif

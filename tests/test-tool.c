@@ -219,17 +219,11 @@ int main(int argc, const char **argv)
 		free(text);
 		return 0;
 	}
-	if (!strcmp(cmd, "probe")) {
-		struct probe p = { 0 };
+	if (!strcmp(cmd, "query-missing")) {
 		struct strvec missing = STRVEC_INIT;
 		char *text = read_stdin();
-		probe_parse(text, &p, &missing);
-		printf("hostname=%s arch=%s nix=%s current=%s systemd=%d\n",
-		       p.hostname ? p.hostname : "", p.arch ? p.arch : "",
-		       p.nix_version ? p.nix_version : "",
-		       p.current_system ? p.current_system : "", p.systemd);
+		closure_parse_missing(text, &missing);
 		print_vec("missing", &missing);
-		probe_release(&p);
 		strvec_clear(&missing);
 		free(text);
 		return 0;

@@ -219,10 +219,11 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_line 'previous=1'
 }
 
-@test "probe output: facts, then missing paths" {
-	run "$TT" probe <<<$'hostname=t1\narch=x86_64\nnix=nix-store (Nix) 2.8.0\ncurrent=/nix/store/x\nsystemd=0\n--\n/nix/store/a\n/nix/store/b'
-	assert_line 'hostname=t1 arch=x86_64 nix=nix-store (Nix) 2.8.0 current=/nix/store/x systemd=0'
-	assert_line 'missing=[/nix/store/a] [/nix/store/b]'
+@test "store query output: the missing paths after the '--' line" {
+	run "$TT" query-missing <<<$'hostname=t1\narch=x86_64--\nnix=nix-store (Nix) 2.8.0\n--\n/nix/store/a\n\n/nix/store/b'
+	assert_output 'missing=[/nix/store/a] [/nix/store/b]'
+	run "$TT" query-missing <<<$'hostname=t1\n--'
+	assert_output 'missing='
 }
 
 @test "platforms: uname -m names, a derivation's system, builders for a system" {
