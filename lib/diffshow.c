@@ -208,13 +208,13 @@ static cJSON *json_entries(const struct pkgdiff_entry *list, size_t nr)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", en->name);
 		cJSON_AddStringToObject(o, "kind", kind_name(en->kind));
-		cJSON_AddItemToObject(o, "old_versions",
+		cJSON_AddItemToObject(o, "oldVersions",
 				      json_strings(&en->old_versions));
-		cJSON_AddItemToObject(o, "new_versions",
+		cJSON_AddItemToObject(o, "newVersions",
 				      json_strings(&en->new_versions));
-		cJSON_AddNumberToObject(o, "old_size", (double)en->old_size);
-		cJSON_AddNumberToObject(o, "new_size", (double)en->new_size);
-		cJSON_AddNumberToObject(o, "size_delta",
+		cJSON_AddNumberToObject(o, "oldSize", (double)en->old_size);
+		cJSON_AddNumberToObject(o, "newSize", (double)en->new_size);
+		cJSON_AddNumberToObject(o, "sizeDelta",
 					(double)en->new_size - (double)en->old_size);
 		cJSON_AddItemToArray(a, o);
 	}
@@ -228,13 +228,13 @@ struct cJSON *diffshow_json(const struct pkgdiff *d)
 	cJSON_AddItemToObject(o, "added", json_entries(d->added, d->added_nr));
 	cJSON_AddItemToObject(o, "removed", json_entries(d->removed, d->removed_nr));
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddNumberToObject(c, "old_paths", (double)d->old_paths);
-	cJSON_AddNumberToObject(c, "new_paths", (double)d->new_paths);
-	cJSON_AddNumberToObject(c, "paths_added", (double)d->paths_added);
-	cJSON_AddNumberToObject(c, "paths_removed", (double)d->paths_removed);
-	cJSON_AddNumberToObject(c, "old_size", (double)d->old_size);
-	cJSON_AddNumberToObject(c, "new_size", (double)d->new_size);
-	cJSON_AddNumberToObject(c, "size_delta", (double)d->size_delta);
+	cJSON_AddNumberToObject(c, "oldPaths", (double)d->old_paths);
+	cJSON_AddNumberToObject(c, "newPaths", (double)d->new_paths);
+	cJSON_AddNumberToObject(c, "pathsAdded", (double)d->paths_added);
+	cJSON_AddNumberToObject(c, "pathsRemoved", (double)d->paths_removed);
+	cJSON_AddNumberToObject(c, "oldSize", (double)d->old_size);
+	cJSON_AddNumberToObject(c, "newSize", (double)d->new_size);
+	cJSON_AddNumberToObject(c, "sizeDelta", (double)d->size_delta);
 	cJSON_AddItemToObject(o, "closure", c);
 	return o;
 }

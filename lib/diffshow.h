@@ -45,11 +45,12 @@ void diffshow_format(struct strbuf *out, const struct pkgdiff *d,
  * it with cJSON_Delete(). Shape (sizes in bytes):
  *
  *   { "changed": [ENTRY...], "added": [ENTRY...], "removed": [ENTRY...],
- *     "closure": { "old_paths", "new_paths", "paths_added",
- *                  "paths_removed", "old_size", "new_size", "size_delta" } }
+ *     "closure": { "oldPaths", "newPaths", "pathsAdded", "pathsRemoved",
+ *                  "oldSize", "newSize", "sizeDelta" } }
  *   ENTRY = { "name", "kind": "upgrade"|"downgrade"|"changed"|"added"|
- *             "removed", "old_versions": [..], "new_versions": [..],
- *             "old_size", "new_size", "size_delta" }
+ *             "removed", "oldVersions": [..], "newVersions": [..],
+ *             "oldSize", "newSize", "sizeDelta" }
+ * (doc/diff.schema.json; keys in camelCase, as in every report)
  */
 struct cJSON *diffshow_json(const struct pkgdiff *d);
 

@@ -12,7 +12,16 @@
 struct cJSON;
 
 /*
- * Prints the --json report of d on stdout. status: the run's exit status
+ * The word for a deploy's result in every report, by its exit status:
+ * "ok", "rolled-back" (--magic-rollback undid it), "declined" (--ask was
+ * answered no) or "failed" (a fleet adds "skipped" for hosts it did not
+ * start). Static: nothing to free.
+ */
+const char *report_result(int status);
+
+/*
+ * Prints the --json report of d on stdout (its shape:
+ * doc/report.schema.json). status: the run's exit status
  * (0: ok); message: the error's, when it failed. *diff, if set, goes into
  * the report and is taken (*diff is NULL afterwards).
  */
