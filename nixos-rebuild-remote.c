@@ -18,7 +18,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "lib/action.h"
 #include "lib/activate.h"
+#include "lib/build.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
@@ -109,7 +111,7 @@ static int fleet_child_diff(struct run *r, const struct strbuf *text,
 			    const struct pkgdiff *pd)
 {
 	int fd = r->opt.progress_fd;
-	cJSON *j = pkgdiff_to_json(pd);
+	cJSON *j = diffshow_json(pd);
 	char *json = cJSON_PrintUnformatted(j);
 
 	for (const char *p = text->buf; *p;) {
@@ -138,10 +140,10 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 
 	strbuf_addf(&sb, "%s%s%s:\n", color ? "\033[1m" : "", host,
 		    color ? "\033[0m" : "");
-	pkgdiff_format(&sb, pd, color ? PKGDIFF_COLOR : 0);
+	diffshow_format(&sb, pd, color ? DIFFSHOW_COLOR : 0);
 	if (r->d.paths_copied) {
 		strbuf_addf(&sb, "This run copied %zu paths (", r->d.paths_copied);
-		pkgdiff_format_size(&sb, (int64_t)r->d.bytes_copied, 0);
+		diffshow_size(&sb, (int64_t)r->d.bytes_copied, 0);
 		strbuf_addstr(&sb, ").\n");
 	}
 	if (child) {
@@ -152,18 +154,19 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	fputs(sb.buf, stderr);
 	strbuf_release(&sb);
 	if (r->opt.json && !r->diff)
-		r->diff = pkgdiff_to_json(pd);
+		r->diff = diffshow_json(pd);
 	if (r->opt.ask && !r->opt.yes)
 		yes = prompt_yes("Activate on %s? [y/N] ", host);
 	return yes;
 }
 
-static int is(const struct run *r, const char *action)
+/* Whether the run's action has every one of the AN_* bits. */
+static int needs(const struct run *r, unsigned bits)
 {
-	return !strcmp(r->opt.action, action);
+	return r->opt.act && (r->opt.act->needs & bits) == bits;
 }
 
-static int do_list_generations(struct run *r)
+static int action_list_generations(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct generation *g = NULL;
@@ -194,7 +197,7 @@ static int do_rollback(struct run *r)
 	a.install_bootloader = r->opt.install_bootloader;
 	a.specialisation = r->opt.specialisation;
 	a.no_validate = r->opt.no_validate;
-	if (is(r, "switch") || is(r, "boot")) {
+	if (needs(r, AN_SETS_PROFILE)) {
 		a.action = r->opt.action;
 		a.op = PROFILE_ROLLBACK;
 		ret = activate(t, &d->elev, &a, &r->err);
@@ -213,8 +216,8 @@ static int do_rollback(struct run *r)
 		goto out;
 	}
 	char *link = xstrfmt("%s-%d-link", profile, prev);
-	if (is(r, "test")) {
-		a.action = "test";
+	if (needs(r, AN_ACTIVATES)) {
+		a.action = r->opt.action;
 		a.toplevel = link;
 		a.op = PROFILE_KEEP;
 		ret = activate(t, &d->elev, &a, &r->err);
@@ -229,16 +232,13 @@ out:
 
 static const char *build_tail(struct run *r, char *buf, size_t size)
 {
-	if (is(r, "build-vm"))
-		return "config.system.build.vm";
-	if (is(r, "build-vm-with-bootloader"))
-		return "config.system.build.vmWithBootLoader";
-	if (is(r, "build-image")) {
-		snprintf(buf, size, "config.system.build.images.%s",
-			 r->opt.image_variant);
-		return buf;
-	}
-	return TOPLEVEL;
+	const char *attr = r->opt.act->attr;
+	if (!attr)
+		return TOPLEVEL;
+	if (!needs(r, AN_IMAGE_VARIANT))
+		return attr;
+	snprintf(buf, size, "%s.%s", attr, r->opt.image_variant);
+	return buf;
 }
 
 static int run_child(struct strvec *argv, struct nrr_err *e)
@@ -271,11 +271,9 @@ static int upgrade_channels(struct run *r)
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
-	int dry = is(r, "dry-build");
-	int activating = is(r, "switch") || is(r, "boot") || is(r, "test") ||
-			 is(r, "dry-activate");
-	int local_result = !d->target_remote &&
-			   (is(r, "build") || !strncmp(r->opt.action, "build-", 6));
+	int dry = needs(r, AN_DRY);
+	int activating = needs(r, AN_ACTIVATES);
+	int local_result = !d->target_remote && needs(r, AN_RESULT);
 	const char *link = local_result && !r->opt.no_build_output ? "result" : NULL;
 	char tailbuf[256];
 	int ret;
@@ -294,7 +292,7 @@ static int do_build_and_activate(struct run *r)
 	 * here (unless the configuration's name is the target's to say) */
 	if (!dry && (d->build_remote || (activating && d->target_remote)) &&
 	    (d->src != SRC_FLAKE || *d->flake_name) &&
-	    (ret = deploy_evaluate(d, tail, &r->err))) {
+	    (ret = build_evaluate(d, tail, &r->err))) {
 		struct nrr_err ignored;
 		deploy_connect_wait(d, need_target, 1, &ignored);
 		return ret;
@@ -303,9 +301,9 @@ static int do_build_and_activate(struct run *r)
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
-	d->want_plan = is(r, "dry-activate");
-	if ((activating && (ret = deploy_preflight(d, tail, &r->err))) ||
-	    (ret = deploy_build(d, tail, dry, link, &r->err)))
+	d->want_plan = needs(r, AN_PLAN);
+	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
+	    (ret = build_system(d, tail, dry, link, &r->err)))
 		return ret;
 	if (dry) {
 		const struct deploy_plan *p = &d->plan;
@@ -315,7 +313,7 @@ static int do_build_and_activate(struct run *r)
 				d->build_remote ? d->build.name : "", d->build_remote ? "'" : "",
 				p->fetch_here, p->download_mib);
 		if (r->opt.json)
-			deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
+			report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
@@ -334,8 +332,7 @@ static int do_build_and_activate(struct run *r)
 			.on_diff = show_diff,
 			.on_diff_data = r,
 			.no_validate = r->opt.no_validate,
-			.op = (is(r, "switch") || is(r, "boot")) ? PROFILE_SET
-								  : PROFILE_KEEP,
+			.op = needs(r, AN_SETS_PROFILE) ? PROFILE_SET : PROFILE_KEEP,
 			.confirm_seconds = r->opt.confirm_timeout,
 		};
 		ret = deploy_activate(d, &a, &r->err);
@@ -343,7 +340,7 @@ static int do_build_and_activate(struct run *r)
 		if (ret)
 			return ret;
 	}
-	if (is(r, "build-vm") || is(r, "build-vm-with-bootloader")) {
+	if (needs(r, AN_VM)) {
 		char *pat = xstrfmt("%s/bin/run-*-vm", link ? link : d->toplevel);
 		glob_t g;
 		int found = !glob(pat, 0, NULL, &g) && g.gl_pathc;
@@ -353,10 +350,10 @@ static int do_build_and_activate(struct run *r)
 			globfree(&g);
 		free(pat);
 	}
-	else if (activating || is(r, "build"))
+	else if (!r->opt.act->attr)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {
-		deploy_report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
+		report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
 	printf("%s\n", d->toplevel);
@@ -366,22 +363,11 @@ static int do_build_and_activate(struct run *r)
 /* The configuration file of classic mode, as nixos-rebuild finds it. */
 static char *classic_config_file(struct run *r)
 {
-	struct child c = CHILD_INIT;
-	struct strbuf out = STRBUF_INIT;
-	struct nrr_err e;
-	strvec_pushl(&c.args, "nix-instantiate", "--find-file", "nixos-config", NULL);
-	strvec_pushvec(&c.args, &r->opt.nix_build);
-	c.in = CHILD_NULL;
-	int st = child_capture(&c, NULL, 0, &out, NULL, -1, &e);
-	child_clear(&c);
-	strbuf_rtrim(&out);
-	if (st == 0 && out.len)
-		return strbuf_detach(&out);
-	strbuf_release(&out);
-	return xstrdup("/etc/nixos/configuration.nix");
+	char *file = nix_find_file("nixos-config", &r->opt.nix_build);
+	return file ? file : xstrdup("/etc/nixos/configuration.nix");
 }
 
-static int do_edit(struct run *r)
+static int action_edit(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct strvec argv = STRVEC_INIT;
@@ -413,7 +399,7 @@ static int do_edit(struct run *r)
  * takes a flake (2.8 loads only files), so both get a file of ours that
  * puts the configuration's parts in scope, as nixos-rebuild's repl does.
  */
-static int do_repl(struct run *r)
+static int action_repl(struct run *r)
 {
 	struct deploy *d = &r->d;
 	struct strvec argv = STRVEC_INIT;
@@ -457,14 +443,8 @@ static int do_repl(struct run *r)
 	      "}\n", f);
 	fclose(f);
 
-	struct child c = CHILD_INIT;
-	struct strbuf out = STRBUF_INIT;
-	strvec_pushl(&c.args, "nix", "--version", NULL);
-	c.in = CHILD_NULL;
-	if (child_capture(&c, NULL, 0, &out, NULL, -1, &r->err) == 0)
-		nix_version_parse(out.buf, &v);
-	child_clear(&c);
-	strbuf_release(&out);
+	if (nix_local_version(&v))
+		v = (struct nix_version){ 2, 8, 0, 0 };
 	strvec_pushl(&argv, "nix", "--extra-experimental-features",
 		     "nix-command flakes", "repl", NULL);
 	strvec_pushvec(&argv, &r->opt.nix_build);
@@ -477,6 +457,20 @@ static int do_repl(struct run *r)
 	strvec_clear(&argv);
 	return ret;
 }
+
+/* Every action that builds (or, with --rollback, goes back to) a system. */
+static int action_deploy(struct run *r)
+{
+	if (r->opt.rollback)
+		return do_rollback(r);
+	return do_build_and_activate(r);
+}
+
+/* action_table[]'s dispatch functions, row by row (see lib/action.h). */
+typedef int action_fn(struct run *r);
+#define RUN(fn, name, needs, attr, help) action_##fn,
+static action_fn *const action_run[] = { NRR_ACTIONS(RUN) };
+#undef RUN
 
 /* A fleet's child reads the password its parent asked for from fd. */
 static int read_password_fd(struct run *r, int fd)
@@ -518,21 +512,13 @@ static int dispatch(struct run *r)
 	if (r->password) {
 		r->d.elev.password = r->password;
 	} else if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
-	    !is(r, "dry-build") && !is(r, "edit") && !is(r, "repl")) {
+		   needs(r, AN_PASSWORD)) {
 		if ((ret = ask_password(r, r->opt.target_host ? r->opt.target_host
 							     : "localhost")))
 			return ret;
 		r->d.elev.password = r->password;
 	}
-	if (is(r, "list-generations"))
-		return do_list_generations(r);
-	if (is(r, "edit"))
-		return do_edit(r);
-	if (is(r, "repl"))
-		return do_repl(r);
-	if (r->opt.rollback)
-		return do_rollback(r);
-	return do_build_and_activate(r);
+	return action_run[r->opt.act - action_table](r);
 }
 
 int main(int argc, char **argv)
@@ -575,14 +561,13 @@ int main(int argc, char **argv)
 	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
 	if (r.opt.progress_fd >= 0)
-		deploy_report_result(&r.d, r.opt.progress_fd,
+		report_child_result(&r.d, r.opt.progress_fd,
 				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
 				     r.err.msg);
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
-	    (is(&r, "switch") || is(&r, "boot") || is(&r, "test") ||
-	     is(&r, "dry-activate") || is(&r, "dry-build")))
-		deploy_report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
+	    needs(&r, AN_REPORT))
+		report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
 	flush_warnings(&r.warnings);
 	if (run_interrupted() && ret != 0)
 		ret = 128 + run_interrupted();

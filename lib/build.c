@@ -1,9 +1,8 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
-#include "deploy.h"
+#include "build.h"
 #include "narinfo.h"
 #include "nix.h"
-#include "progress.h"
 #include "nixconf.h"
 #include "platform.h"
 #include "quote.h"
@@ -81,7 +80,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	int ret = 0, flags = 0;
 
 	if (d->drv) {
-		/* evaluated already (deploy_preflight): build it as it is */
+		/* evaluated already (build_preflight): build it as it is */
 		const struct strvec *b = &d->opt->nix_build;
 		strvec_pushl(&argv, "nix-store", "--realise", d->drv, NULL);
 		if (dry)
@@ -191,11 +190,6 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 	return ret;
 }
 
-static void feed(void *data, const char *buf, size_t n)
-{
-	progress_feed(data, buf, n);
-}
-
 static int build_remote(struct deploy *d, const char *attr, int dry,
 			struct nrr_err *e)
 {
@@ -210,30 +204,22 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		goto out;
 	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
 		goto out;
-	if ((ret = deploy_copy_closure(d, &d->local, &d->build, &drv_closure,
-				d->build_on_target, e)))
+	if ((ret = deploy_copy_closure(d, &d->local, &d->build, &drv_closure, e)))
 		goto out;
 	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
-	int render = strvec_find(&d->opt->nix_common, "--log-format") < 0;
-	if (render)
+	struct nix_log log = {
+		.render = strvec_find(&d->opt->nix_common, "--log-format") < 0,
+		.logs = strvec_find(&d->opt->nix_build, "--print-build-logs") >= 0,
+		.verbosity = d->opt->verbose,
+	};
+	if (log.render)
 		strvec_pushl(&args, "--log-format", "internal-json", NULL);
 	strvec_pushvec(&args, &d->opt->nix_common);
 	struct child c = CHILD_INIT;
-	struct progress pr;
 	host_script_argv(&d->build, NULL, script_realise, args.v, &c);
 	c.keep_stdin_open = 1;
-	progress_init(&pr, render ? 2 : -1, isatty(2),
-		      strvec_find(&d->opt->nix_build, "--print-build-logs") >= 0,
-		      d->opt->verbose);
-	int st = render ? child_capture_cb(&c, NULL, 0, &out, &err, feed, &pr, e)
-			: child_capture(&c, NULL, 0, &out, &err, 2, e);
-	progress_finish(&pr);
+	int st = nix_capture_log(&c, &log, &out, &err, e);
 	child_clear(&c);
-	if (render && st != 255) {
-		strbuf_reset(&err);
-		strbuf_add(&err, pr.plain.buf, pr.plain.len);
-	}
-	progress_release(&pr);
 	if (st < 0) {
 		ret = e->status;
 	} else if (run_interrupted()) {
@@ -291,19 +277,17 @@ out:
 
 static int add_result_link(struct deploy *d, const char *link, struct nrr_err *e)
 {
-	struct child c = CHILD_INIT;
-	strvec_pushl(&c.args, "nix-store", "--realise", d->toplevel,
+	struct strvec argv = STRVEC_INIT;
+	strvec_pushl(&argv, "nix-store", "--realise", d->toplevel,
 		     "--add-root", link, "--indirect", NULL);
-	c.in = CHILD_NULL;
-	c.out = CHILD_NULL;
-	int st = child_start(&c, e) ? -1 : child_wait(&c);
-	child_clear(&c);
+	int st = nix_capture(&argv, NULL, NULL);
+	strvec_clear(&argv);
 	if (st)
 		return nrr_fail(e, NRR_EFAIL, "cannot create the link '%s'", link);
 	return 0;
 }
 
-int deploy_build(struct deploy *d, const char *tail, int dry,
+int build_system(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e)
 {
 	int ret;
@@ -333,31 +317,6 @@ int deploy_build(struct deploy *d, const char *tail, int dry,
 	return ret;
 }
 
-/* This machine's nix settings as JSON (Nix 2.8: show-config; from 2.20:
- * config show), into out; 0 or -1. */
-static int local_settings(struct strbuf *out)
-{
-	static const char *const cmds[][5] = {
-		{ "nix", "--extra-experimental-features", "nix-command", "show-config", "--json" },
-		{ "nix", "--extra-experimental-features", "nix-command", "config", "show" },
-	};
-	for (size_t i = 0; i < 2; i++) {
-		struct child c = CHILD_INIT;
-		struct nrr_err ignored;
-		for (size_t k = 0; k < 5; k++)
-			strvec_push(&c.args, cmds[i][k]);
-		if (i == 1)
-			strvec_push(&c.args, "--json");
-		c.in = CHILD_NULL;
-		strbuf_reset(out);
-		int st = child_capture(&c, NULL, 0, out, NULL, -1, &ignored);
-		child_clear(&c);
-		if (st == 0)
-			return 0;
-	}
-	return -1;
-}
-
 /* A setting's value as text (a list joined by spaces), malloc'ed or NULL. */
 /* 1 if this machine can build for system: its own, an extra platform, or a
  * remote builder (nix.conf's or --builders). */
@@ -370,7 +329,7 @@ static int can_build_here(const struct deploy *d, const char *system)
 	int yes = 0;
 
 	nix_settings_init(&ns);
-	if (!local_settings(&json))
+	if (!nix_local_config(&json))
 		nix_settings_from_json(&ns, json.buf, json.len, &ignored);
 	builders = ns.builders ? xstrdup(ns.builders) : NULL;
 	for (size_t i = 0; i + 1 < d->opt->nix_build.nr; i++)
@@ -398,19 +357,17 @@ static int can_build_here(const struct deploy *d, const char *system)
  * substitute everything). */
 static int would_build(const char *drv)
 {
-	struct child c = CHILD_INIT;
+	struct strvec argv = STRVEC_INIT;
 	struct strbuf err = STRBUF_INIT;
-	struct nrr_err ignored;
-	strvec_pushl(&c.args, "nix-store", "--realise", "--dry-run", drv, NULL);
-	c.in = CHILD_NULL;
-	child_capture(&c, NULL, 0, NULL, &err, -1, &ignored);
-	child_clear(&c);
+	strvec_pushl(&argv, "nix-store", "--realise", "--dry-run", drv, NULL);
+	nix_capture(&argv, NULL, &err);
+	strvec_clear(&argv);
 	int yes = strstr(err.buf, "will be built") != NULL;
 	strbuf_release(&err);
 	return yes;
 }
 
-int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
+int build_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 {
 	struct utsname u;
 	char here[64], there[64], drvsys[64];
@@ -445,7 +402,7 @@ out:
 	return ret;
 }
 
-int deploy_evaluate(struct deploy *d, const char *tail, struct nrr_err *e)
+int build_evaluate(struct deploy *d, const char *tail, struct nrr_err *e)
 {
 	if (d->src == SRC_STORE_PATH || d->drv)
 		return 0;

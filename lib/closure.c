@@ -6,20 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-void probe_release(struct probe *p)
-{
-	free(p->hostname);
-	free(p->nix_version);
-	free(p->arch);
-	free(p->current_system);
-	memset(p, 0, sizeof(*p));
-}
 
 void split_lines(const char *text, struct strvec *out)
 {
@@ -33,41 +24,13 @@ void split_lines(const char *text, struct strvec *out)
 	}
 }
 
-void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
+void closure_parse_missing(const char *text, struct strvec *missing)
 {
-	int after = 0;
-	while (*text) {
-		size_t n = strcspn(text, "\n");
-		char *line = xstrndup(text, n);
-		text += n + (text[n] ? 1 : 0);
-		if (after) {
-			if (*line)
-				strvec_push(missing, line);
-		} else if (!strcmp(line, "--")) {
-			after = 1;
-		} else if (probe) {
-			char *eq = strchr(line, '=');
-			char **slot = NULL;
-			if (eq) {
-				*eq = '\0';
-				if (!strcmp(line, "hostname"))
-					slot = &probe->hostname;
-				else if (!strcmp(line, "arch"))
-					slot = &probe->arch;
-				else if (!strcmp(line, "nix"))
-					slot = &probe->nix_version;
-				else if (!strcmp(line, "current"))
-					slot = &probe->current_system;
-				else if (!strcmp(line, "systemd"))
-					probe->systemd = !strcmp(eq + 1, "1");
-				if (slot) {
-					free(*slot);
-					*slot = xstrdup(eq + 1);
-				}
-			}
-		}
-		free(line);
-	}
+	const char *sep = strstr(text, "--\n");
+	while (sep && sep != text && sep[-1] != '\n')
+		sep = strstr(sep + 1, "--\n");
+	if (sep)
+		split_lines(sep + 3, missing);
 }
 
 static int by_string(const void *a, const void *b)
@@ -101,25 +64,6 @@ int closure_check_members(const struct host *h, const struct strvec *closure,
 	return ret;
 }
 
-/* A probe fact must be printable; current a store path (or nothing). */
-static int probe_check(const struct host *h, const struct probe *p,
-		       struct nrr_err *e)
-{
-	const char *facts[] = { p->hostname, p->arch, p->nix_version, p->current_system };
-	char shown[256];
-
-	for (size_t i = 0; i < sizeof(facts) / sizeof(*facts); i++)
-		for (const char *c = facts[i]; c && *c; c++)
-			if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-				return nrr_protocol(e, h->name, "a fact about it is not "
-						    "printable: '%s'",
-						    nrr_printable(shown, sizeof(shown), facts[i]));
-	if (p->current_system && *p->current_system &&
-	    !nix_store_path_valid(p->current_system))
-		return nrr_protocol(e, h->name, "its running system is not a store path: '%s'",
-				    nrr_printable(shown, sizeof(shown), p->current_system));
-	return 0;
-}
 
 static void join_lines(const struct strvec *v, struct strbuf *sb)
 {
@@ -130,8 +74,7 @@ static void join_lines(const struct strvec *v, struct strbuf *sb)
 }
 
 int closure_query(const struct host *dst, const struct strvec *closure,
-		  int substitute, struct probe *probe, struct strvec *missing,
-		  struct nrr_err *e)
+		  int substitute, struct strvec *missing, struct nrr_err *e)
 {
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT, err = STRBUF_INIT;
 	const char *args[] = { substitute ? "1" : "0", NULL };
@@ -145,17 +88,14 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s",
 			 dst->name, why);
 	} else if (st == 0) {
-		struct probe own = { 0 };
 		struct strvec lacks = STRVEC_INIT;
-		probe_parse(out.buf, probe ? probe : &own, &lacks);
-		if (probe_check(dst, probe ? probe : &own, e) ||
-		    closure_check_members(dst, closure, &lacks, e))
+		closure_parse_missing(out.buf, &lacks);
+		if (closure_check_members(dst, closure, &lacks, e))
 			st = e->status;
 		else
 			for (size_t i = 0; i < lacks.nr; i++)
 				strvec_push(missing, lacks.v[i]);
 		strvec_clear(&lacks);
-		probe_release(&own);
 	}
 	strbuf_release(&in);
 	strbuf_release(&out);
@@ -184,8 +124,8 @@ int closure_of(const struct host *h, const char *path, struct strvec *out,
 }
 
 /* Moves data between the exporter and the importer while collecting both
- * sides' messages. The relay buffer bounds memory use. */
-struct pump {
+ * sides' messages. One chunk in flight bounds memory use. */
+struct relay {
 	struct child *src, *dst;
 	struct strbuf *src_err, *dst_err, *dst_out;
 	const char *list;	/* paths for the exporter's stdin */
@@ -200,64 +140,43 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void pump_run(struct pump *p)
+static void relay_run(struct relay *p)
 {
-	static char buf[1 << 17];
-	const char *data = buf;
+	struct strbuf chunk = STRBUF_INIT;
+	const char *data = NULL;
 	size_t have = 0;
 
 	fcntl(p->src->in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(p->dst->in_fd, F_SETFL, O_NONBLOCK);
 	for (;;) {
-		struct pollfd pfd[5];
-		int n = 0, i_list = -1, i_data = -1, i_put = -1, i_serr = -1,
-		    i_derr = -1, i_dout = -1;
-#define WATCH(idx, fd, ev) do { if ((fd) >= 0) { \
-		pfd[n] = (struct pollfd){ (fd), (ev), 0 }; (idx) = n++; } } while (0)
-		WATCH(i_list, p->src->in_fd, POLLOUT);
-		/* one chunk in flight: read more only when it is written */
+		struct pump_fd fds[] = {
+			{ .fd = &p->src->in_fd, .write = 1, .buf = &p->list,
+			  .len = &p->list_len },
+			/* read more only when the chunk is written */
+			{ .fd = have ? NULL : &p->src->out_fd, .sb = &chunk },
+			{ .fd = &p->dst->in_fd, .write = 1, .buf = &data,
+			  .len = &have, .keep_open = 1 },
+			{ .fd = &p->src->err_fd, .sb = p->src_err },
+			{ .fd = &p->dst->err_fd, .sb = p->dst_err },
+			{ .fd = &p->dst->out_fd, .sb = p->dst_out },
+		};
 		if (!have)
-			WATCH(i_data, p->src->out_fd, POLLIN);
-		else
-			WATCH(i_put, p->dst->in_fd, POLLOUT);
-		WATCH(i_serr, p->src->err_fd, POLLIN);
-		WATCH(i_derr, p->dst->err_fd, POLLIN);
-		if (n < 5)
-			WATCH(i_dout, p->dst->out_fd, POLLIN);
-#undef WATCH
-		if (!n)
+			strbuf_reset(&chunk);
+		if (pump(fds, sizeof(fds) / sizeof(fds[0]), -1) < 0)
 			break;
-		if (poll(pfd, (nfds_t)n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (i_list >= 0 && pfd[i_list].revents)
-			fd_feed(&p->src->in_fd, &p->list, &p->list_len, 0);
-		if (i_data >= 0 && pfd[i_data].revents) {
-			ssize_t r = read(p->src->out_fd, buf, sizeof(buf));
-			if (r > 0) {
-				have = (size_t)r;
-				data = buf;
-				p->bytes += (unsigned long long)r;
-			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-				close_fd(&p->src->out_fd);
-			}
+		if (!have && chunk.len) {
+			data = chunk.buf;
+			have = chunk.len;
+			p->bytes += chunk.len;
 		}
 		/* the importer gone, stop the exporter too */
-		if (i_put >= 0 && pfd[i_put].revents &&
-		    fd_feed(&p->dst->in_fd, &data, &have, 1))
+		if (fds[2].gone)
 			close_fd(&p->src->out_fd);
-		if (i_serr >= 0 && pfd[i_serr].revents)
-			fd_drain(&p->src->err_fd, p->src_err, -1);
-		if (i_derr >= 0 && pfd[i_derr].revents)
-			fd_drain(&p->dst->err_fd, p->dst_err, -1);
-		if (i_dout >= 0 && pfd[i_dout].revents)
-			fd_drain(&p->dst->out_fd, p->dst_out, -1);
 		/* the stream has ended: the importer sees EOF */
 		if (p->src->out_fd < 0 && !have)
 			close_fd(&p->dst->in_fd);
 	}
+	strbuf_release(&chunk);
 }
 
 int closure_send(const struct host *src, const struct host *dst,
@@ -289,8 +208,8 @@ int closure_send(const struct host *src, const struct host *dst,
 		child_wait(&exp);
 		goto out;
 	}
-	struct pump p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0 };
-	pump_run(&p);
+	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0 };
+	relay_run(&p);
 	*bytes = p.bytes;
 	int se = child_wait(&exp);
 	int si = child_wait(&imp);

@@ -17,27 +17,17 @@
 
 #include "host.h"
 
-/* What the first command on a target learns besides validity. */
-struct probe {
-	char *hostname, *nix_version, *arch, *current_system;
-	int systemd;
-};
-
-void probe_release(struct probe *p);
-
 /*
- * Asks dst which of closure's paths it lacks, in one remote command that
- * also fills *probe (may be NULL). With substitute, dst first tries its
- * own substituters. Missing paths are appended to missing, in order.
+ * Asks dst which of closure's paths it lacks, in one remote command. With
+ * substitute, dst first tries its own substituters. Missing paths are
+ * appended to missing, in order.
  */
 int closure_query(const struct host *dst, const struct strvec *closure,
-		  int substitute, struct probe *probe, struct strvec *missing,
-		  struct nrr_err *e);
+		  int substitute, struct strvec *missing, struct nrr_err *e);
 
-/* Parses the probe script's output (pure; for unit tests). Paths after
- * the "--" line go to missing. */
-void probe_parse(const char *text, struct probe *probe,
-		 struct strvec *missing);
+/* Parses the query script's output (pure; for unit tests): the paths
+ * after the "--" line go to missing (the facts before it are not used). */
+void closure_parse_missing(const char *text, struct strvec *missing);
 
 /*
  * Streams paths (already known to be missing on dst, in closure order)

@@ -1,9 +1,11 @@
 #define _GNU_SOURCE
 #include "complete.h"
+#include "action.h"
 #include "nix.h"
 #include "options.h"
 #include "quote.h"
 #include "run.h"
+#include "ssh.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
@@ -18,60 +20,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *slurp(const char *path)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		strbuf_add(&sb, buf, (size_t)n);
-	close(fd);
-	return strbuf_detach(&sb);
-}
-
-void ssh_config_hosts(const char *text, struct strvec *hosts,
-		      struct strvec *includes)
-{
-	while (*text) {
-		size_t len = strcspn(text, "\n");
-		char *line = xstrndup(text, len);
-		char *p = line + strspn(line, " \t");
-		size_t kl = strcspn(p, " \t=");
-		int is_host = kl == 4 && !strncasecmp(p, "host", 4);
-		int is_inc = kl == 7 && !strncasecmp(p, "include", 7);
-		if (is_host || is_inc) {
-			p += kl;
-			for (;;) {
-				p += strspn(p, " \t=");
-				size_t wl = strcspn(p, " \t");
-				if (!wl || *p == '#')
-					break;
-				char *w = xstrndup(p, wl);
-				if (is_inc)
-					strvec_push(includes, w);
-				else if (!strpbrk(w, "*?!") && strvec_find(hosts, w) < 0)
-					strvec_push(hosts, w);
-				free(w);
-				p += wl;
-			}
-		}
-		free(line);
-		text += len + (text[len] ? 1 : 0);
-	}
-}
-
 static void hosts_from(const char *path, const char *sshdir,
 		       struct strvec *hosts, int depth)
 {
 	struct strvec inc = STRVEC_INIT;
-	char *text = slurp(path);
-	if (!text || depth > 8) {
-		free(text);
+	char *text;
+	if (depth > 8)
 		return;
-	}
+	text = read_file_text(path);
 	ssh_config_hosts(text, hosts, &inc);
 	free(text);
 	for (size_t i = 0; i < inc.nr; i++) {
@@ -123,7 +79,7 @@ static void print_hosts(void)
 	free(sshdir);
 }
 
-static int print_flake_outputs(const char *ref, struct nrr_err *e)
+static int print_flake_outputs(const char *ref)
 {
 	const char *cache_home = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
@@ -145,17 +101,20 @@ static int print_flake_outputs(const char *ref, struct nrr_err *e)
 		cache = xstrfmt("%s/.cache/nixos-rebuild-remote", home);
 	char *file = cache ? xstrfmt("%s/flake-%lx", cache, h) : NULL;
 	if (file && !stat(file, &st) && time(NULL) - st.st_mtime < 60)
-		text = slurp(file);
+		text = read_file_text(file);
+	if (text && !*text) {
+		free(text);	/* unreadable, or empty: ask again */
+		text = NULL;
+	}
 	if (!text) {
-		struct child c = CHILD_INIT;
+		struct strvec argv = STRVEC_INIT;
 		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-		strvec_pushl(&c.args, "nix", "--extra-experimental-features",
+		strvec_pushl(&argv, "nix", "--extra-experimental-features",
 			     "nix-command flakes", "eval", "--json", NULL);
-		strvec_pushf(&c.args, "%s#nixosConfigurations", ref);
-		strvec_pushl(&c.args, "--apply", "builtins.attrNames", NULL);
-		c.in = CHILD_NULL;
-		int s = child_capture(&c, NULL, 0, &out, &err, -1, e);
-		child_clear(&c);
+		strvec_pushf(&argv, "%s#nixosConfigurations", ref);
+		strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
+		int s = nix_capture(&argv, &out, &err);
+		strvec_clear(&argv);
 		strbuf_release(&err);
 		if (s != 0) {
 			strbuf_release(&out);
@@ -192,12 +151,12 @@ int complete_print(const char *what, struct nrr_err *e)
 	} else if (!strcmp(what, "options-table")) {
 		options_print_completion(stdout, 1);
 	} else if (!strcmp(what, "actions")) {
-		for (int i = 0; action_names[i]; i++)
-			puts(action_names[i]);
+		for (const struct action *a = action_table; a->name; a++)
+			puts(a->name);
 	} else if (!strcmp(what, "hosts")) {
 		print_hosts();
 	} else if (!strncmp(what, "flake:", 6)) {
-		return print_flake_outputs(what[6] ? what + 6 : ".", e);
+		return print_flake_outputs(what[6] ? what + 6 : ".");
 	} else {
 		return nrr_fail(e, NRR_EUSAGE, "--complete: unknown topic '%s'", what);
 	}

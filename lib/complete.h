@@ -13,15 +13,7 @@
 #define NRR_COMPLETE_H
 
 #include "error.h"
-#include "strvec.h"
 
 int complete_print(const char *what, struct nrr_err *e);
-
-/*
- * Collects Host names (no wildcards or negations) from the ssh config
- * text, and Include patterns into includes (pure; for unit tests).
- */
-void ssh_config_hosts(const char *text, struct strvec *hosts,
-		      struct strvec *includes);
 
 #endif

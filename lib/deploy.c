@@ -51,7 +51,6 @@ void deploy_release(struct deploy *d)
 	ssh_ctx_release(&d->ssh);
 	strvec_clear(&d->elev.sudo_opts);
 	strvec_clear(&d->closure);
-	probe_release(&d->probe);
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
@@ -96,7 +95,7 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 	const char *why;
 	int ret;
 
-	if ((ret = ssh_ctx_init(&d->ssh, e)))
+	if ((ret = ssh_ctx_init(&d->ssh, d->warnings, e)))
 		return ret;
 	d->ssh.trace = d->trace;
 	d->elev.kind = o->elevate;
@@ -273,13 +272,10 @@ static int send_paths(struct deploy *d, const struct host *src,
 
 int deploy_copy_closure(struct deploy *d, const struct host *src,
 			const struct host *dst, const struct strvec *closure,
-			int probe, struct nrr_err *e)
+			struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
-	int ret = closure_query(dst, closure, d->opt->substitutes,
-				probe ? &d->probe : NULL, &missing, e);
-	if (!ret && probe)
-		d->probed = 1;
+	int ret = closure_query(dst, closure, d->opt->substitutes, &missing, e);
 	if (!ret)
 		ret = send_paths(d, src, dst, &missing, closure->nr, e);
 	strvec_clear(&missing);
@@ -302,9 +298,9 @@ int deploy_copy(struct deploy *d, struct nrr_err *e)
 			return 0;
 		}
 		const struct host *src = d->built_at == AT_BUILD ? &d->build : &d->local;
-		ret = deploy_copy_closure(d, src, &d->target, &d->closure, 1, e);
+		ret = deploy_copy_closure(d, src, &d->target, &d->closure, e);
 	} else if (d->built_at == AT_BUILD) {
-		ret = deploy_copy_closure(d, &d->build, &d->local, &d->closure, 0, e);
+		ret = deploy_copy_closure(d, &d->build, &d->local, &d->closure, e);
 		if (!ret)
 			d->built_at = AT_LOCAL;
 	}
@@ -331,7 +327,10 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 		ssh_host_argv_fresh(&d->ssh, d->target.ssh, cmd.buf,
 				    (int)(deadline - time(NULL)), &c.args);
 		c.in = CHILD_NULL;
-		int st = child_capture(&c, NULL, 0, &out, &err, -1, &e);
+		struct capture cap = CAPTURE_INIT;
+		cap.out = &out;
+		cap.err = &err;
+		int st = child_capture(&c, &cap, &e);
 		child_clear(&c);
 		ok = st == 0 && strstr(out.buf, "confirmed");
 		int gone = st == 0 && !ok;	/* the watchdog was first */
@@ -360,15 +359,15 @@ static void print_plan(const struct deploy *d)
 		strbuf_addf(&sb, "%zu paths: %zu present, ", p->paths, p->present);
 		if (p->auto_fetch) {
 			strbuf_addf(&sb, "%zu from its caches (", p->fetch);
-			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			diffshow_size(&sb, (int64_t)p->fetch_bytes, 0);
 			strbuf_addstr(&sb, "), ");
 		}
 		strbuf_addf(&sb, "%zu to push (", p->push);
-		pkgdiff_format_size(&sb, (int64_t)p->push_bytes, 0);
+		diffshow_size(&sb, (int64_t)p->push_bytes, 0);
 		strbuf_addch(&sb, ')');
 		if (!p->auto_fetch && p->fetch) {
 			strbuf_addf(&sb, "; its caches serve %zu of them (", p->fetch);
-			pkgdiff_format_size(&sb, (int64_t)p->fetch_bytes, 0);
+			diffshow_size(&sb, (int64_t)p->fetch_bytes, 0);
 			strbuf_addstr(&sb, "): --use-substitutes=auto would fetch those there");
 		}
 	}
@@ -411,7 +410,7 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 			}
 			for (size_t i = 0; i < res.nr_caches; i++)
 				if (res.caches[i].error && d->trace)
-					fprintf(stderr, "warning: %s\n", res.caches[i].error);
+					strvec_push(d->warnings, res.caches[i].error);
 		}
 	}
 	if (qe.msg[0])

@@ -3,7 +3,7 @@
  *
  * The phases, each a function, each leaving the target untouched when it
  * fails: hosts (resolve with ssh -G, connect one master per distinct host),
- * build (lib/build.c: here, or on the build host from a locally evaluated
+ * build (build.h: here, or on the build host from a locally evaluated
  * derivation),
  * copy (one query and one stream per hop), activate (one command).
  *
@@ -58,8 +58,6 @@ struct deploy {
 	char *build_root;	/* the same on the build host (unroot.sh removes it) */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
-	struct probe probe;	/* what the target told in its first command */
-	int probed;
 	unsigned long long bytes_copied;
 	size_t paths_copied;
 
@@ -96,27 +94,6 @@ int deploy_default_name(struct deploy *d, struct nrr_err *e);
  * in the form the source needs (flake output or classic -A path). */
 char *deploy_attr(const struct deploy *d, const char *tail);
 
-/*
- * Builds tail. dry: only show what would be built. link: make ./result
- * point to the result when it ends up on this machine (NULL: no link).
- */
-int deploy_build(struct deploy *d, const char *tail, int dry,
-		 const char *link, struct nrr_err *e);
-/*
- * Before building for a target of another architecture: fails with
- * NRR_ECHECK when the system's derivations are for a platform nothing
- * can build (not this machine's, no builder, not all substitutable), so
- * that the user hears it before a build starts. Needs the target's
- * lock session (which told its machine); the derivation it evaluates is
- * built from, so it costs no second evaluation.
- */
-int deploy_preflight(struct deploy *d, const char *tail, struct nrr_err *e);
-/*
- * Evaluates the system's derivation now (into d->drv), so that the build
- * builds it without evaluating again: called while the handshakes run, it
- * takes the evaluation out of the deploy's critical path.
- */
-int deploy_evaluate(struct deploy *d, const char *tail, struct nrr_err *e);
 /* Copies the result to where it must be activated (target or here). */
 int deploy_copy(struct deploy *d, struct nrr_err *e);
 /* Sends the target the paths of the result it lacks (missing, as the
@@ -133,11 +110,10 @@ int deploy_lock(struct deploy *d, struct nrr_err *e);
  * before the watchdog there undoes it. Returns 0 or an NRR_* status.
  */
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e);
-/* Gives dst what it lacks of closure, from src; probe: also fill
- * d->probe from dst's answer. */
+/* Gives dst what it lacks of closure, from src. */
 int deploy_copy_closure(struct deploy *d, const struct host *src,
 			const struct host *dst, const struct strvec *closure,
-			int probe, struct nrr_err *e);
+			struct nrr_err *e);
 /* The host activation runs on (target, or this machine). */
 const struct host *deploy_target(const struct deploy *d);
 

@@ -10,7 +10,7 @@
 
 /* ---- text ---- */
 
-void pkgdiff_format_size(struct strbuf *out, int64_t n, int sign)
+void diffshow_size(struct strbuf *out, int64_t n, int sign)
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
 	uint64_t mag = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
@@ -91,11 +91,11 @@ static void fill_row(struct row *r, const struct pkgdiff_entry *en,
 		join_versions(&r->vers, &en->new_versions);
 	}
 	if (sizes)
-		pkgdiff_format_size(&r->delta,
+		diffshow_size(&r->delta,
 				    (int64_t)en->new_size - (int64_t)en->old_size, 1);
 }
 
-void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
+void diffshow_format(struct strbuf *out, const struct pkgdiff *d,
 		    unsigned flags)
 {
 	const struct {
@@ -107,7 +107,7 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		{ "Added:", d->added, d->added_nr },
 		{ "Removed:", d->removed, d->removed_nr },
 	};
-	int colour = flags & PKGDIFF_COLOR;
+	int colour = flags & DIFFSHOW_COLOR;
 	int sizes = d->old_size || d->new_size;
 	size_t nrows = d->changed_nr + d->added_nr + d->removed_nr;
 	struct row *rows = xcalloc(nrows, sizeof(*rows));
@@ -162,11 +162,11 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
 		    d->paths_removed);
 	if (sizes) {
 		strbuf_addstr(out, ", ");
-		pkgdiff_format_size(out, (int64_t)d->old_size, 0);
+		diffshow_size(out, (int64_t)d->old_size, 0);
 		strbuf_addstr(out, " -> ");
-		pkgdiff_format_size(out, (int64_t)d->new_size, 0);
+		diffshow_size(out, (int64_t)d->new_size, 0);
 		strbuf_addstr(out, " (");
-		pkgdiff_format_size(out, d->size_delta, 1);
+		diffshow_size(out, d->size_delta, 1);
 		strbuf_addch(out, ')');
 	}
 	strbuf_addch(out, '\n');
@@ -208,33 +208,33 @@ static cJSON *json_entries(const struct pkgdiff_entry *list, size_t nr)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", en->name);
 		cJSON_AddStringToObject(o, "kind", kind_name(en->kind));
-		cJSON_AddItemToObject(o, "old_versions",
+		cJSON_AddItemToObject(o, "oldVersions",
 				      json_strings(&en->old_versions));
-		cJSON_AddItemToObject(o, "new_versions",
+		cJSON_AddItemToObject(o, "newVersions",
 				      json_strings(&en->new_versions));
-		cJSON_AddNumberToObject(o, "old_size", (double)en->old_size);
-		cJSON_AddNumberToObject(o, "new_size", (double)en->new_size);
-		cJSON_AddNumberToObject(o, "size_delta",
+		cJSON_AddNumberToObject(o, "oldSize", (double)en->old_size);
+		cJSON_AddNumberToObject(o, "newSize", (double)en->new_size);
+		cJSON_AddNumberToObject(o, "sizeDelta",
 					(double)en->new_size - (double)en->old_size);
 		cJSON_AddItemToArray(a, o);
 	}
 	return a;
 }
 
-struct cJSON *pkgdiff_to_json(const struct pkgdiff *d)
+struct cJSON *diffshow_json(const struct pkgdiff *d)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "changed", json_entries(d->changed, d->changed_nr));
 	cJSON_AddItemToObject(o, "added", json_entries(d->added, d->added_nr));
 	cJSON_AddItemToObject(o, "removed", json_entries(d->removed, d->removed_nr));
 	cJSON *c = cJSON_CreateObject();
-	cJSON_AddNumberToObject(c, "old_paths", (double)d->old_paths);
-	cJSON_AddNumberToObject(c, "new_paths", (double)d->new_paths);
-	cJSON_AddNumberToObject(c, "paths_added", (double)d->paths_added);
-	cJSON_AddNumberToObject(c, "paths_removed", (double)d->paths_removed);
-	cJSON_AddNumberToObject(c, "old_size", (double)d->old_size);
-	cJSON_AddNumberToObject(c, "new_size", (double)d->new_size);
-	cJSON_AddNumberToObject(c, "size_delta", (double)d->size_delta);
+	cJSON_AddNumberToObject(c, "oldPaths", (double)d->old_paths);
+	cJSON_AddNumberToObject(c, "newPaths", (double)d->new_paths);
+	cJSON_AddNumberToObject(c, "pathsAdded", (double)d->paths_added);
+	cJSON_AddNumberToObject(c, "pathsRemoved", (double)d->paths_removed);
+	cJSON_AddNumberToObject(c, "oldSize", (double)d->old_size);
+	cJSON_AddNumberToObject(c, "newSize", (double)d->new_size);
+	cJSON_AddNumberToObject(c, "sizeDelta", (double)d->size_delta);
 	cJSON_AddItemToObject(o, "closure", c);
 	return o;
 }

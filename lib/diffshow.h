@@ -11,8 +11,8 @@
 
 #include <stdint.h>
 
-/* Flags of pkgdiff_format(). */
-#define PKGDIFF_COLOR 0x1 /* ANSI colours; the caller checks NO_COLOR/tty */
+/* Flags of diffshow_format(). */
+#define DIFFSHOW_COLOR 0x1 /* ANSI colours; the caller checks NO_COLOR/tty */
 
 /*
  * Appends to out the diff as text for a terminal: a section per list
@@ -34,10 +34,10 @@
  * path shows as "(none)". Columns align over all sections; a name or
  * version column wider than 40 characters pushes its own line only. When
  * neither closure has any size, sizes are left out. "(+3, -3)" counts
- * store paths gained and lost, rebuilds included. With PKGDIFF_COLOR the
+ * store paths gained and lost, rebuilds included. With DIFFSHOW_COLOR the
  * mark and name are coloured by kind. Every line ends in '\n'.
  */
-void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
+void diffshow_format(struct strbuf *out, const struct pkgdiff *d,
 		    unsigned flags);
 
 /*
@@ -45,18 +45,19 @@ void pkgdiff_format(struct strbuf *out, const struct pkgdiff *d,
  * it with cJSON_Delete(). Shape (sizes in bytes):
  *
  *   { "changed": [ENTRY...], "added": [ENTRY...], "removed": [ENTRY...],
- *     "closure": { "old_paths", "new_paths", "paths_added",
- *                  "paths_removed", "old_size", "new_size", "size_delta" } }
+ *     "closure": { "oldPaths", "newPaths", "pathsAdded", "pathsRemoved",
+ *                  "oldSize", "newSize", "sizeDelta" } }
  *   ENTRY = { "name", "kind": "upgrade"|"downgrade"|"changed"|"added"|
- *             "removed", "old_versions": [..], "new_versions": [..],
- *             "old_size", "new_size", "size_delta" }
+ *             "removed", "oldVersions": [..], "newVersions": [..],
+ *             "oldSize", "newSize", "sizeDelta" }
+ * (doc/diff.schema.json; keys in camelCase, as in every report)
  */
-struct cJSON *pkgdiff_to_json(const struct pkgdiff *d);
+struct cJSON *diffshow_json(const struct pkgdiff *d);
 
 /*
  * Appends n bytes to out in binary units ("512 B", "4.0 KiB", "1.2 GiB");
  * with sign, a '+' or '-' first ("0 B" stays unsigned).
  */
-void pkgdiff_format_size(struct strbuf *out, int64_t n, int sign);
+void diffshow_size(struct strbuf *out, int64_t n, int sign);
 
 #endif

@@ -66,8 +66,10 @@ int host_run(const struct host *h, const struct elevation *el,
 	/* a local sudo without a password asks on the terminal itself */
 	if (!h->ssh && elevated && !el->password && !in.len)
 		c.in = CHILD_INHERIT;
-	st = child_capture(&c, in.len || input ? in.buf : NULL, in.len, out,
-			   err, echo_fd, e);
+	struct capture cap = { .in = in.len || input ? in.buf : NULL,
+			       .in_len = in.len, .out = out, .err = err,
+			       .echo_fd = echo_fd };
+	st = child_capture(&c, &cap, e);
 	strbuf_release_secret(&in);
 	child_clear(&c);
 	for (char *p; (p = strstr(err->buf, HOST_SUDO_PROMPT));) {

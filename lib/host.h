@@ -17,13 +17,15 @@
 #define NRR_HOST_H
 
 #include "error.h"
-#include "options.h"
 #include "ssh.h"
 #include "strbuf.h"
 
 /* What sudo -S says when it asks for the password (-p): we send it then,
  * and only then, and cut the prompt out of what the user sees. */
 #define HOST_SUDO_PROMPT "[nixos-rebuild-remote: sudo asks for the password]"
+
+/* How a script gains root (--elevate). */
+enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
 
 struct elevation {
 	enum elevate kind;

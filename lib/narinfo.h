@@ -99,8 +99,8 @@ struct narinfo {
 	char *ca;			/* content address as written, or NULL */
 };
 
-#define NARINFO_INIT { NULL, NULL, NULL, NULL, 0, { NIX_HASH_SHA256, 0, { 0 } }, 0, \
-		       STRVEC_INIT, NULL, STRVEC_INIT, NULL }
+#define NARINFO_INIT { .nar_hash = { .algo = NIX_HASH_SHA256 }, \
+		       .references = STRVEC_INIT, .sigs = STRVEC_INIT }
 
 void narinfo_init(struct narinfo *ni);
 /* Frees the contents; ni is left as after narinfo_init(). */

@@ -1,5 +1,4 @@
 #include "nix.h"
-#include "options.h"
 #include "progress.h"
 #include "quote.h"
 #include "run.h"
@@ -150,21 +149,33 @@ char *nix_unknown_flag(const char *err)
 	return NULL;
 }
 
-static int flag_nargs(const char *flag)
+/*
+ * The flags of nix's own command line that take values, and how many
+ * (nix --help; the same for nix-build, nix-instantiate and nix-store).
+ * tests/unit.bats checks that every flag our option table passes on to
+ * nix agrees with this.
+ */
+static const struct { const char *flag; int nargs; } nix_flags[] = {
+	{ "--max-jobs", 1 }, { "-j", 1 }, { "--cores", 1 }, { "--log-format", 1 },
+	{ "--option", 2 }, { "--builders", 1 }, { "--include", 1 }, { "-I", 1 },
+	{ "--update-input", 1 }, { "--override-input", 2 }, { "--arg", 2 },
+	{ "--argstr", 2 }, { "--out-link", 1 }, { "-o", 1 }, { "--attr", 1 },
+	{ "-A", 1 }, { "--add-root", 1 }, { "--file", 1 }, { "-f", 1 },
+	{ NULL, 0 },
+};
+
+int nix_flag_nargs(const char *flag)
 {
-	for (const struct option_spec *s = option_table; s->name; s++) {
-		if (flag[0] == '-' && flag[1] == '-' && !strcmp(flag + 2, s->name))
-			return s->nargs < 0 ? 0 : s->nargs;
-		if (flag[0] == '-' && flag[1] == s->short_name && !flag[2])
-			return s->nargs < 0 ? 0 : s->nargs;
-	}
+	for (size_t i = 0; nix_flags[i].flag; i++)
+		if (!strcmp(flag, nix_flags[i].flag))
+			return nix_flags[i].nargs;
 	return 0;
 }
 
 int nix_drop_flag(struct strvec *argv, const char *flag)
 {
 	int removed = 0;
-	int nargs = flag_nargs(flag);
+	int nargs = nix_flag_nargs(flag);
 	struct strvec kept = STRVEC_INIT;
 
 	for (size_t i = 0; i < argv->nr; i++) {
@@ -201,18 +212,49 @@ static int wants_progress(const struct strvec *argv)
 	return strvec_find(argv, "--log-format") < 0;
 }
 
+int nix_capture_log(struct child *c, const struct nix_log *log,
+		    struct strbuf *out, struct strbuf *err, struct nrr_err *e)
+{
+	struct capture cap = { .out = out, .err = err, .echo_fd = -1 };
+	struct progress pr;
+	int st;
+
+	if (!log->render) {
+		cap.echo_fd = log->quiet ? -1 : 2;
+		return child_capture(c, &cap, e);
+	}
+	progress_init(&pr, log->quiet ? -1 : 2, isatty(2), log->logs,
+		      log->verbosity);
+	cap.on_err = feed_progress;
+	cap.data = &pr;
+	st = child_capture(c, &cap, e);
+	progress_finish(&pr);
+	/* what nix said, as text: for the error summary (255 is ssh's
+	 * failure, whose own words are wanted as they came) */
+	if (st != 255) {
+		strbuf_reset(err);
+		strbuf_add(err, pr.plain.buf, pr.plain.len);
+	}
+	progress_release(&pr);
+	return st;
+}
+
 int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 	    int flags, int trace, struct strvec *warnings, struct nrr_err *e)
 {
-	int quiet = flags & NIX_RUN_QUIET;
 	for (int attempt = 0; attempt < 8; attempt++) {
 		struct child c = CHILD_INIT;
-		struct progress pr;
-		int render = wants_progress(argv);
+		struct nix_log log = {
+			.render = wants_progress(argv),
+			.quiet = flags & NIX_RUN_QUIET,
+			.logs = strvec_find(argv, "--print-build-logs") >= 0 ||
+				(flags & NIX_RUN_LOGS),
+			.verbosity = (int)nix_verbosity(argv),
+		};
 		strbuf_reset(out);
 		strbuf_reset(err);
 		strvec_push(&c.args, argv->v[0]);
-		if (render)
+		if (log.render)
 			strvec_pushl(&c.args, "--log-format", "internal-json", NULL);
 		for (size_t i = 1; i < argv->nr; i++)
 			strvec_push(&c.args, argv->v[i]);
@@ -224,21 +266,7 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 			fprintf(stderr, "$ %s\n", sb.buf);
 			strbuf_release(&sb);
 		}
-		int st;
-		if (render) {
-			progress_init(&pr, quiet ? -1 : 2, isatty(2),
-				      strvec_find(argv, "--print-build-logs") >= 0 ||
-				      (flags & NIX_RUN_LOGS),
-				      (int)nix_verbosity(argv));
-			st = child_capture_cb(&c, NULL, 0, out, err, feed_progress, &pr, e);
-			progress_finish(&pr);
-			/* what nix said, as text: for the error summary */
-			strbuf_reset(err);
-			strbuf_add(err, pr.plain.buf, pr.plain.len);
-			progress_release(&pr);
-		} else {
-			st = child_capture(&c, NULL, 0, out, err, quiet ? -1 : 2, e);
-		}
+		int st = nix_capture_log(&c, &log, out, err, e);
 		child_clear(&c);
 		if (st <= 0)
 			return st;
@@ -252,6 +280,68 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 		free(flag);
 	}
 	return 1;
+}
+
+int nix_capture(const struct strvec *argv, struct strbuf *out,
+		struct strbuf *err)
+{
+	struct child c = CHILD_INIT;
+	struct capture cap = CAPTURE_INIT;
+	struct nrr_err ignored;
+	strvec_pushvec(&c.args, argv);
+	c.in = CHILD_NULL;
+	c.out = CHILD_NULL;
+	cap.out = out;
+	cap.err = err;
+	int st = child_capture(&c, &cap, &ignored);
+	child_clear(&c);
+	return st;
+}
+
+int nix_local_config(struct strbuf *out)
+{
+	/* Nix 2.8: show-config; from 2.20: config show */
+	static const char *const cmds[][6] = {
+		{ "nix", "--extra-experimental-features", "nix-command", "show-config", "--json", NULL },
+		{ "nix", "--extra-experimental-features", "nix-command", "config", "show", "--json" },
+	};
+	for (size_t i = 0; i < 2; i++) {
+		struct strvec argv = STRVEC_INIT;
+		for (size_t k = 0; k < 6 && cmds[i][k]; k++)
+			strvec_push(&argv, cmds[i][k]);
+		strbuf_reset(out);
+		int st = nix_capture(&argv, out, NULL);
+		strvec_clear(&argv);
+		if (st == 0)
+			return 0;
+	}
+	return -1;
+}
+
+int nix_local_version(struct nix_version *v)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT;
+	strvec_pushl(&argv, "nix", "--version", NULL);
+	int ret = nix_capture(&argv, &out, NULL) == 0 ? nix_version_parse(out.buf, v) : -1;
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	return ret;
+}
+
+char *nix_find_file(const char *name, const struct strvec *flags)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT;
+	strvec_pushl(&argv, "nix-instantiate", "--find-file", name, NULL);
+	strvec_pushvec(&argv, flags);
+	int st = nix_capture(&argv, &out, NULL);
+	strvec_clear(&argv);
+	strbuf_rtrim(&out);
+	if (st == 0 && out.len)
+		return strbuf_detach(&out);
+	strbuf_release(&out);
+	return NULL;
 }
 
 void nix_dry_run_parse(const char *text, struct nix_dry_run *dr)

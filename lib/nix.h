@@ -1,7 +1,10 @@
 /*
  * nix: what this machine's nix is asked, and how to read its answers.
  *
- * Local evaluation and builds run through nix_run(), which shows nix's
+ * Every nix command this machine runs goes through this module: nix_capture()
+ * for quiet questions (settings, version, dry runs), nix_capture_log() for
+ * commands whose log is shown (a build here or on a build host), and
+ * nix_run() for local evaluation and builds, which shows nix's
  * progress (stderr) live while keeping it for the error message, and which
  * copes with Nix versions: a flag that this nix does not know ("unrecognised
  * flag '--repair'" from Nix 2.8's `nix build`) is dropped with a warning
@@ -84,8 +87,49 @@ char *nix_unknown_flag(const char *err);
 int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 	    int flags, int trace, struct strvec *warnings, struct nrr_err *e);
 
-/* Removes flag (and its values, per nargs of our option table) from argv.
+/* Removes flag (and its values, per nix_flag_nargs) from argv.
  * Returns 1 if something was removed. */
 int nix_drop_flag(struct strvec *argv, const char *flag);
+
+/* How many values flag takes on nix's command line (0 if it is unknown). */
+int nix_flag_nargs(const char *flag);
+
+/*
+ * How nix_capture_log() shows a nix command's stderr:
+ *   render     stderr is nix's --log-format internal-json log (the caller
+ *              asked for it): show it as our progress, and give err the
+ *              log as plain text; else copy stderr to fd 2 as it comes
+ *   quiet      show nothing
+ *   logs       show build logs in full, as -L does
+ *   verbosity  show nix's messages up to this many -v
+ */
+struct nix_log {
+	int render, quiet, logs, verbosity;
+};
+
+/*
+ * Runs c, a nix command here or through ssh on another machine, with its
+ * stdout in out and its stderr in err, shown as log says. Returns the exit
+ * status (255 from ssh keeps err as ssh said it), or -1 (e filled).
+ */
+struct child;
+int nix_capture_log(struct child *c, const struct nix_log *log,
+		    struct strbuf *out, struct strbuf *err, struct nrr_err *e);
+
+/*
+ * Runs the nix command argv here without showing anything of its stdout:
+ * stdin /dev/null, stdout into out (NULL: dropped), stderr into err (NULL:
+ * to our stderr). Returns its exit status, or -1 if it could not start.
+ */
+int nix_capture(const struct strvec *argv, struct strbuf *out,
+		struct strbuf *err);
+
+/* This machine's nix settings as JSON, into out; 0 or -1. */
+int nix_local_config(struct strbuf *out);
+/* This machine's nix version; 0 or -1. */
+int nix_local_version(struct nix_version *v);
+/* `nix-instantiate --find-file name` with flags: the path (the caller frees
+ * it), or NULL. */
+char *nix_find_file(const char *name, const struct strvec *flags);
 
 #endif

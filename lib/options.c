@@ -1,4 +1,5 @@
 #include "options.h"
+#include "action.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -150,12 +151,6 @@ const struct option_spec option_table[] = {
 	{ NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL },
 };
 
-const char *const action_names[] = {
-	"switch", "boot", "test", "build", "dry-build", "dry-run",
-	"dry-activate", "edit", "repl", "build-vm", "build-vm-with-bootloader",
-	"build-image", "list-generations", NULL,
-};
-
 static const char *const section_order[] = {
 	S_MAIN, S_HOSTS, S_ACT, S_OUT, S_NIX, S_FLAKE, S_CLASSIC, NULL,
 };
@@ -187,10 +182,7 @@ void options_release(struct options *o)
 
 static int is_action(const char *s)
 {
-	for (int i = 0; action_names[i]; i++)
-		if (!strcmp(s, action_names[i]))
-			return 1;
-	return 0;
+	return action_find(s) != NULL;
 }
 
 static const struct option_spec *find_long(const char *name, size_t len)
@@ -448,23 +440,28 @@ static int parse_words(struct options *o, int argc, const char *const *argv,
 		if (!strcmp(a, "--")) {
 			continue;
 		}
-		if (!is_action(a))
+		const struct action *act = action_find(a);
+		if (!act)
 			return nrr_fail(e, NRR_EUSAGE,
 					"argument action: invalid choice '%s'", a);
 		if (o->action)
 			return nrr_fail(e, NRR_EUSAGE,
 					"unrecognized arguments: %s", a);
-		o->action = a;
+		o->act = act;
+		o->action = act->name;	/* dry-run -> dry-build */
 	}
 	return 0;
 }
 
-static int action_is(const struct options *o, const char *const *list)
+/* Fails with "WHAT is only supported with" the actions that have needs. */
+static int only_with(const char *what, unsigned needs, int quote,
+		     struct nrr_err *e)
 {
-	for (; *list; list++)
-		if (o->action && !strcmp(o->action, *list))
-			return 1;
-	return 0;
+	struct strbuf sb = STRBUF_INIT;
+	action_list(&sb, needs, quote);
+	nrr_fail(e, NRR_EUSAGE, "%s %s", what, sb.buf);
+	strbuf_release(&sb);
+	return e->status;
 }
 
 /* Names that become path components on the target, and lines of the
@@ -484,20 +481,8 @@ static int check_component(const char *what, const char *v, int path,
 
 static int check(struct options *o, struct nrr_err *e)
 {
-	static const char *const host_actions[] = {
-		"switch", "boot", "test", "build", "dry-build", "dry-activate",
-		"build-vm", "build-vm-with-bootloader", "list-generations", NULL };
-	static const char *const store_path_actions[] = {
-		"switch", "boot", "test", "dry-activate", NULL };
-	static const char *const rollback_actions[] = {
-		"switch", "boot", "test", "build", NULL };
-	static const char *const spec_actions[] = {
-		"switch", "test", "dry-activate", NULL };
-	static const char *const no_diff_actions[] = {
-		"dry-build", "edit", "list-generations", "repl", NULL };
+	unsigned needs = o->act ? o->act->needs : 0;
 
-	if (o->action && !strcmp(o->action, "dry-run"))
-		o->action = "dry-build";
 	if (check_component("--profile-name", strcmp(o->profile_name, "system") ? o->profile_name : NULL, 1, e) ||
 	    check_component("--specialisation", o->specialisation, 1, e) ||
 	    check_component("--image-variant", o->image_variant, 1, e) ||
@@ -506,19 +491,19 @@ static int check(struct options *o, struct nrr_err *e)
 		return e->status;
 	if (!o->action)
 		return 0;
-	if ((o->target_host || o->build_host) && !action_is(o, host_actions))
+	if ((o->target_host || o->build_host) && !(needs & AN_HOSTS))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--target-host/--build-host is not supported with '%s'",
 				o->action);
-	if (o->build_host && !strcmp(o->action, "list-generations"))
+	if (o->build_host && !(needs & AN_BUILDS))
 		return nrr_fail(e, NRR_EUSAGE,
-				"--build-host is not supported with 'list-generations'");
+				"--build-host is not supported with '%s'", o->action);
 	if (o->flake && (o->file || o->attr))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--flake cannot be used with --file or --attr");
-	if (!strcmp(o->action, "edit") && (o->file || o->attr))
+	if ((o->file || o->attr) && !(needs & AN_FILE_ATTR))
 		return nrr_fail(e, NRR_EUSAGE,
-				"--file and --attr are not supported with 'edit'");
+				"--file and --attr are not supported with '%s'", o->action);
 	if (o->store_path) {
 		if (o->rollback)
 			return nrr_fail(e, NRR_EUSAGE,
@@ -526,33 +511,30 @@ static int check(struct options *o, struct nrr_err *e)
 		if (o->flake || o->file || o->attr)
 			return nrr_fail(e, NRR_EUSAGE,
 					"--store-path cannot be used with --flake, --file or --attr");
-		if (!action_is(o, store_path_actions))
-			return nrr_fail(e, NRR_EUSAGE,
-					"--store-path is only supported with switch, boot, test and dry-activate");
+		if (!(needs & AN_ACTIVATES))
+			return only_with("--store-path is only supported with",
+					 AN_ACTIVATES, 0, e);
 	}
-	if (o->rollback && !action_is(o, rollback_actions))
+	if (o->rollback && !(needs & AN_ROLLBACK))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--rollback is incompatible with '%s'", o->action);
 	/* boot would set a profile that boots without the specialisation:
 	 * refuse it before building; elsewhere it has nothing to act on */
-	if (o->specialisation && !strcmp(o->action, "boot"))
-		return nrr_fail(e, NRR_EUSAGE,
-				"'--specialisation' can only be used with 'switch', 'test' and 'dry-activate'");
-	if (o->specialisation && !action_is(o, spec_actions))
+	if (o->specialisation && !(needs & AN_SPECIALISATION)) {
+		if (needs & AN_ACTIVATES)
+			return only_with("'--specialisation' can only be used with",
+					 AN_SPECIALISATION, 1, e);
 		strvec_pushf(&o->warnings, "--specialisation has no effect with '%s'",
 			     o->action);
-	if (!strcmp(o->action, "build-image") && !o->image_variant)
+	}
+	if ((needs & AN_IMAGE_VARIANT) && !o->image_variant)
 		return nrr_fail(e, NRR_EUSAGE,
-				"'build-image' needs --image-variant VARIANT");
-	if (o->confirm_timeout && strcmp(o->action, "switch") && strcmp(o->action, "test"))
-		return nrr_fail(e, NRR_EUSAGE,
-				"--magic-rollback is only for 'switch' and 'test'");
+				"'%s' needs --image-variant VARIANT", o->action);
+	if (o->confirm_timeout && !(needs & AN_MAGIC_ROLLBACK))
+		return only_with("--magic-rollback is only for", AN_MAGIC_ROLLBACK, 1, e);
 	if (o->on) {
-		static const char *const fleet_actions[] = {
-			"switch", "boot", "test", "dry-activate", "build", NULL };
-		if (!action_is(o, fleet_actions))
-			return nrr_fail(e, NRR_EUSAGE,
-					"--on is for switch, boot, test, dry-activate and build");
+		if (!(needs & AN_FLEET))
+			return only_with("--on is for", AN_FLEET, 0, e);
 		if (o->target_host || o->build_host || o->store_path || o->rollback ||
 		    o->file || o->attr)
 			return nrr_fail(e, NRR_EUSAGE,
@@ -582,7 +564,7 @@ static int check(struct options *o, struct nrr_err *e)
 			    "--ask-elevate-password without --elevate implies --elevate=sudo");
 		o->elevate = ELEVATE_SUDO;
 	}
-	if (o->diff == 1 && action_is(o, no_diff_actions))
+	if (o->diff == 1 && (needs & AN_NO_DIFF))
 		strvec_pushf(&o->warnings, "--diff has no effect with '%s'",
 			     o->action);
 	if (o->upgrade && o->flake)
@@ -630,20 +612,8 @@ void options_print_help(FILE *fp)
 
 	fputs("usage: nixos-rebuild-remote ACTION [OPTIONS]\n\n"
 	      "Build a NixOS configuration and activate it, here or on another machine\n"
-	      "over one multiplexed ssh connection per host.\n\n"
-	      "Actions:\n"
-	      "  switch            build, make it the boot default and activate it\n"
-	      "  boot              build and make it the boot default\n"
-	      "  test              build and activate it, not the boot default\n"
-	      "  build             build (and copy to --target-host); ./result locally\n"
-	      "  dry-build         show what would be built (dry-run is an alias)\n"
-	      "  dry-activate      build and show what activation would change\n"
-	      "  edit              open the configuration in $EDITOR\n"
-	      "  repl              open nix repl on the configuration\n"
-	      "  build-vm          build a QEMU VM running the configuration\n"
-	      "  build-vm-with-bootloader  the same, booting through the boot loader\n"
-	      "  build-image       build a disk image (--image-variant)\n"
-	      "  list-generations  list the system profile's generations\n", fp);
+	      "over one multiplexed ssh connection per host.\n\n", fp);
+	action_print_help(fp);
 	for (int k = 0; section_order[k]; k++) {
 		fprintf(fp, "\n%s:\n", section_order[k]);
 		for (const struct option_spec *s = option_table; s->name; s++) {

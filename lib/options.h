@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "error.h"
+#include "host.h"
 #include "strvec.h"
 
 enum opt_id {
@@ -75,12 +76,12 @@ struct option_spec {
 };
 
 extern const struct option_spec option_table[];
-extern const char *const action_names[];
 
-enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
+struct action;
 
 struct options {
-	const char *action;	/* canonical (dry-run -> dry-build); NULL if none */
+	const struct action *act;	/* its row in action.h; NULL if none */
+	const char *action;	/* act's name (dry-run -> dry-build); NULL if none */
 	int verbose, quiet, debug, json, help, version;
 	const char *complete;	/* --complete WHAT */
 

@@ -1,7 +1,7 @@
 /*
  * platform: Nix system names ("x86_64-linux") of machines, derivations and
  * remote builders, so that a deploy can tell before it builds anything
- * whether some machine can build the system (see deploy_preflight()).
+ * whether some machine can build the system (see build_preflight()).
  *
  * Pure functions on text; nothing here runs a command.
  */

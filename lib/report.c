@@ -17,6 +17,16 @@ void report_add_outcome(struct cJSON *j, const char *store_path, int gen_before,
 		cJSON_AddNumberToObject(gen, "after", gen_after);
 }
 
+const char *report_result(int status)
+{
+	switch (status) {
+	case 0: return "ok";
+	case NRR_EROLLEDBACK: return "rolled-back";
+	case NRR_EDECLINED: return "declined";
+	default: return "failed";
+	}
+}
+
 /* The plan as JSON: per route, paths and bytes. */
 static cJSON *plan_json(const struct deploy_plan *p)
 {
@@ -41,13 +51,13 @@ static cJSON *plan_json(const struct deploy_plan *p)
 	return j;
 }
 
-void deploy_report_json(const struct deploy *d, const char *action, int status,
+void report_json(const struct deploy *d, const char *action, int status,
 			const char *message, struct cJSON **diff)
 {
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddStringToObject(j, "target", d->target.name ? d->target.name : "localhost");
 	cJSON_AddStringToObject(j, "action", action);
-	cJSON_AddStringToObject(j, "result", status ? "failed" : "ok");
+	cJSON_AddStringToObject(j, "result", report_result(status));
 	cJSON_AddNumberToObject(j, "status", status);
 	if (status) {
 		cJSON *err = cJSON_AddObjectToObject(j, "error");
@@ -85,7 +95,7 @@ static const char *step_of(int status)
 	}
 }
 
-void deploy_report_result(const struct deploy *d, int fd, int status,
+void report_child_result(const struct deploy *d, int fd, int status,
 			  const char *message)
 {
 	cJSON *j = cJSON_CreateObject();

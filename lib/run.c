@@ -309,7 +309,7 @@ void child_kill(struct child *c, int sig)
 		kill(c->pid, sig);
 }
 
-static void write_all(int fd, const char *p, size_t n)
+void fd_write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = write(fd, p, n);
@@ -329,7 +329,7 @@ void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 	if (n > 0) {
 		strbuf_add(sb, buf, (size_t)n);
 		if (echo_fd >= 0)
-			write_all(echo_fd, buf, (size_t)n);
+			fd_write_all(echo_fd, buf, (size_t)n);
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(*fd);
 		*fd = -1;
@@ -354,30 +354,93 @@ int fd_feed(int *fd, const char **buf, size_t *len, int keep_open)
 	return gone ? -1 : 0;
 }
 
+int pump(struct pump_fd *fds, size_t n, int timeout_ms)
+{
+	struct pollfd small[8], *pfd = n > 8 ? xcalloc(n, sizeof(*pfd)) : small;
+	size_t small_which[8], *which = n > 8 ? xcalloc(n, sizeof(*which)) : small_which;
+	nfds_t np = 0;
+	int ready;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pump_fd *p = &fds[i];
+		if (!p->fd || *p->fd < 0 || (p->write && !*p->len))
+			continue;
+		pfd[np] = (struct pollfd){ *p->fd, p->write ? POLLOUT : POLLIN, 0 };
+		which[np++] = i;
+	}
+	if (!np) {
+		ready = -1;
+		goto out;
+	}
+	ready = poll(pfd, np, timeout_ms);
+	if (ready < 0) {
+		ready = errno == EINTR ? 0 : -1;
+		goto out;
+	}
+	for (nfds_t k = 0; k < np; k++) {
+		struct pump_fd *p = &fds[which[k]];
+		if (!pfd[k].revents)
+			continue;
+		if (p->write) {
+			if (fd_feed(p->fd, p->buf, p->len, p->keep_open))
+				p->gone = 1;
+			continue;
+		}
+		size_t before = p->sb->len;
+		fd_drain(p->fd, p->sb, -1);
+		if (p->on_read && p->sb->len > before)
+			p->on_read(p->data, p->sb->buf + before, p->sb->len - before);
+	}
+out:
+	if (pfd != small) {
+		free(pfd);
+		free(which);
+	}
+	return ready;
+}
+
 static void echo_chunk(void *data, const char *buf, size_t n)
 {
-	write_all(*(int *)data, buf, n);
+	fd_write_all(*(const int *)data, buf, n);
 }
 
-int child_capture(struct child *c, const void *input, size_t inlen,
-		  struct strbuf *out, struct strbuf *err, int echo_fd,
+/* Both: the echo, then the caller's callback. */
+static void capture_err(void *data, const char *buf, size_t n)
+{
+	const struct capture *cap = data;
+	if (cap->echo_fd >= 0)
+		echo_chunk((void *)&cap->echo_fd, buf, n);
+	if (cap->on_err)
+		cap->on_err(cap->data, buf, n);
+}
+
+/* Milliseconds left until *end, which the first call sets to ms from now. */
+static long grace_left(struct timespec *end, long ms)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!end->tv_sec && !end->tv_nsec) {
+		*end = now;
+		end->tv_sec += ms / 1000;
+		end->tv_nsec += (ms % 1000) * 1000000L;
+		if (end->tv_nsec >= 1000000000L) {
+			end->tv_sec++;
+			end->tv_nsec -= 1000000000L;
+		}
+	}
+	return (end->tv_sec - now.tv_sec) * 1000L + (end->tv_nsec - now.tv_nsec) / 1000000L;
+}
+
+int child_capture(struct child *c, const struct capture *cap,
 		  struct nrr_err *e)
 {
-	return child_capture_cb(c, input, inlen, out, err,
-				echo_fd >= 0 ? echo_chunk : NULL, &echo_fd, e);
-}
-
-int child_capture_cb(struct child *c, const void *input, size_t inlen,
-		     struct strbuf *out, struct strbuf *err,
-		     void (*on_err)(void *data, const char *buf, size_t n),
-		     void *data, struct nrr_err *e)
-{
-	const char *inp = input;
-	if (input || c->keep_stdin_open)
+	const char *inp = cap->in;
+	size_t inlen = cap->in_len;
+	if (cap->in || c->keep_stdin_open)
 		c->in = CHILD_PIPE;
-	if (out)
+	if (cap->out)
 		c->out = CHILD_PIPE;
-	if (err)
+	if (cap->err)
 		c->err = CHILD_PIPE;
 	if (child_start(c, e))
 		return -1;
@@ -389,60 +452,29 @@ int child_capture_cb(struct child *c, const void *input, size_t inlen,
 	if (c->in_fd >= 0)
 		fcntl(c->in_fd, F_SETFL, O_NONBLOCK);
 
-	struct pollfd pfd[3];
+	struct pump_fd fds[] = {
+		{ .fd = &c->in_fd, .write = 1, .buf = &inp, .len = &inlen,
+		  .keep_open = c->keep_stdin_open },
+		{ .fd = cap->out ? &c->out_fd : NULL, .sb = cap->out },
+		{ .fd = cap->err ? &c->err_fd : NULL, .sb = cap->err,
+		  .on_read = cap->echo_fd >= 0 || cap->on_err ? capture_err : NULL,
+		  .data = (void *)cap },
+	};
 	struct timespec grace_end = { 0, 0 };
 	for (;;) {
-		int n = 0, iin = -1, iout = -1, ierr = -1, timeout = -1;
-		if (c->in_fd >= 0 && inlen) {
-			pfd[n] = (struct pollfd){ c->in_fd, POLLOUT, 0 };
-			iin = n++;
-		}
-		if (out && c->out_fd >= 0) {
-			pfd[n] = (struct pollfd){ c->out_fd, POLLIN, 0 };
-			iout = n++;
-		}
-		if (err && c->err_fd >= 0) {
-			pfd[n] = (struct pollfd){ c->err_fd, POLLIN, 0 };
-			ierr = n++;
-		}
-		if (!n)
-			break;
+		int timeout = -1;
 		if (c->stop_group && run_interrupted() && c->pid > 0) {
 			/* SIGTERM went out with the interrupt: a moment to end on
 			 * its own (and say so), then the group goes */
-			struct timespec now;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (!grace_end.tv_sec) {
-				grace_end = now;
-				grace_end.tv_nsec += 250 * 1000000L;
-				if (grace_end.tv_nsec >= 1000000000L) {
-					grace_end.tv_sec++;
-					grace_end.tv_nsec -= 1000000000L;
-				}
-			}
-			long left = (grace_end.tv_sec - now.tv_sec) * 1000L +
-				    (grace_end.tv_nsec - now.tv_nsec) / 1000000L;
+			long left = grace_left(&grace_end, 250);
 			if (left <= 0) {
 				kill(-c->pid, SIGKILL);
 				break;	/* what it started may still hold the pipes */
 			}
 			timeout = (int)left;
 		}
-		if (poll(pfd, (nfds_t)n, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (pump(fds, 3, timeout) < 0)
 			break;
-		}
-		if (iin >= 0 && pfd[iin].revents)
-			fd_feed(&c->in_fd, &inp, &inlen, c->keep_stdin_open);
-		if (iout >= 0 && pfd[iout].revents)
-			fd_drain(&c->out_fd, out, -1);
-		if (ierr >= 0 && pfd[ierr].revents) {
-			size_t before = err->len;
-			fd_drain(&c->err_fd, err, -1);
-			if (on_err && err->len > before)
-				on_err(data, err->buf + before, err->len - before);
-		}
 	}
 	if (c->in_fd >= 0 && !c->keep_stdin_open) {
 		close(c->in_fd);

@@ -10,9 +10,9 @@
  * 'nix'" is an error here rather than a mysterious exit 127.
  *
  * child_capture() runs a child to completion while feeding its stdin and
- * reading its stdout and stderr together with poll(): nix writes progress
- * on stderr and results on stdout, and reading one after the other can
- * deadlock on a full pipe.
+ * reading its stdout and stderr together with poll() (through pump(), the
+ * one poll loop): nix writes progress on stderr and results on stdout, and
+ * reading one after the other can deadlock on a full pipe.
  *
  * Exit statuses: a normal exit gives its status; death by signal N gives
  * 128 + N, as shells report it.
@@ -57,8 +57,11 @@ struct child {
 	int stop_group;
 };
 
-#define CHILD_INIT { STRVEC_INIT, STRVEC_INIT, CHILD_INHERIT, CHILD_INHERIT, \
-		     CHILD_INHERIT, -1, -1, -1, 0, -1, -1, 0, -1, 0 }
+#define CHILD_INIT { .args = STRVEC_INIT, .env = STRVEC_INIT, \
+		     .in = CHILD_INHERIT, .out = CHILD_INHERIT, .err = CHILD_INHERIT, \
+		     .in_fd = -1, .out_fd = -1, .err_fd = -1, .die_with_parent = 0, \
+		     .map_fd = -1, .map_to = -1, .keep_stdin_open = 0, .pid = -1, \
+		     .stop_group = 0 }
 
 void child_init(struct child *c);
 /* Frees args and env; does not wait. */
@@ -74,14 +77,35 @@ int child_poll(struct child *c, int *status);
 void child_kill(struct child *c, int sig);
 
 /*
- * Runs c to completion. input (may be NULL) of inlen bytes is written to
- * its stdin (with no input, stdin is what c->in says); out and err (may be NULL) collect stdout and stderr. When
- * echo_fd >= 0, stderr is also copied there as it arrives (live progress).
- * Returns the exit status, or -1 with e filled if it could not start.
+ * What child_capture() gives a child and takes from it (git's
+ * pipe_command, as a struct). Every field may be left as CAPTURE_INIT
+ * sets it:
+ *   in, in_len  written to stdin, which is closed after it (unless the
+ *               child's keep_stdin_open); NULL: stdin is what c->in says
+ *   out, err    collect stdout and stderr; NULL: c->out/c->err as set
+ *   echo_fd     >= 0: stderr is also copied there as it arrives
+ *   on_err      called with every chunk of stderr as it arrives (with data)
  */
-int child_capture(struct child *c, const void *input, size_t inlen,
-		  struct strbuf *out, struct strbuf *err, int echo_fd,
+struct capture {
+	const void *in;
+	size_t in_len;
+	struct strbuf *out, *err;
+	int echo_fd;
+	void (*on_err)(void *data, const char *buf, size_t n);
+	void *data;
+};
+#define CAPTURE_INIT { .in = NULL, .in_len = 0, .out = NULL, .err = NULL, \
+		       .echo_fd = -1, .on_err = NULL, .data = NULL }
+
+/*
+ * Runs c to completion as cap says. Returns the exit status, or -1 with e
+ * filled if it could not start.
+ */
+int child_capture(struct child *c, const struct capture *cap,
 		  struct nrr_err *e);
+
+/* Writes all n bytes of p to fd (retrying on EINTR); gives up on an error. */
+void fd_write_all(int fd, const char *p, size_t n);
 
 /* For poll loops: reads what is available on *fd into sb (copying it to
  * echo_fd if >= 0); at EOF or on error closes *fd and sets it to -1. */
@@ -91,11 +115,36 @@ void fd_drain(int *fd, struct strbuf *sb, int echo_fd);
  * keep_open. Returns -1 (fd closed) if the reader is gone, else 0. */
 int fd_feed(int *fd, const char **buf, size_t *len, int keep_open);
 
-/* The same, handing every chunk of stderr to on_err as it arrives. */
-int child_capture_cb(struct child *c, const void *input, size_t inlen,
-		     struct strbuf *out, struct strbuf *err,
-		     void (*on_err)(void *data, const char *buf, size_t n),
-		     void *data, struct nrr_err *e);
+/*
+ * pump: one poll() over any number of fds of our children, so that no
+ * caller writes its own poll loop. Each struct pump_fd is one fd to read
+ * (what arrives is appended to sb, then handed to on_read) or to write
+ * (the *len bytes at *buf, advanced as they go; *fd is closed once all is
+ * written, unless keep_open). An fd is closed and set to -1 at EOF, on a
+ * read error, or when its reader is gone (then gone is set). Entries whose
+ * fd is NULL or -1, and writers with nothing to write, are skipped, so a
+ * caller may keep one array and let its fds close one by one.
+ */
+struct pump_fd {
+	int *fd;
+	int write;
+	/* reading */
+	struct strbuf *sb;
+	void (*on_read)(void *data, const char *buf, size_t n);
+	void *data;
+	/* writing */
+	const char **buf;
+	size_t *len;
+	int keep_open;
+	int gone;
+};
+
+/*
+ * Waits up to timeout_ms (-1: without limit) until some of fds are ready,
+ * and reads or writes those. Returns how many were ready (0: the time ran
+ * out or a signal came), or -1 if none of them is open any more.
+ */
+int pump(struct pump_fd *fds, size_t n, int timeout_ms);
 
 /*
  * Finds an executable named name in PATH (or name itself if it has a '/').

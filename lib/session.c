@@ -1,14 +1,13 @@
 #include "session.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static void pump(struct session *s, int want_write);
+static int session_pump(struct session *s, const char **data, size_t *len);
 
 int session_start(struct session *s, const struct host *h,
 		  const struct elevation *el, const char *script,
@@ -37,7 +36,7 @@ int session_start(struct session *s, const struct host *h,
 		 * it all ends (session_finish says why) */
 		while (!s->prompted && !s->out.len &&
 		       (s->c.out_fd >= 0 || s->c.err_fd >= 0) && !run_interrupted())
-			pump(s, 0);
+			session_pump(s, NULL, NULL);
 		if (run_interrupted()) {
 			child_kill(&s->c, SIGTERM);
 			session_release(s);
@@ -75,48 +74,43 @@ static void release_echo(struct session *s)
 		return;
 	s->echo_fd = s->held_echo;
 	s->held_echo = -1;
-	if (s->err.len && write(s->echo_fd, s->err.buf, s->err.len) < 0) {
-		/* the user's terminal is gone: nothing to tell it */
-	}
+	if (s->err.len)
+		fd_write_all(s->echo_fd, s->err.buf, s->err.len);
 }
 
-/* Waits for something to happen on stdout/stderr (and stdin writable, if
- * want_write), and reads what came. */
-static void pump(struct session *s, int want_write)
+static void echo_err(void *data, const char *buf, size_t n)
 {
-	struct pollfd pfd[3];
-	int n = 0, io = -1, ie = -1;
+	const struct session *s = data;
+	fd_write_all(s->echo_fd, buf, n);
+}
 
-	if (s->c.out_fd >= 0) {
-		pfd[n] = (struct pollfd){ s->c.out_fd, POLLIN, 0 };
-		io = n++;
-	}
-	if (s->c.err_fd >= 0) {
-		pfd[n] = (struct pollfd){ s->c.err_fd, POLLIN, 0 };
-		ie = n++;
-	}
-	if (want_write && s->c.in_fd >= 0)
-		pfd[n++] = (struct pollfd){ s->c.in_fd, POLLOUT, 0 };
-	if (!n || (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR))
-		return;
-	if (io >= 0 && pfd[io].revents)
-		fd_drain(&s->c.out_fd, &s->out, -1);
-	if (ie >= 0 && pfd[ie].revents) {
-		fd_drain(&s->c.err_fd, &s->err, s->echo_fd);
-		if (s->prompt)
-			cut_prompts(s);
-	}
+/* Waits for something to happen on stdout/stderr (and, while *len, for
+ * stdin to take *data), and reads (writes) what it can. Returns -1 if
+ * stdin's reader is gone. */
+static int session_pump(struct session *s, const char **data, size_t *len)
+{
+	size_t none = 0;
+	struct pump_fd fds[] = {
+		{ .fd = &s->c.out_fd, .sb = &s->out },
+		{ .fd = &s->c.err_fd, .sb = &s->err,
+		  .on_read = s->echo_fd >= 0 ? echo_err : NULL, .data = s },
+		{ .fd = &s->c.in_fd, .write = 1, .buf = data,
+		  .len = len ? len : &none, .keep_open = 1 },
+	};
+	pump(fds, 3, -1);
+	if (s->prompt)
+		cut_prompts(s);
 	if (s->hangup_on && s->c.in_fd >= 0 && strstr(s->err.buf, s->hangup_on)) {
 		close(s->c.in_fd);
 		s->c.in_fd = -1;
 	}
+	return fds[2].gone ? -1 : 0;
 }
 
 int session_send(struct session *s, const char *data, size_t len)
 {
 	while (len && s->c.in_fd >= 0) {
-		pump(s, 1);
-		if (s->c.in_fd >= 0 && fd_feed(&s->c.in_fd, &data, &len, 1))
+		if (session_pump(s, &data, &len))
 			return -1;
 		if (s->c.out_fd < 0 && s->c.err_fd < 0 && len)
 			break;	/* it ended without reading everything */
@@ -139,7 +133,7 @@ int session_line(struct session *s, struct strbuf *line)
 		}
 		if (s->c.out_fd < 0)
 			return -1;
-		pump(s, 0);
+		session_pump(s, NULL, NULL);
 	}
 }
 
@@ -152,7 +146,7 @@ int session_finish(struct session *s)
 		s->c.in_fd = -1;
 	}
 	while (s->c.out_fd >= 0 || s->c.err_fd >= 0)
-		pump(s, 0);
+		session_pump(s, NULL, NULL);
 	return child_wait(&s->c);
 }
 

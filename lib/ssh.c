@@ -19,7 +19,8 @@
  * while binding. Keep the directory well below that. */
 #define MAX_CTL_DIR 60
 
-int ssh_ctx_init(struct ssh_ctx *ctx, struct nrr_err *e)
+int ssh_ctx_init(struct ssh_ctx *ctx, struct strvec *warnings,
+		 struct nrr_err *e)
 {
 	const char *why = NULL;
 	const char *s = getenv("NIX_SSHOPTS");
@@ -41,8 +42,8 @@ int ssh_ctx_init(struct ssh_ctx *ctx, struct nrr_err *e)
 		const char *o = ctx->opts.v[i];
 		if (!strcmp(o, "-t") || !strcmp(o, "-tt") ||
 		    !strncasecmp(o, "RequestTTY=", 11))
-			fprintf(stderr, "warning: NIX_SSHOPTS asks for a tty (%s): "
-				"remote commands never use one\n", o);
+			strvec_pushf(warnings, "NIX_SSHOPTS asks for a tty (%s): "
+				     "remote commands never use one", o);
 	}
 	return 0;
 }
@@ -208,7 +209,10 @@ int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
 	push_ssh_base(ctx, &c.args);
 	strvec_pushl(&c.args, "-G", "-T", "--", spec, NULL);
 	trace(ctx, &c.args);
-	int st = child_capture(&c, NULL, 0, &out, &err, -1, e);
+	struct capture cap = CAPTURE_INIT;
+	cap.out = &out;
+	cap.err = &err;
+	int st = child_capture(&c, &cap, e);
 	if (st < 0) {
 		ret = e->status;
 	} else if (st != 0 || ssh_config_parse(out.buf, &h->cfg)) {
@@ -239,8 +243,6 @@ char *ssh_host_address(const struct ssh_host *h)
 {
 	return xstrfmt("%s@%s:%d", h->cfg.user, h->cfg.hostname, h->cfg.port);
 }
-
-static char *read_file_text(const char *path);
 
 char *ssh_host_lost_reason(const struct ssh_host *h)
 {
@@ -321,14 +323,6 @@ static int master_alive(struct ssh_ctx *ctx, const struct ssh_host *h,
 	return st == 0;
 }
 
-/* The file's text (empty if it cannot be read), malloc'ed. */
-static char *read_file_text(const char *path)
-{
-	struct strbuf sb = STRBUF_INIT;
-	strbuf_read_file(&sb, path);
-	return strbuf_detach(&sb);
-}
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -350,7 +344,8 @@ static int start_users_master(struct ssh_ctx *ctx, struct ssh_host *h,
 	c.err = CHILD_FD;
 	c.err_fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	c.out = CHILD_NULL;
-	int st = c.err_fd < 0 ? -1 : child_capture(&c, NULL, 0, NULL, NULL, -1, e);
+	struct capture cap = CAPTURE_INIT;
+	int st = c.err_fd < 0 ? -1 : child_capture(&c, &cap, e);
 	child_clear(&c);
 	if (st != 0) {
 		char *text = read_file_text(errpath);
@@ -567,4 +562,35 @@ int ssh_host_is_near(const char *hostname)
 		if (ends_with_label(hostname, lan_suffixes[i]))
 			return 1;
 	return 0;
+}
+
+void ssh_config_hosts(const char *text, struct strvec *hosts,
+		      struct strvec *includes)
+{
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		char *line = xstrndup(text, len);
+		char *p = line + strspn(line, " \t");
+		size_t kl = strcspn(p, " \t=");
+		int is_host = kl == 4 && !strncasecmp(p, "host", 4);
+		int is_inc = kl == 7 && !strncasecmp(p, "include", 7);
+		if (is_host || is_inc) {
+			p += kl;
+			for (;;) {
+				p += strspn(p, " \t=");
+				size_t wl = strcspn(p, " \t");
+				if (!wl || *p == '#')
+					break;
+				char *w = xstrndup(p, wl);
+				if (is_inc)
+					strvec_push(includes, w);
+				else if (!strpbrk(w, "*?!") && strvec_find(hosts, w) < 0)
+					strvec_push(hosts, w);
+				free(w);
+				p += wl;
+			}
+		}
+		free(line);
+		text += len + (text[len] ? 1 : 0);
+	}
 }

@@ -58,9 +58,11 @@ struct ssh_ctx {
 
 /*
  * Reads NIX_SSHOPTS and NIXOS_REBUILD_SSH_DEFAULT_OPTS from the
- * environment. Returns 0, or NRR_EUSAGE if one cannot be split.
+ * environment; what is odd about them is pushed to warnings. Returns 0,
+ * or NRR_EUSAGE if one cannot be split.
  */
-int ssh_ctx_init(struct ssh_ctx *ctx, struct nrr_err *e);
+int ssh_ctx_init(struct ssh_ctx *ctx, struct strvec *warnings,
+		 struct nrr_err *e);
 /* Removes the control directory; hosts must be disconnected first. */
 void ssh_ctx_release(struct ssh_ctx *ctx);
 
@@ -136,5 +138,12 @@ char *ssh_host_lost_reason(const struct ssh_host *h);
 
 /* Sets e's hint for a host that stopped answering (see above). */
 void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e);
+
+/*
+ * Collects Host names (no wildcards or negations) from the ssh config
+ * text, and Include patterns into includes (pure; for unit tests).
+ */
+void ssh_config_hosts(const char *text, struct strvec *hosts,
+		      struct strvec *includes);
 
 #endif

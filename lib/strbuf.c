@@ -202,6 +202,13 @@ int parse_decimal_u64(const char *s, size_t n, unsigned long long *out)
 	return 0;
 }
 
+char *read_file_text(const char *path)
+{
+	struct strbuf sb = STRBUF_INIT;
+	strbuf_read_file(&sb, path);
+	return strbuf_detach(&sb);
+}
+
 int strbuf_read_file(struct strbuf *sb, const char *path)
 {
 	char buf[4096];

@@ -29,6 +29,9 @@ char *strbuf_detach(struct strbuf *sb);
 /* Appends the contents of the file at path. Returns 0, or -1 if it cannot
  * be opened (sb then unchanged) or a read fails (sb has what was read). */
 int strbuf_read_file(struct strbuf *sb, const char *path);
+/* The text of the file at path, which the caller must free(); "" (also to
+ * be freed) if it cannot be read. */
+char *read_file_text(const char *path);
 void strbuf_grow(struct strbuf *sb, size_t extra);
 void strbuf_reset(struct strbuf *sb);
 void strbuf_setlen(struct strbuf *sb, size_t len);

@@ -52,7 +52,7 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 		assert r["storePath"].startswith("/nix/store/"), r
 		assert r["generation"]["after"] == r["generation"]["before"] + 1, r
 		assert [c["name"] for c in r["diff"]["changed"]] == ["hello"], r["diff"]
-		assert r["diff"]["changed"][0]["new_versions"] == ["2.12.3"], r["diff"]
+		assert r["diff"]["changed"][0]["newVersions"] == ["2.12.3"], r["diff"]
 	PY
 }
 

@@ -161,7 +161,7 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 		r = {h["name"]: h for h in json.load(open("report.json"))}
 		for d in (r["t1"]["diff"], r["t2"]["diff"]):
 		    assert set(d) >= {"added", "removed", "changed"}, d
-		    assert d["closure"]["new_size"] > 0, d
+		    assert d["closure"]["newSize"] > 0, d
 	PY
 	run --separate-stderr nrr switch --flake "$F" --on t1 --json --no-diff
 	assert_success

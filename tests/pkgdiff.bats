@@ -146,12 +146,12 @@ compare_all() {
 	closure "$D/new" a-1:1000 b-2:2500 d-1:4000
 	run "$TT" diff-json "$D/old" "$D/new"
 	assert_success
-	echo "$output" | jq -e '.closure == {old_paths: 3, new_paths: 3, paths_added: 2,
-		paths_removed: 2, old_size: 6000, new_size: 7500, size_delta: 1500}'
-	echo "$output" | jq -e '.changed == [{name: "b", kind: "upgrade", old_versions: ["1"],
-		new_versions: ["2"], old_size: 2000, new_size: 2500, size_delta: 500}]'
+	echo "$output" | jq -e '.closure == {oldPaths: 3, newPaths: 3, pathsAdded: 2,
+		pathsRemoved: 2, oldSize: 6000, newSize: 7500, sizeDelta: 1500}'
+	echo "$output" | jq -e '.changed == [{name: "b", kind: "upgrade", oldVersions: ["1"],
+		newVersions: ["2"], oldSize: 2000, newSize: 2500, sizeDelta: 500}]'
 	echo "$output" | jq -e '[.added[].name, .removed[].name] == ["d", "c"]'
-	echo "$output" | jq -e '.removed[0] | .kind == "removed" and .new_versions == [] and .size_delta == -3000'
+	echo "$output" | jq -e '.removed[0] | .kind == "removed" and .newVersions == [] and .sizeDelta == -3000'
 }
 
 @test "diff: several versions of one name form one set; one of them changing is one line" {

@@ -54,14 +54,16 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	assert_failure
 }
 
-@test "a failing activation is rolled back at once (exit 9)" {
+@test "a failing activation is rolled back at once (exit 9); --json says rolled-back" {
 	retag before2
 	nrr switch --flake "$F#t1" --target-host t1
 	old_profile=$(profile_of t1)
 	old_system=$(current_of t1)
-	run nrr switch --flake "$F#broken" --target-host t1 --magic-rollback
+	run nrr switch --flake "$F#broken" --target-host t1 --magic-rollback --json
 	assert_failure 9
 	assert_output --partial "it was rolled back to the previous system"
+	# the same word as in a fleet's report
+	assert_output --partial '"result":	"rolled-back"'
 	[ "$(current_of t1)" = "$old_system" ]
 	[ "$(profile_of t1)" = "$old_profile" ]
 }

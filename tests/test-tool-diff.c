@@ -132,8 +132,8 @@ static int cmd_time(const char *o, const char *n, int runs)
 			free(t);
 			return 1;
 		}
-		pkgdiff_format(&text, &d, 0);
-		cJSON *j = pkgdiff_to_json(&d);
+		diffshow_format(&text, &d, 0);
+		cJSON *j = diffshow_json(&d);
 		char *js = cJSON_PrintUnformatted(j);
 		t[i] = now_ms() - start;
 		free(js);
@@ -214,20 +214,20 @@ int test_tool_diff(int argc, const char **argv)
 		unsigned flags = 0;
 		int i = 1;
 		if (i < argc && !strcmp(argv[i], "--color"))
-			flags |= PKGDIFF_COLOR, i++;
+			flags |= DIFFSHOW_COLOR, i++;
 		if (argc - i != 2)
 			return usage(cmd);
 		if (load_diff(argv[i], argv[i + 1], &d))
 			return 1;
 		if (!strcmp(cmd, "diff-json")) {
-			cJSON *j = pkgdiff_to_json(&d);
+			cJSON *j = diffshow_json(&d);
 			char *s = cJSON_Print(j);
 			puts(s);
 			free(s);
 			cJSON_Delete(j);
 		} else {
 			struct strbuf sb = STRBUF_INIT;
-			pkgdiff_format(&sb, &d, flags);
+			diffshow_format(&sb, &d, flags);
 			fputs(sb.buf, stdout);
 			strbuf_release(&sb);
 		}

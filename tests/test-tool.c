@@ -150,6 +150,17 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "parse"))
 		return cmd_parse(argc - 1, argv + 1);
+	if (!strcmp(cmd, "nix-flag-nargs")) {
+		/* every flag we pass on to nix, as nix.c knows its values */
+		for (const struct option_spec *s = option_table; s->name; s++) {
+			if (!s->group)
+				continue;
+			char *flag = xstrfmt("--%s", s->name);
+			printf("%s %d %d\n", flag, s->nargs, nix_flag_nargs(flag));
+			free(flag);
+		}
+		return 0;
+	}
 	if (!strcmp(cmd, "ssh-config")) {
 		struct ssh_config c;
 		char *text = read_stdin();
@@ -224,17 +235,11 @@ int main(int argc, const char **argv)
 		free(text);
 		return 0;
 	}
-	if (!strcmp(cmd, "probe")) {
-		struct probe p = { 0 };
+	if (!strcmp(cmd, "query-missing")) {
 		struct strvec missing = STRVEC_INIT;
 		char *text = read_stdin();
-		probe_parse(text, &p, &missing);
-		printf("hostname=%s arch=%s nix=%s current=%s systemd=%d\n",
-		       p.hostname ? p.hostname : "", p.arch ? p.arch : "",
-		       p.nix_version ? p.nix_version : "",
-		       p.current_system ? p.current_system : "", p.systemd);
+		closure_parse_missing(text, &missing);
 		print_vec("missing", &missing);
-		probe_release(&p);
 		strvec_clear(&missing);
 		free(text);
 		return 0;

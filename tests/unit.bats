@@ -99,6 +99,40 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_success
 }
 
+@test "options: every flag passed on to nix takes as many values as nix.c knows it takes" {
+	run "$TT" nix-flag-nargs
+	assert_success
+	assert_line '--option 2 2'
+	assert_line '--max-jobs 1 1'
+	run awk '$2 != $3' <<<"$output"
+	assert_output ''
+}
+
+@test "actions: what an action takes is said from the action table" {
+	run -2 "$TT" parse dry-build --on a
+	assert_output "error(2): --on is for switch, boot, test, build and dry-activate"
+	run -2 "$TT" parse build --store-path /nix/store/x
+	assert_output "error(2): --store-path is only supported with switch, boot, test and dry-activate"
+	run -2 "$TT" parse boot --specialisation s
+	assert_output "error(2): '--specialisation' can only be used with 'switch', 'test' and 'dry-activate'"
+	run -2 "$TT" parse boot --magic-rollback --target-host h
+	assert_output "error(2): --magic-rollback is only for 'switch' and 'test'"
+	run -2 "$TT" parse list-generations --build-host h
+	assert_output "error(2): --build-host is not supported with 'list-generations'"
+	run "$TT" parse build --specialisation s
+	assert_line "warning: --specialisation has no effect with 'build'"
+}
+
+@test "actions: --help and --complete actions list every row of the table" {
+	run "${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}" --complete actions
+	assert_success
+	assert_output "$(printf '%s\n' switch boot test build dry-build dry-run dry-activate edit repl build-vm build-vm-with-bootloader build-image list-generations)"
+	run "${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}" --help
+	for a in switch boot test build dry-build dry-activate edit repl build-vm build-vm-with-bootloader build-image list-generations; do
+		assert_line --regexp "^  $a +[a-z(]"
+	done
+}
+
 @test "options: deprecated spellings warn and keep their meaning" {
 	run "$TT" parse switch --use-remote-sudo --install-grub --fast --no-ssh-tty --no-build-nix
 	assert_line 'elevate=1'
@@ -185,10 +219,11 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_line 'previous=1'
 }
 
-@test "probe output: facts, then missing paths" {
-	run "$TT" probe <<<$'hostname=t1\narch=x86_64\nnix=nix-store (Nix) 2.8.0\ncurrent=/nix/store/x\nsystemd=0\n--\n/nix/store/a\n/nix/store/b'
-	assert_line 'hostname=t1 arch=x86_64 nix=nix-store (Nix) 2.8.0 current=/nix/store/x systemd=0'
-	assert_line 'missing=[/nix/store/a] [/nix/store/b]'
+@test "store query output: the missing paths after the '--' line" {
+	run "$TT" query-missing <<<$'hostname=t1\narch=x86_64--\nnix=nix-store (Nix) 2.8.0\n--\n/nix/store/a\n\n/nix/store/b'
+	assert_output 'missing=[/nix/store/a] [/nix/store/b]'
+	run "$TT" query-missing <<<$'hostname=t1\n--'
+	assert_output 'missing='
 }
 
 @test "platforms: uname -m names, a derivation's system, builders for a system" {

@@ -1,5 +1,5 @@
 #!/bin/sh
-# What the host is, then what it lacks of a closure (lib/closure.c).
+# What a host lacks of a closure (lib/closure.c): "--", then the paths.
 # $1: 1 to let the host substitute first. The closure arrives on stdin.
 # Extra PATH entries: where nix lives on NixOS and in single-user installs,
 # in case the login environment did not say.
@@ -9,11 +9,6 @@
 set -f
 PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
 paths=$(cat)
-echo "hostname=$(uname -n)"
-echo "arch=$(uname -m)"
-echo "nix=$(nix-store --version 2>/dev/null)"
-echo "current=$(readlink /run/current-system 2>/dev/null)"
-if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 echo --
 [ -n "$paths" ] || exit 0
 if [ "$1" = 1 ]; then

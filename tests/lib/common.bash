@@ -10,8 +10,39 @@ source "$(dirname "${BASH_SOURCE[0]}")/fleet.bash"
 NRR=${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}
 
 # Helpers of the deploy tests. $F is the file's copy of the test flake.
-# The tool, run in the fleet's deployer namespace.
-nrr() { fleet_local "$NRR" "$@"; }
+# The tool, run in the fleet's deployer namespace. With --json, the report
+# it prints is checked against its schema in doc/ (report_check).
+nrr() {
+	case " $* " in
+	*" --json "*) ;;
+	*) fleet_local "$NRR" "$@"; return ;;
+	esac
+	local st=0 report
+	report=$(mktemp "${BATS_TEST_TMPDIR:-/tmp}/report.XXXXXX")
+	fleet_local "$NRR" "$@" >"$report" || st=$?
+	cat "$report"
+	report_check "$report" "$@" || st=98
+	rm -f "$report"
+	return "$st"
+}
+
+# Checks the --json output in file $1 of a run with the words $2...
+# against the schema of its kind of report (doc/*.schema.json); says
+# what does not match on stderr and fails. Output that is not a report
+# (a store path) is left alone.
+report_check() {
+	local file=$1 schema=report
+	shift
+	[[ $(head -c 1 "$file") == [\{\[] ]] || return 0
+	case " $* " in
+	*" list-generations "*) schema=generations ;;
+	*" --on "*) schema=fleet-report ;;
+	esac
+	python3 "$BATS_TEST_DIRNAME/lib/jsonschema.py" \
+		"$BATS_TEST_DIRNAME/../doc/$schema.schema.json" "$file" >&2 ||
+		{ echo "the --json report does not match doc/$schema.schema.json" >&2; return 1; }
+}
+
 # A new generation of every configuration: a new tag in the flake copy.
 retag() { printf '%s\n' "$1" >"$F/tag"; }
 # The store path of configuration $1's system, as the deployer builds it.
