@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -394,8 +395,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 			continue;
 		fprintf(stderr, "\n%s", h->diff_text.buf);
 		strbuf_reset(&h->diff_text);
-		strbuf_addf(&q, "%s%s", asking++ ? ", " : "", h->m.name);
+		/* the question names ten; the diffs above name them all */
+		if (asking < 10)
+			strbuf_addf(&q, "%s%s", asking ? ", " : "", h->m.name);
+		asking++;
 	}
+	if (asking > 10)
+		strbuf_addf(&q, " and %zu more", asking - 10);
 	int yes = asking > 1
 		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
 		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
@@ -412,6 +418,54 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		snprintf(h->phase, sizeof(h->phase), "%s", yes ? "activate" : "declined");
 	}
 	strbuf_release(&q);
+}
+
+/* The fds of ours a host in flight holds: its report pipe, its stderr,
+ * and with --ask its stdin, kept for the answer. */
+static size_t fds_per_host(const struct options *o)
+{
+	return o->ask && !o->yes ? 3 : 2;
+}
+
+/* How many fds this process has open now (Linux; else a guess). */
+static size_t fds_open(void)
+{
+	size_t n = 0;
+	glob_t g;
+	if (glob("/proc/self/fd/*", 0, NULL, &g))
+		return 16;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
+/*
+ * How many hosts may be in flight at once for the open-files limit: it
+ * raises the soft limit to the hard one first, and when even that is too
+ * small for want hosts, says so in warnings. Starting a host takes a few
+ * more fds for a moment (pipes to the new child): kept in reserve.
+ */
+static size_t fit_open_files(const struct options *o, size_t want,
+			     struct strvec *warnings)
+{
+	struct rlimit rl;
+	size_t reserve = fds_open() + 8, per = fds_per_host(o);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= reserve + want * per)
+		return want;
+	size_t fit = rl.rlim_cur > reserve + per ? (size_t)(rl.rlim_cur - reserve) / per : 1;
+	strvec_pushf(warnings, "%zu hosts in flight need %zu open files, and this system allows "
+		     "%llu (ulimit -n): at most %zu were in flight at once; raise the hard "
+		     "limit (ulimit -Hn, limits.conf) for more", want, reserve + want * per,
+		     (unsigned long long)rl.rlim_cur, fit);
+	return fit;
 }
 
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
@@ -448,7 +502,13 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
 		goto out;
 
-	size_t limit = o->parallel ? (size_t)o->parallel : n, running = 0, next = 0;
+	size_t limit = o->parallel && (size_t)o->parallel < n ? (size_t)o->parallel : n;
+	size_t running = 0, next = 0;
+	/* --ask: a host waiting for the answer gives its slot to the next,
+	 * so all of them may be in flight */
+	size_t cap = fit_open_files(o, o->ask && !o->yes ? n : limit, warnings);
+	struct pollfd *pfd = xcalloc(2 * n, sizeof(*pfd));
+	struct fleet_host **who = xcalloc(2 * n, sizeof(*who));
 	int stop = 0, drawn = 0;
 	char ts[16];
 	double last_draw = 0;
@@ -457,7 +517,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		for (size_t i = 0; i < n; i++)
 			asking += hosts[i].asking;
 		/* a host waiting for --ask's answer gives its slot to the next */
-		while (!stop && running - asking < limit && next < n) {
+		while (!stop && running - asking < limit && running < cap && next < n) {
 			struct fleet_host *h = &hosts[next++];
 			if (start_host(o, h, password, e)) {
 				h->state = H_DONE;
@@ -474,15 +534,14 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		}
 		if (!running)
 			break;
-		if (asking && asking == running && (stop || next == n)) {
+		/* ask once no other host can start */
+		if (asking && asking == running && (stop || next == n || running >= cap)) {
 			ask_fleet(hosts, n);
 			drawn = 0;
 			continue;
 		}
-		struct pollfd pfd[2 * 64];
-		struct fleet_host *who[2 * 64];
-		int np = 0;
-		for (size_t i = 0; i < n && np < 2 * 64 - 1; i++) {
+		nfds_t np = 0;
+		for (size_t i = 0; i < n; i++) {
 			struct fleet_host *h = &hosts[i];
 			if (h->state != H_RUNNING)
 				continue;
@@ -495,10 +554,10 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 				pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
 			}
 		}
-		int pr = np ? poll(pfd, (nfds_t)np, tty ? 200 : 1000) : 0;
+		int pr = np ? poll(pfd, np, tty ? 200 : 1000) : 0;
 		if (!np)
 			usleep(20000);
-		for (int k = 0; pr > 0 && k < np; k++) {
+		for (nfds_t k = 0; pr > 0 && k < np; k++) {
 			if (!pfd[k].revents)
 				continue;
 			struct fleet_host *h = who[k];
@@ -547,6 +606,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 			last_draw = fleet_now();
 		}
 	}
+	free(pfd);
+	free(who);
 	size_t failed = 0, skipped = 0, declined = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (hosts[i].state == H_WAITING)
