@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "fleet.h"
 #include "fleetview.h"
+#include "fleetproto.h"
 #include "prompt.h"
+#include "quote.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -213,37 +215,36 @@ out:
 	return ret;
 }
 
-/* The child's command line: this program, for one host, reporting to fd 3
- * (and, with a password, reading it from stdin). */
-static void child_argv(const struct options *o, const struct fleet_host *h,
-		       int password, struct strvec *argv)
+void fleet_child_argv(const struct options *o, const char *store_path,
+		      const char *target, int password, struct strvec *argv)
 {
 	static const char *const elevates[] = { "none", "sudo", "run0" };
 
-	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", h->path,
-		     "--target-host", h->m.target, "--progress-fd", "3", NULL);
+	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", store_path,
+		     "--target-host", target, "--progress-fd", "3", NULL);
+	/* what the option table passes on (OF_FLEET), as the user said it */
+	strvec_pushvec(argv, &o->fleet_args);
+	/* what this run decided for all its hosts: the password is ours to
+	 * ask (-S implies sudo), the diff comes to us (shown here, asked
+	 * about, in --json), and --yes answers here */
 	if (password)
 		strvec_pushl(argv, "--password-fd", "0", NULL);
 	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
-	/* the child sends its diff to us: shown here, asked about, in --json */
 	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
 			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
 	if (o->ask && !o->yes)
 		strvec_push(argv, "--ask");
-	strvec_pushl(argv, "--profile-name", o->profile_name, NULL);
-	if (o->specialisation)
-		strvec_pushl(argv, "--specialisation", o->specialisation, NULL);
-	if (o->install_bootloader)
-		strvec_push(argv, "--install-bootloader");
-	if (o->no_validate)
-		strvec_push(argv, "--no-validate");
-	if (o->substitutes)
-		strvec_push(argv, o->substitutes == 2 ? "--use-substitutes=auto"
-						      : "--use-substitutes");
-	if (o->confirm_timeout)
-		strvec_pushf(argv, "--confirm-timeout=%d", o->confirm_timeout);
-	for (int i = 0; i < o->verbose; i++)
-		strvec_push(argv, "-v");
+}
+
+/* Shows the child's command line, as --debug and -v show commands. */
+static void trace_child(const struct options *o, const struct strvec *argv)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (!o->debug && !o->verbose)
+		return;
+	sq_quote_argv(&sb, argv->v);
+	fprintf(stderr, "$ %s\n", sb.buf);
+	strbuf_release(&sb);
 }
 
 static int start_host(const struct options *o, struct fleet_host *h,
@@ -254,7 +255,8 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	if (pipe2(rep, O_CLOEXEC))
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 	child_init(&h->c);
-	child_argv(o, h, password != NULL, &h->c.args);
+	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
+	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
 	h->c.out = CHILD_NULL;
 	h->c.err = CHILD_PIPE;
@@ -308,35 +310,34 @@ static void read_report(struct fleet_host *h)
 	char *nl;
 	while ((nl = memchr(h->progress.buf, '\n', h->progress.len))) {
 		*nl = '\0';
-		const char *l = h->progress.buf;
-		if (!strncmp(l, "phase ", 6)) {
-			snprintf(h->phase, sizeof(h->phase), "%s", l + 6);
-		} else if (!strncmp(l, "say ", 4)) {
-			strbuf_addf(&h->diff_text, "%s\n", l + 4);
-		} else if (!strncmp(l, "diff ", 5)) {
+		struct fleetproto_msg m;
+		fleetproto_parse(h->progress.buf, &m);
+		switch (m.kind) {
+		case FLEETPROTO_PHASE:
+			snprintf(h->phase, sizeof(h->phase), "%s", m.text);
+			break;
+		case FLEETPROTO_SAY:
+			strbuf_addf(&h->diff_text, "%s\n", m.text);
+			break;
+		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
-			h->diff = cJSON_Parse(l + 5);
-		} else if (!strcmp(l, "ask")) {
+			h->diff = m.diff;
+			break;
+		case FLEETPROTO_ASK:
 			h->asking = 1;
 			snprintf(h->phase, sizeof(h->phase), "ask");
-		} else if (!strncmp(l, "result ", 7)) {
-			cJSON *j = cJSON_Parse(l + 7);
-			cJSON *v;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "status")) && cJSON_IsNumber(v))
-				h->status = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genBefore")) && cJSON_IsNumber(v))
-				h->gen_before = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genAfter")) && cJSON_IsNumber(v))
-				h->gen_after = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "bytes")) && cJSON_IsNumber(v))
-				h->bytes = (unsigned long long)v->valuedouble;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "fetchBytes")) && cJSON_IsNumber(v))
-				h->fetch_bytes = (unsigned long long)v->valuedouble;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "step")) && cJSON_IsString(v))
-				snprintf(h->step, sizeof(h->step), "%s", v->valuestring);
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "message")) && cJSON_IsString(v))
-				snprintf(h->message, sizeof(h->message), "%s", v->valuestring);
-			cJSON_Delete(j);
+			break;
+		case FLEETPROTO_RESULT:
+			h->status = m.result.status;
+			h->gen_before = m.result.gen_before;
+			h->gen_after = m.result.gen_after;
+			h->bytes = m.result.bytes;
+			h->fetch_bytes = m.result.fetch_bytes;
+			snprintf(h->step, sizeof(h->step), "%s", m.result.step);
+			snprintf(h->message, sizeof(h->message), "%s", m.result.message);
+			break;
+		case FLEETPROTO_OTHER:
+			break;
 		}
 		size_t used = (size_t)(nl - h->progress.buf) + 1;
 		memmove(h->progress.buf, nl + 1, h->progress.len - used);

@@ -33,12 +33,6 @@ activations_of() {
 	fleet_exec many sh -c "cat /run/aliases/$1/nrr-activations 2>/dev/null | wc -l"
 }
 
-@test "an interrupt stops every child, however many run (300)" {
-	run "${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}" fleet-interrupt 300
-	assert_success
-	assert_output $'tracked 300\nstopped 300 of 300\ntracked 0'
-}
-
 @test "200 hosts with --parallel 0: every one activated once" {
 	# test, no diff: the cheapest deploy, one remote command a host
 	run --separate-stderr nrr test --flake "$F" --on 'h*' --parallel 0 --no-diff --json
