@@ -24,6 +24,7 @@
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
+#include "lib/fleetproto.h"
 #include "lib/generations.h"
 #include "lib/nix.h"
 #include "lib/options.h"
@@ -112,19 +113,13 @@ static int fleet_child_diff(struct run *r, const struct strbuf *text,
 {
 	int fd = r->opt.progress_fd;
 	cJSON *j = diffshow_json(pd);
-	char *json = cJSON_PrintUnformatted(j);
 
-	for (const char *p = text->buf; *p;) {
-		size_t len = strcspn(p, "\n");
-		dprintf(fd, "say %.*s\n", (int)len, p);
-		p += len + (p[len] ? 1 : 0);
-	}
-	dprintf(fd, "diff %s\n", json);
-	free(json);
+	fleetproto_say(fd, text->buf);
+	fleetproto_diff(fd, j);
 	cJSON_Delete(j);
 	if (!r->opt.ask || r->opt.yes)
 		return 1;
-	dprintf(fd, "ask\n");
+	fleetproto_ask(fd);
 	return prompt_read_yes(0);
 }
 

@@ -3,6 +3,7 @@
 #include "activate.h"
 #include "cache.h"
 #include "diffshow.h"
+#include "fleetproto.h"
 #include "nix.h"
 #include "progress.h"
 #include "quote.h"
@@ -66,8 +67,7 @@ void deploy_release(struct deploy *d)
 
 void deploy_phase(struct deploy *d, const char *phase)
 {
-	if (d->progress_fd >= 0)
-		dprintf(d->progress_fd, "phase %s\n", phase);
+	fleetproto_phase(d->progress_fd, phase);
 }
 
 /* "localhost" and this machine's own names mean: build here. */

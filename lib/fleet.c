@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "fleet.h"
 #include "fleetview.h"
+#include "fleetproto.h"
 #include "prompt.h"
+#include "quote.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,37 +221,36 @@ out:
 	return ret;
 }
 
-/* The child's command line: this program, for one host, reporting to fd 3
- * (and, with a password, reading it from stdin). */
-static void child_argv(const struct options *o, const struct fleet_host *h,
-		       int password, struct strvec *argv)
+void fleet_child_argv(const struct options *o, const char *store_path,
+		      const char *target, int password, struct strvec *argv)
 {
 	static const char *const elevates[] = { "none", "sudo", "run0" };
 
-	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", h->path,
-		     "--target-host", h->m.target, "--progress-fd", "3", NULL);
+	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", store_path,
+		     "--target-host", target, "--progress-fd", "3", NULL);
+	/* what the option table passes on (OF_FLEET), as the user said it */
+	strvec_pushvec(argv, &o->fleet_args);
+	/* what this run decided for all its hosts: the password is ours to
+	 * ask (-S implies sudo), the diff comes to us (shown here, asked
+	 * about, in --json), and --yes answers here */
 	if (password)
 		strvec_pushl(argv, "--password-fd", "0", NULL);
 	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
-	/* the child sends its diff to us: shown here, asked about, in --json */
 	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
 			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
 	if (o->ask && !o->yes)
 		strvec_push(argv, "--ask");
-	strvec_pushl(argv, "--profile-name", o->profile_name, NULL);
-	if (o->specialisation)
-		strvec_pushl(argv, "--specialisation", o->specialisation, NULL);
-	if (o->install_bootloader)
-		strvec_push(argv, "--install-bootloader");
-	if (o->no_validate)
-		strvec_push(argv, "--no-validate");
-	if (o->substitutes)
-		strvec_push(argv, o->substitutes == 2 ? "--use-substitutes=auto"
-						      : "--use-substitutes");
-	if (o->confirm_timeout)
-		strvec_pushf(argv, "--confirm-timeout=%d", o->confirm_timeout);
-	for (int i = 0; i < o->verbose; i++)
-		strvec_push(argv, "-v");
+}
+
+/* Shows the child's command line, as --debug and -v show commands. */
+static void trace_child(const struct options *o, const struct strvec *argv)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (!o->debug && !o->verbose)
+		return;
+	sq_quote_argv(&sb, argv->v);
+	fprintf(stderr, "$ %s\n", sb.buf);
+	strbuf_release(&sb);
 }
 
 static int start_host(const struct options *o, struct fleet_host *h,
@@ -259,7 +261,8 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	if (pipe2(rep, O_CLOEXEC))
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 	child_init(&h->c);
-	child_argv(o, h, password != NULL, &h->c.args);
+	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
+	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
 	h->c.out = CHILD_NULL;
 	h->c.err = CHILD_PIPE;
@@ -313,35 +316,34 @@ static void read_report(struct fleet_host *h)
 	char *nl;
 	while ((nl = memchr(h->progress.buf, '\n', h->progress.len))) {
 		*nl = '\0';
-		const char *l = h->progress.buf;
-		if (!strncmp(l, "phase ", 6)) {
-			snprintf(h->phase, sizeof(h->phase), "%s", l + 6);
-		} else if (!strncmp(l, "say ", 4)) {
-			strbuf_addf(&h->diff_text, "%s\n", l + 4);
-		} else if (!strncmp(l, "diff ", 5)) {
+		struct fleetproto_msg m;
+		fleetproto_parse(h->progress.buf, &m);
+		switch (m.kind) {
+		case FLEETPROTO_PHASE:
+			snprintf(h->phase, sizeof(h->phase), "%s", m.text);
+			break;
+		case FLEETPROTO_SAY:
+			strbuf_addf(&h->diff_text, "%s\n", m.text);
+			break;
+		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
-			h->diff = cJSON_Parse(l + 5);
-		} else if (!strcmp(l, "ask")) {
+			h->diff = m.diff;
+			break;
+		case FLEETPROTO_ASK:
 			h->asking = 1;
 			snprintf(h->phase, sizeof(h->phase), "ask");
-		} else if (!strncmp(l, "result ", 7)) {
-			cJSON *j = cJSON_Parse(l + 7);
-			cJSON *v;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "status")) && cJSON_IsNumber(v))
-				h->status = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genBefore")) && cJSON_IsNumber(v))
-				h->gen_before = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "genAfter")) && cJSON_IsNumber(v))
-				h->gen_after = v->valueint;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "bytes")) && cJSON_IsNumber(v))
-				h->bytes = (unsigned long long)v->valuedouble;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "fetchBytes")) && cJSON_IsNumber(v))
-				h->fetch_bytes = (unsigned long long)v->valuedouble;
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "step")) && cJSON_IsString(v))
-				snprintf(h->step, sizeof(h->step), "%s", v->valuestring);
-			if ((v = cJSON_GetObjectItemCaseSensitive(j, "message")) && cJSON_IsString(v))
-				snprintf(h->message, sizeof(h->message), "%s", v->valuestring);
-			cJSON_Delete(j);
+			break;
+		case FLEETPROTO_RESULT:
+			h->status = m.result.status;
+			h->gen_before = m.result.gen_before;
+			h->gen_after = m.result.gen_after;
+			h->bytes = m.result.bytes;
+			h->fetch_bytes = m.result.fetch_bytes;
+			snprintf(h->step, sizeof(h->step), "%s", m.result.step);
+			snprintf(h->message, sizeof(h->message), "%s", m.result.message);
+			break;
+		case FLEETPROTO_OTHER:
+			break;
 		}
 		size_t used = (size_t)(nl - h->progress.buf) + 1;
 		memmove(h->progress.buf, nl + 1, h->progress.len - used);
@@ -400,8 +402,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 			continue;
 		fprintf(stderr, "\n%s", h->diff_text.buf);
 		strbuf_reset(&h->diff_text);
-		strbuf_addf(&q, "%s%s", asking++ ? ", " : "", h->m.name);
+		/* the question names ten; the diffs above name them all */
+		if (asking < 10)
+			strbuf_addf(&q, "%s%s", asking ? ", " : "", h->m.name);
+		asking++;
 	}
+	if (asking > 10)
+		strbuf_addf(&q, " and %zu more", asking - 10);
 	int yes = asking > 1
 		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
 		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
@@ -418,6 +425,54 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		snprintf(h->phase, sizeof(h->phase), "%s", yes ? "activate" : "declined");
 	}
 	strbuf_release(&q);
+}
+
+/* The fds of ours a host in flight holds: its report pipe, its stderr,
+ * and with --ask its stdin, kept for the answer. */
+static size_t fds_per_host(const struct options *o)
+{
+	return o->ask && !o->yes ? 3 : 2;
+}
+
+/* How many fds this process has open now (Linux; else a guess). */
+static size_t fds_open(void)
+{
+	size_t n = 0;
+	glob_t g;
+	if (glob("/proc/self/fd/*", 0, NULL, &g))
+		return 16;
+	n = g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
+/*
+ * How many hosts may be in flight at once for the open-files limit: it
+ * raises the soft limit to the hard one first, and when even that is too
+ * small for want hosts, says so in warnings. Starting a host takes a few
+ * more fds for a moment (pipes to the new child): kept in reserve.
+ */
+static size_t fit_open_files(const struct options *o, size_t want,
+			     struct strvec *warnings)
+{
+	struct rlimit rl;
+	size_t reserve = fds_open() + 8, per = fds_per_host(o);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return want;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= reserve + want * per)
+		return want;
+	size_t fit = rl.rlim_cur > reserve + per ? (size_t)(rl.rlim_cur - reserve) / per : 1;
+	strvec_pushf(warnings, "%zu hosts in flight need %zu open files, and this system allows "
+		     "%llu (ulimit -n): at most %zu were in flight at once; raise the hard "
+		     "limit (ulimit -Hn, limits.conf) for more", want, reserve + want * per,
+		     (unsigned long long)rl.rlim_cur, fit);
+	return fit;
 }
 
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
@@ -454,7 +509,13 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
 		goto out;
 
-	size_t limit = o->parallel ? (size_t)o->parallel : n, running = 0, next = 0;
+	size_t limit = o->parallel && (size_t)o->parallel < n ? (size_t)o->parallel : n;
+	size_t running = 0, next = 0;
+	/* --ask: a host waiting for the answer gives its slot to the next,
+	 * so all of them may be in flight */
+	size_t cap = fit_open_files(o, o->ask && !o->yes ? n : limit, warnings);
+	struct pollfd *pfd = xcalloc(2 * n, sizeof(*pfd));
+	struct fleet_host **who = xcalloc(2 * n, sizeof(*who));
 	int stop = 0, drawn = 0;
 	char ts[16];
 	double last_draw = 0;
@@ -463,7 +524,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		for (size_t i = 0; i < n; i++)
 			asking += hosts[i].asking;
 		/* a host waiting for --ask's answer gives its slot to the next */
-		while (!stop && running - asking < limit && next < n) {
+		while (!stop && running - asking < limit && running < cap && next < n) {
 			struct fleet_host *h = &hosts[next++];
 			if (start_host(o, h, password, e)) {
 				h->state = H_DONE;
@@ -480,15 +541,14 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		}
 		if (!running)
 			break;
-		if (asking && asking == running && (stop || next == n)) {
+		/* ask once no other host can start */
+		if (asking && asking == running && (stop || next == n || running >= cap)) {
 			ask_fleet(hosts, n);
 			drawn = 0;
 			continue;
 		}
-		struct pollfd pfd[2 * 64];
-		struct fleet_host *who[2 * 64];
-		int np = 0;
-		for (size_t i = 0; i < n && np < 2 * 64 - 1; i++) {
+		nfds_t np = 0;
+		for (size_t i = 0; i < n; i++) {
 			struct fleet_host *h = &hosts[i];
 			if (h->state != H_RUNNING)
 				continue;
@@ -501,10 +561,10 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 				pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
 			}
 		}
-		int pr = np ? poll(pfd, (nfds_t)np, tty ? 200 : 1000) : 0;
+		int pr = np ? poll(pfd, np, tty ? 200 : 1000) : 0;
 		if (!np)
 			usleep(20000);
-		for (int k = 0; pr > 0 && k < np; k++) {
+		for (nfds_t k = 0; pr > 0 && k < np; k++) {
 			if (!pfd[k].revents)
 				continue;
 			struct fleet_host *h = who[k];
@@ -553,6 +613,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 			last_draw = fleet_now();
 		}
 	}
+	free(pfd);
+	free(who);
 	size_t failed = 0, skipped = 0, declined = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (hosts[i].state == H_WAITING)

@@ -6,7 +6,9 @@
  * host gets its own child process of this very program (`ACTION
  * --store-path PATH --target-host TARGET`), at most --parallel at a time:
  * each has its own ssh master (one handshake per host), its own deploy
- * lock, its own failure, and reports its phases and its result on a pipe.
+ * lock, its own failure, and reports its phases and its result on a pipe
+ * (lib/fleetproto.h); the options it is given are those the option table
+ * marks OF_FLEET, as the user spelled them.
  * The parent shows a live line per host on a terminal (plain timestamped
  * lines otherwise), a summary table, and with --json a report on stdout
  * (lib/fleetview.c).
@@ -31,6 +33,15 @@ struct fleet_member {
 int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 		 struct fleet_member **members, size_t *n, struct nrr_err *e);
 void fleet_members_free(struct fleet_member *m, size_t n);
+
+/*
+ * The command line of the child that deploys store_path to target: this
+ * program (/proc/self/exe), the options o->fleet_args holds, and what the
+ * fleet decides for its children (elevation, diff, --ask, the password on
+ * stdin when password is set). Appends to argv.
+ */
+void fleet_child_argv(const struct options *o, const char *store_path,
+		      const char *target, int password, struct strvec *argv);
 
 /*
  * Runs the whole fleet deploy. argv0 is this program; password, when set,

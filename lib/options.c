@@ -40,9 +40,9 @@ const struct option_spec option_table[] = {
 	  "build on HOST over ssh (\"localhost\": here)" },
 	{ "copy-direct", 0, 0, OPT_COPY_DIRECT, 0, OF_NEW, S_HOSTS, NULL,
 	  "the build host copies to the target itself instead of through this machine" },
-	{ "use-substitutes", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
+	{ "use-substitutes", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, OF_FLEET, S_HOSTS, NULL,
 	  "let hosts fetch paths from their own binary caches before copying (=auto: ask their caches first, fetch only what they serve)" },
-	{ "substitute-on-destination", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, 0, S_HOSTS, NULL,
+	{ "substitute-on-destination", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, OF_FLEET, S_HOSTS, NULL,
 	  "alias of --use-substitutes" },
 	{ "elevate", 0, 1, OPT_ELEVATE, 0, 0, S_HOSTS, "none|sudo|run0",
 	  "how to gain root for activation on the target" },
@@ -69,21 +69,21 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: read the sudo password from FD" },
 
 	/* activation */
-	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, 0, S_ACT, "NAME",
+	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, OF_FLEET, S_ACT, "NAME",
 	  "use the system profile /nix/var/nix/profiles/system-profiles/NAME" },
-	{ "specialisation", 'c', 1, OPT_SPECIALISATION, 0, 0, S_ACT, "NAME",
+	{ "specialisation", 'c', 1, OPT_SPECIALISATION, 0, OF_FLEET, S_ACT, "NAME",
 	  "activate specialisation NAME (switch and test)" },
 	{ "rollback", 0, 0, OPT_ROLLBACK, 0, 0, S_ACT, NULL,
 	  "go back to the previous generation instead of building" },
-	{ "install-bootloader", 0, 0, OPT_INSTALL_BOOTLOADER, 0, 0, S_ACT, NULL,
+	{ "install-bootloader", 0, 0, OPT_INSTALL_BOOTLOADER, 0, OF_FLEET, S_ACT, NULL,
 	  "(re)install the boot loader (NIXOS_INSTALL_BOOTLOADER=1)" },
-	{ "install-grub", 0, 0, OPT_INSTALL_GRUB, 0, OF_DEPRECATED, S_ACT, NULL,
+	{ "install-grub", 0, 0, OPT_INSTALL_GRUB, 0, OF_DEPRECATED | OF_FLEET, S_ACT, NULL,
 	  "deprecated alias of --install-bootloader" },
-	{ "magic-rollback", 0, 0, OPT_MAGIC_ROLLBACK, 0, OF_NEW, S_ACT, NULL,
+	{ "magic-rollback", 0, 0, OPT_MAGIC_ROLLBACK, 0, OF_NEW | OF_FLEET, S_ACT, NULL,
 	  "undo switch/test on the target unless it answers a new ssh connection afterwards" },
-	{ "confirm-timeout", 0, 1, OPT_CONFIRM_TIMEOUT, 0, OF_NEW, S_ACT, "SECONDS",
+	{ "confirm-timeout", 0, 1, OPT_CONFIRM_TIMEOUT, 0, OF_NEW | OF_FLEET, S_ACT, "SECONDS",
 	  "how long --magic-rollback waits for that connection (default 30; implies it)" },
-	{ "no-validate", 0, 0, OPT_NO_VALIDATE, 0, OF_NEW, S_ACT, NULL,
+	{ "no-validate", 0, 0, OPT_NO_VALIDATE, 0, OF_NEW | OF_FLEET, S_ACT, NULL,
 	  "skip the checks of the new system before activation (kernel, init, architecture)" },
 	{ "no-reexec", 0, 0, OPT_NO_REEXEC, 0, 0, S_ACT, NULL,
 	  "accepted for compatibility: this tool never re-executes itself" },
@@ -93,9 +93,9 @@ const struct option_spec option_table[] = {
 	  "deprecated, no effect" },
 
 	/* output */
-	{ "verbose", 'v', 0, OPT_VERBOSE, G_COMMON, 0, S_OUT, NULL,
+	{ "verbose", 'v', 0, OPT_VERBOSE, G_COMMON, OF_FLEET, S_OUT, NULL,
 	  "show commands as they run; repeat for more nix output" },
-	{ "quiet", 0, 0, OPT_QUIET, G_COMMON, 0, S_OUT, NULL,
+	{ "quiet", 0, 0, OPT_QUIET, G_COMMON, OF_FLEET, S_OUT, NULL,
 	  "less output from nix" },
 	{ "json", 0, 0, OPT_JSON, 0, 0, S_OUT, NULL,
 	  "machine-readable output on stdout: generations, or a report of the deploy (with the diff)" },
@@ -107,7 +107,7 @@ const struct option_spec option_table[] = {
 	  "after the diff, ask before activating (with --on, once for all hosts)" },
 	{ "yes", 0, 0, OPT_YES, 0, OF_NEW, S_OUT, NULL,
 	  "answer --ask's question with yes (for use without a terminal)" },
-	{ "debug", 0, 0, OPT_DEBUG, 0, 0, S_OUT, NULL,
+	{ "debug", 0, 0, OPT_DEBUG, 0, OF_FLEET, S_OUT, NULL,
 	  "show every command this tool runs" },
 	{ "help", 'h', 0, OPT_HELP, 0, 0, S_OUT, NULL, "show this help" },
 	{ "version", 0, 0, OPT_VERSION, 0, OF_NEW, S_OUT, NULL, "show the version" },
@@ -115,14 +115,14 @@ const struct option_spec option_table[] = {
 	  "completion helper" },
 
 	/* passed to nix */
-	{ "max-jobs", 'j', 1, OPT_MAX_JOBS, G_COMMON, 0, S_NIX, "N", NULL },
-	{ "cores", 0, 1, OPT_CORES, G_COMMON, 0, S_NIX, "N", NULL },
-	{ "log-format", 0, 1, OPT_LOG_FORMAT, G_COMMON, 0, S_NIX, "FORMAT", NULL },
+	{ "max-jobs", 'j', 1, OPT_MAX_JOBS, G_COMMON, OF_FLEET, S_NIX, "N", NULL },
+	{ "cores", 0, 1, OPT_CORES, G_COMMON, OF_FLEET, S_NIX, "N", NULL },
+	{ "log-format", 0, 1, OPT_LOG_FORMAT, G_COMMON, OF_FLEET, S_NIX, "FORMAT", NULL },
 	{ "keep-going", 'k', 0, OPT_KEEP_GOING, G_COMMON, 0, S_NIX, NULL, NULL },
-	{ "keep-failed", 'K', 0, OPT_KEEP_FAILED, G_COMMON, 0, S_NIX, NULL, NULL },
-	{ "fallback", 0, 0, OPT_FALLBACK, G_COMMON, 0, S_NIX, NULL, NULL },
-	{ "repair", 0, 0, OPT_REPAIR, G_COMMON, 0, S_NIX, NULL, NULL },
-	{ "option", 0, 2, OPT_OPTION, G_COMMON, 0, S_NIX, "NAME VALUE", NULL },
+	{ "keep-failed", 'K', 0, OPT_KEEP_FAILED, G_COMMON, OF_FLEET, S_NIX, NULL, NULL },
+	{ "fallback", 0, 0, OPT_FALLBACK, G_COMMON, OF_FLEET, S_NIX, NULL, NULL },
+	{ "repair", 0, 0, OPT_REPAIR, G_COMMON, OF_FLEET, S_NIX, NULL, NULL },
+	{ "option", 0, 2, OPT_OPTION, G_COMMON, OF_FLEET, S_NIX, "NAME VALUE", NULL },
 	{ "builders", 0, 1, OPT_BUILDERS, G_BUILD, 0, S_NIX, "SPEC", NULL },
 	{ "include", 'I', 1, OPT_INCLUDE, G_BUILD, 0, S_NIX, "PATH", NULL },
 	{ "print-build-logs", 'L', 0, OPT_PRINT_BUILD_LOGS, G_BUILD, 0, S_NIX, NULL, NULL },
@@ -164,6 +164,7 @@ void options_init(struct options *o)
 	strvec_init(&o->nix_flake_eval);
 	strvec_init(&o->nix_classic);
 	strvec_init(&o->warnings);
+	strvec_init(&o->fleet_args);
 	o->profile_name = "system";
 	o->diff = -1;
 	o->parallel = 10;
@@ -178,6 +179,7 @@ void options_release(struct options *o)
 	strvec_clear(&o->nix_flake_eval);
 	strvec_clear(&o->nix_classic);
 	strvec_clear(&o->warnings);
+	strvec_clear(&o->fleet_args);
 }
 
 static int is_action(const char *s)
@@ -219,9 +221,24 @@ static void deprecated(struct options *o, const char *what, const char *use)
 		     what, use);
 }
 
-/* Applies one option with its values (vals has nargs entries). */
+static int apply_one(struct options *o, const struct option_spec *s,
+		     const char *spelled, const char **vals, struct nrr_err *e);
+
+/* Applies one option with its values (vals has nargs entries); an
+ * OF_FLEET one is also kept for a fleet's children. */
 static int apply(struct options *o, const struct option_spec *s,
 		 const char *spelled, const char **vals, struct nrr_err *e)
+{
+	if (s->flags & OF_FLEET) {
+		strvec_pushf(&o->fleet_args, "--%s", s->name);
+		for (int i = 0; i < s->nargs; i++)
+			strvec_push(&o->fleet_args, vals[i]);
+	}
+	return apply_one(o, s, spelled, vals, e);
+}
+
+static int apply_one(struct options *o, const struct option_spec *s,
+		     const char *spelled, const char **vals, struct nrr_err *e)
 {
 	struct strvec *g = group_vec(o, s->group);
 
@@ -385,6 +402,7 @@ static int parse_words(struct options *o, int argc, const char *const *argv,
 							"argument %s: expected 'auto' after '=', got '%s'",
 							spelled, eq + 1);
 				o->substitutes = 2;
+				strvec_pushf(&o->fleet_args, "--%s=auto", s->name);
 				continue;
 			}
 			if (s->nargs == 0 && eq)

@@ -61,6 +61,7 @@ enum opt_flags {
 	OF_HIDDEN = 1,		/* not in --help or completion */
 	OF_DEPRECATED = 2,	/* accepted with a warning */
 	OF_NEW = 4,		/* ours, not nixos-rebuild-ng's */
+	OF_FLEET = 8,		/* with --on, passed on to every host's deploy */
 };
 
 struct option_spec {
@@ -115,6 +116,10 @@ struct options {
 	/* pass-through flags, spelled for nix, by group */
 	struct strvec nix_common, nix_build, nix_flake_common, nix_flake_eval,
 		nix_classic;
+
+	/* the OF_FLEET options given, in order, spelled long: for a fleet's
+	 * children */
+	struct strvec fleet_args;
 
 	/* "warning: ..." lines the caller should print */
 	struct strvec warnings;

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "report.h"
+#include "fleetproto.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -98,21 +99,19 @@ static const char *step_of(int status)
 void report_child_result(const struct deploy *d, int fd, int status,
 			  const char *message)
 {
-	cJSON *j = cJSON_CreateObject();
-	cJSON_AddNumberToObject(j, "status", status);
+	struct fleetproto_result r = {
+		.status = status,
+		.gen_before = d->gen_before,
+		.gen_after = d->gen_after,
+		.bytes = d->bytes_copied,
+		.fetch_bytes = d->plan.fetch_bytes,
+		.fetched = d->plan.auto_fetch,
+	};
 	if (status) {
-		cJSON_AddStringToObject(j, "step", step_of(status));
-		cJSON_AddStringToObject(j, "message", message);
+		snprintf(r.step, sizeof(r.step), "%s", step_of(status));
+		snprintf(r.message, sizeof(r.message), "%s", message ? message : "");
 	}
 	if (d->toplevel)
-		cJSON_AddStringToObject(j, "storePath", d->toplevel);
-	cJSON_AddNumberToObject(j, "genBefore", d->gen_before);
-	cJSON_AddNumberToObject(j, "genAfter", d->gen_after);
-	cJSON_AddNumberToObject(j, "bytes", (double)d->bytes_copied);
-	if (d->plan.auto_fetch)
-		cJSON_AddNumberToObject(j, "fetchBytes", (double)d->plan.fetch_bytes);
-	char *text = cJSON_PrintUnformatted(j);
-	dprintf(fd, "result %s\n", text);
-	free(text);
-	cJSON_Delete(j);
+		snprintf(r.store_path, sizeof(r.store_path), "%s", d->toplevel);
+	fleetproto_result(fd, &r);
 }

@@ -2,7 +2,7 @@
  * report: what a deploy tells programs. --json's report of one deploy on
  * stdout (target, action, result, error, store path, generations, what was
  * copied, the plan and the diff), and a fleet child's last word to its
- * fleet: one "result JSON" line on its report pipe (see fleet.h).
+ * fleet: one "result JSON" line on its report pipe (see fleetproto.h).
  */
 #ifndef NRR_REPORT_H
 #define NRR_REPORT_H

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,26 +18,63 @@
 
 extern char **environ;
 
-#define MAX_RUNNING 64
-static volatile pid_t running[MAX_RUNNING];
+/*
+ * The running children, for the signal handler: a table that grows with
+ * them (a fleet has hundreds), never while the handler may read it. It is
+ * only changed with SIGINT, SIGTERM and SIGHUP blocked, so the handler
+ * sees either the old table or the new one, whole; the old one is freed
+ * after the swap, when no handler can still be reading it.
+ */
+static pid_t *volatile running;
+static volatile size_t running_cap;
 static volatile sig_atomic_t interrupted;
 
 static int decode_status(int st);
 
+static void block_signals(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* With the signals blocked. */
 static void track(pid_t pid)
 {
-	for (int i = 0; i < MAX_RUNNING; i++)
+	for (size_t i = 0; i < running_cap; i++)
 		if (!running[i]) {
 			running[i] = pid;
 			return;
 		}
+	size_t cap = running_cap ? 2 * running_cap : 64;
+	pid_t *grown = xcalloc(cap, sizeof(*grown)), *old = running;
+	for (size_t i = 0; i < running_cap; i++)
+		grown[i] = old[i];
+	grown[running_cap] = pid;
+	running = grown;
+	running_cap = cap;
+	free(old);
 }
 
 static void untrack(pid_t pid)
 {
-	for (int i = 0; i < MAX_RUNNING; i++)
+	sigset_t old;
+	block_signals(&old);
+	for (size_t i = 0; i < running_cap; i++)
 		if (running[i] == pid)
 			running[i] = 0;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+size_t run_children_tracked(void)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < running_cap; i++)
+		n += running[i] > 0;
+	return n;
 }
 
 static void on_signal(int sig)
@@ -44,7 +82,7 @@ static void on_signal(int sig)
 	int saved = errno;
 	if (!interrupted)
 		interrupted = sig;
-	for (int i = 0; i < MAX_RUNNING; i++)
+	for (size_t i = 0; i < running_cap; i++)
 		if (running[i] > 0)
 			kill(running[i], SIGTERM);
 	errno = saved;
@@ -158,6 +196,31 @@ static int prepare_io(enum child_io mode, int *fd, int is_input,
 	return -1;
 }
 
+/* Closes every fd from 3 up but keep1 and keep2 (-1: none). */
+static void close_fds_but(int keep1, int keep2)
+{
+	int lo = 3;
+	int keep[2] = { keep1 < keep2 ? keep1 : keep2, keep1 < keep2 ? keep2 : keep1 };
+	for (int k = 0; k <= 2; k++) {
+		int hi = k < 2 ? keep[k] : -1;	/* up to, not including; -1: the end */
+		if (k < 2 && hi <= lo) {
+			if (hi == lo)
+				lo++;	/* kept */
+			continue;
+		}
+#ifdef SYS_close_range
+		if (syscall(SYS_close_range, (unsigned)lo,
+			    hi < 0 ? ~0U : (unsigned)hi - 1, 0) == 0) {
+			lo = hi + 1;
+			continue;
+		}
+#endif
+		for (int fd = lo; fd < (hi < 0 ? 1024 : hi); fd++)
+			close(fd);
+		lo = hi + 1;
+	}
+}
+
 /* In the child: only async-signal-safe calls from here to exec. */
 static void child_exec(const char *path, char *const argv[], char **envp,
 		       const int ends[3], int errpipe, int die_with_parent,
@@ -191,10 +254,9 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 		if (dup2(map_fd, map_to) < 0)
 			goto fail;
 	}
-	/* everything else is close-on-exec or closed here */
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != errpipe && fd != map_to)
-			close(fd);
+	/* everything else is close-on-exec or closed here: all of it, as a
+	 * fleet raises the open-files limit past 1024 */
+	close_fds_but(errpipe, map_to);
 	execve(path, argv, envp);
 fail:
 	err = errno;
@@ -227,6 +289,10 @@ int child_start(struct child *c, struct nrr_err *e)
 		return -1;
 	}
 	char **envp = child_envp(c);
+	/* blocked from fork to track: an interrupt in between would miss
+	 * this child (child_exec unblocks them in the child) */
+	sigset_t oldmask;
+	block_signals(&oldmask);
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(ep[0]);
@@ -236,6 +302,9 @@ int child_start(struct child *c, struct nrr_err *e)
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;
+	if (pid > 0)
+		track(pid);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	free(envp);
 	free(path);
 	close(ep[1]);
@@ -258,12 +327,12 @@ int child_start(struct child *c, struct nrr_err *e)
 		int st;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
+		untrack(pid);
 		nrr_fail(e, NRR_EFAIL, "cannot run '%s': %s", c->args.v[0],
 			 strerror(child_errno));
 		return -1;
 	}
 	c->pid = pid;
-	track(pid);
 	return 0;
 }
 

@@ -22,7 +22,8 @@
  * not forward signals to the remote side, so stopping our ssh clients is
  * what stops remote work). The running-children table and the flag are the
  * only process-wide state in lib/, because a signal handler can reach
- * nothing else.
+ * nothing else. The table has room for any number of children: it grows
+ * in child_start, with those signals blocked while it does.
  */
 #ifndef NRR_RUN_H
 #define NRR_RUN_H
@@ -153,6 +154,8 @@ int pump(struct pump_fd *fds, size_t n, int timeout_ms);
 char *find_in_path(const char *name);
 
 void run_signals_install(void);
+/* How many started children are not waited for yet (tests). */
+size_t run_children_tracked(void);
 /* The signal number that interrupted the run, or 0. */
 int run_interrupted(void);
 

@@ -96,6 +96,17 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	PY
 }
 
+@test "--debug reaches every host's deploy: the fleet shows each child's command, a failed child its commands" {
+	retag debugged
+	run nrr switch --flake "$F" --on broken,t1 --debug -k --no-diff
+	assert_failure 12
+	assert_output --regexp "\\$ '/proc/self/exe' 'switch' '--store-path' '/nix/store/[^']*' '--target-host' 'broken' '--progress-fd' '3' '--debug' "
+	assert_output --regexp "\\$ '/proc/self/exe' 'switch' .* '--target-host' 't1' .*'--debug' "
+	# broken's own --debug lines, in its last lines
+	run sed -n '/^== broken/,$p' <<<"$output"
+	assert_output --regexp "\\$ 'ssh' .*'broken'"
+}
+
 @test "an evaluation error: no host starts (exit 13)" {
 	fleet_reset_counts t1
 	run nrr switch --flake "$F" --on t1,doesnotexist

@@ -489,3 +489,41 @@ flake_copy() {
 	chmod -R u+w "$dir"
 	[ $# -lt 2 ] || printf '%s\n' "$2" >"$dir/tag"
 }
+
+# fleet_aliases NAME PREFIX COUNT: host NAME also answers as COUNT hosts PREFIX001, PREFIX002...
+# (ssh aliases of its address): each a host of its own to the tool, with its own /run (deploy
+# lock, current system, activations: see sshd-alias), sharing NAME's sshd, nix-daemon and store.
+# Hundreds of hosts for the price of one. NAME's sshd restarts, taking that many connections at
+# once (MaxStartups); fleet_exec NAME sees an alias's /run as /run/aliases/ALIAS.
+fleet_aliases() {
+	local name=$1 prefix=$2 count=$3 d=$FLEET_DIR/$1 in=/run/fleet/$1 i alias old
+	[ -f "$d/ready" ] || { _fleet_err "no host '$name' in this fleet"; return 1; }
+	install -m 0755 "$_FLEET_LIB/sshd-alias" "$FLEET_DIR/bin/"
+	old=$(cat "$d/sshd.pid") || return 1
+	kill "$old"
+	_fleet_wait 10 _fleet_gone "$old" || { _fleet_err "sshd of '$name' did not stop"; return 1; }
+	# sshd keeps the first value of a keyword: these go first.
+	{
+		printf '%s\n' "ForceCommand /run/fleet/bin/sshd-alias $in/commands.log" \
+			'AcceptEnv NRR_ALIAS' 'MaxStartups 2000' 'PerSourceMaxStartups none'
+		grep -v '^ForceCommand' "$d/sshd_config"
+	} >"$d/sshd_config.new" && mv "$d/sshd_config.new" "$d/sshd_config"
+	: >"$d/sshd.log"
+	_fleet_ns_spawn "$name" "$d/sshd.out" /usr/sbin/sshd -D -f "$in/sshd_config" \
+		-E "$in/sshd.log" || return 1
+	_fleet_wait 10 _fleet_sshd_settled "$_FLEET_PID" "$d/sshd.log" "$(fleet_addr "$name")" || true
+	grep -q "Server listening on" "$d/sshd.log" ||
+		{ _fleet_err "sshd of '$name' did not restart: $(tail -n 5 "$d/sshd.log")"; return 1; }
+	for ((i = 1; i <= count; i++)); do
+		printf -v alias '%s%03d' "$prefix" "$i"
+		printf 'Host %s\n  HostName %s\n  Port %s\n  User root\n  SetEnv NRR_ALIAS=%s\n' \
+			"$alias" "$(fleet_addr "$name")" "$FLEET_PORT" "$alias"
+	done >>"$FLEET_DIR/ssh_config"
+}
+
+# True once process PID is gone (or a zombie).
+_fleet_gone() {
+	local st
+	st=$(_fleet_proc_stat "$1")
+	[ -z "$st" ] || [ "${st#* }" = Z ]
+}

@@ -1,0 +1,123 @@
+#define _GNU_SOURCE
+#include "fleetproto.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The kinds, as spelled on the pipe. */
+static const char *const kind_names[] = {
+	[FLEETPROTO_PHASE] = "phase",
+	[FLEETPROTO_SAY] = "say",
+	[FLEETPROTO_DIFF] = "diff",
+	[FLEETPROTO_ASK] = "ask",
+	[FLEETPROTO_RESULT] = "result",
+};
+
+/* One line: the kind, and its text if any. */
+static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
+{
+	if (fd < 0)
+		return;
+	if (text)
+		dprintf(fd, "%s %.*s\n", kind_names[kind], (int)len, text);
+	else
+		dprintf(fd, "%s\n", kind_names[kind]);
+}
+
+void fleetproto_phase(int fd, const char *phase)
+{
+	put(fd, FLEETPROTO_PHASE, phase, strcspn(phase, "\n"));
+}
+
+void fleetproto_say(int fd, const char *text)
+{
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, "\n");
+		put(fd, FLEETPROTO_SAY, p, len);
+		p += len + (p[len] ? 1 : 0);
+	}
+}
+
+static void put_json(int fd, enum fleetproto_kind kind, const cJSON *j)
+{
+	char *text = cJSON_PrintUnformatted(j);	/* one line: strings escape \n */
+	if (text)
+		put(fd, kind, text, strlen(text));
+	free(text);
+}
+
+void fleetproto_diff(int fd, const cJSON *diff)
+{
+	put_json(fd, FLEETPROTO_DIFF, diff);
+}
+
+void fleetproto_ask(int fd)
+{
+	put(fd, FLEETPROTO_ASK, NULL, 0);
+}
+
+void fleetproto_result(int fd, const struct fleetproto_result *r)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "status", r->status);
+	if (r->status) {
+		cJSON_AddStringToObject(j, "step", r->step);
+		cJSON_AddStringToObject(j, "message", r->message);
+	}
+	if (r->store_path[0])
+		cJSON_AddStringToObject(j, "storePath", r->store_path);
+	cJSON_AddNumberToObject(j, "genBefore", r->gen_before);
+	cJSON_AddNumberToObject(j, "genAfter", r->gen_after);
+	cJSON_AddNumberToObject(j, "bytes", (double)r->bytes);
+	if (r->fetched)
+		cJSON_AddNumberToObject(j, "fetchBytes", (double)r->fetch_bytes);
+	put_json(fd, FLEETPROTO_RESULT, j);
+	cJSON_Delete(j);
+}
+
+static void parse_result(const char *text, struct fleetproto_result *r)
+{
+	cJSON *j = cJSON_Parse(text), *v;
+
+	memset(r, 0, sizeof(*r));
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "status")) && cJSON_IsNumber(v))
+		r->status = v->valueint;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "genBefore")) && cJSON_IsNumber(v))
+		r->gen_before = v->valueint;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "genAfter")) && cJSON_IsNumber(v))
+		r->gen_after = v->valueint;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "bytes")) && cJSON_IsNumber(v) &&
+	    v->valuedouble >= 0)
+		r->bytes = (unsigned long long)v->valuedouble;
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "fetchBytes")) && cJSON_IsNumber(v) &&
+	    v->valuedouble >= 0) {
+		r->fetch_bytes = (unsigned long long)v->valuedouble;
+		r->fetched = 1;
+	}
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "step")) && cJSON_IsString(v))
+		snprintf(r->step, sizeof(r->step), "%s", v->valuestring);
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "message")) && cJSON_IsString(v))
+		snprintf(r->message, sizeof(r->message), "%s", v->valuestring);
+	if ((v = cJSON_GetObjectItemCaseSensitive(j, "storePath")) && cJSON_IsString(v))
+		snprintf(r->store_path, sizeof(r->store_path), "%s", v->valuestring);
+	cJSON_Delete(j);
+}
+
+void fleetproto_parse(const char *line, struct fleetproto_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (int k = FLEETPROTO_PHASE; k <= FLEETPROTO_RESULT; k++) {
+		size_t len = strlen(kind_names[k]);
+		if (strncmp(line, kind_names[k], len) || (line[len] && line[len] != ' '))
+			continue;
+		m->kind = (enum fleetproto_kind)k;
+		m->text = line[len] ? line + len + 1 : "";
+		break;
+	}
+	if (m->kind == FLEETPROTO_DIFF)
+		m->diff = cJSON_Parse(m->text);
+	else if (m->kind == FLEETPROTO_RESULT)
+		parse_result(m->text, &m->result);
+}

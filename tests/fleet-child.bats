@@ -1,0 +1,72 @@
+#!/usr/bin/env bats
+# A fleet's children (--on), without hosts: the command line each is given (what the option
+# table marks OF_FLEET, then what the fleet decides for all), the report lines each writes and
+# the fleet reads (lib/fleetproto.c), and an interrupt that reaches every one of them.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load lib/common
+	TT=${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}
+}
+
+@test "every option that shapes a host's deploy reaches its child, as it was given" {
+	run "$TT" fleet-child-argv switch --on t1 --json --parallel 3 -k --flake . \
+		--debug -vv --quiet --profile-name p -c spec1 --install-bootloader --install-grub \
+		--magic-rollback --confirm-timeout 9 --no-validate --use-substitutes=auto -s \
+		--substitute-on-destination -j 4 --cores 2 --log-format bar -K --fallback --repair \
+		--option a b
+	assert_success
+	expected=(/proc/self/exe switch --store-path /nix/store/x --target-host t1 --progress-fd 3
+		--debug --verbose --verbose --quiet --profile-name p --specialisation spec1
+		--install-bootloader --install-grub --magic-rollback --confirm-timeout 9 --no-validate
+		--use-substitutes=auto --use-substitutes --substitute-on-destination --max-jobs 4
+		--cores 2 --log-format bar --keep-failed --fallback --repair --option a b
+		--elevate none --diff)
+	assert_output "$(printf '%s\n' "${expected[@]}")"
+}
+
+@test "what the fleet decides stays the fleet's: password, elevation, diff, --ask, --yes" {
+	run "$TT" fleet-child-argv test --on t1 -S --ask --no-diff
+	assert_success
+	assert_output "$(printf '%s\n' /proc/self/exe test --store-path /nix/store/x --target-host t1 \
+		--progress-fd 3 --elevate sudo --diff --ask)"
+	run "$TT" fleet-child-argv test --on t1 --ask --yes --no-diff --target-user deploy
+	assert_success
+	assert_output "$(printf '%s\n' /proc/self/exe test --store-path /nix/store/x --target-host t1 \
+		--progress-fd 3 --elevate none --diff)"
+}
+
+@test "report lines: each kind parsed, a result read and written back the same, others ignored" {
+	run "$TT" fleet-proto <<-'EOF'
+		phase connect
+		phasex nothing
+		say  two spaces
+		diff {"added":[]}
+		diff {
+		ask
+		result {"status":12,"step":"activate","message":"it \"failed\"","storePath":"/nix/store/x","genBefore":3,"genAfter":0,"bytes":123,"fetchBytes":5}
+		result {"status":0,"genBefore":1,"genAfter":2,"bytes":0}
+		hello
+	EOF
+	assert_success
+	assert_output - <<-'EOF'
+		phase [connect]
+		other
+		say [ two spaces]
+		diff json
+		diff bad
+		ask
+		result status=12 step=activate message=[it "failed"] gen=3..0 bytes=123 fetched=1:5 path=/nix/store/x
+		result {"status":12,"step":"activate","message":"it \"failed\"","storePath":"/nix/store/x","genBefore":3,"genAfter":0,"bytes":123,"fetchBytes":5}
+		result status=0 step= message=[] gen=1..2 bytes=0 fetched=0:0 path=
+		result {"status":0,"genBefore":1,"genAfter":2,"bytes":0}
+		other
+	EOF
+}
+
+@test "an interrupt stops every child, however many run (300)" {
+	run "$TT" fleet-interrupt 300
+	assert_success
+	assert_output $'tracked 300\nstopped 300 of 300\ntracked 0'
+}

@@ -1,0 +1,82 @@
+#!/usr/bin/env bats
+# Fleets of hundreds: any number of hosts in flight, with any --parallel. The test fleet's one
+# host `many` answers as 200 hosts h001..h200 (fleet_aliases: ssh aliases, each with its own
+# /run, so its own deploy lock), and the flake has 200 configurations of one system.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	fleet_start many
+	fleet_aliases many h 200
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" many
+	# h001..h200: one system (built once), each configuration deployed to the alias of its name
+	[ "$(tail -n 1 "$F/systems.nix")" = "}" ]
+	sed -i '$d' "$F/systems.nix"
+	printf '%s\n' '} // (let m = mkConfig "many" { }; in builtins.listToAttrs (map (i: { name = "h${i}"; value = m; })' \
+		"[ $(printf '"%03d" ' $(seq 1 200)) ]))" >>"$F/systems.nix"
+}
+
+teardown_file() {
+	load lib/common
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	cd "$BATS_TEST_TMPDIR" || return
+}
+
+# The number of activations recorded on alias $1 of `many`.
+activations_of() {
+	fleet_exec many sh -c "cat /run/aliases/$1/nrr-activations 2>/dev/null | wc -l"
+}
+
+@test "200 hosts with --parallel 0: every one activated once" {
+	# test, no diff: the cheapest deploy, one remote command a host
+	run --separate-stderr nrr test --flake "$F" --on 'h*' --parallel 0 --no-diff --json
+	assert_success
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		r = json.load(open("report.json"))
+		assert len(r) == 200, len(r)
+		bad = [h for h in r if h["result"] != "ok"]
+		assert not bad, bad[:3]
+	PY
+	for i in 001 064 065 128 200; do
+		[ "$(activations_of "h$i")" = 1 ]
+	done
+	# how many were in flight at once, from the started/done lines (shown, not a pass/fail
+	# figure: it depends on how fast hosts finish)
+	awk '/: started/ { n++; if (n > max) max = n } / h[0-9]+: (done|failed)/ { n-- }
+		END { print "# in flight at most: " max }' <<<"$stderr" >&3
+}
+
+@test "200 hosts with --ask: all wait at the one question at once, then all activate" {
+	# the question comes once no host can start: all 200 are in flight by then
+	TYPED=y run nrr_tty test --flake "$F" --on 'h*' --ask
+	assert_success
+	[ "$(grep -c 'Activate on' <<<"$output")" = 1 ]
+	assert_output --partial "Activate on 200 hosts (h001, h002, h003, h004, h005, h006, h007, h008, h009, h010 and 190 more)? [y/N]"
+	for i in 001 100 200; do
+		[ "$(activations_of "h$i")" = 2 ]
+	done
+}
+
+@test "fewer open files than the run needs: fewer hosts in flight, a warning, all deployed" {
+	run fleet_local prlimit --nofile=40:40 "$NRR" test --flake "$F" --on 'h0[0-3]?,h040' \
+		--parallel 0 --no-diff
+	assert_success
+	assert_output --regexp "warning: 40 hosts in flight need [0-9]+ open files, and this system allows 40 \(ulimit -n\): at most [0-9]+ were in flight at once"
+	cap=$(sed -n 's/.*at most \([0-9]*\) were in flight.*/\1/p' <<<"$output")
+	((cap >= 1 && cap < 40))
+	# never more in flight than that: a limit, whatever the timing
+	max=$(awk '/: started/ { n++; if (n > max) max = n } / h[0-9]+: (done|failed)/ { n-- }
+		END { print max }' <<<"$output")
+	((max <= cap))
+	[ "$(grep -c ': done' <<<"$output")" = 40 ]
+	[ "$(activations_of h040)" = 3 ]
+	[ "$(activations_of h041)" = 2 ]
+}
