@@ -22,13 +22,14 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
-	lib/fleetview.o
-TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o
+	lib/fleetview.o lib/hive.o lib/hive-evalnix.o
+TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-hive.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/pkgdiff.h lib/session.h \
-	lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h
+	lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
+	lib/hive.h
 
 all: $(PROG) tests/test-tool
 
@@ -44,6 +45,14 @@ all: $(PROG) tests/test-tool
 
 $(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
+# The hive evaluator travels inside the binary: lib/hive/eval.nix as a C
+# string (its comment lines left out), handed to nix in the expression.
+lib/hive-evalnix.c: lib/hive/eval.nix
+	{ echo '/* Made by the Makefile from lib/hive/eval.nix: do not edit. */'; \
+	  echo '#include "hive.h"'; echo 'const char hive_eval_nix[] ='; \
+	  sed -e '/^ *#/d' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	    -e 's/^/"/' -e 's/$$/\\n"/' lib/hive/eval.nix; echo ';'; } > $@.tmp && mv $@.tmp $@
+
 $(PROG): nixos-rebuild-remote.o $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
 
@@ -53,7 +62,7 @@ tests/test-tool: $(TOOL_OBJS) $(OBJS)
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
 SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-san: .deps-ok
+san: .deps-ok lib/hive-evalnix.c
 	mkdir -p build-san/lib build-san/tests
 	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
 	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
@@ -92,7 +101,7 @@ uninstall:
 	  $(DESTDIR)$(BASHCOMPDIR)/$(PROG) $(DESTDIR)$(ZSHCOMPDIR)/_$(PROG)
 
 clean:
-	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok
+	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok lib/hive-evalnix.c
 
 .PHONY: all san deps check demo install uninstall clean fuzz bench
 

@@ -6,7 +6,9 @@
 #   hermetic   true for flakes: meta.nixpkgs must be an initialized package set, no <nixpkgs>
 #   what       "info"        node names, meta, every node's deployment options (key text
 #                            left out: it is read later, only by the deploy that uploads it)
-#              "toplevels"   { NAME = { drvPath; outPath; }; } of the nodes in `names`
+#              "toplevels"   { NAME = { drv; out; }; }, the system's derivation and out
+#                            paths of each node in `names` (not outPath: a set with an outPath
+#                            would be written to JSON as that string)
 #              "introspect"  `expr` called with { lib, pkgs, nodes }
 #              "keytext"     the text of key `key` of node `node`
 #
@@ -269,7 +271,7 @@ let
       deployment = forNames nodeNames (n: deploymentInfo nodes.${n}.config.deployment);
     };
     toplevels = forNames (map checkName names) (n:
-      let t = nodes.${n}.config.system.build.toplevel; in { inherit (t) drvPath outPath; });
+      let t = nodes.${n}.config.system.build.toplevel; in { drv = t.drvPath; out = t.outPath; });
     introspect = expr { inherit lib pkgs; nodes = uncheckedNodes; };
     keytext = nodes.${checkName node}.config.deployment.keys.${key}.text;
   };
@@ -288,7 +290,7 @@ let
       meta = ev.metaConfig;
       deployment = builtins.mapAttrs (_: deploymentInfo) ev.deploymentConfig;
     };
-    toplevels = builtins.mapAttrs (n: drvPath: { inherit drvPath; inherit (ev.toplevel.${n}) outPath; })
+    toplevels = builtins.mapAttrs (n: drv: { inherit drv; out = ev.toplevel.${n}.outPath; })
       (ev.evalSelectedDrvPaths (map (n: if elem n evNames then n else throw "the hive has no node '${n}'") names));
     introspect = ev.introspect expr;
     keytext = ev.deploymentConfig.${node}.keys.${key}.text;
