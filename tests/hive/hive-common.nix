@@ -60,6 +60,14 @@
     time.timeZone = lib.mkForce "Europe/Paris";
   };
 
+  # No keys: its system is also built directly (direct.nix) to compare.
+  worker = { name, nodes, lib, ... }: {
+    imports = [ ./configuration.nix ];
+    networking.hostName = name;
+    deployment.tags = [ "back" ];
+    environment.etc.peers.text = lib.concatStringsSep " " (builtins.attrNames nodes);
+  };
+
   # Two modules; only deployable here.
   "local.example" = [
     ({ ... }: { deployment.allowLocalDeployment = true; deployment.targetHost = null; })
