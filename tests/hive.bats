@@ -396,3 +396,82 @@ expected_info() {
 	run -4 tt hive-load
 	assert_output --partial 'meta.nixpkgs is a path or a flake input'
 }
+
+# --- colmena's commands: eval and build -------------------------------------------------------
+
+nrr() { fleet_local "$NRR" "$@"; }
+
+@test "eval -E calls the expression with { lib, pkgs, nodes } and prints JSON" {
+	cd "$H"
+	run -0 --separate-stderr nrr eval -E '{ nodes, lib, pkgs, ... }: { names = builtins.attrNames nodes; host = nodes.db.config.networking.hostName; motd = pkgs.motd; v = lib.versionAtLeast lib.version "22.11pre"; }'
+	assert_output '{"host":"db-primary","motd":"from the meta overlay","names":["db","local.example","web","worker"],"v":true}'
+}
+
+@test "eval FILE and introspect, on a hive.nix named with -f" {
+	echo '{ nodes, ... }: nodes.worker.config.deployment.tags' >tags.nix
+	run -0 --separate-stderr nrr eval -f "$P/hive.nix" tags.nix
+	assert_output '["all","back"]'
+	run -0 --separate-stderr nrr introspect --config "$P/hive.nix" --expr '{ nodes, ... }: nodes.web.config.time.timeZone'
+	assert_output '"Europe/Berlin"'
+}
+
+@test "eval: no expression is a usage error; a failing one an evaluation error (4)" {
+	cd "$H"
+	run -2 nrr eval
+	assert_line --index 0 "error: eval: no expression"
+	run -4 nrr eval -E '{ nodes, ... }: nodes.nope'
+	assert_output --partial "error: evaluating the hive '$H' failed"
+	assert_output --partial "nope"
+	run -2 nrr eval -E x --on web
+	assert_output --partial "error: eval: unknown option '--on'"
+}
+
+@test "build --on @TAG builds the selected nodes here and prints NAME PATH" {
+	cd "$H"
+	run -0 --separate-stderr nrr build --on @back -p 3
+	assert_output --regexp '^worker /nix/store/[a-z0-9]{32}-nixos-system-worker-25.05.standin$'
+	run -0 fleet_local test -x "${output#worker }/bin/switch-to-configuration"
+}
+
+@test "apply build --keep-result keeps each system as .gcroots/node-NAME beside the hive" {
+	cd "$P"
+	run -0 --separate-stderr nrr apply build --on web --keep-result
+	out=${output#web }
+	run -0 readlink "$P/.gcroots/node-web"
+	assert_output "$out"
+	# an indirect root of the deployer's nix: the system survives garbage collection
+	run -0 fleet_local sh -c 'for l in /nix/var/nix/gcroots/auto/*; do readlink "$l"; done'
+	assert_line "$P/.gcroots/node-web"
+}
+
+@test "build: a node built on its target is evaluated only, unless --no-build-on-target" {
+	cd "$H"
+	run -0 --separate-stderr nrr build --on db
+	assert_output ''
+	assert_equal "$stderr" "db: built on its target when deployed (--no-build-on-target builds it here): evaluated only"
+	run -0 --separate-stderr nrr build --on db --no-build-on-target
+	assert_output --regexp '^db /nix/store/'
+}
+
+@test "build: allowApplyAll = false needs --on; a failing build is exit 5" {
+	cd "$EV"
+	run -2 nrr build
+	assert_line --index 0 "error: the hive 'evaluated' sets meta.allowApplyAll = false: no node filter given"
+	run -0 --separate-stderr nrr build --on beta
+	assert_output --regexp '^beta /nix/store/'
+	bad_hive '{ pkgs, ... }: { environment.systemPackages = [ (derivation { name = "broken-1"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo it broke >&2; exit 1" ]; }) ]; }'
+	run -5 nrr build -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "error: building the hive's systems failed"
+}
+
+@test "apply: goals other than build are refused for now; unknown goals and options too" {
+	cd "$H"
+	run -2 nrr apply switch --on web
+	assert_line --index 0 "error: apply switch is not supported yet"
+	run -2 nrr apply launch
+	assert_output --partial "error: apply: unknown goal 'launch'"
+	run -0 nrr build --help
+	assert_output --partial "-p, --parallel N"
+	assert_output --partial "(-p is
+--parallel here, not --profile-name)"
+}
