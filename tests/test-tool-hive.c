@@ -6,6 +6,8 @@
  *   hive-find [-f CONFIG] [DIR]    where the hive is found from DIR
  *   hive-load [-f CONFIG]          the hive found from ".", evaluated by nix
  *   hive-toplevels [-f C] RULES    NAME DRV OUT of the selected nodes' systems
+ *   hive-argv [-f C] OUTPUT WHAT   the nix command asking WHAT, NUL-separated
+ *                                  (OUTPUT: colmena or colmenaHive, for flakes)
  *
  * The last two run nix (inside a test fleet's deployer): they drive the
  * module's evaluation before commands use it. Errors print "error: MSG"
@@ -147,6 +149,16 @@ int test_tool_hive(int argc, const char **argv)
 			free(out);
 		}
 		free(sel);
+	} else if (!strcmp(cmd, "hive-argv") && argc == 3) {
+		struct strvec av = STRVEC_INIT;
+		st = hive_find(&h, &o, &e);
+		h.evaluated = !strcmp(argv[1], "colmenaHive");
+		if (!st) {
+			hive_eval_argv(&h, &o, argv[2], NULL, &av);
+			for (size_t i = 0; i < av.nr; i++)
+				fwrite(av.v[i], 1, strlen(av.v[i]) + 1, stdout);
+		}
+		strvec_clear(&av);
 	} else {
 		fprintf(stderr, "test-tool: unknown command '%s'\n", cmd);
 		return 2;
