@@ -147,6 +147,44 @@ static int lacks_colmena_hive(const char *err)
 }
 
 /*
+ * After a failed "info" or "toplevels": asks the evaluator which nodes fail
+ * it (tryEval, one more nix run) and writes "node 'a': " or "nodes 'a',
+ * 'b': " to who, so that the error names them. Writes nothing if that
+ * cannot be told (errors tryEval does not catch).
+ */
+static void failing_nodes(struct hive *h, const struct hive_opts *o, const char *what,
+			  const char *args, struct strbuf *who, struct strvec *warnings)
+{
+	struct strbuf a = STRBUF_INIT, out = STRBUF_INIT, err = STRBUF_INIT;
+	struct strvec argv = STRVEC_INIT;
+	struct nrr_err e2 = { 0 };
+	cJSON *list, *it;
+	int n = 0;
+
+	strbuf_addf(&a, "%spart = \"%s\"; ", args ? args : "",
+		    strcmp(what, "info") ? "toplevel" : "deployment");
+	hive_eval_argv(h, o, "failing", a.buf, &argv);
+	if (!nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->verbose, warnings, &e2)) {
+		list = cJSON_Parse(out.buf);
+		cJSON_ArrayForEach(it, list)
+			if (cJSON_IsString(it))
+				strbuf_addf(who, "%s'%s'", n++ ? ", " : "", it->valuestring);
+		cJSON_Delete(list);
+	}
+	if (n) {
+		struct strbuf t = STRBUF_INIT;
+		strbuf_addf(&t, "node%s %s: ", n > 1 ? "s" : "", who->buf);
+		strbuf_reset(who);
+		strbuf_addstr(who, t.buf);
+		strbuf_release(&t);
+	}
+	strvec_clear(&argv);
+	strbuf_release(&a);
+	strbuf_release(&out);
+	strbuf_release(&err);
+}
+
+/*
  * Runs the evaluator for what (see hive_eval_argv) and leaves its JSON in
  * out. A flake whose output is not known yet is asked for colmenaHive
  * first, then for colmena.
@@ -175,8 +213,13 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 		break;
 	}
 	if (st > 0) {
+		struct strbuf who = STRBUF_INIT;
 		nix_error_summary(err.buf, why, sizeof(why));
-		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed: %s", h->where, why);
+		if (!strcmp(what, "info") || !strcmp(what, "toplevels"))
+			failing_nodes(h, o, what, args, &who, warnings);
+		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed: %s%s", h->where,
+			      who.buf, why);
+		strbuf_release(&who);
 		if (lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
 			nrr_hint(e, "a flake's hive is its `colmena` output (or `colmenaHive`, made by colmena's makeHive)");
 	} else if (st < 0) {

@@ -325,17 +325,41 @@ expected_info() {
 @test "eval: an unknown deployment option is an evaluation error naming it" {
 	bad_hive '{ deployment.targetHots = "x"; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output --partial "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed"
-	assert_output --partial 'deployment.targetHots'
+	assert_output --partial "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed: node 'a': The option \`deployment.targetHots' does not exist."
+}
+
+@test "eval: the nodes whose evaluation fails are named, the others not" {
+	cat >hive.nix <<-EOF
+		{
+		  meta.nixpkgs = import $P/nixpkgs { system = "x86_64-linux"; };
+		  good = { };
+		  bad1 = { deployment.tags = "not a list"; };
+		  bad2 = { deployment.tags = [ 1 ]; };
+		}
+	EOF
+	run -4 tt hive-load -f hive.nix
+	assert_output --partial "failed: nodes 'bad1', 'bad2': A definition for option \`deployment.tags"
+	# a system that fails its assertions, under its name
+	cat >hive.nix <<-EOF
+		{
+		  meta.nixpkgs = import $P/nixpkgs { system = "x86_64-linux"; };
+		  good = { };
+		  bad = { assertions = [ { assertion = false; message = "no way"; } ]; };
+		}
+	EOF
+	run -4 nrr build -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "failed: node 'bad': "
+	run -0 --separate-stderr nrr build -f "$BATS_TEST_TMPDIR/hive.nix" --on good
+	assert_output --regexp '^good /nix/store/'
 }
 
 @test "eval: an option's type is checked (a relative destDir, a string port)" {
 	bad_hive '{ deployment.keys.k = { text = "x"; destDir = "run/keys"; }; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output --partial 'deployment.keys.k.destDir'
+	assert_output --partial "node 'a': A definition for option \`deployment.keys.k.destDir' is not of type \`path'"
 	bad_hive '{ deployment.targetPort = "22"; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output --partial 'deployment.targetPort'
+	assert_output --partial "node 'a': A definition for option \`deployment.targetPort' is not of type"
 }
 
 @test "eval: keys with two sources, a bad name or a bad user are refused" {
@@ -399,7 +423,6 @@ expected_info() {
 
 # --- colmena's commands: eval and build -------------------------------------------------------
 
-nrr() { fleet_local "$NRR" "$@"; }
 
 @test "eval -E calls the expression with { lib, pkgs, nodes } and prints JSON" {
 	cd "$H"

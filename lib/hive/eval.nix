@@ -11,6 +11,10 @@
 #                            would be written to JSON as that string)
 #              "introspect"  `expr` called with { lib, pkgs, nodes }
 #              "keytext"     the text of key `key` of node `node`
+#              "failing"     after a failed "info" or "toplevels": which of the nodes in
+#                            `names` (all if empty) fail the same question (`part` is
+#                            "deployment" or "toplevel"), found with tryEval, so that an
+#                            error can be put under its node's name
 #
 # A node must build the very system colmena builds for it, so it is evaluated with
 # colmena's modules in colmena's order: the nixpkgs module, the key assertions, the key
@@ -19,7 +23,7 @@
 # meta.nodeSpecialArgs.NAME. Only the nixpkgs lib API (and nixos/lib/eval-config.nix) is
 # used: the tests' stand-in nixpkgs and a real one must both work.
 { raw ? null, evaluated ? null, hermetic ? false, what ? "info", names ? [ ], expr ? null
-, node ? null, key ? null }:
+, node ? null, key ? null, part ? "deployment" }:
 let
   inherit (builtins) attrNames elem filter hasAttr isAttrs length listToAttrs typeOf;
 
@@ -274,7 +278,14 @@ let
       let t = nodes.${n}.config.system.build.toplevel; in { drv = t.drvPath; out = t.outPath; });
     introspect = expr { inherit lib pkgs; nodes = uncheckedNodes; };
     keytext = nodes.${checkName node}.config.deployment.keys.${key}.text;
+    failing = failingOf nodeNames (n:
+      if part == "toplevel" then nodes.${n}.config.system.build.toplevel.drvPath
+      else deploymentInfo nodes.${n}.config.deployment);
   };
+
+  failingOf = all: get: filter
+    (n: !(builtins.tryEval (let v = get n; in builtins.deepSeq v v)).success)
+    (if names == [ ] then all else names);
 
   ev =
     if !(evaluated ? __schema) then
@@ -294,6 +305,9 @@ let
       (ev.evalSelectedDrvPaths (map (n: if elem n evNames then n else throw "the hive has no node '${n}'") names));
     introspect = ev.introspect expr;
     keytext = ev.deploymentConfig.${node}.keys.${key}.text;
+    failing = failingOf evNames (n:
+      if part == "toplevel" then ev.toplevel.${n}.drvPath
+      else deploymentInfo ev.deploymentConfig.${n});
   };
 in
 (if evaluated != null then fromEvaluated else fromRaw).${what}
