@@ -22,14 +22,15 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
-	lib/fleetview.o lib/scripts.o lib/fleetproto.o
-TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-fleet.o
+	lib/fleetview.o lib/scripts.o lib/fleetproto.o lib/hive.o lib/hive-evalnix.o lib/colmena.o
+TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-fleet.o \
+	tests/test-tool-hive.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/pkgdiff.h lib/session.h \
 	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
-	lib/scripts.h lib/fleetproto.h
+	lib/scripts.h lib/fleetproto.h lib/hive.h lib/colmena.h
 # The remote scripts, embedded by lib/gen-scripts.sh into lib/scripts.c and
 # lib/scripts.h (generated, not committed); NAME.def holds what a script and
 # its C caller agree on.
@@ -60,6 +61,14 @@ lib/scripts.c: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
 
 $(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
+# The hive evaluator travels inside the binary: lib/hive/eval.nix as a C
+# string (its comment lines left out), handed to nix in the expression.
+lib/hive-evalnix.c: lib/hive/eval.nix
+	{ echo '/* Made by the Makefile from lib/hive/eval.nix: do not edit. */'; \
+	  echo '#include "hive.h"'; echo 'const char hive_eval_nix[] ='; \
+	  sed -e '/^ *#/d' -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' \
+	    -e 's/^/"/' -e 's/$$/\\n"/' lib/hive/eval.nix; echo ';'; } > $@.tmp && mv $@.tmp $@
+
 $(PROG): nixos-rebuild-remote.o $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
 
@@ -69,7 +78,7 @@ tests/test-tool: $(TOOL_OBJS) $(OBJS)
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
 SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-san: .deps-ok lib/scripts.c lib/scripts.h
+san: .deps-ok lib/scripts.c lib/scripts.h lib/hive-evalnix.c
 	mkdir -p build-san/lib build-san/tests
 	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
 	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
@@ -109,7 +118,7 @@ uninstall:
 
 clean:
 	rm -rf $(PROG) tests/test-tool *.o lib/*.o tests/*.o build-san .deps-ok \
-	  lib/scripts.c lib/scripts.h
+	  lib/scripts.c lib/scripts.h lib/hive-evalnix.c
 
 .PHONY: all san deps check demo install uninstall clean fuzz bench
 

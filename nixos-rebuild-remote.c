@@ -21,6 +21,7 @@
 #include "lib/action.h"
 #include "lib/activate.h"
 #include "lib/build.h"
+#include "lib/colmena.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
@@ -528,6 +529,16 @@ int main(int argc, char **argv)
 	}
 	memset(&r, 0, sizeof(r));
 	options_init(&r.opt);
+	strvec_init(&r.warnings);
+	/* colmena's commands (build, eval, ...) have options of their own */
+	if (argc > 1 && colmena_is_command(argv[1])) {
+		run_signals_install();
+		ret = colmena_main(argc - 1, (const char *const *)argv + 1, &r.warnings, &r.err);
+		if (ret)
+			fprintf(stderr, "error: %s\n%s%s%s", r.err.msg, r.err.hint[0] ? "hint: " : "",
+				r.err.hint, r.err.hint[0] ? "\n" : "");
+		goto done;
+	}
 	ret = options_parse(&r.opt, argc, (const char *const *)argv, &r.err);
 	strvec_init(&r.warnings);
 	strvec_pushvec(&r.warnings, &r.opt.warnings);

@@ -69,6 +69,7 @@ static int cmd_parse(int argc, const char **argv)
 int test_tool_cache(int argc, const char **argv);
 int test_tool_diff(int argc, const char **argv);
 int test_tool_fleet(int argc, const char **argv);
+int test_tool_hive(int argc, const char **argv);
 
 int main(int argc, const char **argv)
 {
@@ -83,6 +84,8 @@ int main(int argc, const char **argv)
 		return test_tool_diff(argc - 1, argv + 1);
 	if (!strncmp(cmd, "fleet-", 6))
 		return test_tool_fleet(argc - 1, argv + 1);
+	if (!strncmp(cmd, "hive-", 5))
+		return test_tool_hive(argc - 1, argv + 1);
 	if (!strcmp(cmd, "platform-of-machine") && argc == 3) {
 		char out[64];
 		platform_of_machine(argv[2], out, sizeof(out));

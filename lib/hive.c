@@ -1,0 +1,602 @@
+/*
+ * hive: see hive.h.
+ */
+#define _XOPEN_SOURCE 700
+#include <cjson/cJSON.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hive.h"
+#include "nix.h"
+#include "run.h"
+
+static int path_is(const char *path, mode_t type)
+{
+	struct stat st;
+	return !stat(path, &st) && (st.st_mode & S_IFMT) == type;
+}
+
+/* dir/name if it is a regular file (malloc'ed), else NULL. */
+static char *file_in(const char *dir, const char *name)
+{
+	char *p = xstrfmt("%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+	if (path_is(p, S_IFREG))
+		return p;
+	free(p);
+	return NULL;
+}
+
+/* The hive of directory dir itself: flake.nix first, then hive.nix. */
+static int hive_in_dir(struct hive *h, const char *dir)
+{
+	char *p = file_in(dir, "flake.nix");
+	if (p) {
+		free(p);
+		h->kind = HIVE_FLAKE;
+		h->where = xstrdup(dir);
+		return 1;
+	}
+	p = file_in(dir, "hive.nix");
+	if (p) {
+		h->kind = HIVE_FILE;
+		h->where = p;
+		return 1;
+	}
+	return 0;
+}
+
+int hive_find(struct hive *h, const struct hive_opts *o, struct nrr_err *e)
+{
+	const char *cwd = o->cwd ? o->cwd : ".";
+	char *dir;
+
+	free(h->where);
+	h->where = NULL;
+	if (o->config) {
+		const char *c = o->config;
+		char *real = realpath(c, NULL);
+		if (!real) {
+			/* not a path: a flake URI, as colmena takes it */
+			if (strchr(c, ':')) {
+				h->kind = HIVE_FLAKE;
+				h->where = xstrdup(c);
+				return 0;
+			}
+			return nrr_fail(e, NRR_EUSAGE, "no hive at '%s': no such file or directory", c);
+		}
+		if (path_is(real, S_IFDIR)) {
+			int found = hive_in_dir(h, real);
+			free(real);
+			if (!found)
+				return nrr_fail(e, NRR_EUSAGE,
+						"no hive in '%s': it has no flake.nix or hive.nix", c);
+			return 0;
+		}
+		const char *base = strrchr(real, '/');
+		if (!strcmp(base + 1, "flake.nix")) {
+			h->kind = HIVE_FLAKE;
+			h->where = xstrndup(real, base == real ? 1 : (size_t)(base - real));
+			free(real);
+		} else {
+			h->kind = HIVE_FILE;
+			h->where = real;
+		}
+		return 0;
+	}
+	dir = realpath(cwd, NULL);
+	if (!dir)
+		return nrr_fail(e, NRR_EUSAGE, "cannot look for a hive from '%s'", cwd);
+	for (;;) {
+		if (hive_in_dir(h, dir))
+			break;
+		char *slash = strrchr(dir, '/');
+		if (!slash || !strcmp(dir, "/")) {
+			free(dir);
+			nrr_fail(e, NRR_EUSAGE,
+				 "no hive found: no flake.nix or hive.nix in '%s' or any directory above it",
+				 cwd);
+			nrr_hint(e, "run this in the hive's directory, or name the hive with -f/--config PATH|FLAKE-URI");
+			return NRR_EUSAGE;
+		}
+		slash[slash == dir ? 1 : 0] = '\0';
+	}
+	free(dir);
+	return 0;
+}
+
+void hive_eval_argv(const struct hive *h, const struct hive_opts *o,
+		    const char *what, const char *args, struct strvec *argv)
+{
+	struct strbuf expr = STRBUF_INIT;
+
+	if (h->kind == HIVE_FILE) {
+		strvec_pushl(argv, "nix-instantiate", "--eval", "--strict", "--json", NULL);
+		/* reading drvPath must write the derivations, for the build */
+		if (!strcmp(what, "toplevels"))
+			strvec_push(argv, "--read-write-mode");
+		if (o->nix_args)
+			strvec_pushvec(argv, o->nix_args);
+		strbuf_addf(&expr, "(%s) { raw = import \"", hive_eval_nix);
+		nix_string_escape(&expr, h->where);
+		strbuf_addstr(&expr, "\"; hermetic = false; ");
+	} else {
+		strvec_pushl(argv, "nix", "--extra-experimental-features", "nix-command flakes",
+			     "eval", "--json", NULL);
+		if (o->nix_args)
+			strvec_pushvec(argv, o->nix_args);
+		if (o->impure)
+			strvec_push(argv, "--impure");
+		strvec_pushf(argv, "%s#%s", h->where, h->evaluated ? "colmenaHive" : "colmena");
+		strvec_push(argv, "--apply");
+		strbuf_addf(&expr, "h: (%s) { %s ", hive_eval_nix,
+			    h->evaluated ? "evaluated = h;" : "raw = h; hermetic = true;");
+	}
+	strbuf_addf(&expr, "what = \"%s\"; %s}", what, args ? args : "");
+	if (h->kind == HIVE_FILE)
+		strvec_push(argv, "--expr");
+	strvec_push(argv, expr.buf);
+	strbuf_release(&expr);
+}
+
+/* 1 if a flake's evaluation failed only because it has no colmenaHive. */
+static int lacks_colmena_hive(const char *err)
+{
+	return strstr(err, "does not provide attribute") && strstr(err, "colmenaHive'");
+}
+
+/*
+ * After a failed "info" or "toplevels": asks the evaluator which nodes fail
+ * it (tryEval, one more nix run) and writes "node 'a': " or "nodes 'a',
+ * 'b': " to who, so that the error names them. Writes nothing if that
+ * cannot be told (errors tryEval does not catch).
+ */
+static void failing_nodes(struct hive *h, const struct hive_opts *o, const char *what,
+			  const char *args, struct strbuf *who, struct strvec *warnings)
+{
+	struct strbuf a = STRBUF_INIT, out = STRBUF_INIT, err = STRBUF_INIT;
+	struct strvec argv = STRVEC_INIT;
+	struct nrr_err e2 = { 0 };
+	cJSON *list, *it;
+	int n = 0;
+
+	strbuf_addf(&a, "%spart = \"%s\"; ", args ? args : "",
+		    strcmp(what, "info") ? "toplevel" : "deployment");
+	hive_eval_argv(h, o, "failing", a.buf, &argv);
+	if (!nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->verbose, warnings, &e2)) {
+		list = cJSON_Parse(out.buf);
+		cJSON_ArrayForEach(it, list)
+			if (cJSON_IsString(it))
+				strbuf_addf(who, "%s'%s'", n++ ? ", " : "", it->valuestring);
+		cJSON_Delete(list);
+	}
+	if (n) {
+		struct strbuf t = STRBUF_INIT;
+		strbuf_addf(&t, "node%s %s: ", n > 1 ? "s" : "", who->buf);
+		strbuf_reset(who);
+		strbuf_addstr(who, t.buf);
+		strbuf_release(&t);
+	}
+	strvec_clear(&argv);
+	strbuf_release(&a);
+	strbuf_release(&out);
+	strbuf_release(&err);
+}
+
+/*
+ * Runs the evaluator for what (see hive_eval_argv) and leaves its JSON in
+ * out. A flake whose output is not known yet is asked for colmenaHive
+ * first, then for colmena.
+ */
+static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what,
+		     const char *args, struct strbuf *out, struct strvec *warnings,
+		     struct nrr_err *e)
+{
+	struct strbuf err = STRBUF_INIT;
+	char why[512];
+	int probing = h->kind == HIVE_FLAKE && h->evaluated < 0;
+	int st;
+
+	if (probing)
+		h->evaluated = 1;
+	for (;;) {
+		struct strvec argv = STRVEC_INIT;
+		hive_eval_argv(h, o, what, args, &argv);
+		st = nix_run(&argv, out, &err, probing && !o->verbose ? NIX_RUN_QUIET : 0,
+			     o->verbose, warnings, e);
+		strvec_clear(&argv);
+		if (st > 0 && probing && h->evaluated && lacks_colmena_hive(err.buf)) {
+			h->evaluated = 0;
+			continue;
+		}
+		break;
+	}
+	if (st > 0) {
+		struct strbuf who = STRBUF_INIT;
+		nix_error_summary(err.buf, why, sizeof(why));
+		if (!strcmp(what, "info") || !strcmp(what, "toplevels"))
+			failing_nodes(h, o, what, args, &who, warnings);
+		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed: %s%s", h->where,
+			      who.buf, why);
+		strbuf_release(&who);
+		if (lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
+			nrr_hint(e, "a flake's hive is its `colmena` output (or `colmenaHive`, made by colmena's makeHive)");
+	} else if (st < 0) {
+		st = e->status;
+	}
+	strbuf_release(&err);
+	return st;
+}
+
+/* --- reading the evaluator's answer ------------------------------------------------- */
+
+static const char *json_str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *json_strdup(const cJSON *o, const char *k)
+{
+	const char *s = json_str(o, k);
+	return s ? xstrdup(s) : NULL;
+}
+
+static int json_bool(const cJSON *o, const char *k, int def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
+}
+
+/* The strings of array o.k into sv; -1 if it is not an array of strings. */
+static int json_strings(const cJSON *o, const char *k, struct strvec *sv)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k), *it;
+	if (!cJSON_IsArray(a))
+		return -1;
+	cJSON_ArrayForEach(it, a) {
+		if (!cJSON_IsString(it))
+			return -1;
+		strvec_push(sv, it->valuestring);
+	}
+	return 0;
+}
+
+/* A user or group name as colmena accepts it: ^[a-z][-a-z0-9]*$. */
+static int valid_unix_name(const char *s)
+{
+	if (!s || !(*s >= 'a' && *s <= 'z'))
+		return 0;
+	for (s++; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* One relative path component: not empty, ".", "..", and without '/'. */
+static int valid_key_name(const char *s)
+{
+	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/') &&
+	       !strchr(s, '\n');
+}
+
+static int parse_key(const char *node, const cJSON *j, struct hive_key *k,
+		     struct nrr_err *e)
+{
+	const cJSON *src, *it;
+	int nsrc = 0;
+
+	k->attr = xstrdup(j->string);
+	k->name = json_strdup(j, "name");
+	k->dest_dir = json_strdup(j, "destDir");
+	k->path = json_strdup(j, "path");
+	k->user = json_strdup(j, "user");
+	k->group = json_strdup(j, "group");
+	k->permissions = json_strdup(j, "permissions");
+	k->key_file = json_strdup(j, "keyFile");
+	k->post_activation = !strcmp(json_str(j, "uploadAt") ? json_str(j, "uploadAt") : "",
+				     "post-activation");
+	if (!valid_key_name(k->name))
+		return nrr_fail(e, NRR_EEVAL,
+				"node '%s': key '%s': its name '%s' is not one relative path component",
+				node, k->attr, k->name ? k->name : "");
+	if (!k->dest_dir || k->dest_dir[0] != '/')
+		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': destDir '%s' is not absolute",
+				node, k->attr, k->dest_dir ? k->dest_dir : "");
+	if (!valid_unix_name(k->user) || !valid_unix_name(k->group))
+		return nrr_fail(e, NRR_EEVAL,
+				"node '%s': key '%s': '%s' is not a valid %s name (lowercase letters, digits and '-', starting with a letter)",
+				node, k->attr, valid_unix_name(k->user) ? k->group : k->user,
+				valid_unix_name(k->user) ? "group" : "user");
+	if (!k->permissions || !*k->permissions ||
+	    strspn(k->permissions, "01234567") != strlen(k->permissions))
+		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': permissions '%s' are not an octal mode",
+				node, k->attr, k->permissions ? k->permissions : "");
+	/* "sources": which of text, keyCommand, keyFile are set (text is
+	 * never exported); a colmenaHive's deploymentConfig has them as is */
+	src = cJSON_GetObjectItemCaseSensitive(j, "sources");
+	if (cJSON_IsArray(src)) {
+		cJSON_ArrayForEach(it, src) {
+			const char *s = cJSON_IsString(it) ? it->valuestring : "";
+			nsrc++;
+			k->source = !strcmp(s, "keyFile") ? HIVE_KEY_FILE :
+				    !strcmp(s, "keyCommand") ? HIVE_KEY_COMMAND : HIVE_KEY_TEXT;
+		}
+	} else {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
+		if (t && !cJSON_IsNull(t)) {
+			nsrc++;
+			k->source = HIVE_KEY_TEXT;
+		}
+		if (k->key_file) {
+			nsrc++;
+			k->source = HIVE_KEY_FILE;
+		}
+		t = cJSON_GetObjectItemCaseSensitive(j, "keyCommand");
+		if (t && !cJSON_IsNull(t)) {
+			nsrc++;
+			k->source = HIVE_KEY_COMMAND;
+		}
+	}
+	if (nsrc != 1)
+		return nrr_fail(e, NRR_EEVAL,
+				"node '%s': key '%s' must set exactly one of text, keyFile and keyCommand (it sets %d)",
+				node, k->attr, nsrc);
+	if (k->source == HIVE_KEY_COMMAND &&
+	    (json_strings(j, "keyCommand", &k->key_command) || !k->key_command.nr))
+		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': keyCommand is not a list of strings",
+				node, k->attr);
+	return 0;
+}
+
+static int parse_node(const char *name, const cJSON *d, struct hive_node *n,
+		      struct nrr_err *e)
+{
+	const cJSON *port, *keys, *k;
+
+	n->name = xstrdup(name);
+	if (!cJSON_IsObject(d))
+		return nrr_fail(e, NRR_EEVAL, "node '%s': no deployment options", name);
+	n->target_host = json_strdup(d, "targetHost");
+	n->target_user = json_strdup(d, "targetUser");
+	port = cJSON_GetObjectItemCaseSensitive(d, "targetPort");
+	if (cJSON_IsNumber(port)) {
+		if (port->valuedouble < 1 || port->valuedouble > 65535 ||
+		    port->valuedouble != (int)port->valuedouble)
+			return nrr_fail(e, NRR_EEVAL, "node '%s': targetPort %g is not a port",
+					name, port->valuedouble);
+		n->target_port = (int)port->valuedouble;
+	}
+	n->allow_local = json_bool(d, "allowLocalDeployment", 0);
+	n->build_on_target = json_bool(d, "buildOnTarget", 0);
+	n->replace_unknown = json_bool(d, "replaceUnknownProfiles", 1);
+	if (json_strings(d, "tags", &n->tags) ||
+	    json_strings(d, "privilegeEscalationCommand", &n->escalation) ||
+	    json_strings(d, "sshOptions", &n->ssh_options))
+		return nrr_fail(e, NRR_EEVAL,
+				"node '%s': tags, privilegeEscalationCommand and sshOptions must be lists of strings",
+				name);
+	keys = cJSON_GetObjectItemCaseSensitive(d, "keys");
+	n->nkeys = (size_t)cJSON_GetArraySize(keys);
+	n->keys = xcalloc(n->nkeys ? n->nkeys : 1, sizeof(*n->keys));
+	for (size_t i = 0; i < n->nkeys; i++)
+		strvec_init(&n->keys[i].key_command);
+	size_t i = 0;
+	cJSON_ArrayForEach(k, keys) {
+		int st = parse_key(name, k, &n->keys[i++], e);
+		if (st)
+			return st;
+	}
+	return 0;
+}
+
+int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e)
+{
+	cJSON *root = cJSON_Parse(json), *names, *meta, *dep, *it;
+	int st = 0;
+
+	names = cJSON_GetObjectItemCaseSensitive(root, "nodes");
+	meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
+	dep = cJSON_GetObjectItemCaseSensitive(root, "deployment");
+	if (!cJSON_IsArray(names) || !cJSON_IsObject(meta) || !cJSON_IsObject(dep)) {
+		cJSON_Delete(root);
+		return nrr_fail(e, NRR_EEVAL, "the hive evaluator gave no nodes, meta and deployment");
+	}
+	h->name = json_strdup(meta, "name");
+	h->description = json_strdup(meta, "description");
+	h->machines_file = json_strdup(meta, "machinesFile");
+	h->allow_apply_all = json_bool(meta, "allowApplyAll", 1);
+	h->nodes = xcalloc((size_t)cJSON_GetArraySize(names) + 1, sizeof(*h->nodes));
+	cJSON_ArrayForEach(it, names) {
+		struct hive_node *n = &h->nodes[h->nnodes++];
+		strvec_init(&n->tags);
+		strvec_init(&n->escalation);
+		strvec_init(&n->ssh_options);
+		if (!cJSON_IsString(it)) {
+			st = nrr_fail(e, NRR_EEVAL, "the hive evaluator gave a node name that is not a string");
+			break;
+		}
+		st = parse_node(it->valuestring,
+				cJSON_GetObjectItemCaseSensitive(dep, it->valuestring), n, e);
+		if (st)
+			break;
+	}
+	cJSON_Delete(root);
+	return st;
+}
+
+int hive_load(struct hive *h, const struct hive_opts *o, struct strvec *warnings,
+	      struct nrr_err *e)
+{
+	struct strbuf out = STRBUF_INIT;
+	int st = hive_find(h, o, e);
+
+	if (!st)
+		st = hive_eval(h, o, "info", NULL, &out, warnings, e);
+	if (!st)
+		st = hive_parse_info(h, out.buf, e);
+	strbuf_release(&out);
+	return st;
+}
+
+/* --- selection ---------------------------------------------------------------------- */
+
+static int rule_matches(const struct hive_node *n, const char *rule)
+{
+	if (rule[0] == '@') {
+		for (size_t i = 0; i < n->tags.nr; i++)
+			if (!fnmatch(rule + 1, n->tags.v[i], 0))
+				return 1;
+		return 0;
+	}
+	return !fnmatch(rule, n->name, 0);
+}
+
+int hive_select(const struct hive *h, const char *rules, size_t **sel, size_t *n,
+		struct nrr_err *e)
+{
+	struct strvec rv = STRVEC_INIT;
+
+	*n = 0;
+	*sel = xcalloc(h->nnodes + 1, sizeof(**sel));
+	if (rules) {
+		const char *p = rules;
+		for (;;) {
+			size_t len = strcspn(p, ",");
+			const char *s = p, *end = p + len;
+			while (s < end && (*s == ' ' || *s == '\t'))
+				s++;
+			while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+				end--;
+			if (end == s || (end - s == 1 && *s == '@')) {
+				strvec_clear(&rv);
+				free(*sel);
+				*sel = NULL;
+				return nrr_fail(e, NRR_EUSAGE, "--on '%s': an empty rule", rules);
+			}
+			strvec_pushf(&rv, "%.*s", (int)(end - s), s);
+			if (!p[len])
+				break;
+			p += len + 1;
+		}
+	}
+	for (size_t i = 0; i < h->nnodes; i++) {
+		int take = !rules;
+		for (size_t r = 0; r < rv.nr && !take; r++)
+			take = rule_matches(&h->nodes[i], rv.v[r]);
+		if (take)
+			(*sel)[(*n)++] = i;
+	}
+	strvec_clear(&rv);
+	return 0;
+}
+
+int hive_check_apply_all(const struct hive *h, const char *rules, struct nrr_err *e)
+{
+	if (rules || h->allow_apply_all)
+		return 0;
+	nrr_fail(e, NRR_EUSAGE, "the hive '%s' sets meta.allowApplyAll = false: no node filter given",
+		 h->name ? h->name : "hive");
+	nrr_hint(e, "name the nodes with --on NAME,@TAG");
+	return NRR_EUSAGE;
+}
+
+const struct hive_node *hive_node(const struct hive *h, const char *name)
+{
+	for (size_t i = 0; i < h->nnodes; i++)
+		if (!strcmp(h->nodes[i].name, name))
+			return &h->nodes[i];
+	return NULL;
+}
+
+/* --- systems and introspection --------------------------------------------------------- */
+
+int hive_toplevels(struct hive *h, const struct hive_opts *o,
+		   const size_t *sel, size_t n, char **drv, char **out,
+		   struct strvec *warnings, struct nrr_err *e)
+{
+	struct strbuf args = STRBUF_INIT, res = STRBUF_INIT;
+	cJSON *names = cJSON_CreateArray(), *root;
+	char *js;
+	int st;
+
+	for (size_t i = 0; i < n; i++) {
+		drv[i] = out[i] = NULL;
+		cJSON_AddItemToArray(names, cJSON_CreateString(h->nodes[sel[i]].name));
+	}
+	/* the names as JSON in a Nix string: any name is safe there */
+	js = cJSON_PrintUnformatted(names);
+	cJSON_Delete(names);
+	strbuf_addstr(&args, "names = builtins.fromJSON \"");
+	nix_string_escape(&args, js);
+	strbuf_addstr(&args, "\"; ");
+	free(js);
+	st = hive_eval(h, o, "toplevels", args.buf, &res, warnings, e);
+	strbuf_release(&args);
+	if (st) {
+		strbuf_release(&res);
+		return st;
+	}
+	root = cJSON_Parse(res.buf);
+	for (size_t i = 0; i < n && !st; i++) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, h->nodes[sel[i]].name);
+		drv[i] = json_strdup(t, "drv");
+		out[i] = json_strdup(t, "out");
+		if (!drv[i] || !out[i])
+			st = nrr_fail(e, NRR_EEVAL, "node '%s': the hive evaluator gave no system",
+				      h->nodes[sel[i]].name);
+	}
+	cJSON_Delete(root);
+	strbuf_release(&res);
+	return st;
+}
+
+int hive_introspect(struct hive *h, const struct hive_opts *o,
+		    const char *expr, struct strbuf *json,
+		    struct strvec *warnings, struct nrr_err *e)
+{
+	struct strbuf args = STRBUF_INIT;
+	int st;
+
+	/* the user's Nix code, parenthesized: colmena's eval -E does the same */
+	strbuf_addf(&args, "expr = (%s\n); ", expr);
+	st = hive_eval(h, o, "introspect", args.buf, json, warnings, e);
+	strbuf_release(&args);
+	return st;
+}
+
+static void key_release(struct hive_key *k)
+{
+	free(k->attr);
+	free(k->name);
+	free(k->dest_dir);
+	free(k->path);
+	free(k->user);
+	free(k->group);
+	free(k->permissions);
+	free(k->key_file);
+	strvec_clear(&k->key_command);
+}
+
+void hive_release(struct hive *h)
+{
+	for (size_t i = 0; i < h->nnodes; i++) {
+		struct hive_node *n = &h->nodes[i];
+		free(n->name);
+		free(n->target_host);
+		free(n->target_user);
+		strvec_clear(&n->tags);
+		strvec_clear(&n->escalation);
+		strvec_clear(&n->ssh_options);
+		for (size_t k = 0; k < n->nkeys; k++)
+			key_release(&n->keys[k]);
+		free(n->keys);
+	}
+	free(h->nodes);
+	free(h->where);
+	free(h->name);
+	free(h->description);
+	free(h->machines_file);
+	*h = (struct hive)HIVE_INIT;
+}

@@ -1,0 +1,1 @@
+../../../../flake/build-sw.sh

@@ -1,0 +1,7 @@
+[
+  ./nixpkgs.nix
+  ./misc.nix
+  ./users.nix
+  ./systemd.nix
+  ./toplevel.nix
+]
