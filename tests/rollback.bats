@@ -114,6 +114,8 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	# another user of t1 (uid 1501) makes it again, after the confirmation removed it
 	fleet_exec t1 setpriv --reuid=1501 --regid=1501 --clear-groups \
 		sh -c 'touch "$1" || mkdir -p "${1%/*}" && touch "$1"' sh "$token" 2>/dev/null || true
+	run fleet_exec t1 test -e "$token"
+	assert_failure
 	sleep 13
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
