@@ -105,7 +105,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	retag tokenback
 	fleet_reset_counts t1
 	# long enough for the steps below to come before the watchdog's deadline
-	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 12
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 20
 	assert_success
 	new=$output
 	# the token's name is no secret: the confirmation's command line says it
@@ -116,7 +116,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 		sh -c 'touch "$1" || mkdir -p "${1%/*}" && touch "$1"' sh "$token" 2>/dev/null || true
 	run fleet_exec t1 test -e "$token"
 	assert_failure
-	sleep 13
+	sleep 21
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }
