@@ -578,7 +578,7 @@ teardown() {
 	for name in 't{1,2}' 'root@t1{a}' 't}'; do
 		run nrr switch --flake "$F#t1" --target-host "$name"
 		[ "$status" = 2 ] || fail "'$name': exit $status: $output"
-		assert_output --partial "error: "
+		assert_output --partial "error: refusing host name '$name': it contains '"
 	done
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host 'b{1}'
 	assert_failure 2

@@ -106,7 +106,8 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 @test "no other user of the target can bring the token back to roll a confirmed system back" {
 	retag tokenback
 	fleet_reset_counts t1
-	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 4
+	# long enough for the steps below to come before the watchdog's deadline
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 20
 	assert_success
 	new=$output
 	# the token's name is no secret: the confirmation's command line says it
@@ -115,7 +116,9 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	# another user of t1 (uid 1501) makes it again, after the confirmation removed it
 	fleet_exec t1 setpriv --reuid=1501 --regid=1501 --clear-groups \
 		sh -c 'touch "$1" || mkdir -p "${1%/*}" && touch "$1"' sh "$token" 2>/dev/null || true
-	sleep 6
+	run fleet_exec t1 test -e "$token"
+	assert_failure
+	sleep 21
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }

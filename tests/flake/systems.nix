@@ -114,8 +114,9 @@ in {
   failbuild = mkConfig "failbuild" { fail = true; };
   # A package whose name holds '?', a glob character that is legal in a store path.
   globby = mkConfig "globby" { packages = [ (drv "glob?char-1.0" ./build-pkg.sh { }) ]; };
-  # Takes many seconds to evaluate, inside one builtin that does not look at signals (a sort):
-  # for tests that interrupt an evaluation.
+  # Takes many seconds to evaluate, inside one builtin that does not look at signals (a sort
+  # of a long list: nix 2.8 notices SIGTERM only after it): for tests that interrupt an
+  # evaluation.
   sloweval = mkConfig "sloweval" {
     packages = builtins.seq
       (builtins.length (builtins.sort builtins.lessThan (builtins.genList (x: 2500000 - x) 2500000)))
