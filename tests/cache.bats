@@ -116,7 +116,7 @@ cache_with() {
 	for bad in "${good%3}e" "${good%3}o" "${good%3}u" "${good%3}t" "${good%3}" "${good}00" \
 		"2${good#0}" "z${good#0}" "${good%3}-"; do
 		run "$TT" cache-base32-decode "$bad"
-		assert_failure
+		assert_failure 1
 		assert_output --partial "is not nix-base32"
 	done
 	# the largest 256-bit number is fine
@@ -141,7 +141,7 @@ cache_with() {
 	for bad in "sha256" "sha257:abc" "sha256:xyz" "sha256:${PK#*:}=" "sha256-!!!!" \
 		"sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c7e" "md5:00"; do
 		run "$TT" cache-hash "$bad"
-		assert_failure
+		assert_failure 1
 		assert_output --regexp "error: hash '.*' (does not say its type|has an unknown type|is not valid)"
 	done
 }
@@ -177,7 +177,7 @@ cache_with() {
 @test "narinfo: each malformed field is refused with its line and name" {
 	check() {
 		run "$TT" cache-parse < <(narinfo_of "$B" | sed "$1")
-		assert_failure
+		assert_failure 1
 		assert_output --partial "$2"
 	}
 	check '/^StorePath/d' "narinfo has no StorePath"
@@ -202,7 +202,7 @@ cache_with() {
 
 @test "narinfo: bytes from the server reach messages only as printable text" {
 	run "$TT" cache-parse < <(narinfo_of "$B" | sed 's/^StorePath: .*/StorePath: \x1b[31mred/')
-	assert_failure
+	assert_failure 1
 	assert_output --partial "StorePath '?[31mred' is not a path"
 }
 
@@ -214,7 +214,10 @@ cache_with() {
 	done
 	for name in "" "." ".." ".-a" "..-a" "a b" "a/b" "$(printf 'x%.0s' {1..212})"; do
 		run "$TT" cache-parse < <(narinfo_of "$A" | sed "s|^StorePath: .*|StorePath: /nix/store/$h-$name|")
-		assert_failure
+		assert_failure 1
+		# (a long name is shortened in the message)
+		assert_output --regexp "^error: line 1: StorePath '.*' is not a path in /nix/store\$"
+		assert_output --partial "StorePath '/nix/store/$h-${name:0:16}"
 	done
 }
 
@@ -274,13 +277,13 @@ cache_with() {
 
 @test "signatures: a key of another name leaves the path untrusted" {
 	run "$TT" cache-verify "$(cat "$KEYS/pk-named")" < <(narinfo_of "$B")
-	assert_failure
+	assert_failure 1
 	assert_output "untrusted: signed by 'test-1', not a trusted key"
 }
 
 @test "signatures: another key of the same name is a bad signature" {
 	run "$TT" cache-verify "$(cat "$KEYS/pk-other")" < <(narinfo_of "$B")
-	assert_failure
+	assert_failure 1
 	assert_output --partial "bad signature: signature by 'test-1' does not match"
 	# two trusted keys of that name: the right one verifies
 	run "$TT" cache-verify "$(cat "$KEYS/pk-other")" "$PK" < <(narinfo_of "$B")
@@ -293,7 +296,7 @@ cache_with() {
 		"s| $(basename "$A")||" "s|^References: |References: $(basename "$C") |" \
 		"s|^StorePath: .*|StorePath: $C|"; do
 		run "$TT" cache-verify "$PK" < <(narinfo_of "$B" | sed "$expr")
-		assert_failure
+		assert_failure 1
 		assert_output --partial "bad signature"
 	done
 	# fields outside the fingerprint may change
@@ -306,7 +309,7 @@ cache_with() {
 	run nixq nix store verify --no-contents --store "file://$CACHE" --trusted-public-keys "$PK" "$B"
 	assert_success
 	run nixq nix store verify --no-contents --store "file://$PWD/tampered" --trusted-public-keys "$PK" "$B"
-	assert_failure
+	assert_failure 2
 	assert_output --partial "is untrusted"
 	run "$TT" cache-verify "$PK" <"tampered/$(hashpart "$B").narinfo"
 	assert_output --partial "bad signature"
@@ -314,7 +317,7 @@ cache_with() {
 
 @test "signatures: a narinfo nix copied without a key is unsigned" {
 	run "$TT" cache-verify "$PK" <"$UNSIGNED/$(hashpart "$B").narinfo"
-	assert_failure
+	assert_failure 1
 	assert_output "unsigned: no signature"
 }
 
@@ -339,7 +342,7 @@ cache_with() {
 @test "keys: malformed public keys are refused" {
 	for k in "nokey" ":AAAA" "test-1:AAAA" "test-1:${PK#*:}x" "test-1:$(head -c 64 /dev/zero | base64 -w0)"; do
 		run "$TT" cache-verify "$k" < <(narinfo_of "$B")
-		assert_failure
+		assert_failure 1
 		assert_output --partial "public key"
 	done
 }
@@ -352,7 +355,7 @@ cache_with() {
 	run "$TT" cache-info <<<$'StoreDir: /nix/store\nWantMassQuery: 1\njunk\nPriority: 40\nOther: x'
 	assert_output $'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40'
 	run "$TT" cache-info <<<'Priority: high'
-	assert_failure
+	assert_failure 1
 	assert_output --partial "Priority 'high' is not a number"
 }
 
@@ -400,7 +403,7 @@ nix_show_config() {
 	for bad in '' '[]' '{"substituters":1}' '{"substituters":{"value":[1]}}' \
 		'{"require-sigs":{"value":"yes"}}' '{"store":{"value":[]}}' '{"a":'; do
 		run "$TT" cache-showconfig <<<"$bad"
-		assert_failure
+		assert_failure 1
 		assert_output --partial "error:"
 	done
 }
@@ -439,7 +442,7 @@ nix_show_config() {
 
 @test "nix.conf: bad lines are refused with file and line; include loops stop" {
 	run "$TT" cache-conf <<<$'substituters = a\nsubstituters: b'
-	assert_failure
+	assert_failure 1
 	assert_output "error: nix.conf:2: 'substituters:' is not 'name = value'"
 	run "$TT" cache-conf <<<'require-sigs = maybe'
 	assert_output "error: nix.conf:1: require-sigs must be true or false"
@@ -447,7 +450,7 @@ nix_show_config() {
 	assert_output "error: nix.conf:1: include takes one path"
 	echo "include $PWD/loop.conf" >loop.conf
 	run "$TT" cache-conf "$PWD/loop.conf"
-	assert_failure
+	assert_failure 1
 	assert_output --partial "includes nested more than 10 deep"
 	run "$TT" cache-conf "$PWD/none.conf"
 	assert_output --partial "cannot read"

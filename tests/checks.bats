@@ -28,7 +28,7 @@ setup() {
 	assert_output --partial "error: 'board' is a riscv64 machine; the new system is built for x86_64-linux"
 	[ "$(profile_of board)" = "$before" ]
 	run fleet_exec board test -e /run/nrr-activations
-	assert_failure
+	assert_failure 1
 }
 
 @test "a system cross-built for the board's architecture is accepted" {
@@ -48,7 +48,7 @@ setup() {
 	# not one of its derivations was built
 	run fleet_local nix-store --query --outputs "$drv"
 	run fleet_local nix-store --check-validity "$output"
-	assert_failure
+	assert_failure 1
 	[ "$(profile_of board)" = "$before" ]
 }
 

@@ -122,7 +122,7 @@ setup() {
 	assert_output --partial "will be built"
 	[ "$(fleet_handshakes t1)" = 0 ]
 	run fleet_local nix-store --check-validity "$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")"
-	assert_failure
+	assert_failure 1
 }
 
 @test "--build-host: evaluated here, built there, relayed to the target; one handshake each" {
@@ -135,7 +135,7 @@ setup() {
 	fleet_exec b1 nix-store --check-validity "$path"
 	# never pulled through this machine
 	run fleet_local nix-store --check-validity "$path"
-	assert_failure
+	assert_failure 1
 	[ "$(fleet_handshakes t1)" = 1 ]
 	[ "$(fleet_handshakes b1)" = 1 ]
 }
@@ -187,7 +187,7 @@ setup() {
 	assert_success
 	[ "$(profile_of t1)" = "$output" ]
 	run fleet_local nix-store --check-validity "$output"
-	assert_failure
+	assert_failure 1
 }
 
 @test "switch --rollback on a target goes back to the previous generation" {
@@ -330,15 +330,19 @@ setup() {
 	assert_output --partial "begins with '-'"
 	run nrr switch --flake "$F#t1" --target-host 'a$(touch /tmp/pwned)'
 	assert_failure 2
+	assert_output "error: refusing host name 'a\$(touch /tmp/pwned)': it contains '\$'"
 	run nrr switch --flake "$F#a\"b" --target-host t1
 	assert_failure 2
+	assert_output "error: refusing configuration name 'a\"b': it contains '\"'"
 	run nrr switch --flake "$F#\$(touch /tmp/pwned);x" --target-host t1
-	assert_failure
+	assert_failure 2
+	assert_output "error: refusing configuration name '\$(touch /tmp/pwned);x': it contains '\$'"
 	run nrr switch --flake "$F#t1" --target-host t1 --specialisation "x'; touch /tmp/pwned; '"
 	assert_failure 2
+	assert_line --index 0 "error: --specialisation 'x'; touch /tmp/pwned; '': must be a name, not a path"
 	[ ! -e /tmp/pwned ]
 	run fleet_exec t1 test -e /tmp/pwned
-	assert_failure
+	assert_failure 1
 }
 
 @test "usage errors exit 2 with one error line" {

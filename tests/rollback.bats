@@ -51,7 +51,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	[ "$(current_of t2)" = "$old_system" ]
 	[ "$(profile_of t2)" = "$old_profile" ]
 	run fleet_exec t2 test -e /run/nrr-deny
-	assert_failure
+	assert_failure 1
 }
 
 @test "a failing activation is rolled back at once (exit 9)" {
