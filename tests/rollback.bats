@@ -32,7 +32,14 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	[ "$(profile_of t1)" = "$new" ]
 	# one handshake for the deploy, one to prove the host still answers
 	[ "$(fleet_handshakes t1)" = 2 ]
-	sleep 6
+	# the target's watchdog (lib/activate.c: sleep "$confirm", then undo unless confirmed)
+	# runs to its end: its sleep is seen, then gone, with the watchdog (60 s: a hang guard)
+	fleet_ps t1 | grep -q ' sleep 5$'
+	for _ in $(seq 1 600); do
+		fleet_ps t1 | grep -q -e ' sleep 5$' -e 'sleep "$confirm"' || break
+		sleep 0.1
+	done
+	[ -z "$(fleet_ps t1 | grep -e ' sleep 5$' -e 'sleep "$confirm"')" ]
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }
@@ -47,7 +54,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	assert_output --partial "error: 't2' did not answer a new connection within 4 s"
 	refute_output --partial "Done."
 	# the target went back by itself, profile and running system
-	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	for _ in $(seq 1 300); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
 	[ "$(current_of t2)" = "$old_system" ]
 	[ "$(profile_of t2)" = "$old_profile" ]
 	run fleet_exec t2 test -e /run/nrr-deny
@@ -73,7 +80,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	old_system=$(current_of t2)
 	run nrr test --flake "$F#cutoff" --target-host t2 --confirm-timeout 3
 	assert_failure 9
-	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	for _ in $(seq 1 300); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
 	[ "$(current_of t2)" = "$old_system" ]
 	[ "$(profile_of t2)" = "$old_profile" ]
 }
@@ -95,7 +102,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	assert_failure 12
 	assert_output --regexp "cutoff +switch +rolled back"
 	assert_output --partial '"result":	"rolled-back"'
-	for _ in $(seq 1 50); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
+	for _ in $(seq 1 300); do [ "$(current_of t2)" = "$old_system" ] && break; sleep 0.2; done
 	[ "$(current_of t2)" = "$old_system" ]
 	run last_activation t1
 	assert_output --partial "config=t1 "
