@@ -32,14 +32,13 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	[ "$(profile_of t1)" = "$new" ]
 	# one handshake for the deploy, one to prove the host still answers
 	[ "$(fleet_handshakes t1)" = 2 ]
-	# the target's watchdog (lib/activate.c: sleep "$confirm", then undo unless confirmed)
-	# runs to its end: its sleep is seen, then gone, with the watchdog (60 s: a hang guard)
-	fleet_ps t1 | grep -q ' sleep 5$'
+	# the target's watchdog (lib/activate.c: sh -c 'sleep "$confirm"; ...', then the undo
+	# unless confirmed) has run to its end (60 s: a hang guard), whatever the machine's load
 	for _ in $(seq 1 600); do
-		fleet_ps t1 | grep -q -e ' sleep 5$' -e 'sleep "$confirm"' || break
+		fleet_ps t1 | grep -q ' sh -c sleep "$confirm"' || break
 		sleep 0.1
 	done
-	[ -z "$(fleet_ps t1 | grep -e ' sleep 5$' -e 'sleep "$confirm"')" ]
+	[ -z "$(fleet_ps t1 | grep ' sh -c sleep "$confirm"')" ]
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }
