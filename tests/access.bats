@@ -35,7 +35,7 @@ setup() {
 	[ "$(fleet_command_log t1 | grep -c "'sudo'")" = 1 ]
 	# the password never reaches a command line
 	run grep -r hunter2 "$FLEET_DIR/t1/commands.log" "$FLEET_DIR/t1/sshd.log"
-	assert_failure
+	assert_failure 1
 }
 
 @test "boot with --ask-sudo-password: asked once for the whole deploy" {

@@ -135,7 +135,11 @@ setup() {
 
 # complete_in SHELL LINE [SETUP]: the candidates SHELL offers at the end of LINE
 complete_in() {
-	timeout 20 zsh -f "$BATS_FILE_TMPDIR/drive.zsh" "$@" | sed '/^$/d' | sort -u
+	# a driver that fails (no prompt, no end marker, a hang) fails the run, not just prints ''
+	(
+		set -o pipefail
+		timeout 20 zsh -f "$BATS_FILE_TMPDIR/drive.zsh" "$@" | sed '/^$/d' | sort -u
+	)
 }
 
 # a tiny flake with two configurations, in DIR
@@ -260,9 +264,19 @@ check_flake() {
 }
 
 check_nargs() {
+	# the binary as the scripts call it, each call's status logged: its crash must not pass
+	# for "no candidates"
+	rm "$T/bin/nixos-rebuild-remote"
+	printf '#!/bin/sh\n"%s" "$@"; st=$?\necho "$st $*" >>"%s/calls"\nexit $st\n' "$NRR" "$T" \
+		>"$T/bin/nixos-rebuild-remote"
+	chmod +x "$T/bin/nixos-rebuild-remote"
 	# a value is never mistaken for the action, and vice versa
 	run complete_in "$1" 'nixos-rebuild-remote --max-jobs '
+	assert_success
 	assert_output ''
+	run cat "$T/calls"
+	assert_line --regexp '^0 --complete '
+	refute_line --regexp '^[1-9]'
 	run complete_in "$1" 'nixos-rebuild-remote -j 4 sw'
 	assert_output 'switch'
 	run complete_in "$1" 'nixos-rebuild-remote --option a b sw'

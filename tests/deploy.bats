@@ -121,8 +121,11 @@ setup() {
 	assert_success
 	assert_output --partial "will be built"
 	[ "$(fleet_handshakes t1)" = 0 ]
-	run fleet_local nix-store --check-validity "$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")"
-	assert_failure
+	out=$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")
+	[[ $out == /nix/store/*-nixos-system-* ]]
+	run fleet_local nix-store --check-validity --print-invalid "$out"
+	assert_success
+	assert_output "$out"
 }
 
 @test "--build-host: evaluated here, built there, relayed to the target; one handshake each" {
@@ -135,7 +138,7 @@ setup() {
 	fleet_exec b1 nix-store --check-validity "$path"
 	# never pulled through this machine
 	run fleet_local nix-store --check-validity "$path"
-	assert_failure
+	assert_failure 1
 	[ "$(fleet_handshakes t1)" = 1 ]
 	[ "$(fleet_handshakes b1)" = 1 ]
 }
@@ -182,12 +185,20 @@ setup() {
 	retag direct
 	# b1's root reaches t1 with the fleet's key and known hosts
 	fleet_exec b1 sh -c 'mkdir -p ~/.ssh && cp /run/fleet/id_ed25519 ~/.ssh/id_ed25519 && cp /run/fleet/known_hosts ~/.ssh/known_hosts'
-	fleet_reset_counts t1
+	fleet_reset_counts t1 b1
 	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host b1 --copy-direct
 	assert_success
 	[ "$(profile_of t1)" = "$output" ]
 	run fleet_local nix-store --check-validity "$output"
-	assert_failure
+	assert_failure 1
+	# who copied: b1 exported into its own ssh to t1, which imported in that session; the
+	# deployer relayed nothing (no export from b1 or import into t1 of its own)
+	run fleet_command_log b1
+	assert_line --regexp "^root .*nix-store --export .* \| ssh -T -p .*'nix-store --import'"
+	refute_line --regexp "exec nix-store --export"
+	run fleet_command_log t1
+	assert_line "root nix-store --import"
+	refute_line --regexp "exec nix-store --import"
 }
 
 @test "switch --rollback on a target goes back to the previous generation" {
@@ -330,15 +341,19 @@ setup() {
 	assert_output --partial "begins with '-'"
 	run nrr switch --flake "$F#t1" --target-host 'a$(touch /tmp/pwned)'
 	assert_failure 2
+	assert_output "error: refusing host name 'a\$(touch /tmp/pwned)': it contains '\$'"
 	run nrr switch --flake "$F#a\"b" --target-host t1
 	assert_failure 2
+	assert_output "error: refusing configuration name 'a\"b': it contains '\"'"
 	run nrr switch --flake "$F#\$(touch /tmp/pwned);x" --target-host t1
-	assert_failure
+	assert_failure 2
+	assert_output "error: refusing configuration name '\$(touch /tmp/pwned);x': it contains '\$'"
 	run nrr switch --flake "$F#t1" --target-host t1 --specialisation "x'; touch /tmp/pwned; '"
 	assert_failure 2
+	assert_line --index 0 "error: --specialisation 'x'; touch /tmp/pwned; '': must be a name, not a path"
 	[ ! -e /tmp/pwned ]
 	run fleet_exec t1 test -e /tmp/pwned
-	assert_failure
+	assert_failure 1
 }
 
 @test "usage errors exit 2 with one error line" {

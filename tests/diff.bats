@@ -89,8 +89,14 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 }
 
 @test "--ask, answered y: it switches" {
+	before=$(profile_of t1)
+	acts=$(fleet_exec t1 sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')
 	TYPED=y run nrr_tty switch --flake "$F#pkgs" --target-host t1 --ask
 	assert_success
+	assert_output --partial "Activate on t1? [y/N]"
+	# this run activated: one activation more, a new profile
+	[ "$(fleet_exec t1 sh -c 'cat /run/nrr-activations | wc -l')" = $((acts + 1)) ]
+	[ "$(profile_of t1)" != "$before" ]
 	run last_activation t1
 	assert_output --partial "switch"
 	assert_output --partial "config=pkgs"

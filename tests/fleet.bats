@@ -77,7 +77,7 @@ ssh_() {
 	assert_success
 	assert_output $'deploy\n0'
 	run ssh_ deploy@t1 "echo wrong | sudo -S -p '' id -u"
-	assert_failure
+	assert_failure 1
 }
 
 @test "root on a host has its own empty home, not the machine's /root" {
@@ -98,7 +98,7 @@ ssh_() {
 }
 
 @test "nix outside the fleet fails instead of using the machine's store" {
-	run ! nix-store --query --requisites "$SYSTEM"
+	run -1 nix-store --query --requisites "$SYSTEM"
 	assert_output --partial "cannot connect to socket at '$FLEET_DIR/no-nix-outside-the-fleet'"
 }
 
@@ -202,9 +202,9 @@ local_activations() {
 
 @test "the riscv configuration is cross-built: riscv64-linux host, x86_64-linux derivations" {
 	local riscv
-	run fleet_local nix eval --raw "$FLAKE#nixosConfigurations.riscv.config.nixpkgs.hostPlatform.system"
+	run --separate-stderr fleet_local nix eval --raw "$FLAKE#nixosConfigurations.riscv.config.nixpkgs.hostPlatform.system"
 	assert_output riscv64-linux
-	run fleet_local nix eval --raw "$FLAKE#nixosConfigurations.riscv.config.system.build.toplevel.system"
+	run --separate-stderr fleet_local nix eval --raw "$FLAKE#nixosConfigurations.riscv.config.system.build.toplevel.system"
 	assert_output x86_64-linux
 	riscv=$(fleet_build "$FLAKE#nixosConfigurations.riscv.config.system.build.toplevel")
 	run fleet_local cat "$riscv/system"
@@ -219,7 +219,7 @@ local_activations() {
 		assert_output --partial "of $SYSTEM"
 	done
 	out=$(fleet_build "$FLAKE#nixosConfigurations.t1.config.system.build.images.qcow")
-	run fleet_local nix eval --raw "$FLAKE#nixosConfigurations.t1.config.system.build.images.qcow.passthru.filePath"
+	run --separate-stderr fleet_local nix eval --raw "$FLAKE#nixosConfigurations.t1.config.system.build.images.qcow.passthru.filePath"
 	run fleet_local cat "$out/$output"
 	assert_output "fake qcow2 image of $SYSTEM"
 }

@@ -498,15 +498,24 @@ teardown() {
 @test "a user of the target cannot hold back root's deploys by taking the deploy lock" {
 	retag lockdos
 	nrr switch --flake "$F#t1" --target-host t1
-	# deploy (uid 1500, no sudo here) takes the lock where a deploy takes it, and keeps it (no
-	# job of ours: no message from bash when it is killed)
+	# deploy (uid 1500, no sudo here) tries to take root's lock where root's deploy takes it
+	# (lib/activate.c: /run/nixos-rebuild-remote.lock, made by the deploy above) and, if it
+	# can, keeps it; its attempt's outcome lands in its own /tmp/lockdos (no job of ours: no
+	# message from bash when it is killed)
+	fleet_exec t1 test -e /run/nixos-rebuild-remote.lock
 	(fleet_exec t1 setpriv --reuid=1500 --regid=1500 --clear-groups sh -c \
-		'l=/tmp/nixos-rebuild-remote.lock; [ -e $l ] || : >$l; exec 9<$l && flock 9 && exec sleep 29' \
+		'if exec 9</run/nixos-rebuild-remote.lock && flock -n 9; then
+			echo held >/tmp/lockdos; exec sleep 29
+		 fi; echo refused >/tmp/lockdos' \
 		3>&- &) 2>/dev/null
-	for _ in $(seq 1 50); do
-		fleet_ps t1 | grep -q ' sleep 29$' && break
+	# the attempt ended (lock held or refused) before root's deploy starts
+	for _ in $(seq 1 100); do
+		fleet_exec t1 test -s /tmp/lockdos && break
 		sleep 0.1
 	done
+	run fleet_exec t1 cat /tmp/lockdos
+	assert_output --regexp '^(held|refused)$'
+	if [ "$output" = held ]; then fleet_ps t1 | grep -q ' sleep 29$'; fi
 	retag lockdos2
 	run nrr switch --flake "$F#t1" --target-host t1
 	fleet_ps t1 | awk '$2 == "sleep" && $3 == 29 { print $1 }' | xargs -r kill

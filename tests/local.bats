@@ -54,9 +54,12 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 
 @test "repl opens nix repl with the configuration in scope" {
 	_fleet_local_argv
-	run bash -c 'printf ":p config.networking.hostName\n" | "$@"' _ "${_FLEET_LOCAL[@]}" "$NRR" repl --flake "$F#t1"
+	# the value only an evaluated configuration gives: not in what was typed, nor in any name
+	# nix's own messages could quote
+	run bash -c 'printf "%s\n" "config.networking.hostName + \"-in-scope\""| "$@"' _ \
+		"${_FLEET_LOCAL[@]}" "$NRR" repl --flake "$F#t1"
 	assert_success
-	assert_output --partial 't1'
+	assert_output --partial '"t1-in-scope"'
 }
 
 @test "edit (classic) opens nixos-config in \$EDITOR" {
@@ -95,9 +98,16 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 }
 
 @test "without #NAME the configuration is the target's hostname" {
-	name=$(fleet_exec t1 uname -n)
-	run nrr dry-build --flake "$F" --target-host t1
+	# t1 gets a hostname of its own for this test: fleet hosts share this machine's
+	cp /usr/bin/uname "$FLEET_DIR/t1/uname.real"
+	printf '#!/bin/sh\n[ "$*" = -n ] && exec echo t1-own-name\nexec /run/fleet/t1/uname.real "$@"\n' \
+		>"$FLEET_DIR/t1/uname-n"
+	chmod 0755 "$FLEET_DIR/t1/uname-n"
+	fleet_exec t1 mount --bind /run/fleet/t1/uname-n /usr/bin/uname
+	[ "$(fleet_exec t1 uname -n)" = t1-own-name ]
+	[ "$(uname -n)" != t1-own-name ]
 	run nrr build --flake "$F" --target-host t1
+	fleet_exec t1 umount /usr/bin/uname
 	assert_failure 4
-	assert_output --partial "nixosConfigurations.\"$name\""
+	assert_output --partial 'nixosConfigurations."t1-own-name"'
 }

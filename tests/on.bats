@@ -142,10 +142,16 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 
 @test "--ask answered y switches every host; --parallel 1 still asks once" {
 	retag asked-yes
+	local -A acts
+	for h in t1 t2 t3; do
+		acts[$h]=$(fleet_exec "$h" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')
+	done
 	TYPED=y run nrr_tty switch --flake "$F" --on t1,t2,t3 --ask --parallel 1
 	assert_success
 	[ "$(grep -c 'Activate on' <<<"$output")" = 1 ]
 	for h in t1 t2 t3; do
+		# this run activated each host once
+		[ "$(fleet_exec "$h" sh -c 'cat /run/nrr-activations | wc -l')" = $((acts[$h] + 1)) ]
 		run last_activation "$h"
 		assert_output --partial "config=$h "
 	done

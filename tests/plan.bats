@@ -64,16 +64,24 @@ cache_sw() {
 @test "nothing served: the target is not asked to try its caches" {
 	retag fetch3
 	before=$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)
+	logged=$(cat "$CACHE_SERVER_DIR"/static.* | wc -l)
 	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=auto
 	assert_success
 	assert_output --partial "0 from its caches"
 	# the narinfos were asked for, by us; no NAR was fetched
 	[ "$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)" = "$before" ]
+	# and the target asked for none of them itself: a target told to try its caches asks
+	# each path it lacks again (its nix has never seen these paths)
+	run sh -c 'cat "$1"/static.* | tail -n "+$(($2 + 1))" | grep -o "GET /[a-z0-9]*\.narinfo" |
+		sort | uniq -d' _ "$CACHE_SERVER_DIR" "$logged"
+	assert_success
+	assert_output ''
 }
 
 @test "dry-activate shows the plan without acting on the caches; --json carries it" {
 	retag dry-plan
 	cache_sw t1 sk t1 pk >/dev/null
+	nars=$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)
 	run --separate-stderr nrr dry-activate --flake "$F#t1" --target-host t1 --json
 	assert_success
 	[[ $stderr =~ "plan for 't1': 5 paths: 0 present, 5 to push ("[0-9.]+" "[KM]?i?B"); its caches serve 1 of them" ]]
@@ -86,6 +94,8 @@ cache_sw() {
 		assert p["fromCaches"] == {"paths": 1, "bytes": p["fromCaches"]["bytes"], "used": False}, p
 		assert p["fromCaches"]["bytes"] > 0 and p["push"]["paths"] == 5 and p["push"]["bytes"] > 0, p
 	PY
+	# no NAR fetched from the cache, by anyone (what the target has was pushed)
+	[ "$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)" = "$nars" ]
 	# a second time, everything is there
 	run --separate-stderr nrr dry-activate --flake "$F#t1" --target-host t1
 	assert_success

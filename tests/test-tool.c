@@ -98,6 +98,8 @@ int main(int argc, const char **argv)
 		int ret = platform_drv_system(text, strlen(text), out, sizeof(out));
 		if (!ret)
 			puts(out);
+		else
+			puts("no system: not a derivation");
 		free(text);
 		return ret ? 1 : 0;
 	}

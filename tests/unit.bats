@@ -39,7 +39,7 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 
 @test "splitting refuses an unterminated quote" {
 	run "$TT" split "-o 'oops"
-	assert_failure
+	assert_failure 1
 	assert_output "error: unterminated quote"
 }
 
@@ -173,7 +173,8 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_success
 	for bad in -oProxyCommand=x 'a b' 'a;b' '$(id)' 'a`b`' "a'b"; do
 		run "$TT" ssh-check-name "$bad"
-		assert_failure
+		assert_failure 1
+		assert_output --regexp "^refused: refusing host name '.*': it (begins with '-'|contains (a space|'.'))$"
 	done
 }
 
@@ -237,9 +238,11 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	run "$TT" drv-system <<<'Derive([("out","/nix/store/a-x])","","")],[],["/nix/store/b-\"(["],"aarch64-linux","/bin/sh",[],[])'
 	assert_output aarch64-linux
 	run "$TT" drv-system <<<'Derive([("out"'
-	assert_failure
+	assert_failure 1
+	assert_output "no system: not a derivation"
 	run "$TT" drv-system <<<'not a derivation'
-	assert_failure
+	assert_failure 1
+	assert_output "no system: not a derivation"
 	run "$TT" builders-have 'ssh://a x86_64-linux,riscv64-linux - 4; ssh://b aarch64-linux' riscv64-linux
 	assert_output yes
 	run "$TT" builders-have $'ssh://a x86_64-linux\nssh://b aarch64-linux' riscv64-linux
