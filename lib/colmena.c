@@ -78,8 +78,8 @@ struct colmena_opts {
 
 int colmena_is_command(const char *name)
 {
-	return !strcmp(name, "apply") || !strcmp(name, "build") ||
-	       !strcmp(name, "eval") || !strcmp(name, "introspect");
+	/* not "build": that is nixos-rebuild's action; colmena's is "apply build" */
+	return !strcmp(name, "apply") || !strcmp(name, "eval") || !strcmp(name, "introspect");
 }
 
 static unsigned cmd_mask(const char *cmd)
@@ -96,8 +96,7 @@ static void print_help(const char *cmd)
 		       "Evaluates EXPR (or the expression in FILE), a function called with\n"
 		       "{ lib, pkgs, nodes } of the hive, and prints its value as JSON.\n");
 	else
-		printf("usage: nixos-rebuild-remote build [OPTIONS]\n"
-		       "       nixos-rebuild-remote apply build [OPTIONS]\n\n"
+		printf("usage: nixos-rebuild-remote apply build [OPTIONS]\n\n"
 		       "Builds the systems of the hive's nodes here (a node built on its\n"
 		       "target is only evaluated) and prints \"NAME PATH\" for each.\n");
 	printf("\nThese are colmena's options, with colmena's short forms (-p is\n"

@@ -347,9 +347,9 @@ expected_info() {
 		  bad = { assertions = [ { assertion = false; message = "no way"; } ]; };
 		}
 	EOF
-	run -4 nrr build -f "$BATS_TEST_TMPDIR/hive.nix"
+	run -4 nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix"
 	assert_output --partial "failed: node 'bad': "
-	run -0 --separate-stderr nrr build -f "$BATS_TEST_TMPDIR/hive.nix" --on good
+	run -0 --separate-stderr nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" --on good
 	assert_output --regexp '^good /nix/store/'
 }
 
@@ -449,9 +449,9 @@ expected_info() {
 	assert_output --partial "error: eval: unknown option '--on'"
 }
 
-@test "build --on @TAG builds the selected nodes here and prints NAME PATH" {
+@test "apply build --on @TAG builds the selected nodes here and prints NAME PATH" {
 	cd "$H"
-	run -0 --separate-stderr nrr build --on @back -p 3
+	run -0 --separate-stderr nrr apply build --on @back -p 3
 	assert_output --regexp '^worker /nix/store/[a-z0-9]{32}-nixos-system-worker-25.05.standin$'
 	run -0 fleet_local test -x "${output#worker }/bin/switch-to-configuration"
 }
@@ -469,21 +469,21 @@ expected_info() {
 
 @test "build: a node built on its target is evaluated only, unless --no-build-on-target" {
 	cd "$H"
-	run -0 --separate-stderr nrr build --on db
+	run -0 --separate-stderr nrr apply build --on db
 	assert_output ''
 	assert_equal "$stderr" "db: built on its target when deployed (--no-build-on-target builds it here): evaluated only"
-	run -0 --separate-stderr nrr build --on db --no-build-on-target
+	run -0 --separate-stderr nrr apply build --on db --no-build-on-target
 	assert_output --regexp '^db /nix/store/'
 }
 
 @test "build: allowApplyAll = false needs --on; a failing build is exit 5" {
 	cd "$EV"
-	run -2 nrr build
+	run -2 nrr apply build
 	assert_line --index 0 "error: the hive 'evaluated' sets meta.allowApplyAll = false: no node filter given"
-	run -0 --separate-stderr nrr build --on beta
+	run -0 --separate-stderr nrr apply build --on beta
 	assert_output --regexp '^beta /nix/store/'
 	bad_hive '{ pkgs, ... }: { environment.systemPackages = [ (derivation { name = "broken-1"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo it broke >&2; exit 1" ]; }) ]; }'
-	run -5 nrr build -f "$BATS_TEST_TMPDIR/hive.nix"
+	run -5 nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix"
 	assert_output --partial "error: building the hive's systems failed"
 }
 
@@ -493,8 +493,11 @@ expected_info() {
 	assert_line --index 0 "error: apply switch is not supported yet"
 	run -2 nrr apply launch
 	assert_output --partial "error: apply: unknown goal 'launch'"
-	run -0 nrr build --help
+	run -0 nrr apply build --help
 	assert_output --partial "-p, --parallel N"
 	assert_output --partial "(-p is
 --parallel here, not --profile-name)"
+	# `build` stays nixos-rebuild's action
+	run -0 nrr build --help
+	assert_line --index 0 "usage: nixos-rebuild-remote ACTION [OPTIONS]"
 }
