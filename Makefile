@@ -62,7 +62,8 @@ lib/scripts.c: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
 $(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
 # The hive evaluator travels inside the binary: lib/hive/eval.nix as a C
-# string (its comment lines left out), handed to nix in the expression.
+# string, handed to nix in the expression. Lines that start with '#' are
+# left out as comments: none of its multi-line strings may have such a line.
 lib/hive-evalnix.c: lib/hive/eval.nix
 	{ echo '/* Made by the Makefile from lib/hive/eval.nix: do not edit. */'; \
 	  echo '#include "hive.h"'; echo 'const char hive_eval_nix[] ='; \

@@ -1,9 +1,12 @@
 /*
  * colmena: see colmena.h.
  */
+#define _XOPEN_SOURCE 700
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "colmena.h"
 #include "hive.h"
@@ -78,10 +81,8 @@ struct colmena_opts {
 
 int colmena_is_command(const char *name)
 {
-	/* not "build": that is nixos-rebuild's (colmena's own build is
-	 * `apply build`, which is what colmena runs for it) */
-	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
-	       !strcmp(name, "introspect");
+	/* not "build": that is nixos-rebuild's action; colmena's is "apply build" */
+	return !strcmp(name, "apply") || !strcmp(name, "eval") || !strcmp(name, "introspect");
 }
 
 static unsigned cmd_mask(const char *cmd)
@@ -277,6 +278,20 @@ static int keep_results(const struct colmena_opts *o, const struct hive *h,
 	return st;
 }
 
+/* Unlinks the roots nix-store made in dir (system, system-2, ...), and dir. */
+static void remove_roots(const char *dir)
+{
+	glob_t g;
+	char *pat = xstrfmt("%s/*", dir);
+	if (!glob(pat, 0, NULL, &g)) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+		globfree(&g);
+	}
+	free(pat);
+	rmdir(dir);
+}
+
 static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
 	struct hive h = HIVE_INIT;
@@ -324,6 +339,14 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 		strvec_pushf(&argv, "@%s", h.machines_file);
 	}
 	strvec_pushvec(&argv, &o->nix_options);
+	/* GC roots for the run's duration, in a directory of our own */
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+	int have_roots = nbuild && mkdtemp(roots) != NULL;
+	if (have_roots) {
+		strvec_push(&argv, "--add-root");
+		strvec_pushf(&argv, "%s/system", roots);
+		strvec_push(&argv, "--indirect");
+	}
 	if (nbuild) {
 		int r = nix_run(&argv, &sout, &serr, 0, o->verbose, warnings, e);
 		if (r > 0) {
@@ -339,6 +362,8 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	strbuf_release(&serr);
 	if (!st && o->keep_result)
 		st = keep_results(o, &h, sel, out, built, n, warnings, e);
+	if (have_roots)
+		remove_roots(roots);
 	for (size_t i = 0; !st && i < n; i++)
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);

@@ -2,8 +2,11 @@
  * colmena: colmena's commands on a hive (lib/hive.c), with colmena's own
  * command line.
  *
- *   nixos-rebuild-remote build [OPTIONS]          (also: apply build)
+ *   nixos-rebuild-remote apply build [OPTIONS]
  *   nixos-rebuild-remote eval [FILE] | -E EXPR    (also: introspect)
+ *
+ * colmena's own `build` command is `apply build` here: `build` is
+ * nixos-rebuild's action.
  *
  * These commands take colmena's options, with colmena's short forms: -f is
  * --config (the hive), -p is --parallel, -E is --expr, -v is --verbose;

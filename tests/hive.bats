@@ -217,6 +217,76 @@ SAMPLE='{"nodes":["a.b","web1","web2","db"],"meta":{"name":"h","description":"d"
 	assert_output n
 }
 
+# --- the stand-in nixpkgs ---------------------------------------------------------------------
+
+@test "stand-in: its module system behaves as nixpkgs' for what hives use" {
+	echo '{ l = [ 7 ]; }' >f.nix
+	cat >t.nix <<-EOF
+		let
+		  lib = import $P/nixpkgs/lib;
+		  ev = ms: (lib.evalModules { modules = ms; }).config;
+		  fails = v: !(builtins.tryEval (builtins.deepSeq v v)).success;
+		  decl = { lib, ... }: with lib; {
+		    options = {
+		      s = mkOption { type = types.str; default = "d"; };
+		      l = mkOption { type = types.listOf types.int; default = [ ]; };
+		      t = mkOption { type = types.lines; default = ""; };
+		      p = mkOption { type = types.nullOr types.path; default = null; };
+		      i = mkOption { type = types.ints.unsigned; default = 0; };
+		      b = mkOption { type = types.bool; default = false; };
+		      a = mkOption {
+		        default = { };
+		        type = types.attrsOf (types.submodule ({ name, ... }: {
+		          options.n = mkOption { type = types.str; default = name; };
+		          options.e = mkOption { type = types.enum [ "x" "y" ]; default = "x"; };
+		        }));
+		      };
+		    };
+		  };
+		in {
+		  force = (ev [ decl { s = lib.mkForce "f"; } { s = "plain"; } { s = lib.mkDefault "def"; } ]).s;
+		  plain = (ev [ decl { s = "plain"; } { s = lib.mkDefault "def"; } ]).s;
+		  mkDefault = (ev [ decl { s = lib.mkOptionDefault "od"; } { s = lib.mkDefault "def"; } ]).s;
+		  default = (ev [ decl ]).s;
+		  order = (ev [ decl { l = lib.mkAfter [ 3 ]; } { l = [ 2 ]; } { l = lib.mkBefore [ 1 ]; } ]).l;
+		  lines = (ev [ decl { t = "a"; } { t = "b"; } ]).t;
+		  sub = (ev [ decl { a.k1 = { }; } { a.k1.e = "y"; a.k2 = { }; } ]).a;
+		  mkIf = (ev [ decl { l = lib.mkIf false [ 9 ]; } { l = lib.mkMerge [ [ 1 ] (lib.mkIf true [ 2 ]) ]; } ]).l;
+		  imports = (ev [ decl { imports = [ ./f.nix ./f.nix ]; } { imports = [ ./f.nix ]; } ]).l;
+		  path = toString (ev [ decl { p = /etc/hosts; } ]).p;
+		  unchecked = (ev [ decl { nope = 1; _module.check = false; } ]).s;
+		  unknown = fails (ev [ decl { nope = 1; } ]).s;
+		  badEnum = fails (ev [ decl { a.k.e = "z"; } ]).a;
+		  badStr = fails (ev [ decl { s = 1; } ]).s;
+		  badUnsigned = fails (ev [ decl { i = -1; } ]).i;
+		  badPath = fails (ev [ decl { p = "relative"; } ]).p;
+		  conflict = fails (ev [ decl { s = "a"; } { s = "b"; } ]).s;
+		  optionsArg = (ev [ decl { s = "x"; } ({ options, ... }: { b = options.s.isDefined; }) ]).b;
+		  specialArgs = (lib.evalModules { modules = [ decl ({ foo, ... }: { s = foo; }) ]; specialArgs.foo = "sa"; }).config.s;
+		  moduleArgs = (ev [ decl { _module.args.bar = "ma"; } ({ bar, ... }: { s = bar; }) ]).s;
+		  configArg = (ev [ decl { i = 2; } ({ config, ... }: { l = [ config.i ]; }) ]).l;
+		}
+	EOF
+	run -0 --separate-stderr fleet_local nix-instantiate --eval --strict --json t.nix
+	assert_output '{"badEnum":true,"badPath":true,"badStr":true,"badUnsigned":true,"configArg":[2],"conflict":true,"default":"d","force":"f","imports":[7],"lines":"a\nb","mkDefault":"def","mkIf":[1,2],"moduleArgs":"ma","optionsArg":true,"order":[1,2,3],"path":"/etc/hosts","plain":"plain","specialArgs":"sa","sub":{"k1":{"e":"y","n":"k1"},"k2":{"e":"x","n":"k2"}},"unchecked":"d","unknown":true}'
+}
+
+@test "stand-in: eval-config.nix gives config, options and pkgs; the toplevel is a fake NixOS system" {
+	cat >t.nix <<-EOF
+		let
+		  r = import $P/nixpkgs/nixos/lib/eval-config.nix {
+		    system = "x86_64-linux";
+		    modules = [ ({ pkgs, ... }: { networking.hostName = "sa"; environment.systemPackages = [ pkgs.hello ]; }) ];
+		  };
+		in { inherit (r.pkgs) system; host = r.config.networking.hostName; opt = r.options.networking.hostName.isDefined;
+		     top = r.config.system.build.toplevel.drvPath; }
+	EOF
+	run -0 --separate-stderr fleet_local nix-instantiate --read-write-mode --eval --strict --json t.nix
+	drv=$(printf '%s' "$output" | python3 -c 'import json,sys; d = json.load(sys.stdin); assert d["system"] == "x86_64-linux" and d["host"] == "sa" and d["opt"], d; print(d["top"])')
+	run -0 --separate-stderr fleet_local nix-store --realise "$drv"
+	run -0 fleet_local test -x "$output/bin/switch-to-configuration"
+}
+
 # --- evaluating hives ------------------------------------------------------------------------
 
 # The hive as test-tool hive-load prints it, with $1 for where keyFile points.
@@ -449,7 +519,7 @@ expected_info() {
 	assert_output --partial "error: eval: unknown option '--on'"
 }
 
-@test "build --on @TAG builds the selected nodes here and prints NAME PATH" {
+@test "apply build --on @TAG builds the selected nodes here and prints NAME PATH" {
 	cd "$H"
 	run -0 --separate-stderr nrr apply build --on @back -p 3
 	assert_output --regexp '^worker /nix/store/[a-z0-9]{32}-nixos-system-worker-25.05.standin$'
@@ -493,8 +563,11 @@ expected_info() {
 	assert_line --index 0 "error: apply switch is not supported yet"
 	run -2 nrr apply launch
 	assert_output --partial "error: apply: unknown goal 'launch'"
-	run -0 nrr apply --help
+	run -0 nrr apply build --help
 	assert_output --partial "-p, --parallel N"
 	assert_output --partial "(-p is
 --parallel here, not --profile-name)"
+	# `build` stays nixos-rebuild's action
+	run -0 nrr build --help
+	assert_line --index 0 "usage: nixos-rebuild-remote ACTION [OPTIONS]"
 }
