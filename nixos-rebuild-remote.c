@@ -237,31 +237,12 @@ static const char *build_tail(struct run *r, char *buf, size_t size)
 	return buf;
 }
 
-static int run_child(struct strvec *argv, struct nrr_err *e)
-{
-	struct child c = CHILD_INIT;
-	strvec_pushvec(&c.args, argv);
-	int st = child_start(&c, e) ? -1 : child_wait(&c);
-	child_clear(&c);
-	if (st < 0)
-		return e->status;
-	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
-			     argv->v[0], st) : 0;
-}
-
 /* --upgrade(-all): the root user's channels, before a classic build. */
 static int upgrade_channels(struct run *r)
 {
-	struct strvec argv = STRVEC_INIT;
-	int ret;
-	if (getuid() != 0 && r->opt.elevate == ELEVATE_SUDO)
-		strvec_pushl(&argv, "sudo", "--", NULL);
-	strvec_pushl(&argv, "nix-channel", "--update", NULL);
-	if (!r->opt.upgrade_all)
-		strvec_push(&argv, "nixos");
-	ret = run_child(&argv, &r->err);
-	strvec_clear(&argv);
-	return ret;
+	return nix_channel_update(r->opt.upgrade_all,
+				  getuid() != 0 && r->opt.elevate == ELEVATE_SUDO,
+				  &r->err);
 }
 
 static int do_build_and_activate(struct run *r)
@@ -372,20 +353,18 @@ static int action_edit(struct run *r)
 	if ((ret = deploy_default_name(d, &r->err)))
 		return ret;
 	if (d->src == SRC_FLAKE) {
-		strvec_pushl(&argv, "nix", "--extra-experimental-features",
-			     "nix-command flakes", "edit", NULL);
-		strvec_pushvec(&argv, &r->opt.nix_flake_eval);
-		strvec_push(&argv, "--");
-		strvec_pushf(&argv, "%s#nixosConfigurations.\"%s\"", d->flake_ref,
-			     d->flake_name);
-	} else {
-		const char *editor = getenv("EDITOR");
-		char *file = classic_config_file(r);
-		strvec_push(&argv, editor && *editor ? editor : "nano");
-		strvec_push(&argv, file);
-		free(file);
+		char *installable = xstrfmt("%s#nixosConfigurations.\"%s\"",
+					    d->flake_ref, d->flake_name);
+		ret = nix_edit(installable, &r->opt.nix_flake_eval, &r->err);
+		free(installable);
+		return ret;
 	}
-	ret = run_child(&argv, &r->err);
+	const char *editor = getenv("EDITOR");
+	char *file = classic_config_file(r);
+	strvec_push(&argv, editor && *editor ? editor : "nano");
+	strvec_push(&argv, file);
+	free(file);
+	ret = child_run(&argv, &r->err);
 	strvec_clear(&argv);
 	return ret;
 }
@@ -398,8 +377,6 @@ static int action_edit(struct run *r)
 static int action_repl(struct run *r)
 {
 	struct deploy *d = &r->d;
-	struct strvec argv = STRVEC_INIT;
-	struct nix_version v = { 2, 8, 0, 0 };
 	char path[] = "/tmp/nrr-repl-XXXXXX.nix";
 	int ret, fd;
 
@@ -439,18 +416,8 @@ static int action_repl(struct run *r)
 	      "}\n", f);
 	fclose(f);
 
-	if (nix_local_version(&v))
-		v = (struct nix_version){ 2, 8, 0, 0 };
-	strvec_pushl(&argv, "nix", "--extra-experimental-features",
-		     "nix-command flakes", "repl", NULL);
-	strvec_pushvec(&argv, &r->opt.nix_build);
-	if (v.major > 2 || v.minor >= 10 || v.lix)
-		strvec_pushl(&argv, "--impure", "--file", path, NULL);
-	else
-		strvec_push(&argv, path);
-	ret = run_child(&argv, &r->err);
+	ret = nix_repl(path, &r->opt.nix_build, &r->err);
 	unlink(path);
-	strvec_clear(&argv);
 	return ret;
 }
 

@@ -15,11 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void push_nix(struct strvec *argv, const char *sub)
-{
-	strvec_pushl(argv, "nix", "--extra-experimental-features",
-		     "nix-command flakes", sub, NULL);
-}
 
 /* Flags for local evaluation and builds, by source. */
 static void push_local_flags(const struct deploy *d, struct strvec *argv)
@@ -105,7 +100,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	} else {
 		int flake = d->src == SRC_FLAKE;
 		if (flake) {
-			push_nix(&argv, "build");
+			nix_push_command(&argv, "build");
 			strvec_pushl(&argv, attr, "--json", NULL);
 		} else {
 			strvec_pushl(&argv, "nix-build", d->file, "--attr", attr, NULL);
@@ -165,7 +160,7 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 		/* path-info --derivation answers from nix's evaluation cache for a
 		 * clean flake (as `nix build` does); `nix eval .drvPath` evaluates
 		 * the whole configuration every time */
-		push_nix(&argv, "path-info");
+		nix_push_command(&argv, "path-info");
 		strvec_pushl(&argv, "--derivation", attr, NULL);
 	} else {
 		strvec_pushl(&argv, "nix-instantiate", d->file, "--attr", attr, NULL);

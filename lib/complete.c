@@ -109,8 +109,8 @@ static int print_flake_outputs(const char *ref)
 	if (!text) {
 		struct strvec argv = STRVEC_INIT;
 		struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-		strvec_pushl(&argv, "nix", "--extra-experimental-features",
-			     "nix-command flakes", "eval", "--json", NULL);
+		nix_push_command(&argv, "eval");
+		strvec_push(&argv, "--json");
 		strvec_pushf(&argv, "%s#nixosConfigurations", ref);
 		strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
 		int s = nix_capture(&argv, &out, &err);

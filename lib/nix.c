@@ -298,6 +298,56 @@ int nix_capture(const struct strvec *argv, struct strbuf *out,
 	return st;
 }
 
+void nix_push_command(struct strvec *argv, const char *sub)
+{
+	strvec_pushl(argv, "nix", "--extra-experimental-features",
+		     "nix-command flakes", sub, NULL);
+}
+
+/* Runs argv on our terminal, then frees it. */
+static int run_interactive(struct strvec *argv, struct nrr_err *e)
+{
+	int ret = child_run(argv, e);
+	strvec_clear(argv);
+	return ret;
+}
+
+int nix_edit(const char *installable, const struct strvec *flags,
+	     struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	nix_push_command(&argv, "edit");
+	strvec_pushvec(&argv, flags);
+	strvec_pushl(&argv, "--", installable, NULL);
+	return run_interactive(&argv, e);
+}
+
+int nix_repl(const char *path, const struct strvec *flags, struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct nix_version v = { 2, 8, 0, 0 };
+	if (nix_local_version(&v))
+		v = (struct nix_version){ 2, 8, 0, 0 };
+	nix_push_command(&argv, "repl");
+	strvec_pushvec(&argv, flags);
+	if (v.major > 2 || v.minor >= 10 || v.lix)
+		strvec_pushl(&argv, "--impure", "--file", path, NULL);
+	else
+		strvec_push(&argv, path);
+	return run_interactive(&argv, e);
+}
+
+int nix_channel_update(int all, int sudo, struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	if (sudo)
+		strvec_pushl(&argv, "sudo", "--", NULL);
+	strvec_pushl(&argv, "nix-channel", "--update", NULL);
+	if (!all)
+		strvec_push(&argv, "nixos");
+	return run_interactive(&argv, e);
+}
+
 int nix_local_config(struct strbuf *out)
 {
 	/* Nix 2.8: show-config; from 2.20: config show */

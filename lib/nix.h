@@ -124,6 +124,23 @@ int nix_capture_log(struct child *c, const struct nix_log *log,
 int nix_capture(const struct strvec *argv, struct strbuf *out,
 		struct strbuf *err);
 
+/* Pushes `nix --extra-experimental-features 'nix-command flakes' sub`. */
+void nix_push_command(struct strvec *argv, const char *sub);
+
+/*
+ * Commands the user works with on our terminal; each returns 0, or
+ * NRR_EFAIL with e filled.
+ *   nix_edit            `nix edit` of installable, with flags
+ *   nix_repl            `nix repl` on the Nix file at path, as this
+ *                       machine's nix takes a file (2.8 only as an argument)
+ *   nix_channel_update  the nixos channel (all: every channel), through
+ *                       sudo if asked
+ */
+int nix_edit(const char *installable, const struct strvec *flags,
+	     struct nrr_err *e);
+int nix_repl(const char *path, const struct strvec *flags, struct nrr_err *e);
+int nix_channel_update(int all, int sudo, struct nrr_err *e);
+
 /* This machine's nix settings as JSON, into out; 0 or -1. */
 int nix_local_config(struct strbuf *out);
 /* This machine's nix version; 0 or -1. */

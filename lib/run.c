@@ -561,3 +561,15 @@ int child_capture(struct child *c, const struct capture *cap,
 	}
 	return status;
 }
+
+int child_run(const struct strvec *argv, struct nrr_err *e)
+{
+	struct child c = CHILD_INIT;
+	strvec_pushvec(&c.args, argv);
+	int st = child_start(&c, e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	if (st < 0)
+		return e->status;
+	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
+			     argv->v[0], st) : 0;
+}

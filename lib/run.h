@@ -148,6 +148,13 @@ struct pump_fd {
 int pump(struct pump_fd *fds, size_t n, int timeout_ms);
 
 /*
+ * Runs argv on our terminal (stdin, stdout and stderr inherited) and
+ * waits. Returns 0, or NRR_EFAIL with e naming the command and its status
+ * (or why it could not start).
+ */
+int child_run(const struct strvec *argv, struct nrr_err *e);
+
+/*
  * Finds an executable named name in PATH (or name itself if it has a '/').
  * Returns a string the caller must free(), or NULL.
  */

@@ -166,6 +166,15 @@ help_sections() {
 	[ -z "$missing" ] || fail "actions not in DESCRIPTION:$missing"
 }
 
+@test "the man page describes no action that the action table lacks" {
+	local a extra= actions
+	actions=$("$NRR" --complete actions)
+	while read -r a; do
+		grep -qx -- "$a" <<<"$actions" || extra+=" $a"
+	done < <(man_section DESCRIPTION | sed -n 's/^\.It Cm \([a-z-]*\)$/\1/p')
+	[ -z "$extra" ] || fail "actions in DESCRIPTION that the binary does not know:$extra"
+}
+
 @test "mandoc -T lint -W warning finds nothing" {
 	command -v mandoc >/dev/null || fail "mandoc is not installed (make deps)"
 	run mandoc -T lint -W warning "$MAN"
