@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "fleetbuild.h"
 #include "fleetview.h"
 #include "fleetproto.h"
 #include "prompt.h"
@@ -16,6 +17,7 @@
 #include <glob.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,125 +104,6 @@ int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 	return ret;
 }
 
-static void push_flake_flags(const struct options *o, struct strvec *argv)
-{
-	strvec_pushvec(argv, &o->nix_common);
-	strvec_pushvec(argv, &o->nix_build);
-	strvec_pushvec(argv, &o->nix_flake_common);
-	strvec_pushvec(argv, &o->nix_flake_eval);
-}
-
-/* The configuration names of the flake, for globs. */
-static int flake_names(const struct options *o, const char *ref,
-		       struct strvec *names, struct strvec *warnings,
-		       struct nrr_err *e)
-{
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-	char why[512];
-	int ret = 0;
-
-	strvec_pushl(&argv, "nix", "--extra-experimental-features",
-		     "nix-command flakes", "eval", "--json", NULL);
-	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
-	strvec_pushl(&argv, "--apply", "builtins.attrNames", NULL);
-	strvec_pushvec(&argv, &o->nix_flake_eval);
-	int st = nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->verbose, warnings, e);
-	if (st < 0) {
-		ret = e->status;
-	} else if (st) {
-		nix_error_summary(err.buf, why, sizeof(why));
-		ret = nrr_fail(e, NRR_ENOSTART, "evaluating '%s#nixosConfigurations' failed: %s",
-			       ref, why);
-	} else {
-		cJSON *arr = cJSON_Parse(out.buf), *it;
-		cJSON_ArrayForEach(it, arr)
-			if (cJSON_IsString(it))
-				strvec_push(names, it->valuestring);
-		cJSON_Delete(arr);
-	}
-	strvec_clear(&argv);
-	strbuf_release(&out);
-	strbuf_release(&err);
-	return ret;
-}
-
-/*
- * Evaluates every host's system in one nix process (their derivations and
- * outputs, by name: nix build --json does not keep the installables'
- * order), then builds them all in one nix-store call, so that nix
- * schedules the builds together and shared paths are built once.
- */
-static int build_all(const struct options *o, const char *ref,
-		     struct fleet_host *hosts, size_t n, const char *roots,
-		     struct strvec *warnings, struct nrr_err *e)
-{
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, expr = STRBUF_INIT;
-	char why[512];
-	int ret = 0;
-
-	/* names were checked by nix_check_config_name: safe in "..." */
-	strbuf_addstr(&expr, "cs: builtins.listToAttrs (map (n: { name = n; value = "
-		      "let t = cs.${n}.config.system.build.toplevel; in "
-		      "{ drv = t.drvPath; out = t.outPath; }; }) [");
-	for (size_t i = 0; i < n; i++)
-		strbuf_addf(&expr, " \"%s\"", hosts[i].m.name);
-	strbuf_addstr(&expr, " ])");
-	strvec_pushl(&argv, "nix", "--extra-experimental-features",
-		     "nix-command flakes", "eval", "--json", NULL);
-	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
-	strvec_pushl(&argv, "--apply", expr.buf, NULL);
-	push_flake_flags(o, &argv);
-	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
-	if (st) {
-		if (st > 0) {
-			nix_error_summary(err.buf, why, sizeof(why));
-			nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed: %s", why);
-		}
-		ret = e->status;
-		goto out;
-	}
-	cJSON *all = cJSON_Parse(out.buf);
-	strvec_clear(&argv);
-	strvec_pushl(&argv, "nix-store", "--realise", NULL);
-	for (size_t i = 0; i < n; i++) {
-		cJSON *h = cJSON_GetObjectItemCaseSensitive(all, hosts[i].m.name);
-		cJSON *drv = cJSON_GetObjectItemCaseSensitive(h, "drv");
-		cJSON *p = cJSON_GetObjectItemCaseSensitive(h, "out");
-		if (!cJSON_IsString(drv) || !cJSON_IsString(p)) {
-			ret = nrr_fail(e, NRR_ENOSTART, "nix gave no system for '%s'",
-				       hosts[i].m.name);
-			break;
-		}
-		hosts[i].path = xstrdup(p->valuestring);
-		strvec_push(&argv, drv->valuestring);
-	}
-	cJSON_Delete(all);
-	if (ret)
-		goto out;
-	/* GC roots for the deploy's duration, in a directory of our own */
-	if (roots) {
-		strvec_push(&argv, "--add-root");
-		strvec_pushf(&argv, "%s/system", roots);
-		strvec_push(&argv, "--indirect");
-	}
-	strvec_pushvec(&argv, &o->nix_common);
-	st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
-	if (st > 0) {
-		nix_error_summary(err.buf, why, sizeof(why));
-		nrr_fail(e, NRR_ENOSTART, "building the fleet's systems failed: %s", why);
-	}
-	if (st)
-		ret = e->status;
-out:
-	strvec_clear(&argv);
-	strbuf_release(&out);
-	strbuf_release(&err);
-	strbuf_release(&expr);
-	return ret;
-}
-
 void fleet_child_argv(const struct options *o, const char *store_path,
 		      const char *target, int password, struct strvec *argv)
 {
@@ -251,6 +134,30 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 	sq_quote_argv(&sb, argv->v);
 	fprintf(stderr, "$ %s\n", sb.buf);
 	strbuf_release(&sb);
+}
+
+/* h enters phase name now (nothing if it is in it already): the phase
+ * before it ends, for the --json report's timeline. */
+static void set_phase(struct fleet_host *h, const char *name)
+{
+	double now = fleet_now();
+	if (h->nr_phases && !strcmp(h->phases[h->nr_phases - 1].name, name))
+		return;
+	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
+		h->phases[h->nr_phases - 1].end = now;
+	h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
+	struct fleet_phase *p = &h->phases[h->nr_phases++];
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->start = now;
+	p->end = 0;
+	snprintf(h->phase, sizeof(h->phase), "%s", name);
+}
+
+/* The last phase of h ends now. */
+static void end_phases(struct fleet_host *h)
+{
+	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
+		h->phases[h->nr_phases - 1].end = fleet_now();
 }
 
 static int start_host(const struct options *o, struct fleet_host *h,
@@ -306,7 +213,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		close(pw[1]);
 	}
 	h->state = H_RUNNING;
-	snprintf(h->phase, sizeof(h->phase), "connect");
+	set_phase(h, "connect");
 	return 0;
 }
 
@@ -320,7 +227,7 @@ static void read_report(struct fleet_host *h)
 		fleetproto_parse(h->progress.buf, &m);
 		switch (m.kind) {
 		case FLEETPROTO_PHASE:
-			snprintf(h->phase, sizeof(h->phase), "%s", m.text);
+			set_phase(h, m.text);
 			break;
 		case FLEETPROTO_SAY:
 			strbuf_addf(&h->diff_text, "%s\n", m.text);
@@ -331,7 +238,7 @@ static void read_report(struct fleet_host *h)
 			break;
 		case FLEETPROTO_ASK:
 			h->asking = 1;
-			snprintf(h->phase, sizeof(h->phase), "ask");
+			set_phase(h, "ask");
 			break;
 		case FLEETPROTO_RESULT:
 			h->status = m.result.status;
@@ -386,6 +293,7 @@ static void finish_host(struct fleet_host *h)
 	if (h->status && !h->step[0])
 		snprintf(h->step, sizeof(h->step), "deploy");
 	h->state = H_DONE;
+	end_phases(h);
 	child_clear(&h->c);
 }
 
@@ -422,7 +330,7 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		close(h->answer_fd);
 		h->answer_fd = -1;
 		h->asking = 0;
-		snprintf(h->phase, sizeof(h->phase), "%s", yes ? "activate" : "declined");
+		set_phase(h, yes ? "activate" : "declined");
 	}
 	strbuf_release(&q);
 }
@@ -475,147 +383,184 @@ static size_t fit_open_files(const struct options *o, size_t want,
 	return fit;
 }
 
-int fleet_run(struct options *o, const char *password, struct strvec *warnings,
-	      struct nrr_err *e)
+/*
+ * One fleet run's hosts in flight, as samurai keeps its jobs: start_hosts
+ * fills the free slots, wait_for_hosts polls every pipe of every host in
+ * flight (the poll set is sized from the fleet: two fds a host), work_host
+ * takes what one host said, and finish_host reaps a host once both its
+ * pipes are closed.
+ */
+struct fleet {
+	struct options *o;
+	const char *password;
+	struct fleet_host *hosts;
+	size_t n, namew;
+	size_t limit;		/* --parallel, of hosts not waiting at --ask */
+	size_t cap;		/* in flight, for the open-files limit */
+	size_t running, next;	/* in flight; the next to start */
+	int stop;		/* no new host starts (a failure, an interrupt) */
+	int tty, color, drawn;
+	double t0, last_draw;	/* when the run began; the last live lines */
+	struct pollfd *pfd;
+	struct fleet_host **who;	/* whose fd each pfd is */
+};
+
+/* A timestamped line for h, when the run does not draw live lines. */
+static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
 {
-	struct strvec names = STRVEC_INIT;
-	struct fleet_member *members = NULL;
-	struct fleet_host *hosts = NULL;
-	size_t n = 0, namew = 4;
-	char *ref = NULL, *unused = NULL;
-	int ret;
-	int tty = isatty(2), color = tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
-	char roots[] = "/tmp/nrr-roots.XXXXXX";
-	int have_roots = 0;
-
-	nix_split_flake(o->flake, &ref, &unused);
-	if (strpbrk(o->on, "*?[") &&
-	    (ret = flake_names(o, ref, &names, warnings, e)))
-		goto out;
-	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
-		goto out;
-	hosts = xcalloc(n, sizeof(*hosts));
-	for (size_t i = 0; i < n; i++) {
-		hosts[i].m = members[i];
-		hosts[i].progress_fd = -1;
-		hosts[i].answer_fd = -1;
-		strbuf_init(&hosts[i].diff_text);
-		strbuf_init(&hosts[i].progress);
-		strbuf_init(&hosts[i].err);
-		if (strlen(members[i].name) > namew)
-			namew = strlen(members[i].name);
-	}
-	have_roots = mkdtemp(roots) != NULL;
-	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
-		goto out;
-
-	size_t limit = o->parallel && (size_t)o->parallel < n ? (size_t)o->parallel : n;
-	size_t running = 0, next = 0;
-	/* --ask: a host waiting for the answer gives its slot to the next,
-	 * so all of them may be in flight */
-	size_t cap = fit_open_files(o, o->ask && !o->yes ? n : limit, warnings);
-	struct pollfd *pfd = xcalloc(2 * n, sizeof(*pfd));
-	struct fleet_host **who = xcalloc(2 * n, sizeof(*who));
-	int stop = 0, drawn = 0;
 	char ts[16];
-	double last_draw = 0;
-	for (;;) {
-		size_t asking = 0;
-		for (size_t i = 0; i < n; i++)
-			asking += hosts[i].asking;
-		/* a host waiting for --ask's answer gives its slot to the next */
-		while (!stop && running - asking < limit && running < cap && next < n) {
-			struct fleet_host *h = &hosts[next++];
-			if (start_host(o, h, password, e)) {
-				h->state = H_DONE;
-				h->status = e->status;
-				snprintf(h->step, sizeof(h->step), "start");
-				snprintf(h->message, sizeof(h->message), "%s", e->msg);
-				continue;
-			}
-			running++;
-			if (!tty) {
-				fleet_timestamp(ts, sizeof(ts));
-				fprintf(stderr, "%s %s: started (%s)\n", ts, h->m.name, h->m.target);
-			}
-		}
-		if (!running)
-			break;
-		/* ask once no other host can start */
-		if (asking && asking == running && (stop || next == n || running >= cap)) {
-			ask_fleet(hosts, n);
-			drawn = 0;
+	va_list ap;
+
+	if (f->tty)
+		return;
+	fleet_timestamp(ts, sizeof(ts));
+	fprintf(stderr, "%s %s: ", ts, h->m.name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static size_t count_asking(const struct fleet *f)
+{
+	size_t asking = 0;
+	for (size_t i = 0; i < f->n; i++)
+		asking += f->hosts[i].asking;
+	return asking;
+}
+
+/* Starts hosts while slots are free; a host waiting for --ask's answer
+ * gives its slot to the next. A host that cannot start is done. */
+static void start_hosts(struct fleet *f, struct nrr_err *e)
+{
+	size_t asking = count_asking(f);
+
+	while (!f->stop && f->running - asking < f->limit && f->running < f->cap &&
+	       f->next < f->n) {
+		struct fleet_host *h = &f->hosts[f->next++];
+		if (start_host(f->o, h, f->password, e)) {
+			h->state = H_DONE;
+			h->status = e->status;
+			snprintf(h->step, sizeof(h->step), "start");
+			snprintf(h->message, sizeof(h->message), "%s", e->msg);
 			continue;
 		}
-		nfds_t np = 0;
-		for (size_t i = 0; i < n; i++) {
-			struct fleet_host *h = &hosts[i];
-			if (h->state != H_RUNNING)
-				continue;
-			if (h->progress_fd >= 0) {
-				who[np] = h;
-				pfd[np++] = (struct pollfd){ h->progress_fd, POLLIN, 0 };
-			}
-			if (h->c.err_fd >= 0) {
-				who[np] = h;
-				pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
-			}
+		f->running++;
+		note(f, h, "started (%s)", h->m.target);
+	}
+}
+
+/* Takes what h said on fd: report lines, or output for its tail. */
+static void work_host(struct fleet *f, struct fleet_host *h, int fd)
+{
+	if (fd == h->progress_fd) {
+		char before[32];
+		snprintf(before, sizeof(before), "%s", h->phase);
+		fd_drain(&h->progress_fd, &h->progress, -1);
+		read_report(h);
+		if (strcmp(before, h->phase))
+			note(f, h, "%s", h->phase);
+	} else {
+		fd_drain(&h->c.err_fd, &h->err, -1);
+		keep_tail(&h->err);
+	}
+}
+
+/* Waits until some host says something (or a moment passes, for the
+ * live lines), and takes what they said. */
+static void wait_for_hosts(struct fleet *f)
+{
+	nfds_t np = 0;
+
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		if (h->state != H_RUNNING)
+			continue;
+		if (h->progress_fd >= 0) {
+			f->who[np] = h;
+			f->pfd[np++] = (struct pollfd){ h->progress_fd, POLLIN, 0 };
 		}
-		int pr = np ? poll(pfd, np, tty ? 200 : 1000) : 0;
-		if (!np)
-			usleep(20000);
-		for (nfds_t k = 0; pr > 0 && k < np; k++) {
-			if (!pfd[k].revents)
-				continue;
-			struct fleet_host *h = who[k];
-			if (pfd[k].fd == h->progress_fd) {
-				char before[32];
-				snprintf(before, sizeof(before), "%s", h->phase);
-				fd_drain(&h->progress_fd, &h->progress, -1);
-				read_report(h);
-				if (!tty && strcmp(before, h->phase)) {
-					fleet_timestamp(ts, sizeof(ts));
-					fprintf(stderr, "%s %s: %s\n", ts, h->m.name, h->phase);
-				}
-			} else {
-				fd_drain(&h->c.err_fd, &h->err, -1);
-				keep_tail(&h->err);
-			}
-		}
-		/* a host is done when both its pipes are closed */
-		for (size_t i = 0; i < n; i++) {
-			struct fleet_host *h = &hosts[i];
-			if (h->state != H_RUNNING || h->progress_fd >= 0 || h->c.err_fd >= 0)
-				continue;
-			finish_host(h);
-			running--;
-			if (h->status && !o->keep_going)
-				stop = 1;
-			if (!tty) {
-				fleet_timestamp(ts, sizeof(ts));
-				fprintf(stderr, "%s %s: %s%s%s\n", ts, h->m.name, fleet_result_of(h),
-					h->status ? ": " : "", h->status ? h->message : "");
-			}
-		}
-		if (run_interrupted()) {
-			stop = 1;
-			/* a host waiting for the answer hears no */
-			for (size_t i = 0; i < n; i++)
-				if (hosts[i].answer_fd >= 0) {
-					close(hosts[i].answer_fd);
-					hosts[i].answer_fd = -1;
-					hosts[i].asking = 0;
-				}
-		}
-		if (tty && (fleet_now() - last_draw > 0.2 || !running)) {
-			fleet_draw(hosts, n, drawn, color, namew);
-			drawn = 1;
-			last_draw = fleet_now();
+		if (h->c.err_fd >= 0) {
+			f->who[np] = h;
+			f->pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
 		}
 	}
-	free(pfd);
-	free(who);
-	size_t failed = 0, skipped = 0, declined = 0;
+	if (!np) {
+		usleep(20000);
+		return;
+	}
+	if (poll(f->pfd, np, f->tty ? 200 : 1000) <= 0)
+		return;
+	for (nfds_t k = 0; k < np; k++)
+		if (f->pfd[k].revents)
+			work_host(f, f->who[k], f->pfd[k].fd);
+}
+
+/* Reaps every host whose pipes are both closed. */
+static void finish_hosts(struct fleet *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		if (h->state != H_RUNNING || h->progress_fd >= 0 || h->c.err_fd >= 0)
+			continue;
+		finish_host(h);
+		f->running--;
+		if (h->status && !f->o->keep_going)
+			f->stop = 1;
+		note(f, h, "%s%s%s", fleet_result_of(h), h->status ? ": " : "",
+		     h->status ? h->message : "");
+	}
+}
+
+/* After Ctrl-C (run.c stopped the children): nothing new starts, and a
+ * host waiting for the answer hears no. */
+static void interrupt_hosts(struct fleet *f)
+{
+	f->stop = 1;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->hosts[i].answer_fd >= 0) {
+			close(f->hosts[i].answer_fd);
+			f->hosts[i].answer_fd = -1;
+			f->hosts[i].asking = 0;
+		}
+}
+
+/* Deploys every host, --parallel at a time, until none is in flight. */
+static void deploy_hosts(struct fleet *f, struct nrr_err *e)
+{
+	for (;;) {
+		start_hosts(f, e);
+		if (!f->running)
+			break;
+		/* ask once no other host can start */
+		size_t asking = count_asking(f);
+		if (asking && asking == f->running &&
+		    (f->stop || f->next == f->n || f->running >= f->cap)) {
+			ask_fleet(f->hosts, f->n);
+			f->drawn = 0;
+			continue;
+		}
+		wait_for_hosts(f);
+		finish_hosts(f);
+		if (run_interrupted())
+			interrupt_hosts(f);
+		if (f->tty && (fleet_now() - f->last_draw > 0.2 || !f->running)) {
+			fleet_draw(f->hosts, f->n, f->drawn, f->color, f->namew);
+			f->drawn = 1;
+			f->last_draw = fleet_now();
+		}
+	}
+}
+
+/* Shows the outcome (diffs, summary, --json) and returns the run's status. */
+static int verdict(struct fleet *f, struct nrr_err *e)
+{
+	const struct options *o = f->o;
+	size_t failed = 0, skipped = 0, declined = 0, n = f->n;
+	struct fleet_host *hosts = f->hosts;
+
 	for (size_t i = 0; i < n; i++) {
 		if (hosts[i].state == H_WAITING)
 			hosts[i].state = H_SKIPPED;
@@ -626,22 +571,79 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		else if (hosts[i].status)
 			failed++;
 	}
-	if (o->diff == 1 || (o->diff < 0 && tty))
+	if (o->diff == 1 || (o->diff < 0 && f->tty))
 		for (size_t i = 0; i < n; i++)
 			if (hosts[i].diff_text.len)
 				fprintf(stderr, "\n%s", hosts[i].diff_text.buf);
-	fleet_print_summary(o, hosts, n, namew);
+	fleet_print_summary(o, hosts, n, f->namew);
 	if (o->json)
-		fleet_print_json(o, hosts, n);
+		fleet_print_json(o, hosts, n, f->t0);
 	if (run_interrupted())
-		ret = nrr_fail(e, NRR_EINT, "interrupted");
-	else if (declined && !failed && !skipped)
-		ret = nrr_fail(e, NRR_EDECLINED, "declined: nothing activated on %zu of %zu hosts",
-			       declined, n);
-	else if (failed || skipped || declined)
-		ret = nrr_fail(e, NRR_EFLEET, "%zu of %zu hosts failed, %zu skipped%s",
-			       failed + declined, n, skipped,
-			       skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
+		return nrr_fail(e, NRR_EINT, "interrupted");
+	if (declined && !failed && !skipped)
+		return nrr_fail(e, NRR_EDECLINED, "declined: nothing activated on %zu of %zu hosts",
+				declined, n);
+	if (failed || skipped || declined)
+		return nrr_fail(e, NRR_EFLEET, "%zu of %zu hosts failed, %zu skipped%s",
+				failed + declined, n, skipped,
+				skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
+	return 0;
+}
+
+int fleet_run(struct options *o, const char *password, struct strvec *warnings,
+	      struct nrr_err *e)
+{
+	struct strvec names = STRVEC_INIT;
+	struct fleet_member *members = NULL;
+	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
+			   .t0 = fleet_now() };
+	double evaluated = 0, built;
+	char *ref = NULL, *unused = NULL;
+	int ret;
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+	int have_roots = 0;
+
+	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
+	nix_split_flake(o->flake, &ref, &unused);
+	if (strpbrk(o->on, "*?[") &&
+	    (ret = fleet_flake_names(o, ref, &names, warnings, e)))
+		goto out;
+	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &f.n, e)))
+		goto out;
+	f.hosts = xcalloc(f.n, sizeof(*f.hosts));
+	for (size_t i = 0; i < f.n; i++) {
+		struct fleet_host *h = &f.hosts[i];
+		h->m = members[i];
+		h->progress_fd = -1;
+		h->answer_fd = -1;
+		strbuf_init(&h->diff_text);
+		strbuf_init(&h->progress);
+		strbuf_init(&h->err);
+		if (strlen(members[i].name) > f.namew)
+			f.namew = strlen(members[i].name);
+	}
+	have_roots = mkdtemp(roots) != NULL;
+	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, have_roots ? roots : NULL, &evaluated,
+				   warnings, e)))
+		goto out;
+	/* the fleet's evaluation and build are every host's first phases */
+	built = fleet_now();
+	for (size_t i = 0; i < f.n; i++) {
+		struct fleet_host *h = &f.hosts[i];
+		h->phases = xcalloc(2, sizeof(*h->phases));
+		h->phases[0] = (struct fleet_phase){ "evaluate", f.t0, evaluated };
+		h->phases[1] = (struct fleet_phase){ "build", evaluated, built };
+		h->nr_phases = 2;
+	}
+
+	f.limit = o->parallel && (size_t)o->parallel < f.n ? (size_t)o->parallel : f.n;
+	/* --ask: a host waiting for the answer gives its slot to the next,
+	 * so all of them may be in flight */
+	f.cap = fit_open_files(o, o->ask && !o->yes ? f.n : f.limit, warnings);
+	f.pfd = xcalloc(2 * f.n, sizeof(*f.pfd));
+	f.who = xcalloc(2 * f.n, sizeof(*f.who));
+	deploy_hosts(&f, e);
+	ret = verdict(&f, e);
 out:
 	if (have_roots) {
 		/* unlink the roots nix-store made (system, system-2, ...) */
@@ -655,16 +657,19 @@ out:
 		free(pat);
 		rmdir(roots);
 	}
-	for (size_t i = 0; hosts && i < n; i++) {
-		free(hosts[i].path);
-		cJSON_Delete(hosts[i].diff);
-		strbuf_release(&hosts[i].diff_text);
-		strbuf_release(&hosts[i].progress);
-		strbuf_release(&hosts[i].err);
+	for (size_t i = 0; f.hosts && i < f.n; i++) {
+		free(f.hosts[i].path);
+		free(f.hosts[i].phases);
+		cJSON_Delete(f.hosts[i].diff);
+		strbuf_release(&f.hosts[i].diff_text);
+		strbuf_release(&f.hosts[i].progress);
+		strbuf_release(&f.hosts[i].err);
 	}
-	free(hosts);
+	free(f.hosts);
+	free(f.pfd);
+	free(f.who);
 	if (members)
-		fleet_members_free(members, n);
+		fleet_members_free(members, f.n);
 	strvec_clear(&names);
 	free(ref);
 	free(unused);

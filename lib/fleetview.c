@@ -123,7 +123,24 @@ void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
 	}
 }
 
-void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n)
+/* [{"phase": NAME, "start": S, "end": E}, ...], seconds since t0. */
+static cJSON *phases_json(const struct fleet_host *h, double t0)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < h->nr_phases; i++) {
+		const struct fleet_phase *p = &h->phases[i];
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "phase", p->name);
+		/* milliseconds are plenty, and keep the report short */
+		cJSON_AddNumberToObject(j, "start", (double)(long long)((p->start - t0) * 1000) / 1000);
+		cJSON_AddNumberToObject(j, "end", (double)(long long)((p->end - t0) * 1000) / 1000);
+		cJSON_AddItemToArray(arr, j);
+	}
+	return arr;
+}
+
+void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n,
+		      double t0)
 {
 	cJSON *arr = cJSON_CreateArray();
 	for (size_t i = 0; i < n; i++) {
@@ -145,6 +162,7 @@ void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t 
 		}
 		report_add_outcome(j, h->path, h->gen_before, h->gen_after);
 		cJSON_AddNumberToObject(j, "seconds", fleet_elapsed(h));
+		cJSON_AddItemToObject(j, "phases", phases_json(h, t0));
 		cJSON_AddNumberToObject(j, "bytesCopied", (double)h->bytes);
 		if (o->substitutes == 2)
 			cJSON_AddNumberToObject(j, "bytesFromCaches", (double)h->fetch_bytes);

@@ -18,6 +18,12 @@
 
 enum host_state { H_WAITING, H_RUNNING, H_DONE, H_SKIPPED };
 
+/* One phase of a host's deploy, on the monotonic clock (fleet_now). */
+struct fleet_phase {
+	char name[16];
+	double start, end;	/* end: 0 while it lasts */
+};
+
 struct fleet_host {
 	struct fleet_member m;
 	char *path;		/* built system */
@@ -30,6 +36,8 @@ struct fleet_host {
 	struct strbuf diff_text;	/* its diff, as the user reads it */
 	struct cJSON *diff;
 	char phase[32];
+	struct fleet_phase *phases;	/* in order; the fleet's evaluate and build first */
+	size_t nr_phases;
 	struct timespec start, end;
 	/* from the child's result line */
 	int status, gen_before, gen_after;
@@ -52,7 +60,9 @@ void fleet_draw(struct fleet_host *hosts, size_t n, int redraw, int color,
 /* The summary table, then the last lines of every failed host, on stderr. */
 void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
 			 size_t n, size_t namew);
-/* The --json report on stdout (it takes each host's diff object). */
-void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n);
+/* The --json report on stdout (it takes each host's diff object); phase
+ * times are given in seconds since t0 (fleet_now() when the run began). */
+void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n,
+		      double t0);
 
 #endif

@@ -185,6 +185,24 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	[[ $output != *'"diff"'* ]]
 }
 
+@test "--json: every host's phases with start and end, in order, from evaluate to activate" {
+	retag phased
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 --json
+	assert_success
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		for h in json.load(open("report.json")):
+		    p = h["phases"]
+		    names = [x["phase"] for x in p]
+		    assert names[:3] == ["evaluate", "build", "connect"], names
+		    assert "copy" in names and names[-1] == "activate", names
+		    assert p[0]["start"] >= 0, p
+		    for a, b in zip(p, p[1:]):
+		        assert a["start"] <= a["end"] <= b["start"] <= b["end"], (a, b)
+	PY
+}
+
 @test "an unreachable host, with --keep-going: the others still switch" {
 	retag unreachable
 	# t3's sshd goes away for good: the last test of the file

@@ -2,7 +2,7 @@
  * test-tool's fleet subcommands: the parts of a fleet run that need no
  * hosts.
  *
- *   fleet-interrupt N   starts N children (sleep 60), interrupts itself as
+ *   fleet-interrupt N   starts N children (cat), interrupts itself as
  *                       Ctrl-C would, and prints how many of them the
  *                       interrupt stopped ("stopped K of N")
  */
@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/fleet.h"
 #include "../lib/fleetproto.h"
@@ -29,8 +30,11 @@ static int interrupt_children(long n)
 	run_signals_install();
 	for (long i = 0; i < n; i++) {
 		child_init(&c[i]);
-		strvec_pushl(&c[i].args, "sleep", "60", NULL);
-		c[i].in = CHILD_NULL;
+		/* cat on a pipe of ours lasts until stopped, or until we are
+		 * gone however slowly they start (a sanitizer build) */
+		strvec_pushl(&c[i].args, "cat", NULL);
+		c[i].in = CHILD_PIPE;
+		c[i].out = CHILD_NULL;
 		if (child_start(&c[i], &e)) {
 			fprintf(stderr, "%s\n", e.msg);
 			return 1;
@@ -39,7 +43,12 @@ static int interrupt_children(long n)
 	printf("tracked %zu\n", run_children_tracked());
 	raise(SIGINT);
 	for (long i = 0; i < n; i++) {
-		stopped += child_wait(&c[i]) == 128 + SIGTERM;
+		int st = child_wait(&c[i]);
+		if (st == 128 + SIGTERM)
+			stopped++;
+		else
+			fprintf(stderr, "child %ld: status %d\n", i, st);
+		close(c[i].in_fd);
 		child_clear(&c[i]);
 	}
 	free(c);
