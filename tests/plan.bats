@@ -63,6 +63,10 @@ cache_sw() {
 
 @test "nothing served: the target is not asked to try its caches" {
 	retag fetch3
+	# t1 uses the cache (as after the tests above), which serves nothing of this system
+	[ -e "$C/www/nix-cache-info" ] || printf 'StoreDir: /nix/store\nWantMassQuery: 1\n' >"$C/www/nix-cache-info"
+	fleet_exec t1 sh -c "grep -q '^substituters = $URL\$' /etc/nix/nix.conf ||
+		printf 'substituters = %s\ntrusted-public-keys = %s\n' '$URL' '$(cat "$C/pk")' >>/etc/nix/nix.conf"
 	before=$(cat "$CACHE_SERVER_DIR"/static.* | grep -c "GET /nar/" || true)
 	logged=$(cat "$CACHE_SERVER_DIR"/static.* | wc -l)
 	run nrr switch --flake "$F#t1" --target-host t1 --use-substitutes=auto

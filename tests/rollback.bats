@@ -24,9 +24,12 @@ setup() {
 current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || true; }
 
 @test "a good system is confirmed over a new connection and kept" {
+	# a generation before: something a wrong undo would go back to
+	retag good0
+	nrr switch --flake "$F#t1" --target-host t1
 	retag good
 	fleet_reset_counts t1
-	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --magic-rollback --confirm-timeout 5
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --magic-rollback --confirm-timeout 15
 	assert_success
 	new=$output
 	[ "$(profile_of t1)" = "$new" ]
