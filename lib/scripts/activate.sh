@@ -28,7 +28,10 @@ if [ ! -w /run ]; then
   lock=$ldir/nixos-rebuild-remote.lock
 fi
 if command -v flock >/dev/null 2>&1; then
-  [ -e "$lock" ] || (umask 022; : >>"$lock") 2>/dev/null
+  # 0600: flock needs only an open file, so a lock anyone may read is a
+  # lock anyone may hold
+  [ -e "$lock" ] || (umask 077; : >>"$lock") 2>/dev/null
+  [ ! -O "$lock" ] || chmod 600 "$lock" 2>/dev/null
   if exec 9<"$lock"; then
     flock -n 9 || { echo "busy $(cat "$lock.holder" 2>/dev/null)"; exit "$ST_BUSY"; }
     (umask 022; printf '%s\n' "$1" >"$lock.holder") 2>/dev/null
