@@ -504,7 +504,8 @@ teardown() {
 	# message from bash when it is killed)
 	fleet_exec t1 test -e /run/nixos-rebuild-remote.lock
 	(fleet_exec t1 setpriv --reuid=1500 --regid=1500 --clear-groups sh -c \
-		'if exec 9</run/nixos-rebuild-remote.lock && flock -n 9; then
+		'if [ -r /run/nixos-rebuild-remote.lock ] && exec 9</run/nixos-rebuild-remote.lock &&
+			flock -n 9; then
 			echo held >/tmp/lockdos; exec sleep 29
 		 fi; echo refused >/tmp/lockdos' \
 		3>&- &) 2>/dev/null
