@@ -68,6 +68,7 @@ static int cmd_parse(int argc, const char **argv)
 /* Subcommands of the cache and diff modules live beside them. */
 int test_tool_cache(int argc, const char **argv);
 int test_tool_diff(int argc, const char **argv);
+int test_tool_remote(int argc, const char **argv);
 
 int main(int argc, const char **argv)
 {
@@ -76,6 +77,8 @@ int main(int argc, const char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strncmp(cmd, "keys-", 5) || !strncmp(cmd, "remote-", 7))
+		return test_tool_remote(argc - 1, argv + 1);
 	if (!strncmp(cmd, "cache-", 6))
 		return test_tool_cache(argc - 1, argv + 1);
 	if (!strncmp(cmd, "diff-", 5))

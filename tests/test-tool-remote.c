@@ -1,0 +1,139 @@
+/*
+ * test-tool's commands for the colmena remote steps (lib/keys.c, ...),
+ * run against real test hosts (tests/keys.bats): each connects to its
+ * hosts as the tool would (resolve, one master each), runs one module's
+ * step, and prints what it did, or "error(STATUS): MESSAGE" and exits
+ * with STATUS.
+ *
+ *   keys-check < JSON                    check deployment.keys, print the names
+ *   keys-upload HOST pre|post|all [sudo] < JSON
+ *                                        load and upload the keys (pre: owners
+ *                                        may come later)
+ */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/host.h"
+#include "../lib/keys.h"
+#include "../lib/ssh.h"
+
+int test_tool_remote(int argc, const char **argv);
+
+static char *slurp_stdin(void)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+		strbuf_add(&sb, buf, n);
+	return strbuf_detach(&sb);
+}
+
+static int report(int st, const struct nrr_err *e)
+{
+	if (st) {
+		printf("error(%d): %s\n", st, e->msg);
+		if (e->hint[0])
+			printf("hint: %s\n", e->hint);
+	}
+	return st;
+}
+
+/* One host, resolved and connected, as the tool reaches it. */
+struct conn {
+	struct ssh_ctx ctx;
+	struct ssh_host sh;
+	struct host h;
+};
+
+static int conn_open(struct conn *c, const char *spec, struct nrr_err *e)
+{
+	memset(c, 0, sizeof(*c));
+	if (ssh_ctx_init(&c->ctx, e) || ssh_host_resolve(&c->ctx, spec, &c->sh, e) ||
+	    ssh_host_connect(&c->ctx, &c->sh, e))
+		return e->status;
+	c->h.name = spec;
+	c->h.ssh = &c->sh;
+	c->h.ctx = &c->ctx;
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	ssh_host_release(&c->ctx, &c->sh);
+	ssh_ctx_release(&c->ctx);
+}
+
+static int keys_json(struct keyset *ks, const char *node, struct nrr_err *e)
+{
+	char *text = slurp_stdin();
+	cJSON *j = cJSON_Parse(text);
+	int st;
+
+	free(text);
+	if (!j)
+		return nrr_fail(e, NRR_EUSAGE, "bad JSON");
+	st = keys_from_json(ks, j, node, e);
+	cJSON_Delete(j);
+	return st;
+}
+
+static int cmd_keys_check(void)
+{
+	struct keyset ks = KEYSET_INIT;
+	struct nrr_err e = { 0 };
+	int st = keys_json(&ks, "node", &e);
+
+	for (size_t i = 0; !st && i < ks.nr; i++)
+		printf("%s %s %s:%s %s %s\n", ks.v[i].name, ks.v[i].dest_dir, ks.v[i].user,
+		       ks.v[i].group, ks.v[i].permissions,
+		       ks.v[i].upload_at == KEYS_POST ? "post" : "pre");
+	keyset_release(&ks);
+	return report(st, &e);
+}
+
+static int cmd_keys_upload(int argc, const char **argv)
+{
+	struct keyset ks = KEYSET_INIT;
+	struct nrr_err e = { 0 };
+	struct conn c;
+	struct keys_result r;
+	struct elevation el = { ELEVATE_NONE, NULL, STRVEC_INIT };
+	int which = !strcmp(argv[2], "pre") ? KEYS_PRE :
+		    !strcmp(argv[2], "post") ? KEYS_POST : KEYS_ALL;
+	int st;
+
+	if (argc > 3 && !strcmp(argv[3], "sudo"))
+		el.kind = ELEVATE_SUDO;
+	st = keys_json(&ks, argv[1], &e);
+	if (!st)
+		st = keys_load(&ks, which, argv[1], &e);
+	if (st) {
+		keyset_release(&ks);
+		return report(st, &e);
+	}
+	st = conn_open(&c, argv[1], &e);
+	if (!st)
+		st = keys_upload(&c.h, &el, &ks, which, which == KEYS_PRE, &r, &e);
+	if (!st)
+		printf("written=%d fixed=%d pending=%d unchanged=%d\n", r.written, r.fixed,
+		       r.pending, r.unchanged);
+	conn_close(&c);
+	keyset_release(&ks);
+	return report(st, &e);
+}
+
+int test_tool_remote(int argc, const char **argv)
+{
+	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "keys-check"))
+		return cmd_keys_check();
+	if (!strcmp(cmd, "keys-upload") && argc >= 3)
+		return cmd_keys_upload(argc, argv);
+	fprintf(stderr, "test-tool: bad use of '%s'\n", cmd);
+	return 2;
+}
