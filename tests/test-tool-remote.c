@@ -9,6 +9,9 @@
  *   keys-upload HOST pre|post|all [sudo] < JSON
  *                                        load and upload the keys (pre: owners
  *                                        may come later)
+ *   remote-exec [-p N] HOST... -- CMD... run CMD on every HOST (lib/exec.c)
+ *   remote-exec-lines NAME [final] < TEXT
+ *                                        exec_prefix_lines of TEXT
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/exec.h"
 #include "../lib/host.h"
 #include "../lib/keys.h"
 #include "../lib/ssh.h"
@@ -126,9 +130,64 @@ static int cmd_keys_upload(int argc, const char **argv)
 	return report(st, &e);
 }
 
+static int cmd_exec(int argc, const char **argv)
+{
+	struct ssh_ctx ctx;
+	struct nrr_err e = { 0 };
+	struct ssh_host *hosts;
+	struct exec_target *t;
+	int i = 1, parallel = 0, n = 0, st;
+
+	if (argc > 2 && !strcmp(argv[1], "-p")) {
+		parallel = atoi(argv[2]);
+		i = 3;
+	}
+	hosts = calloc((size_t)argc, sizeof(*hosts));
+	t = calloc((size_t)argc, sizeof(*t));
+	st = ssh_ctx_init(&ctx, &e);
+	for (; !st && i < argc && strcmp(argv[i], "--"); i++, n++) {
+		t[n].name = argv[i];
+		t[n].ssh = &hosts[n];
+		st = ssh_host_resolve(&ctx, argv[i], &hosts[n], &e);
+	}
+	if (!st) {
+		run_signals_install();
+		st = exec_run(&ctx, t, (size_t)n, i < argc ? argv + i + 1 : NULL, parallel, 1, 2, &e);
+	}
+	fflush(stdout);
+	for (int k = 0; k < n; k++) {
+		printf("%s: %d%s%s\n", t[k].name, t[k].status, t[k].status ? " " : "",
+		       t[k].status ? t[k].err.msg : "");
+		ssh_host_release(&ctx, &hosts[k]);
+	}
+	ssh_ctx_release(&ctx);
+	free(hosts);
+	free(t);
+	return report(st, &e);
+}
+
+static int cmd_exec_lines(int argc, const char **argv)
+{
+	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
+	char *text = slurp_stdin();
+
+	strbuf_addstr(&in, text);
+	exec_prefix_lines(&out, argv[1], &in, argc > 2);
+	printf("%s[rest:%s]\n", out.buf, in.buf);
+	free(text);
+	strbuf_release(&in);
+	strbuf_release(&out);
+	return 0;
+}
+
 int test_tool_remote(int argc, const char **argv)
 {
 	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "remote-exec"))
+		return cmd_exec(argc, argv);
+	if (!strcmp(cmd, "remote-exec-lines") && argc >= 2)
+		return cmd_exec_lines(argc, argv);
 
 	if (!strcmp(cmd, "keys-check"))
 		return cmd_keys_check();
