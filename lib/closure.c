@@ -17,6 +17,7 @@ void probe_release(struct probe *p)
 	free(p->nix_version);
 	free(p->arch);
 	free(p->current_system);
+	free(p->system);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -57,6 +58,8 @@ void probe_parse(const char *text, struct probe *probe, struct strvec *missing)
 					slot = &probe->nix_version;
 				else if (!strcmp(line, "current"))
 					slot = &probe->current_system;
+				else if (!strcmp(line, "system"))
+					slot = &probe->system;
 				else if (!strcmp(line, "systemd"))
 					probe->systemd = !strcmp(eq + 1, "1");
 				if (slot) {

@@ -20,6 +20,8 @@
 /* What the first command on a target learns besides validity. */
 struct probe {
 	char *hostname, *nix_version, *arch, *current_system;
+	char *system;	/* what the system profile (or else current-system)
+			 * resolves to: lib/profileguard.c's question */
 	int systemd;
 };
 

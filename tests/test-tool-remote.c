@@ -12,6 +12,8 @@
  *   remote-exec [-p N] HOST... -- CMD... run CMD on every HOST (lib/exec.c)
  *   remote-exec-lines NAME [final] < TEXT
  *                                        exec_prefix_lines of TEXT
+ *   remote-profile-guard HOST [force]    probe HOST (query.sh), then
+ *                                        profile_guard_check its system
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -19,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/closure.h"
 #include "../lib/exec.h"
 #include "../lib/host.h"
 #include "../lib/keys.h"
+#include "../lib/profileguard.h"
 #include "../lib/ssh.h"
 
 int test_tool_remote(int argc, const char **argv);
@@ -180,9 +184,37 @@ static int cmd_exec_lines(int argc, const char **argv)
 	return 0;
 }
 
+static int cmd_profile_guard(int argc, const char **argv)
+{
+	struct nrr_err e = { 0 };
+	struct conn c;
+	struct probe p = { 0 };
+	struct strvec closure = STRVEC_INIT, missing = STRVEC_INIT, warnings = STRVEC_INIT;
+	int st = conn_open(&c, argv[1], &e);
+
+	if (!st)
+		st = closure_query(&c.h, &closure, 0, &p, &missing, &e);
+	if (!st) {
+		printf("system=%s\n", p.system ? p.system : "");
+		st = profile_guard_check(argv[1], p.system, argc > 2, &warnings, &e);
+	}
+	for (size_t i = 0; i < warnings.nr; i++)
+		printf("warning: %s\n", warnings.v[i]);
+	if (!st)
+		printf("ok\n");
+	probe_release(&p);
+	strvec_clear(&warnings);
+	strvec_clear(&missing);
+	conn_close(&c);
+	return report(st, &e);
+}
+
 int test_tool_remote(int argc, const char **argv)
 {
 	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "remote-profile-guard") && argc >= 2)
+		return cmd_profile_guard(argc, argv);
 
 	if (!strcmp(cmd, "remote-exec"))
 		return cmd_exec(argc, argv);

@@ -11,6 +11,8 @@ echo "hostname=$(uname -n)"
 echo "arch=$(uname -m)"
 echo "nix=$(nix-store --version 2>/dev/null)"
 echo "current=$(readlink /run/current-system 2>/dev/null)"
+# the system a deploy would replace (lib/profileguard.c), as colmena asks it
+echo "system=$(readlink -e /nix/var/nix/profiles/system 2>/dev/null || readlink -e /run/current-system 2>/dev/null)"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 echo --
 [ -n "$paths" ] || exit 0
