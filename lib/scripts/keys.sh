@@ -33,7 +33,7 @@ keys_owner_exists() {
     { getent group "$2" >/dev/null 2>&1 || grep -q "^$2:" /etc/group; }
 }
 
-keys_bad() { case $1 in '' | . | .. | */*) return 0 ;; esac; return 1; }
+keys_bad() { case $1 in '' | . | .. | */*) true ;; *) false ;; esac; }
 
 keys_receive() {
   IFS= read -r kstage && IFS= read -r kn || return "$ST_KEYS_BAD"
