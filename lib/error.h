@@ -27,6 +27,7 @@ enum nrr_status {
 	NRR_EDECLINED = 11, /* --ask answered no: nothing changed */
 	NRR_EFLEET = 12,    /* --on: some hosts failed (the others succeeded) */
 	NRR_ENOSTART = 13,  /* --on: no host could start (evaluation or build) */
+	NRR_EREBOOT = 14,   /* --reboot: the host did not come back in time */
 	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
 };
 

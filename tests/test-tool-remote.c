@@ -14,6 +14,8 @@
  *                                        exec_prefix_lines of TEXT
  *   remote-profile-guard HOST [force]    probe HOST (query.sh), then
  *                                        profile_guard_check its system
+ *   remote-reboot HOST TIMEOUT [EXPECT]  reboot HOST and wait (lib/reboot.c),
+ *                                        then run a command over its master
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -26,6 +28,7 @@
 #include "../lib/host.h"
 #include "../lib/keys.h"
 #include "../lib/profileguard.h"
+#include "../lib/reboot.h"
 #include "../lib/ssh.h"
 
 int test_tool_remote(int argc, const char **argv);
@@ -209,9 +212,38 @@ static int cmd_profile_guard(int argc, const char **argv)
 	return report(st, &e);
 }
 
+static int cmd_reboot(int argc, const char **argv)
+{
+	struct nrr_err e = { 0 };
+	struct conn c;
+	struct reboot_result r;
+	struct reboot_opts o = { atoi(argv[2]), 1, argc > 3 ? argv[3] : NULL };
+	int st = conn_open(&c, argv[1], &e);
+
+	memset(&r, 0, sizeof(r));
+	run_signals_install();
+	if (!st)
+		st = reboot_host(&c.h, NULL, &o, &r, &e);
+	if (!st) {
+		struct strbuf out = STRBUF_INIT;
+		const char *args[] = { NULL };
+		printf("back: new boot id %s, system %s\n", r.new_boot_id, r.system ? r.system : "");
+		/* later steps go through the master again */
+		st = host_run(&c.h, NULL, "check", "echo master ok", args, NULL, 0, &out, NULL, -1, &e);
+		printf("%s", out.buf);
+		strbuf_release(&out);
+	}
+	reboot_result_release(&r);
+	conn_close(&c);
+	return report(st < 0 ? e.status : st, &e);
+}
+
 int test_tool_remote(int argc, const char **argv)
 {
 	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "remote-reboot") && argc >= 3)
+		return cmd_reboot(argc, argv);
 
 	if (!strcmp(cmd, "remote-profile-guard") && argc >= 2)
 		return cmd_profile_guard(argc, argv);
