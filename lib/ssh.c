@@ -521,7 +521,8 @@ int ssh_host_reconnect(struct ssh_ctx *ctx, struct ssh_host *h,
 	stop_our_master(h);
 	child_init(&h->master_proc);
 	free(h->control_path);
-	h->control_path = NULL;
+	free(h->errpath);
+	h->control_path = h->errpath = NULL;
 	h->master = MASTER_NONE;
 	h->connected = h->pending = 0;
 	return ssh_host_connect(ctx, h, e);

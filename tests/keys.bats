@@ -186,3 +186,13 @@ meta() {
 	# the stream stayed in step: the key after it is whole
 	assert_equal "$(fleet_exec t1 cat /run/keys/after)" after-text
 }
+
+@test "through sudo, for a target user that is not root (the password first on the same stdin)" {
+	keys "$(key via-sudo text sudo-text user deploy group deploy)" >k.json
+	run -0 fleet_local "$TT" keys-upload deploy@t1 pre sudo hunter2 <k.json
+	assert_output "written=1 fixed=0 pending=0 unchanged=0"
+	assert_equal "$(fleet_exec t1 cat /run/keys/via-sudo)" sudo-text
+	assert_equal "$(meta /run/keys/via-sudo | cut -d' ' -f3-)" "deploy:deploy 600"
+	run -8 fleet_local "$TT" keys-upload deploy@t1 pre sudo wrong <k.json
+	assert_output --partial "error(8): the keys step on 'deploy@t1' stopped with status 1: sudo: "
+}

@@ -6,7 +6,7 @@
  * with STATUS.
  *
  *   keys-check < JSON                    check deployment.keys, print the names
- *   keys-upload HOST pre|post|all [sudo] < JSON
+ *   keys-upload HOST pre|post|all [sudo [PASSWORD]] < JSON
  *                                        load and upload the keys (pre: owners
  *                                        may come later)
  *   remote-exec [-p N] HOST... -- CMD... run CMD on every HOST (lib/exec.c)
@@ -117,8 +117,10 @@ static int cmd_keys_upload(int argc, const char **argv)
 		    !strcmp(argv[2], "post") ? KEYS_POST : KEYS_ALL;
 	int st;
 
-	if (argc > 3 && !strcmp(argv[3], "sudo"))
+	if (argc > 3 && !strcmp(argv[3], "sudo")) {
 		el.kind = ELEVATE_SUDO;
+		el.password = argc > 4 ? argv[4] : NULL;
+	}
 	st = keys_json(&ks, argv[1], &e);
 	if (!st)
 		st = keys_load(&ks, which, argv[1], &e);
