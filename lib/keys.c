@@ -388,9 +388,10 @@ static int target_failed(const struct session *s, const struct keyset *ks,
 }
 
 int keys_answer(struct session *s, const struct keyset *ks, int which,
-		int seen_keys_line, struct keys_result *r, struct nrr_err *e)
+		int owners_later, int seen_keys_line, struct keys_result *r,
+		struct nrr_err *e)
 {
-	struct strbuf line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT, msg = STRBUF_INIT;
 	int ret = 0;
 	const char *hn = s->host ? s->host->name : "?";
 
@@ -398,18 +399,21 @@ int keys_answer(struct session *s, const struct keyset *ks, int which,
 	while (!seen_keys_line) {
 		if (session_line(s, &line))
 			goto gone;
-		if (!strncmp(line.buf, "failed ", 7)) {
-			ret = target_failed(s, ks, which, line.buf + 7, e);
-			goto out;
-		}
 		seen_keys_line = !strcmp(line.buf, "keys");
 	}
-	/* which contents the target wants, then those contents */
+	/* the records; then which contents the target wants, and those */
+	keys_records(ks, which, owners_later, &msg);
+	if (session_send(s, msg.buf, msg.len))
+		goto gone;
 	for (;;) {
 		if (session_line(s, &line))
 			goto gone;
 		if (!strcmp(line.buf, "."))
 			break;
+		if (!strncmp(line.buf, "failed ", 7)) {
+			ret = target_failed(s, ks, which, line.buf + 7, e);
+			goto out;
+		}
 		if (strncmp(line.buf, "need ", 5))
 			continue;
 		const struct key *k = nth_key(ks, which, strtol(line.buf + 5, NULL, 10));
@@ -447,6 +451,7 @@ gone:
 	ret = nrr_fail(e, NRR_EFAIL, "the keys step on '%s' ended early", hn);
 out:
 	strbuf_release(&line);
+	strbuf_release(&msg);
 	return ret;
 }
 
@@ -455,7 +460,7 @@ int keys_upload(const struct host *h, const struct elevation *el,
 		struct keys_result *r, struct nrr_err *e)
 {
 	struct session s;
-	struct strbuf script = STRBUF_INIT, msg = STRBUF_INIT;
+	struct strbuf script = STRBUF_INIT;
 	const char *args[] = { NULL };
 	int ret, st;
 
@@ -465,9 +470,7 @@ int keys_upload(const struct host *h, const struct elevation *el,
 		strbuf_release(&script);
 		return e->status;
 	}
-	keys_records(ks, which, owners_later, &msg);
-	session_send(&s, msg.buf, msg.len);
-	ret = keys_answer(&s, ks, which, 0, r, e);
+	ret = keys_answer(&s, ks, which, owners_later, 0, r, e);
 	st = session_finish(&s);
 	if (st == 255 && h->ssh) {
 		ssh_connect_error(h->ssh, s.err.buf, e);
@@ -482,6 +485,5 @@ int keys_upload(const struct host *h, const struct elevation *el,
 	}
 	session_release(&s);
 	strbuf_release(&script);
-	strbuf_release(&msg);
 	return ret;
 }

@@ -19,9 +19,10 @@
  *
  * Hooking it into another conversation (the activation's): put script_keys
  * before that script's text, have the script call `keys_receive || exit
- * $?` where keys go in and `keys_fixup` after activation; append
- * keys_records() to what is sent to it, and call keys_answer() when its
- * stdout says "keys". keys_upload() is the same as a session of its own.
+ * $?` where keys go in and `keys_fixup` after activation, and call
+ * keys_answer() when its stdout says "keys": keys_receive asks for the
+ * records that way, so they never meet another read of the script's
+ * stdin. keys_upload() is the same as a session of its own.
  */
 #ifndef NRR_KEYS_H
 #define NRR_KEYS_H
@@ -110,20 +111,23 @@ int keys_load(struct keyset *ks, int which, const char *node,
  * Appends to msg what keys_receive reads first: the stage ("pre" when the
  * owners may come with the new system, else "post"), the count and the
  * records of the keys `which` selects. No content: that goes later.
+ * (keys_answer sends it.)
  */
 void keys_records(const struct keyset *ks, int which, int owners_later,
 		  struct strbuf *msg);
 
 /*
- * The rest of the conversation on s, once the records were sent: reads
- * up to "keys" (unless seen_keys_line: the caller read it), then the
- * target's needs, sends those contents, reads the results into r. Returns
+ * The keys conversation on s: reads up to the script's "keys" (unless
+ * seen_keys_line: the caller read it), sends the records (owners_later as
+ * keys_records()), reads the target's needs, sends those contents, reads
+ * the results into r. Returns
  * 0, or NRR_EACTIVATE naming the key, node and what failed (the session
  * is left for the caller to finish), or NRR_EFAIL if the script ended
  * (then the caller's session_finish tells why).
  */
 int keys_answer(struct session *s, const struct keyset *ks, int which,
-		int seen_keys_line, struct keys_result *r, struct nrr_err *e);
+		int owners_later, int seen_keys_line, struct keys_result *r,
+		struct nrr_err *e);
 
 /*
  * A session of its own on h: the keys `which` selects (loaded), then

@@ -196,3 +196,10 @@ meta() {
 	run -8 fleet_local "$TT" keys-upload deploy@t1 pre sudo wrong <k.json
 	assert_output --partial "error(8): the keys step on 'deploy@t1' stopped with status 1: sudo: "
 }
+
+@test "inside another conversation: the keys step between two of its reads of stdin" {
+	keys "$(key in-conv text conv-text)" >k.json
+	run -0 fleet_local "$TT" keys-in-conversation t1 <k.json
+	assert_output $'before: one\nwritten=1\nafter: two\nstatus 0'
+	assert_equal "$(fleet_exec t1 cat /run/keys/in-conv)" conv-text
+}

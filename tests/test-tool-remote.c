@@ -9,6 +9,8 @@
  *   keys-upload HOST pre|post|all [sudo [PASSWORD]] < JSON
  *                                        load and upload the keys (pre: owners
  *                                        may come later)
+ *   keys-in-conversation HOST < JSON     the keys step inside another script's
+ *                                        conversation, lines read before and after
  *   remote-exec [-p N] HOST... -- CMD... run CMD on every HOST (lib/exec.c)
  *   remote-exec-lines NAME [final] < TEXT
  *                                        exec_prefix_lines of TEXT
@@ -29,6 +31,8 @@
 #include "../lib/keys.h"
 #include "../lib/profileguard.h"
 #include "../lib/reboot.h"
+#include "../lib/scripts.h"
+#include "../lib/session.h"
 #include "../lib/ssh.h"
 
 int test_tool_remote(int argc, const char **argv);
@@ -139,6 +143,50 @@ static int cmd_keys_upload(int argc, const char **argv)
 	return report(st, &e);
 }
 
+/* As the activation would hook it: the keys functions before a script of
+ * its own that reads stdin before and after keys_receive. */
+static int cmd_keys_in_conversation(const char **argv)
+{
+	struct keyset ks = KEYSET_INIT;
+	struct nrr_err e = { 0 };
+	struct conn c;
+	struct session s;
+	struct keys_result r;
+	struct strbuf script = STRBUF_INIT, line = STRBUF_INIT;
+	const char *args[] = { NULL };
+	int st = keys_json(&ks, argv[1], &e);
+
+	if (!st)
+		st = keys_load(&ks, KEYS_ALL, argv[1], &e);
+	if (!st)
+		st = conn_open(&c, argv[1], &e);
+	if (st) {
+		keyset_release(&ks);
+		return report(st, &e);
+	}
+	strbuf_addf(&script, "%s\nIFS= read -r a; echo \"before: $a\"\n"
+		    "keys_receive || exit $?\nIFS= read -r b; echo \"after: $b\"\nkeys_fixup\n",
+		    script_keys);
+	if (!session_start(&s, &c.h, NULL, script.buf, args, 2, &e)) {
+		session_send(&s, "one\n", 4);
+		if (!session_line(&s, &line))
+			printf("%s\n", line.buf);
+		st = keys_answer(&s, &ks, KEYS_ALL, 1, 0, &r, &e);
+		if (!st)
+			printf("written=%d\n", r.written);
+		session_send(&s, "two\n", 4);
+		if (!session_line(&s, &line))
+			printf("%s\n", line.buf);
+		printf("status %d\n", session_finish(&s));
+		session_release(&s);
+	}
+	strbuf_release(&script);
+	strbuf_release(&line);
+	conn_close(&c);
+	keyset_release(&ks);
+	return report(st, &e);
+}
+
 static int cmd_exec(int argc, const char **argv)
 {
 	struct ssh_ctx ctx;
@@ -244,6 +292,8 @@ int test_tool_remote(int argc, const char **argv)
 {
 	const char *cmd = argv[0];
 
+	if (!strcmp(cmd, "keys-in-conversation") && argc >= 2)
+		return cmd_keys_in_conversation(argv);
 	if (!strcmp(cmd, "remote-reboot") && argc >= 3)
 		return cmd_reboot(argc, argv);
 

@@ -4,11 +4,13 @@
 # conversation's script (the activation's), which calls keys_receive where
 # keys go in, on the same stdin, and keys_fixup after activation.
 #
-# keys_receive reads: a line "pre" (a missing owner is recorded for
-# keys_fixup, as the new system may create it) or "post" (a missing owner
-# fails); a line with the number of records; each record as six lines:
-# name, directory, user, group, mode, sha256 of the content (hex). It
-# answers "keys", "need I" for each key whose content differs, and "."; then
+# keys_receive says "keys" (so that the deployer sends the records when
+# the script is ready for them, wherever a conversation calls it), then
+# reads: a line "pre" (a missing owner is recorded for keys_fixup, as the
+# new system may create it) or "post" (a missing owner fails); a line with
+# the number of records; each record as six lines: name, directory, user,
+# group, mode, sha256 of the content (hex). It answers "need I" for each
+# key whose content differs, and "."; then
 # reads, for each needed key in order, a line with the length and that many
 # bytes; then answers per key "wrote I", "fixed I" (owner or mode), "pending
 # I" (owner not there yet) or "failed I WHAT" (and returns), and "keys-end".
@@ -36,6 +38,7 @@ keys_owner_exists() {
 keys_bad() { case $1 in '' | . | .. | */*) true ;; *) false ;; esac; }
 
 keys_receive() {
+  echo keys
   IFS= read -r kstage && IFS= read -r kn || return "$ST_KEYS_BAD"
   case $kn in '' | *[!0-9]*) return "$ST_KEYS_BAD" ;; esac
   krec='' ki=0
@@ -55,7 +58,6 @@ keys_receive() {
 "
     ki=$((ki + 1))
   done
-  echo keys
   # the records go to fd 7 of the loops over them: stdin carries the contents
   kneed=
   while IFS='	' read -r ki kname kdir kuser kgroup kmode khash <&7; do
