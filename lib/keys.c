@@ -262,10 +262,11 @@ static int load_command(struct key *k, size_t *cap, const char *node, struct nrr
 	c.in = CHILD_NULL;
 	c.out = c.err = CHILD_PIPE;
 	if (child_start(&c, e)) {
+		char why[sizeof(e->msg)];
 		child_clear(&c);
-		nrr_prefix(e, "keyCommand");
+		snprintf(why, sizeof(why), "%s", e->msg);
 		return nrr_fail(e, NRR_EFAIL, "cannot run keyCommand of key '%s' of '%s': %s",
-				k->name, node, e->msg);
+				k->name, node, why);
 	}
 	while (c.out_fd >= 0 || c.err_fd >= 0) {
 		struct pollfd p[2];

@@ -203,3 +203,10 @@ meta() {
 	assert_output $'before: one\nwritten=1\nafter: two\nstatus 0'
 	assert_equal "$(fleet_exec t1 cat /run/keys/in-conv)" conv-text
 }
+
+@test "a keyCommand that cannot be run is named" {
+	keys "$(key nocmd keyCommand '["/nonexistent/vault","read"]')" >k.json
+	run -1 upload pre k.json
+	assert_output --partial "error(1): cannot run keyCommand of key 'nocmd' of 't1': "
+	assert_output --partial "/nonexistent/vault"
+}
