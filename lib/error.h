@@ -30,6 +30,7 @@ enum nrr_status {
 	NRR_EFLEET = 12,    /* --on: some hosts failed (the others succeeded) */
 	NRR_ENOSTART = 13,  /* --on: no host could start (evaluation or build) */
 	NRR_EPROTO = 14,    /* a host answered outside the protocol (broken or hostile) */
+	NRR_EREBOOT = 15,   /* --reboot: the host did not come back in time */
 	NRR_EINT = 130,     /* interrupted (SIGINT); SIGTERM gives 143 */
 };
 

@@ -477,9 +477,9 @@ int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
 	return ret ? ret : ssh_host_connect_wait(h, e);
 }
 
-void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
+/* Ends a master we own (if it still runs) and forgets it. */
+static void stop_our_master(struct ssh_host *h)
 {
-	(void)ctx;
 	if (h->master == MASTER_OURS && h->master_proc.pid > 0) {
 		/* our own child: a signal ends it at once, where `ssh -O exit`
 		 * would cost a round trip to the server. ssh can miss a signal
@@ -498,12 +498,31 @@ void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
 	if (h->master == MASTER_OURS && h->control_path)
 		unlink(h->control_path);
 	child_clear(&h->master_proc);
+}
+
+void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
+{
+	(void)ctx;
+	stop_our_master(h);
 	ssh_config_release(&h->cfg);
 	free(h->spec);
 	free(h->control_path);
 	free(h->errpath);
 	memset(h, 0, sizeof(*h));
 	child_init(&h->master_proc);
+}
+
+int ssh_host_reconnect(struct ssh_ctx *ctx, struct ssh_host *h,
+		       struct nrr_err *e)
+{
+	stop_our_master(h);
+	child_init(&h->master_proc);
+	free(h->control_path);
+	free(h->errpath);
+	h->control_path = h->errpath = NULL;
+	h->master = MASTER_NONE;
+	h->connected = h->pending = 0;
+	return ssh_host_connect(ctx, h, e);
 }
 
 void ssh_host_argv(struct ssh_ctx *ctx, const struct ssh_host *h,

@@ -101,6 +101,11 @@ int ssh_host_connect(struct ssh_ctx *ctx, struct ssh_host *h,
 int ssh_host_connect_start(struct ssh_ctx *ctx, struct ssh_host *h,
 			   struct nrr_err *e);
 int ssh_host_connect_wait(struct ssh_host *h, struct nrr_err *e);
+/* After h's connection was lost on purpose (a reboot): ends what is left
+ * of its master and connects again (one new handshake). Returns as
+ * ssh_host_connect. */
+int ssh_host_reconnect(struct ssh_ctx *ctx, struct ssh_host *h,
+		       struct nrr_err *e);
 /* Closes a master we own and frees h's contents. Safe to call twice. */
 void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h);
 

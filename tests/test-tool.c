@@ -70,6 +70,7 @@ int test_tool_cache(int argc, const char **argv);
 int test_tool_diff(int argc, const char **argv);
 int test_tool_fleet(int argc, const char **argv);
 int test_tool_hive(int argc, const char **argv);
+int test_tool_remote(int argc, const char **argv);
 
 int main(int argc, const char **argv)
 {
@@ -78,6 +79,8 @@ int main(int argc, const char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strncmp(cmd, "keys-", 5) || !strncmp(cmd, "remote-", 7))
+		return test_tool_remote(argc - 1, argv + 1);
 	if (!strncmp(cmd, "cache-", 6))
 		return test_tool_cache(argc - 1, argv + 1);
 	if (!strncmp(cmd, "diff-", 5))

@@ -18,10 +18,13 @@
 #   FLEET_PORT  the hosts' ssh port (default 22)
 #
 # Functions (each returns non-zero with a message on stderr when it fails):
-#   fleet_start NAME[:riscv64]...  start hosts (and the deployer); exports FLEET_DIR,
+#   fleet_start NAME[:VARIANT]...  start hosts (and the deployer); exports FLEET_DIR,
 #                                  NIX_SSHOPTS, NIX_CONFIG, and NIX_REMOTE (a guard that makes
 #                                  nix fail outside the fleet). NAME:riscv64 makes a board whose
 #                                  uname -m says riscv64 and whose nix builds riscv64-linux.
+#                                  NAME:reboot a host whose `reboot` restarts it with a new boot
+#                                  id, NAME:noreturn one that goes down for good (fleet-reboot);
+#                                  every other host's `reboot` refuses.
 #   fleet_stop                     kill all the fleet's processes, remove FLEET_DIR (idempotent)
 #   fleet_local CMD...             run CMD in the deployer (keeps cwd and environment, but HOME)
 #   fleet_local_bg LOG CMD...      the same in the background, output to LOG, SIGINT not
@@ -45,6 +48,7 @@
 #   local/         the deployer: nix/ etc-nix/ etc/passwd home/
 #   NAME/          a host: nix/ etc-nix/ etc/ root-home/ home/{deploy,fishy}/ var-log/ addr
 #                  sshd_config ssh_host_ed25519_key sshd.log commands.log holder.pid
+#                  boot_id reboot-mode sbin/reboot reboot.log (see fleet-reboot)
 #
 # Hosts also get a private /tmp (a deployer's temp path means nothing there, as on another
 # machine) and /var/log. The deployer keeps the machine's /tmp, where the tests' files are, but
@@ -213,6 +217,13 @@ _fleet_host_start() {
 		chmod 0755 "$d/uname"
 	fi
 	_fleet_users "$d" "$name" || return 1
+	# Its own boot id and `reboot` (fleet-holder mounts them; see fleet-reboot).
+	cat /proc/sys/kernel/random/uuid >"$d/boot_id"
+	chmod 0644 "$d/boot_id"
+	echo "${arch:-none}" >"$d/reboot-mode"
+	mkdir -p "$d/sbin"
+	printf '#!/bin/sh\nexec /bin/sh /run/fleet/bin/fleet-reboot %s "$@"\n' "$in" >"$d/sbin/reboot"
+	chmod 0755 "$d/sbin" "$d/sbin/reboot"
 	ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$d/ssh_host_ed25519_key" || return 1
 	: >"$d/sshd.log"
 	: >"$d/commands.log"
@@ -299,7 +310,8 @@ fleet_start() {
 	chmod 0755 "$FLEET_DIR" "$FLEET_DIR/bin"
 	: >"$FLEET_DIR/procs"
 	od -An -N6 -tx1 /dev/urandom | tr -d ' \n' >"$FLEET_DIR/id"
-	install -m 0755 "$_FLEET_LIB/sshd-logcmd" "$_FLEET_LIB/fleet-holder" "$FLEET_DIR/bin/"
+	install -m 0755 "$_FLEET_LIB/sshd-logcmd" "$_FLEET_LIB/fleet-holder" "$_FLEET_LIB/fleet-reboot" \
+		"$FLEET_DIR/bin/"
 
 	# The client side: one key for every user of every host, and an ssh config that reads
 	# nothing from ~/.ssh.
@@ -320,7 +332,7 @@ fleet_start() {
 		case $name in
 		local | bin | '' | *[!a-z0-9-]*) _fleet_err "bad host name '$name'"; return 1 ;;
 		esac
-		case $arch in '' | riscv64) ;; *) _fleet_err "unknown architecture '$arch'"; return 1 ;; esac
+		case $arch in '' | riscv64 | reboot | noreturn) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
 		[ ! -e "$FLEET_DIR/$name" ] || { _fleet_err "host '$name' given twice"; return 1; }
 		mkdir "$FLEET_DIR/$name"
 		_fleet_host_start "$name" "$arch" || return 1
