@@ -18,6 +18,7 @@ setup_file() {
 	# h001..h200: one system (built once), each configuration deployed to the alias of its name
 	[ "$(tail -n 1 "$F/systems.nix")" = "}" ]
 	sed -i '$d' "$F/systems.nix"
+	# shellcheck disable=SC2016 # nix, not shell
 	printf '%s\n' '} // (let m = mkConfig "many" { }; in builtins.listToAttrs (map (i: { name = "h${i}"; value = m; })' \
 		"[ $(printf '"%03d" ' $(seq 1 200)) ]))" >>"$F/systems.nix"
 }
