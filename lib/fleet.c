@@ -28,6 +28,9 @@ void fleet_members_free(struct fleet_member *m, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(m[i].name);
 		free(m[i].target);
+		free(m[i].path);
+		strvec_clear(&m[i].args);
+		strvec_clear(&m[i].env);
 	}
 	free(m);
 }
@@ -40,6 +43,9 @@ static void add_member(struct fleet_member **m, size_t *n, const char *name,
 			return;
 	*m = xrealloc(*m, (*n + 1) * sizeof(**m));
 	(*m)[*n].name = xstrdup(name);
+	(*m)[*n].path = NULL;
+	strvec_init(&(*m)[*n].args);
+	strvec_init(&(*m)[*n].env);
 	if (user && !strchr(target, '@'))
 		(*m)[*n].target = xstrfmt("%s@%s", user, target);
 	else
@@ -262,6 +268,9 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 	child_init(&h->c);
 	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
+	/* the member's own (a hive node's elevation, ssh options) come last */
+	strvec_pushvec(&h->c.args, &h->m.args);
+	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
 	h->c.out = CHILD_NULL;
@@ -475,39 +484,13 @@ static size_t fit_open_files(const struct options *o, size_t want,
 	return fit;
 }
 
-int fleet_run(struct options *o, const char *password, struct strvec *warnings,
-	      struct nrr_err *e)
+/* Runs the children of hosts[] (built: their path set), at most
+ * --parallel at a time; the summary, --json, and the fleet's status. */
+static int run_hosts(struct options *o, struct fleet_host *hosts, size_t n, size_t namew,
+		     const char *password, struct strvec *warnings, struct nrr_err *e)
 {
-	struct strvec names = STRVEC_INIT;
-	struct fleet_member *members = NULL;
-	struct fleet_host *hosts = NULL;
-	size_t n = 0, namew = 4;
-	char *ref = NULL, *unused = NULL;
-	int ret;
 	int tty = isatty(2), color = tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
-	char roots[] = "/tmp/nrr-roots.XXXXXX";
-	int have_roots = 0;
-
-	nix_split_flake(o->flake, &ref, &unused);
-	if (strpbrk(o->on, "*?[") &&
-	    (ret = flake_names(o, ref, &names, warnings, e)))
-		goto out;
-	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
-		goto out;
-	hosts = xcalloc(n, sizeof(*hosts));
-	for (size_t i = 0; i < n; i++) {
-		hosts[i].m = members[i];
-		hosts[i].progress_fd = -1;
-		hosts[i].answer_fd = -1;
-		strbuf_init(&hosts[i].diff_text);
-		strbuf_init(&hosts[i].progress);
-		strbuf_init(&hosts[i].err);
-		if (strlen(members[i].name) > namew)
-			namew = strlen(members[i].name);
-	}
-	have_roots = mkdtemp(roots) != NULL;
-	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
-		goto out;
+	int ret = 0;
 
 	size_t limit = o->parallel && (size_t)o->parallel < n ? (size_t)o->parallel : n;
 	size_t running = 0, next = 0;
@@ -642,6 +625,73 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		ret = nrr_fail(e, NRR_EFLEET, "%zu of %zu hosts failed, %zu skipped%s",
 			       failed + declined, n, skipped,
 			       skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
+	return ret;
+}
+
+int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
+		 const char *password, struct strvec *warnings, struct nrr_err *e)
+{
+	struct fleet_host *hosts = xcalloc(n, sizeof(*hosts));
+	size_t namew = 4;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		hosts[i].m = members[i];
+		hosts[i].path = xstrdup(members[i].path);
+		hosts[i].progress_fd = -1;
+		hosts[i].answer_fd = -1;
+		strbuf_init(&hosts[i].diff_text);
+		strbuf_init(&hosts[i].progress);
+		strbuf_init(&hosts[i].err);
+		if (strlen(members[i].name) > namew)
+			namew = strlen(members[i].name);
+	}
+	ret = run_hosts(o, hosts, n, namew, password, warnings, e);
+	for (size_t i = 0; i < n; i++) {
+		free(hosts[i].path);
+		cJSON_Delete(hosts[i].diff);
+		strbuf_release(&hosts[i].diff_text);
+		strbuf_release(&hosts[i].progress);
+		strbuf_release(&hosts[i].err);
+	}
+	free(hosts);
+	return ret;
+}
+
+int fleet_run(struct options *o, const char *password, struct strvec *warnings,
+	      struct nrr_err *e)
+{
+	struct strvec names = STRVEC_INIT;
+	struct fleet_member *members = NULL;
+	struct fleet_host *hosts = NULL;
+	size_t n = 0, namew = 4;
+	char *ref = NULL, *unused = NULL;
+	int ret;
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+	int have_roots = 0;
+
+	nix_split_flake(o->flake, &ref, &unused);
+	if (strpbrk(o->on, "*?[") &&
+	    (ret = flake_names(o, ref, &names, warnings, e)))
+		goto out;
+	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
+		goto out;
+	hosts = xcalloc(n, sizeof(*hosts));
+	for (size_t i = 0; i < n; i++) {
+		hosts[i].m = members[i];
+		hosts[i].progress_fd = -1;
+		hosts[i].answer_fd = -1;
+		strbuf_init(&hosts[i].diff_text);
+		strbuf_init(&hosts[i].progress);
+		strbuf_init(&hosts[i].err);
+		if (strlen(members[i].name) > namew)
+			namew = strlen(members[i].name);
+	}
+	have_roots = mkdtemp(roots) != NULL;
+	if ((ret = build_all(o, ref, hosts, n, have_roots ? roots : NULL, warnings, e)))
+		goto out;
+
+	ret = run_hosts(o, hosts, n, namew, password, warnings, e);
 out:
 	if (have_roots) {
 		/* unlink the roots nix-store made (system, system-2, ...) */
