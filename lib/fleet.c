@@ -75,7 +75,14 @@ int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 			*eq = '\0';
 			target = eq + 1;
 		}
-		if (nix_check_config_name(item, e)) {
+		if (item[0] == '@') {
+			/* tags are a hive's; a flake's configurations have none */
+			nrr_fail(e, NRR_EUSAGE,
+				 "--on '%s': @tags select the nodes of a colmena hive, not supported here yet",
+				 item);
+			nrr_hint(e, "nixos-rebuild-remote apply switch --on '%s'", item);
+			ret = NRR_EUSAGE;
+		} else if (nix_check_config_name(item, e)) {
 			ret = e->status;
 		} else if (strpbrk(item, "*?[")) {
 			int hit = 0;

@@ -164,3 +164,8 @@ built() {
 	run -2 nrr apply build --on one --json
 	assert_line --index 0 "error: apply build: '--json' is for the deploy goals"
 }
+
+@test "switch --on @tag of the nixos-rebuild interface points to apply for now" {
+	run -2 nrr switch --flake "$A" --on @web
+	assert_line --index 0 "error: --on '@web': @tags select the nodes of a colmena hive, not supported here yet"
+}
