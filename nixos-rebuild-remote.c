@@ -484,6 +484,24 @@ static int dispatch(struct run *r)
 	return action_run[r->opt.act - action_table](r);
 }
 
+/* apply's deploy goals: the hive's nodes, built by colmena_main, go
+ * through the fleet with the options plan->argv says. */
+static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
+{
+	int ret = options_parse(&r->opt, (int)plan->argv.nr,
+				(const char *const *)plan->argv.v, &r->err);
+
+	strvec_pushvec(&r->warnings, &r->opt.warnings);
+	if (ret)
+		return ret;
+	flush_warnings(&r->warnings);
+	if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
+	    (ret = ask_password(r, "the nodes' target users")))
+		return ret;
+	return fleet_deploy(&r->opt, plan->members, plan->n, r->password, &r->warnings,
+			    &r->err);
+}
+
 int main(int argc, char **argv)
 {
 	struct run r;
@@ -499,8 +517,15 @@ int main(int argc, char **argv)
 	strvec_init(&r.warnings);
 	/* colmena's commands (build, eval, ...) have options of their own */
 	if (argc > 1 && colmena_is_command(argv[1])) {
+		struct colmena_deploy plan;
+		memset(&plan, 0, sizeof(plan));
+		strvec_init(&plan.argv);
 		run_signals_install();
-		ret = colmena_main(argc - 1, (const char *const *)argv + 1, &r.warnings, &r.err);
+		ret = colmena_main(argc - 1, (const char *const *)argv + 1, &r.warnings, &plan,
+				   &r.err);
+		if (!ret && plan.n)
+			ret = colmena_fleet(&r, &plan);
+		colmena_deploy_release(&plan);
 		if (ret)
 			fprintf(stderr, "error: %s\n%s%s%s", r.err.msg, r.err.hint[0] ? "hint: " : "",
 				r.err.hint, r.err.hint[0] ? "\n" : "");

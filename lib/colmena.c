@@ -1,7 +1,7 @@
 /*
  * colmena: see colmena.h.
  */
-#define _XOPEN_SOURCE 700
+#define _GNU_SOURCE
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "colmena.h"
 #include "hive.h"
 #include "nix.h"
+#include "quote.h"
 #include "strbuf.h"
 
 enum copt_id {
@@ -18,6 +19,7 @@ enum copt_id {
 	C_ON, C_PARALLEL, C_KEEP_RESULT, C_NO_KEYS, C_REBOOT, C_NO_SUBSTITUTE,
 	C_NO_GZIP, C_BUILD_ON_TARGET, C_NO_BUILD_ON_TARGET, C_FORCE_REPLACE,
 	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE,
+	C_PASS,		/* one of our own options, handed to the fleet as it is */
 };
 
 /* Which commands take an option. */
@@ -46,11 +48,24 @@ static const struct copt copts[] = {
 	{ "on", 0, 1, C_ON, FOR_APPLY, "RULES",
 	  "the nodes: comma-separated globs of names, @GLOB for tags" },
 	{ "parallel", 'p', 1, C_PARALLEL, FOR_APPLY, "N", "nodes at once (colmena's -p; 0: no limit)" },
+	/* ours, for the deploy goals */
+	{ "ask-elevate-password", 'S', 0, C_PASS, FOR_APPLY, NULL,
+	  "ask the sudo password once, for every node whose targetUser is not root" },
+	{ "ask", 0, 0, C_PASS, FOR_APPLY, NULL, "after the diffs, ask once before activating" },
+	{ "yes", 0, 0, C_PASS, FOR_APPLY, NULL, "answer --ask with yes" },
+	{ "json", 0, 0, C_PASS, FOR_APPLY, NULL, "a report of the deploy on stdout" },
+	{ "diff", 0, 0, C_PASS, FOR_APPLY, NULL, "show what changes on each node" },
+	{ "no-diff", 0, 0, C_PASS, FOR_APPLY, NULL, "do not show what changes" },
+	{ "magic-rollback", 0, 0, C_PASS, FOR_APPLY, NULL,
+	  "roll a node back when it cannot be reached after activation" },
+	{ "confirm-timeout", 0, 1, C_PASS, FOR_APPLY, "SECONDS", "--magic-rollback's wait" },
+	{ "use-substitutes", 0, 0, C_PASS, FOR_APPLY, NULL,
+	  "(=auto: ask the nodes' caches first) nodes substitute, as is colmena's default" },
 	{ "keep-result", 0, 0, C_KEEP_RESULT, FOR_APPLY, NULL,
 	  "keep each system as a GC root, .gcroots/node-NAME beside the hive" },
-	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
+	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY, NULL, "deploy nodes that have deployment.keys without their keys" },
 	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
-	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
+	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "nodes do not substitute: everything is copied from here" },
 	{ "no-gzip", 0, 0, C_NO_GZIP, FOR_APPLY, NULL, "accepted for colmena's sake" },
 	{ "build-on-target", 0, 0, C_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node on its target" },
 	{ "no-build-on-target", 0, 0, C_NO_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node here" },
@@ -74,6 +89,9 @@ struct colmena_opts {
 	const char *on;
 	const char *expr;
 	int help, verbose, keep_result, build_on_target;	/* -1: each node's */
+	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
+	const char *parallel;
+	struct strvec ours;	/* C_PASS options, as given */
 	struct strvec nix_args;	/* --show-trace, --option N V */
 	struct strvec nix_options;	/* --option N V only (nix-store) */
 	struct hive_opts h;
@@ -81,13 +99,15 @@ struct colmena_opts {
 
 int colmena_is_command(const char *name)
 {
-	/* not "build": that is nixos-rebuild's action; colmena's is "apply build" */
-	return !strcmp(name, "apply") || !strcmp(name, "eval") || !strcmp(name, "introspect");
+	/* not "build": that is nixos-rebuild's (colmena's own build is
+	 * `apply build`, which is what colmena runs for it) */
+	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
+	       !strcmp(name, "introspect");
 }
 
 static unsigned cmd_mask(const char *cmd)
 {
-	return !strcmp(cmd, "eval") ? FOR_EVAL : FOR_APPLY;
+	return !strcmp(cmd, "eval") ? FOR_EVAL : FOR_APPLY;	/* apply, build, deploy */
 }
 
 static void print_help(const char *cmd)
@@ -98,10 +118,17 @@ static void print_help(const char *cmd)
 		printf("usage: nixos-rebuild-remote eval [FILE] | -E EXPR [OPTIONS]\n\n"
 		       "Evaluates EXPR (or the expression in FILE), a function called with\n"
 		       "{ lib, pkgs, nodes } of the hive, and prints its value as JSON.\n");
-	else
+	else if (!strcmp(cmd, "build"))
 		printf("usage: nixos-rebuild-remote apply build [OPTIONS]\n\n"
 		       "Builds the systems of the hive's nodes here (a node built on its\n"
 		       "target is only evaluated) and prints \"NAME PATH\" for each.\n");
+	else
+		printf("usage: nixos-rebuild-remote apply [push|switch|boot|test|dry-activate] [OPTIONS]\n\n"
+		       "Builds the systems of the selected nodes here in one nix call, then\n"
+		       "deploys each to deployment.targetUser@targetHost as a fleet does\n"
+		       "(--on of switch): one ssh connection per node, at most --parallel at\n"
+		       "once; a failing node does not stop the others (exit 12), none\n"
+		       "starting is exit 13. push copies without activating.\n");
 	printf("\nThese are colmena's options, with colmena's short forms (-p is\n"
 	       "--parallel here, not --profile-name):\n");
 	for (size_t i = 0; i < NCOPTS; i++) {
@@ -150,7 +177,12 @@ static int set_option(struct colmena_opts *o, const struct copt *c, const char *
 	case C_PARALLEL:
 		if (strspn(val[0], "0123456789") != strlen(val[0]) || !*val[0])
 			return nrr_fail(e, NRR_EUSAGE, "--parallel '%s': not a number", val[0]);
+		o->parallel = val[0];
 		break;
+	case C_NO_KEYS: o->no_keys = 1; break;
+	case C_REBOOT: o->reboot = 1; break;
+	case C_NO_SUBSTITUTE: o->no_substitute = 1; break;
+	case C_FORCE_REPLACE: o->force_replace = 1; break;
 	case C_KEEP_RESULT: o->keep_result = 1; break;
 	case C_BUILD_ON_TARGET: o->build_on_target = 1; break;
 	case C_NO_BUILD_ON_TARGET: o->build_on_target = 0; break;
@@ -199,6 +231,13 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 			nrr_hint(e, "see 'nixos-rebuild-remote %s --help'", cmd);
 			return NRR_EUSAGE;
 		}
+		if (c->id == C_PASS && c->nargs == 0 && (!inl || !strcmp(c->name, "use-substitutes"))) {
+			/* as given (--use-substitutes=auto): options_parse checks it */
+			if (!strcmp(c->name, "use-substitutes"))
+				o->substitutes_given = 1;
+			strvec_push(&o->ours, a);
+			continue;
+		}
 		if (inl && c->nargs != 1)
 			return nrr_fail(e, NRR_EUSAGE, "%s: option '%s' takes no value here", cmd, a);
 		for (int k = 0; k < c->nargs; k++) {
@@ -209,6 +248,11 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 			if (i + 1 >= argc)
 				return nrr_fail(e, NRR_EUSAGE, "%s: option '%s' needs %s", cmd, a, c->arg);
 			val[k] = argv[++i];
+		}
+		if (c->id == C_PASS) {
+			strvec_pushf(&o->ours, "--%s", c->name);
+			strvec_push(&o->ours, val[0]);
+			continue;
 		}
 		if (set_option(o, c, val, e))
 			return e->status;
@@ -222,12 +266,26 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		if (!goals[g])
 			return nrr_fail(e, NRR_EUSAGE, "apply: unknown goal '%s' (build, push, switch, boot, test, dry-activate, keys)",
 					o->goal);
-		if (!o->help && strcmp(o->goal, "build")) {
+		if (!o->help && !strcmp(o->goal, "keys")) {
 			nrr_fail(e, NRR_EUSAGE, "apply %s is not supported yet", o->goal);
-			nrr_hint(e, "'apply build' builds; deploy a node with 'switch --flake .#NODE --target-host HOST'");
+			nrr_hint(e, "'apply switch' deploys; keys are not uploaded yet");
 			return NRR_EUSAGE;
 		}
-		o->cmd = "build";
+		if (strcmp(o->goal, "build")) {
+			if (o->reboot)
+				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot is not supported yet", o->goal);
+			if (o->force_replace)
+				return nrr_fail(e, NRR_EUSAGE,
+						"apply %s --force-replace-unknown-profiles is not supported yet",
+						o->goal);
+			if (o->no_substitute && o->substitutes_given)
+				return nrr_fail(e, NRR_EUSAGE,
+						"--no-substitute and --use-substitutes contradict each other");
+		} else if (o->ours.nr) {
+			return nrr_fail(e, NRR_EUSAGE, "apply build: '%s' is for the deploy goals",
+					o->ours.v[0]);
+		}
+		o->cmd = strcmp(o->goal, "build") ? "deploy" : "build";
 	}
 	return 0;
 }
@@ -278,18 +336,58 @@ static int keep_results(const struct colmena_opts *o, const struct hive *h,
 	return st;
 }
 
-/* Unlinks the roots nix-store made in dir (system, system-2, ...), and dir. */
-static void remove_roots(const char *dir)
+/*
+ * Builds the nodes' systems drv[] in one nix-store call (meta.machinesFile
+ * as nix's builders), but for nodes built on their target; built[i] says
+ * which were. roots, if set: a directory for GC roots. Returns 0 or
+ * NRR_EBUILD.
+ */
+static int realise(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
+		   size_t n, char **drv, int *built, const char *roots,
+		   struct strvec *warnings, struct nrr_err *e)
 {
-	glob_t g;
-	char *pat = xstrfmt("%s/*", dir);
-	if (!glob(pat, 0, NULL, &g)) {
-		for (size_t i = 0; i < g.gl_pathc; i++)
-			unlink(g.gl_pathv[i]);
-		globfree(&g);
+	int st = 0;
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
+	size_t nbuild = 0;
+	strvec_pushl(&argv, "nix-store", "--realise", NULL);
+	if (roots) {
+		/* GC roots for the deploy's duration */
+		strvec_pushl(&argv, "--indirect", "--add-root", NULL);
+		strvec_pushf(&argv, "%s/system", roots);
 	}
-	free(pat);
-	rmdir(dir);
+	for (size_t i = 0; i < n; i++) {
+		const struct hive_node *node = &h->nodes[sel[i]];
+		int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
+		if (on_target) {
+			fprintf(stderr, "%s: built on its target when deployed (--no-build-on-target builds it here): evaluated only\n",
+				node->name);
+			continue;
+		}
+		built[i] = 1;
+		nbuild++;
+		strvec_push(&argv, drv[i]);
+	}
+	/* meta.machinesFile: colmena hands it to nix as its builders */
+	if (h->machines_file) {
+		strvec_pushl(&argv, "--option", "builders", NULL);
+		strvec_pushf(&argv, "@%s", h->machines_file);
+	}
+	strvec_pushvec(&argv, &o->nix_options);
+	if (nbuild) {
+		int r = nix_run(&argv, &sout, &serr, 0, o->verbose, warnings, e);
+		if (r > 0) {
+			char why[512];
+			nix_error_summary(serr.buf, why, sizeof(why));
+			st = nrr_fail(e, NRR_EBUILD, "building the hive's systems failed: %s", why);
+		} else if (r < 0) {
+			st = e->status;
+		}
+	}
+	strvec_clear(&argv);
+	strbuf_release(&sout);
+	strbuf_release(&serr);
+	return st;
 }
 
 static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
@@ -317,56 +415,178 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	if (st)
 		goto out;
 
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
-	size_t nbuild = 0;
-	strvec_pushl(&argv, "nix-store", "--realise", NULL);
-	for (size_t i = 0; i < n; i++) {
-		const struct hive_node *node = &h.nodes[sel[i]];
-		int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
-		if (on_target) {
-			fprintf(stderr, "%s: built on its target when deployed (--no-build-on-target builds it here): evaluated only\n",
-				node->name);
-			continue;
-		}
-		built[i] = 1;
-		nbuild++;
-		strvec_push(&argv, drv[i]);
-	}
-	/* meta.machinesFile: colmena hands it to nix as its builders */
-	if (h.machines_file) {
-		strvec_pushl(&argv, "--option", "builders", NULL);
-		strvec_pushf(&argv, "@%s", h.machines_file);
-	}
-	strvec_pushvec(&argv, &o->nix_options);
-	/* GC roots for the run's duration, in a directory of our own */
-	char roots[] = "/tmp/nrr-roots.XXXXXX";
-	int have_roots = nbuild && mkdtemp(roots) != NULL;
-	if (have_roots) {
-		strvec_push(&argv, "--add-root");
-		strvec_pushf(&argv, "%s/system", roots);
-		strvec_push(&argv, "--indirect");
-	}
-	if (nbuild) {
-		int r = nix_run(&argv, &sout, &serr, 0, o->verbose, warnings, e);
-		if (r > 0) {
-			char why[512];
-			nix_error_summary(serr.buf, why, sizeof(why));
-			st = nrr_fail(e, NRR_EBUILD, "building the hive's systems failed: %s", why);
-		} else if (r < 0) {
-			st = e->status;
-		}
-	}
-	strvec_clear(&argv);
-	strbuf_release(&sout);
-	strbuf_release(&serr);
+	st = realise(o, &h, sel, n, drv, built, NULL, warnings, e);
 	if (!st && o->keep_result)
 		st = keep_results(o, &h, sel, out, built, n, warnings, e);
-	if (have_roots)
-		remove_roots(roots);
 	for (size_t i = 0; !st && i < n; i++)
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);
+out:
+	for (size_t i = 0; drv && i < n; i++) {
+		free(drv[i]);
+		free(out[i]);
+	}
+	free(drv);
+	free(out);
+	free(built);
+	free(sel);
+	hive_release(&h);
+	return st;
+}
+
+void colmena_deploy_release(struct colmena_deploy *plan)
+{
+	strvec_clear(&plan->argv);
+	if (plan->members)
+		fleet_members_free(plan->members, plan->n);
+	plan->members = NULL;
+	plan->n = 0;
+	if (plan->roots) {
+		/* the roots nix-store made (system, system-2, ...) */
+		glob_t g;
+		char *pat = xstrfmt("%s/*", plan->roots);
+		if (!glob(pat, 0, NULL, &g)) {
+			for (size_t i = 0; i < g.gl_pathc; i++)
+				unlink(g.gl_pathv[i]);
+			globfree(&g);
+		}
+		free(pat);
+		rmdir(plan->roots);
+		free(plan->roots);
+		plan->roots = NULL;
+	}
+}
+
+/* Whether node can be deployed by what we have; a clear refusal if not. */
+static int check_node(const struct colmena_opts *o, const struct hive_node *node,
+		      struct nrr_err *e)
+{
+	int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
+
+	if (!node->target_host)
+		return nrr_fail(e, NRR_EUSAGE,
+				"node '%s' has no deployment.targetHost: apply-local is not supported yet",
+				node->name);
+	if (on_target) {
+		nrr_fail(e, NRR_EUSAGE,
+			 "node '%s': building on the target (buildOnTarget) is not supported yet by apply %s",
+			 node->name, o->goal);
+		nrr_hint(e, "--no-build-on-target builds it here");
+		return NRR_EUSAGE;
+	}
+	if (node->nkeys && !o->no_keys) {
+		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: uploading keys is not supported yet",
+			 node->name);
+		nrr_hint(e, "--no-keys deploys without them");
+		return NRR_EUSAGE;
+	}
+	if (!node->replace_unknown)
+		return nrr_fail(e, NRR_EUSAGE,
+				"node '%s': deployment.replaceUnknownProfiles = false is not supported yet",
+				node->name);
+	if (node->target_user && strcmp(node->target_user, "root")) {
+		const struct strvec *c = &node->escalation;
+		if (c->nr != 3 || strcmp(c->v[0], "sudo") || strcmp(c->v[1], "-H") ||
+		    strcmp(c->v[2], "--"))
+			return nrr_fail(e, NRR_EUSAGE,
+					"node '%s': deployment.privilegeEscalationCommand other than "
+					"[ \"sudo\" \"-H\" \"--\" ] is not supported yet", node->name);
+	}
+	return 0;
+}
+
+/* The fleet member deploying node: its target, system, elevation, ssh options. */
+static void node_member(const struct hive_node *node, const char *path,
+			struct fleet_member *m)
+{
+	const char *env = getenv("NIX_SSHOPTS");
+	struct strbuf opts = STRBUF_INIT;
+
+	m->name = xstrdup(node->name);
+	m->target = node->target_user ? xstrfmt("%s@%s", node->target_user, node->target_host)
+				      : xstrdup(node->target_host);
+	m->path = xstrdup(path);
+	strvec_init(&m->args);
+	strvec_init(&m->env);
+	strvec_pushl(&m->args, "--elevate",
+		     node->target_user && strcmp(node->target_user, "root") ? "sudo" : "none", NULL);
+	/* the port and sshOptions reach the child's ssh as NIX_SSHOPTS words
+	 * after the user's own: each quoted, as split_cmdline reads them
+	 * back, never through a shell */
+	if (node->target_port || node->ssh_options.nr) {
+		if (env && *env)
+			strbuf_addf(&opts, "%s ", env);
+		if (node->target_port)
+			strbuf_addf(&opts, "-p %d", node->target_port);
+		for (size_t i = 0; i < node->ssh_options.nr; i++) {
+			if (opts.len)
+				strbuf_addch(&opts, ' ');
+			sq_quote_buf(&opts, node->ssh_options.v[i]);
+		}
+		strvec_pushf(&m->env, "NIX_SSHOPTS=%s", opts.buf);
+	}
+	strbuf_release(&opts);
+}
+
+static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
+		      struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	size_t *sel = NULL, n = 0;
+	char **drv = NULL, **out = NULL;
+	int *built = NULL, st;
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+
+	st = hive_load(&h, &o->h, warnings, e);
+	if (!st)
+		st = hive_check_apply_all(&h, o->on, e);
+	if (!st)
+		st = hive_select(&h, o->on, &sel, &n, e);
+	if (!st && !n) {
+		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
+		goto out;
+	}
+	for (size_t i = 0; !st && i < n; i++)
+		st = check_node(o, &h.nodes[sel[i]], e);
+	if (st)
+		goto out;
+	drv = xcalloc(n, sizeof(*drv));
+	out = xcalloc(n, sizeof(*out));
+	built = xcalloc(n, sizeof(*built));
+	/* none could start: evaluation and build failures are the fleet's 13 */
+	st = hive_toplevels(&h, &o->h, sel, n, drv, out, warnings, e);
+	if (!st) {
+		if (mkdtemp(roots))
+			plan->roots = xstrdup(roots);
+		st = realise(o, &h, sel, n, drv, built, plan->roots, warnings, e);
+	}
+	if (st) {
+		e->status = st = NRR_ENOSTART;
+		goto out;
+	}
+	if (o->keep_result && (st = keep_results(o, &h, sel, out, built, n, warnings, e)))
+		goto out;
+
+	struct strvec *a = &plan->argv;
+	struct strbuf names = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(&names, "%s%s", i ? "," : "", h.nodes[sel[i]].name);
+	/* push copies only: our build with a target host copies, activates nothing */
+	strvec_pushl(a, "nixos-rebuild-remote", strcmp(o->goal, "push") ? o->goal : "build",
+		     "--on", names.buf, "--keep-going", "--parallel", o->parallel ? o->parallel : "10",
+		     NULL);
+	strbuf_release(&names);
+	/* colmena lets the targets substitute unless --no-substitute */
+	if (!o->no_substitute && !o->substitutes_given)
+		strvec_push(a, "--use-substitutes");
+	if (o->verbose)
+		strvec_push(a, "-v");
+	strvec_pushvec(a, &o->nix_options);
+	strvec_pushvec(a, &o->ours);
+	plan->members = xcalloc(n, sizeof(*plan->members));
+	for (size_t i = 0; i < n; i++)
+		node_member(&h.nodes[sel[i]], out[i], &plan->members[i]);
+	plan->n = n;
 out:
 	for (size_t i = 0; drv && i < n; i++) {
 		free(drv[i]);
@@ -407,7 +627,7 @@ static int cmd_eval(struct colmena_opts *o, struct strvec *warnings, struct nrr_
 }
 
 int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
-		 struct nrr_err *e)
+		 struct colmena_deploy *plan, struct nrr_err *e)
 {
 	struct colmena_opts o;
 	int st;
@@ -416,14 +636,18 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	o.build_on_target = -1;
 	strvec_init(&o.nix_args);
 	strvec_init(&o.nix_options);
+	strvec_init(&o.ours);
 	st = parse(&o, argc, argv, e);
 	o.h.nix_args = &o.nix_args;
 	o.h.verbose = o.verbose;
 	if (!st && o.help)
 		print_help(o.cmd);
 	else if (!st)
-		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e) : cmd_build(&o, warnings, e);
+		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e)
+		     : !strcmp(o.cmd, "deploy") ? cmd_deploy(&o, plan, warnings, e)
+		     : cmd_build(&o, warnings, e);
 	strvec_clear(&o.nix_args);
+	strvec_clear(&o.ours);
 	strvec_clear(&o.nix_options);
 	return st;
 }

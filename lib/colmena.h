@@ -4,6 +4,7 @@
  *
  *   nixos-rebuild-remote apply build [OPTIONS]
  *   nixos-rebuild-remote eval [FILE] | -E EXPR    (also: introspect)
+ *   nixos-rebuild-remote apply [push|switch|boot|test|dry-activate]
  *
  * colmena's own `build` command is `apply build` here: `build` is
  * nixos-rebuild's action.
@@ -23,14 +24,34 @@
 #define NRR_COLMENA_H
 
 #include "error.h"
+#include "fleet.h"
 #include "strvec.h"
+
+/*
+ * What `apply push|switch|boot|test|dry-activate` leaves for main to run
+ * through the fleet (fleet_deploy): every selected node built already, a
+ * fleet member with its target, its system, its elevation and its ssh
+ * options (NIX_SSHOPTS in its child's environment); argv, our own options
+ * for the whole fleet (options_parse's argv: the child's goal first).
+ */
+struct colmena_deploy {
+	struct strvec argv;
+	struct fleet_member *members;	/* n; NULL when there is nothing to deploy */
+	size_t n;
+	char *roots;		/* a directory of GC roots for the deploy's duration */
+};
+
+/* Frees what plan holds and removes its GC roots. */
+void colmena_deploy_release(struct colmena_deploy *plan);
 
 /* 1 if name is a colmena command that colmena_main runs. */
 int colmena_is_command(const char *name);
 
 /* Runs argv[0] (a colmena command) with its options argv[1..argc-1].
- * Warnings are pushed to warnings. */
+ * Warnings are pushed to warnings. For apply's deploy goals it builds the
+ * systems and fills plan (zeroed by the caller, released with
+ * colmena_deploy_release) for main to deploy. */
 int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
-		 struct nrr_err *e);
+		 struct colmena_deploy *plan, struct nrr_err *e);
 
 #endif

@@ -30,6 +30,9 @@ void fleet_members_free(struct fleet_member *m, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		free(m[i].name);
 		free(m[i].target);
+		free(m[i].path);
+		strvec_clear(&m[i].args);
+		strvec_clear(&m[i].env);
 	}
 	free(m);
 }
@@ -42,6 +45,9 @@ static void add_member(struct fleet_member **m, size_t *n, const char *name,
 			return;
 	*m = xrealloc(*m, (*n + 1) * sizeof(**m));
 	(*m)[*n].name = xstrdup(name);
+	(*m)[*n].path = NULL;
+	strvec_init(&(*m)[*n].args);
+	strvec_init(&(*m)[*n].env);
 	if (user && !strchr(target, '@'))
 		(*m)[*n].target = xstrfmt("%s@%s", user, target);
 	else
@@ -71,7 +77,14 @@ int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 			*eq = '\0';
 			target = eq + 1;
 		}
-		if (nix_check_config_name(item, e)) {
+		if (item[0] == '@') {
+			/* tags are a hive's; a flake's configurations have none */
+			nrr_fail(e, NRR_EUSAGE,
+				 "--on '%s': @tags select the nodes of a colmena hive, not supported here yet",
+				 item);
+			nrr_hint(e, "nixos-rebuild-remote apply switch --on '%s'", item);
+			ret = NRR_EUSAGE;
+		} else if (nix_check_config_name(item, e)) {
 			ret = e->status;
 		} else if (strpbrk(item, "*?[")) {
 			int hit = 0;
@@ -169,6 +182,9 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 	child_init(&h->c);
 	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
+	/* the member's own (a hive node's elevation, ssh options) come last */
+	strvec_pushvec(&h->c.args, &h->m.args);
+	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
 	h->c.out = CHILD_NULL;
@@ -590,14 +606,85 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 	return 0;
 }
 
+/* Fills f's hosts from members (their first phases: the fleet's
+ * evaluation and build, up to evaluated and built). */
+static void fleet_hosts(struct fleet *f, const struct fleet_member *members, size_t n,
+			double evaluated, double built)
+{
+	f->n = n;
+	f->hosts = xcalloc(n ? n : 1, sizeof(*f->hosts));
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		h->m = members[i];
+		h->path = members[i].path ? xstrdup(members[i].path) : NULL;
+		h->progress_fd = -1;
+		h->answer_fd = -1;
+		strbuf_init(&h->diff_text);
+		strbuf_init(&h->progress);
+		strbuf_init(&h->err);
+		if (strlen(members[i].name) > f->namew)
+			f->namew = strlen(members[i].name);
+		h->phases = xcalloc(2, sizeof(*h->phases));
+		h->phases[0] = (struct fleet_phase){ "evaluate", f->t0, evaluated };
+		h->phases[1] = (struct fleet_phase){ "build", evaluated, built };
+		h->nr_phases = 2;
+	}
+}
+
+/* Runs the children of f's hosts (built: their path set), at most
+ * --parallel at a time; the summary, --json, and the fleet's status. */
+static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct nrr_err *e)
+{
+	const struct options *o = f->o;
+
+	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
+	/* --ask: a host waiting for the answer gives its slot to the next,
+	 * so all of them may be in flight */
+	f->cap = fit_open_files(o, o->ask && !o->yes ? f->n : f->limit, warnings);
+	f->pfd = xcalloc(2 * f->n + 1, sizeof(*f->pfd));
+	f->who = xcalloc(2 * f->n + 1, sizeof(*f->who));
+	deploy_hosts(f, e);
+	return verdict(f, e);
+}
+
+static void fleet_release(struct fleet *f)
+{
+	for (size_t i = 0; f->hosts && i < f->n; i++) {
+		free(f->hosts[i].path);
+		free(f->hosts[i].phases);
+		cJSON_Delete(f->hosts[i].diff);
+		strbuf_release(&f->hosts[i].diff_text);
+		strbuf_release(&f->hosts[i].progress);
+		strbuf_release(&f->hosts[i].err);
+	}
+	free(f->hosts);
+	free(f->pfd);
+	free(f->who);
+}
+
+int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
+		 const char *password, struct strvec *warnings, struct nrr_err *e)
+{
+	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
+			   .t0 = fleet_now() };
+	int ret;
+
+	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
+	fleet_hosts(&f, members, n, f.t0, f.t0);
+	ret = fleet_deploy_hosts(&f, warnings, e);
+	fleet_release(&f);
+	return ret;
+}
+
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e)
 {
 	struct strvec names = STRVEC_INIT;
 	struct fleet_member *members = NULL;
+	size_t n = 0;
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
 			   .t0 = fleet_now() };
-	double evaluated = 0, built;
+	double evaluated = 0;
 	char *ref = NULL, *unused = NULL;
 	int ret;
 	char roots[] = "/tmp/nrr-roots.XXXXXX";
@@ -608,42 +695,20 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	if (strpbrk(o->on, "*?[") &&
 	    (ret = fleet_flake_names(o, ref, &names, warnings, e)))
 		goto out;
-	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &f.n, e)))
+	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
 		goto out;
-	f.hosts = xcalloc(f.n, sizeof(*f.hosts));
-	for (size_t i = 0; i < f.n; i++) {
-		struct fleet_host *h = &f.hosts[i];
-		h->m = members[i];
-		h->progress_fd = -1;
-		h->answer_fd = -1;
-		strbuf_init(&h->diff_text);
-		strbuf_init(&h->progress);
-		strbuf_init(&h->err);
-		if (strlen(members[i].name) > f.namew)
-			f.namew = strlen(members[i].name);
-	}
+	fleet_hosts(&f, members, n, f.t0, f.t0);
 	have_roots = mkdtemp(roots) != NULL;
 	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, have_roots ? roots : NULL, &evaluated,
 				   warnings, e)))
 		goto out;
 	/* the fleet's evaluation and build are every host's first phases */
-	built = fleet_now();
+	double built = fleet_now();
 	for (size_t i = 0; i < f.n; i++) {
-		struct fleet_host *h = &f.hosts[i];
-		h->phases = xcalloc(2, sizeof(*h->phases));
-		h->phases[0] = (struct fleet_phase){ "evaluate", f.t0, evaluated };
-		h->phases[1] = (struct fleet_phase){ "build", evaluated, built };
-		h->nr_phases = 2;
+		f.hosts[i].phases[0].end = evaluated;
+		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
 	}
-
-	f.limit = o->parallel && (size_t)o->parallel < f.n ? (size_t)o->parallel : f.n;
-	/* --ask: a host waiting for the answer gives its slot to the next,
-	 * so all of them may be in flight */
-	f.cap = fit_open_files(o, o->ask && !o->yes ? f.n : f.limit, warnings);
-	f.pfd = xcalloc(2 * f.n, sizeof(*f.pfd));
-	f.who = xcalloc(2 * f.n, sizeof(*f.who));
-	deploy_hosts(&f, e);
-	ret = verdict(&f, e);
+	ret = fleet_deploy_hosts(&f, warnings, e);
 out:
 	if (have_roots) {
 		/* unlink the roots nix-store made (system, system-2, ...) */
@@ -657,19 +722,9 @@ out:
 		free(pat);
 		rmdir(roots);
 	}
-	for (size_t i = 0; f.hosts && i < f.n; i++) {
-		free(f.hosts[i].path);
-		free(f.hosts[i].phases);
-		cJSON_Delete(f.hosts[i].diff);
-		strbuf_release(&f.hosts[i].diff_text);
-		strbuf_release(&f.hosts[i].progress);
-		strbuf_release(&f.hosts[i].err);
-	}
-	free(f.hosts);
-	free(f.pfd);
-	free(f.who);
+	fleet_release(&f);
 	if (members)
-		fleet_members_free(members, f.n);
+		fleet_members_free(members, n);
 	strvec_clear(&names);
 	free(ref);
 	free(unused);

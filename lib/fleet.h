@@ -23,6 +23,9 @@
 struct fleet_member {
 	char *name;		/* nixosConfigurations name */
 	char *target;		/* [user@]host */
+	char *path;		/* NULL, or its system, built already (fleet_deploy) */
+	struct strvec args;	/* more options for its child, after the fleet's */
+	struct strvec env;	/* its child's environment changes (NAME=VALUE) */
 };
 
 /*
@@ -51,5 +54,14 @@ void fleet_child_argv(const struct options *o, const char *store_path,
  */
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e);
+
+/*
+ * Deploys members (their path set, built already; each with its own child
+ * options and environment) as fleet_run does after its build: the same
+ * scheduler, live lines, summary, --json and exit statuses. The members
+ * stay the caller's.
+ */
+int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
+		 const char *password, struct strvec *warnings, struct nrr_err *e);
 
 #endif

@@ -529,7 +529,8 @@ static int check(struct options *o, struct nrr_err *e)
 		if (o->flake || o->file || o->attr)
 			return nrr_fail(e, NRR_EUSAGE,
 					"--store-path cannot be used with --flake, --file or --attr");
-		if (!(needs & AN_ACTIVATES))
+		/* build --store-path P --target-host T only copies: apply push */
+		if (!(needs & AN_ACTIVATES) && (strcmp(o->action, "build") || !o->target_host))
 			return only_with("--store-path is only supported with",
 					 AN_ACTIVATES, 0, e);
 	}
