@@ -1,9 +1,11 @@
 #define _GNU_SOURCE
+#include "fleet.h"
 #include "fleetbuild.h"
 #include "nix.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,5 +121,97 @@ out:
 	strbuf_release(&out);
 	strbuf_release(&err);
 	strbuf_release(&expr);
+	return ret;
+}
+
+void fleet_members_free(struct fleet_member *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(m[i].name);
+		free(m[i].target);
+		free(m[i].path);
+		strvec_clear(&m[i].args);
+		strvec_clear(&m[i].env);
+	}
+	free(m);
+}
+
+static void add_member(struct fleet_member **m, size_t *n, const char *name,
+		       const char *target, const char *user)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*m)[i].name, name))
+			return;
+	*m = xrealloc(*m, (*n + 1) * sizeof(**m));
+	(*m)[*n].name = xstrdup(name);
+	(*m)[*n].path = NULL;
+	strvec_init(&(*m)[*n].args);
+	strvec_init(&(*m)[*n].env);
+	if (user && !strchr(target, '@'))
+		(*m)[*n].target = xstrfmt("%s@%s", user, target);
+	else
+		(*m)[*n].target = xstrdup(target);
+	(*n)++;
+}
+
+int fleet_expand(const char *spec, const struct strvec *all, const char *user,
+		 struct fleet_member **members, size_t *n, struct nrr_err *e)
+{
+	struct strvec items = STRVEC_INIT;
+	int ret = 0;
+
+	*members = NULL;
+	*n = 0;
+	for (const char *p = spec; *p;) {
+		size_t len = strcspn(p, ",");
+		if (len)
+			strvec_pushf(&items, "%.*s", (int)len, p);
+		p += len + (p[len] ? 1 : 0);
+	}
+	for (size_t i = 0; i < items.nr && !ret; i++) {
+		char *item = xstrdup(items.v[i]);
+		char *eq = strchr(item, '=');
+		const char *target = NULL;
+		if (eq) {
+			*eq = '\0';
+			target = eq + 1;
+		}
+		if (item[0] == '@') {
+			/* tags are a hive's; a flake's configurations have none */
+			nrr_fail(e, NRR_EUSAGE,
+				 "--on '%s': @tags select the nodes of a colmena hive, not supported here yet",
+				 item);
+			nrr_hint(e, "nixos-rebuild-remote apply switch --on '%s'", item);
+			ret = NRR_EUSAGE;
+		} else if (nix_check_config_name(item, e)) {
+			ret = e->status;
+		} else if (strpbrk(item, "*?[")) {
+			int hit = 0;
+			for (size_t k = 0; k < all->nr && !ret; k++)
+				if (!fnmatch(item, all->v[k], 0)) {
+					/* a name the flake chose goes into the --apply
+					 * expression too: the same check as a typed one */
+					if (nix_check_config_name(all->v[k], e)) {
+						ret = e->status;
+						break;
+					}
+					add_member(members, n, all->v[k],
+						   target ? target : all->v[k], user);
+					hit = 1;
+				}
+			if (!hit && !ret)
+				ret = nrr_fail(e, NRR_EUSAGE,
+					       "--on: '%s' matches no configuration", item);
+		} else if (all->nr && strvec_find(all, item) < 0) {
+			ret = nrr_fail(e, NRR_EUSAGE,
+				       "--on: there is no configuration '%s'", item);
+		} else {
+			add_member(members, n, item, target ? target : item, user);
+		}
+		free(item);
+	}
+	if (!ret && !*n)
+		ret = nrr_fail(e, NRR_EUSAGE, "--on: no hosts given");
+	strvec_clear(&items);
 	return ret;
 }

@@ -1,7 +1,8 @@
 /*
- * fleetbuild: the systems of a fleet (see fleet.h), evaluated in one nix
- * process and built in one nix call, so that nix schedules the builds
- * together and paths the hosts share are built once.
+ * fleetbuild: what a fleet is made of (see fleet.h): its members, chosen
+ * by --on (fleet_expand, declared in fleet.h), and their systems,
+ * evaluated in one nix process and built in one nix call, so that nix
+ * schedules the builds together and paths the hosts share are built once.
  */
 #ifndef NRR_FLEETBUILD_H
 #define NRR_FLEETBUILD_H
