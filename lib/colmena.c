@@ -301,6 +301,21 @@ static char *context_dir(const struct hive *h)
 	return xstrndup(h->where, slash == h->where ? 1 : (size_t)(slash - h->where));
 }
 
+/* Frees what a build of the selected nodes holds, and the hive. */
+static void release_selection(struct hive *h, size_t *sel, char **drv, char **out,
+			      int *built, size_t n)
+{
+	for (size_t i = 0; drv && i < n; i++) {
+		free(drv[i]);
+		free(out[i]);
+	}
+	free(drv);
+	free(out);
+	free(built);
+	free(sel);
+	hive_release(h);
+}
+
 static int keep_results(const struct colmena_opts *o, const struct hive *h,
 			const size_t *sel, char **out, const int *built, size_t n,
 			struct strvec *warnings, struct nrr_err *e)
@@ -422,15 +437,7 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);
 out:
-	for (size_t i = 0; drv && i < n; i++) {
-		free(drv[i]);
-		free(out[i]);
-	}
-	free(drv);
-	free(out);
-	free(built);
-	free(sel);
-	hive_release(&h);
+	release_selection(&h, sel, drv, out, built, n);
 	return st;
 }
 
@@ -588,15 +595,7 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		node_member(&h.nodes[sel[i]], out[i], &plan->members[i]);
 	plan->n = n;
 out:
-	for (size_t i = 0; drv && i < n; i++) {
-		free(drv[i]);
-		free(out[i]);
-	}
-	free(drv);
-	free(out);
-	free(built);
-	free(sel);
-	hive_release(&h);
+	release_selection(&h, sel, drv, out, built, n);
 	return st;
 }
 
