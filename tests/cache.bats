@@ -688,6 +688,23 @@ gen_cache() {
 	assert_line --index 1 --regexp "^cache $url up .* http=1 requests=401 connections=[1-3]$"
 }
 
+@test "query: an https cache's redirect to plain http is not followed; one to https is" {
+	command -v nginx >/dev/null || fail "nginx is not installed (make deps)"
+	gen_cache gen 3
+	plain=$(cache_serve_nginx "$PWD/gen")
+	secure=$(cache_serve_nginx "$PWD/gen" tls)
+	# the plain server serves them: the redirect is all that stands in the way
+	run -0 "${Q[@]}" --cache "$plain" --key "$GENKEY" --quiet --stats - <gen.paths
+	assert_line --index 0 "present 3 verified 3 absent 0 unknown 0"
+	down=$(cache_serve_nginx "$PWD/gen" "tls-redirect=$plain")
+	run -0 "${Q[@]}" --ca-file "$(cache_tls_cert)" --cache "$down" --key "$GENKEY" --quiet --stats - <gen.paths
+	refute_line --index 0 "present 3 verified 3 absent 0 unknown 0"
+	refute_output --partial "verified 3"
+	up=$(cache_serve_nginx "$PWD/gen" "tls-redirect=$secure")
+	run -0 "${Q[@]}" --ca-file "$(cache_tls_cert)" --cache "$up" --key "$GENKEY" --quiet --stats - <gen.paths
+	assert_line --index 0 "present 3 verified 3 absent 0 unknown 0"
+}
+
 @test "query: a certificate we do not trust makes the cache down, and says why" {
 	command -v nginx >/dev/null || fail "nginx is not installed (make deps)"
 	url=$(cache_serve_nginx "$CACHE" tls)

@@ -179,6 +179,12 @@ cache_serve_nginx() {
 		cache_tls_cert >/dev/null || return 1
 		tls="ssl_certificate $CACHE_SERVER_DIR/cert.pem; ssl_certificate_key $CACHE_SERVER_DIR/key.pem;"
 		;;
+	tls-redirect=*)
+		# https:// that sends every request on to another URL (a 302), for the redirect rules
+		listen=' ssl' scheme=https
+		cache_tls_cert >/dev/null || return 1
+		tls="ssl_certificate $CACHE_SERVER_DIR/cert.pem; ssl_certificate_key $CACHE_SERVER_DIR/key.pem; location / { return 302 ${mode#tls-redirect=}\$request_uri; }"
+		;;
 	*) _cache_err "cache_serve_nginx: unknown mode '$mode'"; return 1 ;;
 	esac
 	# Another process may take the port between the look and nginx's bind: try again.
