@@ -210,6 +210,28 @@ sudo_asks_again() {
 	done
 }
 
+@test "-S with --elevate run0: no password is sent (run0 never reads one)" {
+	retag run0pw
+	# t1 plays a systemd host: its systemd-run records what the unit's stdin carries, then
+	# runs the command as it is (root already)
+	cat >"$FLEET_DIR/t1/sbin/systemd-run" <<-'EOF'
+		#!/bin/sh
+		while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done
+		shift
+		tee -a /run/run0-stdin | "$@"
+	EOF
+	chmod 0755 "$FLEET_DIR/t1/sbin/systemd-run"
+	TYPED=hunter2 run nrr_tty switch --flake "$F#t1" --target-host t1 --elevate run0 -S
+	rm "$FLEET_DIR/t1/sbin/systemd-run"
+	assert_success
+	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --partial "switch "
+	# the conversation went through run0, without the password
+	run -0 fleet_exec t1 test -s /run/run0-stdin
+	run -1 fleet_exec t1 grep -c hunter2 /run/run0-stdin
+	fleet_exec t1 rm /run/run0-stdin
+}
+
 @test "Ctrl-C at the password prompt ends the run at once (exit 130); nothing reaches the host" {
 	retag ctrlc
 	fleet_reset_counts t1
