@@ -197,6 +197,9 @@ _fleet_users() {
 		deploy ALL=(ALL) ALL
 	EOF
 	chmod 0440 "$d/etc/sudoers"
+	# sudo looks up the machine's name (the hosts share its uts namespace) and complains on
+	# stderr where it does not resolve, as in a container made by debootstrap: it resolves here
+	printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost\n' "$(hostname)" >"$d/etc/hosts"
 	# pam_unix waits 2 s after a wrong password; tests that type one need not.
 	sed 's/pam_unix\.so/& nodelay/' /etc/pam.d/common-auth >"$d/etc/common-auth"
 }
