@@ -160,11 +160,14 @@ static void relay_run(struct relay *p)
 			{ .fd = &p->dst->err_fd, .sb = p->dst_err },
 			{ .fd = &p->dst->out_fd, .sb = p->dst_out },
 		};
-		if (!have)
+		/* a chunk is read only when the last one is written: what
+		 * chunk holds after pump is new only then */
+		int reading = !have;
+		if (reading)
 			strbuf_reset(&chunk);
 		if (pump(fds, sizeof(fds) / sizeof(fds[0]), -1) < 0)
 			break;
-		if (!have && chunk.len) {
+		if (reading && chunk.len) {
 			data = chunk.buf;
 			have = chunk.len;
 			p->bytes += chunk.len;
