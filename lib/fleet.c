@@ -308,10 +308,10 @@ static size_t fit_open_files(const struct options *o, size_t want,
 
 /*
  * One fleet run's hosts in flight, as samurai keeps its jobs: start_hosts
- * fills the free slots, wait_for_hosts polls every pipe of every host in
- * flight (the poll set is sized from the fleet: two fds a host), work_host
- * takes what one host said, and finish_host reaps a host once both its
- * pipes are closed.
+ * fills the free slots, wait_for_hosts pumps every pipe of every host in
+ * flight (run.c's pump; the set is sized from the fleet: two fds a host),
+ * work_report and work_stderr take what one host said, and finish_host
+ * reaps a host once both its pipes are closed.
  */
 struct fleet {
 	struct options *o;
@@ -324,8 +324,8 @@ struct fleet {
 	int stop;		/* no new host starts (a failure, an interrupt) */
 	int tty, color, drawn;
 	double t0, last_draw;	/* when the run began; the last live lines */
-	struct pollfd *pfd;
-	struct fleet_host **who;	/* whose fd each pfd is */
+	struct pump_fd *fds;	/* the pipes of the hosts in flight: two a host */
+	struct fleet_io *io;	/* whose each is, a host's one */
 };
 
 /* A timestamped line for h, when the run does not draw live lines. */
@@ -376,49 +376,58 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 }
 
 /* Takes what h said on fd: report lines, or output for its tail. */
-static void work_host(struct fleet *f, struct fleet_host *h, int fd)
+/* What a pipe of a host in flight belongs to, for pump()'s callbacks. */
+struct fleet_io {
+	struct fleet *f;
+	struct fleet_host *h;
+};
+
+/* The host's report pipe brought lines (appended to h->progress). */
+static void work_report(void *data, const char *buf, size_t n)
 {
-	if (fd == h->progress_fd) {
-		char before[32];
-		snprintf(before, sizeof(before), "%s", h->phase);
-		fd_drain(&h->progress_fd, &h->progress, -1);
-		read_report(h);
-		if (strcmp(before, h->phase))
-			note(f, h, "%s", h->phase);
-	} else {
-		fd_drain(&h->c.err_fd, &h->err, -1);
-		keep_tail(&h->err);
-	}
+	struct fleet_io *io = data;
+	char before[32];
+	(void)buf;
+	(void)n;
+	snprintf(before, sizeof(before), "%s", io->h->phase);
+	read_report(io->h);
+	if (strcmp(before, io->h->phase))
+		note(io->f, io->h, "%s", io->h->phase);
+}
+
+/* The host's stderr brought text (appended to h->err): keep its tail. */
+static void work_stderr(void *data, const char *buf, size_t n)
+{
+	struct fleet_io *io = data;
+	(void)buf;
+	(void)n;
+	keep_tail(&io->h->err);
 }
 
 /* Waits until some host says something (or a moment passes, for the
- * live lines), and takes what they said. */
+ * live lines), and takes what they said: run.c's pump over every pipe of
+ * every host in flight. */
 static void wait_for_hosts(struct fleet *f)
 {
-	nfds_t np = 0;
+	size_t nf = 0;
 
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
 		if (h->state != H_RUNNING)
 			continue;
-		if (h->progress_fd >= 0) {
-			f->who[np] = h;
-			f->pfd[np++] = (struct pollfd){ h->progress_fd, POLLIN, 0 };
-		}
-		if (h->c.err_fd >= 0) {
-			f->who[np] = h;
-			f->pfd[np++] = (struct pollfd){ h->c.err_fd, POLLIN, 0 };
-		}
+		f->io[i] = (struct fleet_io){ f, h };
+		if (h->progress_fd >= 0)
+			f->fds[nf++] = (struct pump_fd){ .fd = &h->progress_fd, .sb = &h->progress,
+							 .on_read = work_report, .data = &f->io[i] };
+		if (h->c.err_fd >= 0)
+			f->fds[nf++] = (struct pump_fd){ .fd = &h->c.err_fd, .sb = &h->err,
+							 .on_read = work_stderr, .data = &f->io[i] };
 	}
-	if (!np) {
+	if (!nf) {
 		usleep(20000);
 		return;
 	}
-	if (poll(f->pfd, np, f->tty ? 200 : 1000) <= 0)
-		return;
-	for (nfds_t k = 0; k < np; k++)
-		if (f->pfd[k].revents)
-			work_host(f, f->who[k], f->pfd[k].fd);
+	pump(f->fds, nf, f->tty ? 200 : 1000);
 }
 
 /* Reaps every host whose pipes are both closed. */
@@ -548,8 +557,8 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
 	f->cap = fit_open_files(o, o->ask && !o->yes ? f->n : f->limit, warnings);
-	f->pfd = xcalloc(2 * f->n + 1, sizeof(*f->pfd));
-	f->who = xcalloc(2 * f->n + 1, sizeof(*f->who));
+	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
+	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	deploy_hosts(f, e);
 	return verdict(f, e);
 }
@@ -565,8 +574,8 @@ static void fleet_release(struct fleet *f)
 		strbuf_release(&f->hosts[i].err);
 	}
 	free(f->hosts);
-	free(f->pfd);
-	free(f->who);
+	free(f->fds);
+	free(f->io);
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
