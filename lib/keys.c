@@ -268,6 +268,8 @@ static int load_command(struct key *k, size_t *cap, const char *node, struct nrr
 		return nrr_fail(e, NRR_EFAIL, "cannot run keyCommand of key '%s' of '%s': %s",
 				k->name, node, why);
 	}
+	/* not run.c's pump: the key goes straight into sodium memory, never
+	 * through a strbuf that would leave copies of it behind */
 	while (c.out_fd >= 0 || c.err_fd >= 0) {
 		struct pollfd p[2];
 		int n = 0, io = -1, ie = -1;

@@ -75,28 +75,18 @@ static int run_until(struct child *c, double deadline, struct strbuf *out,
 	if (child_start(c, &e))
 		return -1;
 	while (c->out_fd >= 0 || c->err_fd >= 0) {
-		struct pollfd p[2];
-		int n = 0, io = -1, ie = -1;
 		double left = deadline - now();
 		if (left <= 0 || run_interrupted()) {
 			child_kill(c, SIGKILL);
 			killed = 1;
 			left = 1;	/* now only reading what is left */
 		}
-		if (c->out_fd >= 0) {
-			p[n] = (struct pollfd){ c->out_fd, POLLIN, 0 };
-			io = n++;
-		}
-		if (c->err_fd >= 0) {
-			p[n] = (struct pollfd){ c->err_fd, POLLIN, 0 };
-			ie = n++;
-		}
-		if (poll(p, (nfds_t)n, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+		struct pump_fd fds[] = {
+			{ .fd = &c->out_fd, .sb = out },
+			{ .fd = &c->err_fd, .sb = err },
+		};
+		if (pump(fds, 2, (int)(left * 1000) + 1) < 0)
 			break;
-		if (io >= 0 && p[io].revents)
-			fd_drain(&c->out_fd, out, -1);
-		if (ie >= 0 && p[ie].revents)
-			fd_drain(&c->err_fd, err, -1);
 	}
 	int st = child_wait(c);
 	return killed ? -1 : st;
