@@ -76,12 +76,14 @@ refused_by() {
 	assert_failure
 }
 
-@test "forged facts about the host are refused, not printed (exit 14)" {
+@test "a forged line slipped before a list of paths is refused, not printed (exit 14)" {
 	retag f-probe
-	forge t1 's/^current=.*/current=\x1b]2;pwned\x07/'
+	# the store query carries no facts about the host any more (lib/scripts/query.sh); a
+	# line slipped in before the "--" of any list is refused wherever it lands
+	forge t1 's/^--$/current=\x1b]2;pwned\x07\n--/'
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host t1
+	# named in the message with its escape shown, never sent to the terminal
 	refused_by t1
-	assert_output --partial 'a fact about it is not printable'
 }
 
 @test "a forged machine name is refused (exit 14)" {

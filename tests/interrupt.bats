@@ -125,8 +125,8 @@ gone_from() {
 	# the evaluation (nix path-info --derivation), then a moment to be inside the sort, which
 	# takes half a minute and more
 	wait_for_local_proc 'path-info' || fail "no evaluation: $(cat "$BATS_TEST_TMPDIR/log")"
-	sleep 8
-	kill -INT "$FLEET_BG_PID"
+	sleep 1
+	kill -INT "$FLEET_BG_PID" || fail "the evaluation ended before the interrupt: $(cat "$BATS_TEST_TMPDIR/log")"
 	wait_nrr 5
 	assert_failure 130
 	assert_output --partial "error: interrupted"
