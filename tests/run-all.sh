@@ -11,12 +11,13 @@
 # skipped"; exits 1 unless both passes held.
 #
 #   sh tests/run-all.sh [FILE.bats...]    (default: every tests/*.bats)
-# NRR_CHECK_JOBS (default 1): bats files run at once.
+# NRR_CHECK_JOBS (default 2): bats files run at once (each file's fleet has addresses
+# and namespaces of its own; most of a file's time is ssh round trips and sleeps).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=99
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=99
-jobs=${NRR_CHECK_JOBS:-1}
+jobs=${NRR_CHECK_JOBS:-2}
 passed=0 failed=0 skipped=0 status=0
 # Everything runs in a mount namespace whose /nix and /etc/nix are empty
 # temp dirs: whatever a test evaluates outside the fleet's own namespaces
