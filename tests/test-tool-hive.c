@@ -21,15 +21,7 @@
 
 int test_tool_hive(int argc, const char **argv);
 
-static char *read_all(void)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
-		strbuf_add(&sb, buf, n);
-	return strbuf_detach(&sb);
-}
+char *test_tool_read_stdin(void);	/* test-tool.c */
 
 static const char *or_none(const char *s)
 {
@@ -107,7 +99,7 @@ int test_tool_hive(int argc, const char **argv)
 
 	o.config = take_config(&argc, &argv);
 	if (!strcmp(cmd, "hive-info") || !strcmp(cmd, "hive-select")) {
-		char *json = read_all();
+		char *json = test_tool_read_stdin();
 		st = hive_parse_info(&h, json, &e);
 		free(json);
 		if (!st && !strcmp(cmd, "hive-info"))

@@ -37,15 +37,7 @@
 
 int test_tool_remote(int argc, const char **argv);
 
-static char *slurp_stdin(void)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char buf[4096];
-	size_t n;
-	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
-		strbuf_add(&sb, buf, n);
-	return strbuf_detach(&sb);
-}
+char *test_tool_read_stdin(void);	/* test-tool.c */
 
 static int report(int st, const struct nrr_err *e)
 {
@@ -86,7 +78,7 @@ static void conn_close(struct conn *c)
 
 static int keys_json(struct keyset *ks, const char *node, struct nrr_err *e)
 {
-	char *text = slurp_stdin();
+	char *text = test_tool_read_stdin();
 	cJSON *j = cJSON_Parse(text);
 	int st;
 
@@ -230,7 +222,7 @@ static int cmd_exec(int argc, const char **argv)
 static int cmd_exec_lines(int argc, const char **argv)
 {
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
-	char *text = slurp_stdin();
+	char *text = test_tool_read_stdin();
 
 	strbuf_addstr(&in, text);
 	exec_prefix_lines(&out, argv[1], &in, argc > 2);

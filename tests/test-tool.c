@@ -18,7 +18,10 @@
 #include "../lib/quote.h"
 #include "../lib/ssh.h"
 
-static char *read_stdin(void)
+/* All of stdin, for the subcommands of every test-tool-*.c. The caller
+ * frees it. */
+char *test_tool_read_stdin(void);
+char *test_tool_read_stdin(void)
 {
 	struct strbuf sb = STRBUF_INIT;
 	char buf[4096];
@@ -97,7 +100,7 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "drv-system")) {
 		/* the derivation file's text on stdin */
-		char *text = read_stdin(), out[64];
+		char *text = test_tool_read_stdin(), out[64];
 		int ret = platform_drv_system(text, strlen(text), out, sizeof(out));
 		if (!ret)
 			puts(out);
@@ -112,7 +115,7 @@ int main(int argc, const char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "dry-run")) {
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		struct nix_dry_run dr;
 		nix_dry_run_parse(text, &dr);
 		printf("build=%zu fetch=%zu download=%.2f\n", dr.build, dr.fetch, dr.download_mib);
@@ -174,7 +177,7 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "ssh-config")) {
 		struct ssh_config c;
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		int r = ssh_config_parse(text, &c);
 		printf("ok=%d user=%s hostname=%s port=%d controlpath=%s\n", r == 0,
 		       c.user ? c.user : "", c.hostname ? c.hostname : "", c.port,
@@ -191,7 +194,7 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "ssh-hosts")) {
 		struct strvec h = STRVEC_INIT, inc = STRVEC_INIT;
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		ssh_config_hosts(text, &h, &inc);
 		print_vec("hosts", &h);
 		print_vec("includes", &inc);
@@ -208,7 +211,7 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "nix-error")) {
 		char buf[512];
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		nix_error_summary(text, buf, sizeof(buf));
 		printf("%s\nbuild=%d\n", buf, nix_error_is_build(text));
 		char *flag = nix_unknown_flag(text);
@@ -227,7 +230,7 @@ int main(int argc, const char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "build-json")) {
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		char *out = nix_build_json_out(text);
 		printf("%s\n", out ? out : "(none)");
 		free(out);
@@ -237,7 +240,7 @@ int main(int argc, const char **argv)
 	if (!strcmp(cmd, "generations")) {
 		struct generation *g;
 		int n;
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		generations_parse(text, &g, &n);
 		for (int i = 0; i < n; i++)
 			printf("%d %s%s\n", g[i].id, g[i].date, g[i].current ? " current" : "");
@@ -248,7 +251,7 @@ int main(int argc, const char **argv)
 	}
 	if (!strcmp(cmd, "query-missing")) {
 		struct strvec missing = STRVEC_INIT;
-		char *text = read_stdin();
+		char *text = test_tool_read_stdin();
 		closure_parse_missing(text, &missing);
 		print_vec("missing", &missing);
 		strvec_clear(&missing);
