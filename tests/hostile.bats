@@ -110,7 +110,8 @@ one_of() {
 	hostile_words "$CAN_REL"
 	expect=()
 	for name in "${WORDS[@]}"; do
-		run nrr boot --flake "$F#t1" --target-host t1 -p "$name"
+		# the system built once (toplevel): each name costs a deploy, not an evaluation
+		run nrr boot --store-path "$want" --target-host t1 -p "$name"
 		[ "$status" = 0 ] || fail "-p '$name': exit $status: $output"
 		got=$(fleet_exec t1 readlink -e "/nix/var/nix/profiles/system-profiles/$name") ||
 			fail "-p '$name' did not make that profile"
@@ -131,7 +132,7 @@ one_of() {
 	want=$(toplevel t2)
 	hostile_words "$CAN_REL"
 	for name in "${WORDS[@]}"; do
-		run nrr boot --flake "$F#t2" --target-host fishy@t2 -p "$name"
+		run nrr boot --store-path "$want" --target-host fishy@t2 -p "$name"
 		[ "$status" = 0 ] || fail "fishy, -p '$name': exit $status: $output"
 		got=$(fleet_exec t2 readlink -e "/nix/var/nix/profiles/system-profiles/$name") ||
 			fail "fishy, -p '$name' did not make that profile"

@@ -91,8 +91,17 @@ pass() {
 	assert_line 'error: pass: t/good.bats: bats printed no plan (1..N): it did not start'
 }
 
-@test "run-all.sh: both passes, the last line gives the counts" {
+@test "run-all.sh: a file runs against the sanitizer build; the last line gives the counts" {
 	run clean sh "$BATS_TEST_DIRNAME/run-all.sh" "$PWD/t/good.bats"
+	assert_success
+	refute_line --partial 'normal build'
+	assert_line 'skipped: sanitizer build: 1 x no frobnicator here'
+	assert_line --regexp '^time: sanitizer build: [0-9]+ s with 2 jobs; slowest: good [0-9]+ s$'
+	assert_line --index -1 '2 passed, 0 failed, 1 skipped'
+}
+
+@test "run-all.sh: NRR_CHECK_FULL=1 runs every file in both passes" {
+	run clean env NRR_CHECK_FULL=1 sh "$BATS_TEST_DIRNAME/run-all.sh" "$PWD/t/good.bats"
 	assert_success
 	assert_line 'skipped: normal build: 1 x no frobnicator here'
 	assert_line 'skipped: sanitizer build: 1 x no frobnicator here'
@@ -106,6 +115,6 @@ pass() {
 	PATH=$PWD/bin:$PATH run clean sh "$BATS_TEST_DIRNAME/run-all.sh" "$PWD/t/good.bats"
 	assert_failure 1
 	assert_line --partial 'error: cannot start the test sandbox'
-	assert_line "error: normal build: $PWD/t/good.bats: never ran (3 tests held): the sandbox or bats did not start"
-	assert_line --index -1 '0 passed, 6 failed, 0 skipped'
+	assert_line "error: sanitizer build: $PWD/t/good.bats: never ran (3 tests held): the sandbox or bats did not start"
+	assert_line --index -1 '0 passed, 3 failed, 0 skipped'
 }
