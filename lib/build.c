@@ -16,6 +16,15 @@
 #include <unistd.h>
 
 
+/* Of the build flags, only --builders concerns a realisation: -I and
+ * --show-trace were for the evaluation, -L is ours to show. */
+void build_push_builders(struct strvec *argv, const struct strvec *nix_build)
+{
+	for (size_t i = 0; i + 1 < nix_build->nr; i++)
+		if (!strcmp(nix_build->v[i], "--builders"))
+			strvec_pushl(argv, nix_build->v[i], nix_build->v[i + 1], NULL);
+}
+
 /* Flags for local evaluation and builds, by source. */
 static void push_local_flags(const struct deploy *d, struct strvec *argv)
 {
@@ -90,11 +99,7 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 		if (d->root_dir)
 			strvec_push(&argv, "--indirect");	/* Nix 2.8 needs it; later ones ignore it */
 		strvec_pushvec(&argv, &d->opt->nix_common);
-		/* of the build flags, only --builders concerns a build: -I and
-		 * --show-trace were for the evaluation, -L is ours to show */
-		for (size_t i = 0; i + 1 < b->nr; i++)
-			if (!strcmp(b->v[i], "--builders"))
-				strvec_pushl(&argv, b->v[i], b->v[i + 1], NULL);
+		build_push_builders(&argv, b);
 		if (strvec_find(b, "--print-build-logs") >= 0)
 			flags |= NIX_RUN_LOGS;
 	} else {

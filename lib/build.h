@@ -33,4 +33,9 @@ int build_preflight(struct deploy *d, const char *tail, struct nrr_err *e);
  */
 int build_evaluate(struct deploy *d, const char *tail, struct nrr_err *e);
 
+/* Appends to argv the flags of nix_build (options' G_BUILD flags) that a
+ * `nix-store --realise` needs: --builders, so that a build spreads over
+ * the user's build machines. */
+void build_push_builders(struct strvec *argv, const struct strvec *nix_build);
+
 #endif

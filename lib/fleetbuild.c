@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "fleet.h"
 #include "fleetbuild.h"
+#include "build.h"
 #include "nix.h"
 #include "strbuf.h"
 
@@ -109,6 +110,7 @@ int fleet_build_all(const struct options *o, const char *ref,
 		strvec_push(&argv, "--indirect");
 	}
 	strvec_pushvec(&argv, &o->nix_common);
+	build_push_builders(&argv, &o->nix_build);
 	st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
