@@ -363,6 +363,8 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 	while (!f->stop && f->running - asking < f->limit && f->running < f->cap &&
 	       f->next < f->n) {
 		struct fleet_host *h = &f->hosts[f->next++];
+		if (h->state != H_WAITING)
+			continue;	/* its evaluation failed (-k) */
 		if (start_host(f->o, h, f->password, e)) {
 			h->state = H_DONE;
 			h->status = e->status;

@@ -3,6 +3,8 @@
 #include "fleetbuild.h"
 #include "build.h"
 #include "nix.h"
+#include "quote.h"
+#include "run.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void push_flake_flags(const struct options *o, struct strvec *argv)
 {
@@ -53,42 +56,133 @@ int fleet_flake_names(const struct options *o, const char *ref,
 	return ret;
 }
 
-/* By name: nix build --json does not keep the installables' order. */
-int fleet_build_all(const struct options *o, const char *ref,
-		    struct fleet_host *hosts, size_t n, const char *roots,
-		    double *evaluated, struct strvec *warnings, struct nrr_err *e)
-{
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, expr = STRBUF_INIT;
-	char why[512];
-	int ret = 0;
+/* Hosts per evaluator below which another one does not pay: each evaluator
+ * starts by evaluating what every system shares (nixpkgs, the modules). */
+#define EVAL_MIN_HOSTS 8
+/* What one evaluator of a NixOS system may take, for the default number. */
+#define EVAL_BYTES (2ULL << 30)
 
-	/* names were checked by nix_check_config_name: safe in "..." */
+/* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
+static unsigned long long mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/* How many nix processes evaluate the n hosts' systems at once: --eval-jobs,
+ * or one per EVAL_MIN_HOSTS hosts, at most one per core and per EVAL_BYTES
+ * of available memory. */
+static size_t eval_jobs(const struct options *o, size_t n)
+{
+	size_t jobs;
+	if (o->eval_jobs > 0) {
+		jobs = (size_t)o->eval_jobs;
+	} else {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+		unsigned long long mem = mem_available();
+		jobs = (n + EVAL_MIN_HOSTS - 1) / EVAL_MIN_HOSTS;
+		if (cores > 0 && jobs > (size_t)cores)
+			jobs = (size_t)cores;
+		if (mem && jobs > mem / EVAL_BYTES)
+			jobs = (size_t)(mem / EVAL_BYTES);
+	}
+	if (jobs > n)
+		jobs = n;
+	return jobs ? jobs : 1;
+}
+
+/* The nix command that prints, as JSON by name, the drv and out paths of
+ * the systems of hosts[0..count). Names were checked by
+ * nix_check_config_name: safe in "...". */
+static void eval_argv(const struct options *o, const char *ref,
+		      const struct fleet_host *hosts, size_t count, struct strvec *argv)
+{
+	struct strbuf expr = STRBUF_INIT;
 	strbuf_addstr(&expr, "cs: builtins.listToAttrs (map (n: { name = n; value = "
 		      "let t = cs.${n}.config.system.build.toplevel; in "
 		      "{ drv = t.drvPath; out = t.outPath; }; }) [");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < count; i++)
 		strbuf_addf(&expr, " \"%s\"", hosts[i].m.name);
 	strbuf_addstr(&expr, " ])");
-	strvec_pushl(&argv, "nix", "--extra-experimental-features",
+	strvec_pushl(argv, "nix", "--extra-experimental-features",
 		     "nix-command flakes", "eval", "--json", NULL);
-	strvec_pushf(&argv, "%s#nixosConfigurations", ref);
-	strvec_pushl(&argv, "--apply", expr.buf, NULL);
-	push_flake_flags(o, &argv);
-	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
-	if (st) {
-		if (st > 0) {
-			nix_error_summary(err.buf, why, sizeof(why));
-			nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed: %s", why);
-		}
-		ret = e->status;
-		goto out;
+	strvec_pushf(argv, "%s#nixosConfigurations", ref);
+	strvec_pushl(argv, "--apply", expr.buf, NULL);
+	push_flake_flags(o, argv);
+	strbuf_release(&expr);
+}
+
+/* One evaluator's share of the hosts, and what it said. */
+struct eval_group {
+	size_t first, count;
+	struct strbuf out, err;
+	int status;
+};
+
+/*
+ * Evaluates the k groups at once (one nix process each; nix_run when there
+ * is one, for its handling of flags this nix lacks). Returns 0 with each
+ * group's status set, or -1 with e filled if nix could not be started.
+ */
+static int eval_groups(const struct options *o, const char *ref, struct fleet_host *hosts,
+		       struct eval_group *g, size_t k, struct strvec *warnings,
+		       struct nrr_err *e)
+{
+	if (k == 1) {
+		struct strvec argv = STRVEC_INIT;
+		eval_argv(o, ref, hosts + g->first, g->count, &argv);
+		g->status = nix_run(&argv, &g->out, &g->err, 0, o->verbose, warnings, e);
+		strvec_clear(&argv);
+		return g->status < 0 ? -1 : 0;
 	}
-	*evaluated = fleet_now();
-	cJSON *all = cJSON_Parse(out.buf);
-	strvec_clear(&argv);
-	strvec_pushl(&argv, "nix-store", "--realise", NULL);
-	for (size_t i = 0; i < n; i++) {
+	struct child *cs = xcalloc(k, sizeof(*cs));
+	struct strbuf *outs = xcalloc(k, sizeof(*outs)), *errs = xcalloc(k, sizeof(*errs));
+	int *sts = xcalloc(k, sizeof(*sts));
+	for (size_t i = 0; i < k; i++) {
+		child_init(&cs[i]);
+		cs[i].stop_group = 1;	/* an interrupt ends it at once */
+		eval_argv(o, ref, hosts + g[i].first, g[i].count, &cs[i].args);
+		strbuf_init(&outs[i]);
+		strbuf_init(&errs[i]);
+		sts[i] = -1;
+		if (o->verbose) {
+			struct strbuf sb = STRBUF_INIT;
+			sq_quote_argv(&sb, (const char *const *)cs[i].args.v);
+			fprintf(stderr, "$ %s\n", sb.buf);
+			strbuf_release(&sb);
+		}
+	}
+	int r = child_capture_all(cs, k, outs, errs, sts, e);
+	for (size_t i = 0; i < k; i++) {
+		strbuf_release(&g[i].out);
+		strbuf_release(&g[i].err);
+		g[i].out = outs[i];
+		g[i].err = errs[i];
+		g[i].status = sts[i];
+		child_clear(&cs[i]);
+	}
+	free(cs);
+	free(outs);
+	free(errs);
+	free(sts);
+	return r;
+}
+
+/* Sets the paths of g's hosts from its JSON and pushes their drvs. */
+static int take_paths(struct fleet_host *hosts, const struct eval_group *g,
+		      struct strvec *drvs, struct nrr_err *e)
+{
+	cJSON *all = cJSON_Parse(g->out.buf);
+	int ret = 0;
+	for (size_t i = g->first; i < g->first + g->count; i++) {
 		cJSON *h = cJSON_GetObjectItemCaseSensitive(all, hosts[i].m.name);
 		cJSON *drv = cJSON_GetObjectItemCaseSensitive(h, "drv");
 		cJSON *p = cJSON_GetObjectItemCaseSensitive(h, "out");
@@ -98,9 +192,119 @@ int fleet_build_all(const struct options *o, const char *ref,
 			break;
 		}
 		hosts[i].path = xstrdup(p->valuestring);
-		strvec_push(&argv, drv->valuestring);
+		strvec_push(drvs, drv->valuestring);
 	}
 	cJSON_Delete(all);
+	return ret;
+}
+
+/* With -k: the host whose evaluation failed is done, failed, and named. */
+static void eval_failed(struct fleet_host *h, const char *err)
+{
+	char why[512];
+	nix_error_summary(err, why, sizeof(why));
+	h->state = H_DONE;
+	h->status = NRR_EEVAL;
+	snprintf(h->step, sizeof(h->step), "evaluate");
+	snprintf(h->message, sizeof(h->message), "evaluating its system failed: %s", why);
+	fprintf(stderr, "error: %s: evaluating its system failed: %s\n", h->m.name, why);
+}
+
+/*
+ * Evaluates the hosts' systems, jobs groups at once. Without -k the first
+ * failure fails them all. With -k a failed group's hosts are evaluated
+ * again one by one, so that only the hosts whose own evaluation fails are
+ * failed (eval_failed) while the others go on.
+ */
+static int eval_hosts(const struct options *o, const char *ref, struct fleet_host *hosts,
+		      size_t n, struct strvec *drvs, struct strvec *warnings, struct nrr_err *e)
+{
+	size_t jobs = eval_jobs(o, n), ok = 0;
+	struct eval_group *g = xcalloc(n, sizeof(*g));
+	int ret = 0;
+
+	for (size_t i = 0, first = 0; i < jobs; i++) {
+		g[i].first = first;
+		g[i].count = n / jobs + (i < n % jobs);
+		first += g[i].count;
+	}
+	for (size_t i = 0; i < n; i++) {
+		strbuf_init(&g[i].out);
+		strbuf_init(&g[i].err);
+	}
+	if (eval_groups(o, ref, hosts, g, jobs, warnings, e)) {
+		ret = e->status;
+		goto out;
+	}
+	/* the hosts of failed groups, one per group, jobs at a time */
+	size_t nsingle = 0;
+	struct eval_group *single = xcalloc(n, sizeof(*single));
+	for (size_t i = 0; i < jobs && !ret; i++) {
+		if (!g[i].status) {
+			ret = take_paths(hosts, &g[i], drvs, e);
+			ok += g[i].count;
+		} else if (!o->keep_going || run_interrupted()) {
+			char why[512];
+			nix_error_summary(g[i].err.buf, why, sizeof(why));
+			ret = nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed: %s", why);
+			nrr_hint(e, "with -k (--keep-going) the other hosts go on");
+		} else if (g[i].count == 1) {
+			eval_failed(&hosts[g[i].first], g[i].err.buf);
+		} else {
+			for (size_t j = g[i].first; j < g[i].first + g[i].count; j++) {
+				single[nsingle].first = j;
+				single[nsingle].count = 1;
+				strbuf_init(&single[nsingle].out);
+				strbuf_init(&single[nsingle].err);
+				nsingle++;
+			}
+		}
+	}
+	for (size_t at = 0; at < nsingle && !ret; at += jobs) {
+		size_t k = nsingle - at < jobs ? nsingle - at : jobs;
+		if (eval_groups(o, ref, hosts, single + at, k, warnings, e)) {
+			ret = e->status;
+			break;
+		}
+		for (size_t i = at; i < at + k && !ret; i++) {
+			if (single[i].status) {
+				eval_failed(&hosts[single[i].first], single[i].err.buf);
+			} else {
+				ret = take_paths(hosts, &single[i], drvs, e);
+				ok++;
+			}
+		}
+	}
+	for (size_t i = 0; i < nsingle; i++) {
+		strbuf_release(&single[i].out);
+		strbuf_release(&single[i].err);
+	}
+	free(single);
+	if (!ret && run_interrupted())
+		ret = nrr_fail(e, NRR_EINT, "interrupted");
+	if (!ret && !ok)
+		ret = nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed for every host");
+out:
+	for (size_t i = 0; i < n; i++) {
+		strbuf_release(&g[i].out);
+		strbuf_release(&g[i].err);
+	}
+	free(g);
+	return ret;
+}
+
+int fleet_build_all(const struct options *o, const char *ref,
+		    struct fleet_host *hosts, size_t n, const char *roots,
+		    double *evaluated, struct strvec *warnings, struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	char why[512];
+	int ret;
+
+	strvec_pushl(&argv, "nix-store", "--realise", NULL);
+	ret = eval_hosts(o, ref, hosts, n, &argv, warnings, e);
+	*evaluated = fleet_now();
 	if (ret)
 		goto out;
 	/* GC roots for the deploy's duration, in a directory of our own */
@@ -111,7 +315,7 @@ int fleet_build_all(const struct options *o, const char *ref,
 	}
 	strvec_pushvec(&argv, &o->nix_common);
 	build_push_builders(&argv, &o->nix_build);
-	st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
+	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
 		nrr_fail(e, NRR_ENOSTART, "building the fleet's systems failed: %s", why);
@@ -122,7 +326,6 @@ out:
 	strvec_clear(&argv);
 	strbuf_release(&out);
 	strbuf_release(&err);
-	strbuf_release(&expr);
 	return ret;
 }
 

@@ -61,6 +61,8 @@ const struct option_spec option_table[] = {
 	  "deploy these configurations (comma-separated, globs, NAME=TARGET), each to the host of its name" },
 	{ "parallel", 0, 1, OPT_PARALLEL, 0, OF_NEW, S_HOSTS, "N",
 	  "with --on: hosts in flight at once (default 10, 0: all)" },
+	{ "eval-jobs", 0, 1, OPT_EVAL_JOBS, 0, OF_NEW, S_HOSTS, "N",
+	  "with --on: nix processes evaluating the systems at once (default: by hosts, cores and memory)" },
 	{ "target-user", 0, 1, OPT_TARGET_USER, 0, OF_NEW, S_HOSTS, "USER",
 	  "with --on: log in to every host as USER" },
 	{ "progress-fd", 0, 1, OPT_PROGRESS_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
@@ -255,6 +257,7 @@ static int apply_one(struct options *o, const struct option_spec *s,
 	case OPT_ON: o->on = vals[0]; return 0;
 	case OPT_TARGET_USER: o->target_user = vals[0]; return 0;
 	case OPT_PARALLEL:
+	case OPT_EVAL_JOBS:
 	case OPT_PROGRESS_FD:
 	case OPT_PASSWORD_FD: {
 		char *end;
@@ -264,6 +267,8 @@ static int apply_one(struct options *o, const struct option_spec *s,
 					spelled, vals[0]);
 		if (s->id == OPT_PARALLEL)
 			o->parallel = (int)v;
+		else if (s->id == OPT_EVAL_JOBS)
+			o->eval_jobs = (int)v;
 		else if (s->id == OPT_PROGRESS_FD)
 			o->progress_fd = (int)v;
 		else
@@ -561,8 +566,8 @@ static int check(struct options *o, struct nrr_err *e)
 					"--build-host, --store-path, --rollback, --file and --attr");
 		if (!o->flake)
 			o->flake = ".";
-	} else if (o->target_user || o->parallel != 10) {
-		return nrr_fail(e, NRR_EUSAGE, "--target-user and --parallel go with --on");
+	} else if (o->target_user || o->parallel != 10 || o->eval_jobs) {
+		return nrr_fail(e, NRR_EUSAGE, "--target-user, --parallel and --eval-jobs go with --on");
 	}
 	if (o->confirm_timeout && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,

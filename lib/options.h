@@ -43,7 +43,7 @@ enum opt_id {
 	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
 	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
-	OPT_ON, OPT_PARALLEL, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
+	OPT_ON, OPT_PARALLEL, OPT_EVAL_JOBS, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -107,6 +107,7 @@ struct options {
 	/* fleets: --on NAMES */
 	const char *on, *target_user;
 	int parallel;		/* hosts in flight; 0: no limit */
+	int eval_jobs;		/* --eval-jobs; 0: chosen by fleet_build_all */
 	int keep_going;		/* -k: also go on with other hosts */
 	int progress_fd, password_fd;	/* a fleet's child: how it reports */
 	int no_build_output;

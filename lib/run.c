@@ -573,3 +573,51 @@ int child_run(const struct strvec *argv, struct nrr_err *e)
 	return st ? nrr_fail(e, NRR_EFAIL, "'%s' failed with status %d",
 			     argv->v[0], st) : 0;
 }
+
+int child_capture_all(struct child *cs, size_t n, struct strbuf *outs,
+		      struct strbuf *errs, int *sts, struct nrr_err *e)
+{
+	struct pump_fd *fds = xcalloc(n ? 2 * n : 1, sizeof(*fds));
+	size_t started = 0;
+	int ret = 0;
+
+	for (; started < n; started++) {
+		struct child *c = &cs[started];
+		c->in = CHILD_NULL;
+		c->out = CHILD_PIPE;
+		c->err = CHILD_PIPE;
+		if (child_start(c, e)) {
+			ret = -1;
+			break;
+		}
+		fds[2 * started] = (struct pump_fd){ .fd = &c->out_fd, .sb = &outs[started] };
+		fds[2 * started + 1] = (struct pump_fd){ .fd = &c->err_fd, .sb = &errs[started] };
+	}
+	struct timespec grace_end = { 0, 0 };
+	for (;;) {
+		int timeout = -1;
+		if (run_interrupted()) {
+			/* as child_capture: a moment, then the evaluators' groups go */
+			long left = grace_left(&grace_end, 250);
+			if (left <= 0) {
+				for (size_t i = 0; i < started; i++)
+					if (cs[i].stop_group && cs[i].pid > 0)
+						kill(-cs[i].pid, SIGKILL);
+				break;
+			}
+			timeout = (int)left;
+		}
+		if (pump(fds, 2 * started, timeout) < 0)
+			break;
+	}
+	for (size_t i = 0; i < started; i++) {
+		for (int *fd = &cs[i].out_fd; fd; fd = fd == &cs[i].out_fd ? &cs[i].err_fd : NULL)
+			if (*fd >= 0) {
+				close(*fd);
+				*fd = -1;
+			}
+		sts[i] = child_wait(&cs[i]);
+	}
+	free(fds);
+	return ret;
+}
