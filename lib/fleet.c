@@ -4,6 +4,7 @@
 #include "fleetview.h"
 #include "fleetproto.h"
 #include "prompt.h"
+#include "pushto.h"
 #include "quote.h"
 #include "nix.h"
 #include "run.h"
@@ -43,6 +44,11 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
 	if (o->ask && !o->yes)
 		strvec_push(argv, "--ask");
+	/* the cache route: the fleet pushed; each host checks and fetches */
+	if (o->cache_url)
+		strvec_pushl(argv, "--cache-url", o->cache_url, NULL);
+	if (o->cache_key)
+		strvec_pushl(argv, "--cache-key", o->cache_key, NULL);
 }
 
 /* Shows the child's command line, as --debug and -v show commands. */
@@ -153,7 +159,8 @@ static void read_report(struct fleet_host *h)
 			set_phase(h, m.text);
 			break;
 		case FLEETPROTO_SAY:
-			strbuf_addf(&h->diff_text, "%s\n", m.text);
+			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
+								       : &h->diff_text, "%s\n", m.text);
 			break;
 		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
@@ -503,6 +510,9 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 		else if (hosts[i].status)
 			failed++;
 	}
+	/* each host's plan, in the order of the hosts */
+	for (size_t i = 0; i < n; i++)
+		fputs(hosts[i].plan_text.buf, stderr);
 	if (o->diff == 1 || (o->diff < 0 && f->tty))
 		for (size_t i = 0; i < n; i++)
 			if (hosts[i].diff_text.len)
@@ -536,6 +546,7 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 		h->progress_fd = -1;
 		h->answer_fd = -1;
 		strbuf_init(&h->diff_text);
+		strbuf_init(&h->plan_text);
 		strbuf_init(&h->progress);
 		strbuf_init(&h->err);
 		if (strlen(members[i].name) > f->namew)
@@ -570,6 +581,7 @@ static void fleet_release(struct fleet *f)
 		free(f->hosts[i].phases);
 		cJSON_Delete(f->hosts[i].diff);
 		strbuf_release(&f->hosts[i].diff_text);
+		strbuf_release(&f->hosts[i].plan_text);
 		strbuf_release(&f->hosts[i].progress);
 		strbuf_release(&f->hosts[i].err);
 	}
@@ -623,6 +635,18 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	for (size_t i = 0; i < f.n; i++) {
 		f.hosts[i].phases[0].end = evaluated;
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
+	}
+	if (o->push_to) {
+		/* the closures of all hosts, once, before any host starts */
+		struct strvec tops = STRVEC_INIT;
+		unsigned long long relayed = 0;
+		for (size_t i = 0; i < f.n; i++)
+			if (f.hosts[i].path && strvec_find(&tops, f.hosts[i].path) < 0)
+				strvec_push(&tops, f.hosts[i].path);
+		ret = pushto_push(o, &tops, 0, warnings, &relayed, e);
+		strvec_clear(&tops);
+		if (ret)
+			goto out;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:

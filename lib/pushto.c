@@ -30,9 +30,10 @@ int pushto_check_options(struct options *o, struct nrr_err *e)
 		if (!o->cache_url)
 			return 0;
 	}
-	if (o->action && !(needs & AN_ACTIVATES))
+	/* dry-build --target-host shows the route's plan */
+	if (o->action && !(needs & AN_ACTIVATES) && !(needs & AN_DRY))
 		return nrr_fail(e, NRR_EUSAGE,
-				"--push-to and --cache-url are for actions that activate (switch, boot, test, dry-activate)");
+				"--push-to and --cache-url are for switch, boot, test, dry-activate and dry-build");
 	if (o->action && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--push-to and --cache-url need --target-host or --on: the targets fetch from the cache");
