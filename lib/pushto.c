@@ -165,7 +165,10 @@ static int push_here(struct options *o, const struct host *local,
 		nix_push_command(&argv, "store");
 		strvec_pushl(&argv, "sign", "--key-file", key, "--recursive", NULL);
 		strvec_pushvec(&argv, toplevels);
-		st = nix_run(&argv, NULL, NULL, NIX_RUN_QUIET, o->debug, warnings, e);
+		struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
+		st = nix_run(&argv, &sout, &serr, NIX_RUN_QUIET, o->debug, warnings, e);
+		strbuf_release(&sout);
+		strbuf_release(&serr);
 		if (st) {
 			ret = st < 0 ? e->status
 				     : nrr_fail(e, NRR_ECOPY, "signing the closure with '%s' failed", key);
@@ -181,8 +184,8 @@ static int push_here(struct options *o, const struct host *local,
 		strvec_pushf(&argv, "%s%csecret-key=%s", o->push_to,
 			     strchr(o->push_to, '?') ? '&' : '?', key);
 	strvec_pushvec(&argv, toplevels);
-	struct strbuf err = STRBUF_INIT;
-	st = nix_run(&argv, NULL, &err, NIX_RUN_QUIET, o->debug, warnings, e);
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	st = nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->debug, warnings, e);
 	if (st > 0) {
 		char why[512];
 		nix_error_summary(err.buf, why, sizeof(why));
@@ -192,6 +195,7 @@ static int push_here(struct options *o, const struct host *local,
 	} else {
 		print_cache_plan("", o->push_to, closure->nr, bytes, 0);
 	}
+	strbuf_release(&out);
 	strbuf_release(&err);
 out:
 	strvec_clear(&argv);
@@ -211,14 +215,13 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *l
 	struct strvec args = STRVEC_INIT;
 	unsigned long long size = 0;
 	struct nrr_err ignored;
-	int ret, connected = 0;
+	int ret;
 
 	memset(&sh, 0, sizeof(sh));
-	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)))
-		return ret;
-	if ((ret = ssh_host_connect(ctx, &sh, e)))
+	child_init(&sh.master_proc);
+	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)) ||
+	    (ret = ssh_host_connect(ctx, &sh, e)))
 		goto out;
-	connected = 1;
 	if ((ret = closure_query(&cache, closure, 0, &missing, e)))
 		goto out;
 	if (missing.nr && closure_size(local, &missing, &size, &ignored))
@@ -255,8 +258,7 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *l
 		}
 	}
 out:
-	if (connected || ret)
-		ssh_host_release(ctx, &sh);
+	ssh_host_release(ctx, &sh);
 	strvec_clear(&args);
 	strvec_clear(&missing);
 	strbuf_release(&out);
