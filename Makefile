@@ -42,7 +42,7 @@ SCRIPTS = lib/scripts/activate.sh lib/scripts/booted.sh lib/scripts/closure.sh l
 	lib/scripts/profile.sh lib/scripts/pushcache.sh lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/reboot.sh \
 	lib/scripts/run0.sh lib/scripts/size.sh lib/scripts/unroot.sh
 SCRIPT_DEFS = lib/scripts/activate.def lib/scripts/generations.def lib/scripts/keys.def \
-	lib/scripts/query.def lib/scripts/reboot.def
+	lib/scripts/pushcache.def lib/scripts/query.def lib/scripts/reboot.def
 
 all: $(PROG) tests/test-tool
 

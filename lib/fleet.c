@@ -25,6 +25,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * Whether every host waits before it activates until the fleet answers
+ * (its child gets --ask): for --ask's question, and for the cache route,
+ * so that every host is checked against the cache before any is
+ * activated (see answer_hosts).
+ */
+static int holds(const struct options *o)
+{
+	return (o->ask && !o->yes) || o->push_to;
+}
+
 void fleet_child_argv(const struct options *o, const char *store_path,
 		      const char *target, int password, struct strvec *argv)
 {
@@ -42,7 +53,7 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
 	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
 			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
-	if (o->ask && !o->yes)
+	if (holds(o))
 		strvec_push(argv, "--ask");
 	/* the cache route: the fleet pushed; each host checks and fetches */
 	if (o->cache_url)
@@ -104,7 +115,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	h->c.err = CHILD_PIPE;
 	h->c.map_fd = rep[1];
 	h->c.map_to = 3;
-	if (password || (o->ask && !o->yes)) {
+	if (password || holds(o)) {
 		/* the password waits in a pipe of its own, never in argv or env;
 		 * --ask's answer comes the same way, later */
 		if (pipe2(pw, O_CLOEXEC)) {
@@ -136,7 +147,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		}
 		strbuf_release_secret(&sb);
 	}
-	if (o->ask && !o->yes) {
+	if (holds(o)) {
 		h->answer_fd = pw[1];
 	} else if (pw[1] >= 0) {
 		close(pw[1]);
@@ -227,6 +238,8 @@ static void finish_host(struct fleet_host *h)
 	child_clear(&h->c);
 }
 
+static void answer_hosts(struct fleet_host *hosts, size_t n, int yes);
+
 /* Every host still running waits at --ask's question: shows their diffs
  * and asks once for all of them. */
 static void ask_fleet(struct fleet_host *hosts, size_t n)
@@ -250,6 +263,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 	int yes = asking > 1
 		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
 		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
+	answer_hosts(hosts, n, yes);
+	strbuf_release(&q);
+}
+
+/* Answers every host waiting before activation: yes or no. */
+static void answer_hosts(struct fleet_host *hosts, size_t n, int yes)
+{
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
 		if (!h->asking)
@@ -262,14 +282,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		h->asking = 0;
 		set_phase(h, yes ? "activate" : "declined");
 	}
-	strbuf_release(&q);
 }
 
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
  * and with --ask its stdin, kept for the answer. */
 static size_t fds_per_host(const struct options *o)
 {
-	return o->ask && !o->yes ? 3 : 2;
+	return holds(o) ? 3 : 2;
 }
 
 /* How many fds this process has open now (Linux; else a guess). */
@@ -477,8 +496,18 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		size_t asking = count_asking(f);
 		if (asking && asking == f->running &&
 		    (f->stop || f->next == f->n || f->running >= f->cap)) {
-			ask_fleet(f->hosts, f->n);
-			f->drawn = 0;
+			if (f->o->ask && !f->o->yes) {
+				ask_fleet(f->hosts, f->n);
+				f->drawn = 0;
+			} else {
+				/* the cache route: every host checked; after a
+				 * failure none is activated, unless -k */
+				if (f->stop)
+					fprintf(stderr, "not activating the hosts that are ready (%zu): "
+						"another failed (-k/--keep-going activates them)\n",
+						asking);
+				answer_hosts(f->hosts, f->n, !f->stop);
+			}
 			continue;
 		}
 		wait_for_hosts(f);
@@ -567,7 +596,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
-	f->cap = fit_open_files(o, o->ask && !o->yes ? f->n : f->limit, warnings);
+	f->cap = fit_open_files(o, holds(o) ? f->n : f->limit, warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	deploy_hosts(f, e);

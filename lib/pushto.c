@@ -244,7 +244,7 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *l
 	if (st < 0) {
 		ret = e->status;
 	} else if (st || strncmp(out.buf, "key ", 4)) {
-		ret = nrr_fail(e, st == 3 ? NRR_EUSAGE : NRR_ECOPY,
+		ret = nrr_fail(e, st == PUSHCACHE_ST_NOKEY ? NRR_EUSAGE : NRR_ECOPY,
 			       "writing the cache '%s' on '%s' failed: %s", o->push_to,
 			       o->cache_host, why);
 	} else {

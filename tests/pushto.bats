@@ -98,7 +98,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[ "$(imports cache)" = 0 ]
 }
 
-@test "a target that does not trust the key is named before it is activated; the others go on" {
+@test "a target that does not trust the key is named before anything is activated" {
 	retag lan2
 	point t1 "$URL" "$CACHE_PK"
 	point t2 "$URL" "$(cat "$C/pk")"
@@ -109,10 +109,18 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"trusted-public-keys"*"nothing was changed"* ]]
 	[ "$(profile_of t2)" = "$before" ]
 	[ "$(imports t2)" = 0 ]
-	# in a fleet: t2 fails (named in the summary), t1 is deployed
+	# in a fleet every host is checked before any is activated: t2 is
+	# named, and t1, ready, is not activated either
+	t1_before=$(profile_of t1)
 	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
 	assert_failure 12
 	[[ $stderr == *"== t2 (t2): 't2' would not fetch from the cache: it does not trust the key"* ]]
+	[[ $stderr == *"not activating the hosts that are ready (1): another failed (-k/--keep-going activates them)"* ]]
+	[ "$(profile_of t1)" = "$t1_before" ]
+	[ "$(profile_of t2)" = "$before" ]
+	# -k: the others are activated
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL" -k
+	assert_failure 12
 	[ "$(profile_of t1)" = "$(toplevel t1)" ]
 	[ "$(profile_of t2)" = "$before" ]
 }
