@@ -9,7 +9,9 @@ PATH=$PATH:/run/current-system/sw/bin:/nix/var/nix/profiles/default/bin
 url=$1 key=$2
 shift 2
 if [ -z "$key" ]; then
-	key=$(nix --extra-experimental-features nix-command show-config 2>/dev/null |
+	# show-config (Nix 2.8) is config show from 2.20
+	key=$({ nix --extra-experimental-features nix-command show-config 2>/dev/null ||
+		nix --extra-experimental-features nix-command config show 2>/dev/null; } |
 		sed -n 's/^secret-key-files = *//p' | cut -d' ' -f1)
 	if [ -z "$key" ]; then
 		echo "no signing key: no --sign-key and no secret-key-files in its nix.conf" >&2
