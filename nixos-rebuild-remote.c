@@ -32,6 +32,7 @@
 #include "lib/diffshow.h"
 #include "lib/pkgdiff.h"
 #include "lib/prompt.h"
+#include "lib/pushto.h"
 #include "lib/report.h"
 #include "lib/run.h"
 
@@ -245,6 +246,57 @@ static int upgrade_channels(struct run *r)
 				  &r->err);
 }
 
+/* --push-to: the closure once to the cache (dry: only the cache's plan). */
+static int push_closure(struct run *r, int dry)
+{
+	struct strvec tops = STRVEC_INIT;
+	unsigned long long relayed = 0;
+	int ret;
+
+	strvec_push(&tops, r->d.toplevel);
+	deploy_phase(&r->d, "push");
+	ret = pushto_push(&r->opt, &tops, dry, r->d.warnings, &relayed, &r->err);
+	strvec_clear(&tops);
+	return ret;
+}
+
+/*
+ * dry-build --target-host: each route's plan for the target, when the
+ * system is built here already (else what it holds is not known yet).
+ */
+static int plan_target(struct run *r, const char *tail)
+{
+	struct deploy *d = &r->d;
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT;
+	struct nrr_err ignored;
+	int ret = 0;
+
+	if (!d->toplevel) {
+		if ((ret = build_evaluate(d, tail, &r->err)))
+			goto out;
+		strvec_pushl(&argv, "nix-store", "--query", "--outputs", d->drv, NULL);
+		if (!nix_capture(&argv, &out, NULL)) {
+			strbuf_rtrim(&out);
+			if (out.len && !strchr(out.buf, '\n'))
+				d->toplevel = strbuf_detach(&out);
+		}
+	}
+	if (!d->toplevel || closure_of(&d->local, d->toplevel, &d->closure, &ignored)) {
+		fprintf(stderr, "plan for '%s': not known until the system is built here "
+			"(build it, then dry-build again)\n", d->target.name);
+		goto out;
+	}
+	if (r->opt.push_to && (ret = push_closure(r, 1)))
+		goto out;
+	if (!(ret = deploy_connect(d, 1, 0, &r->err)))
+		ret = deploy_plan_target(d, &r->err);
+out:
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	return ret;
+}
+
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -289,10 +341,14 @@ static int do_build_and_activate(struct run *r)
 				p->build, d->build_remote ? "on '" : "here",
 				d->build_remote ? d->build.name : "", d->build_remote ? "'" : "",
 				p->fetch_here, p->download_mib);
+		if (d->target_remote && !d->build_remote && (ret = plan_target(r, tail)))
+			return ret;
 		if (r->opt.json)
 			report_json(&r->d, r->opt.action, 0, NULL, &r->diff);
 		return 0;
 	}
+	if (activating && r->opt.push_to && (ret = push_closure(r, 0)))
+		return ret;
 	if (!activating && d->target_remote && (ret = deploy_copy(d, &r->err)))
 		return ret;
 	if (activating) {

@@ -6,6 +6,7 @@
 #include "fleetproto.h"
 #include "nix.h"
 #include "progress.h"
+#include "pushto.h"
 #include "quote.h"
 #include "scripts.h"
 
@@ -372,6 +373,8 @@ static void print_plan(const struct deploy *d)
 		}
 	}
 	fprintf(stderr, "%s\n", sb.buf);
+	/* a fleet shows its hosts' plans together */
+	fleetproto_say(d->progress_fd, sb.buf);
 	strbuf_release(&sb);
 }
 
@@ -397,8 +400,21 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 	nix_settings_init(&ns);
 	cache_config_init(&cfg);
 	if (nixconf->len && !nix_settings_from_json(&ns, nixconf->buf, nixconf->len, &qe)) {
+		/* the cache route: this host must fetch from the cache, or it
+		 * fails here, unchanged (see pushto.h for why not relay) */
+		if (d->opt->cache_url &&
+		    (ret = pushto_check_target(d->target.name, &ns, d->opt->cache_url,
+					       d->opt->cache_key, e)))
+			goto out;
 		cache_config_from_settings(&cfg, &ns);
-		if (!cache_query(&cfg, a->missing, &res, &qe)) {
+		if (d->opt->cache_url && d->plan_only) {
+			/* dry-build: nothing was pushed; the cache would serve all of it */
+			for (size_t i = 0; i < a->missing->nr; i++)
+				strvec_push(&fetch, a->missing->v[i]);
+			if (fetch.nr && closure_size(d->built_at == AT_BUILD ? &d->build : &d->local,
+						     &fetch, &p->fetch_bytes, &qe))
+				p->fetch_bytes = 0;
+		} else if (!cache_query(&cfg, a->missing, &res, &qe)) {
 			for (size_t i = 0; i < res.nr; i++) {
 				struct cache_answer *an = &res.answers[i];
 				if (an->state == CACHE_PRESENT &&
@@ -412,12 +428,18 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 				if (res.caches[i].error && d->trace)
 					strvec_push(d->warnings, res.caches[i].error);
 		}
+	} else if (d->opt->cache_url) {
+		ret = nrr_fail(e, NRR_ECHECK,
+			       "cannot tell whether '%s' would fetch from the cache: %s",
+			       d->target.name, qe.msg[0] ? qe.msg : "it did not send its nix settings");
+		nrr_hint(e, "nothing was changed; deploy that host without --push-to");
+		goto out;
 	}
 	if (qe.msg[0])
 		strvec_pushf(d->warnings, "cannot ask '%s''s caches: %s; pushing everything",
 			     d->target.name, qe.msg);
 	p->known = 1;
-	p->auto_fetch = a->substitute == 2;
+	p->auto_fetch = a->substitute == 2 || (d->opt->cache_url && d->plan_only);
 	p->paths = d->closure.nr;
 	p->present = d->closure.nr - a->missing->nr;
 	p->fetch = fetch.nr;
@@ -430,15 +452,51 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 				    &push, &p->push_bytes, &qe))
 		p->push_bytes = 0;
 	print_plan(d);
-	if (p->auto_fetch && fetch.nr) {
+	if (p->auto_fetch && fetch.nr && !d->plan_only) {
 		deploy_phase(d, "fetch");
 		ret = activation_fetch(&d->as, a, &fetch, e);
 	}
+out:
 	strvec_clear(&fetch);
 	strvec_clear(&push);
 	cache_result_release(&res);
 	cache_config_release(&cfg);
 	nix_settings_release(&ns);
+	return ret;
+}
+
+int deploy_plan_target(struct deploy *d, struct nrr_err *e)
+{
+	struct strvec missing = STRVEC_INIT;
+	struct strbuf nixconf = STRBUF_INIT;
+	char *profile = profile_path(d->opt->profile_name);
+	struct activation a = { .toplevel = d->toplevel, .profile = profile, .op = PROFILE_KEEP };
+	int ret;
+
+	d->plan_only = 1;
+	if ((ret = deploy_lock(d, e)))
+		goto out;
+	/* the activation's first exchange alone: what the target lacks and
+	 * its settings; then the conversation ends and nothing changes */
+	a.closure = &d->closure;
+	a.substitute = d->opt->substitutes == 2 ? 2 : 0;
+	a.plan = 1;
+	a.missing = &missing;
+	a.nixconf = &nixconf;
+	deploy_phase(d, "check");
+	if (!(ret = activation_offer(&d->as, &a, e))) {
+		if (a.incomplete) {
+			ret = plan_and_fetch(d, &a, &nixconf, e);
+		} else {
+			d->plan.known = 1;
+			d->plan.paths = d->plan.present = d->closure.nr;
+			print_plan(d);
+		}
+	}
+out:
+	strvec_clear(&missing);
+	strbuf_release(&nixconf);
+	free(profile);
 	return ret;
 }
 

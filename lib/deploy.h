@@ -66,6 +66,7 @@ struct deploy {
 	int progress_fd;	/* a fleet's child reports its phases here */
 	int gen_before, gen_after;
 	int want_plan;		/* dry-activate: work out and show the plan */
+	int plan_only;		/* dry-build --target-host: the plan, nothing moves */
 	struct deploy_plan plan;
 };
 
@@ -110,6 +111,13 @@ int deploy_lock(struct deploy *d, struct nrr_err *e);
  * before the watchdog there undoes it. Returns 0 or an NRR_* status.
  */
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e);
+/*
+ * dry-build --target-host: shows what the target has of d->closure, what
+ * its caches (the --cache-url one included) would serve and what would be
+ * pushed, as dry-activate does, moving and changing nothing. Takes the
+ * target's deploy lock while it asks. Returns 0 or an NRR_* status.
+ */
+int deploy_plan_target(struct deploy *d, struct nrr_err *e);
 /* Gives dst what it lacks of closure, from src. */
 int deploy_copy_closure(struct deploy *d, const struct host *src,
 			const struct host *dst, const struct strvec *closure,

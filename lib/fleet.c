@@ -4,6 +4,7 @@
 #include "fleetview.h"
 #include "fleetproto.h"
 #include "prompt.h"
+#include "pushto.h"
 #include "quote.h"
 #include "nix.h"
 #include "run.h"
@@ -24,6 +25,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * Whether every host waits before it activates until the fleet answers
+ * (its child gets --ask): for --ask's question, and for the cache route,
+ * so that every host is checked against the cache before any is
+ * activated (see answer_hosts).
+ */
+static int holds(const struct options *o)
+{
+	return (o->ask && !o->yes) || o->push_to;
+}
+
 void fleet_child_argv(const struct options *o, const char *store_path,
 		      const char *target, int password, struct strvec *argv)
 {
@@ -41,8 +53,13 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
 	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
 			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
-	if (o->ask && !o->yes)
+	if (holds(o))
 		strvec_push(argv, "--ask");
+	/* the cache route: the fleet pushed; each host checks and fetches */
+	if (o->cache_url)
+		strvec_pushl(argv, "--cache-url", o->cache_url, NULL);
+	if (o->cache_key)
+		strvec_pushl(argv, "--cache-key", o->cache_key, NULL);
 }
 
 /* Shows the child's command line, as --debug and -v show commands. */
@@ -98,7 +115,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	h->c.err = CHILD_PIPE;
 	h->c.map_fd = rep[1];
 	h->c.map_to = 3;
-	if (password || (o->ask && !o->yes)) {
+	if (password || holds(o)) {
 		/* the password waits in a pipe of its own, never in argv or env;
 		 * --ask's answer comes the same way, later */
 		if (pipe2(pw, O_CLOEXEC)) {
@@ -130,7 +147,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		}
 		strbuf_release_secret(&sb);
 	}
-	if (o->ask && !o->yes) {
+	if (holds(o)) {
 		h->answer_fd = pw[1];
 	} else if (pw[1] >= 0) {
 		close(pw[1]);
@@ -153,7 +170,8 @@ static void read_report(struct fleet_host *h)
 			set_phase(h, m.text);
 			break;
 		case FLEETPROTO_SAY:
-			strbuf_addf(&h->diff_text, "%s\n", m.text);
+			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
+								       : &h->diff_text, "%s\n", m.text);
 			break;
 		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
@@ -220,6 +238,8 @@ static void finish_host(struct fleet_host *h)
 	child_clear(&h->c);
 }
 
+static void answer_hosts(struct fleet_host *hosts, size_t n, int yes);
+
 /* Every host still running waits at --ask's question: shows their diffs
  * and asks once for all of them. */
 static void ask_fleet(struct fleet_host *hosts, size_t n)
@@ -243,6 +263,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 	int yes = asking > 1
 		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
 		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
+	answer_hosts(hosts, n, yes);
+	strbuf_release(&q);
+}
+
+/* Answers every host waiting before activation: yes or no. */
+static void answer_hosts(struct fleet_host *hosts, size_t n, int yes)
+{
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
 		if (!h->asking)
@@ -255,14 +282,13 @@ static void ask_fleet(struct fleet_host *hosts, size_t n)
 		h->asking = 0;
 		set_phase(h, yes ? "activate" : "declined");
 	}
-	strbuf_release(&q);
 }
 
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
  * and with --ask its stdin, kept for the answer. */
 static size_t fds_per_host(const struct options *o)
 {
-	return o->ask && !o->yes ? 3 : 2;
+	return holds(o) ? 3 : 2;
 }
 
 /* How many fds this process has open now (Linux; else a guess). */
@@ -472,8 +498,18 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		size_t asking = count_asking(f);
 		if (asking && asking == f->running &&
 		    (f->stop || f->next == f->n || f->running >= f->cap)) {
-			ask_fleet(f->hosts, f->n);
-			f->drawn = 0;
+			if (f->o->ask && !f->o->yes) {
+				ask_fleet(f->hosts, f->n);
+				f->drawn = 0;
+			} else {
+				/* the cache route: every host checked; after a
+				 * failure none is activated, unless -k */
+				if (f->stop)
+					fprintf(stderr, "not activating the hosts that are ready (%zu): "
+						"another failed (-k/--keep-going activates them)\n",
+						asking);
+				answer_hosts(f->hosts, f->n, !f->stop);
+			}
 			continue;
 		}
 		wait_for_hosts(f);
@@ -505,6 +541,9 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 		else if (hosts[i].status)
 			failed++;
 	}
+	/* each host's plan, in the order of the hosts */
+	for (size_t i = 0; i < n; i++)
+		fputs(hosts[i].plan_text.buf, stderr);
 	if (o->diff == 1 || (o->diff < 0 && f->tty))
 		for (size_t i = 0; i < n; i++)
 			if (hosts[i].diff_text.len)
@@ -538,6 +577,7 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 		h->progress_fd = -1;
 		h->answer_fd = -1;
 		strbuf_init(&h->diff_text);
+		strbuf_init(&h->plan_text);
 		strbuf_init(&h->progress);
 		strbuf_init(&h->err);
 		if (strlen(members[i].name) > f->namew)
@@ -558,7 +598,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
-	f->cap = fit_open_files(o, o->ask && !o->yes ? f->n : f->limit, warnings);
+	f->cap = fit_open_files(o, holds(o) ? f->n : f->limit, warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	deploy_hosts(f, e);
@@ -572,6 +612,7 @@ static void fleet_release(struct fleet *f)
 		free(f->hosts[i].phases);
 		cJSON_Delete(f->hosts[i].diff);
 		strbuf_release(&f->hosts[i].diff_text);
+		strbuf_release(&f->hosts[i].plan_text);
 		strbuf_release(&f->hosts[i].progress);
 		strbuf_release(&f->hosts[i].err);
 	}
@@ -625,6 +666,18 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	for (size_t i = 0; i < f.n; i++) {
 		f.hosts[i].phases[0].end = evaluated;
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
+	}
+	if (o->push_to) {
+		/* the closures of all hosts, once, before any host starts */
+		struct strvec tops = STRVEC_INIT;
+		unsigned long long relayed = 0;
+		for (size_t i = 0; i < f.n; i++)
+			if (f.hosts[i].path && strvec_find(&tops, f.hosts[i].path) < 0)
+				strvec_push(&tops, f.hosts[i].path);
+		ret = pushto_push(o, &tops, 0, warnings, &relayed, e);
+		strvec_clear(&tops);
+		if (ret)
+			goto out;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:

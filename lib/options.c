@@ -1,5 +1,6 @@
 #include "options.h"
 #include "action.h"
+#include "pushto.h"
 #include "strbuf.h"
 
 #include <stdio.h>
@@ -44,6 +45,16 @@ const struct option_spec option_table[] = {
 	  "let hosts fetch paths from their own binary caches before copying (=auto: ask their caches first, fetch only what they serve)" },
 	{ "substitute-on-destination", 's', 0, OPT_USE_SUBSTITUTES, G_COPY, OF_FLEET, S_HOSTS, NULL,
 	  "alias of --use-substitutes" },
+	{ "push-to", 0, 1, OPT_PUSH_TO, 0, OF_NEW, S_HOSTS, "STORE-URL",
+	  "copy the closure once to this Nix store (a binary cache), signed; the targets fetch it from there" },
+	{ "sign-key", 0, 1, OPT_SIGN_KEY, 0, OF_NEW, S_HOSTS, "FILE",
+	  "with --push-to: the secret key that signs it (default: nix.conf's secret-key-files)" },
+	{ "cache-host", 0, 1, OPT_CACHE_HOST, 0, OF_NEW, S_HOSTS, "[USER@]HOST",
+	  "with --push-to: stream the closure to HOST over ssh, which writes the cache (--push-to there)" },
+	{ "cache-url", 0, 1, OPT_CACHE_URL, 0, OF_NEW, S_HOSTS, "URL",
+	  "the cache as the targets substitute from it (checked before activation; default: --push-to's)" },
+	{ "cache-key", 0, 1, OPT_CACHE_KEY, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "KEY",
+	  "a fleet run's child: the public key the targets must trust" },
 	{ "elevate", 0, 1, OPT_ELEVATE, 0, 0, S_HOSTS, "none|sudo|run0",
 	  "how to gain root for activation on the target" },
 	{ "sudo", 0, 0, OPT_SUDO, 0, 0, S_HOSTS, NULL,
@@ -182,6 +193,8 @@ void options_release(struct options *o)
 	strvec_clear(&o->nix_classic);
 	strvec_clear(&o->warnings);
 	strvec_clear(&o->fleet_args);
+	free(o->cache_url_buf);
+	free(o->cache_key_buf);
 }
 
 static int is_action(const char *s)
@@ -288,6 +301,11 @@ static int apply_one(struct options *o, const struct option_spec *s,
 	case OPT_TARGET_HOST: o->target_host = vals[0]; return 0;
 	case OPT_BUILD_HOST: o->build_host = vals[0]; return 0;
 	case OPT_COPY_DIRECT: o->copy_direct = 1; return 0;
+	case OPT_PUSH_TO: o->push_to = vals[0]; return 0;
+	case OPT_SIGN_KEY: o->sign_key = vals[0]; return 0;
+	case OPT_CACHE_HOST: o->cache_host = vals[0]; return 0;
+	case OPT_CACHE_URL: o->cache_url = vals[0]; return 0;
+	case OPT_CACHE_KEY: o->cache_key = vals[0]; return 0;
 	case OPT_USE_SUBSTITUTES: o->substitutes = 1; return 0;
 	case OPT_ELEVATE:
 		if (!strcmp(vals[0], "none"))
@@ -569,6 +587,8 @@ static int check(struct options *o, struct nrr_err *e)
 	} else if (o->target_user || o->parallel != 10 || o->eval_jobs) {
 		return nrr_fail(e, NRR_EUSAGE, "--target-user, --parallel and --eval-jobs go with --on");
 	}
+	if (pushto_check_options(o, e))
+		return e->status;
 	if (o->confirm_timeout && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--magic-rollback needs --target-host: it proves the target still answers ssh");

@@ -44,6 +44,7 @@ enum opt_id {
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
 	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
 	OPT_ON, OPT_PARALLEL, OPT_EVAL_JOBS, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
+	OPT_PUSH_TO, OPT_SIGN_KEY, OPT_CACHE_HOST, OPT_CACHE_URL, OPT_CACHE_KEY,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -98,6 +99,15 @@ struct options {
 	enum elevate elevate;
 	int ask_password;
 	int substitutes;
+
+	/* the cache route (lib/pushto.h): --push-to STORE-URL, signed with
+	 * --sign-key, written on --cache-host when given; the targets
+	 * substitute from --cache-url (default: push_to without its
+	 * parameters) and must trust cache_key (a fleet's child is given it) */
+	const char *push_to, *sign_key, *cache_host, *cache_url;
+	char *cache_url_buf;	/* cache_url when made from push_to (owned) */
+	const char *cache_key;
+	char *cache_key_buf;	/* cache_key when worked out here (owned) */
 
 	const char *profile_name, *specialisation, *image_variant;
 	int install_bootloader, rollback, upgrade, upgrade_all;

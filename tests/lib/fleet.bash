@@ -39,6 +39,9 @@
 #   fleet_seed NAME PATH...        copy PATHs with their closure from the deployer's store to NAME
 #   fleet_build INSTALLABLE...     build in the deployer, print the out paths, one a line
 #   flake_copy DIR [TAG]           copy the test flake (tests/flake) to DIR, with TAG as its tag
+#   fleet_nginx NAME ROOT          start nginx on host NAME (in its namespace, so ROOT is NAME's
+#                                  path) serving ROOT on NAME's address, port 80, as a binary
+#                                  cache; print its URL. Logs: $FLEET_DIR/NAME/nginx/access.log
 #
 # Layout of $FLEET_DIR, which every namespace also sees as /run/fleet:
 #   id_ed25519 authorized_keys known_hosts ssh_config   the client side, for NIX_SSHOPTS
@@ -541,4 +544,39 @@ _fleet_gone() {
 	local st
 	st=$(_fleet_proc_stat "$1")
 	[ -z "$st" ] || [ "${st#* }" = Z ]
+}
+
+fleet_nginx() {
+	local name=$1 root=$2 d=$FLEET_DIR/$1/nginx in=/run/fleet/$1/nginx addr
+	command -v nginx >/dev/null || { _fleet_err "nginx is not installed"; return 1; }
+	addr=$(fleet_addr "$name") || return 1
+	mkdir -p "$d/tmp"
+	# paths as NAME's namespace sees them (the fleet's directory is /run/fleet there)
+	cat >"$d/nginx.conf" <<-EOF
+		daemon off;
+		master_process off;
+		user root;
+		pid $in/nginx.pid;
+		error_log $in/error.log;
+		events { worker_connections 256; }
+		http {
+		    access_log $in/access.log;
+		    client_body_temp_path $in/tmp/body;
+		    proxy_temp_path $in/tmp/proxy;
+		    fastcgi_temp_path $in/tmp/fastcgi;
+		    uwsgi_temp_path $in/tmp/uwsgi;
+		    scgi_temp_path $in/tmp/scgi;
+		    types { text/x-nix-narinfo narinfo; text/x-nix-cache-info nix-cache-info; }
+		    default_type application/octet-stream;
+		    server {
+		        listen $addr:80;
+		        root $root;
+		    }
+		}
+	EOF
+	_fleet_ns_spawn "$name" "$d/out.log" nginx -e "$in/error.log" -p "$in" -c "$in/nginx.conf" ||
+		return 1
+	_fleet_wait 10 eval "(exec 9<>/dev/tcp/$addr/80) 2>/dev/null" ||
+		{ _fleet_err "nginx on '$name' did not start: $(tail -n 5 "$d/error.log" "$d/out.log")"; return 1; }
+	echo "http://$addr"
 }

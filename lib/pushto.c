@@ -1,0 +1,328 @@
+#include "pushto.h"
+#include "action.h"
+#include "closure.h"
+#include "diffshow.h"
+#include "host.h"
+#include "nix.h"
+#include "scripts.h"
+#include "ssh.h"
+#include "strbuf.h"
+
+#include <cjson/cJSON.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int pushto_check_options(struct options *o, struct nrr_err *e)
+{
+	unsigned needs = o->act ? o->act->needs : 0;
+	const char *words[] = { o->push_to, o->sign_key, o->cache_host, o->cache_url,
+				o->cache_key };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+		if (words[i] && (!*words[i] || strpbrk(words[i], "\n\r")))
+			return nrr_fail(e, NRR_EUSAGE,
+					"the cache route's options take a non-empty word on one line");
+	if (!o->push_to) {
+		if (o->sign_key || o->cache_host)
+			return nrr_fail(e, NRR_EUSAGE, "--sign-key and --cache-host go with --push-to");
+		if (!o->cache_url)
+			return 0;
+	}
+	/* dry-build --target-host shows the route's plan */
+	if (o->action && !(needs & AN_ACTIVATES) && !(needs & AN_DRY))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to and --cache-url are for switch, boot, test, dry-activate and dry-build");
+	if (o->action && !o->target_host && !o->on)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to and --cache-url need --target-host or --on: the targets fetch from the cache");
+	if (o->build_host)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to cannot go with --build-host yet: build here, or push from the build host");
+	if (o->push_to && !strstr(o->push_to, "://"))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to '%s': expected a store URL (file:///DIR, ssh://HOST, s3://BUCKET...)",
+				o->push_to);
+	if (o->cache_host && !o->cache_url)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--cache-host needs --cache-url: the URL the targets fetch the cache from");
+	if (!o->cache_url) {
+		o->cache_url_buf = xstrndup(o->push_to, strcspn(o->push_to, "?"));
+		o->cache_url = o->cache_url_buf;
+	}
+	/* the targets fetch: let them (--use-substitutes=auto) */
+	o->substitutes = 2;
+	return 0;
+}
+
+int pushto_public_key(const char *file, char **pub, struct nrr_err *e)
+{
+	struct strbuf text = STRBUF_INIT;
+	unsigned char sk[64];
+	size_t len = 0;
+	int ret = 0;
+
+	*pub = NULL;
+	if (strbuf_read_file(&text, file) < 0) {
+		strbuf_release(&text);
+		return nrr_fail(e, NRR_EFAIL, "cannot read the signing key '%s'", file);
+	}
+	strbuf_rtrim(&text);
+	const char *colon = strchr(text.buf, ':');
+	if (sodium_init() < 0 || !colon || colon == text.buf ||
+	    sodium_base642bin(sk, sizeof(sk), colon + 1, strlen(colon + 1), NULL, &len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) || len != sizeof(sk)) {
+		ret = nrr_fail(e, NRR_EFAIL, "the signing key '%s' is not a Nix secret key (NAME:KEY)",
+			       file);
+	} else {
+		char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+		/* an Ed25519 secret key ends with its public key */
+		sodium_bin2base64(b64, sizeof(b64), sk + 32, 32, sodium_base64_VARIANT_ORIGINAL);
+		*pub = xstrfmt("%.*s:%s", (int)(colon - text.buf), text.buf, b64);
+	}
+	sodium_memzero(sk, sizeof(sk));
+	sodium_memzero(text.buf, text.len);
+	strbuf_release(&text);
+	return ret;
+}
+
+/* This machine's first secret-key-files, malloc'ed, or NULL. */
+static char *local_secret_key_file(void)
+{
+	struct strbuf json = STRBUF_INIT;
+	char *file = NULL;
+
+	if (!nix_local_config(&json)) {
+		cJSON *root = cJSON_Parse(json.buf);
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(root, "secret-key-files"), "value");
+		if (cJSON_IsArray(v) && cJSON_IsString(cJSON_GetArrayItem(v, 0)))
+			file = xstrdup(cJSON_GetArrayItem(v, 0)->valuestring);
+		else if (cJSON_IsString(v) && *v->valuestring)
+			file = xstrndup(v->valuestring, strcspn(v->valuestring, " \t"));
+		cJSON_Delete(root);
+	}
+	strbuf_release(&json);
+	return file;
+}
+
+/* The closures of toplevels here, dependencies first, each path once. */
+static int union_closure(const struct host *local, const struct strvec *toplevels,
+			 struct strvec *out, struct nrr_err *e)
+{
+	for (size_t i = 0; i < toplevels->nr; i++) {
+		struct strvec one = STRVEC_INIT;
+		int ret = closure_of(local, toplevels->v[i], &one, e);
+		/* each closure is in order: a path's dependencies come before it,
+		 * here or in an earlier closure */
+		for (size_t k = 0; !ret && k < one.nr; k++)
+			if (strvec_find(out, one.v[k]) < 0)
+				strvec_push(out, one.v[k]);
+		strvec_clear(&one);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void print_cache_plan(const char *where, const char *url, size_t paths,
+			     unsigned long long bytes, int dry)
+{
+	struct strbuf sb = STRBUF_INIT;
+	diffshow_size(&sb, (int64_t)bytes, 0);
+	fprintf(stderr, "%s for the cache '%s'%s: %zu paths (%s) %s\n", dry ? "plan" : "push",
+		url, where, paths, sb.buf, dry ? "to push once" : "pushed once");
+	strbuf_release(&sb);
+}
+
+/* --push-to by nix here. */
+static int push_here(struct options *o, const struct host *local,
+		     const struct strvec *toplevels, const struct strvec *closure,
+		     int dry, struct strvec *warnings, struct nrr_err *e)
+{
+	char *key = o->sign_key ? xstrdup(o->sign_key) : local_secret_key_file();
+	struct strvec argv = STRVEC_INIT;
+	unsigned long long bytes = 0;
+	struct nrr_err ignored;
+	int ret = 0, st;
+
+	if (!key)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to needs a signing key: --sign-key FILE, or secret-key-files in nix.conf");
+	if ((ret = pushto_public_key(key, &o->cache_key_buf, e)))
+		goto out;
+	o->cache_key = o->cache_key_buf;
+	if (closure_size(local, closure, &bytes, &ignored))
+		bytes = 0;
+	if (dry) {
+		print_cache_plan("", o->push_to, closure->nr, bytes, 1);
+		goto out;
+	}
+	int is_ssh = !strncmp(o->push_to, "ssh://", 6) || !strncmp(o->push_to, "ssh-ng://", 9);
+	if (is_ssh) {
+		/* ssh stores keep the signatures paths come with: sign here */
+		nix_push_command(&argv, "store");
+		strvec_pushl(&argv, "sign", "--key-file", key, "--recursive", NULL);
+		strvec_pushvec(&argv, toplevels);
+		struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
+		st = nix_run(&argv, &sout, &serr, NIX_RUN_QUIET, o->debug, warnings, e);
+		strbuf_release(&sout);
+		strbuf_release(&serr);
+		if (st) {
+			ret = st < 0 ? e->status
+				     : nrr_fail(e, NRR_ECOPY, "signing the closure with '%s' failed", key);
+			goto out;
+		}
+		strvec_clear(&argv);
+	}
+	nix_push_command(&argv, "copy");
+	strvec_push(&argv, "--to");
+	if (is_ssh)
+		strvec_push(&argv, o->push_to);
+	else
+		strvec_pushf(&argv, "%s%csecret-key=%s", o->push_to,
+			     strchr(o->push_to, '?') ? '&' : '?', key);
+	strvec_pushvec(&argv, toplevels);
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	st = nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->debug, warnings, e);
+	if (st > 0) {
+		char why[512];
+		nix_error_summary(err.buf, why, sizeof(why));
+		ret = nrr_fail(e, NRR_ECOPY, "pushing the closure to '%s' failed: %s", o->push_to, why);
+	} else if (st < 0) {
+		ret = e->status;
+	} else {
+		print_cache_plan("", o->push_to, closure->nr, bytes, 0);
+	}
+	strbuf_release(&out);
+	strbuf_release(&err);
+out:
+	strvec_clear(&argv);
+	free(key);
+	return ret;
+}
+
+/* --cache-host: stream what it lacks over our master, then it writes the cache. */
+static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *local,
+		    const struct strvec *toplevels, const struct strvec *closure, int dry,
+		    unsigned long long *bytes, struct nrr_err *e)
+{
+	struct ssh_host sh;
+	struct host cache = { o->cache_host, &sh, ctx };
+	struct strvec missing = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	struct strvec args = STRVEC_INIT;
+	unsigned long long size = 0;
+	struct nrr_err ignored;
+	int ret;
+
+	memset(&sh, 0, sizeof(sh));
+	child_init(&sh.master_proc);
+	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)) ||
+	    (ret = ssh_host_connect(ctx, &sh, e)))
+		goto out;
+	if ((ret = closure_query(&cache, closure, 0, &missing, e)))
+		goto out;
+	if (missing.nr && closure_size(local, &missing, &size, &ignored))
+		size = 0;
+	if (dry) {
+		char *where = xstrfmt(" on '%s'", o->cache_host);
+		print_cache_plan(where, o->push_to, missing.nr, size, 1);
+		free(where);
+	} else if (missing.nr && (ret = closure_send(local, &cache, &missing, bytes, e))) {
+		goto out;
+	}
+	/* with no path, the script only says its key */
+	strvec_pushl(&args, o->push_to, o->sign_key ? o->sign_key : "", NULL);
+	if (!dry)
+		strvec_pushvec(&args, toplevels);
+	int st = host_run(&cache, NULL, "push", script_pushcache, (const char *const *)args.v,
+			  NULL, 0, &out, &err, -1, e);
+	char why[512];
+	nix_error_summary(err.buf, why, sizeof(why));
+	if (st < 0) {
+		ret = e->status;
+	} else if (st || strncmp(out.buf, "key ", 4)) {
+		ret = nrr_fail(e, st == PUSHCACHE_ST_NOKEY ? NRR_EUSAGE : NRR_ECOPY,
+			       "writing the cache '%s' on '%s' failed: %s", o->push_to,
+			       o->cache_host, why);
+	} else {
+		strbuf_rtrim(&out);
+		o->cache_key_buf = xstrdup(out.buf + 4);
+		o->cache_key = o->cache_key_buf;
+		if (!dry) {
+			char *where = xstrfmt(" on '%s'", o->cache_host);
+			print_cache_plan(where, o->push_to, missing.nr, *bytes, 0);
+			free(where);
+		}
+	}
+out:
+	ssh_host_release(ctx, &sh);
+	strvec_clear(&args);
+	strvec_clear(&missing);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	return ret;
+}
+
+int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
+		struct strvec *warnings, unsigned long long *bytes, struct nrr_err *e)
+{
+	struct ssh_ctx ctx;
+	struct host local = { "localhost", NULL, &ctx };
+	struct strvec closure = STRVEC_INIT;
+	int ret;
+
+	*bytes = 0;
+	memset(&ctx, 0, sizeof(ctx));
+	if ((ret = ssh_ctx_init(&ctx, warnings, e)))
+		return ret;
+	ctx.trace = o->debug || o->verbose;
+	if (!(ret = union_closure(&local, toplevels, &closure, e))) {
+		if (o->cache_host)
+			ret = push_via(o, &ctx, &local, toplevels, &closure, dry, bytes, e);
+		else
+			ret = push_here(o, &local, toplevels, &closure, dry, warnings, e);
+	}
+	strvec_clear(&closure);
+	ssh_ctx_release(&ctx);
+	return ret;
+}
+
+/* url without "?..." and a final '/', into buf. */
+static void bare_url(const char *url, char *buf, size_t size)
+{
+	size_t n = strcspn(url, "?");
+	while (n && url[n - 1] == '/')
+		n--;
+	snprintf(buf, size, "%.*s", (int)n, url);
+}
+
+int pushto_check_target(const char *host, const struct nix_settings *ns,
+			const char *url, const char *key, struct nrr_err *e)
+{
+	char want[1024], got[1024];
+	int found = 0;
+
+	bare_url(url, want, sizeof(want));
+	for (size_t i = 0; !found && i < ns->substituters.nr; i++) {
+		bare_url(ns->substituters.v[i], got, sizeof(got));
+		found = !strcmp(got, want);
+	}
+	if (!found) {
+		nrr_fail(e, NRR_ECHECK, "'%s' would not fetch from the cache: '%s' is not among its substituters",
+			 host, want);
+		nrr_hint(e, "add it to nix.conf's substituters there (nix.settings.substituters), "
+			 "or deploy that host without --push-to; nothing was changed");
+		return e->status;
+	}
+	if (key && ns->require_sigs && strvec_find(&ns->trusted_public_keys, key) < 0) {
+		nrr_fail(e, NRR_ECHECK, "'%s' would not fetch from the cache: it does not trust the key '%s'",
+			 host, key);
+		nrr_hint(e, "add it to nix.conf's trusted-public-keys there (nix.settings.trusted-public-keys), "
+			 "or deploy that host without --push-to; nothing was changed");
+		return e->status;
+	}
+	return 0;
+}

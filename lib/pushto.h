@@ -1,0 +1,70 @@
+/*
+ * pushto: the cache route. The closure goes once to a binary cache and
+ * every target fetches it from there, so the deployer's uplink carries it
+ * once, not once per host.
+ *
+ *   --push-to STORE-URL    `nix copy --to STORE-URL` here, signed with
+ *                          --sign-key FILE (default: this machine's first
+ *                          secret-key-files): a binary cache URL (file://,
+ *                          s3://...) gets "?secret-key=FILE"; an ssh:// or
+ *                          ssh-ng:// store gets paths signed here first
+ *                          (`nix store sign`), as those stores keep the
+ *                          signatures they are given.
+ *   --cache-host HOST      the LAN shape: the closure is streamed to HOST
+ *                          over our ssh master (only what it lacks), and
+ *                          HOST runs the `nix copy --to STORE-URL` into a
+ *                          cache that its web server serves; --sign-key
+ *                          then names a file on HOST (default: HOST's
+ *                          secret-key-files).
+ *   --cache-url URL        what the targets substitute from (default: the
+ *                          --push-to URL without its "?..." parameters;
+ *                          required with --cache-host).
+ *
+ * Before a target is activated its own settings (`nix show-config`, sent
+ * in the activation's first answer: no extra round trip) must list the
+ * cache in `substituters` and, unless it does not require signatures, the
+ * signing key in `trusted-public-keys`; a target that would not fails
+ * with NRR_ECHECK naming what it lacks, unchanged. We fail rather than
+ * relay to it: a misconfigured host would silently put its whole closure
+ * back on the uplink, which is what the user chose this route to avoid.
+ * What a target's caches do not serve is still pushed to it over ssh.
+ */
+#ifndef NRR_PUSHTO_H
+#define NRR_PUSHTO_H
+
+#include "nixconf.h"
+#include "options.h"
+
+/*
+ * Checks the cache route's options against each other and the action,
+ * and fills o->cache_url's default. Called by options_parse(). Returns 0
+ * or NRR_EUSAGE with e filled.
+ */
+int pushto_check_options(struct options *o, struct nrr_err *e);
+
+/*
+ * The public key ("NAME:base64") of the Nix secret key in file, into *pub
+ * (the caller frees it). Returns 0 or NRR_EFAIL with e filled.
+ */
+int pushto_public_key(const char *file, char **pub, struct nrr_err *e);
+
+/*
+ * Pushes the closures of toplevels (in this machine's store) to o->push_to
+ * as the options say, and sets o->cache_key to the signing public key.
+ * dry: pushes nothing, prints the cache's plan line ("plan for the cache
+ * ...: N paths (SIZE) to push once"). *bytes gets what crossed our own
+ * link to a cache host (0 for a push made by nix here). Returns 0, or
+ * NRR_ECONNECT, NRR_ECOPY, NRR_EFAIL with e filled.
+ */
+int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
+		struct strvec *warnings, unsigned long long *bytes, struct nrr_err *e);
+
+/*
+ * Whether a target with settings ns substitutes from url (compared without
+ * "?..." and a final '/') and trusts key (NULL: not checked). Returns 0,
+ * or NRR_ECHECK with e naming host and what it lacks.
+ */
+int pushto_check_target(const char *host, const struct nix_settings *ns,
+			const char *url, const char *key, struct nrr_err *e);
+
+#endif

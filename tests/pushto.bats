@@ -1,0 +1,208 @@
+#!/usr/bin/env bats
+# The cache route (--push-to): the closure goes once to a binary cache and
+# every target fetches it from there. Its LAN shape: a cache host that we
+# stream the closure to over our ssh master, which writes a signed cache
+# (nix copy --to file://DIR) that a real nginx on it serves; targets whose
+# nix.conf points at it. A target that would not fetch from it is named
+# before it is activated; dry-build and dry-activate show each host's plan.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	load lib/common
+	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
+	cache_servers_init
+	fleet_start cache t1 t2
+	export F=$BATS_FILE_TMPDIR/flake
+	flake_copy "$F" pushto
+	# the cache host: its key (its nix.conf names it: the default for
+	# --sign-key), its cache directory, nginx serving it
+	fleet_exec cache nix-store --generate-binary-cache-key lan-cache-1 /etc/nix/cache-sk /etc/nix/cache-pk
+	fleet_exec cache sh -c 'echo "secret-key-files = /etc/nix/cache-sk" >>/etc/nix/nix.conf; mkdir -p /nix/var/www'
+	export CACHE_PK URL
+	CACHE_PK=$(fleet_exec cache cat /etc/nix/cache-pk)
+	URL=$(fleet_nginx cache /nix/var/www)
+	# the targets read their cache settings from an include each test writes
+	for h in t1 t2; do
+		fleet_exec "$h" sh -c 'echo "!include /etc/nix/cache.conf" >>/etc/nix/nix.conf'
+	done
+	# a key of the deployer's own, for --push-to from here
+	export C=$BATS_FILE_TMPDIR/c
+	mkdir -p "$C/www"
+	fleet_local nix-store --generate-binary-cache-key here-1 "$C/sk" "$C/pk"
+}
+
+teardown_file() {
+	load lib/common
+	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
+	cache_servers_stop
+	fleet_stop
+}
+
+setup() {
+	load lib/common
+	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
+	cd "$BATS_TEST_TMPDIR"
+}
+
+# Host $1 substitutes from URL $2 and trusts key $3.
+point() {
+	fleet_exec "$1" sh -c "printf 'substituters = %s\ntrusted-public-keys = %s\n' '$2' '$3' >/etc/nix/cache.conf"
+}
+
+# NAR downloads nginx served so far.
+nar_gets() { grep -c 'GET /nar/' "$FLEET_DIR/cache/nginx/access.log" || true; }
+# Streams host $1 imported (what we relayed to it).
+imports() { fleet_command_log "$1" | grep -c 'nix-store --import' || true; }
+
+# The cache route's options, the LAN cache host's way.
+LAN=(--push-to file:///nix/var/www --cache-host cache)
+
+@test "a fleet through the cache host: the closure crosses our link once, the targets fetch it from nginx" {
+	retag lan1
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1 t2
+	nars=$(nar_gets)
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL" --json
+	assert_success
+	# the cache host got the closures once, in one stream; the targets none
+	[ "$(imports cache)" = 1 ]
+	[ "$(imports t1)" = 0 ]
+	[ "$(imports t2)" = 0 ]
+	[[ $stderr =~ "push for the cache 'file:///nix/var/www' on 'cache': "[0-9]+" paths ("[0-9.]+" "[KM]?i?B") pushed once" ]]
+	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+	[[ $stderr == *"plan for 't2': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		for h in json.load(open("report.json")):
+		    assert h["result"] == "ok", h
+		    assert h["bytesCopied"] == 0 and h["bytesFromCaches"] > 0, h
+	PY
+	# each target fetched each of its 5 paths from nginx, once
+	[ "$(($(nar_gets) - nars))" = 10 ]
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	[ "$(profile_of t2)" = "$(toplevel t2)" ]
+	# the cache is signed with the cache host's key
+	run fleet_exec cache sh -c 'cat /nix/var/www/*.narinfo'
+	assert_output --partial "Sig: lan-cache-1:"
+}
+
+@test "what the cache host has already is not sent again" {
+	retag lan1
+	fleet_reset_counts cache
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 "${LAN[@]}" --cache-url "$URL"
+	assert_success
+	[[ $stderr == *"on 'cache': 0 paths (0 B) pushed once"* ]]
+	[ "$(imports cache)" = 0 ]
+}
+
+@test "a target that does not trust the key is named before anything is activated" {
+	retag lan2
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$(cat "$C/pk")"
+	before=$(profile_of t2)
+	run --separate-stderr nrr switch --flake "$F#t2" --target-host t2 "${LAN[@]}" --cache-url "$URL"
+	assert_failure 7
+	[[ $stderr == *"error: 't2' would not fetch from the cache: it does not trust the key '$CACHE_PK'"* ]]
+	[[ $stderr == *"trusted-public-keys"*"nothing was changed"* ]]
+	[ "$(profile_of t2)" = "$before" ]
+	[ "$(imports t2)" = 0 ]
+	# in a fleet every host is checked before any is activated: t2 is
+	# named, and t1, ready, is not activated either
+	t1_before=$(profile_of t1)
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
+	assert_failure 12
+	[[ $stderr == *"== t2 (t2): 't2' would not fetch from the cache: it does not trust the key"* ]]
+	[[ $stderr == *"not activating the hosts that are ready (1): another failed (-k/--keep-going activates them)"* ]]
+	[ "$(profile_of t1)" = "$t1_before" ]
+	[ "$(profile_of t2)" = "$before" ]
+	# -k: the others are activated
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL" -k
+	assert_failure 12
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	[ "$(profile_of t2)" = "$before" ]
+}
+
+@test "a target whose substituters lack the cache is named" {
+	retag lan3
+	point t2 "http://127.0.0.1:9" "$CACHE_PK"
+	run --separate-stderr nrr switch --flake "$F#t2" --target-host t2 "${LAN[@]}" --cache-url "$URL/"
+	assert_failure 7
+	[[ $stderr == *"error: 't2' would not fetch from the cache: '$URL' is not among its substituters"* ]]
+}
+
+@test "--push-to from here: nix copy signs with --sign-key; the targets fetch over HTTP" {
+	retag here1
+	url=$(cache_serve_nginx "$C/www")
+	point t1 "$url" "$(cat "$C/pk")"
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 \
+		--push-to "file://$C/www" --sign-key "$C/sk" --cache-url "$url"
+	assert_success
+	[[ $stderr == *"push for the cache 'file://$C/www': 5 paths ("*") pushed once"* ]]
+	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	grep -q "Sig: here-1:" "$C"/www/*.narinfo
+}
+
+@test "dry-build --target-host: each route's plan for the target; nothing moves" {
+	retag plan1
+	point t1 "$URL" "$CACHE_PK"
+	fleet_local "$NRR" build --flake "$F#t1" >/dev/null 2>&1
+	fleet_reset_counts cache t1
+	run --separate-stderr nrr dry-build --flake "$F#t1" --target-host t1
+	assert_success
+	[[ $stderr =~ "plan for 't1': 5 paths: 0 present, 5 to push ("[0-9.]+" "[KM]?i?B")" ]]
+	run --separate-stderr nrr dry-build --flake "$F#t1" --target-host t1 "${LAN[@]}" --cache-url "$URL" --json
+	assert_success
+	[[ $stderr =~ "plan for the cache 'file:///nix/var/www' on 'cache': 5 paths ("[0-9.]+" "[KM]?i?B") to push once" ]]
+	[[ $stderr =~ "plan for 't1': 5 paths: 0 present, 5 from its caches ("[0-9.]+" "[KM]?i?B"), 0 to push (0 B)" ]]
+	echo "$output" >report.json
+	python3 -c 'import json; p = json.load(open("report.json"))["plan"]; assert p["paths"] == 5 and p["push"]["paths"] == 0, p'
+	# nothing was sent anywhere, nothing written to the cache
+	[ "$(imports cache)" = 0 ]
+	[ "$(imports t1)" = 0 ]
+	top=$(toplevel t1)
+	hash=${top#/nix/store/}
+	run fleet_exec cache test -e "/nix/var/www/${hash%%-*}.narinfo"
+	assert_failure 1
+	run fleet_exec t1 nix-store --check-validity "$top"
+	assert_failure 1
+}
+
+@test "dry-build --target-host of a system not built yet says its plan is not known" {
+	retag plan2
+	run --separate-stderr nrr dry-build --flake "$F#t1" --target-host t1
+	assert_success
+	[[ $stderr == *"plan for 't1': not known until the system is built here"* ]]
+}
+
+@test "dry-activate with --on: every host's plan line, together" {
+	retag plan3
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$CACHE_PK"
+	run --separate-stderr nrr dry-activate --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
+	assert_success
+	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+	[[ $stderr == *"plan for 't2': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+}
+
+@test "the cache route's options: what goes with what" {
+	run nrr switch --flake "$F#t1" --target-host t1 --push-to file:///x --cache-host cache
+	assert_failure 2
+	assert_output --partial "--cache-host needs --cache-url"
+	run nrr switch --flake "$F#t1" --target-host t1 --sign-key /k
+	assert_failure 2
+	assert_output --partial "--sign-key and --cache-host go with --push-to"
+	run nrr build --flake "$F#t1" --push-to file:///x
+	assert_failure 2
+	run nrr switch --flake "$F#t1" --push-to file:///x
+	assert_failure 2
+	assert_output --partial "need --target-host or --on"
+	run nrr switch --flake "$F#t1" --target-host t1 --push-to /x
+	assert_failure 2
+	assert_output --partial "expected a store URL"
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host t2 --push-to file:///x
+	assert_failure 2
+}
