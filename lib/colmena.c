@@ -10,6 +10,7 @@
 
 #include "colmena.h"
 #include "hive.h"
+#include "hiveexec.h"
 #include "nix.h"
 #include "quote.h"
 #include "strbuf.h"
@@ -26,6 +27,7 @@ enum copt_id {
 #define FOR_ALL 0x7
 #define FOR_APPLY 0x1	/* apply and build */
 #define FOR_EVAL 0x2
+#define FOR_EXEC 0x4
 
 struct copt {
 	const char *name;
@@ -45,9 +47,10 @@ static const struct copt copts[] = {
 	{ "nix-option", 0, 2, C_NIX_OPTION, FOR_ALL, "NAME VALUE", "a nix setting for every nix command" },
 	{ "verbose", 'v', 0, C_VERBOSE, FOR_ALL, NULL, "show the nix commands run" },
 	{ "help", 'h', 0, C_HELP, FOR_ALL, NULL, "this help" },
-	{ "on", 0, 1, C_ON, FOR_APPLY, "RULES",
+	{ "on", 0, 1, C_ON, FOR_APPLY | FOR_EXEC, "RULES",
 	  "the nodes: comma-separated globs of names, @GLOB for tags" },
-	{ "parallel", 'p', 1, C_PARALLEL, FOR_APPLY, "N", "nodes at once (colmena's -p; 0: no limit)" },
+	{ "parallel", 'p', 1, C_PARALLEL, FOR_APPLY | FOR_EXEC, "N",
+	  "nodes at once (colmena's -p; 0: no limit; apply's default 10, exec's 0)" },
 	/* ours, for the deploy goals */
 	{ "ask-elevate-password", 'S', 0, C_PASS, FOR_APPLY, NULL,
 	  "ask the sudo password once, for every node whose targetUser is not root" },
@@ -91,6 +94,7 @@ struct colmena_opts {
 	int help, verbose, keep_result, build_on_target;	/* -1: each node's */
 	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
 	const char *parallel;
+	const char *const *command;	/* exec's, NULL-terminated (argv's) */
 	struct strvec ours;	/* C_PASS options, as given */
 	struct strvec nix_args;	/* --show-trace, --option N V */
 	struct strvec nix_options;	/* --option N V only (nix-store) */
@@ -102,12 +106,13 @@ int colmena_is_command(const char *name)
 	/* not "build": that is nixos-rebuild's (colmena's own build is
 	 * `apply build`, which is what colmena runs for it) */
 	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
-	       !strcmp(name, "introspect");
+	       !strcmp(name, "introspect") || !strcmp(name, "exec");
 }
 
 static unsigned cmd_mask(const char *cmd)
 {
-	return !strcmp(cmd, "eval") ? FOR_EVAL : FOR_APPLY;	/* apply, build, deploy */
+	return !strcmp(cmd, "eval") ? FOR_EVAL : !strcmp(cmd, "exec") ? FOR_EXEC
+	       : FOR_APPLY;	/* apply, build, deploy */
 }
 
 static void print_help(const char *cmd)
@@ -118,6 +123,12 @@ static void print_help(const char *cmd)
 		printf("usage: nixos-rebuild-remote eval [FILE] | -E EXPR [OPTIONS]\n\n"
 		       "Evaluates EXPR (or the expression in FILE), a function called with\n"
 		       "{ lib, pkgs, nodes } of the hive, and prints its value as JSON.\n");
+	else if (!strcmp(cmd, "exec"))
+		printf("usage: nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...\n\n"
+		       "Runs COMMAND on each selected node, as targetUser@targetHost (under\n"
+		       "its privilegeEscalationCommand when targetUser is not root), over one\n"
+		       "ssh connection per node, and shows each line under the node's name.\n"
+		       "Exit 0 when it exited 0 everywhere, 12 when it failed on some node.\n");
 	else if (!strcmp(cmd, "build"))
 		printf("usage: nixos-rebuild-remote apply build [OPTIONS]\n\n"
 		       "Builds the systems of the hive's nodes here (a node built on its\n"
@@ -204,6 +215,12 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		const char *a = argv[i], *val[2] = { NULL, NULL }, *inl = NULL;
 		const struct copt *c = NULL;
 
+		if (!strcmp(cmd, "exec") && (only_args || a[0] != '-' || !a[1] ||
+					       !strcmp(a, "--"))) {
+			/* the command: everything from here, options of its own included */
+			o->command = argv + i + !strcmp(a, "--");
+			break;
+		}
 		if (only_args || a[0] != '-' || !a[1]) {
 			if (!strcmp(cmd, "apply") && !o->goal) {
 				o->goal = a;
@@ -599,6 +616,30 @@ out:
 	return st;
 }
 
+static int cmd_exec(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	size_t *sel = NULL, n = 0;
+	int st;
+
+	if (!o->command || !o->command[0]) {
+		nrr_fail(e, NRR_EUSAGE, "exec: no command given");
+		nrr_hint(e, "nixos-rebuild-remote exec --on @web -- uptime");
+		return NRR_EUSAGE;
+	}
+	st = hive_load(&h, &o->h, warnings, e);
+	if (!st)
+		st = hive_select(&h, o->on, &sel, &n, e);
+	if (!st && !n)
+		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
+	else if (!st)
+		st = hive_exec(&h, sel, n, o->command, o->parallel ? atoi(o->parallel) : 0,
+			       o->verbose, warnings, e);
+	free(sel);
+	hive_release(&h);
+	return st;
+}
+
 static int cmd_eval(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
 	struct hive h = HIVE_INIT;
@@ -644,6 +685,7 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	else if (!st)
 		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e)
 		     : !strcmp(o.cmd, "deploy") ? cmd_deploy(&o, plan, warnings, e)
+		     : !strcmp(o.cmd, "exec") ? cmd_exec(&o, warnings, e)
 		     : cmd_build(&o, warnings, e);
 	strvec_clear(&o.nix_args);
 	strvec_clear(&o.ours);

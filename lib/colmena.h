@@ -5,6 +5,7 @@
  *   nixos-rebuild-remote apply build [OPTIONS]
  *   nixos-rebuild-remote eval [FILE] | -E EXPR    (also: introspect)
  *   nixos-rebuild-remote apply [push|switch|boot|test|dry-activate]
+ *   nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...  (hiveexec.h)
  *
  * colmena's own `build` command is `apply build` here: `build` is
  * nixos-rebuild's action.
@@ -47,7 +48,8 @@ void colmena_deploy_release(struct colmena_deploy *plan);
 /* 1 if name is a colmena command that colmena_main runs. */
 int colmena_is_command(const char *name);
 
-/* Runs argv[0] (a colmena command) with its options argv[1..argc-1].
+/* Runs argv[0] (a colmena command) with its options argv[1..argc-1]
+ * (argv[argc] NULL: exec's command is the tail of argv).
  * Warnings are pushed to warnings. For apply's deploy goals it builds the
  * systems and fills plan (zeroed by the caller, released with
  * colmena_deploy_release) for main to deploy. */

@@ -152,6 +152,53 @@ built() {
 	assert_equal "$(fleet_exec t1 sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')" "$activations"
 }
 
+@test "exec runs the command once on each selected node, its lines under the node's name" {
+	fleet_reset_counts t1 t2
+	# two has sshOptions: they reach its ssh too
+	run -0 nrr exec --on one,two -- sh -c 'echo "hello from $0"; echo "to stderr" >&2' 'x y'
+	for n in one two; do
+		assert_line "$n | hello from x y"
+		assert_line "$n | to stderr"
+	done
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_commands t2)" 1
+	assert_equal "$(fleet_handshakes t1)" 1
+	assert_equal "$(fleet_handshakes t2)" 1
+}
+
+@test "exec --on @tag -p 1: a command without -- works too; options after it are its own" {
+	run -0 nrr exec --on @web -p 1 echo -n ok
+	assert_line "one | ok"
+	assert_line "two | ok"
+}
+
+@test "exec: a node where the command fails or that cannot be reached is named, the others run (exit 12)" {
+	run -12 nrr exec --on one,down -- true
+	assert_line --partial "error: exec failed on 1 of 2 hosts: down (cannot reach"
+	run -12 nrr exec --on one,two -- sh -c 'test "$(uname -n)" = never'
+	assert_line --partial "error: exec failed on 2 of 2 hosts: one (exited with status 1), two (exited with status 1)"
+}
+
+@test "exec: a targetUser who is not root runs it under privilegeEscalationCommand, as colmena does" {
+	fleet_reset_counts t2
+	# no password reaches exec's sudo: deploy's sudo wants one, so the node fails, named
+	run -12 nrr exec --on user -- id -u
+	assert_line --partial "error: exec failed on 1 of 1 hosts: user (exited with status 1)"
+	fleet_command_log t2 | grep -q "^deploy .*'sudo' '-H' '--' 'id' '-u'" ||
+		fail "no sudo -H -- id -u as deploy on t2: $(fleet_command_log t2)"
+}
+
+@test "exec: no command is a usage error (2); no node matching is a warning only" {
+	run -2 nrr exec --on one
+	assert_line --index 0 "error: exec: no command given"
+	run -2 nrr exec --on one --
+	assert_line --index 0 "error: exec: no command given"
+	run -0 nrr exec --on nosuchnode -- true
+	assert_output --partial "no node of the hive matches --on 'nosuchnode'"
+	run -0 nrr exec --help
+	assert_output --partial "usage: nixos-rebuild-remote exec"
+}
+
 @test "apply: what is not supported yet is refused, naming the node" {
 	run -2 nrr apply switch --on other
 	assert_line --index 0 "error: node 'other': deployment.privilegeEscalationCommand other than [ \"sudo\" \"-H\" \"--\" ] is not supported yet"
