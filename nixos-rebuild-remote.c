@@ -22,6 +22,7 @@
 #include "lib/activate.h"
 #include "lib/build.h"
 #include "lib/colmena.h"
+#include "lib/profileguard.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
@@ -276,6 +277,10 @@ static int do_build_and_activate(struct run *r)
 	}
 	if ((ret = deploy_connect_wait(d, need_target, 1, &r->err)) ||
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
+	    /* replaceUnknownProfiles = false: the lock's answer says what runs */
+	    (activating && r->opt.profile_guard &&
+	     (ret = profile_guard_check(d->target.name, d->as.current, r->opt.profile_guard == 2,
+					&r->warnings, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
 	d->want_plan = needs(r, AN_PLAN);
@@ -558,10 +563,14 @@ int main(int argc, char **argv)
 	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
 	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
-	if (r.opt.progress_fd >= 0)
+	if (r.opt.progress_fd >= 0) {
+		/* a fleet's child: its fleet shows them under its name */
+		for (size_t i = 0; i < r.warnings.nr; i++)
+			fleetproto_warn(r.opt.progress_fd, r.warnings.v[i]);
 		report_child_result(&r.d, r.opt.progress_fd,
 				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
 				     r.err.msg);
+	}
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
 	    needs(&r, AN_REPORT))

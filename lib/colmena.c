@@ -73,7 +73,7 @@ static const struct copt copts[] = {
 	{ "build-on-target", 0, 0, C_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node on its target" },
 	{ "no-build-on-target", 0, 0, C_NO_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node here" },
 	{ "force-replace-unknown-profiles", 0, 0, C_FORCE_REPLACE, FOR_APPLY, NULL,
-	  "(apply's deploy goals: not supported yet)" },
+	  "replace a system this machine does not know (replaceUnknownProfiles = false), with a warning" },
 	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto", "accepted for colmena's sake" },
 	{ "evaluator", 0, 1, C_EVALUATOR, FOR_APPLY, "chunked|streaming", "accepted for colmena's sake" },
 	{ "expr", 'E', 1, C_EXPR, FOR_EVAL, "EXPR",
@@ -291,10 +291,6 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		if (strcmp(o->goal, "build")) {
 			if (o->reboot)
 				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot is not supported yet", o->goal);
-			if (o->force_replace)
-				return nrr_fail(e, NRR_EUSAGE,
-						"apply %s --force-replace-unknown-profiles is not supported yet",
-						o->goal);
 			if (o->no_substitute && o->substitutes_given)
 				return nrr_fail(e, NRR_EUSAGE,
 						"--no-substitute and --use-substitutes contradict each other");
@@ -504,10 +500,6 @@ static int check_node(const struct colmena_opts *o, const struct hive_node *node
 		nrr_hint(e, "--no-keys deploys without them");
 		return NRR_EUSAGE;
 	}
-	if (!node->replace_unknown)
-		return nrr_fail(e, NRR_EUSAGE,
-				"node '%s': deployment.replaceUnknownProfiles = false is not supported yet",
-				node->name);
 	if (node->target_user && strcmp(node->target_user, "root")) {
 		const struct strvec *c = &node->escalation;
 		if (c->nr != 3 || strcmp(c->v[0], "sudo") || strcmp(c->v[1], "-H") ||
@@ -520,8 +512,8 @@ static int check_node(const struct colmena_opts *o, const struct hive_node *node
 }
 
 /* The fleet member deploying node: its target, system, elevation, ssh options. */
-static void node_member(const struct hive_node *node, const char *path,
-			struct fleet_member *m)
+static void node_member(const struct colmena_opts *o, const struct hive_node *node,
+			const char *path, struct fleet_member *m)
 {
 	const char *env = getenv("NIX_SSHOPTS");
 	struct strbuf opts = STRBUF_INIT;
@@ -534,6 +526,9 @@ static void node_member(const struct hive_node *node, const char *path,
 	strvec_init(&m->env);
 	strvec_pushl(&m->args, "--elevate",
 		     node->target_user && strcmp(node->target_user, "root") ? "sudo" : "none", NULL);
+	/* its child checks the system it replaces (lib/profileguard.h) */
+	if (!node->replace_unknown)
+		strvec_pushl(&m->args, "--profile-guard", o->force_replace ? "force" : "check", NULL);
 	/* the port and sshOptions reach the child's ssh as NIX_SSHOPTS words
 	 * after the user's own: each quoted, as split_cmdline reads them
 	 * back, never through a shell */
@@ -609,7 +604,7 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	strvec_pushvec(a, &o->ours);
 	plan->members = xcalloc(n, sizeof(*plan->members));
 	for (size_t i = 0; i < n; i++)
-		node_member(&h.nodes[sel[i]], out[i], &plan->members[i]);
+		node_member(o, &h.nodes[sel[i]], out[i], &plan->members[i]);
 	plan->n = n;
 out:
 	release_selection(&h, sel, drv, out, built, n);

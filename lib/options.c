@@ -67,6 +67,8 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: report phases on FD" },
 	{ "password-fd", 0, 1, OPT_PASSWORD_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
 	  "a fleet run's child: read the sudo password from FD" },
+	{ "profile-guard", 0, 1, OPT_PROFILE_GUARD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "check|force",
+	  "a hive node's child: refuse (check) or replace with a warning (force) a system this machine does not know" },
 
 	/* activation */
 	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, OF_FLEET, S_ACT, "NAME",
@@ -295,6 +297,13 @@ static int apply_one(struct options *o, const struct option_spec *s,
 			return nrr_fail(e, NRR_EUSAGE,
 					"argument --elevate: invalid choice '%s' (choose from none, sudo, run0)",
 					vals[0]);
+		return 0;
+	case OPT_PROFILE_GUARD:
+		if (strcmp(vals[0], "check") && strcmp(vals[0], "force"))
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument --profile-guard: invalid choice '%s' (choose from check, force)",
+					vals[0]);
+		o->profile_guard = !strcmp(vals[0], "check") ? 1 : 2;
 		return 0;
 	case OPT_SUDO: o->elevate = ELEVATE_SUDO; return 0;
 	case OPT_USE_REMOTE_SUDO:

@@ -45,6 +45,12 @@ setup_file() {
 		    deployment.targetHost = "t1";
 		    deployment.tags = [ "spare" ];
 		  };
+		  # colmena's guard: t1's system must be one this machine knows
+		  guarded = {
+		    deployment.targetHost = "t1";
+		    deployment.tags = [ "guarded" ];
+		    deployment.replaceUnknownProfiles = false;
+		  };
 		  other = {
 		    deployment.targetHost = "t1";
 		    deployment.tags = [ "odd" ];
@@ -206,8 +212,6 @@ built() {
 	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply switch --on one --reboot
 	assert_line --index 0 "error: apply switch --reboot is not supported yet"
-	run -2 nrr apply switch --on one --force-replace-unknown-profiles
-	assert_line --index 0 "error: apply switch --force-replace-unknown-profiles is not supported yet"
 	run -2 nrr apply build --on one --json
 	assert_line --index 0 "error: apply build: '--json' is for the deploy goals"
 }
@@ -215,4 +219,24 @@ built() {
 @test "switch --on @tag of the nixos-rebuild interface points to apply for now" {
 	run -2 nrr switch --flake "$A" --on @web
 	assert_line --index 0 "error: --on '@web': @tags select the nodes of a colmena hive, not supported here yet"
+}
+
+@test "replaceUnknownProfiles = false: a system this machine does not know is kept (the lock's answer); --force-replace-unknown-profiles replaces it" {
+	# a system only t1 has: another operator's deploy
+	alien=$(fleet_exec t1 sh -c 'echo alien >/tmp/alien && nix-store --add /tmp/alien')
+	fleet_exec t1 nix-env -p /nix/var/nix/profiles/system --set "$alien"
+	run -1 fleet_local nix-store --check-validity "$alien"
+	fleet_reset_counts t1
+	run -12 nrr apply switch --on @guarded
+	assert_output --partial "'root@t1' runs $alien, which this machine does not know, and replaceUnknownProfiles is false"
+	assert_output --partial "guarded  switch   failed"
+	assert_equal "$(fleet_exec t1 readlink -e /nix/var/nix/profiles/system)" "$alien"
+	# the answer came with the deploy's one command: none more
+	assert_equal "$(fleet_commands t1)" 1
+	run -0 nrr apply switch --on @guarded --force-replace-unknown-profiles
+	assert_output --partial "'root@t1' ran $alien, which this machine does not know; replacing it (--force-replace-unknown-profiles)"
+	assert_equal "$(fleet_exec t1 readlink -e /nix/var/nix/profiles/system)" "$(built guarded)"
+	# now it is ours: no force needed
+	run -0 nrr apply test --on @guarded
+	refute_output --partial "does not know"
 }
