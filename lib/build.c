@@ -288,12 +288,13 @@ int build_system(struct deploy *d, const char *tail, int dry,
 	int ret;
 	char *attr;
 
-	if (d->src == SRC_STORE_PATH) {
+	if (d->src == SRC_STORE_PATH && !d->drv) {
 		d->toplevel = xstrdup(d->opt->store_path);
 		d->built_at = AT_LOCAL;
 		return closure_of(&d->local, d->toplevel, &d->closure, e);
 	}
-	attr = deploy_attr(d, tail);
+	/* --store-path DRV: built as an evaluated configuration is */
+	attr = d->src == SRC_STORE_PATH ? xstrdup(d->drv) : deploy_attr(d, tail);
 	if (d->build_remote) {
 		ret = build_remote(d, attr, dry, e);
 		if (!ret && !dry && link && !d->target_remote) {

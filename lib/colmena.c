@@ -481,19 +481,10 @@ void colmena_deploy_release(struct colmena_deploy *plan)
 static int check_node(const struct colmena_opts *o, const struct hive_node *node,
 		      struct nrr_err *e)
 {
-	int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
-
 	if (!node->target_host)
 		return nrr_fail(e, NRR_EUSAGE,
 				"node '%s' has no deployment.targetHost: apply-local is not supported yet",
 				node->name);
-	if (on_target) {
-		nrr_fail(e, NRR_EUSAGE,
-			 "node '%s': building on the target (buildOnTarget) is not supported yet by apply %s",
-			 node->name, o->goal);
-		nrr_hint(e, "--no-build-on-target builds it here");
-		return NRR_EUSAGE;
-	}
 	if (node->nkeys && !o->no_keys) {
 		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: uploading keys is not supported yet",
 			 node->name);
@@ -526,6 +517,10 @@ static void node_member(const struct colmena_opts *o, const struct hive_node *no
 	strvec_init(&m->env);
 	strvec_pushl(&m->args, "--elevate",
 		     node->target_user && strcmp(node->target_user, "root") ? "sudo" : "none", NULL);
+	/* built on its target: its child gets the derivation (path) and
+	 * builds it there, the target being its build host (lib/build.c) */
+	if (o->build_on_target >= 0 ? o->build_on_target : node->build_on_target)
+		strvec_pushl(&m->args, "--build-host", m->target, NULL);
 	/* its child checks the system it replaces (lib/profileguard.h) */
 	if (!node->replace_unknown)
 		strvec_pushl(&m->args, "--profile-guard", o->force_replace ? "force" : "check", NULL);
@@ -604,7 +599,7 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	strvec_pushvec(a, &o->ours);
 	plan->members = xcalloc(n, sizeof(*plan->members));
 	for (size_t i = 0; i < n; i++)
-		node_member(o, &h.nodes[sel[i]], out[i], &plan->members[i]);
+		node_member(o, &h.nodes[sel[i]], built[i] ? out[i] : drv[i], &plan->members[i]);
 	plan->n = n;
 out:
 	release_selection(&h, sel, drv, out, built, n);

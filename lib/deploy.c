@@ -104,6 +104,11 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 
 	if (o->store_path) {
 		d->src = SRC_STORE_PATH;
+		/* a derivation: realised first, on the build host if any (a
+		 * hive node built on its target) */
+		if (strlen(o->store_path) > 4 &&
+		    !strcmp(o->store_path + strlen(o->store_path) - 4, ".drv"))
+			d->drv = xstrdup(o->store_path);
 	} else if (o->flake) {
 		d->src = SRC_FLAKE;
 	} else if (o->file || o->attr || o->no_flake) {

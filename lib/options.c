@@ -25,7 +25,7 @@ const struct option_spec option_table[] = {
 	{ "attr", 'A', 1, OPT_ATTR, 0, 0, S_MAIN, "ATTR",
 	  "attribute of FILE holding the configuration (classic mode)" },
 	{ "store-path", 0, 1, OPT_STORE_PATH, 0, 0, S_MAIN, "PATH",
-	  "activate this already built system closure, do not build" },
+	  "activate this already built system closure (a .drv: built first, on --build-host if given)" },
 	{ "image-variant", 0, 1, OPT_IMAGE_VARIANT, 0, 0, S_MAIN, "VARIANT",
 	  "image to build with build-image" },
 	{ "upgrade", 0, 0, OPT_UPGRADE, 0, 0, S_MAIN, NULL,

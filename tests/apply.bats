@@ -45,6 +45,13 @@ setup_file() {
 		    deployment.targetHost = "t1";
 		    deployment.tags = [ "spare" ];
 		  };
+		  # built on t2 itself
+		  ontarget = {
+		    deployment.targetHost = "t2";
+		    deployment.tags = [ "bot" ];
+		    deployment.buildOnTarget = true;
+		    environment.etc.motd.text = "built on its target";
+		  };
 		  # colmena's guard: t1's system must be one this machine knows
 		  guarded = {
 		    deployment.targetHost = "t1";
@@ -239,4 +246,26 @@ built() {
 	# now it is ours: no force needed
 	run -0 nrr apply test --on @guarded
 	refute_output --partial "does not know"
+}
+
+@test "buildOnTarget: the derivation goes to the target and is built there; the system never comes here" {
+	sys=$(fleet_local "$NRR" eval -E '{ nodes, ... }: nodes.ontarget.config.system.build.toplevel.outPath' | tr -d '"')
+	[[ $sys == /nix/store/*-nixos-system-ontarget-* ]] || fail "no system path: $sys"
+	fleet_reset_counts t2
+	run -0 nrr apply switch --on @bot
+	assert_output --partial "ontarget  switch   done"
+	assert_equal "$(fleet_exec t2 readlink /run/current-system)" "$sys"
+	assert_equal "$(fleet_handshakes t2)" 1
+	# built there, never here, so never copied from here
+	run -1 fleet_local nix-store --check-validity "$sys"
+	# --no-build-on-target builds it here
+	run -0 nrr apply test --on @bot --no-build-on-target
+	run -0 fleet_local nix-store --check-validity "$sys"
+}
+
+@test "--build-on-target builds any node on its target" {
+	fleet_reset_counts t1
+	run -0 nrr apply dry-activate --on spare --build-on-target
+	assert_output --partial "spare  dry-activate"
+	assert_equal "$(fleet_handshakes t1)" 1
 }
