@@ -223,9 +223,19 @@ built() {
 	assert_line --index 0 "error: apply build: '--json' is for the deploy goals"
 }
 
-@test "switch --on @tag of the nixos-rebuild interface points to apply for now" {
-	run -2 nrr switch --flake "$A" --on @web
-	assert_line --index 0 "error: --on '@web': @tags select the nodes of a colmena hive, not supported here yet"
+@test "--on @tag of the nixos-rebuild interface deploys the hive's nodes with that tag, with its options" {
+	fleet_reset_counts t1 t2
+	run -0 nrr test --flake "$A" --on @web,spare --parallel 1
+	assert_output --partial "one    test     done"
+	assert_output --partial "two    test     done"
+	assert_output --partial "spare  test     done"
+	run -0 fleet_exec t2 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^test $(built two)/bin/switch-to-configuration "
+	assert_equal "$(fleet_handshakes t2)" 1
+	run -2 nrr build --flake "$A" --on @web
+	assert_line --index 0 "error: --on '@web': a hive's @tags work with switch, boot, test and dry-activate"
+	run -2 nrr test --flake "$A#one" --on @web
+	assert_line --index 0 "error: --on '@web' selects the hive's nodes: --flake '$A#one' names one"
 }
 
 @test "replaceUnknownProfiles = false: a system this machine does not know is kept (the lock's answer); --force-replace-unknown-profiles replaces it" {
