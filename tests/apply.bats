@@ -279,3 +279,19 @@ built() {
 	assert_output --partial "spare  dry-activate"
 	assert_equal "$(fleet_handshakes t1)" 1
 }
+
+@test "switch --flake FLAKE#NODE --target-host: a hive node when the flake has no such nixosConfiguration" {
+	fl=$BATS_TEST_TMPDIR/fl
+	mkdir -p "$fl"
+	cp -R "$A/nixpkgs" "$A/hive.nix" "$fl/"
+	echo '{ outputs = { self }: { colmena = import ./hive.nix; }; }' >"$fl/flake.nix"
+	fleet_reset_counts t1
+	run -0 nrr test --flake "$fl#spare" --target-host root@t1
+	assert_output --partial "has no nixosConfigurations.spare: building its colmena hive's node 'spare'"
+	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^test $(built spare)/bin/switch-to-configuration "
+	assert_equal "$(fleet_handshakes t1)" 1
+	# neither a configuration nor a node: nix's own error
+	run -4 nrr test --flake "$fl#nosuch" --target-host root@t1
+	assert_output --partial "does not provide attribute"
+}
