@@ -560,8 +560,11 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 int main(int argc, char **argv)
 {
 	struct run r;
+	struct colmena_deploy plan;	/* kept to the end: apply-local's argv */
 	int ret;
 
+	memset(&plan, 0, sizeof(plan));
+	strvec_init(&plan.argv);
 	sanitise_stdfd();
 	if (sodium_init() < 0) {
 		fputs("error: cannot initialise libsodium\n", stderr);
@@ -572,15 +575,19 @@ int main(int argc, char **argv)
 	strvec_init(&r.warnings);
 	/* colmena's commands (build, eval, ...) have options of their own */
 	if (argc > 1 && colmena_is_command(argv[1])) {
-		struct colmena_deploy plan;
-		memset(&plan, 0, sizeof(plan));
-		strvec_init(&plan.argv);
 		run_signals_install();
 		ret = colmena_main(argc - 1, (const char *const *)argv + 1, &r.warnings, &plan,
 				   &r.err);
 		if (!ret && plan.n)
 			ret = colmena_fleet(&r, &plan);
-		colmena_deploy_release(&plan);
+		if (!ret && plan.local) {
+			/* apply-local: the node's system, deployed here as an action */
+			ret = options_parse(&r.opt, (int)plan.argv.nr,
+					    (const char *const *)plan.argv.v, &r.err);
+			strvec_pushvec(&r.warnings, &r.opt.warnings);
+			if (!ret)
+				goto deploy;
+		}
 		if (ret)
 			fprintf(stderr, "error: %s\n%s%s%s", r.err.msg, r.err.hint[0] ? "hint: " : "",
 				r.err.hint, r.err.hint[0] ? "\n" : "");
@@ -609,6 +616,7 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	run_signals_install();
+deploy:
 	deploy_init(&r.d, &r.opt, &r.warnings);
 	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
 	r.d.progress_fd = r.opt.progress_fd;
@@ -641,6 +649,7 @@ int main(int argc, char **argv)
 	}
 	deploy_release(&r.d);
 done:
+	colmena_deploy_release(&plan);
 	flush_warnings(&r.warnings);
 	if (r.password)
 		sodium_free(r.password);	/* wipes it */

@@ -19,15 +19,16 @@ enum copt_id {
 	C_CONFIG, C_SHOW_TRACE, C_IMPURE, C_NIX_OPTION, C_HELP, C_VERBOSE,
 	C_ON, C_PARALLEL, C_KEEP_RESULT, C_NO_KEYS, C_REBOOT, C_NO_SUBSTITUTE,
 	C_NO_GZIP, C_BUILD_ON_TARGET, C_NO_BUILD_ON_TARGET, C_FORCE_REPLACE,
-	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE,
+	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE,
 	C_PASS,		/* one of our own options, handed to the fleet as it is */
 };
 
 /* Which commands take an option. */
-#define FOR_ALL 0x7
+#define FOR_ALL 0xf
 #define FOR_APPLY 0x1	/* apply and build */
 #define FOR_EVAL 0x2
 #define FOR_EXEC 0x4
+#define FOR_LOCAL 0x8	/* apply-local */
 
 struct copt {
 	const char *name;
@@ -66,7 +67,7 @@ static const struct copt copts[] = {
 	  "(=auto: ask the nodes' caches first) nodes substitute, as is colmena's default" },
 	{ "keep-result", 0, 0, C_KEEP_RESULT, FOR_APPLY, NULL,
 	  "keep each system as a GC root, .gcroots/node-NAME beside the hive" },
-	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY, NULL, "deploy nodes that have deployment.keys without their keys" },
+	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY | FOR_LOCAL, NULL, "deploy nodes that have deployment.keys without their keys" },
 	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
 	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "nodes do not substitute: everything is copied from here" },
 	{ "no-gzip", 0, 0, C_NO_GZIP, FOR_APPLY, NULL, "accepted for colmena's sake" },
@@ -79,6 +80,8 @@ static const struct copt copts[] = {
 	{ "expr", 'E', 1, C_EXPR, FOR_EVAL, "EXPR",
 	  "a function of { lib, pkgs, nodes }; its value is printed as JSON" },
 	{ "instantiate", 0, 0, C_INSTANTIATE, FOR_EVAL, NULL, "(not supported)" },
+	{ "sudo", 0, 0, C_SUDO, FOR_LOCAL, NULL, "activate through sudo (when not run as root)" },
+	{ "node", 0, 1, C_NODE, FOR_LOCAL, "NAME", "the node to deploy (default: this machine's hostname)" },
 };
 #define NCOPTS (sizeof(copts) / sizeof(copts[0]))
 
@@ -92,6 +95,8 @@ struct colmena_opts {
 	const char *on;
 	const char *expr;
 	int help, verbose, keep_result, build_on_target;	/* -1: each node's */
+	int sudo;		/* apply-local --sudo */
+	const char *node;	/* apply-local --node */
 	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
 	const char *parallel;
 	const char *const *command;	/* exec's, NULL-terminated (argv's) */
@@ -106,12 +111,14 @@ int colmena_is_command(const char *name)
 	/* not "build": that is nixos-rebuild's (colmena's own build is
 	 * `apply build`, which is what colmena runs for it) */
 	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
-	       !strcmp(name, "introspect") || !strcmp(name, "exec");
+	       !strcmp(name, "introspect") || !strcmp(name, "exec") ||
+	       !strcmp(name, "apply-local");
 }
 
 static unsigned cmd_mask(const char *cmd)
 {
 	return !strcmp(cmd, "eval") ? FOR_EVAL : !strcmp(cmd, "exec") ? FOR_EXEC
+	       : !strcmp(cmd, "apply-local") ? FOR_LOCAL
 	       : FOR_APPLY;	/* apply, build, deploy */
 }
 
@@ -123,6 +130,11 @@ static void print_help(const char *cmd)
 		printf("usage: nixos-rebuild-remote eval [FILE] | -E EXPR [OPTIONS]\n\n"
 		       "Evaluates EXPR (or the expression in FILE), a function called with\n"
 		       "{ lib, pkgs, nodes } of the hive, and prints its value as JSON.\n");
+	else if (!strcmp(cmd, "apply-local"))
+		printf("usage: nixos-rebuild-remote apply-local [switch|boot|test|dry-activate] [--sudo] [--node NAME]\n\n"
+		       "Builds this machine's node of the hive (--node, or the one named as\n"
+		       "its hostname; it needs deployment.allowLocalDeployment) and activates\n"
+		       "it here, as the action of the same name does.\n");
 	else if (!strcmp(cmd, "exec"))
 		printf("usage: nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...\n\n"
 		       "Runs COMMAND on each selected node, as targetUser@targetHost (under\n"
@@ -191,6 +203,8 @@ static int set_option(struct colmena_opts *o, const struct copt *c, const char *
 		o->parallel = val[0];
 		break;
 	case C_NO_KEYS: o->no_keys = 1; break;
+	case C_SUDO: o->sudo = 1; break;
+	case C_NODE: o->node = val[0]; break;
 	case C_REBOOT: o->reboot = 1; break;
 	case C_NO_SUBSTITUTE: o->no_substitute = 1; break;
 	case C_FORCE_REPLACE: o->force_replace = 1; break;
@@ -222,7 +236,7 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 			break;
 		}
 		if (only_args || a[0] != '-' || !a[1]) {
-			if (!strcmp(cmd, "apply") && !o->goal) {
+			if ((!strcmp(cmd, "apply") || !strcmp(cmd, "apply-local")) && !o->goal) {
 				o->goal = a;
 			} else if (!strcmp(o->cmd, "eval") && !o->file) {
 				o->file = a;
@@ -273,6 +287,15 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		}
 		if (set_option(o, c, val, e))
 			return e->status;
+	}
+	if (!strcmp(cmd, "apply-local")) {
+		if (!o->goal)
+			o->goal = "switch";
+		if (strcmp(o->goal, "switch") && strcmp(o->goal, "boot") && strcmp(o->goal, "test") &&
+		    strcmp(o->goal, "dry-activate"))
+			return nrr_fail(e, NRR_EUSAGE,
+					"apply-local: unknown goal '%s' (switch, boot, test, dry-activate)",
+					o->goal);
 	}
 	if (!strcmp(cmd, "apply")) {
 		size_t g = 0;
@@ -630,6 +653,68 @@ static int cmd_exec(struct colmena_opts *o, struct strvec *warnings, struct nrr_
 	return st;
 }
 
+/* apply-local: this machine's node, built here; plan->argv the deploy of
+ * its system here for main to run. */
+static int cmd_local(struct colmena_opts *o, struct colmena_deploy *plan,
+		     struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	char host[256] = "", *drv = NULL, *out = NULL;
+	const struct hive_node *node = NULL;
+	const char *name = o->node;
+	int built = 0, st;
+	size_t sel = 0;
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+
+	if (!name) {
+		if (gethostname(host, sizeof(host) - 1))
+			return nrr_fail(e, NRR_EFAIL, "apply-local: cannot read this machine's hostname");
+		name = host;
+	}
+	st = hive_load(&h, &o->h, warnings, e);
+	if (!st && !(node = hive_node(&h, name))) {
+		nrr_fail(e, NRR_EUSAGE, "apply-local: the hive has no node '%s'", name);
+		if (!o->node)
+			nrr_hint(e, "that is this machine's hostname; --node NAME names another node");
+		st = NRR_EUSAGE;
+	}
+	if (!st && !node->allow_local) {
+		nrr_fail(e, NRR_EUSAGE, "node '%s' does not allow local deployment", name);
+		nrr_hint(e, "set deployment.allowLocalDeployment = true for it");
+		st = NRR_EUSAGE;
+	}
+	if (!st && node->nkeys && !o->no_keys) {
+		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: apply-local does not upload keys yet",
+			 name);
+		nrr_hint(e, "--no-keys deploys without them");
+		st = NRR_EUSAGE;
+	}
+	if (st)
+		goto out;
+	sel = (size_t)(node - h.nodes);
+	o->build_on_target = 0;	/* here is its target */
+	st = hive_toplevels(&h, &o->h, &sel, 1, &drv, &out, warnings, e);
+	if (!st) {
+		if (mkdtemp(roots))
+			plan->roots = xstrdup(roots);
+		st = realise(o, &h, &sel, 1, &drv, &built, plan->roots, warnings, e);
+	}
+	if (st)
+		goto out;
+	strvec_pushl(&plan->argv, "nixos-rebuild-remote", o->goal, "--store-path", out, NULL);
+	if (o->sudo)
+		strvec_pushl(&plan->argv, "--elevate", "sudo", NULL);
+	if (o->verbose)
+		strvec_push(&plan->argv, "-v");
+	strvec_pushvec(&plan->argv, &o->nix_options);
+	plan->local = 1;
+out:
+	free(drv);
+	free(out);
+	hive_release(&h);
+	return st;
+}
+
 static int cmd_eval(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
 	struct hive h = HIVE_INIT;
@@ -676,6 +761,7 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e)
 		     : !strcmp(o.cmd, "deploy") ? cmd_deploy(&o, plan, warnings, e)
 		     : !strcmp(o.cmd, "exec") ? cmd_exec(&o, warnings, e)
+		     : !strcmp(o.cmd, "apply-local") ? cmd_local(&o, plan, warnings, e)
 		     : cmd_build(&o, warnings, e);
 	strvec_clear(&o.nix_args);
 	strvec_clear(&o.ours);

@@ -6,6 +6,7 @@
  *   nixos-rebuild-remote eval [FILE] | -E EXPR    (also: introspect)
  *   nixos-rebuild-remote apply [push|switch|boot|test|dry-activate]
  *   nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...  (hiveexec.h)
+ *   nixos-rebuild-remote apply-local [GOAL] [--sudo] [--node NAME]
  *
  * colmena's own `build` command is `apply build` here: `build` is
  * nixos-rebuild's action.
@@ -40,6 +41,8 @@ struct colmena_deploy {
 	struct fleet_member *members;	/* n; NULL when there is nothing to deploy */
 	size_t n;
 	char *roots;		/* a directory of GC roots for the deploy's duration */
+	int local;		/* apply-local: argv deploys here (main runs it as
+				 * its own command line), members is NULL */
 };
 
 /* Frees what plan holds and removes its GC roots. */
