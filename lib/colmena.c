@@ -506,7 +506,7 @@ static int check_node(const struct colmena_opts *o, const struct hive_node *node
 {
 	if (!node->target_host)
 		return nrr_fail(e, NRR_EUSAGE,
-				"node '%s' has no deployment.targetHost: apply-local is not supported yet",
+				"node '%s' has no deployment.targetHost: only apply-local deploys it",
 				node->name);
 	if (node->nkeys && !o->no_keys) {
 		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: uploading keys is not supported yet",
@@ -514,15 +514,48 @@ static int check_node(const struct colmena_opts *o, const struct hive_node *node
 		nrr_hint(e, "--no-keys deploys without them");
 		return NRR_EUSAGE;
 	}
-	if (node->target_user && strcmp(node->target_user, "root")) {
-		const struct strvec *c = &node->escalation;
-		if (c->nr != 3 || strcmp(c->v[0], "sudo") || strcmp(c->v[1], "-H") ||
-		    strcmp(c->v[2], "--"))
-			return nrr_fail(e, NRR_EUSAGE,
-					"node '%s': deployment.privilegeEscalationCommand other than "
-					"[ \"sudo\" \"-H\" \"--\" ] is not supported yet", node->name);
-	}
 	return 0;
+}
+
+/*
+ * How node's child gains root: not at all for root (or no targetUser);
+ * privilegeEscalationCommand as given otherwise. A sudo command is our
+ * sudo with its flags (NIX_SUDOOPTS after the user's own), so that -S's
+ * password reaches it; any other (doas, run0, ...) runs as given and is
+ * never given a password.
+ */
+static void node_elevation(const struct hive_node *node, struct fleet_member *m)
+{
+	const struct strvec *c = &node->escalation;
+	const char *env = getenv("NIX_SUDOOPTS");
+	struct strbuf words = STRBUF_INIT;
+	size_t end = c->nr;
+
+	if (!node->target_user || !strcmp(node->target_user, "root") || !c->nr) {
+		strvec_pushl(&m->args, "--elevate", "none", NULL);
+		return;
+	}
+	if (strcmp(c->v[0], "sudo")) {
+		sq_quote_argv(&words, (const char *const *)c->v);
+		strvec_pushl(&m->args, "--elevate-command", words.buf, NULL);
+		strbuf_release(&words);
+		return;
+	}
+	strvec_pushl(&m->args, "--elevate", "sudo", NULL);
+	/* our sudo ends its options with "--" itself */
+	if (end > 1 && !strcmp(c->v[end - 1], "--"))
+		end--;
+	if (end <= 1)
+		return;
+	if (env && *env)
+		strbuf_addf(&words, "%s ", env);
+	for (size_t i = 1; i < end; i++) {
+		if (i > 1)
+			strbuf_addch(&words, ' ');
+		sq_quote_buf(&words, c->v[i]);
+	}
+	strvec_pushf(&m->env, "NIX_SUDOOPTS=%s", words.buf);
+	strbuf_release(&words);
 }
 
 /* The fleet member deploying node: its target, system, elevation, ssh options. */
@@ -538,8 +571,7 @@ static void node_member(const struct colmena_opts *o, const struct hive_node *no
 	m->path = xstrdup(path);
 	strvec_init(&m->args);
 	strvec_init(&m->env);
-	strvec_pushl(&m->args, "--elevate",
-		     node->target_user && strcmp(node->target_user, "root") ? "sudo" : "none", NULL);
+	node_elevation(node, m);
 	/* built on its target: its child gets the derivation (path) and
 	 * builds it there, the target being its build host (lib/build.c) */
 	if (o->build_on_target >= 0 ? o->build_on_target : node->build_on_target)

@@ -67,6 +67,8 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: report phases on FD" },
 	{ "password-fd", 0, 1, OPT_PASSWORD_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
 	  "a fleet run's child: read the sudo password from FD" },
+	{ "elevate-command", 0, 1, OPT_ELEVATE_COMMAND, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "WORDS",
+	  "a hive node's child: gain root on the target with these words (quoted), given no password" },
 	{ "profile-guard", 0, 1, OPT_PROFILE_GUARD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "check|force",
 	  "a hive node's child: refuse (check) or replace with a warning (force) a system this machine does not know" },
 
@@ -297,6 +299,10 @@ static int apply_one(struct options *o, const struct option_spec *s,
 			return nrr_fail(e, NRR_EUSAGE,
 					"argument --elevate: invalid choice '%s' (choose from none, sudo, run0)",
 					vals[0]);
+		return 0;
+	case OPT_ELEVATE_COMMAND:
+		o->elevate = ELEVATE_COMMAND;
+		o->elevate_command = vals[0];
 		return 0;
 	case OPT_PROFILE_GUARD:
 		if (strcmp(vals[0], "check") && strcmp(vals[0], "force"))

@@ -44,7 +44,7 @@ enum opt_id {
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
 	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
 	OPT_ON, OPT_PARALLEL, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
-	OPT_PROFILE_GUARD,
+	OPT_PROFILE_GUARD, OPT_ELEVATE_COMMAND,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -113,6 +113,7 @@ struct options {
 	/* a hive node's child (replaceUnknownProfiles = false): 0 no guard,
 	 * 1 refuse a system this machine does not know, 2 replace it warning */
 	int profile_guard;
+	const char *elevate_command;	/* --elevate-command: words, shell-quoted */
 	int no_build_output;
 	int no_validate;
 	int confirm_timeout;	/* --magic-rollback: seconds, 0 = off */

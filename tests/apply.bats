@@ -64,6 +64,13 @@ setup_file() {
 		    deployment.privilegeEscalationCommand = [ "doas" ];
 		    deployment.targetUser = "deploy";
 		  };
+		  # sudo with flags of its own, as given
+		  flags = {
+		    deployment.targetHost = "t2";
+		    deployment.tags = [ "flags" ];
+		    deployment.privilegeEscalationCommand = [ "sudo" "-u" "root" "--" ];
+		    deployment.targetUser = "deploy";
+		  };
 		}
 	EOF2
 }
@@ -213,8 +220,6 @@ built() {
 }
 
 @test "apply: what is not supported yet is refused, naming the node" {
-	run -2 nrr apply switch --on other
-	assert_line --index 0 "error: node 'other': deployment.privilegeEscalationCommand other than [ \"sudo\" \"-H\" \"--\" ] is not supported yet"
 	run -2 nrr apply keys
 	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply switch --on one --reboot
@@ -294,4 +299,18 @@ built() {
 	# neither a configuration nor a node: nix's own error
 	run -4 nrr test --flake "$fl#nosuch" --target-host root@t1
 	assert_output --partial "does not provide attribute"
+}
+
+@test "privilegeEscalationCommand: sudo with other flags gets them and -S's password; another command runs as given, no password" {
+	TYPED=hunter2 run -0 nrr_tty apply switch --on @flags -S
+	assert_output --partial "flags  switch   done"
+	fleet_command_log t2 | grep -q "^deploy .*'sudo' '-S' '-p' '[^']*' '-u' 'root' '--' '/bin/sh'" ||
+		fail "no sudo -u root as deploy on t2: $(fleet_command_log t2 | tail -n 3)"
+	run grep -r hunter2 "$FLEET_DIR/t2/commands.log"
+	assert_failure 1
+	# t1 has no doas: the node fails, named, after running it as given
+	run -12 nrr apply test --on @odd
+	assert_output --partial "other  test     failed"
+	fleet_command_log t1 | grep -q "^deploy .*'doas' '/bin/sh' '-c'" ||
+		fail "no doas as deploy on t1: $(fleet_command_log t1 | tail -n 3)"
 }

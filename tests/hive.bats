@@ -563,8 +563,6 @@ expected_info() {
 	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply switch --on web
 	assert_line --index 0 "error: node 'web' has deployment.keys: uploading keys is not supported yet"
-	run -2 nrr apply switch --on db --no-keys
-	assert_line --index 0 "error: node 'db': building on the target (buildOnTarget) is not supported yet by apply switch"
 	run -2 nrr apply launch
 	assert_output --partial "error: apply: unknown goal 'launch'"
 	run -0 nrr apply build --help
