@@ -33,8 +33,8 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
 	lib/scripts.h lib/fleetproto.h lib/fleetbuild.h lib/hive.h lib/colmena.h \
 	lib/keys.h lib/exec.h lib/profileguard.h lib/reboot.h
-OBJS += lib/hiveexec.o
-HDRS += lib/hiveexec.h
+OBJS += lib/hiveexec.o lib/hiveeval.o
+HDRS += lib/hiveexec.h lib/hiveeval.h
 # The remote scripts, embedded by lib/gen-scripts.sh into lib/scripts.c and
 # lib/scripts.h (generated, not committed); NAME.def holds what a script and
 # its C caller agree on.

@@ -580,6 +580,11 @@ int main(int argc, char **argv)
 				   &r.err);
 		if (!ret && plan.n)
 			ret = colmena_fleet(&r, &plan);
+		if (!ret && plan.eval_failed.status) {
+			/* -k: the nodes that failed evaluation are failed nodes */
+			r.err = plan.eval_failed;
+			ret = NRR_EFLEET;
+		}
 		if (!ret && plan.local) {
 			/* apply-local: the node's system, deployed here as an action */
 			ret = options_parse(&r.opt, (int)plan.argv.nr,

@@ -10,6 +10,7 @@
 
 #include "colmena.h"
 #include "hive.h"
+#include "hiveeval.h"
 #include "hiveexec.h"
 #include "nix.h"
 #include "quote.h"
@@ -19,7 +20,7 @@ enum copt_id {
 	C_CONFIG, C_SHOW_TRACE, C_IMPURE, C_NIX_OPTION, C_HELP, C_VERBOSE,
 	C_ON, C_PARALLEL, C_KEEP_RESULT, C_NO_KEYS, C_REBOOT, C_NO_SUBSTITUTE,
 	C_NO_GZIP, C_BUILD_ON_TARGET, C_NO_BUILD_ON_TARGET, C_FORCE_REPLACE,
-	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE,
+	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE, C_KEEP_GOING,
 	C_PASS,		/* one of our own options, handed to the fleet as it is */
 };
 
@@ -75,7 +76,10 @@ static const struct copt copts[] = {
 	{ "no-build-on-target", 0, 0, C_NO_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node here" },
 	{ "force-replace-unknown-profiles", 0, 0, C_FORCE_REPLACE, FOR_APPLY, NULL,
 	  "replace a system this machine does not know (replaceUnknownProfiles = false), with a warning" },
-	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto", "accepted for colmena's sake" },
+	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto",
+	  "nodes evaluated at once, over one nix process per core (auto: (available MiB - 1024) / 512)" },
+	{ "keep-going", 'k', 0, C_KEEP_GOING, FOR_APPLY, NULL,
+	  "nodes whose evaluation fails are named and left out; the others go on" },
 	{ "evaluator", 0, 1, C_EVALUATOR, FOR_APPLY, "chunked|streaming", "accepted for colmena's sake" },
 	{ "expr", 'E', 1, C_EXPR, FOR_EVAL, "EXPR",
 	  "a function of { lib, pkgs, nodes }; its value is printed as JSON" },
@@ -97,6 +101,8 @@ struct colmena_opts {
 	int help, verbose, keep_result, build_on_target;	/* -1: each node's */
 	int sudo;		/* apply-local --sudo */
 	const char *node;	/* apply-local --node */
+	size_t eval_limit;	/* --eval-node-limit; 0: auto */
+	int keep_going;
 	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
 	const char *parallel;
 	const char *const *command;	/* exec's, NULL-terminated (argv's) */
@@ -209,6 +215,16 @@ static int set_option(struct colmena_opts *o, const struct copt *c, const char *
 	case C_NO_SUBSTITUTE: o->no_substitute = 1; break;
 	case C_FORCE_REPLACE: o->force_replace = 1; break;
 	case C_KEEP_RESULT: o->keep_result = 1; break;
+	case C_KEEP_GOING: o->keep_going = 1; break;
+	case C_EVAL_NODE_LIMIT:
+		if (!strcmp(val[0], "auto")) {
+			o->eval_limit = 0;
+		} else if (!*val[0] || strspn(val[0], "0123456789") != strlen(val[0]) ||
+			   !(o->eval_limit = strtoul(val[0], NULL, 10))) {
+			return nrr_fail(e, NRR_EUSAGE, "--eval-node-limit '%s': not a positive number or auto",
+					val[0]);
+		}
+		break;
 	case C_BUILD_ON_TARGET: o->build_on_target = 1; break;
 	case C_NO_BUILD_ON_TARGET: o->build_on_target = 0; break;
 	case C_EXPR: o->expr = val[0]; break;
@@ -441,8 +457,46 @@ static int realise(const struct colmena_opts *o, const struct hive *h, const siz
 	return st;
 }
 
+/*
+ * The systems of the n selected nodes, in bounded parallel (hiveeval.h),
+ * each failure shown under its node's name. With -k, the nodes that
+ * failed are taken out of sel/drv/out (*n shrinks) and *failed says which
+ * (its status 0 when none did); without, the first failure stops it all.
+ */
+static int evaluate(const struct colmena_opts *o, struct hive *h, size_t *sel, size_t *n,
+		    char **drv, char **out, struct nrr_err *failed,
+		    struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive_eval_limits lim = { o->eval_limit, 0 };
+	struct strvec why = STRVEC_INIT;
+	size_t k = 0;
+	int st;
+
+	st = hive_toplevels_limited(h, &o->h, sel, *n, &lim, drv, out, &why, warnings, e);
+	for (size_t i = 0; i < why.nr; i++)
+		fprintf(stderr, "%s\n", why.v[i]);
+	strvec_clear(&why);
+	if (st != NRR_EEVAL || !o->keep_going)
+		return st;
+	for (size_t i = 0; i < *n; i++)
+		if (drv[i]) {
+			sel[k] = sel[i];
+			drv[k] = drv[i];
+			out[k++] = out[i];
+		}
+	if (!k)
+		return st;	/* none evaluated: nothing goes on */
+	for (size_t i = k; i < *n; i++)
+		drv[i] = out[i] = NULL;
+	*n = k;
+	*failed = *e;
+	memset(e, 0, sizeof(*e));
+	return 0;
+}
+
 static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
+	struct nrr_err failed = { 0 };
 	struct hive h = HIVE_INIT;
 	size_t *sel = NULL, n = 0;
 	char **drv = NULL, **out = NULL;
@@ -462,7 +516,7 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	drv = xcalloc(n, sizeof(*drv));
 	out = xcalloc(n, sizeof(*out));
 	built = xcalloc(n, sizeof(*built));
-	st = hive_toplevels(&h, &o->h, sel, n, drv, out, warnings, e);
+	st = evaluate(o, &h, sel, &n, drv, out, &failed, warnings, e);
 	if (st)
 		goto out;
 
@@ -472,6 +526,10 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	for (size_t i = 0; !st && i < n; i++)
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);
+	if (!st && failed.status) {
+		*e = failed;	/* -k: the others were built */
+		st = e->status;
+	}
 out:
 	release_selection(&h, sel, drv, out, built, n);
 	return st;
@@ -623,7 +681,7 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	out = xcalloc(n, sizeof(*out));
 	built = xcalloc(n, sizeof(*built));
 	/* none could start: evaluation and build failures are the fleet's 13 */
-	st = hive_toplevels(&h, &o->h, sel, n, drv, out, warnings, e);
+	st = evaluate(o, &h, sel, &n, drv, out, &plan->eval_failed, warnings, e);
 	if (!st) {
 		if (mkdtemp(roots))
 			plan->roots = xstrdup(roots);

@@ -41,6 +41,7 @@ struct colmena_deploy {
 	struct fleet_member *members;	/* n; NULL when there is nothing to deploy */
 	size_t n;
 	char *roots;		/* a directory of GC roots for the deploy's duration */
+	struct nrr_err eval_failed;	/* -k: the nodes left out (status 0: none) */
 	int local;		/* apply-local: argv deploys here (main runs it as
 				 * its own command line), members is NULL */
 };

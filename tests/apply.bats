@@ -314,3 +314,22 @@ built() {
 	fleet_command_log t1 | grep -q "^deploy .*'doas' '/bin/sh' '-c'" ||
 		fail "no doas as deploy on t1: $(fleet_command_log t1 | tail -n 3)"
 }
+
+@test "apply -k: a node whose evaluation fails is named and left out, the others are deployed (exit 12); without -k none starts (13)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  fine = { deployment.targetHost = "t1"; environment.etc.motd.text = "fine"; };
+		  broken = { deployment.targetHost = "t2"; assertions = [ { assertion = false; message = "no"; } ]; };
+		}
+	EOF2
+	fleet_reset_counts t1 t2
+	run -13 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_line --partial "node 'broken': "
+	assert_equal "$(fleet_handshakes t1)" 0
+	run -12 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix" -k
+	assert_output --partial "fine  test     done"
+	assert_line --partial "node 'broken': "
+	assert_line "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed for 1 of 2 nodes: 'broken'"
+	assert_equal "$(fleet_handshakes t2)" 0
+}
