@@ -112,6 +112,53 @@ struct colmena_opts {
 	struct hive_opts h;
 };
 
+static unsigned cmd_mask(const char *cmd);
+
+static const char *const commands[] = { "apply", "apply-local", "exec", "eval",
+					 "introspect", NULL };
+
+int colmena_complete(const char *what)
+{
+	if (!strcmp(what, "colmena")) {
+		for (size_t i = 0; commands[i]; i++)
+			puts(commands[i]);
+	} else if (!strcmp(what, "goals")) {
+		for (size_t i = 0; goals[i]; i++)
+			puts(goals[i]);
+	} else if (!strncmp(what, "colmena-options:", 16)) {
+		const char *cmd = what + 16;
+		unsigned mask = !strcmp(cmd, "introspect") ? FOR_EVAL : cmd_mask(cmd);
+		for (size_t i = 0; i < NCOPTS; i++) {
+			if (!(copts[i].cmds & mask))
+				continue;
+			printf("--%s\n", copts[i].name);
+			if (copts[i].short_name)
+				printf("-%c\n", copts[i].short_name);
+		}
+	} else if (!strcmp(what, "hive-nodes")) {
+		struct hive h = HIVE_INIT;
+		struct hive_opts o = { 0 };
+		struct strvec warnings = STRVEC_INIT, tags = STRVEC_INIT;
+		struct nrr_err e = { 0 };
+		if (!hive_load(&h, &o, &warnings, &e)) {
+			for (size_t i = 0; i < h.nnodes; i++) {
+				puts(h.nodes[i].name);
+				for (size_t t = 0; t < h.nodes[i].tags.nr; t++)
+					if (strvec_find(&tags, h.nodes[i].tags.v[t]) < 0)
+						strvec_push(&tags, h.nodes[i].tags.v[t]);
+			}
+			for (size_t t = 0; t < tags.nr; t++)
+				printf("@%s\n", tags.v[t]);
+		}
+		hive_release(&h);
+		strvec_clear(&warnings);
+		strvec_clear(&tags);
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
 int colmena_is_command(const char *name)
 {
 	/* not "build": that is nixos-rebuild's (colmena's own build is

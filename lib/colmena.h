@@ -49,6 +49,16 @@ struct colmena_deploy {
 /* Frees what plan holds and removes its GC roots. */
 void colmena_deploy_release(struct colmena_deploy *plan);
 
+/*
+ * Shell completion of the colmena commands (lib/complete.c's topics):
+ * "colmena" the commands, "goals" apply's goals, "hive-nodes" the node
+ * names and then the @tags of the hive found from the working directory
+ * (evaluated: nothing when there is none), "colmena-options:CMD" the
+ * option spellings of CMD. One a line on stdout. Returns 0, or 1 for
+ * a topic that is not one of these.
+ */
+int colmena_complete(const char *what);
+
 /* 1 if name is a colmena command that colmena_main runs. */
 int colmena_is_command(const char *name);
 
