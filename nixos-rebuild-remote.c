@@ -22,6 +22,7 @@
 #include "lib/activate.h"
 #include "lib/build.h"
 #include "lib/colmena.h"
+#include "lib/profileguard.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/fleet.h"
@@ -328,6 +329,10 @@ static int do_build_and_activate(struct run *r)
 	}
 	if ((ret = deploy_connect_wait(d, need_target, 1, &r->err)) ||
 	    (activating && (ret = deploy_lock(d, &r->err))) ||
+	    /* replaceUnknownProfiles = false: the lock's answer says what runs */
+	    (activating && r->opt.profile_guard &&
+	     (ret = profile_guard_check(d->target.name, d->as.current, r->opt.profile_guard == 2,
+					&r->warnings, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
 	d->want_plan = needs(r, AN_PLAN);
@@ -503,6 +508,54 @@ static int read_password_fd(struct run *r, int fd)
 	return 0;
 }
 
+/* 1 if --on's rules select by @tag: a colmena hive's. */
+static int on_has_tag(const char *on)
+{
+	for (const char *p = on; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (*p == '@')
+			return 1;
+	return 0;
+}
+
+/* --on RULES with @tags on a flake that has a hive: its nodes, built by
+ * colmena_main as `apply ACTION -f FLAKE --on RULES` builds them, deployed
+ * with the options of this command line. */
+static int hive_fleet(struct run *r)
+{
+	const char *act = r->opt.action;
+	struct strvec av = STRVEC_INIT;
+	struct colmena_deploy plan;
+	char *ref = NULL, *name = NULL;
+	int ret;
+
+	if (strcmp(act, "switch") && strcmp(act, "boot") && strcmp(act, "test") &&
+	    strcmp(act, "dry-activate"))
+		return nrr_fail(&r->err, NRR_EUSAGE,
+				"--on '%s': a hive's @tags work with switch, boot, test and dry-activate",
+				r->opt.on);
+	nix_split_flake(r->opt.flake, &ref, &name);
+	if (*name) {
+		ret = nrr_fail(&r->err, NRR_EUSAGE, "--on '%s' selects the hive's nodes: --flake '%s' names one",
+			       r->opt.on, r->opt.flake);
+		goto out;
+	}
+	strvec_pushl(&av, "apply", act, "-f", ref, "--on", r->opt.on, NULL);
+	if (r->opt.verbose > 0)
+		strvec_push(&av, "-v");
+	memset(&plan, 0, sizeof(plan));
+	strvec_init(&plan.argv);
+	ret = colmena_main((int)av.nr, (const char *const *)av.v, &r->warnings, &plan, &r->err);
+	if (!ret && plan.n)
+		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password, &r->warnings,
+				   &r->err);
+	colmena_deploy_release(&plan);
+out:
+	strvec_clear(&av);
+	free(ref);
+	free(name);
+	return ret;
+}
+
 static int dispatch(struct run *r)
 {
 	int ret;
@@ -520,6 +573,8 @@ static int dispatch(struct run *r)
 		if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
 		    (ret = ask_password(r, r->opt.target_user ? r->opt.target_user : "the fleet")))
 			return ret;
+		if (r->opt.flake && on_has_tag(r->opt.on))
+			return hive_fleet(r);
 		return fleet_run(&r->opt, r->password, &r->warnings, &r->err);
 	}
 	if (r->opt.password_fd >= 0)
@@ -561,8 +616,11 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 int main(int argc, char **argv)
 {
 	struct run r;
+	struct colmena_deploy plan;	/* kept to the end: apply-local's argv */
 	int ret;
 
+	memset(&plan, 0, sizeof(plan));
+	strvec_init(&plan.argv);
 	sanitise_stdfd();
 	if (sodium_init() < 0) {
 		fputs("error: cannot initialise libsodium\n", stderr);
@@ -573,15 +631,24 @@ int main(int argc, char **argv)
 	strvec_init(&r.warnings);
 	/* colmena's commands (build, eval, ...) have options of their own */
 	if (argc > 1 && colmena_is_command(argv[1])) {
-		struct colmena_deploy plan;
-		memset(&plan, 0, sizeof(plan));
-		strvec_init(&plan.argv);
 		run_signals_install();
 		ret = colmena_main(argc - 1, (const char *const *)argv + 1, &r.warnings, &plan,
 				   &r.err);
 		if (!ret && plan.n)
 			ret = colmena_fleet(&r, &plan);
-		colmena_deploy_release(&plan);
+		if (!ret && plan.eval_failed.status) {
+			/* -k: the nodes that failed evaluation are failed nodes */
+			r.err = plan.eval_failed;
+			ret = NRR_EFLEET;
+		}
+		if (!ret && plan.local) {
+			/* apply-local: the node's system, deployed here as an action */
+			ret = options_parse(&r.opt, (int)plan.argv.nr,
+					    (const char *const *)plan.argv.v, &r.err);
+			strvec_pushvec(&r.warnings, &r.opt.warnings);
+			if (!ret)
+				goto deploy;
+		}
 		if (ret)
 			fprintf(stderr, "error: %s\n%s%s%s", r.err.msg, r.err.hint[0] ? "hint: " : "",
 				r.err.hint, r.err.hint[0] ? "\n" : "");
@@ -610,14 +677,19 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	run_signals_install();
+deploy:
 	deploy_init(&r.d, &r.opt, &r.warnings);
 	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
 	r.d.progress_fd = r.opt.progress_fd;
 	ret = dispatch(&r);
-	if (r.opt.progress_fd >= 0)
+	if (r.opt.progress_fd >= 0) {
+		/* a fleet's child: its fleet shows them under its name */
+		for (size_t i = 0; i < r.warnings.nr; i++)
+			fleetproto_warn(r.opt.progress_fd, r.warnings.v[i]);
 		report_child_result(&r.d, r.opt.progress_fd,
 				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
 				     r.err.msg);
+	}
 	/* a failed deploy is reported too: scripts read stdout either way */
 	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
 	    needs(&r, AN_REPORT))
@@ -638,6 +710,7 @@ int main(int argc, char **argv)
 	}
 	deploy_release(&r.d);
 done:
+	colmena_deploy_release(&plan);
 	flush_warnings(&r.warnings);
 	if (r.password)
 		sodium_free(r.password);	/* wipes it */

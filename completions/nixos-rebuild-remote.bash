@@ -6,6 +6,10 @@
 #   nixos-rebuild-remote --complete actions        actions
 #   nixos-rebuild-remote --complete hosts          Host aliases of the ssh config
 #   nixos-rebuild-remote --complete flake:REF      names of REF#nixosConfigurations
+#   nixos-rebuild-remote --complete colmena        colmena's commands (apply, exec, ...)
+#   nixos-rebuild-remote --complete goals          apply's goals
+#   nixos-rebuild-remote --complete hive-nodes     node names and @tags of the hive here
+#   nixos-rebuild-remote --complete colmena-options:CMD   the options of CMD
 # The binary asked is the command word being completed (a path, or a name
 # found in PATH), else nixos-rebuild-remote from PATH.
 # Needs bash-completion 2 (for _init_completion and _filedir).
@@ -63,6 +67,14 @@ _nixos_rebuild_remote()
             [[ -n $table ]] && bin=$b && break
     done < <(_nixos_rebuild_remote_bin "${words[0]}")
     [[ -n ${bin-} ]] || return 0
+
+    # colmena's commands have options and words of their own
+    local colmena
+    colmena=$("$bin" --complete colmena 2>/dev/null </dev/null)
+    if ((cword > 1)) && [[ " ${colmena//$'\n'/ } " == *" ${words[1]} "* ]]; then
+        _nixos_rebuild_remote_colmena "$bin" "${words[1]}"
+        return 0
+    fi
 
     # nargs of every spelling: 0 none, N values, -1 one optional value
     local -A nargs=()
@@ -165,7 +177,53 @@ _nixos_rebuild_remote()
     if [[ $cur == -* || -n $action ]]; then
         COMPREPLY=($(compgen -W "$("$bin" --complete options 2>/dev/null </dev/null)" -- "$cur"))
     else
-        COMPREPLY=($(compgen -W "$actions" -- "$cur"))
+        COMPREPLY=($(compgen -W "$actions $colmena" -- "$cur"))
+    fi
+}
+
+# Completes the words of colmena command $2 (apply, apply-local, exec, ...).
+_nixos_rebuild_remote_colmena()
+{
+    local bin=$1 cmd=$2 i goal=''
+    case $prev in
+        --on)
+            # comma-separated rules: node names and @tags of the hive here
+            local pre='' part=$cur
+            if [[ $cur == *,* ]]; then
+                pre=${cur%,*}, part=${cur##*,}
+            fi
+            _nixos_rebuild_remote_match "$pre" "$part" < <(
+                "$bin" --complete hive-nodes 2>/dev/null </dev/null)
+            return 0
+            ;;
+        --node)
+            _nixos_rebuild_remote_match "" "$cur" < <(
+                "$bin" --complete hive-nodes 2>/dev/null </dev/null | command grep -v '^@')
+            return 0
+            ;;
+        -f | --config)
+            _filedir
+            return 0
+            ;;
+        -p | --parallel | --eval-node-limit | --evaluator | --nix-option | -E | --expr | \
+            --confirm-timeout)
+            return 0
+            ;;
+    esac
+    if [[ $cur == -* ]]; then
+        COMPREPLY=($(compgen -W "$("$bin" --complete "colmena-options:$cmd" 2>/dev/null </dev/null)" -- "$cur"))
+        return 0
+    fi
+    [[ $cmd == apply || $cmd == apply-local ]] || return 0
+    for ((i = 2; i < cword; i++)); do
+        [[ ${words[i]} != -* && ${words[i - 1]} != --on && ${words[i - 1]} != --node &&
+            ${words[i - 1]} != -f && ${words[i - 1]} != --config ]] && goal=${words[i]}
+    done
+    [[ -n $goal ]] && return 0
+    if [[ $cmd == apply ]]; then
+        COMPREPLY=($(compgen -W "$("$bin" --complete goals 2>/dev/null </dev/null)" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -W 'switch boot test dry-activate' -- "$cur"))
     fi
 }
 

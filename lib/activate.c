@@ -141,6 +141,12 @@ int activation_begin(struct activation_session *as, const struct host *h,
 		session_release(&as->s);
 	} else if (line.buf[5]) {
 		const char *m = line.buf + 6;
+		char *sp = strchr(m, ' ');
+		if (sp) {
+			/* "ready MACHINE SYSTEM": profileguard.c judges SYSTEM */
+			snprintf(as->current, sizeof(as->current), "%s", sp + 1);
+			*sp = '\0';
+		}
 		if (strspn(m, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 		    != strlen(m)) {
 			char shown[256];

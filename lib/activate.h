@@ -81,6 +81,8 @@ struct activation_session {
 	const struct elevation *el;
 	int started;
 	char machine[32];	/* the target's uname -m, from its first line */
+	char current[512];	/* the system a deploy replaces (lib/scripts/
+				 * profile.sh's answer), from the same line; "" if none */
 };
 
 /*

@@ -1,6 +1,7 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
 #include "build.h"
+#include "hive.h"
 #include "narinfo.h"
 #include "nix.h"
 #include "nixconf.h"
@@ -153,6 +154,35 @@ static int build_local(struct deploy *d, const char *attr, int dry,
 	return ret;
 }
 
+/*
+ * When the flake has no nixosConfigurations.NAME: the derivation of its
+ * colmena hive's node NAME, as apply builds it. Returns 0 with *drv set,
+ * 1 when the flake has no hive or the hive no such node (e untouched), or
+ * the hive's evaluation error.
+ */
+static int hive_node_drv(struct deploy *d, char **drv, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	struct hive_opts o = { .config = d->flake_ref, .verbose = d->trace };
+	struct nrr_err quiet = { 0 };
+	const struct hive_node *node;
+	char *out = NULL;
+	int ret = 1;
+
+	if (hive_load(&h, &o, d->warnings, &quiet) ||
+	    !(node = hive_node(&h, d->flake_name)))
+		goto out;
+	size_t sel = (size_t)(node - h.nodes);
+	ret = hive_toplevels(&h, &o, &sel, 1, drv, &out, d->warnings, e);
+	if (!ret)
+		fprintf(stderr, "'%s' has no nixosConfigurations.%s: building its colmena hive's node '%s'\n",
+			d->flake_ref, d->flake_name, d->flake_name);
+out:
+	free(out);
+	hive_release(&h);
+	return ret;
+}
+
 /* The derivation of attr, evaluated here. */
 static int eval_drv(struct deploy *d, const char *attr, char **drv,
 		    struct nrr_err *e)
@@ -176,6 +206,10 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 	int st = nix_run(&argv, &out, &err, 0, d->trace, d->warnings, e);
 	if (st < 0)
 		ret = e->status;
+	else if (st && d->src == SRC_FLAKE && *d->flake_name &&
+		 strstr(err.buf, "does not provide attribute") &&
+		 (ret = hive_node_drv(d, drv, e)) != 1)
+		;	/* a hive's node of that name: its derivation or its error */
 	else if (st)
 		ret = local_nix_fail("evaluating", attr, err.buf, e);
 	else {
@@ -293,12 +327,13 @@ int build_system(struct deploy *d, const char *tail, int dry,
 	int ret;
 	char *attr;
 
-	if (d->src == SRC_STORE_PATH) {
+	if (d->src == SRC_STORE_PATH && !d->drv) {
 		d->toplevel = xstrdup(d->opt->store_path);
 		d->built_at = AT_LOCAL;
 		return closure_of(&d->local, d->toplevel, &d->closure, e);
 	}
-	attr = deploy_attr(d, tail);
+	/* --store-path DRV: built as an evaluated configuration is */
+	attr = d->src == SRC_STORE_PATH ? xstrdup(d->drv) : deploy_attr(d, tail);
 	if (d->build_remote) {
 		ret = build_remote(d, attr, dry, e);
 		if (!ret && !dry && link && !d->target_remote) {

@@ -10,6 +10,8 @@
 
 #include "colmena.h"
 #include "hive.h"
+#include "hiveeval.h"
+#include "hiveexec.h"
 #include "nix.h"
 #include "quote.h"
 #include "strbuf.h"
@@ -18,14 +20,16 @@ enum copt_id {
 	C_CONFIG, C_SHOW_TRACE, C_IMPURE, C_NIX_OPTION, C_HELP, C_VERBOSE,
 	C_ON, C_PARALLEL, C_KEEP_RESULT, C_NO_KEYS, C_REBOOT, C_NO_SUBSTITUTE,
 	C_NO_GZIP, C_BUILD_ON_TARGET, C_NO_BUILD_ON_TARGET, C_FORCE_REPLACE,
-	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE,
+	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE, C_KEEP_GOING,
 	C_PASS,		/* one of our own options, handed to the fleet as it is */
 };
 
 /* Which commands take an option. */
-#define FOR_ALL 0x7
+#define FOR_ALL 0xf
 #define FOR_APPLY 0x1	/* apply and build */
 #define FOR_EVAL 0x2
+#define FOR_EXEC 0x4
+#define FOR_LOCAL 0x8	/* apply-local */
 
 struct copt {
 	const char *name;
@@ -45,9 +49,10 @@ static const struct copt copts[] = {
 	{ "nix-option", 0, 2, C_NIX_OPTION, FOR_ALL, "NAME VALUE", "a nix setting for every nix command" },
 	{ "verbose", 'v', 0, C_VERBOSE, FOR_ALL, NULL, "show the nix commands run" },
 	{ "help", 'h', 0, C_HELP, FOR_ALL, NULL, "this help" },
-	{ "on", 0, 1, C_ON, FOR_APPLY, "RULES",
+	{ "on", 0, 1, C_ON, FOR_APPLY | FOR_EXEC, "RULES",
 	  "the nodes: comma-separated globs of names, @GLOB for tags" },
-	{ "parallel", 'p', 1, C_PARALLEL, FOR_APPLY, "N", "nodes at once (colmena's -p; 0: no limit)" },
+	{ "parallel", 'p', 1, C_PARALLEL, FOR_APPLY | FOR_EXEC, "N",
+	  "nodes at once (colmena's -p; 0: no limit; apply's default 10, exec's 0)" },
 	/* ours, for the deploy goals */
 	{ "ask-elevate-password", 'S', 0, C_PASS, FOR_APPLY, NULL,
 	  "ask the sudo password once, for every node whose targetUser is not root" },
@@ -63,19 +68,24 @@ static const struct copt copts[] = {
 	  "(=auto: ask the nodes' caches first) nodes substitute, as is colmena's default" },
 	{ "keep-result", 0, 0, C_KEEP_RESULT, FOR_APPLY, NULL,
 	  "keep each system as a GC root, .gcroots/node-NAME beside the hive" },
-	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY, NULL, "deploy nodes that have deployment.keys without their keys" },
+	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY | FOR_LOCAL, NULL, "deploy nodes that have deployment.keys without their keys" },
 	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
 	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "nodes do not substitute: everything is copied from here" },
 	{ "no-gzip", 0, 0, C_NO_GZIP, FOR_APPLY, NULL, "accepted for colmena's sake" },
 	{ "build-on-target", 0, 0, C_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node on its target" },
 	{ "no-build-on-target", 0, 0, C_NO_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node here" },
 	{ "force-replace-unknown-profiles", 0, 0, C_FORCE_REPLACE, FOR_APPLY, NULL,
-	  "(apply's deploy goals: not supported yet)" },
-	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto", "accepted for colmena's sake" },
+	  "replace a system this machine does not know (replaceUnknownProfiles = false), with a warning" },
+	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto",
+	  "nodes evaluated at once, over one nix process per core (auto: (available MiB - 1024) / 512)" },
+	{ "keep-going", 'k', 0, C_KEEP_GOING, FOR_APPLY, NULL,
+	  "nodes whose evaluation fails are named and left out; the others go on" },
 	{ "evaluator", 0, 1, C_EVALUATOR, FOR_APPLY, "chunked|streaming", "accepted for colmena's sake" },
 	{ "expr", 'E', 1, C_EXPR, FOR_EVAL, "EXPR",
 	  "a function of { lib, pkgs, nodes }; its value is printed as JSON" },
 	{ "instantiate", 0, 0, C_INSTANTIATE, FOR_EVAL, NULL, "(not supported)" },
+	{ "sudo", 0, 0, C_SUDO, FOR_LOCAL, NULL, "activate through sudo (when not run as root)" },
+	{ "node", 0, 1, C_NODE, FOR_LOCAL, "NAME", "the node to deploy (default: this machine's hostname)" },
 };
 #define NCOPTS (sizeof(copts) / sizeof(copts[0]))
 
@@ -89,25 +99,80 @@ struct colmena_opts {
 	const char *on;
 	const char *expr;
 	int help, verbose, keep_result, build_on_target;	/* -1: each node's */
+	int sudo;		/* apply-local --sudo */
+	const char *node;	/* apply-local --node */
+	size_t eval_limit;	/* --eval-node-limit; 0: auto */
+	int keep_going;
 	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
 	const char *parallel;
+	const char *const *command;	/* exec's, NULL-terminated (argv's) */
 	struct strvec ours;	/* C_PASS options, as given */
 	struct strvec nix_args;	/* --show-trace, --option N V */
 	struct strvec nix_options;	/* --option N V only (nix-store) */
 	struct hive_opts h;
 };
 
+static unsigned cmd_mask(const char *cmd);
+
+static const char *const commands[] = { "apply", "apply-local", "exec", "eval",
+					 "introspect", NULL };
+
+int colmena_complete(const char *what)
+{
+	if (!strcmp(what, "colmena")) {
+		for (size_t i = 0; commands[i]; i++)
+			puts(commands[i]);
+	} else if (!strcmp(what, "goals")) {
+		for (size_t i = 0; goals[i]; i++)
+			puts(goals[i]);
+	} else if (!strncmp(what, "colmena-options:", 16)) {
+		const char *cmd = what + 16;
+		unsigned mask = !strcmp(cmd, "introspect") ? FOR_EVAL : cmd_mask(cmd);
+		for (size_t i = 0; i < NCOPTS; i++) {
+			if (!(copts[i].cmds & mask))
+				continue;
+			printf("--%s\n", copts[i].name);
+			if (copts[i].short_name)
+				printf("-%c\n", copts[i].short_name);
+		}
+	} else if (!strcmp(what, "hive-nodes")) {
+		struct hive h = HIVE_INIT;
+		struct hive_opts o = { 0 };
+		struct strvec warnings = STRVEC_INIT, tags = STRVEC_INIT;
+		struct nrr_err e = { 0 };
+		if (!hive_load(&h, &o, &warnings, &e)) {
+			for (size_t i = 0; i < h.nnodes; i++) {
+				puts(h.nodes[i].name);
+				for (size_t t = 0; t < h.nodes[i].tags.nr; t++)
+					if (strvec_find(&tags, h.nodes[i].tags.v[t]) < 0)
+						strvec_push(&tags, h.nodes[i].tags.v[t]);
+			}
+			for (size_t t = 0; t < tags.nr; t++)
+				printf("@%s\n", tags.v[t]);
+		}
+		hive_release(&h);
+		strvec_clear(&warnings);
+		strvec_clear(&tags);
+	} else {
+		return 1;
+	}
+	return 0;
+}
+
 int colmena_is_command(const char *name)
 {
 	/* not "build": that is nixos-rebuild's (colmena's own build is
 	 * `apply build`, which is what colmena runs for it) */
 	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
-	       !strcmp(name, "introspect");
+	       !strcmp(name, "introspect") || !strcmp(name, "exec") ||
+	       !strcmp(name, "apply-local");
 }
 
 static unsigned cmd_mask(const char *cmd)
 {
-	return !strcmp(cmd, "eval") ? FOR_EVAL : FOR_APPLY;	/* apply, build, deploy */
+	return !strcmp(cmd, "eval") ? FOR_EVAL : !strcmp(cmd, "exec") ? FOR_EXEC
+	       : !strcmp(cmd, "apply-local") ? FOR_LOCAL
+	       : FOR_APPLY;	/* apply, build, deploy */
 }
 
 static void print_help(const char *cmd)
@@ -118,6 +183,17 @@ static void print_help(const char *cmd)
 		printf("usage: nixos-rebuild-remote eval [FILE] | -E EXPR [OPTIONS]\n\n"
 		       "Evaluates EXPR (or the expression in FILE), a function called with\n"
 		       "{ lib, pkgs, nodes } of the hive, and prints its value as JSON.\n");
+	else if (!strcmp(cmd, "apply-local"))
+		printf("usage: nixos-rebuild-remote apply-local [switch|boot|test|dry-activate] [--sudo] [--node NAME]\n\n"
+		       "Builds this machine's node of the hive (--node, or the one named as\n"
+		       "its hostname; it needs deployment.allowLocalDeployment) and activates\n"
+		       "it here, as the action of the same name does.\n");
+	else if (!strcmp(cmd, "exec"))
+		printf("usage: nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...\n\n"
+		       "Runs COMMAND on each selected node, as targetUser@targetHost (under\n"
+		       "its privilegeEscalationCommand when targetUser is not root), over one\n"
+		       "ssh connection per node, and shows each line under the node's name.\n"
+		       "Exit 0 when it exited 0 everywhere, 12 when it failed on some node.\n");
 	else if (!strcmp(cmd, "build"))
 		printf("usage: nixos-rebuild-remote apply build [OPTIONS]\n\n"
 		       "Builds the systems of the hive's nodes here (a node built on its\n"
@@ -180,10 +256,22 @@ static int set_option(struct colmena_opts *o, const struct copt *c, const char *
 		o->parallel = val[0];
 		break;
 	case C_NO_KEYS: o->no_keys = 1; break;
+	case C_SUDO: o->sudo = 1; break;
+	case C_NODE: o->node = val[0]; break;
 	case C_REBOOT: o->reboot = 1; break;
 	case C_NO_SUBSTITUTE: o->no_substitute = 1; break;
 	case C_FORCE_REPLACE: o->force_replace = 1; break;
 	case C_KEEP_RESULT: o->keep_result = 1; break;
+	case C_KEEP_GOING: o->keep_going = 1; break;
+	case C_EVAL_NODE_LIMIT:
+		if (!strcmp(val[0], "auto")) {
+			o->eval_limit = 0;
+		} else if (!*val[0] || strspn(val[0], "0123456789") != strlen(val[0]) ||
+			   !(o->eval_limit = strtoul(val[0], NULL, 10))) {
+			return nrr_fail(e, NRR_EUSAGE, "--eval-node-limit '%s': not a positive number or auto",
+					val[0]);
+		}
+		break;
 	case C_BUILD_ON_TARGET: o->build_on_target = 1; break;
 	case C_NO_BUILD_ON_TARGET: o->build_on_target = 0; break;
 	case C_EXPR: o->expr = val[0]; break;
@@ -204,8 +292,14 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		const char *a = argv[i], *val[2] = { NULL, NULL }, *inl = NULL;
 		const struct copt *c = NULL;
 
+		if (!strcmp(cmd, "exec") && (only_args || a[0] != '-' || !a[1] ||
+					       !strcmp(a, "--"))) {
+			/* the command: everything from here, options of its own included */
+			o->command = argv + i + !strcmp(a, "--");
+			break;
+		}
 		if (only_args || a[0] != '-' || !a[1]) {
-			if (!strcmp(cmd, "apply") && !o->goal) {
+			if ((!strcmp(cmd, "apply") || !strcmp(cmd, "apply-local")) && !o->goal) {
 				o->goal = a;
 			} else if (!strcmp(o->cmd, "eval") && !o->file) {
 				o->file = a;
@@ -257,6 +351,15 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		if (set_option(o, c, val, e))
 			return e->status;
 	}
+	if (!strcmp(cmd, "apply-local")) {
+		if (!o->goal)
+			o->goal = "switch";
+		if (strcmp(o->goal, "switch") && strcmp(o->goal, "boot") && strcmp(o->goal, "test") &&
+		    strcmp(o->goal, "dry-activate"))
+			return nrr_fail(e, NRR_EUSAGE,
+					"apply-local: unknown goal '%s' (switch, boot, test, dry-activate)",
+					o->goal);
+	}
 	if (!strcmp(cmd, "apply")) {
 		size_t g = 0;
 		if (!o->goal)
@@ -274,10 +377,6 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 		if (strcmp(o->goal, "build")) {
 			if (o->reboot)
 				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot is not supported yet", o->goal);
-			if (o->force_replace)
-				return nrr_fail(e, NRR_EUSAGE,
-						"apply %s --force-replace-unknown-profiles is not supported yet",
-						o->goal);
 			if (o->no_substitute && o->substitutes_given)
 				return nrr_fail(e, NRR_EUSAGE,
 						"--no-substitute and --use-substitutes contradict each other");
@@ -405,8 +504,46 @@ static int realise(const struct colmena_opts *o, const struct hive *h, const siz
 	return st;
 }
 
+/*
+ * The systems of the n selected nodes, in bounded parallel (hiveeval.h),
+ * each failure shown under its node's name. With -k, the nodes that
+ * failed are taken out of sel/drv/out (*n shrinks) and *failed says which
+ * (its status 0 when none did); without, the first failure stops it all.
+ */
+static int evaluate(const struct colmena_opts *o, struct hive *h, size_t *sel, size_t *n,
+		    char **drv, char **out, struct nrr_err *failed,
+		    struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive_eval_limits lim = { o->eval_limit, 0 };
+	struct strvec why = STRVEC_INIT;
+	size_t k = 0;
+	int st;
+
+	st = hive_toplevels_limited(h, &o->h, sel, *n, &lim, drv, out, &why, warnings, e);
+	for (size_t i = 0; i < why.nr; i++)
+		fprintf(stderr, "%s\n", why.v[i]);
+	strvec_clear(&why);
+	if (st != NRR_EEVAL || !o->keep_going)
+		return st;
+	for (size_t i = 0; i < *n; i++)
+		if (drv[i]) {
+			sel[k] = sel[i];
+			drv[k] = drv[i];
+			out[k++] = out[i];
+		}
+	if (!k)
+		return st;	/* none evaluated: nothing goes on */
+	for (size_t i = k; i < *n; i++)
+		drv[i] = out[i] = NULL;
+	*n = k;
+	*failed = *e;
+	memset(e, 0, sizeof(*e));
+	return 0;
+}
+
 static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
+	struct nrr_err failed = { 0 };
 	struct hive h = HIVE_INIT;
 	size_t *sel = NULL, n = 0;
 	char **drv = NULL, **out = NULL;
@@ -426,7 +563,7 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	drv = xcalloc(n, sizeof(*drv));
 	out = xcalloc(n, sizeof(*out));
 	built = xcalloc(n, sizeof(*built));
-	st = hive_toplevels(&h, &o->h, sel, n, drv, out, warnings, e);
+	st = evaluate(o, &h, sel, &n, drv, out, &failed, warnings, e);
 	if (st)
 		goto out;
 
@@ -436,6 +573,10 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	for (size_t i = 0; !st && i < n; i++)
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);
+	if (!st && failed.status) {
+		*e = failed;	/* -k: the others were built */
+		st = e->status;
+	}
 out:
 	release_selection(&h, sel, drv, out, built, n);
 	return st;
@@ -468,43 +609,63 @@ void colmena_deploy_release(struct colmena_deploy *plan)
 static int check_node(const struct colmena_opts *o, const struct hive_node *node,
 		      struct nrr_err *e)
 {
-	int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
-
 	if (!node->target_host)
 		return nrr_fail(e, NRR_EUSAGE,
-				"node '%s' has no deployment.targetHost: apply-local is not supported yet",
+				"node '%s' has no deployment.targetHost: only apply-local deploys it",
 				node->name);
-	if (on_target) {
-		nrr_fail(e, NRR_EUSAGE,
-			 "node '%s': building on the target (buildOnTarget) is not supported yet by apply %s",
-			 node->name, o->goal);
-		nrr_hint(e, "--no-build-on-target builds it here");
-		return NRR_EUSAGE;
-	}
 	if (node->nkeys && !o->no_keys) {
 		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: uploading keys is not supported yet",
 			 node->name);
 		nrr_hint(e, "--no-keys deploys without them");
 		return NRR_EUSAGE;
 	}
-	if (!node->replace_unknown)
-		return nrr_fail(e, NRR_EUSAGE,
-				"node '%s': deployment.replaceUnknownProfiles = false is not supported yet",
-				node->name);
-	if (node->target_user && strcmp(node->target_user, "root")) {
-		const struct strvec *c = &node->escalation;
-		if (c->nr != 3 || strcmp(c->v[0], "sudo") || strcmp(c->v[1], "-H") ||
-		    strcmp(c->v[2], "--"))
-			return nrr_fail(e, NRR_EUSAGE,
-					"node '%s': deployment.privilegeEscalationCommand other than "
-					"[ \"sudo\" \"-H\" \"--\" ] is not supported yet", node->name);
-	}
 	return 0;
 }
 
+/*
+ * How node's child gains root: not at all for root (or no targetUser);
+ * privilegeEscalationCommand as given otherwise. A sudo command is our
+ * sudo with its flags (NIX_SUDOOPTS after the user's own), so that -S's
+ * password reaches it; any other (doas, run0, ...) runs as given and is
+ * never given a password.
+ */
+static void node_elevation(const struct hive_node *node, struct fleet_member *m)
+{
+	const struct strvec *c = &node->escalation;
+	const char *env = getenv("NIX_SUDOOPTS");
+	struct strbuf words = STRBUF_INIT;
+	size_t end = c->nr;
+
+	if (!node->target_user || !strcmp(node->target_user, "root") || !c->nr) {
+		strvec_pushl(&m->args, "--elevate", "none", NULL);
+		return;
+	}
+	if (strcmp(c->v[0], "sudo")) {
+		sq_quote_argv(&words, (const char *const *)c->v);
+		strvec_pushl(&m->args, "--elevate-command", words.buf, NULL);
+		strbuf_release(&words);
+		return;
+	}
+	strvec_pushl(&m->args, "--elevate", "sudo", NULL);
+	/* our sudo ends its options with "--" itself */
+	if (end > 1 && !strcmp(c->v[end - 1], "--"))
+		end--;
+	if (end <= 1)
+		return;
+	if (env && *env)
+		strbuf_addf(&words, "%s ", env);
+	for (size_t i = 1; i < end; i++) {
+		if (i > 1)
+			strbuf_addch(&words, ' ');
+		sq_quote_buf(&words, c->v[i]);
+	}
+	strvec_pushf(&m->env, "NIX_SUDOOPTS=%s", words.buf);
+	strbuf_release(&words);
+}
+
 /* The fleet member deploying node: its target, system, elevation, ssh options. */
-static void node_member(const struct hive_node *node, const char *path,
-			struct fleet_member *m)
+static void node_member(const struct colmena_opts *o, const struct hive_node *node,
+			const char *path, struct fleet_member *m)
 {
 	const char *env = getenv("NIX_SSHOPTS");
 	struct strbuf opts = STRBUF_INIT;
@@ -515,8 +676,14 @@ static void node_member(const struct hive_node *node, const char *path,
 	m->path = xstrdup(path);
 	strvec_init(&m->args);
 	strvec_init(&m->env);
-	strvec_pushl(&m->args, "--elevate",
-		     node->target_user && strcmp(node->target_user, "root") ? "sudo" : "none", NULL);
+	node_elevation(node, m);
+	/* built on its target: its child gets the derivation (path) and
+	 * builds it there, the target being its build host (lib/build.c) */
+	if (o->build_on_target >= 0 ? o->build_on_target : node->build_on_target)
+		strvec_pushl(&m->args, "--build-host", m->target, NULL);
+	/* its child checks the system it replaces (lib/profileguard.h) */
+	if (!node->replace_unknown)
+		strvec_pushl(&m->args, "--profile-guard", o->force_replace ? "force" : "check", NULL);
 	/* the port and sshOptions reach the child's ssh as NIX_SSHOPTS words
 	 * after the user's own: each quoted, as split_cmdline reads them
 	 * back, never through a shell */
@@ -561,7 +728,7 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	out = xcalloc(n, sizeof(*out));
 	built = xcalloc(n, sizeof(*built));
 	/* none could start: evaluation and build failures are the fleet's 13 */
-	st = hive_toplevels(&h, &o->h, sel, n, drv, out, warnings, e);
+	st = evaluate(o, &h, sel, &n, drv, out, &plan->eval_failed, warnings, e);
 	if (!st) {
 		if (mkdtemp(roots))
 			plan->roots = xstrdup(roots);
@@ -592,10 +759,96 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	strvec_pushvec(a, &o->ours);
 	plan->members = xcalloc(n, sizeof(*plan->members));
 	for (size_t i = 0; i < n; i++)
-		node_member(&h.nodes[sel[i]], out[i], &plan->members[i]);
+		node_member(o, &h.nodes[sel[i]], built[i] ? out[i] : drv[i], &plan->members[i]);
 	plan->n = n;
 out:
 	release_selection(&h, sel, drv, out, built, n);
+	return st;
+}
+
+static int cmd_exec(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	size_t *sel = NULL, n = 0;
+	int st;
+
+	if (!o->command || !o->command[0]) {
+		nrr_fail(e, NRR_EUSAGE, "exec: no command given");
+		nrr_hint(e, "nixos-rebuild-remote exec --on @web -- uptime");
+		return NRR_EUSAGE;
+	}
+	st = hive_load(&h, &o->h, warnings, e);
+	if (!st)
+		st = hive_select(&h, o->on, &sel, &n, e);
+	if (!st && !n)
+		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
+	else if (!st)
+		st = hive_exec(&h, sel, n, o->command, o->parallel ? atoi(o->parallel) : 0,
+			       o->verbose, warnings, e);
+	free(sel);
+	hive_release(&h);
+	return st;
+}
+
+/* apply-local: this machine's node, built here; plan->argv the deploy of
+ * its system here for main to run. */
+static int cmd_local(struct colmena_opts *o, struct colmena_deploy *plan,
+		     struct strvec *warnings, struct nrr_err *e)
+{
+	struct hive h = HIVE_INIT;
+	char host[256] = "", *drv = NULL, *out = NULL;
+	const struct hive_node *node = NULL;
+	const char *name = o->node;
+	int built = 0, st;
+	size_t sel = 0;
+	char roots[] = "/tmp/nrr-roots.XXXXXX";
+
+	if (!name) {
+		if (gethostname(host, sizeof(host) - 1))
+			return nrr_fail(e, NRR_EFAIL, "apply-local: cannot read this machine's hostname");
+		name = host;
+	}
+	st = hive_load(&h, &o->h, warnings, e);
+	if (!st && !(node = hive_node(&h, name))) {
+		nrr_fail(e, NRR_EUSAGE, "apply-local: the hive has no node '%s'", name);
+		if (!o->node)
+			nrr_hint(e, "that is this machine's hostname; --node NAME names another node");
+		st = NRR_EUSAGE;
+	}
+	if (!st && !node->allow_local) {
+		nrr_fail(e, NRR_EUSAGE, "node '%s' does not allow local deployment", name);
+		nrr_hint(e, "set deployment.allowLocalDeployment = true for it");
+		st = NRR_EUSAGE;
+	}
+	if (!st && node->nkeys && !o->no_keys) {
+		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: apply-local does not upload keys yet",
+			 name);
+		nrr_hint(e, "--no-keys deploys without them");
+		st = NRR_EUSAGE;
+	}
+	if (st)
+		goto out;
+	sel = (size_t)(node - h.nodes);
+	o->build_on_target = 0;	/* here is its target */
+	st = hive_toplevels(&h, &o->h, &sel, 1, &drv, &out, warnings, e);
+	if (!st) {
+		if (mkdtemp(roots))
+			plan->roots = xstrdup(roots);
+		st = realise(o, &h, &sel, 1, &drv, &built, plan->roots, warnings, e);
+	}
+	if (st)
+		goto out;
+	strvec_pushl(&plan->argv, "nixos-rebuild-remote", o->goal, "--store-path", out, NULL);
+	if (o->sudo)
+		strvec_pushl(&plan->argv, "--elevate", "sudo", NULL);
+	if (o->verbose)
+		strvec_push(&plan->argv, "-v");
+	strvec_pushvec(&plan->argv, &o->nix_options);
+	plan->local = 1;
+out:
+	free(drv);
+	free(out);
+	hive_release(&h);
 	return st;
 }
 
@@ -644,6 +897,8 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	else if (!st)
 		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e)
 		     : !strcmp(o.cmd, "deploy") ? cmd_deploy(&o, plan, warnings, e)
+		     : !strcmp(o.cmd, "exec") ? cmd_exec(&o, warnings, e)
+		     : !strcmp(o.cmd, "apply-local") ? cmd_local(&o, plan, warnings, e)
 		     : cmd_build(&o, warnings, e);
 	strvec_clear(&o.nix_args);
 	strvec_clear(&o.ours);

@@ -5,6 +5,8 @@
  *   nixos-rebuild-remote apply build [OPTIONS]
  *   nixos-rebuild-remote eval [FILE] | -E EXPR    (also: introspect)
  *   nixos-rebuild-remote apply [push|switch|boot|test|dry-activate]
+ *   nixos-rebuild-remote exec [--on RULES] [-p N] -- COMMAND...  (hiveexec.h)
+ *   nixos-rebuild-remote apply-local [GOAL] [--sudo] [--node NAME]
  *
  * colmena's own `build` command is `apply build` here: `build` is
  * nixos-rebuild's action.
@@ -39,15 +41,29 @@ struct colmena_deploy {
 	struct fleet_member *members;	/* n; NULL when there is nothing to deploy */
 	size_t n;
 	char *roots;		/* a directory of GC roots for the deploy's duration */
+	struct nrr_err eval_failed;	/* -k: the nodes left out (status 0: none) */
+	int local;		/* apply-local: argv deploys here (main runs it as
+				 * its own command line), members is NULL */
 };
 
 /* Frees what plan holds and removes its GC roots. */
 void colmena_deploy_release(struct colmena_deploy *plan);
 
+/*
+ * Shell completion of the colmena commands (lib/complete.c's topics):
+ * "colmena" the commands, "goals" apply's goals, "hive-nodes" the node
+ * names and then the @tags of the hive found from the working directory
+ * (evaluated: nothing when there is none), "colmena-options:CMD" the
+ * option spellings of CMD. One a line on stdout. Returns 0, or 1 for
+ * a topic that is not one of these.
+ */
+int colmena_complete(const char *what);
+
 /* 1 if name is a colmena command that colmena_main runs. */
 int colmena_is_command(const char *name);
 
-/* Runs argv[0] (a colmena command) with its options argv[1..argc-1].
+/* Runs argv[0] (a colmena command) with its options argv[1..argc-1]
+ * (argv[argc] NULL: exec's command is the tail of argv).
  * Warnings are pushed to warnings. For apply's deploy goals it builds the
  * systems and fills plan (zeroed by the caller, released with
  * colmena_deploy_release) for main to deploy. */

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "complete.h"
 #include "action.h"
+#include "colmena.h"
 #include "nix.h"
 #include "options.h"
 #include "quote.h"
@@ -157,6 +158,8 @@ int complete_print(const char *what, struct nrr_err *e)
 		print_hosts();
 	} else if (!strncmp(what, "flake:", 6)) {
 		return print_flake_outputs(what[6] ? what + 6 : ".");
+	} else if (!colmena_complete(what)) {
+		return 0;
 	} else {
 		return nrr_fail(e, NRR_EUSAGE, "--complete: unknown topic '%s'", what);
 	}

@@ -8,6 +8,8 @@
  *                         (following Include, without patterns)
  *   --complete flake:REF  the nixosConfigurations names of flake REF
  *                         (asked of nix, cached for a minute)
+ *   --complete colmena, goals, hive-nodes, colmena-options:CMD
+ *                         the colmena commands' (colmena_complete)
  */
 #ifndef NRR_COMPLETE_H
 #define NRR_COMPLETE_H

@@ -100,11 +100,23 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 		return ret;
 	d->ssh.trace = d->trace;
 	d->elev.kind = o->elevate;
-	if (sudo_opts && split_cmdline(sudo_opts, &d->elev.sudo_opts, &why))
+	if (o->elevate != ELEVATE_COMMAND && sudo_opts &&
+	    split_cmdline(sudo_opts, &d->elev.sudo_opts, &why))
 		return nrr_fail(e, NRR_EUSAGE, "cannot split NIX_SUDOOPTS: %s", why);
+	/* sudo_opts holds the command's words then (host.h) */
+	if (o->elevate == ELEVATE_COMMAND &&
+	    (!o->elevate_command || split_cmdline(o->elevate_command, &d->elev.sudo_opts, &why) ||
+	     !d->elev.sudo_opts.nr))
+		return nrr_fail(e, NRR_EUSAGE, "cannot split --elevate-command '%s'",
+				o->elevate_command ? o->elevate_command : "");
 
 	if (o->store_path) {
 		d->src = SRC_STORE_PATH;
+		/* a derivation: realised first, on the build host if any (a
+		 * hive node built on its target) */
+		if (strlen(o->store_path) > 4 &&
+		    !strcmp(o->store_path + strlen(o->store_path) - 4, ".drv"))
+			d->drv = xstrdup(o->store_path);
 	} else if (o->flake) {
 		d->src = SRC_FLAKE;
 	} else if (o->file || o->attr || o->no_flake) {

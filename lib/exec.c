@@ -68,7 +68,16 @@ static int job_start(struct ssh_ctx *ctx, struct job *j, const char *cmd)
 	strbuf_init(&j->out);
 	strbuf_init(&j->err);
 	strbuf_init(&j->errall);
-	ssh_host_argv(ctx, j->t->ssh, cmd, &j->c.args);
+	if (j->t->prefix && j->t->prefix[0]) {
+		/* this host's escalation words, quoted as the command's are */
+		struct strbuf full = STRBUF_INIT;
+		sq_quote_argv(&full, j->t->prefix);
+		strbuf_addf(&full, " %s", cmd);
+		ssh_host_argv(j->t->ctx ? j->t->ctx : ctx, j->t->ssh, full.buf, &j->c.args);
+		strbuf_release(&full);
+	} else {
+		ssh_host_argv(j->t->ctx ? j->t->ctx : ctx, j->t->ssh, cmd, &j->c.args);
+	}
 	j->c.in = CHILD_NULL;
 	j->c.out = j->c.err = CHILD_PIPE;
 	if (child_start(&j->c, &j->t->err)) {
@@ -167,7 +176,8 @@ int exec_run(struct ssh_ctx *ctx, struct exec_target *t, size_t n,
 		t[i].status = -1;
 		nrr_err_clear(&t[i].err);
 		jobs[i].t = &t[i];
-		if (!t[i].ssh->connected && ssh_host_connect_start(ctx, t[i].ssh, &t[i].err))
+		if (!t[i].ssh->connected &&
+		    ssh_host_connect_start(t[i].ctx ? t[i].ctx : ctx, t[i].ssh, &t[i].err))
 			jobs[i].t = NULL;
 	}
 	for (size_t i = 0; i < n; i++)

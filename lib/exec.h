@@ -26,6 +26,10 @@ struct exec_target {
 	const char *name;	/* shown before its lines */
 	struct ssh_host *ssh;	/* resolved (ssh_host_resolve); connected
 				 * here if it is not yet, released by the caller */
+	struct ssh_ctx *ctx;	/* NULL: exec_run's; else this host's own (its
+				 * port and ssh options), the caller's */
+	const char *const *prefix; /* NULL, or words run before the command
+				 * (a privilege escalation command) */
 	/* results */
 	int status;		/* the command's exit status; -1: did not run */
 	struct nrr_err err;	/* why, when status != 0 */

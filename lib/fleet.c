@@ -173,6 +173,9 @@ static void read_report(struct fleet_host *h)
 			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
 								       : &h->diff_text, "%s\n", m.text);
 			break;
+		case FLEETPROTO_WARN:
+			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name, m.text);
+			break;
 		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
 			h->diff = m.diff;
@@ -549,6 +552,8 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 			if (hosts[i].diff_text.len)
 				fprintf(stderr, "\n%s", hosts[i].diff_text.buf);
 	fleet_print_summary(o, hosts, n, f->namew);
+	for (size_t i = 0; i < n; i++)
+		fputs(hosts[i].warn_text.buf, stderr);
 	if (o->json)
 		fleet_print_json(o, hosts, n, f->t0);
 	if (run_interrupted())
@@ -578,6 +583,7 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 		h->answer_fd = -1;
 		strbuf_init(&h->diff_text);
 		strbuf_init(&h->plan_text);
+		strbuf_init(&h->warn_text);
 		strbuf_init(&h->progress);
 		strbuf_init(&h->err);
 		if (strlen(members[i].name) > f->namew)
@@ -613,6 +619,7 @@ static void fleet_release(struct fleet *f)
 		cJSON_Delete(f->hosts[i].diff);
 		strbuf_release(&f->hosts[i].diff_text);
 		strbuf_release(&f->hosts[i].plan_text);
+		strbuf_release(&f->hosts[i].warn_text);
 		strbuf_release(&f->hosts[i].progress);
 		strbuf_release(&f->hosts[i].err);
 	}

@@ -13,6 +13,7 @@ static const char *const kind_names[] = {
 	[FLEETPROTO_DIFF] = "diff",
 	[FLEETPROTO_ASK] = "ask",
 	[FLEETPROTO_RESULT] = "result",
+	[FLEETPROTO_WARN] = "warn",
 };
 
 /* One line: the kind, and its text if any. */
@@ -51,6 +52,11 @@ static void put_json(int fd, enum fleetproto_kind kind, const cJSON *j)
 void fleetproto_diff(int fd, const cJSON *diff)
 {
 	put_json(fd, FLEETPROTO_DIFF, diff);
+}
+
+void fleetproto_warn(int fd, const char *text)
+{
+	put(fd, FLEETPROTO_WARN, text, strcspn(text, "\n"));
 }
 
 void fleetproto_ask(int fd)
@@ -108,7 +114,7 @@ static void parse_result(const char *text, struct fleetproto_result *r)
 void fleetproto_parse(const char *line, struct fleetproto_msg *m)
 {
 	memset(m, 0, sizeof(*m));
-	for (int k = FLEETPROTO_PHASE; k <= FLEETPROTO_RESULT; k++) {
+	for (int k = FLEETPROTO_PHASE; k <= FLEETPROTO_WARN; k++) {
 		size_t len = strlen(kind_names[k]);
 		if (strncmp(line, kind_names[k], len) || (line[len] && line[len] != ' '))
 			continue;

@@ -9,6 +9,7 @@
  *   say TEXT       one line of its diff, as the user reads it
  *   diff JSON      its diff (diffshow_json), on one line
  *   ask            it waits for --ask's answer on its stdin
+ *   warn TEXT      a warning, shown under its name after the summary
  *   result JSON    its last word: status, failed step, message, store path,
  *                  generations, bytes pushed and fetched from its caches
  *
@@ -28,6 +29,7 @@ enum fleetproto_kind {
 	FLEETPROTO_DIFF,
 	FLEETPROTO_ASK,
 	FLEETPROTO_RESULT,
+	FLEETPROTO_WARN,
 };
 
 /* A child's result line. */
@@ -56,6 +58,7 @@ void fleetproto_phase(int fd, const char *phase);
 void fleetproto_say(int fd, const char *text);
 void fleetproto_diff(int fd, const struct cJSON *diff);
 void fleetproto_ask(int fd);
+void fleetproto_warn(int fd, const char *text);
 void fleetproto_result(int fd, const struct fleetproto_result *r);
 
 /* The fleet's side: parses one line (without its newline) into *m. */

@@ -35,6 +35,7 @@ struct fleet_host {
 	struct strbuf progress, err;
 	struct strbuf diff_text;	/* its diff, as the user reads it */
 	struct strbuf plan_text;	/* its "plan for ..." lines */
+	struct strbuf warn_text;	/* its warnings, a line each */
 	struct cJSON *diff;
 	char phase[32];
 	struct fleet_phase *phases;	/* in order; the fleet's evaluate and build first */

@@ -15,6 +15,8 @@ static void push_elevated(struct strvec *words, const struct elevation *el)
 			strvec_pushl(words, "-S", "-p", HOST_SUDO_PROMPT, NULL);
 		strvec_pushvec(words, &el->sudo_opts);
 		strvec_push(words, "--");
+	} else if (el->kind == ELEVATE_COMMAND) {
+		strvec_pushvec(words, &el->sudo_opts);	/* the command */
 	} else {
 		strvec_pushl(words, "/bin/sh", "-c", script_run0, "sh", NULL);
 	}

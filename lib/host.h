@@ -25,12 +25,15 @@
 #define HOST_SUDO_PROMPT "[nixos-rebuild-remote: sudo asks for the password]"
 
 /* How a script gains root (--elevate). */
-enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0 };
+/* ELEVATE_COMMAND: a hive node's privilegeEscalationCommand other than
+ * sudo, its words as given; it is never given a password */
+enum elevate { ELEVATE_NONE, ELEVATE_SUDO, ELEVATE_RUN0, ELEVATE_COMMAND };
 
 struct elevation {
 	enum elevate kind;
 	const char *password;	/* borrowed; NULL if none was asked for */
-	struct strvec sudo_opts; /* NIX_SUDOOPTS words */
+	struct strvec sudo_opts; /* NIX_SUDOOPTS words; for ELEVATE_COMMAND,
+				  * the command's words */
 };
 
 struct host {

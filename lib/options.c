@@ -26,7 +26,7 @@ const struct option_spec option_table[] = {
 	{ "attr", 'A', 1, OPT_ATTR, 0, 0, S_MAIN, "ATTR",
 	  "attribute of FILE holding the configuration (classic mode)" },
 	{ "store-path", 0, 1, OPT_STORE_PATH, 0, 0, S_MAIN, "PATH",
-	  "activate this already built system closure, do not build" },
+	  "activate this already built system closure (a .drv: built first, on --build-host if given)" },
 	{ "image-variant", 0, 1, OPT_IMAGE_VARIANT, 0, 0, S_MAIN, "VARIANT",
 	  "image to build with build-image" },
 	{ "upgrade", 0, 0, OPT_UPGRADE, 0, 0, S_MAIN, NULL,
@@ -80,6 +80,10 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: report phases on FD" },
 	{ "password-fd", 0, 1, OPT_PASSWORD_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
 	  "a fleet run's child: read the sudo password from FD" },
+	{ "elevate-command", 0, 1, OPT_ELEVATE_COMMAND, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "WORDS",
+	  "a hive node's child: gain root on the target with these words (quoted), given no password" },
+	{ "profile-guard", 0, 1, OPT_PROFILE_GUARD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "check|force",
+	  "a hive node's child: refuse (check) or replace with a warning (force) a system this machine does not know" },
 
 	/* activation */
 	{ "profile-name", 'p', 1, OPT_PROFILE_NAME, 0, OF_FLEET, S_ACT, "NAME",
@@ -318,6 +322,17 @@ static int apply_one(struct options *o, const struct option_spec *s,
 			return nrr_fail(e, NRR_EUSAGE,
 					"argument --elevate: invalid choice '%s' (choose from none, sudo, run0)",
 					vals[0]);
+		return 0;
+	case OPT_ELEVATE_COMMAND:
+		o->elevate = ELEVATE_COMMAND;
+		o->elevate_command = vals[0];
+		return 0;
+	case OPT_PROFILE_GUARD:
+		if (strcmp(vals[0], "check") && strcmp(vals[0], "force"))
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument --profile-guard: invalid choice '%s' (choose from check, force)",
+					vals[0]);
+		o->profile_guard = !strcmp(vals[0], "check") ? 1 : 2;
 		return 0;
 	case OPT_SUDO: o->elevate = ELEVATE_SUDO; return 0;
 	case OPT_USE_REMOTE_SUDO:

@@ -45,6 +45,7 @@ enum opt_id {
 	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
 	OPT_ON, OPT_PARALLEL, OPT_EVAL_JOBS, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
 	OPT_PUSH_TO, OPT_SIGN_KEY, OPT_CACHE_HOST, OPT_CACHE_URL, OPT_CACHE_KEY,
+	OPT_PROFILE_GUARD, OPT_ELEVATE_COMMAND,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -120,6 +121,10 @@ struct options {
 	int eval_jobs;		/* --eval-jobs; 0: chosen by fleet_build_all */
 	int keep_going;		/* -k: also go on with other hosts */
 	int progress_fd, password_fd;	/* a fleet's child: how it reports */
+	/* a hive node's child (replaceUnknownProfiles = false): 0 no guard,
+	 * 1 refuse a system this machine does not know, 2 replace it warning */
+	int profile_guard;
+	const char *elevate_command;	/* --elevate-command: words, shell-quoted */
 	int no_build_output;
 	int no_validate;
 	int confirm_timeout;	/* --magic-rollback: seconds, 0 = off */

@@ -45,10 +45,30 @@ setup_file() {
 		    deployment.targetHost = "t1";
 		    deployment.tags = [ "spare" ];
 		  };
+		  # built on t2 itself
+		  ontarget = {
+		    deployment.targetHost = "t2";
+		    deployment.tags = [ "bot" ];
+		    deployment.buildOnTarget = true;
+		    environment.etc.motd.text = "built on its target";
+		  };
+		  # colmena's guard: t1's system must be one this machine knows
+		  guarded = {
+		    deployment.targetHost = "t1";
+		    deployment.tags = [ "guarded" ];
+		    deployment.replaceUnknownProfiles = false;
+		  };
 		  other = {
 		    deployment.targetHost = "t1";
 		    deployment.tags = [ "odd" ];
 		    deployment.privilegeEscalationCommand = [ "doas" ];
+		    deployment.targetUser = "deploy";
+		  };
+		  # sudo with flags of its own, as given
+		  flags = {
+		    deployment.targetHost = "t2";
+		    deployment.tags = [ "flags" ];
+		    deployment.privilegeEscalationCommand = [ "sudo" "-u" "root" "--" ];
 		    deployment.targetUser = "deploy";
 		  };
 		}
@@ -152,20 +172,164 @@ built() {
 	assert_equal "$(fleet_exec t1 sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l')" "$activations"
 }
 
+@test "exec runs the command once on each selected node, its lines under the node's name" {
+	fleet_reset_counts t1 t2
+	# two has sshOptions: they reach its ssh too
+	run -0 nrr exec --on one,two -- sh -c 'echo "hello from $0"; echo "to stderr" >&2' 'x y'
+	for n in one two; do
+		assert_line "$n | hello from x y"
+		assert_line "$n | to stderr"
+	done
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_commands t2)" 1
+	assert_equal "$(fleet_handshakes t1)" 1
+	assert_equal "$(fleet_handshakes t2)" 1
+}
+
+@test "exec --on @tag -p 1: a command without -- works too; options after it are its own" {
+	run -0 nrr exec --on @web -p 1 echo -n ok
+	assert_line "one | ok"
+	assert_line "two | ok"
+}
+
+@test "exec: a node where the command fails or that cannot be reached is named, the others run (exit 12)" {
+	run -12 nrr exec --on one,down -- true
+	assert_line --partial "error: exec failed on 1 of 2 hosts: down (cannot reach"
+	run -12 nrr exec --on one,two -- sh -c 'test "$(uname -n)" = never'
+	assert_line --partial "error: exec failed on 2 of 2 hosts: one (exited with status 1), two (exited with status 1)"
+}
+
+@test "exec: a targetUser who is not root runs it under privilegeEscalationCommand, as colmena does" {
+	fleet_reset_counts t2
+	# no password reaches exec's sudo: deploy's sudo wants one, so the node fails, named
+	run -12 nrr exec --on user -- id -u
+	assert_line --partial "error: exec failed on 1 of 1 hosts: user (exited with status 1)"
+	fleet_command_log t2 | grep -q "^deploy .*'sudo' '-H' '--' 'id' '-u'" ||
+		fail "no sudo -H -- id -u as deploy on t2: $(fleet_command_log t2)"
+}
+
+@test "exec: no command is a usage error (2); no node matching is a warning only" {
+	run -2 nrr exec --on one
+	assert_line --index 0 "error: exec: no command given"
+	run -2 nrr exec --on one --
+	assert_line --index 0 "error: exec: no command given"
+	run -0 nrr exec --on nosuchnode -- true
+	assert_output --partial "no node of the hive matches --on 'nosuchnode'"
+	run -0 nrr exec --help
+	assert_output --partial "usage: nixos-rebuild-remote exec"
+}
+
 @test "apply: what is not supported yet is refused, naming the node" {
-	run -2 nrr apply switch --on other
-	assert_line --index 0 "error: node 'other': deployment.privilegeEscalationCommand other than [ \"sudo\" \"-H\" \"--\" ] is not supported yet"
 	run -2 nrr apply keys
 	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply switch --on one --reboot
 	assert_line --index 0 "error: apply switch --reboot is not supported yet"
-	run -2 nrr apply switch --on one --force-replace-unknown-profiles
-	assert_line --index 0 "error: apply switch --force-replace-unknown-profiles is not supported yet"
 	run -2 nrr apply build --on one --json
 	assert_line --index 0 "error: apply build: '--json' is for the deploy goals"
 }
 
-@test "switch --on @tag of the nixos-rebuild interface points to apply for now" {
-	run -2 nrr switch --flake "$A" --on @web
-	assert_line --index 0 "error: --on '@web': @tags select the nodes of a colmena hive, not supported here yet"
+@test "--on @tag of the nixos-rebuild interface deploys the hive's nodes with that tag, with its options" {
+	fleet_reset_counts t1 t2
+	run -0 nrr test --flake "$A" --on @web,spare --parallel 1
+	assert_output --partial "one    test     done"
+	assert_output --partial "two    test     done"
+	assert_output --partial "spare  test     done"
+	run -0 fleet_exec t2 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^test $(built two)/bin/switch-to-configuration "
+	assert_equal "$(fleet_handshakes t2)" 1
+	run -2 nrr build --flake "$A" --on @web
+	assert_line --index 0 "error: --on '@web': a hive's @tags work with switch, boot, test and dry-activate"
+	run -2 nrr test --flake "$A#one" --on @web
+	assert_line --index 0 "error: --on '@web' selects the hive's nodes: --flake '$A#one' names one"
+}
+
+@test "replaceUnknownProfiles = false: a system this machine does not know is kept (the lock's answer); --force-replace-unknown-profiles replaces it" {
+	# a system only t1 has: another operator's deploy
+	alien=$(fleet_exec t1 sh -c 'echo alien >/tmp/alien && nix-store --add /tmp/alien')
+	fleet_exec t1 nix-env -p /nix/var/nix/profiles/system --set "$alien"
+	run -1 fleet_local nix-store --check-validity "$alien"
+	fleet_reset_counts t1
+	run -12 nrr apply switch --on @guarded
+	assert_output --partial "'root@t1' runs $alien, which this machine does not know, and replaceUnknownProfiles is false"
+	assert_output --partial "guarded  switch   failed"
+	assert_equal "$(fleet_exec t1 readlink -e /nix/var/nix/profiles/system)" "$alien"
+	# the answer came with the deploy's one command: none more
+	assert_equal "$(fleet_commands t1)" 1
+	run -0 nrr apply switch --on @guarded --force-replace-unknown-profiles
+	assert_output --partial "'root@t1' ran $alien, which this machine does not know; replacing it (--force-replace-unknown-profiles)"
+	assert_equal "$(fleet_exec t1 readlink -e /nix/var/nix/profiles/system)" "$(built guarded)"
+	# now it is ours: no force needed
+	run -0 nrr apply test --on @guarded
+	refute_output --partial "does not know"
+}
+
+@test "buildOnTarget: the derivation goes to the target and is built there; the system never comes here" {
+	sys=$(fleet_local "$NRR" eval -E '{ nodes, ... }: nodes.ontarget.config.system.build.toplevel.outPath' | tr -d '"')
+	[[ $sys == /nix/store/*-nixos-system-ontarget-* ]] || fail "no system path: $sys"
+	fleet_reset_counts t2
+	run -0 nrr apply switch --on @bot
+	assert_output --partial "ontarget  switch   done"
+	assert_equal "$(fleet_exec t2 readlink /run/current-system)" "$sys"
+	assert_equal "$(fleet_handshakes t2)" 1
+	# built there, never here, so never copied from here
+	run -1 fleet_local nix-store --check-validity "$sys"
+	# --no-build-on-target builds it here
+	run -0 nrr apply test --on @bot --no-build-on-target
+	run -0 fleet_local nix-store --check-validity "$sys"
+}
+
+@test "--build-on-target builds any node on its target" {
+	fleet_reset_counts t1
+	run -0 nrr apply dry-activate --on spare --build-on-target
+	assert_output --partial "spare  dry-activate"
+	assert_equal "$(fleet_handshakes t1)" 1
+}
+
+@test "switch --flake FLAKE#NODE --target-host: a hive node when the flake has no such nixosConfiguration" {
+	fl=$BATS_TEST_TMPDIR/fl
+	mkdir -p "$fl"
+	cp -R "$A/nixpkgs" "$A/hive.nix" "$fl/"
+	echo '{ outputs = { self }: { colmena = import ./hive.nix; }; }' >"$fl/flake.nix"
+	fleet_reset_counts t1
+	run -0 nrr test --flake "$fl#spare" --target-host root@t1
+	assert_output --partial "has no nixosConfigurations.spare: building its colmena hive's node 'spare'"
+	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^test $(built spare)/bin/switch-to-configuration "
+	assert_equal "$(fleet_handshakes t1)" 1
+	# neither a configuration nor a node: nix's own error
+	run -4 nrr test --flake "$fl#nosuch" --target-host root@t1
+	assert_output --partial "does not provide attribute"
+}
+
+@test "privilegeEscalationCommand: sudo with other flags gets them and -S's password; another command runs as given, no password" {
+	TYPED=hunter2 run -0 nrr_tty apply switch --on @flags -S
+	assert_output --partial "flags  switch   done"
+	fleet_command_log t2 | grep -q "^deploy .*'sudo' '-S' '-p' '[^']*' '-u' 'root' '--' '/bin/sh'" ||
+		fail "no sudo -u root as deploy on t2: $(fleet_command_log t2 | tail -n 3)"
+	run grep -r hunter2 "$FLEET_DIR/t2/commands.log"
+	assert_failure 1
+	# t1 has no doas: the node fails, named, after running it as given
+	run -12 nrr apply test --on @odd
+	assert_output --partial "other  test     failed"
+	fleet_command_log t1 | grep -q "^deploy .*'doas' '/bin/sh' '-c'" ||
+		fail "no doas as deploy on t1: $(fleet_command_log t1 | tail -n 3)"
+}
+
+@test "apply -k: a node whose evaluation fails is named and left out, the others are deployed (exit 12); without -k none starts (13)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  fine = { deployment.targetHost = "t1"; environment.etc.motd.text = "fine"; };
+		  broken = { deployment.targetHost = "t2"; assertions = [ { assertion = false; message = "no"; } ]; };
+		}
+	EOF2
+	fleet_reset_counts t1 t2
+	run -13 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_line --partial "node 'broken': "
+	assert_equal "$(fleet_handshakes t1)" 0
+	run -12 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix" -k
+	assert_output --partial "fine  test     done"
+	assert_line --partial "node 'broken': "
+	assert_line "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed for 1 of 2 nodes: 'broken'"
+	assert_equal "$(fleet_handshakes t2)" 0
 }

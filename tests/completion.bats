@@ -153,16 +153,16 @@ make_flake() {
 		fail "nix cannot evaluate a flake here (no store or daemon access?)"
 }
 
-@test "bash: an empty word after the command offers every action of the binary" {
+@test "bash: an empty word after the command offers every action of the binary and colmena's commands" {
 	run complete_in bash 'nixos-rebuild-remote '
 	assert_success
-	assert_output "$(nixos-rebuild-remote --complete actions | sort -u)"
+	assert_output "$({ nixos-rebuild-remote --complete actions; nixos-rebuild-remote --complete colmena; } | sort -u)"
 }
 
-@test "zsh: an empty word after the command offers every action of the binary" {
+@test "zsh: an empty word after the command offers every action of the binary and colmena's commands" {
 	run complete_in zsh 'nixos-rebuild-remote '
 	assert_success
-	assert_output "$(nixos-rebuild-remote --complete actions | sort -u)"
+	assert_output "$({ nixos-rebuild-remote --complete actions; nixos-rebuild-remote --complete colmena; } | sort -u)"
 }
 
 @test "bash: --target-h completes to --target-host" {
@@ -340,4 +340,43 @@ check_files() {
 	assert_output 'switch'
 	run complete_in zsh 'sudo nixos-rebuild-remote switch --target-host alp'
 	assert_output 'alpha-web'
+}
+
+# a hive in the working directory: nodes web1 and db1, tags web, db and all
+make_hive() {
+	cp -RL "$BATS_TEST_DIRNAME/hive/nixpkgs" "$T/work/nixpkgs"
+	cat >"$T/work/hive.nix" <<-'EOF'
+		{
+		  meta.nixpkgs = import ./nixpkgs { system = "x86_64-linux"; };
+		  web1 = { deployment.tags = [ "web" "all" ]; };
+		  db1 = { deployment.tags = [ "db" "all" ]; };
+		}
+	EOF
+}
+
+check_colmena() {
+	make_hive
+	run complete_in "$1" 'nixos-rebuild-remote apply '
+	assert_success
+	assert_output "$(nixos-rebuild-remote --complete goals | sort -u)"
+	run complete_in "$1" 'nixos-rebuild-remote apply switch --on '
+	assert_success
+	assert_output $'@all\n@db\n@web\ndb1\nweb1'
+	run complete_in "$1" 'nixos-rebuild-remote apply --on web1,@w'
+	assert_success
+	assert_output 'web1,@web'
+	run complete_in "$1" 'nixos-rebuild-remote apply-local --node '
+	assert_success
+	assert_output $'db1\nweb1'
+	run complete_in "$1" 'nixos-rebuild-remote exec --on @db --par'
+	assert_success
+	assert_output '--parallel'
+}
+
+@test "bash: apply's goals, and the hive's node names and @tags after --on" {
+	check_colmena bash
+}
+
+@test "zsh: apply's goals, and the hive's node names and @tags after --on" {
+	check_colmena zsh
 }

@@ -418,9 +418,39 @@ expected_info() {
 		}
 	EOF
 	run -4 nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix"
-	assert_output --partial "failed: node 'bad': "
+	assert_line --partial "node 'bad': "
+	assert_output --partial "failed for 1 of 2 nodes: 'bad'"
 	run -0 --separate-stderr nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" --on good
 	assert_output --regexp '^good /nix/store/'
+}
+
+@test "eval: nodes are evaluated in bounded parallel; with -k a node's failure leaves the others going" {
+	cat >hive.nix <<-EOF
+		{
+		  meta.nixpkgs = import $P/nixpkgs { system = "x86_64-linux"; };
+		  good1 = { };
+		  bad = { assertions = [ { assertion = false; message = "no way"; } ]; };
+		  good2 = { };
+		  good3 = { };
+		}
+	EOF
+	# without -k nothing is built, and the failure is the bad node's alone
+	run -4 --separate-stderr nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" --eval-node-limit 2
+	assert_output ""
+	[[ $stderr == *"node 'bad': "* ]] || fail "bad's failure not under its name: $stderr"
+	[[ $stderr == *"failed for 1 of 4 nodes: 'bad'"* ]] || fail "no summary: $stderr"
+	[[ $stderr != *"node 'good"* ]] || fail "a good node named: $stderr"
+	# -k: the others are built all the same, the status still says one failed
+	run -4 --separate-stderr nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" -k
+	assert_line --regexp '^good1 /nix/store/'
+	assert_line --regexp '^good2 /nix/store/'
+	assert_line --regexp '^good3 /nix/store/'
+	refute_line --partial "bad "
+	# one node per nix process at most: one process per node (-v shows them)
+	run -0 --separate-stderr nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" --on 'good*' --eval-node-limit 1 -v
+	assert_equal "$(grep -c 'what = "toplevels"' <<<"$stderr")" 3
+	run -2 nrr apply build -f "$BATS_TEST_TMPDIR/hive.nix" --eval-node-limit 0
+	assert_line --index 0 "error: --eval-node-limit '0': not a positive number or auto"
 }
 
 @test "eval: an option's type is checked (a relative destDir, a string port)" {
@@ -563,8 +593,6 @@ expected_info() {
 	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply switch --on web
 	assert_line --index 0 "error: node 'web' has deployment.keys: uploading keys is not supported yet"
-	run -2 nrr apply switch --on db --no-keys
-	assert_line --index 0 "error: node 'db': building on the target (buildOnTarget) is not supported yet by apply switch"
 	run -2 nrr apply launch
 	assert_output --partial "error: apply: unknown goal 'launch'"
 	run -0 nrr apply build --help

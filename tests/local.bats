@@ -111,3 +111,42 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 	assert_failure 4
 	assert_output --partial 'nixosConfigurations."t1-own-name"'
 }
+
+# A hive where t1 sees it, for apply-local: a node named as this machine, one that allows no
+# local deployment.
+hive_for_t1() {
+	local d=$FLEET_DIR/lhive
+	[ -e "$d/hive.nix" ] && return
+	mkdir -p "$d"
+	cp -RL "$BATS_TEST_DIRNAME/hive/nixpkgs" "$d/nixpkgs"
+	cat >"$d/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import ./nixpkgs { system = "x86_64-linux"; };
+		  here = { deployment.allowLocalDeployment = true; deployment.targetHost = null; };
+		  "$(hostname)" = { deployment.allowLocalDeployment = true; };
+		  nolocal = { };
+		}
+	EOF2
+}
+
+@test "apply-local deploys this machine's node here, named by --node or by the hostname" {
+	hive_for_t1
+	sys=$(on_t1 apply build --on here -f /run/fleet/lhive/hive.nix 2>/dev/null | awk '{ print $2 }')
+	[ -n "$sys" ] || fail "no system for here"
+	run -0 on_t1 apply-local test --node here -f /run/fleet/lhive/hive.nix
+	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^test $sys/bin/switch-to-configuration "
+	mine=$(on_t1 apply build --on "$(hostname)" -f /run/fleet/lhive/hive.nix 2>/dev/null | awk '{ print $2 }')
+	run -0 on_t1 apply-local -f /run/fleet/lhive/hive.nix
+	assert_equal "$(fleet_exec t1 readlink /run/current-system)" "$mine"
+}
+
+@test "apply-local refuses a node without allowLocalDeployment, or none of that name (exit 2)" {
+	hive_for_t1
+	run -2 on_t1 apply-local test --node nolocal -f /run/fleet/lhive/hive.nix
+	assert_line --index 0 "error: node 'nolocal' does not allow local deployment"
+	run -2 on_t1 apply-local test --node nosuch -f /run/fleet/lhive/hive.nix
+	assert_line --index 0 "error: apply-local: the hive has no node 'nosuch'"
+	run -2 on_t1 apply-local push --node here -f /run/fleet/lhive/hive.nix
+	assert_line --index 0 "error: apply-local: unknown goal 'push' (switch, boot, test, dry-activate)"
+}

@@ -37,7 +37,9 @@ if command -v flock >/dev/null 2>&1; then
     (umask 022; printf '%s\n' "$1" >"$lock.holder") 2>/dev/null
   fi 2>/dev/null
 fi
-echo "ready $(uname -m 2>/dev/null)"
+# and the system a deploy replaces (profile.sh's answer: replaceUnknownProfiles)
+echo "ready $(uname -m 2>/dev/null) $(readlink -e /nix/var/nix/profiles/system 2>/dev/null ||
+  readlink -e /run/current-system 2>/dev/null)"
 read_fields || exit 0
 paths=
 while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done

@@ -1,0 +1,253 @@
+/*
+ * hiveeval: see hiveeval.h.
+ */
+#define _GNU_SOURCE
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hiveeval.h"
+#include "nix.h"
+#include "quote.h"
+#include "run.h"
+#include "strbuf.h"
+
+size_t hive_eval_auto(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (kib < 0)
+		return 1;
+	long n = (kib / 1024 - 1024) / 512;
+	return n > 0 ? (size_t)n : 1;
+}
+
+/* One nix process: the nodes first..first+count-1 of sel. */
+struct job {
+	struct child c;
+	struct strbuf out, err;
+	size_t first, count;
+	int running, status;
+};
+
+static void job_args(const struct hive *h, const size_t *sel, const struct job *j,
+		     struct strbuf *args)
+{
+	cJSON *names = cJSON_CreateArray();
+	for (size_t i = j->first; i < j->first + j->count; i++)
+		cJSON_AddItemToArray(names, cJSON_CreateString(h->nodes[sel[i]].name));
+	char *js = cJSON_PrintUnformatted(names);
+	cJSON_Delete(names);
+	/* the names as JSON in a Nix string: any name is safe there */
+	strbuf_addstr(args, "names = builtins.fromJSON \"");
+	nix_string_escape(args, js);
+	strbuf_addstr(args, "\"; ");
+	free(js);
+}
+
+static int job_start(struct hive *h, const struct hive_opts *o, const size_t *sel,
+		     struct job *j, struct nrr_err *e)
+{
+	struct strbuf args = STRBUF_INIT;
+
+	job_args(h, sel, j, &args);
+	child_init(&j->c);
+	strbuf_release(&j->out);
+	strbuf_release(&j->err);
+	hive_eval_argv(h, o, "toplevels", args.buf, &j->c.args);
+	strbuf_release(&args);
+	if (o->verbose) {
+		struct strbuf sb = STRBUF_INIT;
+		sq_quote_argv(&sb, (const char *const *)j->c.args.v);
+		fprintf(stderr, "$ %s\n", sb.buf);
+		strbuf_release(&sb);
+	}
+	j->c.in = CHILD_NULL;
+	j->c.out = j->c.err = CHILD_PIPE;
+	j->c.stop_group = 1;
+	if (child_start(&j->c, e)) {
+		child_clear(&j->c);
+		return -1;
+	}
+	j->running = 1;
+	return 0;
+}
+
+/* Runs jobs[0..nj-1], at most `at_once` at a time; each one's status. */
+static int run_jobs(struct hive *h, const struct hive_opts *o, const size_t *sel,
+		    struct job *jobs, size_t nj, size_t at_once, struct nrr_err *e)
+{
+	struct pump_fd *fds = xcalloc(2 * nj + 1, sizeof(*fds));
+	size_t next = 0, running = 0;
+	int st = 0;
+
+	while (!run_interrupted()) {
+		while (!st && next < nj && running < at_once) {
+			if (job_start(h, o, sel, &jobs[next], e))
+				st = e->status ? e->status : NRR_EFAIL;
+			else
+				running++;
+			next++;
+		}
+		if (!running)
+			break;
+		size_t nf = 0;
+		for (size_t i = 0; i < nj; i++) {
+			if (!jobs[i].running)
+				continue;
+			fds[nf++] = (struct pump_fd){ .fd = &jobs[i].c.out_fd, .sb = &jobs[i].out };
+			fds[nf++] = (struct pump_fd){ .fd = &jobs[i].c.err_fd, .sb = &jobs[i].err };
+		}
+		pump(fds, nf, -1);
+		for (size_t i = 0; i < nj; i++) {
+			struct job *j = &jobs[i];
+			if (!j->running || j->c.out_fd >= 0 || j->c.err_fd >= 0)
+				continue;
+			j->status = child_wait(&j->c);
+			child_clear(&j->c);
+			j->running = 0;
+			running--;
+		}
+	}
+	/* interrupted: run.c's handler stopped their groups; reap them */
+	for (size_t i = 0; i < nj; i++)
+		if (jobs[i].running) {
+			child_kill(&jobs[i].c, 15);
+			jobs[i].status = child_wait(&jobs[i].c);
+			child_clear(&jobs[i].c);
+			jobs[i].running = 0;
+		}
+	free(fds);
+	if (run_interrupted())
+		return nrr_fail(e, NRR_EINT, "interrupted while evaluating the hive");
+	return st;
+}
+
+/* Takes a job's answer into drv/out; 0, or -1 if a node is missing. */
+static int take(const struct hive *h, const size_t *sel, const struct job *j,
+		char **drv, char **out)
+{
+	cJSON *root = cJSON_Parse(j->out.buf);
+	int ret = 0;
+
+	for (size_t i = j->first; i < j->first + j->count; i++) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, h->nodes[sel[i]].name);
+		const cJSON *d = t ? cJSON_GetObjectItemCaseSensitive(t, "drv") : NULL;
+		const cJSON *p = t ? cJSON_GetObjectItemCaseSensitive(t, "out") : NULL;
+		if (!cJSON_IsString(d) || !cJSON_IsString(p)) {
+			ret = -1;
+			continue;
+		}
+		drv[i] = xstrdup(d->valuestring);
+		out[i] = xstrdup(p->valuestring);
+	}
+	cJSON_Delete(root);
+	return ret;
+}
+
+static void jobs_release(struct job *jobs, size_t nj)
+{
+	for (size_t i = 0; i < nj; i++) {
+		strbuf_release(&jobs[i].out);
+		strbuf_release(&jobs[i].err);
+	}
+	free(jobs);
+}
+
+int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
+			   const size_t *sel, size_t n, const struct hive_eval_limits *lim,
+			   char **drv, char **out, struct strvec *failed,
+			   struct strvec *warnings, struct nrr_err *e)
+{
+	size_t limit = lim->nodes ? lim->nodes : hive_eval_auto();
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t jobs_at_once = lim->jobs ? lim->jobs : cores > 0 ? (size_t)cores : 1;
+	size_t chunk, nj = 0, nfailed = 0;
+	struct job *jobs;
+	struct strbuf names = STRBUF_INIT;
+	int st;
+
+	(void)warnings;
+	for (size_t i = 0; i < n; i++)
+		drv[i] = out[i] = NULL;
+	if (!n)
+		return 0;
+	if (jobs_at_once > limit)
+		jobs_at_once = limit;
+	if (jobs_at_once > n)
+		jobs_at_once = n;
+	/* the nodes spread over the processes, never more than limit at once */
+	chunk = (n + jobs_at_once - 1) / jobs_at_once;
+	if (chunk * jobs_at_once > limit)
+		chunk = limit / jobs_at_once ? limit / jobs_at_once : 1;
+	jobs = xcalloc((n + chunk - 1) / chunk, sizeof(*jobs));
+	for (size_t i = 0; i < n; i += chunk, nj++) {
+		jobs[nj].first = i;
+		jobs[nj].count = n - i < chunk ? n - i : chunk;
+		strbuf_init(&jobs[nj].out);
+		strbuf_init(&jobs[nj].err);
+	}
+	st = run_jobs(h, o, sel, jobs, nj, jobs_at_once, e);
+	/* a failed chunk again node by node: each failure under its name */
+	struct job *again = xcalloc(n, sizeof(*again));
+	size_t na = 0;
+	for (size_t k = 0; !st && k < nj; k++) {
+		if (!jobs[k].status && !take(h, sel, &jobs[k], drv, out))
+			continue;
+		for (size_t i = jobs[k].first; i < jobs[k].first + jobs[k].count; i++) {
+			if (drv[i])
+				continue;
+			if (jobs[k].count == 1) {
+				again[na] = jobs[k];	/* its answer is already its own */
+				strbuf_init(&jobs[k].out);
+				strbuf_init(&jobs[k].err);
+				again[na++].status = jobs[k].status ? jobs[k].status : 1;
+				continue;
+			}
+			again[na].first = i;
+			again[na].count = 1;
+			strbuf_init(&again[na].out);
+			strbuf_init(&again[na++].err);
+		}
+	}
+	/* those that ran already (count 1) keep their status: run the rest */
+	if (!st && na) {
+		struct job *rest = xcalloc(na, sizeof(*rest));
+		size_t nr = 0;
+		for (size_t k = 0; k < na; k++)
+			if (!again[k].status)
+				rest[nr++] = again[k];
+		st = run_jobs(h, o, sel, rest, nr, jobs_at_once, e);
+		for (size_t k = 0, r = 0; k < na; k++)
+			if (!again[k].status)
+				again[k] = rest[r++];
+		free(rest);
+	}
+	for (size_t k = 0; !st && k < na; k++) {
+		struct job *j = &again[k];
+		const char *name = h->nodes[sel[j->first]].name;
+		char why[512];
+		if (!j->status && !take(h, sel, j, drv, out))
+			continue;
+		nix_error_summary(j->err.buf, why, sizeof(why));
+		strvec_pushf(failed, "node '%s': %s", name, why[0] ? why : "the hive evaluator gave no system");
+		strbuf_addf(&names, "%s'%s'", nfailed ? ", " : "", name);
+		nfailed++;
+	}
+	jobs_release(again, na);
+	jobs_release(jobs, nj);
+	if (!st && nfailed)
+		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed for %zu of %zu nodes: %s",
+			      h->where, nfailed, n, names.buf);
+	strbuf_release(&names);
+	return st;
+}
