@@ -33,6 +33,9 @@
 # Servers run in the background cut off from bats (fd 3 closed, stdin /dev/null); their pids
 # and start times are kept in $CACHE_SERVER_DIR/pids, and only those processes are killed.
 
+# shellcheck source=SCRIPTDIR/nginx.bash
+source "$(dirname "${BASH_SOURCE[0]}")/nginx.bash"
+
 cache_servers_init() {
 	if [ -z "${CACHE_SERVER_DIR-}" ]; then
 		CACHE_SERVER_DIR=$(mktemp -d "${BATS_FILE_TMPDIR:-/tmp}/cache-servers.XXXXXX") || return 1
@@ -190,33 +193,7 @@ cache_serve_nginx() {
 	# Another process may take the port between the look and nginx's bind: try again.
 	for ((try = 0; try < 5; try++)); do
 		port=$(cache_closed_url) && port=${port##*:}
-		cat >"$d/nginx.conf" <<-EOF
-			# test binary cache (tests/lib/cache-server.bash)
-			daemon off;
-			master_process off;
-			user root;
-			pid $d/nginx.pid;
-			error_log $d/error.log;
-			events { worker_connections 1024; }
-			http {
-			    access_log $d/access.log;
-			    client_body_temp_path $d/tmp/body;
-			    proxy_temp_path $d/tmp/proxy;
-			    fastcgi_temp_path $d/tmp/fastcgi;
-			    uwsgi_temp_path $d/tmp/uwsgi;
-			    scgi_temp_path $d/tmp/scgi;
-			    types { text/x-nix-narinfo narinfo; text/x-nix-cache-info nix-cache-info; }
-			    default_type application/octet-stream;
-			    keepalive_requests 1000000;
-			    http2_max_requests 1000000;
-			    http2_max_concurrent_streams 128;
-			    server {
-			        listen 127.0.0.1:$port$listen;
-			        $tls
-			        root $root;
-			    }
-			}
-		EOF
+		nginx_cache_conf "$d" "127.0.0.1:$port$listen" "$root" "$tls" >"$d/nginx.conf"
 		_cache_spawn "$d/out.log" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf"
 		if _cache_wait_port "$port" && kill -0 "$_CACHE_PID" 2>/dev/null; then
 			echo "$scheme://127.0.0.1:$port"

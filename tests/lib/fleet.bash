@@ -65,6 +65,9 @@
 # not read), deploy (uid 1500, bash, sudo with password hunter2) and fishy (uid 1501, fish as
 # login shell, no sudo). All three may log in with the fleet's key and are trusted nix users.
 
+# shellcheck source=SCRIPTDIR/nginx.bash
+source "$(dirname "${BASH_SOURCE[0]}")/nginx.bash"
+
 _FLEET_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Nix settings for the deployer's and every host's nix.conf, and for NIX_CONFIG: offline
@@ -552,28 +555,7 @@ fleet_nginx() {
 	addr=$(fleet_addr "$name") || return 1
 	mkdir -p "$d/tmp"
 	# paths as NAME's namespace sees them (the fleet's directory is /run/fleet there)
-	cat >"$d/nginx.conf" <<-EOF
-		daemon off;
-		master_process off;
-		user root;
-		pid $in/nginx.pid;
-		error_log $in/error.log;
-		events { worker_connections 256; }
-		http {
-		    access_log $in/access.log;
-		    client_body_temp_path $in/tmp/body;
-		    proxy_temp_path $in/tmp/proxy;
-		    fastcgi_temp_path $in/tmp/fastcgi;
-		    uwsgi_temp_path $in/tmp/uwsgi;
-		    scgi_temp_path $in/tmp/scgi;
-		    types { text/x-nix-narinfo narinfo; text/x-nix-cache-info nix-cache-info; }
-		    default_type application/octet-stream;
-		    server {
-		        listen $addr:80;
-		        root $root;
-		    }
-		}
-	EOF
+	nginx_cache_conf "$in" "$addr:80" "$root" >"$d/nginx.conf"
 	_fleet_ns_spawn "$name" "$d/out.log" nginx -e "$in/error.log" -p "$in" -c "$in/nginx.conf" ||
 		return 1
 	_fleet_wait 10 eval "(exec 9<>/dev/tcp/$addr/80) 2>/dev/null" ||
