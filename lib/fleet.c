@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "openfiles.h"
 #include "fleetbuild.h"
 #include "fleetview.h"
 #include "fleetproto.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,47 +294,6 @@ static size_t fds_per_host(const struct options *o)
 	return holds(o) ? 3 : 2;
 }
 
-/* How many fds this process has open now (Linux; else a guess). */
-static size_t fds_open(void)
-{
-	size_t n = 0;
-	glob_t g;
-	if (glob("/proc/self/fd/*", 0, NULL, &g))
-		return 16;
-	n = g.gl_pathc;
-	globfree(&g);
-	return n;
-}
-
-/*
- * How many hosts may be in flight at once for the open-files limit: it
- * raises the soft limit to the hard one first, and when even that is too
- * small for want hosts, says so in warnings. Starting a host takes a few
- * more fds for a moment (pipes to the new child): kept in reserve.
- */
-static size_t fit_open_files(const struct options *o, size_t want,
-			     struct strvec *warnings)
-{
-	struct rlimit rl;
-	size_t reserve = fds_open() + 8, per = fds_per_host(o);
-
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return want;
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl))
-			getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= reserve + want * per)
-		return want;
-	size_t fit = rl.rlim_cur > reserve + per ? (size_t)(rl.rlim_cur - reserve) / per : 1;
-	strvec_pushf(warnings, "%zu hosts in flight need %zu open files, and this system allows "
-		     "%llu (ulimit -n): at most %zu were in flight at once; raise the hard "
-		     "limit (ulimit -Hn, limits.conf) for more", want, reserve + want * per,
-		     (unsigned long long)rl.rlim_cur, fit);
-	return fit;
-}
-
 /*
  * One fleet run's hosts in flight, as samurai keeps its jobs: start_hosts
  * fills the free slots, wait_for_hosts pumps every pipe of every host in
@@ -604,7 +563,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
-	f->cap = fit_open_files(o, holds(o) ? f->n : f->limit, warnings);
+	f->cap = openfiles_fit(holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	deploy_hosts(f, e);
