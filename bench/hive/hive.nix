@@ -1,8 +1,8 @@
-# Ten nodes fl01..fl10, reached by their names (deployment.targetHost defaults to the node's
+# Ten nodes fl01..fl10 (the first `nodes` of them: bench/run --hive-nodes), reached by their names (deployment.targetHost defaults to the node's
 # name), each with three keys of the three kinds (two before activation, one after). Every
 # node's system holds two payload files of 512 KiB (bench/flake's blobs) that change with
 # `tag`: a new tag makes new paths, about 1 MiB, on every node; the same tag again is a no-op.
-{ tag ? builtins.readFile ./tag }:
+{ tag ? builtins.readFile ./tag, count ? builtins.fromJSON (builtins.readFile ./nodes) }:
 let
   tag' = builtins.replaceStrings [ "\n" " " ] [ "" "" ] tag;
   blob = seed: derivation {
@@ -15,7 +15,7 @@ let
     size = toString (512 * 1024);
   };
   payload = builtins.genList (i: blob "${tag'}-hive-${toString i}") 2;
-  names = builtins.genList (i: "fl" + (if i < 9 then "0" else "") + toString (i + 1)) 10;
+  names = builtins.genList (i: "fl" + (if i < 9 then "0" else "") + toString (i + 1)) count;
   node = { name, nodes, ... }: {
     networking.hostName = name;
     environment.systemPackages = payload;
