@@ -59,10 +59,10 @@ names=$(printf '"%s" ' "${nodes[@]}")
 
 # upload_key NODE NAME DESTDIR USER GROUP MODE REQUIRE_OWNERSHIP, the key on stdin
 upload_key() {
-	local dest=$3/$2
+	local dest=$3/$2 script
 	# colmena's script starts with `set -euo pipefail`, for NixOS's sh (bash); the test hosts'
 	# sh is dash, which has no pipefail, and the script has no pipeline.
-	local script="set -eu
+	script="set -eu
 d=$(q "$dest")
 t=\"\$d.tmp\"
 mkdir -p \"\$(dirname \"\$d\")\"
