@@ -40,6 +40,37 @@ print("ok", len(d["results"]))
 	assert_output --regexp '^ok [1-3]$'
 }
 
+@test "bench/run's hive on two nodes: the tool one handshake and one command a node, colmena's sequence one per step and per key" {
+	# hive-noop at RTT 0, one run: apply --no-keys, colmena's sequence without keys (copy,
+	# profile, activation: 3 ssh) and with the hive's three keys (6 ssh). Counts, not timings.
+	run --separate-stderr timeout 240 "$BATS_TEST_DIRNAME/../bench/run" --runs 1 --rtt 0 \
+		--scenarios hive-noop --hive-nodes 2 --tool "$NRR" --json "$BATS_TEST_TMPDIR/hive.json"
+	assert_success
+	assert_line --regexp '^hive-noop +nrr +[0-9]+\.[0-9]+ '
+	assert_line --regexp '^ +col-k +[0-9]+\.[0-9]+ '
+	run python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert all(r["failed"] == 0 for r in d["results"]), d["results"]
+want = {"nixos-rebuild-remote": (1, 1), "colmena sequence": (3, 3), "colmena sequence with keys": (6, 6)}
+impl = {"nrr": "nixos-rebuild-remote", "nrr-k": "nixos-rebuild-remote with keys",
+        "colmena": "colmena sequence", "colmena-k": "colmena sequence with keys"}
+seen = set()
+for n in d["hive_nodes"]:
+    i = impl[n["implementation"]]
+    seen.add((i, n["node"]))
+    if i in want:
+        assert (n["handshakes_median"], n["remote_commands_median"]) == want[i], n
+    else:  # with keys, once apply has them: one handshake, at most two commands
+        assert n["handshakes_median"] == 1 and n["remote_commands_median"] <= 2, n
+    assert n["seconds_median"] > 0, n
+assert {(i, h) for i in want for h in ("fl01", "fl02")} <= seen, seen
+print("ok", len(d["hive_nodes"]))
+' "$BATS_TEST_TMPDIR/hive.json"
+	assert_success
+	assert_output --regexp '^ok (6|8)$'
+}
+
 @test "the delay relay refuses addresses outside 127.0.0.0/8" {
 	"$BATS_TEST_DIRNAME/../bench/run" --build
 	run "$BATS_TEST_DIRNAME/../bench/delay-relay" 0 192.0.2.1 22 "$BATS_TEST_TMPDIR/counts"
