@@ -16,6 +16,13 @@
  * most 10 ms of the link's time, and a direction holds at most one round trip's worth of
  * bytes plus one chunk (as a TCP sender's window would): the writer feels the link's pace.
  *
+ * SHARED (a file path, with a RATE) makes that link one for every relay given the same file:
+ * all connections of a run then share RATE each way, as the hosts behind one office or home
+ * line do. The file holds each direction's "link free at" time (mmap'ed, updated with an
+ * atomic compare-and-swap); a relay stops reading a direction while the shared link is busy
+ * for more than a round trip ahead (at least 10 ms), a router's buffer, so that no
+ * connection queues seconds of everybody's data.
+ *
  * COUNTFILE gets two lines appended (O_APPEND, one write each, so that relays of parallel
  * connections do not mix their lines):
  *   "open"        when the connection is made,
@@ -34,10 +41,12 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +68,7 @@ struct pipe_dir {
 	struct chunk *head, *tail;
 	size_t queued;
 	int64_t link_free;         /* with a rate: when the link has sent all read so far */
+	_Atomic int64_t *shared;   /* with SHARED: the link every relay of the file shares */
 	unsigned long long bytes;  /* read from `in` */
 	int eof;                   /* `in` said EOF (or failed) */
 	int done;                  /* everything written and `out` shut: direction over */
@@ -68,6 +78,8 @@ static const char *count_path;
 /* Bandwidth of each direction in bytes/s (0: unlimited), and what follows from it. */
 static long long rate;
 static size_t read_max = CHUNK_MAX, queue_max = QUEUE_MAX;
+/* With SHARED: read no more while the shared link is busy this far ahead (microseconds). */
+static int64_t shared_ahead;
 /* ssh ends its ProxyCommand with SIGHUP: the counts must still be written. */
 static volatile sig_atomic_t stop_sig;
 
@@ -140,7 +152,13 @@ static void dir_read(struct pipe_dir *d, int64_t delay)
 	c->len = (size_t)n;
 	c->off = 0;
 	int64_t t = now_us();
-	if (rate > 0) {
+	if (rate > 0 && d->shared) {
+		int64_t old = atomic_load(d->shared), next;
+		do
+			next = (old < t ? t : old) + (int64_t)((double)n * 1e6 / (double)rate);
+		while (!atomic_compare_exchange_weak(d->shared, &old, next));
+		t = next;
+	} else if (rate > 0) {
 		if (d->link_free < t)
 			d->link_free = t;
 		d->link_free += (int64_t)((double)n * 1e6 / (double)rate);
@@ -196,10 +214,27 @@ static void dir_drop(struct pipe_dir *d)
 	d->done = 1;
 }
 
+/* The two "link free at" times of SHARED, made and sized by whoever comes first. */
+static _Atomic int64_t *map_shared(const char *path)
+{
+	size_t size = 2 * sizeof(_Atomic int64_t);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return NULL;
+	/* growing to the same size twice is harmless; a fresh file reads as zeros */
+	if (ftruncate(fd, (off_t)size) < 0) {
+		close(fd);
+		return NULL;
+	}
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc != 5 && argc != 6) {
-		fprintf(stderr, "usage: delay-relay DELAY_MS HOST PORT COUNTFILE [RATE]\n");
+	if (argc < 5 || argc > 7) {
+		fprintf(stderr, "usage: delay-relay DELAY_MS HOST PORT COUNTFILE [RATE [SHARED]]\n");
 		return 2;
 	}
 	char *end;
@@ -210,7 +245,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "delay-relay: bad delay '%s' (0..60000 ms)\n", argv[1]);
 		return 2;
 	}
-	if (argc == 6) {
+	if (argc >= 6) {
 		rate = strtoll(argv[5], &end, 10);
 		if (*argv[5] == '\0' || *end != '\0' || rate < 0 || rate > 100000000000LL) {
 			fprintf(stderr, "delay-relay: bad rate '%s' (bytes/s, 0 = unlimited)\n",
@@ -270,6 +305,16 @@ int main(int argc, char **argv)
 
 	int64_t delay = (int64_t)delay_ms * 1000;
 	struct pipe_dir up = { .in = 0, .out = s }, down = { .in = s, .out = 1 };
+	if (argc == 7 && rate > 0) {
+		_Atomic int64_t *link = map_shared(argv[6]);
+		if (!link) {
+			append_count_line("# error: cannot map %s: %s\n", argv[6], strerror(errno));
+			return 1;
+		}
+		up.shared = &link[0];
+		down.shared = &link[1];
+		shared_ahead = 2 * delay > 10000 ? 2 * delay : 10000;
+	}
 	struct pipe_dir *dirs[2] = { &up, &down };
 
 	while ((!up.done || !down.done) && !stop_sig) {
@@ -282,7 +327,12 @@ int main(int argc, char **argv)
 			struct pipe_dir *d = dirs[i];
 			if (d->done)
 				continue;
-			if (!d->eof && d->queued < queue_max) {
+			int64_t busy = d->shared ? atomic_load(d->shared) - shared_ahead - t : 0;
+			if (busy > 0 && !d->eof) {
+				int ms = (int)((busy + 999) / 1000);
+				if (timeout < 0 || ms < timeout)
+					timeout = ms;
+			} else if (!d->eof && d->queued < queue_max) {
 				pfd[nfd] = (struct pollfd){ .fd = d->in, .events = POLLIN };
 				owner[nfd++] = d;
 			}

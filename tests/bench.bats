@@ -114,3 +114,30 @@ c.close()
 	# one connection: "open", then "sent received"
 	[ "$(cat counts)" = "$(printf 'open\n5 5')" ]
 }
+
+@test "bench/fleet in its smallest form: a table with the relay route, the runs, and two SVG charts" {
+	# Two hosts, one run, no peer: what bench/fleet --quick does at 1, 10 and 50 hosts, in 30 s.
+	run --separate-stderr timeout 300 "$BATS_TEST_DIRNAME/../bench/fleet" --sizes "1 2" --runs 1 \
+		--no-peers --tool "$NRR" --out "$BATS_TEST_TMPDIR/out"
+	assert_success
+	assert_line --regexp '^relay +1 +1 +[0-9]+\.[0-9]+ '
+	assert_line --regexp '^relay +2 +1 +[0-9]+\.[0-9]+ '
+	refute_output --partial FAILED
+	# the fleet it ran on is gone
+	# shellcheck disable=SC2154 # set by run --separate-stderr
+	fleet=$(printf '%s\n' "$stderr" | sed -n 's/^bench: fleet in //p')
+	[ -n "$fleet" ] && [ ! -e "$fleet" ]
+	cd "$BATS_TEST_TMPDIR"
+	# every run a row, with its exit status 0
+	[ "$(awk -F'\t' '$1 == "relay" && $4 == 0' out/fleet-runs.tsv | wc -l)" = 2 ]
+	# the charts are SVG that parses, the timeline one row (a host name) per host
+	run python3 -c '
+import sys, xml.etree.ElementTree as ET
+for f in sys.argv[1:]:
+    assert ET.parse(f).getroot().tag.endswith("svg"), f
+t = open(sys.argv[2]).read()
+assert ">h001</text>" in t and ">h002</text>" in t
+print("ok")' out/fleet-time.svg out/fleet-timeline.svg
+	assert_success
+	assert_output ok
+}

@@ -13,11 +13,17 @@
 #           the fleet: one system per host (--on fl01,...), each small plus 2 payload files of
 #           512 KiB that all ten share and that change with the tag: a new tag makes 5 new
 #           paths, about 1 MiB, per host.
+#   h001 .. hN
+#           the big fleet of bench/fleet (N from the file `fleet-n`, absent: none): each
+#           host's system is small plus 2 payload files of 512 KiB that all N share and 1
+#           of 256 KiB of its own, so that a host's closure is 6 paths, about 1.3 MiB, of
+#           which 1 MiB is the same on every host (as a fleet's common packages are).
 #
 # The systems look like the test systems (tests/flake/build-system.sh), with builders of their
 # own (build-bench-*.sh) so that the test flake may change: bin/switch-to-configuration that
 # records its calls, nixos-version, kernel, ...
-{ tag ? builtins.readFile ./tag, heavyN ? builtins.readFile ./heavy-n }:
+{ tag ? builtins.readFile ./tag, heavyN ? builtins.readFile ./heavy-n
+, fleetN ? (if builtins.pathExists ./fleet-n then builtins.readFile ./fleet-n else "0") }:
 let
   strip = s: builtins.replaceStrings [ "\n" "\r" " " "\t" ] [ "" "" "" "" ] s;
   tag' = strip tag;
@@ -33,10 +39,11 @@ let
   # 512 KiB of pieces of this machine's shared libraries, chosen by `seed`: as compressible as
   # a real system's files (about 2.5 to 1 with gzip), so that ssh's Compression can be weighed
   # (bench/run --compression); without it, as big on the wire as in the store.
-  blob = seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
+  blobOf = kib: seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
     inherit seed;
-    size = toString (512 * 1024);
+    size = toString (kib * 1024);
   };
+  blob = blobOf 512;
   shared = builtins.genList (i: blob "shared-${toString i}") 32;
   tagged = builtins.genList (i: blob "${tag'}-${toString i}") 8;
 
@@ -70,6 +77,10 @@ let
 
   fleetNames = builtins.genList (i: "fl" + (if i < 9 then "0" else "") + toString (i + 1)) 10;
   fleetBlobs = builtins.genList (i: blob "${tag'}-fleet-${toString i}") 2;
+  pad3 = i: let s = toString i; in
+    if i < 10 then "00" + s else if i < 100 then "0" + s else s;
+  bigNames = builtins.genList (i: "h" + pad3 (i + 1)) (builtins.fromJSON (strip fleetN));
+  bigShared = builtins.genList (i: blob "${tag'}-big-shared-${toString i}") 2;
 in {
   small = mkSystem { name = "small"; blobs = [ ]; };
   fresh = mkSystem { name = "fresh"; blobs = shared ++ tagged; };
@@ -77,4 +88,7 @@ in {
 } // builtins.listToAttrs (map (name: {
   inherit name;
   value = mkSystem { inherit name; blobs = fleetBlobs; };
-}) fleetNames)
+}) fleetNames) // builtins.listToAttrs (map (name: {
+  inherit name;
+  value = mkSystem { inherit name; blobs = bigShared ++ [ (blobOf 256 "${tag'}-${name}") ]; };
+}) bigNames)
