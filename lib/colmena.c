@@ -64,7 +64,9 @@ static const struct copt copts[] = {
 	{ "keep-result", 0, 0, C_KEEP_RESULT, FOR_APPLY, NULL,
 	  "keep each system as a GC root, .gcroots/node-NAME beside the hive" },
 	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY, NULL, "deploy nodes that have deployment.keys without their keys" },
-	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
+	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL,
+	  "(switch, boot) reboot each node after activation and prove it runs the new system" },
+	{ "reboot-timeout", 0, 1, C_PASS, FOR_APPLY, "SECONDS", "--reboot's wait for a node (default 300)" },
 	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "nodes do not substitute: everything is copied from here" },
 	{ "no-gzip", 0, 0, C_NO_GZIP, FOR_APPLY, NULL, "accepted for colmena's sake" },
 	{ "build-on-target", 0, 0, C_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node on its target" },
@@ -272,8 +274,9 @@ static int parse(struct colmena_opts *o, int argc, const char *const *argv, stru
 			return NRR_EUSAGE;
 		}
 		if (strcmp(o->goal, "build")) {
-			if (o->reboot)
-				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot is not supported yet", o->goal);
+			if (o->reboot && strcmp(o->goal, "switch") && strcmp(o->goal, "boot"))
+				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot: only switch and boot reboot",
+						o->goal);
 			if (o->force_replace)
 				return nrr_fail(e, NRR_EUSAGE,
 						"apply %s --force-replace-unknown-profiles is not supported yet",
@@ -588,6 +591,8 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		strvec_push(a, "--use-substitutes");
 	if (o->verbose)
 		strvec_push(a, "-v");
+	if (o->reboot)
+		strvec_push(a, "--reboot");
 	strvec_pushvec(a, &o->nix_options);
 	strvec_pushvec(a, &o->ours);
 	plan->members = xcalloc(n, sizeof(*plan->members));
