@@ -157,8 +157,8 @@ built() {
 	assert_line --index 0 "error: node 'other': deployment.privilegeEscalationCommand other than [ \"sudo\" \"-H\" \"--\" ] is not supported yet"
 	run -2 nrr apply keys
 	assert_line --index 0 "error: apply keys is not supported yet"
-	run -2 nrr apply switch --on one --reboot
-	assert_line --index 0 "error: apply switch --reboot is not supported yet"
+	run -2 nrr apply dry-activate --on one --reboot
+	assert_line --index 0 "error: apply dry-activate --reboot: only switch and boot reboot"
 	run -2 nrr apply switch --on one --force-replace-unknown-profiles
 	assert_line --index 0 "error: apply switch --force-replace-unknown-profiles is not supported yet"
 	run -2 nrr apply build --on one --json
