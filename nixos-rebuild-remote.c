@@ -34,6 +34,7 @@
 #include "lib/pkgdiff.h"
 #include "lib/prompt.h"
 #include "lib/pushto.h"
+#include "lib/reboot.h"
 #include "lib/report.h"
 #include "lib/run.h"
 
@@ -298,6 +299,31 @@ out:
 	return ret;
 }
 
+/*
+ * --reboot: the activation's session (and its lock) ends first, as the
+ * reboot takes it down; then reboot_host proves the new boot id and that
+ * the new system runs. Returns 0 or its error (NRR_EREBOOT: not back).
+ */
+static int reboot_after(struct deploy *d, int timeout, struct nrr_err *e)
+{
+	struct reboot_opts ro = { .timeout = timeout, .expect = d->toplevel };
+	struct reboot_result rr;
+	int ret;
+
+	memset(&rr, 0, sizeof(rr));
+	if (d->locked) {
+		activation_end(&d->as);
+		d->locked = 0;
+	}
+	deploy_phase(d, "reboot");
+	ret = reboot_host(&d->target, &d->elev, &ro, &rr, e);
+	if (!ret)
+		fprintf(stderr, "rebooted: '%s' is back (boot id %s) running %s\n",
+			d->target.name, rr.new_boot_id, rr.system ? rr.system : d->toplevel);
+	reboot_result_release(&rr);
+	return ret;
+}
+
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -375,6 +401,8 @@ static int do_build_and_activate(struct run *r)
 		};
 		ret = deploy_activate(d, &a, &r->err);
 		free(profile);
+		if (!ret && r->opt.reboot)
+			ret = reboot_after(d, r->opt.reboot_timeout, &r->err);
 		if (ret)
 			return ret;
 	}

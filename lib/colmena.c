@@ -383,6 +383,8 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		strvec_push(a, "--use-substitutes");
 	if (o->verbose)
 		strvec_push(a, "-v");
+	if (o->reboot)
+		strvec_push(a, "--reboot");
 	strvec_pushvec(a, &o->nix_options);
 	strvec_pushvec(a, &o->ours);
 	plan->members = xcalloc(n, sizeof(*plan->members));

@@ -63,7 +63,9 @@ static const struct copt copts[] = {
 	{ "keep-result", 0, 0, C_KEEP_RESULT, FOR_APPLY, NULL,
 	  "keep each system as a GC root, .gcroots/node-NAME beside the hive" },
 	{ "no-keys", 0, 0, C_NO_KEYS, FOR_APPLY | FOR_LOCAL, NULL, "deploy nodes that have deployment.keys without their keys" },
-	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL, "(apply's deploy goals: not supported yet)" },
+	{ "reboot", 0, 0, C_REBOOT, FOR_APPLY, NULL,
+	  "(switch, boot) reboot each node after activation and prove it runs the new system" },
+	{ "reboot-timeout", 0, 1, C_PASS, FOR_APPLY, "SECONDS", "--reboot's wait for a node (default 300)" },
 	{ "no-substitute", 0, 0, C_NO_SUBSTITUTE, FOR_APPLY, NULL, "nodes do not substitute: everything is copied from here" },
 	{ "no-gzip", 0, 0, C_NO_GZIP, FOR_APPLY, NULL, "accepted for colmena's sake" },
 	{ "build-on-target", 0, 0, C_BUILD_ON_TARGET, FOR_APPLY, NULL, "build every node on its target" },
@@ -351,8 +353,9 @@ int colmena_parse(struct colmena_opts *o, int argc, const char *const *argv, str
 			return NRR_EUSAGE;
 		}
 		if (strcmp(o->goal, "build")) {
-			if (o->reboot)
-				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot is not supported yet", o->goal);
+			if (o->reboot && strcmp(o->goal, "switch") && strcmp(o->goal, "boot"))
+				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot: only switch and boot reboot",
+						o->goal);
 			if (o->no_substitute && o->substitutes_given)
 				return nrr_fail(e, NRR_EUSAGE,
 						"--no-substitute and --use-substitutes contradict each other");

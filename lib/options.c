@@ -100,6 +100,10 @@ const struct option_spec option_table[] = {
 	  "undo switch/test on the target unless it answers a new ssh connection afterwards" },
 	{ "confirm-timeout", 0, 1, OPT_CONFIRM_TIMEOUT, 0, OF_NEW | OF_FLEET, S_ACT, "SECONDS",
 	  "how long --magic-rollback waits for that connection (default 30; implies it)" },
+	{ "reboot", 0, 0, OPT_REBOOT, 0, OF_NEW | OF_FLEET, S_ACT, NULL,
+	  "reboot the target after switch/boot, wait for it, prove it runs the new system" },
+	{ "reboot-timeout", 0, 1, OPT_REBOOT_TIMEOUT, 0, OF_NEW | OF_FLEET, S_ACT, "SECONDS",
+	  "how long --reboot waits for the target to come back (default 300)" },
 	{ "no-validate", 0, 0, OPT_NO_VALIDATE, 0, OF_NEW | OF_FLEET, S_ACT, NULL,
 	  "skip the checks of the new system before activation (kernel, init, architecture)" },
 	{ "no-reexec", 0, 0, OPT_NO_REEXEC, 0, 0, S_ACT, NULL,
@@ -373,6 +377,17 @@ static int apply_one(struct options *o, const struct option_spec *s,
 		o->confirm_timeout = (int)v;
 		return 0;
 	}
+	case OPT_REBOOT: o->reboot = 1; return 0;
+	case OPT_REBOOT_TIMEOUT: {
+		char *end;
+		long v = strtol(vals[0], &end, 10);
+		if (*end || v < 1 || v > 86400)
+			return nrr_fail(e, NRR_EUSAGE,
+					"argument --reboot-timeout: expected seconds (1-86400), got '%s'",
+					vals[0]);
+		o->reboot_timeout = (int)v;
+		return 0;
+	}
 	case OPT_FAST:
 		deprecated(o, spelled, "--no-reexec");
 		return 0;
@@ -589,6 +604,13 @@ static int check(struct options *o, struct nrr_err *e)
 				"'%s' needs --image-variant VARIANT", o->action);
 	if (o->confirm_timeout && !(needs & AN_MAGIC_ROLLBACK))
 		return only_with("--magic-rollback is only for", AN_MAGIC_ROLLBACK, 1, e);
+	if (o->reboot_timeout && !o->reboot)
+		return nrr_fail(e, NRR_EUSAGE, "--reboot-timeout goes with --reboot");
+	if (o->reboot && !(needs & AN_SETS_PROFILE))
+		return only_with("--reboot is only for", AN_SETS_PROFILE, 1, e);
+	if (o->reboot && !o->target_host && !o->on)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--reboot needs --target-host: this tool does not reboot the machine it runs on");
 	if (o->on) {
 		if (!(needs & AN_FLEET))
 			return only_with("--on is for", AN_FLEET, 0, e);

@@ -42,7 +42,8 @@ enum opt_id {
 	OPT_USE_REMOTE_SUDO, OPT_NO_SSH_TTY, OPT_NO_REEXEC, OPT_FAST,
 	OPT_BUILD_HOST, OPT_TARGET_HOST, OPT_NO_BUILD_NIX, OPT_IMAGE_VARIANT,
 	OPT_DIFF, OPT_COPY_DIRECT, OPT_COMPLETE, OPT_NO_VALIDATE,
-	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_NO_DIFF, OPT_ASK, OPT_YES,
+	OPT_MAGIC_ROLLBACK, OPT_CONFIRM_TIMEOUT, OPT_REBOOT, OPT_REBOOT_TIMEOUT,
+	OPT_NO_DIFF, OPT_ASK, OPT_YES,
 	OPT_ON, OPT_PARALLEL, OPT_EVAL_JOBS, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
 	OPT_PUSH_TO, OPT_SIGN_KEY, OPT_CACHE_HOST, OPT_CACHE_URL, OPT_CACHE_KEY,
 	OPT_PROFILE_GUARD, OPT_ELEVATE_COMMAND,
@@ -128,6 +129,8 @@ struct options {
 	int no_build_output;
 	int no_validate;
 	int confirm_timeout;	/* --magic-rollback: seconds, 0 = off */
+	int reboot;		/* --reboot: reboot after switch/boot and wait */
+	int reboot_timeout;	/* --reboot-timeout: seconds, 0 = the default */
 
 	/* pass-through flags, spelled for nix, by group */
 	struct strvec nix_common, nix_build, nix_flake_common, nix_flake_eval,

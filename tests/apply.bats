@@ -222,8 +222,8 @@ built() {
 @test "apply: what is not supported yet is refused, naming the node" {
 	run -2 nrr apply keys
 	assert_line --index 0 "error: apply keys is not supported yet"
-	run -2 nrr apply switch --on one --reboot
-	assert_line --index 0 "error: apply switch --reboot is not supported yet"
+	run -2 nrr apply dry-activate --on one --reboot
+	assert_line --index 0 "error: apply dry-activate --reboot: only switch and boot reboot"
 	run -2 nrr apply build --on one --json
 	assert_line --index 0 "error: apply build: '--json' is for the deploy goals"
 }
