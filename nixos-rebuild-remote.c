@@ -536,51 +536,20 @@ static int read_password_fd(struct run *r, int fd)
 	return 0;
 }
 
-/* 1 if --on's rules select by @tag: a colmena hive's. */
-static int on_has_tag(const char *on)
-{
-	for (const char *p = on; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-		if (*p == '@')
-			return 1;
-	return 0;
-}
-
-/* --on RULES with @tags on a flake that has a hive: its nodes, built by
- * colmena_main as `apply ACTION -f FLAKE --on RULES` builds them, deployed
- * with the options of this command line. */
+/* --on RULES with @tags on a flake that has a hive: its nodes, built as
+ * `apply ACTION` builds them, deployed with this command line's options. */
 static int hive_fleet(struct run *r)
 {
-	const char *act = r->opt.action;
-	struct strvec av = STRVEC_INIT;
 	struct colmena_deploy plan;
-	char *ref = NULL, *name = NULL;
 	int ret;
 
-	if (strcmp(act, "switch") && strcmp(act, "boot") && strcmp(act, "test") &&
-	    strcmp(act, "dry-activate"))
-		return nrr_fail(&r->err, NRR_EUSAGE,
-				"--on '%s': a hive's @tags work with switch, boot, test and dry-activate",
-				r->opt.on);
-	nix_split_flake(r->opt.flake, &ref, &name);
-	if (*name) {
-		ret = nrr_fail(&r->err, NRR_EUSAGE, "--on '%s' selects the hive's nodes: --flake '%s' names one",
-			       r->opt.on, r->opt.flake);
-		goto out;
-	}
-	strvec_pushl(&av, "apply", act, "-f", ref, "--on", r->opt.on, NULL);
-	if (r->opt.verbose > 0)
-		strvec_push(&av, "-v");
 	memset(&plan, 0, sizeof(plan));
 	strvec_init(&plan.argv);
-	ret = colmena_main((int)av.nr, (const char *const *)av.v, &r->warnings, &plan, &r->err);
+	ret = colmena_tag_plan(&r->opt, &plan, &r->warnings, &r->err);
 	if (!ret && plan.n)
 		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password, &r->warnings,
 				   &r->err);
 	colmena_deploy_release(&plan);
-out:
-	strvec_clear(&av);
-	free(ref);
-	free(name);
 	return ret;
 }
 
@@ -601,7 +570,7 @@ static int dispatch(struct run *r)
 		if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
 		    (ret = ask_password(r, r->opt.target_user ? r->opt.target_user : "the fleet")))
 			return ret;
-		if (r->opt.flake && on_has_tag(r->opt.on))
+		if (r->opt.flake && colmena_on_has_tag(r->opt.on))
 			return hive_fleet(r);
 		return fleet_run(&r->opt, r->password, &r->warnings, &r->err);
 	}

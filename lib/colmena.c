@@ -535,3 +535,41 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	strvec_clear(&o.nix_options);
 	return st;
 }
+
+int colmena_on_has_tag(const char *on)
+{
+	for (const char *p = on; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (*p == '@')
+			return 1;
+	return 0;
+}
+
+int colmena_tag_plan(const struct options *o, struct colmena_deploy *plan,
+		     struct strvec *warnings, struct nrr_err *e)
+{
+	const char *act = o->action;
+	struct strvec av = STRVEC_INIT;
+	char *ref = NULL, *name = NULL;
+	int ret;
+
+	if (strcmp(act, "switch") && strcmp(act, "boot") && strcmp(act, "test") &&
+	    strcmp(act, "dry-activate"))
+		return nrr_fail(e, NRR_EUSAGE,
+				"--on '%s': a hive's @tags work with switch, boot, test and dry-activate",
+				o->on);
+	nix_split_flake(o->flake, &ref, &name);
+	if (*name) {
+		ret = nrr_fail(e, NRR_EUSAGE, "--on '%s' selects the hive's nodes: --flake '%s' names one",
+			       o->on, o->flake);
+		goto out;
+	}
+	strvec_pushl(&av, "apply", act, "-f", ref, "--on", o->on, NULL);
+	if (o->verbose > 0)
+		strvec_push(&av, "-v");
+	ret = colmena_main((int)av.nr, (const char *const *)av.v, warnings, plan, e);
+out:
+	strvec_clear(&av);
+	free(ref);
+	free(name);
+	return ret;
+}

@@ -70,4 +70,18 @@ int colmena_is_command(const char *name);
 int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 		 struct colmena_deploy *plan, struct nrr_err *e);
 
+/* 1 if --on's rules (of the nixos-rebuild actions) select by @tag: then
+ * they are a colmena hive's. */
+int colmena_on_has_tag(const char *on);
+
+/*
+ * --on RULES with @tags on o->flake, a flake with a hive: plan gets its
+ * nodes, built as `apply ACTION -f FLAKE --on RULES` builds them, for main
+ * to deploy with o (fleet_deploy). Returns 0, NRR_EUSAGE (an action that
+ * does not deploy; a flake that names a configuration) or colmena_main's
+ * status, with e filled. The caller releases plan.
+ */
+int colmena_tag_plan(const struct options *o, struct colmena_deploy *plan,
+		     struct strvec *warnings, struct nrr_err *e);
+
 #endif
