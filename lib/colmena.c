@@ -169,6 +169,24 @@ static int evaluate(const struct colmena_opts *o, struct hive *h, size_t *sel, s
 	return 0;
 }
 
+/*
+ * Loads the hive and the nodes --on selects into *sel (the caller frees
+ * it), refusing a bare apply where allowApplyAll is false. No node is not
+ * an error: a warning, and *n is 0. Returns 0 or the status with e filled.
+ */
+static int load_selection(const struct colmena_opts *o, struct hive *h, size_t **sel,
+			  size_t *n, struct strvec *warnings, struct nrr_err *e)
+{
+	int st = hive_load(h, &o->h, warnings, e);
+	if (!st)
+		st = hive_check_apply_all(h, o->on, e);
+	if (!st)
+		st = hive_select(h, o->on, sel, n, e);
+	if (!st && !*n)
+		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
+	return st;
+}
+
 static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr_err *e)
 {
 	struct nrr_err failed = { 0 };
@@ -177,16 +195,8 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	char **drv = NULL, **out = NULL;
 	int *built = NULL, st;
 
-	st = hive_load(&h, &o->h, warnings, e);
-	if (!st)
-		st = hive_check_apply_all(&h, o->on, e);
-	if (!st)
-		st = hive_select(&h, o->on, &sel, &n, e);
-	if (!st && !n) {
-		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
-		goto out;
-	}
-	if (st)
+	st = load_selection(o, &h, &sel, &n, warnings, e);
+	if (st || !n)
 		goto out;
 	drv = xcalloc(n, sizeof(*drv));
 	out = xcalloc(n, sizeof(*out));
@@ -339,15 +349,9 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	int *built = NULL, st;
 	char roots[] = "/tmp/nrr-roots.XXXXXX";
 
-	st = hive_load(&h, &o->h, warnings, e);
-	if (!st)
-		st = hive_check_apply_all(&h, o->on, e);
-	if (!st)
-		st = hive_select(&h, o->on, &sel, &n, e);
-	if (!st && !n) {
-		strvec_pushf(warnings, "no node of the hive matches --on '%s'", o->on ? o->on : "");
+	st = load_selection(o, &h, &sel, &n, warnings, e);
+	if (!st && !n)
 		goto out;
-	}
 	for (size_t i = 0; !st && i < n; i++)
 		st = check_node(o, &h.nodes[sel[i]], e);
 	if (st)
