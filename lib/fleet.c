@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
-#include "openfiles.h"
+#include "resources.h"
 #include "fleetbuild.h"
 #include "fleetview.h"
 #include "fleetproto.h"

@@ -4,6 +4,7 @@
 #include "build.h"
 #include "nix.h"
 #include "quote.h"
+#include "resources.h"
 #include "run.h"
 #include "strbuf.h"
 
@@ -62,21 +63,6 @@ int fleet_flake_names(const struct options *o, const char *ref,
 /* What one evaluator of a NixOS system may take, for the default number. */
 #define EVAL_BYTES (2ULL << 30)
 
-/* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
-static unsigned long long mem_available(void)
-{
-	unsigned long long kb = 0;
-	char line[128];
-	FILE *f = fopen("/proc/meminfo", "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb * 1024;
-}
-
 /* How many nix processes evaluate the n hosts' systems at once: --eval-jobs,
  * or one per EVAL_MIN_HOSTS hosts, at most one per core and per EVAL_BYTES
  * of available memory. */
@@ -128,12 +114,13 @@ struct eval_group {
 };
 
 /*
- * Evaluates the k groups at once (one nix process each; nix_run when there
- * is one, for its handling of flags this nix lacks). Returns 0 with each
- * group's status set, or -1 with e filled if nix could not be started.
+ * Evaluates the k groups, at_once at a time (one nix process each; nix_run
+ * when there is one, for its handling of flags this nix lacks). Returns 0
+ * with each group's status set, or -1 with e filled if nix could not be
+ * started.
  */
 static int eval_groups(const struct options *o, const char *ref, struct fleet_host *hosts,
-		       struct eval_group *g, size_t k, struct strvec *warnings,
+		       struct eval_group *g, size_t k, size_t at_once, struct strvec *warnings,
 		       struct nrr_err *e)
 {
 	if (k == 1) {
@@ -160,7 +147,7 @@ static int eval_groups(const struct options *o, const char *ref, struct fleet_ho
 			strbuf_release(&sb);
 		}
 	}
-	int r = child_capture_all(cs, k, outs, errs, sts, e);
+	int r = child_capture_all(cs, k, at_once, outs, errs, sts, e);
 	for (size_t i = 0; i < k; i++) {
 		strbuf_release(&g[i].out);
 		strbuf_release(&g[i].err);
@@ -232,11 +219,11 @@ static int eval_hosts(const struct options *o, const char *ref, struct fleet_hos
 		strbuf_init(&g[i].out);
 		strbuf_init(&g[i].err);
 	}
-	if (eval_groups(o, ref, hosts, g, jobs, warnings, e)) {
+	if (eval_groups(o, ref, hosts, g, jobs, jobs, warnings, e)) {
 		ret = e->status;
 		goto out;
 	}
-	/* the hosts of failed groups, one per group, jobs at a time */
+	/* the hosts of failed groups, one per group, evaluated jobs at a time */
 	size_t nsingle = 0;
 	struct eval_group *single = xcalloc(n, sizeof(*single));
 	for (size_t i = 0; i < jobs && !ret; i++) {
@@ -260,19 +247,14 @@ static int eval_hosts(const struct options *o, const char *ref, struct fleet_hos
 			}
 		}
 	}
-	for (size_t at = 0; at < nsingle && !ret; at += jobs) {
-		size_t k = nsingle - at < jobs ? nsingle - at : jobs;
-		if (eval_groups(o, ref, hosts, single + at, k, warnings, e)) {
-			ret = e->status;
-			break;
-		}
-		for (size_t i = at; i < at + k && !ret; i++) {
-			if (single[i].status) {
-				eval_failed(&hosts[single[i].first], single[i].err.buf);
-			} else {
-				ret = take_paths(hosts, &single[i], drvs, e);
-				ok++;
-			}
+	if (!ret && nsingle && eval_groups(o, ref, hosts, single, nsingle, jobs, warnings, e))
+		ret = e->status;
+	for (size_t i = 0; i < nsingle && !ret; i++) {
+		if (single[i].status) {
+			eval_failed(&hosts[single[i].first], single[i].err.buf);
+		} else {
+			ret = take_paths(hosts, &single[i], drvs, e);
+			ok++;
 		}
 	}
 	for (size_t i = 0; i < nsingle; i++) {

@@ -11,32 +11,24 @@
 #include "hiveeval.h"
 #include "nix.h"
 #include "quote.h"
+#include "resources.h"
 #include "run.h"
 #include "strbuf.h"
 
 size_t hive_eval_auto(void)
 {
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[256];
-	long kib = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %ld kB", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	if (kib < 0)
+	unsigned long long mib = mem_available() / (1024 * 1024);
+	if (!mib)
 		return 1;
-	long n = (kib / 1024 - 1024) / 512;
+	long n = ((long)mib - 1024) / 512;
 	return n > 0 ? (size_t)n : 1;
 }
 
 /* One nix process: the nodes first..first+count-1 of sel. */
 struct job {
-	struct child c;
 	struct strbuf out, err;
 	size_t first, count;
-	int running, status;
+	int status;
 };
 
 static void job_args(const struct hive *h, const size_t *sel, const struct job *j,
@@ -54,79 +46,48 @@ static void job_args(const struct hive *h, const size_t *sel, const struct job *
 	free(js);
 }
 
-static int job_start(struct hive *h, const struct hive_opts *o, const size_t *sel,
-		     struct job *j, struct nrr_err *e)
-{
-	struct strbuf args = STRBUF_INIT;
-
-	job_args(h, sel, j, &args);
-	child_init(&j->c);
-	strbuf_release(&j->out);
-	strbuf_release(&j->err);
-	hive_eval_argv(h, o, "toplevels", args.buf, &j->c.args);
-	strbuf_release(&args);
-	if (o->verbose) {
-		struct strbuf sb = STRBUF_INIT;
-		sq_quote_argv(&sb, (const char *const *)j->c.args.v);
-		fprintf(stderr, "$ %s\n", sb.buf);
-		strbuf_release(&sb);
-	}
-	j->c.in = CHILD_NULL;
-	j->c.out = j->c.err = CHILD_PIPE;
-	j->c.stop_group = 1;
-	if (child_start(&j->c, e)) {
-		child_clear(&j->c);
-		return -1;
-	}
-	j->running = 1;
-	return 0;
-}
-
-/* Runs jobs[0..nj-1], at most `at_once` at a time; each one's status. */
+/* Runs jobs[0..nj-1], at most `at_once` at a time (run.c's
+ * child_capture_all); each one's status. */
 static int run_jobs(struct hive *h, const struct hive_opts *o, const size_t *sel,
 		    struct job *jobs, size_t nj, size_t at_once, struct nrr_err *e)
 {
-	struct pump_fd *fds = xcalloc(2 * nj + 1, sizeof(*fds));
-	size_t next = 0, running = 0;
+	struct child *cs = xcalloc(nj ? nj : 1, sizeof(*cs));
+	struct strbuf *outs = xcalloc(nj ? nj : 1, sizeof(*outs));
+	struct strbuf *errs = xcalloc(nj ? nj : 1, sizeof(*errs));
+	int *sts = xcalloc(nj ? nj : 1, sizeof(*sts));
 	int st = 0;
 
-	while (!run_interrupted()) {
-		while (!st && next < nj && running < at_once) {
-			if (job_start(h, o, sel, &jobs[next], e))
-				st = e->status ? e->status : NRR_EFAIL;
-			else
-				running++;
-			next++;
-		}
-		if (!running)
-			break;
-		size_t nf = 0;
-		for (size_t i = 0; i < nj; i++) {
-			if (!jobs[i].running)
-				continue;
-			fds[nf++] = (struct pump_fd){ .fd = &jobs[i].c.out_fd, .sb = &jobs[i].out };
-			fds[nf++] = (struct pump_fd){ .fd = &jobs[i].c.err_fd, .sb = &jobs[i].err };
-		}
-		pump(fds, nf, -1);
-		for (size_t i = 0; i < nj; i++) {
-			struct job *j = &jobs[i];
-			if (!j->running || j->c.out_fd >= 0 || j->c.err_fd >= 0)
-				continue;
-			j->status = child_wait(&j->c);
-			child_clear(&j->c);
-			j->running = 0;
-			running--;
+	for (size_t i = 0; i < nj; i++) {
+		struct strbuf args = STRBUF_INIT;
+		job_args(h, sel, &jobs[i], &args);
+		child_init(&cs[i]);
+		hive_eval_argv(h, o, "toplevels", args.buf, &cs[i].args);
+		strbuf_release(&args);
+		cs[i].stop_group = 1;
+		strbuf_init(&outs[i]);
+		strbuf_init(&errs[i]);
+		sts[i] = 1;	/* not run */
+		if (o->verbose) {
+			struct strbuf sb = STRBUF_INIT;
+			sq_quote_argv(&sb, (const char *const *)cs[i].args.v);
+			fprintf(stderr, "$ %s\n", sb.buf);
+			strbuf_release(&sb);
 		}
 	}
-	/* interrupted: run.c's handler stopped their groups; reap them */
-	for (size_t i = 0; i < nj; i++)
-		if (jobs[i].running) {
-			child_kill(&jobs[i].c, 15);
-			jobs[i].status = child_wait(&jobs[i].c);
-			child_clear(&jobs[i].c);
-			jobs[i].running = 0;
-		}
-	free(fds);
+	if (child_capture_all(cs, nj, at_once, outs, errs, sts, e))
+		st = e->status ? e->status : NRR_EFAIL;
+	for (size_t i = 0; i < nj; i++) {
+		strbuf_release(&jobs[i].out);
+		strbuf_release(&jobs[i].err);
+		jobs[i].out = outs[i];
+		jobs[i].err = errs[i];
+		jobs[i].status = sts[i];
+		child_clear(&cs[i]);
+	}
+	free(cs);
+	free(outs);
+	free(errs);
+	free(sts);
 	if (run_interrupted())
 		return nrr_fail(e, NRR_EINT, "interrupted while evaluating the hive");
 	return st;

@@ -574,43 +574,56 @@ int child_run(const struct strvec *argv, struct nrr_err *e)
 			     argv->v[0], st) : 0;
 }
 
-int child_capture_all(struct child *cs, size_t n, struct strbuf *outs,
+int child_capture_all(struct child *cs, size_t n, size_t at_once, struct strbuf *outs,
 		      struct strbuf *errs, int *sts, struct nrr_err *e)
 {
 	struct pump_fd *fds = xcalloc(n ? 2 * n : 1, sizeof(*fds));
-	size_t started = 0;
+	size_t next = 0, live = 0;
 	int ret = 0;
-
-	for (; started < n; started++) {
-		struct child *c = &cs[started];
-		c->in = CHILD_NULL;
-		c->out = CHILD_PIPE;
-		c->err = CHILD_PIPE;
-		if (child_start(c, e)) {
-			ret = -1;
-			break;
-		}
-		fds[2 * started] = (struct pump_fd){ .fd = &c->out_fd, .sb = &outs[started] };
-		fds[2 * started + 1] = (struct pump_fd){ .fd = &c->err_fd, .sb = &errs[started] };
-	}
 	struct timespec grace_end = { 0, 0 };
+
+	if (!at_once)
+		at_once = n;
 	for (;;) {
+		while (!ret && !run_interrupted() && next < n && live < at_once) {
+			struct child *c = &cs[next];
+			c->in = CHILD_NULL;
+			c->out = CHILD_PIPE;
+			c->err = CHILD_PIPE;
+			if (child_start(c, e)) {
+				ret = -1;
+				break;
+			}
+			fds[2 * next] = (struct pump_fd){ .fd = &c->out_fd, .sb = &outs[next] };
+			fds[2 * next + 1] = (struct pump_fd){ .fd = &c->err_fd, .sb = &errs[next] };
+			next++;
+			live++;
+		}
+		if (!live)
+			break;
 		int timeout = -1;
 		if (run_interrupted()) {
 			/* as child_capture: a moment, then the evaluators' groups go */
 			long left = grace_left(&grace_end, 250);
 			if (left <= 0) {
-				for (size_t i = 0; i < started; i++)
+				for (size_t i = 0; i < next; i++)
 					if (cs[i].stop_group && cs[i].pid > 0)
 						kill(-cs[i].pid, SIGKILL);
 				break;
 			}
 			timeout = (int)left;
 		}
-		if (pump(fds, 2 * started, timeout) < 0)
-			break;
+		pump(fds, 2 * next, timeout);
+		/* reap those whose pipes are both closed */
+		for (size_t i = 0; i < next; i++)
+			if (cs[i].pid > 0 && cs[i].out_fd < 0 && cs[i].err_fd < 0) {
+				sts[i] = child_wait(&cs[i]);
+				live--;
+			}
 	}
-	for (size_t i = 0; i < started; i++) {
+	for (size_t i = 0; i < next; i++) {
+		if (cs[i].pid <= 0)
+			continue;
 		for (int *fd = &cs[i].out_fd; fd; fd = fd == &cs[i].out_fd ? &cs[i].err_fd : NULL)
 			if (*fd >= 0) {
 				close(*fd);

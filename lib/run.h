@@ -107,15 +107,16 @@ int child_capture(struct child *c, const struct capture *cap,
 
 /* Writes all n bytes of p to fd (retrying on EINTR); gives up on an error. */
 /*
- * Runs the n children cs[] at once, each with stdin /dev/null, collecting
- * child i's stdout in outs[i], its stderr in errs[i] and its exit status
- * in sts[i] (child_capture for many, through one pump). After an
- * interrupt, children with stop_group lose their process group 250 ms
- * later, as with child_capture. Returns 0, or -1 with e filled if a child
- * could not start: the ones started before it are waited for, the others
- * are not started (their sts[] untouched). The caller clears cs[].
+ * Runs the n children cs[], at most at_once at a time (0: all at once),
+ * each with stdin /dev/null, collecting child i's stdout in outs[i], its
+ * stderr in errs[i] and its exit status in sts[i] (child_capture for
+ * many, through one pump). After an interrupt no more start, and children
+ * with stop_group lose their process group 250 ms later, as with
+ * child_capture. Returns 0, or -1 with e filled if a child could not
+ * start: no more start, the ones started are waited for, the others'
+ * sts[] are untouched. The caller clears cs[].
  */
-int child_capture_all(struct child *cs, size_t n, struct strbuf *outs,
+int child_capture_all(struct child *cs, size_t n, size_t at_once, struct strbuf *outs,
 		      struct strbuf *errs, int *sts, struct nrr_err *e);
 
 void fd_write_all(int fd, const char *p, size_t n);

@@ -1,11 +1,12 @@
 /*
- * openfiles: see openfiles.h.
+ * resources: see resources.h.
  */
 #define _GNU_SOURCE
 #include <glob.h>
+#include <stdio.h>
 #include <sys/resource.h>
 
-#include "openfiles.h"
+#include "resources.h"
 
 /* How many fds this process has open now (Linux; else a guess). */
 static size_t fds_open(void)
@@ -40,4 +41,18 @@ size_t openfiles_fit(size_t want, size_t per, const char *what,
 		     "limit (ulimit -Hn, limits.conf) for more", want, what, reserve + want * per,
 		     (unsigned long long)rl.rlim_cur, fit);
 	return fit;
+}
+
+unsigned long long mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
 }

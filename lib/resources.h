@@ -1,9 +1,10 @@
 /*
- * openfiles: this process's open-files limit, for runs whose open pipes
- * grow with their work (a fleet: a few fds per host in flight).
+ * resources: what this machine lets a run take, for runs whose needs grow
+ * with their work: the open-files limit (a fleet: a few fds per host in
+ * flight) and the memory available (evaluators: how many at once).
  */
-#ifndef NRR_OPENFILES_H
-#define NRR_OPENFILES_H
+#ifndef NRR_RESOURCES_H
+#define NRR_RESOURCES_H
 
 #include <stddef.h>
 
@@ -19,5 +20,8 @@
  */
 size_t openfiles_fit(size_t want, size_t per, const char *what,
 		     struct strvec *warnings);
+
+/* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
+unsigned long long mem_available(void);
 
 #endif
