@@ -65,12 +65,8 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 /* Shows the child's command line, as --debug and -v show commands. */
 static void trace_child(const struct options *o, const struct strvec *argv)
 {
-	struct strbuf sb = STRBUF_INIT;
-	if (!o->debug && !o->verbose)
-		return;
-	sq_quote_argv(&sb, argv->v);
-	fprintf(stderr, "$ %s\n", sb.buf);
-	strbuf_release(&sb);
+	if (o->debug || o->verbose)
+		sq_trace_argv((const char *const *)argv->v);
 }
 
 /* h enters phase name now (nothing if it is in it already): the phase

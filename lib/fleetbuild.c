@@ -140,12 +140,8 @@ static int eval_groups(const struct options *o, const char *ref, struct fleet_ho
 		strbuf_init(&outs[i]);
 		strbuf_init(&errs[i]);
 		sts[i] = -1;
-		if (o->verbose) {
-			struct strbuf sb = STRBUF_INIT;
-			sq_quote_argv(&sb, (const char *const *)cs[i].args.v);
-			fprintf(stderr, "$ %s\n", sb.buf);
-			strbuf_release(&sb);
-		}
+		if (o->verbose)
+			sq_trace_argv((const char *const *)cs[i].args.v);
 	}
 	int r = child_capture_all(cs, k, at_once, outs, errs, sts, e);
 	for (size_t i = 0; i < k; i++) {

@@ -67,12 +67,8 @@ static int run_jobs(struct hive *h, const struct hive_opts *o, const size_t *sel
 		strbuf_init(&outs[i]);
 		strbuf_init(&errs[i]);
 		sts[i] = 1;	/* not run */
-		if (o->verbose) {
-			struct strbuf sb = STRBUF_INIT;
-			sq_quote_argv(&sb, (const char *const *)cs[i].args.v);
-			fprintf(stderr, "$ %s\n", sb.buf);
-			strbuf_release(&sb);
-		}
+		if (o->verbose)
+			sq_trace_argv((const char *const *)cs[i].args.v);
 	}
 	if (child_capture_all(cs, nj, at_once, outs, errs, sts, e))
 		st = e->status ? e->status : NRR_EFAIL;

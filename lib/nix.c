@@ -260,12 +260,8 @@ int nix_run(struct strvec *argv, struct strbuf *out, struct strbuf *err,
 			strvec_push(&c.args, argv->v[i]);
 		c.in = CHILD_NULL;
 		c.stop_group = 1;	/* an interrupt ends it at once */
-		if (trace) {
-			struct strbuf sb = STRBUF_INIT;
-			sq_quote_argv(&sb, argv->v);
-			fprintf(stderr, "$ %s\n", sb.buf);
-			strbuf_release(&sb);
-		}
+		if (trace)
+			sq_trace_argv((const char *const *)argv->v);
 		int st = nix_capture_log(&c, &log, out, err, e);
 		child_clear(&c);
 		if (st <= 0)

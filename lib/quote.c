@@ -1,5 +1,6 @@
 #include "quote.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void sq_quote_buf(struct strbuf *dst, const char *s)
@@ -105,4 +106,12 @@ int is_plain_word(const char *s)
 			    "0123456789-_./:@+=,%", *s))
 			return 0;
 	return 1;
+}
+
+void sq_trace_argv(const char *const *argv)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sq_quote_argv(&sb, argv);
+	fprintf(stderr, "$ %s\n", sb.buf);
+	strbuf_release(&sb);
 }

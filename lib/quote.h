@@ -26,6 +26,9 @@
 void sq_quote_buf(struct strbuf *dst, const char *s);
 /* Appends every word of argv, quoted, separated by single spaces. */
 void sq_quote_argv(struct strbuf *dst, const char *const *argv);
+/* Prints "$ " and argv quoted as sq_quote_argv does, a line on stderr: how
+ * -v and --debug show a command they run. */
+void sq_trace_argv(const char *const *argv);
 
 /*
  * Splits s into words appended to out. Returns 0, or -1 (with a message in
