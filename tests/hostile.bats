@@ -50,6 +50,30 @@ setup() {
 	cd "$BATS_TEST_TMPDIR" || return
 }
 
+teardown() {
+	user_masters_stop
+}
+
+# The loops over hostile words run the tool once per word against the same host: through the
+# user's own persistent ControlMaster (which the tool uses as it is, tests/access.bats), so that
+# a word costs a session, not a handshake. The words still reach the remote login shell the
+# same way: every session goes through it.
+user_masters() {
+	cp "$BATS_FILE_TMPDIR/ssh_config" "$BATS_TEST_TMPDIR/cfg"
+	printf 'Host *\n  ControlMaster auto\n  ControlPath %s/cm-%%C\n  ControlPersist 60\n' \
+		"$BATS_TEST_TMPDIR" >>"$BATS_TEST_TMPDIR/cfg"
+	export NIX_SSHOPTS="-F $BATS_TEST_TMPDIR/cfg"
+	MASTERS=("$@")
+}
+
+user_masters_stop() {
+	local m
+	for m in ${MASTERS[@]+"${MASTERS[@]}"}; do
+		fleet_local ssh -F "$BATS_TEST_TMPDIR/cfg" -O exit "$m" 2>/dev/null || true
+	done
+	MASTERS=()
+}
+
 # Fails if an injected command ran anywhere: a file named nrr-canary* here, in a host user's
 # home, in /run/fleet/canary, or in a host's own /tmp.
 no_canary() {
@@ -108,6 +132,7 @@ one_of() {
 	retag prof
 	want=$(toplevel t1)
 	hostile_words "$CAN_REL"
+	user_masters t1
 	expect=()
 	for name in "${WORDS[@]}"; do
 		# the system built once (toplevel): each name costs a deploy, not an evaluation
@@ -131,6 +156,7 @@ one_of() {
 	retag fishprof
 	want=$(toplevel t2)
 	hostile_words "$CAN_REL"
+	user_masters fishy@t2
 	for name in "${WORDS[@]}"; do
 		run nrr boot --store-path "$want" --target-host fishy@t2 -p "$name"
 		[ "$status" = 0 ] || fail "fishy, -p '$name': exit $status: $output"
@@ -154,6 +180,7 @@ one_of() {
 		mkdir -p /nix/var/nix/profiles/system-profiles && cd /nix/var/nix/profiles/system-profiles &&
 		xargs -0 sh -c "for n; do ln -s -- \"\$0\" \"./\$n-1-link\" && ln -s -- \"\$n-1-link\" \"./\$n\"; done" "$1"
 	' sh "$want"
+	user_masters root@t3 fishy@t3
 	for user in root fishy; do
 		for name in "${WORDS[@]}"; do
 			# The fleet's sshd runs its ForceCommand through the login shell, which hands the
@@ -213,10 +240,12 @@ one_of() {
 @test "hostile specialisation names are looked up literally (exit 7), or refused as paths (exit 2); nothing changed" {
 	retag spec
 	nrr switch --flake "$F#t1" --target-host t1
-	before=$(profile_of t1) acts=$(activations t1)
+	before=$(profile_of t1) acts=$(activations t1) want=$(toplevel t1)
 	hostile_words "$CAN_ABS"
+	user_masters t1
 	for name in "${WORDS[@]}"; do
-		run nrr switch --flake "$F#t1" --target-host t1 -c "$name"
+		# the system built once: each name costs a deploy, not an evaluation
+		run nrr switch --store-path "$want" --target-host t1 -c "$name"
 		err=$(tool_error)
 		if [[ $name == */* ]]; then
 			# a name with a slash would be a path into the system
@@ -353,9 +382,10 @@ one_of() {
 	WORDS+=("root@t1;$CAN_ABS" "\$($CAN_ABS)@t1" "t1 -oProxyCommand=$CAN_ABS"
 		"-oProxyCommand=$CAN_ABS" "--target-host=t1" $'t1\nx' "$(printf 'h%.0s' {1..10000})"
 		't*' 't?' '[t]1' 'root@t1@x' '' '@t1' 'root@' "t1:22" "t1%n")
+	want=$(toplevel t1)
 	for h in t1 t2 t3 b1; do fleet_reset_counts "$h"; done
 	for name in "${WORDS[@]}"; do
-		run nrr switch --flake "$F#t1" --target-host "$name"
+		run nrr switch --store-path "$want" --target-host "$name"
 		one_of "$status" 2 3 || fail "--target-host '$name': exit $status: $output"
 		tool_error >/dev/null
 		run nrr build --no-link --flake "$F#t1" --build-host "$name"

@@ -7,8 +7,8 @@
 # from the sanitizers (bench, valgrind, which runs the shipped build under
 # valgrind, the suite's own rules, the 200-host many.bats whose minutes go to
 # the fake hosts' sshd and nix), run in the normal pass only; that pass also
-# runs the unit tests, the demo, packaging and the single-host deploy spec
-# against the optimized build that `make install` installs. Running every file
+# runs the unit tests, the demo and packaging against the optimized build
+# that `make install` installs (valgrind.bats and many.bats deploy with it). Running every file
 # in both passes took over 30 minutes on a 2-core machine for the same
 # findings; NRR_CHECK_FULL=1 still does that.
 #
@@ -70,7 +70,7 @@ pass() {
 }
 all=$files
 normal_only='/(bench|valgrind|suite|many)\.bats$'
-normal_also='/(unit|demo|packaging|deploy)\.bats$'
+normal_also='/(unit|demo|packaging)\.bats$'
 if [ "${NRR_CHECK_FULL:-0}" = 1 ]; then
 	files=$all
 else
