@@ -285,8 +285,11 @@ static int plan_target(struct run *r, const char *tail)
 		}
 	}
 	if (!d->toplevel || closure_of(&d->local, d->toplevel, &d->closure, &ignored)) {
-		fprintf(stderr, "plan for '%s': not known until the system is built here "
-			"(build it, then dry-build again)\n", d->target.name);
+		char *msg = xstrfmt("plan for '%s': not known until the system is built here "
+				    "(build it, then dry-build again)", d->target.name);
+		fprintf(stderr, "%s\n", msg);
+		fleetproto_say(r->opt.progress_fd, msg);	/* a fleet shows them together */
+		free(msg);
 		goto out;
 	}
 	if (r->opt.push_to && (ret = push_closure(r, 1)))

@@ -62,7 +62,7 @@ enum action_needs {
 	A(deploy, "build", AN_BUILD_HERE | AN_HOSTS | AN_ROLLBACK | AN_FLEET, \
 	  NULL, "build (and copy to --target-host); ./result locally") \
 	A(deploy, "dry-build", AN_BUILDS | AN_HOSTS | AN_FILE_ATTR | AN_DRY | \
-	  AN_NO_DIFF | AN_REPORT, NULL, \
+	  AN_NO_DIFF | AN_REPORT | AN_FLEET, NULL, \
 	  "show what would be built (dry-run is an alias)") \
 	A(deploy, "dry-run", AN_ALIAS, NULL, NULL) \
 	A(deploy, "dry-activate", AN_DEPLOY | AN_SPECIALISATION | AN_PLAN, NULL, \

@@ -330,7 +330,8 @@ int build_system(struct deploy *d, const char *tail, int dry,
 	if (d->src == SRC_STORE_PATH && !d->drv) {
 		d->toplevel = xstrdup(d->opt->store_path);
 		d->built_at = AT_LOCAL;
-		return closure_of(&d->local, d->toplevel, &d->closure, e);
+		/* dry-build's plan says itself when the path is not here yet */
+		return dry ? 0 : closure_of(&d->local, d->toplevel, &d->closure, e);
 	}
 	/* --store-path DRV: built as an evaluated configuration is */
 	attr = d->src == SRC_STORE_PATH ? xstrdup(d->drv) : deploy_attr(d, tail);

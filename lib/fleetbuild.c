@@ -285,8 +285,13 @@ int fleet_build_all(const struct options *o, const char *ref,
 	*evaluated = fleet_now();
 	if (ret)
 		goto out;
-	/* GC roots for the deploy's duration, in a directory of our own */
-	if (roots) {
+	/* dry-build: nix says what the build would do (its stderr is shown);
+	 * no roots, nothing is made */
+	int dry = !strcmp(o->action, "dry-build");
+	if (dry) {
+		strvec_push(&argv, "--dry-run");
+	} else if (roots) {
+		/* GC roots for the deploy's duration, in a directory of our own */
 		strvec_push(&argv, "--add-root");
 		strvec_pushf(&argv, "%s/system", roots);
 		strvec_push(&argv, "--indirect");
@@ -296,7 +301,8 @@ int fleet_build_all(const struct options *o, const char *ref,
 	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
-		nrr_fail(e, NRR_ENOSTART, "building the fleet's systems failed: %s", why);
+		nrr_fail(e, NRR_ENOSTART, "%s the fleet's systems failed: %s",
+			 dry ? "planning the build of" : "building", why);
 	}
 	if (st)
 		ret = e->status;

@@ -68,8 +68,10 @@ int options_check(struct options *o, struct nrr_err *e)
 		if (o->flake || o->file || o->attr)
 			return nrr_fail(e, NRR_EUSAGE,
 					"--store-path cannot be used with --flake, --file or --attr");
-		/* build --store-path P --target-host T only copies: apply push */
-		if (!(needs & AN_ACTIVATES) && (strcmp(o->action, "build") || !o->target_host))
+		/* build --store-path P --target-host T only copies (apply push);
+		 * dry-build's is the plan for T (dry-build --on) */
+		if (!(needs & AN_ACTIVATES) && ((strcmp(o->action, "build") &&
+						  strcmp(o->action, "dry-build")) || !o->target_host))
 			return only_with("--store-path is only supported with",
 					 AN_ACTIVATES, 0, e);
 	}

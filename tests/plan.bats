@@ -115,6 +115,29 @@ cache_sw() {
 	python3 -c 'import json; b = json.load(open("report.json"))["plan"]["build"]; assert b["derivations"] == 5 and b["fetch"] == 0, b'
 }
 
+@test "dry-build --on: what the fleet's build would do, then each host's plan; nothing moves" {
+	retag dry-build-fleet
+	before=$(fleet_exec t1 readlink /nix/var/nix/profiles/system || true)
+	fleet_reset_counts t1
+	run --separate-stderr nrr dry-build --flake "$F" --on t1,t2
+	assert_success
+	[[ $stderr == *"will be built"* ]]
+	[[ $stderr == *"plan for 't1': not known until the system is built here"* ]]
+	[[ $stderr == *"plan for 't2': not known until the system is built here"* ]]
+	# built here: each host's plan, from its own store (t1 holds the shared package already)
+	fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel" >/dev/null
+	fleet_build "$F#nixosConfigurations.t2.config.system.build.toplevel" >/dev/null
+	fleet_seed t1 "$(fleet_local nix-store -qR "$(toplevel t1)" | grep nrr-sw)"
+	run --separate-stderr nrr dry-build --flake "$F" --on t1,t2
+	assert_success
+	[[ $stderr != *"will be built"* ]]
+	[[ $stderr =~ "plan for 't1': 5 paths: 1 present, 4 to push (" ]]
+	[[ $stderr =~ "plan for 't2': 5 paths: 0 present, 5 to push (" ]]
+	[ "$(fleet_exec t1 readlink /nix/var/nix/profiles/system || true)" = "$before" ]
+	run fleet_exec t1 test -e "$(toplevel t1)"
+	assert_failure
+}
+
 @test "a fleet: the package both hosts share comes from their cache, not pushed twice; the summary says so" {
 	retag fleet-cache
 	cache_sw t1 sk t1 pk >/dev/null

@@ -109,8 +109,8 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 }
 
 @test "actions: what an action takes is said from the action table" {
-	run -2 "$TT" parse dry-build --on a
-	assert_output "error(2): --on is for switch, boot, test, build and dry-activate"
+	run -2 "$TT" parse list-generations --on a
+	assert_output "error(2): --on is for switch, boot, test, build, dry-build and dry-activate"
 	run -2 "$TT" parse build --store-path /nix/store/x
 	assert_output "error(2): --store-path is only supported with switch, boot, test and dry-activate"
 	run -2 "$TT" parse boot --specialisation s
