@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "options.h"
+#include "keys.h"
 #include "strvec.h"
 
 struct fleet_member {
@@ -26,6 +27,9 @@ struct fleet_member {
 	char *path;		/* NULL, or its system, built already (fleet_deploy) */
 	struct strvec args;	/* more options for its child, after the fleet's */
 	struct strvec env;	/* its child's environment changes (NAME=VALUE) */
+	struct keyset *keys;	/* NULL, or a hive node's deployment.keys for its
+				 * child (on its stdin, --keys-fd 0); malloc'ed,
+				 * freed by fleet_members_free */
 };
 
 /*
