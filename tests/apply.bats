@@ -64,6 +64,25 @@ setup_file() {
 		    deployment.privilegeEscalationCommand = [ "doas" ];
 		    deployment.targetUser = "deploy";
 		  };
+		  # keys of the three kinds; svc is a user its new system creates (the stand-in's
+		  # switch-to-configuration creates users.users, as NixOS's activation does)
+		  keyed = {
+		    deployment.targetHost = "t1";
+		    deployment.tags = [ "keys" ];
+		    deployment.keys."text.key" = {
+		      text = "TEXT-SECRET-4711"; user = "svc"; group = "svc"; permissions = "0640";
+		    };
+		    deployment.keys.cmd = {
+		      keyCommand = [ "sh" "-c" "printf CMD-SECRET-0815" ];
+		      destDir = "/run/keys/sub";
+		    };
+		    deployment.keys.file = {
+		      keyFile = ./key.txt; user = "svc"; permissions = "0400";
+		      uploadAt = "post-activation";
+		    };
+		    users.users.svc = { isSystemUser = true; group = "svc"; };
+		    users.groups.svc = { };
+		  };
 		  # sudo with flags of its own, as given
 		  flags = {
 		    deployment.targetHost = "t2";
@@ -73,6 +92,7 @@ setup_file() {
 		  };
 		}
 	EOF2
+	printf 'FILE-SECRET-2342' >"$A/key.txt"
 }
 
 teardown_file() {
@@ -220,8 +240,6 @@ built() {
 }
 
 @test "apply: what is not supported yet is refused, naming the node" {
-	run -2 nrr apply keys
-	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply dry-activate --on one --reboot
 	assert_line --index 0 "error: apply dry-activate --reboot: only switch and boot reboot"
 	run -2 nrr apply build --on one --json
@@ -332,4 +350,93 @@ built() {
 	assert_line --partial "node 'broken': "
 	assert_line "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed for 1 of 2 nodes: 'broken'"
 	assert_equal "$(fleet_handshakes t2)" 0
+}
+
+# How many activations host $1 has seen.
+activations() { fleet_exec "$1" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l'; }
+
+# "inode mtime user:group mode content" of key $1 on t1.
+key_state() {
+	fleet_exec t1 sh -c 'stat -c "%i %Y %U:%G %a" "$1" && cat "$1"' - "$1"
+}
+
+# No key text in any command line of t1, nor in any file of t1's or this machine's store.
+no_key_text_anywhere() {
+	local t
+	for t in TEXT-SECRET-4711 CMD-SECRET-0815 FILE-SECRET-2342; do
+		run grep -rlF -- "$t" "$FLEET_DIR/t1/commands.log" "$FLEET_DIR/t1/sshd.log" \
+			"$FLEET_DIR/t1/nix" "$FLEET_DIR/local/nix"
+		assert_failure 1
+	done
+}
+
+@test "apply switch: keys of all three kinds written with their content, mode and owner (one the new system creates), in the one remote command" {
+	fleet_exec t1 rm -rf /run/keys
+	fleet_reset_counts t1
+	run -0 nrr apply switch --on keyed
+	assert_output --partial "keyed  switch   done"
+	run -0 key_state /run/keys/text.key
+	assert_output --regexp '^[0-9]+ [0-9]+ svc:svc 640'$'\n''TEXT-SECRET-4711$'
+	run -0 key_state /run/keys/sub/cmd
+	assert_output --regexp '^[0-9]+ [0-9]+ root:root 600'$'\n''CMD-SECRET-0815$'
+	run -0 key_state /run/keys/file
+	assert_output --regexp '^[0-9]+ [0-9]+ svc:root 400'$'\n''FILE-SECRET-2342$'
+	# the copy of the closure, and the activation with the keys
+	assert_equal "$(fleet_commands t1)" 2
+	assert_equal "$(fleet_handshakes t1)" 1
+	no_key_text_anywhere
+}
+
+@test "apply switch again with the keys unchanged: 1 remote command, no key rewritten (inode and mtime kept)" {
+	run -0 nrr apply switch --on keyed
+	before=$(for k in text.key sub/cmd file; do key_state "/run/keys/$k"; done)
+	fleet_reset_counts t1
+	run -0 nrr apply switch --on keyed
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_handshakes t1)" 1
+	after=$(for k in text.key sub/cmd file; do key_state "/run/keys/$k"; done)
+	assert_equal "$after" "$before"
+}
+
+@test "apply keys and upload-keys: only the keys, both stages, one remote command; --no-keys deploys without them" {
+	run -0 nrr apply switch --on keyed --no-keys
+	fleet_exec t1 sh -c 'printf changed >/run/keys/text.key; rm -f /run/keys/file'
+	activations=$(activations t1)
+	fleet_reset_counts t1
+	run -0 nrr apply keys --on keyed
+	assert_output --partial "keyed  keys     done"
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_exec t1 cat /run/keys/text.key)" TEXT-SECRET-4711
+	assert_equal "$(fleet_exec t1 cat /run/keys/file)" FILE-SECRET-2342
+	assert_equal "$(activations t1)" "$activations"
+	fleet_exec t1 rm -f /run/keys/sub/cmd
+	run -0 nrr upload-keys --on @keys
+	assert_equal "$(fleet_exec t1 cat /run/keys/sub/cmd)" CMD-SECRET-0815
+	# --no-keys: the system, not the keys
+	fleet_exec t1 rm -rf /run/keys
+	run -0 nrr apply switch --on keyed --no-keys
+	run -1 fleet_exec t1 test -e /run/keys
+	no_key_text_anywhere
+}
+
+@test "apply: a keyCommand that fails or a keyFile that cannot be read fails its node before anything is activated there; the others go on (exit 12)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  fine = { deployment.targetHost = "t1"; deployment.keys.k.text = "x"; };
+		  badcmd = {
+		    deployment.targetHost = "t2";
+		    deployment.keys.k.keyCommand = [ "sh" "-c" "echo no vault here >&2; exit 3" ];
+		  };
+		  badfile = { deployment.targetHost = "t2"; deployment.keys.f.keyFile = "/nonexistent/k"; };
+		}
+	EOF2
+	activations=$(activations t2)
+	fleet_reset_counts t2
+	run -12 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "fine     test     done"
+	assert_output --partial "keyCommand of key 'k' of 'badcmd' failed (status 3): no vault here"
+	assert_output --partial "cannot read keyFile '/nonexistent/k' of key 'f' of 'badfile'"
+	assert_equal "$(fleet_handshakes t2)" 0
+	assert_equal "$(activations t2)" "$activations"
 }
