@@ -53,8 +53,8 @@ static void print_hive(const struct hive *h)
 		printf("\n");
 		for (size_t k = 0; k < n->keys.nr; k++) {
 			const struct key *key = &n->keys.v[k];
-			printf("key %s/%s name=%s destDir=%s owner=%s:%s mode=%s at=%s source=",
-			       n->name, key->attr, key->name, key->dest_dir,
+			printf("key %s/%s name=%s path=%s/%s destDir=%s owner=%s:%s mode=%s at=%s source=",
+			       n->name, key->attr, key->name, key->dest_dir, key->name, key->dest_dir,
 			       key->user, key->group, key->permissions,
 			       key->upload_at == KEYS_POST ? "post" : "pre");
 			if (key->text || key->text_later)
