@@ -73,7 +73,7 @@ setup_file() {
 		      text = "TEXT-SECRET-4711"; user = "svc"; group = "svc"; permissions = "0640";
 		    };
 		    deployment.keys.cmd = {
-		      keyCommand = [ "sh" "-c" "printf CMD-SECRET-0815" ];
+		      keyCommand = [ "printf" "CMD-SECRET-%s" "0815" ];  # its output is not in the hive
 		      destDir = "/run/keys/sub";
 		    };
 		    deployment.keys.file = {
@@ -360,13 +360,18 @@ key_state() {
 	fleet_exec t1 sh -c 'stat -c "%i %Y %U:%G %a" "$1" && cat "$1"' - "$1"
 }
 
-# No key text in any command line of t1, nor in any file of t1's or this machine's store.
+# No key text in any command line of t1, nor in any file of t1's or this machine's store. The
+# hive's own directory is in this machine's store once a test deploys it as a flake (--flake
+# "$A": nix copies a flake's source, hive.nix and key.txt with it, as it would colmena's): the
+# text and keyFile keys may be in that copy of what the user wrote, nowhere else; the
+# keyCommand's output nowhere at all.
 no_key_text_anywhere() {
 	local t
 	for t in TEXT-SECRET-4711 CMD-SECRET-0815 FILE-SECRET-2342; do
 		run grep -rlF -- "$t" "$FLEET_DIR/t1/commands.log" "$FLEET_DIR/t1/sshd.log" \
 			"$FLEET_DIR/t1/nix" "$FLEET_DIR/local/nix"
-		assert_failure 1
+		[ "$t" = CMD-SECRET-0815 ] || output=$(grep -v -- '-source/\(hive\.nix\|key\.txt\)$' <<<"$output" || true)
+		[ -z "$output" ] || fail "$t is in $output"
 	done
 }
 
