@@ -45,7 +45,9 @@ void fleet_members_free(struct fleet_member *m, size_t n);
  * The command line of the child that deploys store_path to target: this
  * program (/proc/self/exe), the options o->fleet_args holds, and what the
  * fleet decides for its children (elevation, diff, --ask, the password on
- * stdin when password is set). Appends to argv.
+ * stdin when password is set). store_path NULL: none (apply keys builds
+ * nothing). Appends to argv. A member's keys are added by the fleet
+ * (--keys-fd 0, lib/deploykeys.h).
  */
 void fleet_child_argv(const struct options *o, const char *store_path,
 		      const char *target, int password, struct strvec *argv);

@@ -33,6 +33,8 @@ setup_file() {
 		    deployment.targetHost = "t2";
 		    deployment.targetUser = "deploy";
 		    deployment.tags = [ "sudo" ];
+		    # after the password, on the same stdin of its child and of sudo's session
+		    deployment.keys.sudo-key = { text = "SUDO-KEY"; user = "deploy"; };
 		  };
 		  # sshd does not listen on port 1: this node cannot be reached
 		  down = {
@@ -167,6 +169,8 @@ built() {
 	assert_output --partial "user  switch   done"
 	run -0 fleet_exec t2 readlink /run/current-system
 	assert_output "$(built user)"
+	run -0 fleet_exec t2 sh -c 'stat -c "%U:%G %a" /run/keys/sudo-key; cat /run/keys/sudo-key'
+	assert_output "deploy:root 600"$'\n'"SUDO-KEY"
 	fleet_command_log t2 | grep -q "^deploy .*'sudo'" || fail "no sudo as deploy on t2"
 	run grep -r hunter2 "$FLEET_DIR/t2/commands.log" "$FLEET_DIR/t2/sshd.log"
 	assert_failure 1
