@@ -318,6 +318,9 @@ built() {
 	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
 	assert_output --regexp "^test $(built spare)/bin/switch-to-configuration "
 	assert_equal "$(fleet_handshakes t1)" 1
+	# a node's keys go with apply only: said, not done half-way
+	run -0 nrr dry-activate --flake "$fl#keyed" --target-host root@t1
+	assert_line "warning: node 'keyed' has deployment.keys: they are not uploaded this way ('apply --on keyed' uploads them)"
 	# neither a configuration nor a node: nix's own error
 	run -4 nrr test --flake "$fl#nosuch" --target-host root@t1
 	assert_output --partial "does not provide attribute"
@@ -381,6 +384,8 @@ no_key_text_anywhere() {
 
 @test "apply switch: keys of all three kinds written with their content, mode and owner (one the new system creates), in the one remote command" {
 	fleet_exec t1 rm -rf /run/keys
+	# svc comes with keyed's system
+	run -1 fleet_exec t1 id -u svc
 	fleet_reset_counts t1
 	run -0 nrr apply switch --on keyed
 	assert_output --partial "keyed  switch   done"
@@ -390,8 +395,9 @@ no_key_text_anywhere() {
 	assert_output --regexp '^[0-9]+ [0-9]+ root:root 600'$'\n''CMD-SECRET-0815$'
 	run -0 key_state /run/keys/file
 	assert_output --regexp '^[0-9]+ [0-9]+ svc:root 400'$'\n''FILE-SECRET-2342$'
-	# the copy of the closure, and the activation with the keys
-	assert_equal "$(fleet_commands t1)" 2
+	# the activation with the keys (and the copy of the closure, unless a test before
+	# copied it)
+	(($(fleet_commands t1) <= 2)) || fail "$(fleet_commands t1) remote commands"
 	assert_equal "$(fleet_handshakes t1)" 1
 	no_key_text_anywhere
 }
