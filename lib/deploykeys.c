@@ -242,12 +242,15 @@ int deploy_keys_after_reboot(struct deploy *d, struct nrr_err *e)
 	struct keys_result r;
 	int ret;
 
-	if (!keys_count(&d->keys, KEYS_POST))
+	if (!d->keys.nr)
 		return 0;
+	/* the post-activation keys, and the pre-activation ones again: a
+	 * boot empties /run/keys (colmena loses them there); those that
+	 * survived are unchanged and not rewritten */
 	deploy_phase(d, "keys");
-	ret = keys_upload(&d->target, &d->elev, &d->keys, KEYS_POST, 0, &r, e);
+	ret = keys_upload(&d->target, &d->elev, &d->keys, KEYS_ALL, 0, &r, e);
 	if (!ret)
-		say(d, " (post-activation, after the reboot)", &r);
+		say(d, " (after the reboot)", &r);
 	return ret;
 }
 

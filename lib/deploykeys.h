@@ -19,7 +19,9 @@
  * pre-activation keys after its checks and before the profile is set,
  * the post-activation keys after a successful switch-to-configuration;
  * with --reboot, the post-activation keys after the host came back, in a
- * command of their own over the reconnected master. apply keys
+ * command of their own over the reconnected master, with the
+ * pre-activation ones again (a boot empties /run/keys; a key still there
+ * and right is not rewritten). apply keys
  * (upload-keys, --keys-only) uploads both stages in one command, every
  * owner required, as colmena's upload-keys does.
  *
@@ -69,8 +71,9 @@ int deploy_keys_take(struct deploy *d, struct keyset *ks, const char *node,
 void deploy_keys_activation(struct deploy *d, struct activation *a,
 			    int after_reboot);
 
-/* After --reboot: the post-activation keys, in a command of their own.
- * Returns 0 or an error naming the host. */
+/* After --reboot: the post-activation keys and the pre-activation ones
+ * again, in a command of their own, every owner required. Returns 0 or
+ * an error naming the host. */
 int deploy_keys_after_reboot(struct deploy *d, struct nrr_err *e);
 
 /* apply keys (--keys-only): connects to the target and uploads both
