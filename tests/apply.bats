@@ -455,3 +455,18 @@ no_key_text_anywhere() {
 	assert_equal "$(fleet_handshakes t2)" 0
 	assert_equal "$(activations t2)" "$activations"
 }
+
+@test "apply: a pre-activation key the node cannot write fails it in its one remote command, nothing activated (exit 12)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  baddir = { deployment.targetHost = "t2"; deployment.keys.k = { text = "x"; destDir = "/proc/nope"; }; };
+		}
+	EOF2
+	activations=$(activations t2)
+	run -12 nrr apply switch -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "baddir  switch   failed"
+	assert_output --partial "key 'k' on 'root@t2': cannot create /proc/nope"
+	assert_output --partial "nothing was activated"
+	assert_equal "$(activations t2)" "$activations"
+}
