@@ -23,6 +23,10 @@
  * keys_answer() when its stdout says "keys": keys_receive asks for the
  * records that way, so they never meet another read of the script's
  * stdin. keys_upload() is the same as a session of its own.
+ *
+ * A hive's keys are parsed here too (keys_from_json: hive.c reads
+ * deployment.keys through it, a text key's text coming later by
+ * keys_set_text); lib/deploykeys.h says how they reach a deploy.
  */
 #ifndef NRR_KEYS_H
 #define NRR_KEYS_H
