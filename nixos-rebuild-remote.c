@@ -25,6 +25,7 @@
 #include "lib/profileguard.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
+#include "lib/deploykeys.h"
 #include "lib/fleet.h"
 #include "lib/fleetproto.h"
 #include "lib/generations.h"
@@ -324,7 +325,8 @@ static int reboot_after(struct deploy *d, int timeout, struct nrr_err *e)
 		fprintf(stderr, "rebooted: '%s' is back (boot id %s) running %s\n",
 			d->target.name, rr.new_boot_id, rr.system ? rr.system : d->toplevel);
 	reboot_result_release(&rr);
-	return ret;
+	/* colmena's order: post-activation keys once it is back */
+	return ret ? ret : deploy_keys_after_reboot(d, e);
 }
 
 static int do_build_and_activate(struct run *r)
@@ -402,6 +404,7 @@ static int do_build_and_activate(struct run *r)
 			.op = needs(r, AN_SETS_PROFILE) ? PROFILE_SET : PROFILE_KEEP,
 			.confirm_seconds = r->opt.confirm_timeout,
 		};
+		deploy_keys_activation(d, &a, r->opt.reboot);
 		ret = deploy_activate(d, &a, &r->err);
 		free(profile);
 		if (!ret && r->opt.reboot)
@@ -579,6 +582,10 @@ static int dispatch(struct run *r)
 	}
 	if (r->opt.password_fd >= 0)
 		read_password_fd(r, r->opt.password_fd);
+	/* a hive node's keys follow the password; read, and their contents
+	 * loaded, before anything touches the host */
+	if (r->opt.keys_fd >= 0 && (ret = deploy_keys_receive(&r->d, r->opt.keys_fd, &r->err)))
+		return ret;
 
 	if ((ret = deploy_setup(&r->d, &r->err)))
 		return ret;
@@ -592,6 +599,8 @@ static int dispatch(struct run *r)
 			return ret;
 		r->d.elev.password = r->password;
 	}
+	if (r->opt.keys_only)
+		return deploy_keys_only(&r->d, &r->err);
 	return action_run[r->opt.act - action_table](r);
 }
 
@@ -681,7 +690,9 @@ deploy:
 	deploy_init(&r.d, &r.opt, &r.warnings);
 	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
 	r.d.progress_fd = r.opt.progress_fd;
-	ret = dispatch(&r);
+	ret = plan.keys ? deploy_keys_take(&r.d, plan.keys, plan.keys_node, &r.err) : 0;
+	if (!ret)
+		ret = dispatch(&r);
 	if (r.opt.progress_fd >= 0) {
 		/* a fleet's child: its fleet shows them under its name */
 		for (size_t i = 0; i < r.warnings.nr; i++)

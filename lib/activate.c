@@ -112,16 +112,23 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 
 int activation_begin(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,
-		     struct nrr_err *e)
+		     int with_keys, struct nrr_err *e)
 {
-	struct strbuf line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT, script = STRBUF_INIT;
 	const char *args[] = { holder ? holder : "", NULL };
 	int ret = 0;
 
 	memset(as, 0, sizeof(*as));
 	as->host = h;
 	as->el = el;
-	if (session_start(&as->s, h, el, script_activate, args, 2, e))
+	/* the keys' functions only when there are keys: the command stays
+	 * as short as it was for the others */
+	if (with_keys)
+		strbuf_addf(&script, "%s\n", script_keys);
+	strbuf_addstr(&script, script_activate);
+	ret = session_start(&as->s, h, el, script.buf, args, 2, e);
+	strbuf_release(&script);
+	if (ret)
 		return e->status;
 	as->started = 1;
 	if (session_line(&as->s, &line) || strncmp(line.buf, "ready", 5) ||
@@ -205,8 +212,13 @@ static int read_missing(struct activation_session *as, struct activation *a,
 void activation_fields(const struct activation *a, struct strbuf *msg)
 {
 	static const char *const ops[] = { "keep", "set", "rollback" };
+	static const char *const stages[] = { "", "pre", "post", "all" };
 	char confirm[32] = "";
+	int keys = 0;
 
+	if (a->keys)
+		keys = (keys_count(a->keys, KEYS_PRE & a->keys_which) ? KEYS_PRE : 0) |
+		       (keys_count(a->keys, KEYS_POST & a->keys_which) ? KEYS_POST : 0);
 	if (a->confirm_seconds > 0)
 		snprintf(confirm, sizeof(confirm), "%d", a->confirm_seconds);
 	const char *f[ACTIVATE_NFIELDS] = {
@@ -224,6 +236,7 @@ void activation_fields(const struct activation *a, struct strbuf *msg)
 		[ACTIVATE_F_SUBST] = a->substitute == 1 ? "1" : "",
 		[ACTIVATE_F_PLAN] = a->substitute == 2 || a->plan ? "1" : "",
 		[ACTIVATE_F_CONFIRM] = confirm,
+		[ACTIVATE_F_KEYS] = stages[keys],
 	};
 	for (size_t i = 0; i < ACTIVATE_NFIELDS; i++)
 		send_line(msg, f[i]);
@@ -366,7 +379,8 @@ int activation_go(struct activation_session *as, struct activation *a,
 		  struct nrr_err *e)
 {
 	struct strbuf line = STRBUF_INIT;
-	int ret = 0, st = -1, declined = 0, proto = 0;
+	int ret = 0, st = -1, declined = 0, proto = 0, keys_failed = 0, pre_done = 0;
+	struct nrr_err keys_err = { 0 };
 
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
@@ -379,6 +393,21 @@ int activation_go(struct activation_session *as, struct activation *a,
 			}
 			if (go == 0)
 				declined = 1;
+			continue;
+		}
+		if (!strcmp(line.buf, "keys") && a->keys) {
+			/* pre-activation keys first (when this conversation
+			 * has them), then post-activation keys */
+			int pre = (a->keys_which & KEYS_PRE) && !pre_done &&
+				  keys_count(a->keys, KEYS_PRE);
+			int which = pre ? KEYS_PRE : KEYS_POST;
+			struct keys_result *kr = pre ? &a->keys_pre : &a->keys_post;
+			pre_done |= pre;
+			if (keys_answer(&as->s, a->keys, which, pre, 1, kr, &keys_err)) {
+				keys_failed = 1;
+				if (pre)
+					break;	/* the script stops: nothing activated */
+			}
 			continue;
 		}
 		if (!strncmp(line.buf, "generation ", 11)) {
@@ -419,6 +448,18 @@ int activation_go(struct activation_session *as, struct activation *a,
 	}
 	if (proto) {
 		/* it may have activated; what it says of it is not to be used */
+		ret = e->status;
+	} else if (keys_failed && st <= 0) {
+		/* a key that could not be written: before activation nothing
+		 * else changed; after it, the system is the new one */
+		if (st < 0) {
+			session_finish(&as->s);
+			as->started = 0;
+			nrr_hint(&keys_err, "nothing was activated");
+		} else {
+			nrr_hint(&keys_err, "the new system is active; its post-activation keys are not all there");
+		}
+		*e = keys_err;
 		ret = e->status;
 	} else if (declined) {
 		ret = nrr_fail(e, NRR_EDECLINED, "not activated on '%s': declined; nothing was changed",
@@ -479,7 +520,7 @@ int activate(const struct host *h, const struct elevation *el,
 {
 	struct activation_session as;
 	char *holder = activation_holder();
-	int ret = activation_begin(&as, h, el, holder, e);
+	int ret = activation_begin(&as, h, el, holder, a->keys && a->keys->nr, e);
 
 	free(holder);
 	if (!ret)

@@ -15,6 +15,7 @@
 #define NRR_ACTIVATE_H
 
 #include "host.h"
+#include "keys.h"
 #include "pkgdiff.h"
 #include "session.h"
 
@@ -61,6 +62,16 @@ struct activation {
 	/* after activation: the profile's generation before and after (0 if
 	 * unknown) */
 	int gen_before, gen_after;
+
+	/* colmena's deployment.keys (lib/keys.h), loaded: the stages that
+	 * `keys_which` selects go in this conversation, pre-activation keys
+	 * after the checks and the diff's question and before the profile is
+	 * set (their owners may come with the new system: fixed after
+	 * activation), post-activation keys after a successful activation.
+	 * The session must have been begun with_keys. */
+	const struct keyset *keys;
+	int keys_which;
+	struct keys_result keys_pre, keys_post;	/* what the target did */
 };
 
 /* The profile path for --profile-name NAME, malloc'ed. */
@@ -72,7 +83,8 @@ char *profile_path(const char *name);
  * has it); offer sends what to activate and learns what the target lacks
  * (a->incomplete, a->missing: send those, then go); go activates and
  * reports. The lock is held until end.
- * Errors: NRR_ECHECK (nothing changed), NRR_EACTIVATE, NRR_EROLLEDBACK
+ * Errors: NRR_ECHECK (nothing changed), NRR_EACTIVATE (a key that could
+ * not be written among them, naming it), NRR_EROLLEDBACK
  * (activation failed and was undone), NRR_ECONNECT, NRR_ECOPY.
  */
 struct activation_session {
@@ -91,9 +103,11 @@ struct activation_session {
  */
 void activation_fields(const struct activation *a, struct strbuf *msg);
 
+/* with_keys: the keys functions (lib/scripts/keys.sh) go before the
+ * script, for an activation with keys. */
 int activation_begin(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,
-		     struct nrr_err *e);
+		     int with_keys, struct nrr_err *e);
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e);
 int activation_go(struct activation_session *as, struct activation *a,

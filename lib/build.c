@@ -177,6 +177,10 @@ static int hive_node_drv(struct deploy *d, char **drv, struct nrr_err *e)
 	if (!ret)
 		fprintf(stderr, "'%s' has no nixosConfigurations.%s: building its colmena hive's node '%s'\n",
 			d->flake_ref, d->flake_name, d->flake_name);
+	/* its activation began before its hive was known: keys go with apply */
+	if (!ret && node->keys.nr)
+		strvec_pushf(d->warnings, "node '%s' has deployment.keys: they are not uploaded this "
+			     "way ('apply --on %s' uploads them)", d->flake_name, d->flake_name);
 out:
 	free(out);
 	hive_release(&h);

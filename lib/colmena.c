@@ -222,6 +222,13 @@ out:
 
 void colmena_deploy_release(struct colmena_deploy *plan)
 {
+	if (plan->keys) {
+		keyset_release(plan->keys);
+		free(plan->keys);
+		plan->keys = NULL;
+	}
+	free(plan->keys_node);
+	plan->keys_node = NULL;
 	strvec_clear(&plan->argv);
 	if (plan->members)
 		fleet_members_free(plan->members, plan->n);
@@ -251,12 +258,7 @@ static int check_node(const struct colmena_opts *o, const struct hive_node *node
 		return nrr_fail(e, NRR_EUSAGE,
 				"node '%s' has no deployment.targetHost: only apply-local deploys it",
 				node->name);
-	if (node->nkeys && !o->no_keys) {
-		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: uploading keys is not supported yet",
-			 node->name);
-		nrr_hint(e, "--no-keys deploys without them");
-		return NRR_EUSAGE;
-	}
+	(void)o;
 	return 0;
 }
 
@@ -311,7 +313,7 @@ static void node_member(const struct colmena_opts *o, const struct hive_node *no
 	m->name = xstrdup(node->name);
 	m->target = node->target_user ? xstrfmt("%s@%s", node->target_user, node->target_host)
 				      : xstrdup(node->target_host);
-	m->path = xstrdup(path);
+	m->path = path ? xstrdup(path) : NULL;
 	strvec_init(&m->args);
 	strvec_init(&m->env);
 	node_elevation(node, m);
@@ -340,6 +342,70 @@ static void node_member(const struct colmena_opts *o, const struct hive_node *no
 	strbuf_release(&opts);
 }
 
+/* Whether goal uploads keys: colmena's goals that activate. */
+static int goal_has_keys(const struct colmena_opts *o)
+{
+	return !o->no_keys && (!strcmp(o->goal, "switch") || !strcmp(o->goal, "boot") ||
+			       !strcmp(o->goal, "test") || !strcmp(o->goal, "keys"));
+}
+
+/*
+ * The keys of the n nodes sel[] go to their fleet members (moved out of
+ * the hive, their texts read first: one evaluation). keyFile and
+ * keyCommand are read by each node's child, once, before it touches its
+ * host (lib/keys.h).
+ */
+static int members_keys(const struct colmena_opts *o, struct hive *h, const size_t *sel,
+			size_t n, struct fleet_member *m, struct strvec *warnings,
+			struct nrr_err *e)
+{
+	int st = hive_key_texts(h, &o->h, sel, n, warnings, e);
+
+	for (size_t i = 0; !st && i < n; i++) {
+		struct keyset *ks = &h->nodes[sel[i]].keys;
+		if (!ks->nr)
+			continue;
+		m[i].keys = xmalloc(sizeof(*m[i].keys));
+		*m[i].keys = *ks;
+		*ks = (struct keyset)KEYSET_INIT;
+	}
+	return st;
+}
+
+/* apply keys (upload-keys): the nodes with keys, nothing built; each
+ * child uploads its node's keys over its own connection. */
+static int cmd_keys(struct colmena_opts *o, struct colmena_deploy *plan, struct hive *h,
+		    size_t *sel, size_t n, struct strvec *warnings, struct nrr_err *e)
+{
+	struct strbuf names = STRBUF_INIT;
+	size_t k = 0;
+	int st;
+
+	for (size_t i = 0; i < n; i++)
+		if (h->nodes[sel[i]].keys.nr)
+			sel[k++] = sel[i];
+	if (!k) {
+		strvec_push(warnings, "no selected node has deployment.keys: nothing to upload");
+		return 0;
+	}
+	plan->members = xcalloc(k, sizeof(*plan->members));
+	for (size_t i = 0; i < k; i++) {
+		node_member(o, &h->nodes[sel[i]], NULL, &plan->members[i]);
+		strbuf_addf(&names, "%s%s", i ? "," : "", h->nodes[sel[i]].name);
+	}
+	plan->n = k;
+	st = members_keys(o, h, sel, k, plan->members, warnings, e);
+	/* the child's action is not used: --keys-only stops it before */
+	strvec_pushl(&plan->argv, "nixos-rebuild-remote", "test", "--on", names.buf,
+		     "--keep-going", "--parallel", o->parallel ? o->parallel : "10",
+		     "--keys-only", NULL);
+	strbuf_release(&names);
+	if (o->verbose)
+		strvec_push(&plan->argv, "-v");
+	strvec_pushvec(&plan->argv, &o->ours);
+	return st;
+}
+
 static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		      struct strvec *warnings, struct nrr_err *e)
 {
@@ -354,6 +420,10 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		goto out;
 	for (size_t i = 0; !st && i < n; i++)
 		st = check_node(o, &h.nodes[sel[i]], e);
+	if (!st && !strcmp(o->goal, "keys")) {
+		st = cmd_keys(o, plan, &h, sel, n, warnings, e);
+		goto out;
+	}
 	if (st)
 		goto out;
 	drv = xcalloc(n, sizeof(*drv));
@@ -395,6 +465,8 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	for (size_t i = 0; i < n; i++)
 		node_member(o, &h.nodes[sel[i]], built[i] ? out[i] : drv[i], &plan->members[i]);
 	plan->n = n;
+	if (goal_has_keys(o) && (st = members_keys(o, &h, sel, n, plan->members, warnings, e)))
+		goto out;
 out:
 	release_selection(&h, sel, drv, out, built, n);
 	return st;
@@ -454,15 +526,19 @@ static int cmd_local(struct colmena_opts *o, struct colmena_deploy *plan,
 		nrr_hint(e, "set deployment.allowLocalDeployment = true for it");
 		st = NRR_EUSAGE;
 	}
-	if (!st && node->nkeys && !o->no_keys) {
-		nrr_fail(e, NRR_EUSAGE, "node '%s' has deployment.keys: apply-local does not upload keys yet",
-			 name);
-		nrr_hint(e, "--no-keys deploys without them");
-		st = NRR_EUSAGE;
-	}
 	if (st)
 		goto out;
 	sel = (size_t)(node - h.nodes);
+	/* its keys go through the local activation's conversation, as a
+	 * remote one's do (main hands them to the deploy: deploykeys.h) */
+	if (node->keys.nr && goal_has_keys(o)) {
+		if ((st = hive_key_texts(&h, &o->h, &sel, 1, warnings, e)))
+			goto out;
+		plan->keys = xmalloc(sizeof(*plan->keys));
+		*plan->keys = h.nodes[sel].keys;
+		h.nodes[sel].keys = (struct keyset)KEYSET_INIT;
+		plan->keys_node = xstrdup(name);
+	}
 	o->build_on_target = 0;	/* here is its target */
 	st = hive_toplevels(&h, &o->h, &sel, 1, &drv, &out, warnings, e);
 	if (!st) {
@@ -527,7 +603,7 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	o.h.nix_args = &o.nix_args;
 	o.h.verbose = o.verbose;
 	if (!st && o.help)
-		colmena_print_help(o.cmd);
+		colmena_print_help(o.goal && !strcmp(o.goal, "keys") ? "keys" : o.cmd);
 	else if (!st)
 		st = !strcmp(o.cmd, "eval") ? cmd_eval(&o, warnings, e)
 		     : !strcmp(o.cmd, "deploy") ? cmd_deploy(&o, plan, warnings, e)

@@ -27,6 +27,7 @@
 
 #include "error.h"
 #include "fleet.h"
+#include "keys.h"
 #include "strvec.h"
 
 /*
@@ -44,6 +45,9 @@ struct colmena_deploy {
 	struct nrr_err eval_failed;	/* -k: the nodes left out (status 0: none) */
 	int local;		/* apply-local: argv deploys here (main runs it as
 				 * its own command line), members is NULL */
+	struct keyset *keys;	/* apply-local: the node's keys (or NULL), for
+				 * deploy_keys_take; keys_node its name */
+	char *keys_node;
 };
 
 /* Frees what plan holds and removes its GC roots. */

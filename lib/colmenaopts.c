@@ -93,7 +93,7 @@ static const char *const goals[] = { "build", "push", "switch", "boot", "test",
 static unsigned cmd_mask(const char *cmd);
 
 static const char *const commands[] = { "apply", "apply-local", "exec", "eval",
-					 "introspect", NULL };
+					 "introspect", "upload-keys", NULL };
 
 int colmena_complete(const char *what)
 {
@@ -143,7 +143,7 @@ int colmena_is_command(const char *name)
 	 * `apply build`, which is what colmena runs for it) */
 	return !strcmp(name, "apply") || !strcmp(name, "eval") ||
 	       !strcmp(name, "introspect") || !strcmp(name, "exec") ||
-	       !strcmp(name, "apply-local");
+	       !strcmp(name, "apply-local") || !strcmp(name, "upload-keys");
 }
 
 static unsigned cmd_mask(const char *cmd)
@@ -176,13 +176,22 @@ void colmena_print_help(const char *cmd)
 		printf("usage: nixos-rebuild-remote apply build [OPTIONS]\n\n"
 		       "Builds the systems of the hive's nodes here (a node built on its\n"
 		       "target is only evaluated) and prints \"NAME PATH\" for each.\n");
+	else if (!strcmp(cmd, "upload-keys") || !strcmp(cmd, "keys"))
+		printf("usage: nixos-rebuild-remote upload-keys [OPTIONS]   (or: apply keys)\n\n"
+		       "Uploads the deployment.keys of the selected nodes, both stages, and\n"
+		       "nothing else: no system is evaluated, built or activated. One ssh\n"
+		       "connection and one remote command per node; a key whose content,\n"
+		       "owner and mode are right already is not rewritten. Every owner must\n"
+		       "exist on the node. Exit 12 when it failed on some node.\n");
 	else
-		printf("usage: nixos-rebuild-remote apply [push|switch|boot|test|dry-activate] [OPTIONS]\n\n"
+		printf("usage: nixos-rebuild-remote apply [push|switch|boot|test|dry-activate|keys] [OPTIONS]\n\n"
 		       "Builds the systems of the selected nodes here in one nix call, then\n"
 		       "deploys each to deployment.targetUser@targetHost as a fleet does\n"
 		       "(--on of switch): one ssh connection per node, at most --parallel at\n"
 		       "once; a failing node does not stop the others (exit 12), none\n"
-		       "starting is exit 13. push copies without activating.\n");
+		       "starting is exit 13. push copies without activating. switch, boot\n"
+		       "and test upload the nodes' deployment.keys in the same remote command\n"
+		       "(--no-keys: without them); keys uploads only those (upload-keys).\n");
 	printf("\nThese are colmena's options, with colmena's short forms (-p is\n"
 	       "--parallel here, not --profile-name):\n");
 	for (size_t i = 0; i < NCOPTS; i++) {
@@ -266,6 +275,11 @@ int colmena_parse(struct colmena_opts *o, int argc, const char *const *argv, str
 	int only_args = 0;
 
 	o->cmd = !strcmp(cmd, "introspect") ? "eval" : cmd;
+	/* colmena's upload-keys is apply keys */
+	if (!strcmp(cmd, "upload-keys")) {
+		o->goal = "keys";
+		cmd = "apply";
+	}
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val[2] = { NULL, NULL }, *inl = NULL;
 		const struct copt *c = NULL;
@@ -347,11 +361,8 @@ int colmena_parse(struct colmena_opts *o, int argc, const char *const *argv, str
 		if (!goals[g])
 			return nrr_fail(e, NRR_EUSAGE, "apply: unknown goal '%s' (build, push, switch, boot, test, dry-activate, keys)",
 					o->goal);
-		if (!o->help && !strcmp(o->goal, "keys")) {
-			nrr_fail(e, NRR_EUSAGE, "apply %s is not supported yet", o->goal);
-			nrr_hint(e, "'apply switch' deploys; keys are not uploaded yet");
-			return NRR_EUSAGE;
-		}
+		if (!strcmp(o->goal, "keys") && o->no_keys)
+			return nrr_fail(e, NRR_EUSAGE, "apply keys --no-keys: there is nothing else to do");
 		if (strcmp(o->goal, "build")) {
 			if (o->reboot && strcmp(o->goal, "switch") && strcmp(o->goal, "boot"))
 				return nrr_fail(e, NRR_EUSAGE, "apply %s --reboot: only switch and boot reboot",

@@ -37,6 +37,7 @@ void deploy_release(struct deploy *d)
 {
 	if (d->locked)
 		activation_end(&d->as);
+	keyset_release(&d->keys);
 	if (d->build_root) {
 		/* the build host's GC root pins a whole system: it goes now,
 		 * interrupted or not (best effort: the link may be gone) */
@@ -520,7 +521,7 @@ int deploy_lock(struct deploy *d, struct nrr_err *e)
 	if (d->locked)
 		return 0;
 	holder = activation_holder();
-	ret = activation_begin(&d->as, &d->target, &d->elev, holder, e);
+	ret = activation_begin(&d->as, &d->target, &d->elev, holder, d->keys.nr > 0, e);
 	free(holder);
 	if (!ret)
 		d->locked = 1;

@@ -16,6 +16,7 @@
 #define NRR_DEPLOY_H
 
 #include "activate.h"
+#include "keys.h"
 #include "closure.h"
 #include "host.h"
 #include "options.h"
@@ -68,6 +69,9 @@ struct deploy {
 	int want_plan;		/* dry-activate: work out and show the plan */
 	int plan_only;		/* dry-build --target-host: the plan, nothing moves */
 	struct deploy_plan plan;
+	struct keyset keys;	/* a hive node's deployment.keys, loaded (a
+				 * fleet child's --keys-fd); the activation's
+				 * conversation carries them */
 };
 
 /* Reports the phase the deploy is in, when it has someone to tell. */

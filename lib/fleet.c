@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "deploykeys.h"
 #include "resources.h"
 #include "fleetbuild.h"
 #include "fleetview.h"
@@ -41,8 +42,11 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 {
 	static const char *const elevates[] = { "none", "sudo", "run0" };
 
-	strvec_pushl(argv, "/proc/self/exe", o->action, "--store-path", store_path,
-		     "--target-host", target, "--progress-fd", "3", NULL);
+	strvec_pushl(argv, "/proc/self/exe", o->action, NULL);
+	/* none for apply keys: it builds nothing */
+	if (store_path)
+		strvec_pushl(argv, "--store-path", store_path, NULL);
+	strvec_pushl(argv, "--target-host", target, "--progress-fd", "3", NULL);
 	/* what the option table passes on (OF_FLEET), as the user said it */
 	strvec_pushvec(argv, &o->fleet_args);
 	/* what this run decided for all its hosts: the password is ours to
@@ -97,6 +101,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		      const char *password, struct nrr_err *e)
 {
 	int rep[2], pw[2] = { -1, -1 };
+	int keys = h->m.keys && h->m.keys->nr;
 
 	if (pipe2(rep, O_CLOEXEC))
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
@@ -104,6 +109,10 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
 	/* the member's own (a hive node's elevation, ssh options) come last */
 	strvec_pushvec(&h->c.args, &h->m.args);
+	/* a hive node's keys follow the password on the child's stdin, read
+	 * by it before anything else: never in argv or the environment */
+	if (keys)
+		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
@@ -111,7 +120,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	h->c.err = CHILD_PIPE;
 	h->c.map_fd = rep[1];
 	h->c.map_to = 3;
-	if (password || holds(o)) {
+	if (password || holds(o) || keys) {
 		/* the password waits in a pipe of its own, never in argv or env;
 		 * --ask's answer comes the same way, later */
 		if (pipe2(pw, O_CLOEXEC)) {
@@ -142,6 +151,13 @@ static int start_host(const struct options *o, struct fleet_host *h,
 			/* the child is gone already; its result says why */
 		}
 		strbuf_release_secret(&sb);
+	}
+	/* The keys' texts (or where to read them) go straight from guarded
+	 * memory into the pipe. Bigger than the pipe, the write waits for the
+	 * child, which reads them first thing; a child gone is told by its
+	 * result (its stdin ended early). */
+	if (keys && keys_write_specs(h->m.keys, h->m.name, pw[1])) {
+		/* the child's result says why */
 	}
 	if (holds(o)) {
 		h->answer_fd = pw[1];

@@ -18,6 +18,7 @@
 
 #include "error.h"
 #include "options.h"
+#include "keys.h"
 #include "strvec.h"
 
 struct fleet_member {
@@ -26,6 +27,9 @@ struct fleet_member {
 	char *path;		/* NULL, or its system, built already (fleet_deploy) */
 	struct strvec args;	/* more options for its child, after the fleet's */
 	struct strvec env;	/* its child's environment changes (NAME=VALUE) */
+	struct keyset *keys;	/* NULL, or a hive node's deployment.keys for its
+				 * child (on its stdin, --keys-fd 0); malloc'ed,
+				 * freed by fleet_members_free */
 };
 
 /*
@@ -41,7 +45,9 @@ void fleet_members_free(struct fleet_member *m, size_t n);
  * The command line of the child that deploys store_path to target: this
  * program (/proc/self/exe), the options o->fleet_args holds, and what the
  * fleet decides for its children (elevation, diff, --ask, the password on
- * stdin when password is set). Appends to argv.
+ * stdin when password is set). store_path NULL: none (apply keys builds
+ * nothing). Appends to argv. A member's keys are added by the fleet
+ * (--keys-fd 0, lib/deploykeys.h).
  */
 void fleet_child_argv(const struct options *o, const char *store_path,
 		      const char *target, int password, struct strvec *argv);

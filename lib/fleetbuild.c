@@ -321,6 +321,10 @@ void fleet_members_free(struct fleet_member *m, size_t n)
 		free(m[i].path);
 		strvec_clear(&m[i].args);
 		strvec_clear(&m[i].env);
+		if (m[i].keys) {
+			keyset_release(m[i].keys);
+			free(m[i].keys);
+		}
 	}
 	free(m);
 }

@@ -102,7 +102,7 @@ void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
 			snprintf(fetched, sizeof(fetched), "%.1f MiB",
 				 (double)h->fetch_bytes / (1024.0 * 1024.0));
 		fprintf(stderr, "%-*s  %-8s %-12s %-11s %6.1fs %10s %12s\n", (int)namew,
-			h->m.name, o->action, fleet_result_of(h), gen, fleet_elapsed(h), copied, fetched);
+			h->m.name, o->keys_only ? "keys" : o->action, fleet_result_of(h), gen, fleet_elapsed(h), copied, fetched);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct fleet_host *h = &hosts[i];
@@ -148,7 +148,7 @@ void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t 
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "name", h->m.name);
 		cJSON_AddStringToObject(j, "target", h->m.target);
-		cJSON_AddStringToObject(j, "action", o->action);
+		cJSON_AddStringToObject(j, "action", o->keys_only ? "keys" : o->action);
 		cJSON_AddStringToObject(j, "result",
 					h->state == H_SKIPPED ? "skipped" :
 					h->status == 0 ? "ok" :

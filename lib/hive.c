@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 #include "hive.h"
 #include "nix.h"
 #include "run.h"
@@ -263,97 +265,10 @@ static int json_strings(const cJSON *o, const char *k, struct strvec *sv)
 	return 0;
 }
 
-/* A user or group name as colmena accepts it: ^[a-z][-a-z0-9]*$. */
-static int valid_unix_name(const char *s)
-{
-	if (!s || !(*s >= 'a' && *s <= 'z'))
-		return 0;
-	for (s++; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
-			return 0;
-	return 1;
-}
-
-/* One relative path component: not empty, ".", "..", and without '/'. */
-static int valid_key_name(const char *s)
-{
-	return s && *s && strcmp(s, ".") && strcmp(s, "..") && !strchr(s, '/') &&
-	       !strchr(s, '\n');
-}
-
-static int parse_key(const char *node, const cJSON *j, struct hive_key *k,
-		     struct nrr_err *e)
-{
-	const cJSON *src, *it;
-	int nsrc = 0;
-
-	k->attr = xstrdup(j->string);
-	k->name = json_strdup(j, "name");
-	k->dest_dir = json_strdup(j, "destDir");
-	k->path = json_strdup(j, "path");
-	k->user = json_strdup(j, "user");
-	k->group = json_strdup(j, "group");
-	k->permissions = json_strdup(j, "permissions");
-	k->key_file = json_strdup(j, "keyFile");
-	k->post_activation = !strcmp(json_str(j, "uploadAt") ? json_str(j, "uploadAt") : "",
-				     "post-activation");
-	if (!valid_key_name(k->name))
-		return nrr_fail(e, NRR_EEVAL,
-				"node '%s': key '%s': its name '%s' is not one relative path component",
-				node, k->attr, k->name ? k->name : "");
-	if (!k->dest_dir || k->dest_dir[0] != '/')
-		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': destDir '%s' is not absolute",
-				node, k->attr, k->dest_dir ? k->dest_dir : "");
-	if (!valid_unix_name(k->user) || !valid_unix_name(k->group))
-		return nrr_fail(e, NRR_EEVAL,
-				"node '%s': key '%s': '%s' is not a valid %s name (lowercase letters, digits and '-', starting with a letter)",
-				node, k->attr, valid_unix_name(k->user) ? k->group : k->user,
-				valid_unix_name(k->user) ? "group" : "user");
-	if (!k->permissions || !*k->permissions ||
-	    strspn(k->permissions, "01234567") != strlen(k->permissions))
-		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': permissions '%s' are not an octal mode",
-				node, k->attr, k->permissions ? k->permissions : "");
-	/* "sources": which of text, keyCommand, keyFile are set (text is
-	 * never exported); a colmenaHive's deploymentConfig has them as is */
-	src = cJSON_GetObjectItemCaseSensitive(j, "sources");
-	if (cJSON_IsArray(src)) {
-		cJSON_ArrayForEach(it, src) {
-			const char *s = cJSON_IsString(it) ? it->valuestring : "";
-			nsrc++;
-			k->source = !strcmp(s, "keyFile") ? HIVE_KEY_FILE :
-				    !strcmp(s, "keyCommand") ? HIVE_KEY_COMMAND : HIVE_KEY_TEXT;
-		}
-	} else {
-		const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "text");
-		if (t && !cJSON_IsNull(t)) {
-			nsrc++;
-			k->source = HIVE_KEY_TEXT;
-		}
-		if (k->key_file) {
-			nsrc++;
-			k->source = HIVE_KEY_FILE;
-		}
-		t = cJSON_GetObjectItemCaseSensitive(j, "keyCommand");
-		if (t && !cJSON_IsNull(t)) {
-			nsrc++;
-			k->source = HIVE_KEY_COMMAND;
-		}
-	}
-	if (nsrc != 1)
-		return nrr_fail(e, NRR_EEVAL,
-				"node '%s': key '%s' must set exactly one of text, keyFile and keyCommand (it sets %d)",
-				node, k->attr, nsrc);
-	if (k->source == HIVE_KEY_COMMAND &&
-	    (json_strings(j, "keyCommand", &k->key_command) || !k->key_command.nr))
-		return nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': keyCommand is not a list of strings",
-				node, k->attr);
-	return 0;
-}
-
 static int parse_node(const char *name, const cJSON *d, struct hive_node *n,
 		      struct nrr_err *e)
 {
-	const cJSON *port, *keys, *k;
+	const cJSON *port, *keys;
 
 	n->name = xstrdup(name);
 	if (!cJSON_IsObject(d))
@@ -377,17 +292,10 @@ static int parse_node(const char *name, const cJSON *d, struct hive_node *n,
 		return nrr_fail(e, NRR_EEVAL,
 				"node '%s': tags, privilegeEscalationCommand and sshOptions must be lists of strings",
 				name);
+	/* one parser of keys: keys.c's, whose rules the deploy checks again */
 	keys = cJSON_GetObjectItemCaseSensitive(d, "keys");
-	n->nkeys = (size_t)cJSON_GetArraySize(keys);
-	n->keys = xcalloc(n->nkeys ? n->nkeys : 1, sizeof(*n->keys));
-	for (size_t i = 0; i < n->nkeys; i++)
-		strvec_init(&n->keys[i].key_command);
-	size_t i = 0;
-	cJSON_ArrayForEach(k, keys) {
-		int st = parse_key(name, k, &n->keys[i++], e);
-		if (st)
-			return st;
-	}
+	if (keys_from_json(&n->keys, keys, name, e))
+		return e->status = NRR_EEVAL;
 	return 0;
 }
 
@@ -552,6 +460,68 @@ int hive_toplevels(struct hive *h, const struct hive_opts *o,
 	return st;
 }
 
+int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
+		   size_t n, struct strvec *warnings, struct nrr_err *e)
+{
+	struct strbuf args = STRBUF_INIT, res = STRBUF_INIT;
+	cJSON *names = cJSON_CreateArray(), *root;
+	char *js;
+	int st = 0, any = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct keyset *ks = &h->nodes[sel[i]].keys;
+		int later = 0;
+		for (size_t k = 0; k < ks->nr; k++)
+			later |= ks->v[k].text_later;
+		if (later) {
+			cJSON_AddItemToArray(names, cJSON_CreateString(h->nodes[sel[i]].name));
+			any = 1;
+		}
+	}
+	if (!any) {
+		cJSON_Delete(names);
+		return 0;
+	}
+	js = cJSON_PrintUnformatted(names);
+	cJSON_Delete(names);
+	strbuf_addstr(&args, "names = builtins.fromJSON \"");
+	nix_string_escape(&args, js);
+	strbuf_addstr(&args, "\"; ");
+	free(js);
+	st = hive_eval(h, o, "keytexts", args.buf, &res, warnings, e);
+	strbuf_release(&args);
+	root = st ? NULL : cJSON_Parse(res.buf);
+	strbuf_release_secret(&res);
+	for (size_t i = 0; i < n && !st; i++) {
+		struct hive_node *node = &h->nodes[sel[i]];
+		const cJSON *texts = cJSON_GetObjectItemCaseSensitive(root, node->name);
+		/* by attribute name: a key's name may differ from it */
+		const cJSON *t;
+		for (size_t k = 0; k < node->keys.nr && !st; k++) {
+			struct key *key = &node->keys.v[k];
+			if (!key->text_later)
+				continue;
+			t = cJSON_GetObjectItemCaseSensitive(texts, key->attr);
+			if (!cJSON_IsString(t))
+				st = nrr_fail(e, NRR_EEVAL, "node '%s': key '%s': the hive evaluator gave "
+					      "no text", node->name, key->name);
+			else if (keys_set_text(key, t->valuestring, strlen(t->valuestring)))
+				st = nrr_fail(e, NRR_EFAIL, "out of locked memory for key '%s'",
+					      key->name);
+		}
+	}
+	/* cJSON's copies of the texts, wiped before they are freed */
+	if (root) {
+		cJSON *node, *t;
+		cJSON_ArrayForEach(node, root)
+			cJSON_ArrayForEach(t, node)
+				if (cJSON_IsString(t))
+					sodium_memzero(t->valuestring, strlen(t->valuestring));
+	}
+	cJSON_Delete(root);
+	return st;
+}
+
 int hive_introspect(struct hive *h, const struct hive_opts *o,
 		    const char *expr, struct strbuf *json,
 		    struct strvec *warnings, struct nrr_err *e)
@@ -566,19 +536,6 @@ int hive_introspect(struct hive *h, const struct hive_opts *o,
 	return st;
 }
 
-static void key_release(struct hive_key *k)
-{
-	free(k->attr);
-	free(k->name);
-	free(k->dest_dir);
-	free(k->path);
-	free(k->user);
-	free(k->group);
-	free(k->permissions);
-	free(k->key_file);
-	strvec_clear(&k->key_command);
-}
-
 void hive_release(struct hive *h)
 {
 	for (size_t i = 0; i < h->nnodes; i++) {
@@ -589,9 +546,7 @@ void hive_release(struct hive *h)
 		strvec_clear(&n->tags);
 		strvec_clear(&n->escalation);
 		strvec_clear(&n->ssh_options);
-		for (size_t k = 0; k < n->nkeys; k++)
-			key_release(&n->keys[k]);
-		free(n->keys);
+		keyset_release(&n->keys);
 	}
 	free(h->nodes);
 	free(h->where);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "keys.h"
 #include "strbuf.h"
 #include "strvec.h"
 
@@ -34,18 +35,6 @@
 extern const char hive_eval_nix[];
 
 enum hive_kind { HIVE_FILE, HIVE_FLAKE };
-
-enum hive_key_source { HIVE_KEY_TEXT, HIVE_KEY_FILE, HIVE_KEY_COMMAND };
-
-/* deployment.keys.NAME, without its text. */
-struct hive_key {
-	char *attr;		/* its attribute name, for messages */
-	char *name, *dest_dir, *path, *user, *group, *permissions;
-	int post_activation;	/* uploadAt = "post-activation" */
-	enum hive_key_source source;
-	char *key_file;		/* HIVE_KEY_FILE: the file, read here */
-	struct strvec key_command; /* HIVE_KEY_COMMAND: argv, run here */
-};
 
 /* A node's deployment.* options. */
 struct hive_node {
@@ -57,8 +46,8 @@ struct hive_node {
 	int allow_local, build_on_target, replace_unknown;
 	struct strvec escalation;	/* privilegeEscalationCommand */
 	struct strvec ssh_options;
-	struct hive_key *keys;
-	size_t nkeys;
+	struct keyset keys;	/* deployment.keys (lib/keys.h); a text key's
+				 * text is read only by hive_key_texts */
 };
 
 struct hive {
@@ -141,6 +130,15 @@ const struct hive_node *hive_node(const struct hive *h, const char *name);
 int hive_toplevels(struct hive *h, const struct hive_opts *o,
 		   const size_t *sel, size_t n, char **drv, char **out,
 		   struct strvec *warnings, struct nrr_err *e);
+
+/*
+ * Reads the texts of the text keys of the n nodes sel[] (one evaluation,
+ * "keytexts") into their keysets (lib/keys.h: guarded memory; the copies
+ * nix's answer left here are wiped). Only a deploy that uploads them calls
+ * it. Returns 0 or NRR_EEVAL.
+ */
+int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
+		   size_t n, struct strvec *warnings, struct nrr_err *e);
 
 /*
  * colmena's eval -E: expr (Nix code, a function) is called with

@@ -35,11 +35,21 @@ struct key *keyset_add(struct keyset *ks, const char *name)
 	return k;
 }
 
-static void wipe_free(char *s)
+/* A text key's text, copied into guarded memory (sodium_malloc: locked,
+ * wiped when freed), replacing the one k had. */
+static int set_text(struct key *k, const char *s, size_t n)
 {
-	if (s)
-		sodium_memzero(s, strlen(s));
-	free(s);
+	char *t;
+
+	if (sodium_init() < 0 || !(t = sodium_malloc(n + 1)))
+		return -1;
+	memcpy(t, s, n);
+	t[n] = '\0';
+	if (k->text)
+		sodium_free(k->text);
+	k->text = t;
+	k->text_later = 0;
+	return 0;
 }
 
 void keyset_release(struct keyset *ks)
@@ -47,11 +57,13 @@ void keyset_release(struct keyset *ks)
 	for (size_t i = 0; i < ks->nr; i++) {
 		struct key *k = &ks->v[i];
 		free(k->name);
+		free(k->attr);
 		free(k->dest_dir);
 		free(k->user);
 		free(k->group);
 		free(k->permissions);
-		wipe_free(k->text);
+		if (k->text)
+			sodium_free(k->text);	/* wipes it */
 		free(k->file);
 		strvec_clear(&k->command);
 		if (k->data)
@@ -99,7 +111,7 @@ static int valid_mode(const char *s)
 int key_check(const struct key *k, const char *node, struct nrr_err *e)
 {
 	const char *why = NULL;
-	int sources = !!k->text + !!k->file + !!k->command.nr;
+	int sources = (k->text || k->text_later) + !!k->file + !!k->command.nr;
 
 	if (!k->name || !*k->name || strchr(k->name, '/') || !strcmp(k->name, ".") ||
 	    !strcmp(k->name, "..") || has_control(k->name))
@@ -155,6 +167,7 @@ int keys_from_json(struct keyset *ks, const cJSON *keys, const char *node,
 	cJSON_ArrayForEach(r, keys) {
 		const char *name, *text, *file, *dir, *user, *group, *perm, *at;
 		const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(r, "keyCommand");
+		const cJSON *src = cJSON_GetObjectItemCaseSensitive(r, "sources");
 		const char *attr = r->string ? r->string : "?";
 
 		if (!cJSON_IsObject(r) || json_str(r, "name", &name) || json_str(r, "text", &text) ||
@@ -165,12 +178,28 @@ int keys_from_json(struct keyset *ks, const cJSON *keys, const char *node,
 			return nrr_fail(e, NRR_EUSAGE, "key '%s' of '%s': a field has the wrong type",
 					has_control(attr) ? "?" : attr, node);
 		struct key *k = keyset_add(ks, name ? name : attr);
+		k->attr = xstrdup(attr);
 		replace(&k->dest_dir, dir);
 		replace(&k->user, user);
 		replace(&k->group, group);
 		replace(&k->permissions, perm);
-		if (text)
-			k->text = xstrdup(text);
+		if (text) {
+			/* the text lives in guarded memory only: cJSON's copy is
+			 * wiped at once */
+			size_t n = strlen(text);
+			int bad = set_text(k, text, n);
+			sodium_memzero((char *)text, n);
+			if (bad)
+				return nrr_fail(e, NRR_EFAIL, "out of locked memory for key '%s'",
+						k->name);
+		} else if (cJSON_IsArray(src)) {
+			/* hive.c's "info": the text is left out, read later
+			 * (keys_set_text) by the deploy that uploads it */
+			const cJSON *w;
+			cJSON_ArrayForEach(w, src)
+				if (cJSON_IsString(w) && !strcmp(w->valuestring, "text"))
+					k->text_later = 1;
+		}
 		if (file)
 			k->file = xstrdup(file);
 		if (cJSON_IsArray(cmd)) {
@@ -332,7 +361,10 @@ int keys_load(struct keyset *ks, int which, const char *node, struct nrr_err *e)
 			sodium_free(k->data);
 		k->data = NULL;
 		k->len = 0;
-		if (k->text) {
+		if (k->text_later) {
+			return nrr_fail(e, NRR_EFAIL, "the text of key '%s' of '%s' was not read",
+					k->name, node);
+		} else if (k->text) {
 			size_t n = strlen(k->text);
 			if (secret_reserve(k, &cap, n ? n : 1))
 				return nrr_fail(e, NRR_EFAIL, "out of locked memory for key '%s'", k->name);
@@ -489,4 +521,17 @@ int keys_upload(const struct host *h, const struct elevation *el,
 	session_release(&s);
 	strbuf_release(&script);
 	return ret;
+}
+
+int keys_set_text(struct key *k, const char *text, size_t len)
+{
+	return set_text(k, text, len);
+}
+
+int keys_count(const struct keyset *ks, int which)
+{
+	int n = 0;
+	for (size_t i = 0; i < ks->nr; i++)
+		n += !!(ks->v[i].upload_at & which);
+	return n;
 }

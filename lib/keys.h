@@ -23,6 +23,10 @@
  * keys_answer() when its stdout says "keys": keys_receive asks for the
  * records that way, so they never meet another read of the script's
  * stdin. keys_upload() is the same as a session of its own.
+ *
+ * A hive's keys are parsed here too (keys_from_json: hive.c reads
+ * deployment.keys through it, a text key's text coming later by
+ * keys_set_text); lib/deploykeys.h says how they reach a deploy.
  */
 #ifndef NRR_KEYS_H
 #define NRR_KEYS_H
@@ -46,9 +50,12 @@ enum key_source { KEY_TEXT, KEY_FILE, KEY_COMMAND };
 
 struct key {
 	char *name, *dest_dir, *user, *group, *permissions;
+	char *attr;		/* its attribute in deployment.keys (or NULL) */
 	int upload_at;		/* KEYS_PRE or KEYS_POST */
 	enum key_source source;
-	char *text;		/* KEY_TEXT; wiped when released */
+	char *text;		/* KEY_TEXT: in guarded memory (sodium_malloc) */
+	int text_later;		/* KEY_TEXT whose text is not read yet (a hive's
+				 * "info" leaves it out: keys_set_text) */
 	char *file;		/* KEY_FILE */
 	struct strvec command;	/* KEY_COMMAND: argv, run here */
 	/* keys_load: the content (sodium_malloc'ed) and its SHA-256, hex */
@@ -137,5 +144,15 @@ int keys_answer(struct session *s, const struct keyset *ks, int which,
 int keys_upload(const struct host *h, const struct elevation *el,
 		const struct keyset *ks, int which, int owners_later,
 		struct keys_result *r, struct nrr_err *e);
+
+/*
+ * Sets k's text (a hive's text key, read by the deploy that uploads it):
+ * copied into guarded memory; the caller wipes its own copy. Returns 0,
+ * or -1 when locked memory ran out.
+ */
+int keys_set_text(struct key *k, const char *text, size_t len);
+
+/* How many keys of ks `which` selects. */
+int keys_count(const struct keyset *ks, int which);
 
 #endif

@@ -80,6 +80,10 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: report phases on FD" },
 	{ "password-fd", 0, 1, OPT_PASSWORD_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
 	  "a fleet run's child: read the sudo password from FD" },
+	{ "keys-fd", 0, 1, OPT_KEYS_FD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FD",
+	  "a hive node's child: read its deployment.keys from FD (lib/keys.h)" },
+	{ "keys-only", 0, 0, OPT_KEYS_ONLY, 0, OF_HIDDEN | OF_NEW | OF_FLEET, S_HOSTS, NULL,
+	  "a hive node's child: upload its keys (--keys-fd), build and activate nothing (apply keys)" },
 	{ "elevate-command", 0, 1, OPT_ELEVATE_COMMAND, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "WORDS",
 	  "a hive node's child: gain root on the target with these words (quoted), given no password" },
 	{ "profile-guard", 0, 1, OPT_PROFILE_GUARD, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "check|force",
@@ -189,7 +193,7 @@ void options_init(struct options *o)
 	o->profile_name = "system";
 	o->diff = -1;
 	o->parallel = 10;
-	o->progress_fd = o->password_fd = -1;
+	o->progress_fd = o->password_fd = o->keys_fd = -1;
 }
 
 void options_release(struct options *o)
@@ -280,6 +284,7 @@ static int apply_one(struct options *o, const struct option_spec *s,
 	case OPT_PARALLEL:
 	case OPT_EVAL_JOBS:
 	case OPT_PROGRESS_FD:
+	case OPT_KEYS_FD:
 	case OPT_PASSWORD_FD: {
 		char *end;
 		long v = strtol(vals[0], &end, 10);
@@ -292,6 +297,8 @@ static int apply_one(struct options *o, const struct option_spec *s,
 			o->eval_jobs = (int)v;
 		else if (s->id == OPT_PROGRESS_FD)
 			o->progress_fd = (int)v;
+		else if (s->id == OPT_KEYS_FD)
+			o->keys_fd = (int)v;
 		else
 			o->password_fd = (int)v;
 		return 0;
@@ -331,6 +338,7 @@ static int apply_one(struct options *o, const struct option_spec *s,
 		o->elevate = ELEVATE_COMMAND;
 		o->elevate_command = vals[0];
 		return 0;
+	case OPT_KEYS_ONLY: o->keys_only = 1; return 0;
 	case OPT_PROFILE_GUARD:
 		if (strcmp(vals[0], "check") && strcmp(vals[0], "force"))
 			return nrr_fail(e, NRR_EUSAGE,

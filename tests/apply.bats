@@ -33,6 +33,8 @@ setup_file() {
 		    deployment.targetHost = "t2";
 		    deployment.targetUser = "deploy";
 		    deployment.tags = [ "sudo" ];
+		    # after the password, on the same stdin of its child and of sudo's session
+		    deployment.keys.sudo-key = { text = "SUDO-KEY"; user = "deploy"; };
 		  };
 		  # sshd does not listen on port 1: this node cannot be reached
 		  down = {
@@ -64,6 +66,25 @@ setup_file() {
 		    deployment.privilegeEscalationCommand = [ "doas" ];
 		    deployment.targetUser = "deploy";
 		  };
+		  # keys of the three kinds; svc is a user its new system creates (the stand-in's
+		  # switch-to-configuration creates users.users, as NixOS's activation does)
+		  keyed = {
+		    deployment.targetHost = "t1";
+		    deployment.tags = [ "keys" ];
+		    deployment.keys."text.key" = {
+		      text = "TEXT-SECRET-4711"; user = "svc"; group = "svc"; permissions = "0640";
+		    };
+		    deployment.keys.cmd = {
+		      keyCommand = [ "printf" "CMD-SECRET-%s" "0815" ];  # its output is not in the hive
+		      destDir = "/run/keys/sub";
+		    };
+		    deployment.keys.file = {
+		      keyFile = ./key.txt; user = "svc"; permissions = "0400";
+		      uploadAt = "post-activation";
+		    };
+		    users.users.svc = { isSystemUser = true; group = "svc"; };
+		    users.groups.svc = { };
+		  };
 		  # sudo with flags of its own, as given
 		  flags = {
 		    deployment.targetHost = "t2";
@@ -73,6 +94,7 @@ setup_file() {
 		  };
 		}
 	EOF2
+	printf 'FILE-SECRET-2342' >"$A/key.txt"
 }
 
 teardown_file() {
@@ -147,6 +169,8 @@ built() {
 	assert_output --partial "user  switch   done"
 	run -0 fleet_exec t2 readlink /run/current-system
 	assert_output "$(built user)"
+	run -0 fleet_exec t2 sh -c 'stat -c "%U:%G %a" /run/keys/sudo-key; cat /run/keys/sudo-key'
+	assert_output "deploy:root 600"$'\n'"SUDO-KEY"
 	fleet_command_log t2 | grep -q "^deploy .*'sudo'" || fail "no sudo as deploy on t2"
 	run grep -r hunter2 "$FLEET_DIR/t2/commands.log" "$FLEET_DIR/t2/sshd.log"
 	assert_failure 1
@@ -220,8 +244,6 @@ built() {
 }
 
 @test "apply: what is not supported yet is refused, naming the node" {
-	run -2 nrr apply keys
-	assert_line --index 0 "error: apply keys is not supported yet"
 	run -2 nrr apply dry-activate --on one --reboot
 	assert_line --index 0 "error: apply dry-activate --reboot: only switch and boot reboot"
 	run -2 nrr apply build --on one --json
@@ -296,6 +318,9 @@ built() {
 	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
 	assert_output --regexp "^test $(built spare)/bin/switch-to-configuration "
 	assert_equal "$(fleet_handshakes t1)" 1
+	# a node's keys go with apply only: said, not done half-way
+	run -0 nrr dry-activate --flake "$fl#keyed" --target-host root@t1
+	assert_line "warning: node 'keyed' has deployment.keys: they are not uploaded this way ('apply --on keyed' uploads them)"
 	# neither a configuration nor a node: nix's own error
 	run -4 nrr test --flake "$fl#nosuch" --target-host root@t1
 	assert_output --partial "does not provide attribute"
@@ -332,4 +357,116 @@ built() {
 	assert_line --partial "node 'broken': "
 	assert_line "error: evaluating the hive '$BATS_TEST_TMPDIR/hive.nix' failed for 1 of 2 nodes: 'broken'"
 	assert_equal "$(fleet_handshakes t2)" 0
+}
+
+# How many activations host $1 has seen.
+activations() { fleet_exec "$1" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l'; }
+
+# "inode mtime user:group mode content" of key $1 on t1.
+key_state() {
+	fleet_exec t1 sh -c 'stat -c "%i %Y %U:%G %a" "$1" && cat "$1"' - "$1"
+}
+
+# No key text in any command line of t1, nor in any file of t1's or this machine's store. The
+# hive's own directory is in this machine's store once a test deploys it as a flake (--flake
+# "$A": nix copies a flake's source, hive.nix and key.txt with it, as it would colmena's): the
+# text and keyFile keys may be in that copy of what the user wrote, nowhere else; the
+# keyCommand's output nowhere at all.
+no_key_text_anywhere() {
+	local t
+	for t in TEXT-SECRET-4711 CMD-SECRET-0815 FILE-SECRET-2342; do
+		run grep -rlF -- "$t" "$FLEET_DIR/t1/commands.log" "$FLEET_DIR/t1/sshd.log" \
+			"$FLEET_DIR/t1/nix" "$FLEET_DIR/local/nix"
+		[ "$t" = CMD-SECRET-0815 ] || output=$(grep -v -- '-source/\(hive\.nix\|key\.txt\)$' <<<"$output" || true)
+		[ -z "$output" ] || fail "$t is in $output"
+	done
+}
+
+@test "apply switch: keys of all three kinds written with their content, mode and owner (one the new system creates), in the one remote command" {
+	fleet_exec t1 rm -rf /run/keys
+	# svc comes with keyed's system
+	run -1 fleet_exec t1 id -u svc
+	fleet_reset_counts t1
+	run -0 nrr apply switch --on keyed
+	assert_output --partial "keyed  switch   done"
+	run -0 key_state /run/keys/text.key
+	assert_output --regexp '^[0-9]+ [0-9]+ svc:svc 640'$'\n''TEXT-SECRET-4711$'
+	run -0 key_state /run/keys/sub/cmd
+	assert_output --regexp '^[0-9]+ [0-9]+ root:root 600'$'\n''CMD-SECRET-0815$'
+	run -0 key_state /run/keys/file
+	assert_output --regexp '^[0-9]+ [0-9]+ svc:root 400'$'\n''FILE-SECRET-2342$'
+	# the activation with the keys (and the copy of the closure, unless a test before
+	# copied it)
+	(($(fleet_commands t1) <= 2)) || fail "$(fleet_commands t1) remote commands"
+	assert_equal "$(fleet_handshakes t1)" 1
+	no_key_text_anywhere
+}
+
+@test "apply switch again with the keys unchanged: 1 remote command, no key rewritten (inode and mtime kept)" {
+	run -0 nrr apply switch --on keyed
+	before=$(for k in text.key sub/cmd file; do key_state "/run/keys/$k"; done)
+	fleet_reset_counts t1
+	run -0 nrr apply switch --on keyed
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_handshakes t1)" 1
+	after=$(for k in text.key sub/cmd file; do key_state "/run/keys/$k"; done)
+	assert_equal "$after" "$before"
+}
+
+@test "apply keys and upload-keys: only the keys, both stages, one remote command; --no-keys deploys without them" {
+	run -0 nrr apply switch --on keyed --no-keys
+	fleet_exec t1 sh -c 'printf changed >/run/keys/text.key; rm -f /run/keys/file'
+	activations=$(activations t1)
+	fleet_reset_counts t1
+	run -0 nrr apply keys --on keyed
+	assert_output --partial "keyed  keys     done"
+	assert_equal "$(fleet_commands t1)" 1
+	assert_equal "$(fleet_exec t1 cat /run/keys/text.key)" TEXT-SECRET-4711
+	assert_equal "$(fleet_exec t1 cat /run/keys/file)" FILE-SECRET-2342
+	assert_equal "$(activations t1)" "$activations"
+	fleet_exec t1 rm -f /run/keys/sub/cmd
+	run -0 nrr upload-keys --on @keys
+	assert_equal "$(fleet_exec t1 cat /run/keys/sub/cmd)" CMD-SECRET-0815
+	# --no-keys: the system, not the keys
+	fleet_exec t1 rm -rf /run/keys
+	run -0 nrr apply switch --on keyed --no-keys
+	run -1 fleet_exec t1 test -e /run/keys
+	no_key_text_anywhere
+}
+
+@test "apply: a keyCommand that fails or a keyFile that cannot be read fails its node before anything is activated there; the others go on (exit 12)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  fine = { deployment.targetHost = "t1"; deployment.keys.k.text = "x"; };
+		  badcmd = {
+		    deployment.targetHost = "t2";
+		    deployment.keys.k.keyCommand = [ "sh" "-c" "echo no vault here >&2; exit 3" ];
+		  };
+		  badfile = { deployment.targetHost = "t2"; deployment.keys.f.keyFile = "/nonexistent/k"; };
+		}
+	EOF2
+	activations=$(activations t2)
+	fleet_reset_counts t2
+	run -12 nrr apply test -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "fine     test     done"
+	assert_output --partial "keyCommand of key 'k' of 'badcmd' failed (status 3): no vault here"
+	assert_output --partial "cannot read keyFile '/nonexistent/k' of key 'f' of 'badfile'"
+	assert_equal "$(fleet_handshakes t2)" 0
+	assert_equal "$(activations t2)" "$activations"
+}
+
+@test "apply: a pre-activation key the node cannot write fails it in its one remote command, nothing activated (exit 12)" {
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  baddir = { deployment.targetHost = "t2"; deployment.keys.k = { text = "x"; destDir = "/proc/nope"; }; };
+		}
+	EOF2
+	activations=$(activations t2)
+	run -12 nrr apply switch -f "$BATS_TEST_TMPDIR/hive.nix"
+	assert_output --partial "baddir  switch   failed"
+	assert_output --partial "key 'k' on 'root@t2': cannot create /proc/nope"
+	assert_output --partial "nothing was activated"
+	assert_equal "$(activations t2)" "$activations"
 }

@@ -371,6 +371,16 @@ check_colmena() {
 	run complete_in "$1" 'nixos-rebuild-remote exec --on @db --par'
 	assert_success
 	assert_output '--parallel'
+	# colmena's upload-keys: apply keys under its own name
+	run complete_in "$1" 'nixos-rebuild-remote upload-k'
+	assert_success
+	assert_output 'upload-keys'
+	run complete_in "$1" 'nixos-rebuild-remote upload-keys --on @d'
+	assert_success
+	assert_output '@db'
+	run complete_in "$1" 'nixos-rebuild-remote upload-keys --no-k'
+	assert_success
+	assert_output '--no-keys'
 }
 
 @test "bash: apply's goals, and the hive's node names and @tags after --on" {

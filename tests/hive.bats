@@ -138,19 +138,19 @@ SAMPLE='{"nodes":["a.b","web1","web2","db"],"meta":{"name":"h","description":"d"
 		key_json "\"name\": $name" >dep.json
 		info_json "$(cat dep.json)" >info.json
 		run -4 "$TT" hive-info <info.json
-		assert_output --partial "error: node 'n': key 'k': its name"
-		assert_output --partial "is not one relative path component"
+		assert_output --partial "error: key "
+		assert_output --partial " of 'n': its name must be one relative path component"
 	done
 }
 
 @test "info: a key's destDir must be absolute" {
 	info_json "$(key_json '"destDir": "run/keys"')" >info.json
 	run -4 "$TT" hive-info <info.json
-	assert_output "error: node 'n': key 'k': destDir 'run/keys' is not absolute"
+	assert_output "error: key 'k' of 'n': destDir must be an absolute path"
 }
 
-@test "info: a key's user and group must be names colmena accepts" {
-	for bad in '"user": "Root"' '"user": "1x"' '"group": "a_b"' '"group": ""' '"user": "a b"'; do
+@test "info: a key's user and group must be valid user names" {
+	for bad in '"user": "Root"' '"user": "1x"' '"group": ""' '"user": "a b"'; do
 		info_json "$(key_json "$bad")" >info.json
 		run -4 "$TT" hive-info <info.json
 		assert_output --partial "is not a valid"
@@ -162,15 +162,15 @@ SAMPLE='{"nodes":["a.b","web1","web2","db"],"meta":{"name":"h","description":"d"
 @test "info: a key sets exactly one of text, keyFile and keyCommand" {
 	info_json "$(key_json '"sources": []')" >info.json
 	run -4 "$TT" hive-info <info.json
-	assert_output "error: node 'n': key 'k' must set exactly one of text, keyFile and keyCommand (it sets 0)"
+	assert_output "error: key 'k' of 'n': it needs exactly one of text, keyFile and keyCommand"
 	info_json "$(key_json '"sources": ["text", "keyFile"], "keyFile": "/k"')" >info.json
 	run -4 "$TT" hive-info <info.json
-	assert_output --partial "(it sets 2)"
+	assert_output --partial "it needs exactly one of text, keyFile and keyCommand"
 	# a colmenaHive's deploymentConfig: text, keyFile and keyCommand as they are
 	info_json "$(key_json '"text": "s", "keyCommand": ["true"]')" >dep.json
 	sed 's/"sources": \["text"\], *//; s/, *"sources": \["text"\]//' dep.json >info.json
 	run -4 "$TT" hive-info <info.json
-	assert_output --partial "(it sets 2)"
+	assert_output --partial "it needs exactly one of text, keyFile and keyCommand"
 }
 
 @test "info: a targetPort that is not a port is refused" {
@@ -465,17 +465,17 @@ expected_info() {
 @test "eval: keys with two sources, a bad name or a bad user are refused" {
 	bad_hive '{ deployment.keys.k = { text = "x"; keyCommand = [ "true" ]; }; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output "error: node 'a': key 'k' must set exactly one of text, keyFile and keyCommand (it sets 2)"
+	assert_output "error: key 'k' of 'a': it needs exactly one of text, keyFile and keyCommand"
 	bad_hive '{ deployment.keys.k = { name = "sub/k"; text = "x"; }; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output "error: node 'a': key 'k': its name 'sub/k' is not one relative path component"
+	assert_output "error: key 'sub/k' of 'a': its name must be one relative path component"
 	bad_hive '{ deployment.keys.k = { user = "Admin"; text = "x"; }; }'
 	run -4 tt hive-load -f hive.nix
-	assert_output --partial "error: node 'a': key 'k': 'Admin' is not a valid user name"
-	# and building such a node fails its assertion
+	assert_output "error: key 'k' of 'a': user is not a valid user name"
+	# and such a node is refused before it is built
 	bad_hive '{ deployment.keys.k = { }; }'
 	run -4 tt hive-toplevels -f hive.nix a
-	assert_output --partial "error: node 'a': key 'k' must set exactly one"
+	assert_output --partial "key 'k' of 'a': it needs exactly one of text, keyFile and keyCommand"
 }
 
 @test "eval: meta and network together, an unknown meta option, an evaluated hive as colmena" {
@@ -587,12 +587,14 @@ expected_info() {
 	assert_output --partial "error: building the hive's systems failed"
 }
 
-@test "apply: keys and deploys of nodes with keys are refused for now; unknown goals and options too" {
+@test "apply: keys without keys is refused; unknown goals and options too; upload-keys is apply keys" {
 	cd "$H"
-	run -2 nrr apply keys --on web
-	assert_line --index 0 "error: apply keys is not supported yet"
-	run -2 nrr apply switch --on web
-	assert_line --index 0 "error: node 'web' has deployment.keys: uploading keys is not supported yet"
+	run -2 nrr apply keys --on web --no-keys
+	assert_line --index 0 "error: apply keys --no-keys: there is nothing else to do"
+	run -0 nrr upload-keys --help
+	assert_line --index 0 "usage: nixos-rebuild-remote upload-keys [OPTIONS]   (or: apply keys)"
+	run -2 nrr upload-keys switch
+	assert_line --index 0 "error: apply: unexpected argument 'switch'"
 	run -2 nrr apply launch
 	assert_output --partial "error: apply: unknown goal 'launch'"
 	run -0 nrr apply build --help

@@ -122,7 +122,12 @@ hive_for_t1() {
 	cat >"$d/hive.nix" <<-EOF2
 		{
 		  meta.nixpkgs = import ./nixpkgs { system = "x86_64-linux"; };
-		  here = { deployment.allowLocalDeployment = true; deployment.targetHost = null; };
+		  here = {
+		    deployment.allowLocalDeployment = true;
+		    deployment.targetHost = null;
+		    deployment.keys.local = { keyCommand = [ "printf" "LOCAL-KEY" ]; permissions = "0440"; };
+		    deployment.keys.late = { text = "LATE-LOCAL"; uploadAt = "post-activation"; destDir = "/run/keys/late"; };
+		  };
 		  "$(hostname)" = { deployment.allowLocalDeployment = true; };
 		  nolocal = { };
 		}
@@ -133,9 +138,15 @@ hive_for_t1() {
 	hive_for_t1
 	sys=$(on_t1 apply build --on here -f /run/fleet/lhive/hive.nix 2>/dev/null | awk '{ print $2 }')
 	[ -n "$sys" ] || fail "no system for here"
+	fleet_exec t1 rm -rf /run/keys
+	run -0 on_t1 apply-local test --node here -f /run/fleet/lhive/hive.nix --no-keys
+	run -1 fleet_exec t1 test -e /run/keys
 	run -0 on_t1 apply-local test --node here -f /run/fleet/lhive/hive.nix
 	run -0 fleet_exec t1 tail -n 1 /run/nrr-activations
 	assert_output --regexp "^test $sys/bin/switch-to-configuration "
+	# its keys, through the same conversation run here
+	run -0 fleet_exec t1 sh -c 'stat -c "%U:%G %a" /run/keys/local; cat /run/keys/local /run/keys/late/late'
+	assert_output "root:root 440"$'\n'"LOCAL-KEYLATE-LOCAL"
 	mine=$(on_t1 apply build --on "$(hostname)" -f /run/fleet/lhive/hive.nix 2>/dev/null | awk '{ print $2 }')
 	run -0 on_t1 apply-local -f /run/fleet/lhive/hive.nix
 	assert_equal "$(fleet_exec t1 readlink /run/current-system)" "$mine"

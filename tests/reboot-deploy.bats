@@ -19,7 +19,13 @@ setup_file() {
 		{
 		  meta.nixpkgs = import ./nixpkgs { system = "x86_64-linux"; };
 		  defaults = { name, ... }: { networking.hostName = name; };
-		  back = { deployment.targetHost = "d1"; };
+		  back = {
+		    deployment.targetHost = "d1";
+		    # uploaded once the host is back; the pre-activation one again (a boot empties
+		    # /run/keys)
+		    deployment.keys.late = { text = "LATE-KEY"; uploadAt = "post-activation"; };
+		    deployment.keys.early.text = "EARLY-KEY";
+		  };
 		  gone = { deployment.targetHost = "d2"; };
 		}
 	EOF2
@@ -75,6 +81,8 @@ boot_id() { fleet_exec "$1" cat /proc/sys/kernel/random/boot_id; }
 	assert_not_equal "$(boot_id d1)" "$before"
 	sys=$(fleet_local "$NRR" apply build --on back 2>/dev/null | awk '{ print $2 }')
 	assert_equal "$(fleet_exec d1 readlink -f /run/current-system)" "$sys"
+	# its keys went in after the reboot
+	assert_equal "$(fleet_exec d1 cat /run/keys/early /run/keys/late)" EARLY-KEYLATE-KEY
 }
 
 @test "a host that never comes back: exit 15 naming it, within the time limit" {

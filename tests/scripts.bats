@@ -68,7 +68,8 @@ dirty=
 novalidate=1
 subst=1
 plan=1
-confirm=30"
+confirm=30
+keys=all"
 }
 
 @test "activation fields: C writes exactly as many lines as the script reads" {

@@ -51,18 +51,18 @@ static void print_hive(const struct hive *h)
 		print_list("escalation", &n->escalation);
 		print_list("ssh", &n->ssh_options);
 		printf("\n");
-		for (size_t k = 0; k < n->nkeys; k++) {
-			const struct hive_key *key = &n->keys[k];
-			printf("key %s/%s name=%s path=%s destDir=%s owner=%s:%s mode=%s at=%s source=",
-			       n->name, key->attr, key->name, or_none(key->path), key->dest_dir,
+		for (size_t k = 0; k < n->keys.nr; k++) {
+			const struct key *key = &n->keys.v[k];
+			printf("key %s/%s name=%s path=%s/%s destDir=%s owner=%s:%s mode=%s at=%s source=",
+			       n->name, key->attr, key->name, key->dest_dir, key->name, key->dest_dir,
 			       key->user, key->group, key->permissions,
-			       key->post_activation ? "post" : "pre");
-			if (key->source == HIVE_KEY_TEXT)
+			       key->upload_at == KEYS_POST ? "post" : "pre");
+			if (key->text || key->text_later)
 				printf("text");
-			else if (key->source == HIVE_KEY_FILE)
-				printf("file:%s", key->key_file);
+			else if (key->file)
+				printf("file:%s", key->file);
 			else
-				print_list("command", &key->key_command);
+				print_list("command", &key->command);
 			printf("\n");
 		}
 	}

@@ -156,10 +156,17 @@ int main(int argc, const char **argv)
 			.diff = 1, .ask = 1, .no_validate = 1, .substitute = 1,
 			.plan = 1, .confirm_seconds = 30,
 		};
+		/* a pre- and a post-activation key: both stages */
+		struct keyset ks = KEYSET_INIT;
+		keyset_add(&ks, "a");
+		keyset_add(&ks, "b")->upload_at = KEYS_POST;
+		a.keys = &ks;
+		a.keys_which = KEYS_ALL;
 		struct strbuf sb = STRBUF_INIT;
 		activation_fields(&a, &sb);
 		fputs(sb.buf, stdout);
 		strbuf_release(&sb);
+		keyset_release(&ks);
 		return 0;
 	}
 	if (!strcmp(cmd, "parse"))

@@ -141,3 +141,35 @@ vg_clean() {
 	vg_clean 0
 	[ "$(profile_of t1)" = "$first" ]
 }
+
+# A hive node's keys as its fleet parent writes them on the child's stdin (lib/deploykeys.h):
+# every field its length, a newline, its bytes.
+put() { printf '%s\n%s' "${#1}" "$1"; }
+
+@test "a hive node's child with keys on its stdin: switch, then --keys-only, then a keyCommand that fails" {
+	retag keys
+	sys=$(toplevel t1)
+	{
+		put "nrr-keys 1"; put t1; put 2
+		put a; put /run/keys; put root; put root; put 0600; put pre; put text; put AAA
+		put b; put /run/keys; put root; put root; put 0644; put post; put command; put 2
+		put printf; put BBB
+	} >keys
+	child() {
+		run --separate-stderr fleet_local sh -c 'exec "$@" <"$0" 3>/dev/null' "$1" timeout -k 5 60 \
+			valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+			--track-fds=no -q --log-file="$BATS_TEST_TMPDIR/valgrind.log" "$NRR" "${@:2}" \
+			--target-host t1 --progress-fd 3 --keys-fd 0 --elevate none --no-diff
+	}
+	child keys switch --store-path "$sys"
+	vg_clean 0
+	assert_equal "$(fleet_exec t1 cat /run/keys/a /run/keys/b)" AAABBB
+	child keys test --keys-only
+	vg_clean 0
+	[[ $stderr == *"keys on 't1': 0 written, 0 fixed, 0 waiting for their owner, 2 unchanged"* ]]
+	{ put "nrr-keys 1"; put t1; put 1; put b; put /run/keys; put root; put root; put 0644; put post
+	  put command; put 1; put false; } >badkeys
+	child badkeys switch --store-path "$sys"
+	vg_clean 1
+	[[ $stderr == *"error: keyCommand of key 'b' of 't1' failed (status 1)"* ]]
+}

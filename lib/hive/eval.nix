@@ -10,7 +10,8 @@
 #                            paths of each node in `names` (not outPath: a set with an outPath
 #                            would be written to JSON as that string)
 #              "introspect"  `expr` called with { lib, pkgs, nodes }
-#              "keytext"     the text of key `key` of node `node`
+#              "keytexts"    { NAME = { KEY = text; }; }, the text keys' texts of each node
+#                            in `names` (read only by a deploy that uploads them)
 #              "failing"     after a failed "info" or "toplevels": which of the nodes in
 #                            `names` (all if empty) fail the same question (`part` is
 #                            "deployment" or "toplevel"), found with tryEval, so that an
@@ -265,6 +266,9 @@ let
 
   # A key without its secret: which sources are set, and the ones that are not secret.
   keyInfo = k: removeAttrs k [ "text" ] // { sources = keySources k; };
+  # builtins only: an evaluated hive has no pkgs here
+  textsOf = keys: listToAttrs (filter (x: x.value != null)
+    (map (n: { name = n; value = keys.${n}.text or null; }) (attrNames keys)));
   deploymentInfo = d: d // { keys = builtins.mapAttrs (_: keyInfo) d.keys; };
 
   fromRaw = {
@@ -277,7 +281,7 @@ let
     toplevels = forNames (map checkName names) (n:
       let t = nodes.${n}.config.system.build.toplevel; in { drv = t.drvPath; out = t.outPath; });
     introspect = expr { inherit lib pkgs; nodes = uncheckedNodes; };
-    keytext = nodes.${checkName node}.config.deployment.keys.${key}.text;
+    keytexts = forNames (map checkName names) (n: textsOf nodes.${n}.config.deployment.keys);
     failing = failingOf nodeNames (n:
       if part == "toplevel" then nodes.${n}.config.system.build.toplevel.drvPath
       else deploymentInfo nodes.${n}.config.deployment);
@@ -304,7 +308,7 @@ let
     toplevels = builtins.mapAttrs (n: drv: { inherit drv; out = ev.toplevel.${n}.outPath; })
       (ev.evalSelectedDrvPaths (map (n: if elem n evNames then n else throw "the hive has no node '${n}'") names));
     introspect = ev.introspect expr;
-    keytext = ev.deploymentConfig.${node}.keys.${key}.text;
+    keytexts = forNames names (n: textsOf ev.deploymentConfig.${n}.keys);
     failing = failingOf evNames (n:
       if part == "toplevel" then ev.toplevel.${n}.drvPath
       else deploymentInfo ev.deploymentConfig.${n});

@@ -6,7 +6,11 @@
 # ".". We answer the paths the target lacks ended by "." (then wait for
 # "go" while they are sent, or "fetch" with paths its caches serve), and
 # "status N" after activation; then we hold the lock until the deployer
-# hangs up.
+# hangs up. With keys (lib/scripts/keys.sh, put before this script):
+# pre-activation keys are received after the checks and the question,
+# before anything else changes; after activation, keys_fixup gives the
+# owners the new system created their keys, and post-activation keys are
+# received if it succeeded.
 # $paths, $missing, $fetch: lists of store paths, split into words on purpose
 # and never globbed ('?' is a store path's character: as root, a glob could
 # name other files)
@@ -122,6 +126,7 @@ if [ "$ask" = 1 ]; then
   # shellcheck disable=SC2015 # no answer, or another: declined
   IFS= read -r answer && [ "$answer" = activate ] || { echo "status declined"; exit 0; }
 fi
+case $keys in pre | all) keys_receive || exit $? ;; esac
 old_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
 old_sys=$(readlink -f /run/current-system 2>/dev/null)
 # kept as text: the watchdog, another process, runs it too
@@ -181,6 +186,12 @@ s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
   { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )
 if [ "$s" != 0 ] && [ -n "$confirm" ]; then
   rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
+fi
+if [ -n "$keys" ]; then
+  keys_fixup
+  # a key that fails is reported by keys_receive; the status stays the
+  # activation's
+  case $keys in post | all) [ "$s" != 0 ] || keys_receive || : ;; esac
 fi
 new_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
 echo "generation ${old_gen:--} ${new_gen:--}"

@@ -26,6 +26,10 @@ if [ -n "${extraPackages-}" ]; then
 	for p in $extraPackages; do ln -s "$p" "$out/packages/"; done
 fi
 ln -s "$etc/etc" "$out/etc"
+# the stand-in nixpkgs's users.users (tests/hive/nixpkgs), for switch-to-configuration to create
+if [ -n "${createUsers-}" ]; then
+	printf '%s\n' $createUsers > "$out/users"
+fi
 if [ -n "$hasStc" ]; then
 	sed -e "s|@label@|$label|g" -e "s|@exitStatus@|$exitStatus|g" -e "s|@cutoff@|$cutoff|g" \
 		-e "s|@activationSleep@|$activationSleep|g" \

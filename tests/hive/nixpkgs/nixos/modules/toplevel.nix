@@ -17,8 +17,14 @@ let
   script = v: if builtins.isString v then v else v.text;
   activation = lib.concatStringsSep "\n" (lib.mapAttrsToList
     (n: v: "#### ${n}\n${script v}") config.system.activationScripts);
+  # users.users, created by the fake switch-to-configuration (tests/flake) on switch and test,
+  # as NixOS's activation creates them: "NAME:GROUP" words
+  createUsers = lib.optionalAttrs (config.users.users != { }) {
+    createUsers = lib.concatStringsSep " " (lib.mapAttrsToList
+      (n: u: "${u.name}:${if u.group == "" then u.name else u.group}") config.users.users);
+  };
   failed = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
-  toplevel = drv "nixos-system-${label}-${config.system.nixos.label}" ./../fake/build-system.sh {
+  toplevel = drv "nixos-system-${label}-${config.system.nixos.label}" ./../fake/build-system.sh (createUsers // {
     inherit label sw;
     hostSystem = system;
     etc = drv "nrr-etc-${label}" ./../fake/build-etc.sh { inherit label sw; };
@@ -39,7 +45,7 @@ let
       openssh = config.services.openssh;
       stateVersion = config.system.stateVersion;
     };
-  };
+  });
 in
 {
   options.system.build = mkOption { type = types.attrsOf types.unspecified; default = { }; };
