@@ -32,6 +32,7 @@
 #include "lib/nix.h"
 #include "lib/options.h"
 #include "lib/diffshow.h"
+#include "lib/editrepl.h"
 #include "lib/pkgdiff.h"
 #include "lib/prompt.h"
 #include "lib/pushto.h"
@@ -432,88 +433,14 @@ static int do_build_and_activate(struct run *r)
 	return 0;
 }
 
-/* The configuration file of classic mode, as nixos-rebuild finds it. */
-static char *classic_config_file(struct run *r)
-{
-	char *file = nix_find_file("nixos-config", &r->opt.nix_build);
-	return file ? file : xstrdup("/etc/nixos/configuration.nix");
-}
-
 static int action_edit(struct run *r)
 {
-	struct deploy *d = &r->d;
-	struct strvec argv = STRVEC_INIT;
-	int ret;
-
-	if ((ret = deploy_default_name(d, &r->err)))
-		return ret;
-	if (d->src == SRC_FLAKE) {
-		char *installable = xstrfmt("%s#nixosConfigurations.\"%s\"",
-					    d->flake_ref, d->flake_name);
-		ret = nix_edit(installable, &r->opt.nix_flake_eval, &r->err);
-		free(installable);
-		return ret;
-	}
-	const char *editor = getenv("EDITOR");
-	char *file = classic_config_file(r);
-	strvec_push(&argv, editor && *editor ? editor : "nano");
-	strvec_push(&argv, file);
-	free(file);
-	ret = child_run(&argv, &r->err);
-	strvec_clear(&argv);
-	return ret;
+	return config_edit(&r->d, &r->err);
 }
 
-/*
- * nix repl on the configuration. Old and new nix disagree on how repl
- * takes a flake (2.8 loads only files), so both get a file of ours that
- * puts the configuration's parts in scope, as nixos-rebuild's repl does.
- */
 static int action_repl(struct run *r)
 {
-	struct deploy *d = &r->d;
-	char path[] = "/tmp/nrr-repl-XXXXXX.nix";
-	int ret, fd;
-
-	if ((ret = deploy_default_name(d, &r->err)))
-		return ret;
-	fd = mkstemps(path, 4);
-	if (fd < 0)
-		return nrr_fail(&r->err, NRR_EFAIL, "cannot create a file in /tmp: %s",
-				strerror(errno));
-	FILE *f = fdopen(fd, "w");
-	struct strbuf src = STRBUF_INIT;
-	char *abs = NULL;
-	if (d->src == SRC_FLAKE) {
-		if (d->flake_ref[0] == '.' || d->flake_ref[0] == '/')
-			abs = realpath(d->flake_ref, NULL);
-		nix_string_escape(&src, abs ? abs : d->flake_ref);
-		fprintf(f, "let flake = builtins.getFlake \"%s\";\n"
-			   "    configuration = flake.nixosConfigurations.\"%s\";\n",
-			src.buf, d->flake_name);
-	} else if (d->file[0] == '<') {
-		fprintf(f, "let configuration = (import %s { })%s%s;\n", d->file,
-			d->attr ? "." : "", d->attr ? d->attr : "");
-	} else {
-		abs = realpath(d->file, NULL);
-		nix_string_escape(&src, abs ? abs : d->file);
-		fprintf(f, "let configuration = (import \"%s\" { })%s%s;\n", src.buf,
-			d->attr ? "." : "", d->attr ? d->attr : "");
-	}
-	free(abs);
-	strbuf_release(&src);
-	fputs("in {\n"
-	      "  inherit configuration;\n"
-	      "  inherit (configuration) config;\n"
-	      "  options = configuration.options or { };\n"
-	      "  pkgs = configuration.pkgs or { };\n"
-	      "  lib = configuration.lib or configuration.pkgs.lib or { };\n"
-	      "}\n", f);
-	fclose(f);
-
-	ret = nix_repl(path, &r->opt.nix_build, &r->err);
-	unlink(path);
-	return ret;
+	return config_repl(&r->d, &r->err);
 }
 
 /* Every action that builds (or, with --rollback, goes back to) a system. */
