@@ -17,7 +17,6 @@
 #ifdef __linux__
 #include <poll.h>
 #include <sys/inotify.h>
-#include <sys/syscall.h>
 #endif
 
 /* Unix socket paths hold about 104 bytes; ssh adds ".XXXXXXXXXXXXXXXX"
@@ -404,47 +403,43 @@ static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
 }
 
 /*
- * What wakes wait_our_master: a name made in the socket's directory
- * (inotify) and the master's end (a pidfd), so that a login of seconds
- * (many hosts at once, a far one) costs a few wake-ups, not one every
- * 40 ms: with a fleet, those were a fifth of each host's CPU here. Where
- * either cannot be had, both fds are -1 and the caller polls.
+ * What wakes wait_our_master: a name made or a file written in the
+ * socket's directory (inotify): the master links its socket there when it
+ * is logged in, and writes its error file there before it gives up. So a
+ * login of seconds (many hosts at once, a far one) costs a few wake-ups,
+ * not one every 40 ms: with a fleet, those were a fifth of each host's
+ * CPU here. Without inotify, ino is -1 and the caller polls as before.
+ * (Not a pidfd for the master's end: valgrind knows no pidfd_open.)
  */
-struct master_wake {
-	int ino, pidfd;
-};
-
-static void master_wake_open(struct master_wake *w, const struct ssh_host *h)
+static int master_wake_open(const struct ssh_host *h)
 {
-	w->ino = w->pidfd = -1;
-#if defined(__linux__) && defined(SYS_pidfd_open)
+	int ino = -1;
+#ifdef __linux__
 	const char *slash = strrchr(h->control_path, '/');
 	if (!slash)
-		return;
+		return -1;
 	char *dir = xstrndup(h->control_path, (size_t)(slash - h->control_path));
-	w->ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (w->ino >= 0 && inotify_add_watch(w->ino, dir, IN_CREATE | IN_MOVED_TO) >= 0)
-		w->pidfd = (int)syscall(SYS_pidfd_open, h->master_proc.pid, 0);
-	free(dir);
-	if (w->pidfd < 0 && w->ino >= 0) {
-		close(w->ino);
-		w->ino = -1;
+	ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ino >= 0 && inotify_add_watch(ino, dir, IN_CREATE | IN_MOVED_TO | IN_MODIFY) < 0) {
+		close(ino);
+		ino = -1;
 	}
+	free(dir);
 #else
 	(void)h;
 #endif
+	return ino;
 }
 
-/* Sleeps until something of w happens (at most 1 s: an interrupt is
- * looked at then, if its signal did not end the poll), or ms without w. */
-static void master_wake_wait(struct master_wake *w, long ms)
+/* Sleeps ms, or less when something happens in the directory ino watches. */
+static void master_wake_wait(int ino, long ms)
 {
 #ifdef __linux__
-	if (w->ino >= 0) {
-		struct pollfd fds[] = { { w->ino, POLLIN, 0 }, { w->pidfd, POLLIN, 0 } };
+	if (ino >= 0) {
+		struct pollfd pfd = { ino, POLLIN, 0 };
 		char buf[4096];
-		if (poll(fds, 2, 1000) > 0 && (fds[0].revents & POLLIN))
-			while (read(w->ino, buf, sizeof(buf)) > 0)
+		if (poll(&pfd, 1, (int)ms) > 0)
+			while (read(ino, buf, sizeof(buf)) > 0)
 				;
 		return;
 	}
@@ -452,25 +447,19 @@ static void master_wake_wait(struct master_wake *w, long ms)
 	sleep_ms(ms);
 }
 
-static void master_wake_close(struct master_wake *w)
-{
-	if (w->ino >= 0)
-		close(w->ino);
-	if (w->pidfd >= 0)
-		close(w->pidfd);
-}
-
 /* Waits until our master is logged in: it links its socket into place. */
 static int wait_our_master(struct ssh_host *h, struct nrr_err *e)
 {
 	struct child *c = &h->master_proc;
-	struct master_wake w;
 	int ret = 0;
 
 	h->pending = 0;
 	/* before the first look: a socket made after it wakes us */
-	master_wake_open(&w, h);
-	for (long ms = 2;; ms = ms < 40 ? ms * 2 : 40) {
+	int ino = master_wake_open(h);
+	/* woken by the directory, a look every 320 ms at most is for the
+	 * master's end after its error file was written, and interrupts */
+	long cap = ino >= 0 ? 320 : 40;
+	for (long ms = 2;; ms = ms < cap ? ms * 2 : cap) {
 		struct stat st;
 		int status;
 		if (!stat(h->control_path, &st))
@@ -488,9 +477,10 @@ static int wait_our_master(struct ssh_host *h, struct nrr_err *e)
 				       h->spec);
 			break;
 		}
-		master_wake_wait(&w, ms);
+		master_wake_wait(ino, ms);
 	}
-	master_wake_close(&w);
+	if (ino >= 0)
+		close(ino);
 	return ret;
 }
 
