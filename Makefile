@@ -15,8 +15,10 @@ VERSION = 0.1.0
 WARN = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 LIBS_PC = libcjson libsodium libcurl
-# libcurl is dlopen()ed when a cache is queried (lib/curlload.h): not linked
+# libcurl is dlopen()ed when a cache is queried (lib/curlload.h): not linked.
+# Its directory is compiled in, for where the loader would not look (Nix).
 LIBS_LINK = `$(PKG_CONFIG) --libs libcjson libsodium` -ldl
+CURL_DIR = -DNRR_LIBCURL_DIR="\"`$(PKG_CONFIG) --variable=libdir libcurl`\""
 
 PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
@@ -66,7 +68,7 @@ lib/scripts.c: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
 
 .SUFFIXES: .c .o
 .c.o:
-	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
+	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' $(CURL_DIR) `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
 
 $(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
@@ -91,7 +93,7 @@ SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 san: .deps-ok lib/scripts.c lib/scripts.h lib/hive-evalnix.c
 	mkdir -p build-san/lib build-san/tests
 	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
-	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
+	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' $(CURL_DIR) `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
 	    -c -o build-san/$$f.o $$f.c || exit 1; done
 	$(CC) $(SAN_CFLAGS) -o build-san/$(PROG) build-san/nixos-rebuild-remote.o \
 	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` $(LIBS_LINK)

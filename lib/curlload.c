@@ -25,6 +25,12 @@ int curlload(struct nrr_err *e)
 		return 0;
 	/* RTLD_LOCAL: its symbols are reached through the table only */
 	void *lib = dlopen(CURLLOAD_SONAME, RTLD_NOW | RTLD_LOCAL);
+#ifdef NRR_LIBCURL_DIR
+	/* where the build found it: a Nix store path, which no search path
+	 * names (and which this string keeps in the binary's closure) */
+	if (!lib && NRR_LIBCURL_DIR[0])
+		lib = dlopen(NRR_LIBCURL_DIR "/" CURLLOAD_SONAME, RTLD_NOW | RTLD_LOCAL);
+#endif
 	if (!lib) {
 		const char *why = dlerror();
 		nrr_fail(e, NRR_EFAIL, "cannot load libcurl to query the binary caches: %s",

@@ -6,7 +6,10 @@
  * 17 ms of CPU in the dynamic loader, and a fleet starts it once per host
  * (lib/fleet.c) although most runs never ask a cache anything. So the
  * binary is not linked with it: curlload() dlopen()s it and fills the
- * table below, once per process, on the first query (lib/cache.c).
+ * table below, once per process, on the first query (lib/cache.c): by
+ * its soname, as the loader finds it, else from the directory the build
+ * found it in (NRR_LIBCURL_DIR, from pkg-config: on Nix, where no search
+ * path leads, the store path also keeps libcurl in the package's closure).
  *
  * Include this instead of <curl/curl.h>: the names of the functions used
  * become calls through the table, with the same arguments (the variadic
