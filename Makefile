@@ -15,12 +15,16 @@ VERSION = 0.1.0
 WARN = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 LIBS_PC = libcjson libsodium libcurl
+# libcurl is dlopen()ed when a cache is queried (lib/curlload.h): not linked.
+# Its directory is compiled in, for where the loader would not look (Nix).
+LIBS_LINK = `$(PKG_CONFIG) --libs libcjson libsodium` -ldl
+CURL_DIR = -DNRR_LIBCURL_DIR="\"`$(PKG_CONFIG) --variable=libdir libcurl`\""
 
 PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
-	lib/narinfo.o lib/nixconf.o lib/cache.o lib/pkgdiff.o lib/session.o \
+	lib/narinfo.o lib/nixconf.o lib/cache.o lib/curlload.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
 	lib/fleetview.o lib/scripts.o lib/fleetproto.o lib/fleetbuild.o lib/hive.o lib/hive-evalnix.o lib/colmena.o \
 	lib/keys.o lib/deploykeys.o lib/editrepl.o lib/exec.o lib/profileguard.o lib/reboot.o lib/pushto.o \
@@ -31,7 +35,7 @@ TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tes
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
-	lib/narinfo.h lib/nixconf.h lib/cache.h lib/pkgdiff.h lib/session.h \
+	lib/narinfo.h lib/nixconf.h lib/cache.h lib/curlload.h lib/pkgdiff.h lib/session.h \
 	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
 	lib/scripts.h lib/fleetproto.h lib/fleetbuild.h lib/hive.h lib/colmena.h \
 	lib/keys.h lib/deploykeys.h lib/editrepl.h lib/exec.h lib/profileguard.h lib/reboot.h lib/pushto.h \
@@ -64,7 +68,7 @@ lib/scripts.c: lib/gen-scripts.sh $(SCRIPTS) $(SCRIPT_DEFS)
 
 .SUFFIXES: .c .o
 .c.o:
-	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
+	$(CC) $(CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' $(CURL_DIR) `$(PKG_CONFIG) --cflags $(LIBS_PC)` -c -o $@ $<
 
 $(OBJS) nixos-rebuild-remote.o $(TOOL_OBJS): $(HDRS) .deps-ok
 
@@ -78,10 +82,10 @@ lib/hive-evalnix.c: lib/hive/eval.nix
 	    -e 's/^/"/' -e 's/$$/\\n"/' lib/hive/eval.nix; echo ';'; } > $@.tmp && mv $@.tmp $@
 
 $(PROG): nixos-rebuild-remote.o $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) $(LIBS_LINK)
 
 tests/test-tool: $(TOOL_OBJS) $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(OBJS) `$(PKG_CONFIG) --libs $(LIBS_PC)`
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(OBJS) $(LIBS_LINK)
 
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
@@ -89,12 +93,12 @@ SAN_CFLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 san: .deps-ok lib/scripts.c lib/scripts.h lib/hive-evalnix.c
 	mkdir -p build-san/lib build-san/tests
 	for f in nixos-rebuild-remote $(OBJS:.o=) $(TOOL_OBJS:.o=); do \
-	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
+	  $(CC) $(SAN_CFLAGS) $(WARN) -DNRR_VERSION='"$(VERSION)"' $(CURL_DIR) `$(PKG_CONFIG) --cflags $(LIBS_PC)` \
 	    -c -o build-san/$$f.o $$f.c || exit 1; done
 	$(CC) $(SAN_CFLAGS) -o build-san/$(PROG) build-san/nixos-rebuild-remote.o \
-	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
+	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` $(LIBS_LINK)
 	$(CC) $(SAN_CFLAGS) -o build-san/tests/test-tool `for o in $(TOOL_OBJS); do printf ' build-san/%s' $$o; done` \
-	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` `$(PKG_CONFIG) --libs $(LIBS_PC)`
+	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` $(LIBS_LINK)
 
 deps:
 	sh tests/deps.sh

@@ -6,13 +6,16 @@
  * Every INTERVAL_MS, looks at each process of the machine whose /proc/PID/exe is EXE (the
  * tool: its parent and the one child per host that `--on` starts, which run /proc/self/exe)
  * and keeps, per process (pid and start time), its last CPU time (sum of its tasks'
- * schedstat, ns). At each look it sums, over those processes alive, their VmRSS, their Pss
+ * schedstat, ns) while it runs EXE: a fork of the tool seen before it exec'ed ssh or nix
+ * counts only up to the look that finds it running something else. At each look it sums, over those processes alive, their VmRSS, their Pss
  * (smaps_rollup: shared pages counted once across the processes) and their open file
  * descriptors, and keeps the peaks. On SIGTERM or SIGINT it writes one line of key=value:
  *   procs         processes of EXE seen in all
  *   peak_procs    most alive at one look
  *   cpu_s         their CPU time, summed (up to the last look before each one exited: at most
  *                 INTERVAL_MS of a process's last moments is missed)
+ *   child_cpu_s   the part of it spent by those whose parent is one of them too (the tool's
+ *                 per-host children, not the parent the bench measures exactly itself)
  *   peak_rss_kb   the largest sum of VmRSS at one look (shared pages counted in each)
  *   peak_pss_kb   the largest sum of Pss at one look (what they really held together)
  *   peak_fds      the largest sum of open descriptors at one look
@@ -36,6 +39,8 @@ struct proc {
 	unsigned long long start;
 	int mine;		/* its exe is EXE */
 	int seen;		/* alive at the last look */
+	int ppid;		/* its parent, when first seen */
+	int away;		/* seen as EXE, then exec'ed something else */
 	unsigned long long cpu_ns;
 };
 
@@ -70,6 +75,34 @@ static unsigned long long start_time(int pid)
 	return strtoull(p, NULL, 10);
 }
 
+/* Whether pid runs exe now. */
+static int is_exe(int pid, const char *exe)
+{
+	char path[64], link[4096];
+	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	ssize_t n = readlink(path, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = '\0';
+	return n > 0 && !strcmp(link, exe);
+}
+
+/* The parent of pid (field 4 of /proc/PID/stat), or 0. */
+static int parent_of(int pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	int ppid = 0;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return ppid;
+}
+
 static struct proc *lookup(int pid, unsigned long long st, const char *exe)
 {
 	for (size_t i = 0; i < nprocs; i++)
@@ -84,11 +117,8 @@ static struct proc *lookup(int pid, unsigned long long st, const char *exe)
 		}
 	}
 	struct proc *p = &procs[nprocs++];
-	char path[64], link[4096];
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
-	ssize_t n = readlink(path, link, sizeof(link) - 1);
-	link[n > 0 ? n : 0] = '\0';
-	*p = (struct proc){ .pid = pid, .start = st, .mine = n > 0 && !strcmp(link, exe) };
+	*p = (struct proc){ .pid = pid, .start = st, .mine = is_exe(pid, exe),
+			    .ppid = parent_of(pid) };
 	return p;
 }
 
@@ -184,8 +214,14 @@ int main(int argc, char **argv)
 			if (!st)
 				continue;
 			struct proc *p = lookup(pid, st, exe);
-			if (!p->mine)
+			if (!p->mine || p->away)
 				continue;
+			/* one of the tool's forks that has exec'ed ssh or nix since: its CPU
+			 * from now on is theirs (the start time stays the same across exec) */
+			if (!is_exe(pid, exe)) {
+				p->away = 1;
+				continue;
+			}
 			unsigned long long c = cpu_of(pid);
 			if (c > p->cpu_ns)
 				p->cpu_ns = c;
@@ -213,21 +249,28 @@ int main(int argc, char **argv)
 		struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	unsigned long long cpu = 0;
+	unsigned long long cpu = 0, child_cpu = 0;
 	int mine = 0;
 	for (size_t i = 0; i < nprocs; i++)
 		if (procs[i].mine) {
 			cpu += procs[i].cpu_ns;
 			mine++;
+			for (size_t k = 0; k < nprocs; k++)
+				if (procs[k].mine && procs[k].pid == procs[i].ppid &&
+				    procs[k].start <= procs[i].start) {
+					child_cpu += procs[i].cpu_ns;
+					break;
+				}
 		}
 	FILE *f = fopen(out, "w");
 	if (!f) {
 		perror(out);
 		return 1;
 	}
-	fprintf(f, "procs=%d peak_procs=%d cpu_s=%.4f peak_rss_kb=%ld peak_pss_kb=%ld peak_fds=%d "
-		"peak_fds_one=%d looks=%ld\n", mine, peak_procs, (double)cpu / 1e9, peak_rss,
-		peak_pss, peak_fds, peak_one, looks);
+	fprintf(f, "procs=%d peak_procs=%d cpu_s=%.4f child_cpu_s=%.4f peak_rss_kb=%ld "
+		"peak_pss_kb=%ld peak_fds=%d peak_fds_one=%d looks=%ld\n", mine, peak_procs,
+		(double)cpu / 1e9, (double)child_cpu / 1e9, peak_rss, peak_pss, peak_fds, peak_one,
+		looks);
 	fclose(f);
 	free(procs);
 	return 0;

@@ -1,7 +1,7 @@
 #include "cache.h"
+#include "curlload.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -579,8 +579,10 @@ static int query_init(struct query *q, const struct cache_config *cfg, const str
 {
 	static int curl_ready;
 	if (!curl_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) || sodium_init() < 0)
-			return nrr_fail(e, NRR_EFAIL, "cannot initialise libcurl or libsodium");
+		if (curlload(e))
+			return e->status;
+		if (sodium_init() < 0)
+			return nrr_fail(e, NRR_EFAIL, "cannot initialise libsodium");
 		curl_ready = 1;
 	}
 	q->cfg = cfg;

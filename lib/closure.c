@@ -103,24 +103,43 @@ int closure_query(const struct host *dst, const struct strvec *closure,
 	return st ? e->status : 0;
 }
 
-int closure_of(const struct host *h, const char *path, struct strvec *out,
-	       struct nrr_err *e)
+/* closure_of and closure_of_all: args the paths, NULL-terminated. */
+static int closure_of_args(const struct host *h, const char *const *args, size_t n,
+			   struct strvec *out, struct nrr_err *e)
 {
 	struct strbuf o = STRBUF_INIT, err = STRBUF_INIT;
-	const char *args[] = { path, NULL };
 	char why[512];
 	int st = host_run(h, NULL, "query", script_closure, args, NULL, 0, &o,
 			  &err, -1, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
-		nrr_fail(e, NRR_ECOPY, "cannot list the closure of '%s' on '%s': %s",
-			 path, h->name, why);
+		if (n > 1)
+			nrr_fail(e, NRR_ECOPY, "cannot list the closures of '%s' and %zu more on '%s': %s",
+				 args[0], n - 1, h->name, why);
+		else
+			nrr_fail(e, NRR_ECOPY, "cannot list the closure of '%s' on '%s': %s",
+				 args[0], h->name, why);
 	} else if (st == 0) {
 		split_lines(o.buf, out);
 	}
 	strbuf_release(&o);
 	strbuf_release(&err);
 	return st ? e->status : 0;
+}
+
+int closure_of(const struct host *h, const char *path, struct strvec *out,
+	       struct nrr_err *e)
+{
+	const char *args[] = { path, NULL };
+	return closure_of_args(h, args, 1, out, e);
+}
+
+int closure_of_all(const struct host *h, const struct strvec *paths, struct strvec *out,
+		   struct nrr_err *e)
+{
+	if (!paths->nr)
+		return 0;
+	return closure_of_args(h, (const char *const *)paths->v, paths->nr, out, e);
 }
 
 /* Moves data between the exporter and the importer while collecting both

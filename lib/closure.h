@@ -49,6 +49,11 @@ int closure_send_direct(const struct host *src, const char *user,
 int closure_of(const struct host *h, const char *path, struct strvec *out,
 	       struct nrr_err *e);
 
+/* The closures of paths on h, each path once, dependencies first (one
+ * nix-store -qR for all), appended to out. */
+int closure_of_all(const struct host *h, const struct strvec *paths, struct strvec *out,
+		   struct nrr_err *e);
+
 /* The sum of the NAR sizes of paths on h (nix-store --query --size), in
  * *bytes. Returns 0 or an NRR_* status. */
 int closure_size(const struct host *h, const struct strvec *paths,

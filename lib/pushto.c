@@ -107,25 +107,6 @@ static char *local_secret_key_file(void)
 	return file;
 }
 
-/* The closures of toplevels here, dependencies first, each path once. */
-static int union_closure(const struct host *local, const struct strvec *toplevels,
-			 struct strvec *out, struct nrr_err *e)
-{
-	for (size_t i = 0; i < toplevels->nr; i++) {
-		struct strvec one = STRVEC_INIT;
-		int ret = closure_of(local, toplevels->v[i], &one, e);
-		/* each closure is in order: a path's dependencies come before it,
-		 * here or in an earlier closure */
-		for (size_t k = 0; !ret && k < one.nr; k++)
-			if (strvec_find(out, one.v[k]) < 0)
-				strvec_push(out, one.v[k]);
-		strvec_clear(&one);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 static void print_cache_plan(const char *where, const char *url, size_t paths,
 			     unsigned long long bytes, int dry)
 {
@@ -279,7 +260,8 @@ int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 	if ((ret = ssh_ctx_init(&ctx, warnings, e)))
 		return ret;
 	ctx.trace = o->debug || o->verbose;
-	if (!(ret = union_closure(&local, toplevels, &closure, e))) {
+	/* one nix-store for the whole fleet: its union, dependencies first */
+	if (!(ret = closure_of_all(&local, toplevels, &closure, e))) {
 		if (o->cache_host)
 			ret = push_via(o, &ctx, &local, toplevels, &closure, dry, bytes, e);
 		else

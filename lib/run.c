@@ -221,7 +221,15 @@ static void close_fds_but(int keep1, int keep2)
 	}
 }
 
-/* In the child: only async-signal-safe calls from here to exec. */
+/*
+ * In the child of vfork(): only async-signal-safe calls from here to
+ * exec, and no memory written but this function's own locals (it shares
+ * the parent's until it execs; errno too, which the parent does not read
+ * after a vfork that succeeded). Signal dispositions, the mask and the fd
+ * table are the child's own. vfork, not fork: a fleet's host starts a
+ * dozen commands, and fork's copy of the page tables and the faults that
+ * follow were most of what each start cost us.
+ */
 static void child_exec(const char *path, char *const argv[], char **envp,
 		       const int ends[3], int errpipe, int die_with_parent,
 		       int map_fd, int map_to, int own_group)
@@ -265,6 +273,21 @@ fail:
 	_exit(127);
 }
 
+/* vfork and child_exec, apart: nothing of child_start's lives across the
+ * vfork (the compiler could keep it where the child writes). Returns the
+ * pid, or -1 with errno set. */
+static __attribute__((noinline)) pid_t spawn(const struct child *c, const char *path,
+					     char **envp, const int ends[3], const int ep[2])
+{
+	pid_t pid = vfork();
+	if (pid == 0) {
+		close(ep[0]);
+		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
+			   c->die_with_parent, c->map_fd, c->map_to, c->stop_group);
+	}
+	return pid;
+}
+
 int child_start(struct child *c, struct nrr_err *e)
 {
 	int ends[3] = { -1, -1, -1 };
@@ -293,12 +316,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	 * this child (child_exec unblocks them in the child) */
 	sigset_t oldmask;
 	block_signals(&oldmask);
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(ep[0]);
-		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
-			   c->die_with_parent, c->map_fd, c->map_to, c->stop_group);
-	}
+	pid_t pid = spawn(c, path, envp, ends, ep);
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;

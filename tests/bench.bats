@@ -115,14 +115,24 @@ c.close()
 	[ "$(cat counts)" = "$(printf 'open\n5 5')" ]
 }
 
-@test "bench/fleet in its smallest form: a table with the relay route, the runs, and two SVG charts" {
-	# Two hosts, one run, no peer: what bench/fleet --quick does at 1, 10 and 50 hosts, in 30 s.
-	run --separate-stderr timeout 300 "$BATS_TEST_DIRNAME/../bench/fleet" --sizes "1 2" --runs 1 \
+@test "bench/fleet in its smallest form: a table with both routes, the runs, and two SVG charts" {
+	# Two hosts, one run, no peer: what bench/fleet --quick does at 1, 10 and 50 hosts, in a minute.
+	run --separate-stderr timeout 400 "$BATS_TEST_DIRNAME/../bench/fleet" --sizes "1 2" --runs 1 \
 		--no-peers --tool "$NRR" --out "$BATS_TEST_TMPDIR/out"
 	assert_success
 	assert_line --regexp '^relay +1 +1 +[0-9]+\.[0-9]+ '
 	assert_line --regexp '^relay +2 +1 +[0-9]+\.[0-9]+ '
+	assert_line --regexp '^cache +1 +1 +[0-9]+\.[0-9]+ '
+	assert_line --regexp '^cache +2 +1 +[0-9]+\.[0-9]+ '
 	refute_output --partial FAILED
+	refute_output --partial 'cache route'
+	# bytes, not time: the cache route's line carried the two hosts' closures counted once
+	# (the shared part once), within 10%, and the targets fetched from the cache host's nginx
+	awk -F'\t' 'NR == 1 { match($0, /closure_bytes=[0-9]+/); c = substr($0, RSTART + 14, RLENGTH - 14)
+			       match($0, /shared_bytes=[0-9]+/); s = substr($0, RSTART + 13, RLENGTH - 13) }
+		$1 == "cache" && $2 == 2 { found = 1; if (!($6 <= 1.1 * (s + 2 * (c - s)) && $17 > 0)) bad = 1 }
+		END { exit !(found && !bad && c > 0) }' "$BATS_TEST_TMPDIR/out/fleet-runs.tsv" ||
+		fail "cache route's bytes: $(cat "$BATS_TEST_TMPDIR/out/fleet-runs.tsv")"
 	# the fleet it ran on is gone
 	# shellcheck disable=SC2154 # set by run --separate-stderr
 	fleet=$(printf '%s\n' "$stderr" | sed -n 's/^bench: fleet in //p')
@@ -130,6 +140,7 @@ c.close()
 	cd "$BATS_TEST_TMPDIR"
 	# every run a row, with its exit status 0
 	[ "$(awk -F'\t' '$1 == "relay" && $4 == 0' out/fleet-runs.tsv | wc -l)" = 2 ]
+	[ "$(awk -F'\t' '$1 == "cache" && $4 == 0' out/fleet-runs.tsv | wc -l)" = 2 ]
 	# the charts are SVG that parses, the timeline one row (a host name) per host
 	run python3 -c '
 import sys, xml.etree.ElementTree as ET
