@@ -336,8 +336,8 @@ static void add_member(struct fleet_member **m, size_t *n, const char *name,
 		if (!strcmp((*m)[i].name, name))
 			return;
 	*m = xrealloc(*m, (*n + 1) * sizeof(**m));
+	memset(&(*m)[*n], 0, sizeof(**m));	/* no keys, no path */
 	(*m)[*n].name = xstrdup(name);
-	(*m)[*n].path = NULL;
 	strvec_init(&(*m)[*n].args);
 	strvec_init(&(*m)[*n].env);
 	if (user && !strchr(target, '@'))
