@@ -526,6 +526,7 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	st = colmena_parse(&o, argc, argv, e);
 	o.h.nix_args = &o.nix_args;
 	o.h.verbose = o.verbose;
+	o.h.eval_cache = !o.no_eval_cache;
 	if (!st && o.help)
 		colmena_print_help(o.cmd);
 	else if (!st)

@@ -8,9 +8,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "evalcache.h"
 #include "hive.h"
 #include "nix.h"
 #include "run.h"
+
+static void hive_release_nodes(struct hive *h);
 
 static int path_is(const char *path, mode_t type)
 {
@@ -426,16 +429,45 @@ int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e)
 	return st;
 }
 
+/* The cached "info" of h parsed into it; 0, or -1 (h as it was) if there
+ * is none or it does not parse. */
+static int load_cached_info(struct hive *h)
+{
+	int evaluated = -1, ret = -1;
+	char *json = evalcache_get(h->cache, "info", NULL, &evaluated);
+	struct nrr_err ignored = { 0 };
+
+	if (json) {
+		int before = h->evaluated;
+		h->evaluated = evaluated;
+		ret = hive_parse_info(h, json, &ignored) ? -1 : 0;
+		if (ret) {
+			hive_release_nodes(h);
+			h->evaluated = before;
+		}
+	}
+	free(json);
+	return ret;
+}
+
 int hive_load(struct hive *h, const struct hive_opts *o, struct strvec *warnings,
 	      struct nrr_err *e)
 {
 	struct strbuf out = STRBUF_INIT;
 	int st = hive_find(h, o, e);
 
+	if (!st && o->eval_cache && !h->cache) {
+		h->cache = xcalloc(1, sizeof(*h->cache));
+		evalcache_open(h->cache, h, o, warnings);
+	}
+	if (!st && h->cache && !load_cached_info(h))
+		return 0;
 	if (!st)
 		st = hive_eval(h, o, "info", NULL, &out, warnings, e);
 	if (!st)
 		st = hive_parse_info(h, out.buf, e);
+	if (!st && h->cache)
+		evalcache_put(h->cache, "info", NULL, h->evaluated, out.buf);
 	strbuf_release(&out);
 	return st;
 }
@@ -579,7 +611,8 @@ static void key_release(struct hive_key *k)
 	strvec_clear(&k->key_command);
 }
 
-void hive_release(struct hive *h)
+/* Frees h's meta and nodes (what hive_parse_info filled). */
+static void hive_release_nodes(struct hive *h)
 {
 	for (size_t i = 0; i < h->nnodes; i++) {
 		struct hive_node *n = &h->nodes[i];
@@ -594,9 +627,22 @@ void hive_release(struct hive *h)
 		free(n->keys);
 	}
 	free(h->nodes);
-	free(h->where);
 	free(h->name);
 	free(h->description);
 	free(h->machines_file);
+	h->nodes = NULL;
+	h->nnodes = 0;
+	h->name = h->description = h->machines_file = NULL;
+	h->allow_apply_all = 1;
+}
+
+void hive_release(struct hive *h)
+{
+	hive_release_nodes(h);
+	if (h->cache) {
+		evalcache_release(h->cache);
+		free(h->cache);
+	}
+	free(h->where);
 	*h = (struct hive)HIVE_INIT;
 }

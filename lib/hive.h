@@ -61,6 +61,8 @@ struct hive_node {
 	size_t nkeys;
 };
 
+struct evalcache;
+
 struct hive {
 	enum hive_kind kind;
 	char *where;		/* HIVE_FILE: absolute path; HIVE_FLAKE: reference */
@@ -70,6 +72,7 @@ struct hive {
 	int allow_apply_all;
 	struct hive_node *nodes;	/* in the order of their names */
 	size_t nnodes;
+	struct evalcache *cache;	/* hive_load's, when o->eval_cache (evalcache.h) */
 };
 
 struct hive_opts {
@@ -80,9 +83,10 @@ struct hive_opts {
 	const struct strvec *nix_args;
 	int impure;		/* flakes: --impure */
 	int verbose;		/* echo nix's command lines */
+	int eval_cache;		/* keep and reuse the evaluator's answers (evalcache.h) */
 };
 
-#define HIVE_INIT { HIVE_FILE, NULL, -1, NULL, NULL, NULL, 1, NULL, 0 }
+#define HIVE_INIT { HIVE_FILE, NULL, -1, NULL, NULL, NULL, 1, NULL, 0, NULL }
 
 /*
  * Finds the hive for o->config (or from o->cwd upwards): sets h->kind and
@@ -110,7 +114,9 @@ int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e);
 
 /*
  * hive_find, then evaluates the hive's "info" with nix and parses it.
- * Warnings of nix (dropped flags) go to warnings. Returns 0 or a status.
+ * With o->eval_cache, opens h->cache first and takes the answer from it
+ * when it has one (evalcache.h). Warnings of nix (dropped flags) go to
+ * warnings. Returns 0 or a status.
  */
 int hive_load(struct hive *h, const struct hive_opts *o,
 	      struct strvec *warnings, struct nrr_err *e);

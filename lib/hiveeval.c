@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evalcache.h"
 #include "hiveeval.h"
 #include "nix.h"
 #include "quote.h"
@@ -111,6 +112,49 @@ static int take(const struct hive *h, const size_t *sel, const struct job *j,
 	return ret;
 }
 
+/*
+ * The systems of the n selected nodes from h's cache: 1 with drv[] and
+ * out[] filled when it has them all and their derivations are still in
+ * the store, else 0 (drv[] and out[] NULL).
+ */
+static int from_cache(struct hive *h, const struct hive_opts *o, const size_t *sel, size_t n,
+		      const char *key, char **drv, char **out)
+{
+	int evaluated, ok = 1;
+	char *json = evalcache_get(h->cache, "toplevels", key, &evaluated);
+	struct job all = { .first = 0, .count = n };
+
+	if (!json)
+		return 0;
+	all.out.buf = json;
+	if (evaluated != h->evaluated || take(h, sel, &all, drv, out) ||
+	    !evalcache_drvs_valid(drv, n, o->verbose))
+		ok = 0;
+	free(json);
+	for (size_t i = 0; !ok && i < n; i++) {
+		free(drv[i]);
+		free(out[i]);
+		drv[i] = out[i] = NULL;
+	}
+	return ok;
+}
+
+/* Keeps the n systems drv[]/out[] in h's cache under key. */
+static void to_cache(const struct hive *h, const size_t *sel, size_t n, const char *key,
+		     char *const *drv, char *const *out)
+{
+	cJSON *root = cJSON_CreateObject();
+	for (size_t i = 0; i < n; i++) {
+		cJSON *t = cJSON_AddObjectToObject(root, h->nodes[sel[i]].name);
+		cJSON_AddStringToObject(t, "drv", drv[i]);
+		cJSON_AddStringToObject(t, "out", out[i]);
+	}
+	char *json = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	evalcache_put(h->cache, "toplevels", key, h->evaluated, json);
+	free(json);
+}
+
 static void jobs_release(struct job *jobs, size_t nj)
 {
 	for (size_t i = 0; i < nj; i++) {
@@ -138,6 +182,16 @@ int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
 		drv[i] = out[i] = NULL;
 	if (!n)
 		return 0;
+	/* the cache's key: the whole selection, as one evaluation of it */
+	struct job whole = { .first = 0, .count = n };
+	struct strbuf key = STRBUF_INIT;
+	if (h->cache) {
+		job_args(h, sel, &whole, &key);
+		if (from_cache(h, o, sel, n, key.buf, drv, out)) {
+			strbuf_release(&key);
+			return 0;
+		}
+	}
 	if (jobs_at_once > limit)
 		jobs_at_once = limit;
 	if (jobs_at_once > n)
@@ -205,6 +259,9 @@ int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
 	if (!st && nfailed)
 		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed for %zu of %zu nodes: %s",
 			      h->where, nfailed, n, names.buf);
+	if (!st && h->cache)
+		to_cache(h, sel, n, key.buf, drv, out);
+	strbuf_release(&key);
 	strbuf_release(&names);
 	return st;
 }
