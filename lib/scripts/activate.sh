@@ -44,6 +44,10 @@ read_fields || exit 0
 paths=
 while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done
 missing=
+# the closure of the system the profile holds already is valid (the profile
+# is a GC root, and a valid path's references are valid): a redeploy asks
+# nix nothing
+[ -n "$top" ] && [ "$(readlink -f "$prof" 2>/dev/null)" = "$top" ] && paths=
 if [ -n "$paths" ]; then
   missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
   if [ -n "$missing" ] && [ "$subst" = 1 ]; then
@@ -114,8 +118,16 @@ if [ "$diff" = 1 ]; then
   list() { [ -e "$1" ] || return 0; c=$(nix-store -qR "$1") || return 0
     sizes=$(nix-store -q --size $c) || return 0; set -- $sizes
     for p in $c; do printf '%s\t%s\n' "$p" "$1"; shift; done; }
-  echo diff-old; list "$(readlink -f "$cur" 2>/dev/null)"
-  echo diff-new; list "$top"
+  old=$(readlink -f "$cur" 2>/dev/null)
+  echo diff-old; olist=$(list "$old")
+  [ -z "$olist" ] || printf '%s\n' "$olist"
+  # the same system again: its closure once
+  echo diff-new
+  if [ "$old" = "$top" ]; then
+    [ -z "$olist" ] || printf '%s\n' "$olist"
+  else
+    list "$top"
+  fi
   echo diff-end
 fi
 if [ "$ask" = 1 ]; then
@@ -156,7 +168,15 @@ if [ -n "$confirm" ]; then
     fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
 if [ "$op" = set ]; then
-  mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+  # nix-env --set makes no generation when the newest one holds this system
+  # and switches the profile to it: nothing to do when the profile is there
+  # already (a redeploy spares nix-env's start)
+  newest=$(set +f; for l in "$prof"-*-link; do printf '%s\n' "$l"; done |
+    sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p' | sort -n | tail -n 1)
+  if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] ||
+     [ "$(readlink -f "$prof" 2>/dev/null)" != "$top" ]; then
+    mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+  fi
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
 run_stc() {
