@@ -82,8 +82,9 @@ int evalcache_locked_has_fingerprint(const char *locked_json)
 	else
 		ok = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(l, "narHash")) ||
 		     cJSON_IsString(cJSON_GetObjectItemCaseSensitive(l, "rev"));
+	ok = *t && ok;
 	cJSON_Delete(l);
-	return *t && ok;
+	return ok;
 }
 
 /* 1 if nix's eval-cache setting is false in args (--option eval-cache
