@@ -177,7 +177,12 @@ static int evaluate(const struct colmena_opts *o, struct hive *h, size_t *sel, s
 static int load_selection(const struct colmena_opts *o, struct hive *h, size_t **sel,
 			  size_t *n, struct strvec *warnings, struct nrr_err *e)
 {
-	int st = hive_load(h, &o->h, warnings, e);
+	struct hive_eval_limits lim = { o->eval_limit, 0 };
+	struct hive_opts ho = o->h;
+	/* every node wanted: its system evaluated with the info (hiveeval.h) */
+	if (!o->on)
+		ho.prefetch = &lim;
+	int st = hive_load(h, &ho, warnings, e);
 	if (!st)
 		st = hive_check_apply_all(h, o->on, e);
 	if (!st)

@@ -10,6 +10,7 @@
 
 #include "evalcache.h"
 #include "hive.h"
+#include "hiveeval.h"
 #include "nix.h"
 #include "run.h"
 
@@ -143,8 +144,7 @@ void hive_eval_argv(const struct hive *h, const struct hive_opts *o,
 	strbuf_release(&expr);
 }
 
-/* 1 if a flake's evaluation failed only because it has no colmenaHive. */
-static int lacks_colmena_hive(const char *err)
+int hive_lacks_colmena_hive(const char *err)
 {
 	return strstr(err, "does not provide attribute") && strstr(err, "colmenaHive'");
 }
@@ -209,7 +209,7 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 		st = nix_run(&argv, out, &err, probing && !o->verbose ? NIX_RUN_QUIET : 0,
 			     o->verbose, warnings, e);
 		strvec_clear(&argv);
-		if (st > 0 && probing && h->evaluated && lacks_colmena_hive(err.buf)) {
+		if (st > 0 && probing && h->evaluated && hive_lacks_colmena_hive(err.buf)) {
 			h->evaluated = 0;
 			continue;
 		}
@@ -223,7 +223,7 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed: %s%s", h->where,
 			      who.buf, why);
 		strbuf_release(&who);
-		if (lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
+		if (hive_lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
 			nrr_hint(e, "a flake's hive is its `colmena` output (or `colmenaHive`, made by colmena's makeHive)");
 	} else if (st < 0) {
 		st = e->status;
@@ -461,6 +461,10 @@ int hive_load(struct hive *h, const struct hive_opts *o, struct strvec *warnings
 		evalcache_open(h->cache, h, o, warnings);
 	}
 	if (!st && h->cache && !load_cached_info(h))
+		return 0;
+	/* every node's system wanted: evaluated with the info, into the cache */
+	if (!st && h->cache && h->cache->dir && o->prefetch &&
+	    !hive_prefetch_all(h, o, o->prefetch, warnings) && !load_cached_info(h))
 		return 0;
 	if (!st)
 		st = hive_eval(h, o, "info", NULL, &out, warnings, e);

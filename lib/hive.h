@@ -62,6 +62,7 @@ struct hive_node {
 };
 
 struct evalcache;
+struct hive_eval_limits;
 
 struct hive {
 	enum hive_kind kind;
@@ -84,6 +85,10 @@ struct hive_opts {
 	int impure;		/* flakes: --impure */
 	int verbose;		/* echo nix's command lines */
 	int eval_cache;		/* keep and reuse the evaluator's answers (evalcache.h) */
+	/* with eval_cache: every node's system is wanted (apply without
+	 * --on): hive_load evaluates them with the info, within these limits
+	 * (hive_prefetch_all, hiveeval.h); NULL: the info alone */
+	const struct hive_eval_limits *prefetch;
 };
 
 #define HIVE_INIT { HIVE_FILE, NULL, -1, NULL, NULL, NULL, 1, NULL, 0, NULL }
@@ -120,6 +125,9 @@ int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e);
  */
 int hive_load(struct hive *h, const struct hive_opts *o,
 	      struct strvec *warnings, struct nrr_err *e);
+
+/* 1 if a flake's evaluation failed only because it has no colmenaHive. */
+int hive_lacks_colmena_hive(const char *err);
 
 /*
  * The nodes that colmena's --on RULES select: comma-separated globs of

@@ -687,3 +687,20 @@ nrrc() { fleet_local env XDG_CACHE_HOME="$XDG_CACHE_HOME" "$NRR" "$@"; }
 	[[ $stderr == *"eval cache: off: the flake has no fingerprint"* ]] || fail "$stderr"
 	[ "$(evaluations)" -ge 2 ] || fail "dirty tree not evaluated: $stderr"
 }
+
+@test "eval cache: apply without --on evaluates each node once, its deployment options and system together" {
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg
+	cp -R "$H" a
+	cd a
+	run -0 --separate-stderr nrrc apply build -v
+	all=$output
+	[[ $stderr == *'what = "shard"'* ]] || fail "no shard: $stderr"
+	[[ $stderr != *'what = "info"'* && $stderr != *'what = "toplevels"'* ]] || fail "evaluated twice: $stderr"
+	run -0 --separate-stderr nrrc apply build --no-eval-cache
+	assert_output "$all"
+	# more nodes than --eval-node-limit allows at once: the usual questions
+	XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg2
+	run -0 --separate-stderr nrrc apply build -v --eval-node-limit 1
+	assert_output "$all"
+	[[ $stderr == *'what = "info"'* && $stderr == *'what = "toplevels"'* ]] || fail "$stderr"
+}

@@ -141,3 +141,22 @@ vg_clean() {
 	vg_clean 0
 	[ "$(profile_of t1)" = "$first" ]
 }
+
+@test "apply build of a hive, evaluated, then from the evaluation cache" {
+	cp -RL "$BATS_TEST_DIRNAME/hive" hive
+	rm -rf hive/evaluated
+	cd hive
+	# every node: the info and the systems at once, in shards
+	vg apply build -v
+	vg_clean 0
+	[[ $stderr == *'what = "shard"'* ]] || fail "no shards: $stderr"
+	assert_line --regexp '^worker /nix/store/'
+	# --on: the info from the cache, the selected systems evaluated, then cached
+	vg apply build --on @back -v
+	vg_clean 0
+	[[ $stderr == *"eval cache: kept the answer for toplevels"* ]] || fail "not kept: $stderr"
+	vg apply build --on @back -v
+	vg_clean 0
+	[[ $stderr == *"eval cache: hit for toplevels"* ]] || fail "no hit: $stderr"
+	assert_output --regexp '^worker /nix/store/'
+}
