@@ -115,19 +115,25 @@ fi
 # the diff's two closures with their sizes, then maybe a question
 if [ "$diff" = 1 ]; then
   cur=/run/current-system; [ "$act" != boot ] || cur=$prof
-  list() { [ -e "$1" ] || return 0; c=$(nix-store -qR "$1") || return 0
-    sizes=$(nix-store -q --size $c) || return 0; set -- $sizes
-    for p in $c; do printf '%s\t%s\n' "$p" "$1"; shift; done; }
+  # both closures, and their sizes in one query (each nix the target
+  # starts costs it tens of ms); the same system again is listed once
   old=$(readlink -f "$cur" 2>/dev/null)
-  echo diff-old; olist=$(list "$old")
-  [ -z "$olist" ] || printf '%s\n' "$olist"
-  # the same system again: its closure once
-  echo diff-new
-  if [ "$old" = "$top" ]; then
-    [ -z "$olist" ] || printf '%s\n' "$olist"
-  else
-    list "$top"
+  co=; [ ! -e "$old" ] || co=$(nix-store -qR "$old") || co=
+  cn=$co
+  if [ "$old" != "$top" ]; then
+    cn=; [ ! -e "$top" ] || cn=$(nix-store -qR "$top") || cn=
   fi
+  both=$co; [ "$old" = "$top" ] || both="$co $cn"
+  sizes=
+  if [ -n "$(printf '%s' $both)" ]; then
+    sizes=$(nix-store -q --size $both) || { sizes=''; co=''; cn=''; }
+  fi
+  set -- $sizes
+  echo diff-old
+  for p in $co; do printf '%s\t%s\n' "$p" "$1"; shift; done
+  [ "$old" != "$top" ] || set -- $sizes
+  echo diff-new
+  for p in $cn; do printf '%s\t%s\n' "$p" "$1"; shift; done
   echo diff-end
 fi
 if [ "$ask" = 1 ]; then
