@@ -3,7 +3,7 @@
 # flake hive, transcribed from its source and replayed with plain ssh: the benchmark's stand-in
 # for colmena, which is not on this machine. bench/run's hive scenarios run it beside the tool.
 #
-#   bench/colmena-sequence.sh switch|boot|test FLAKE_DIR TOOL KEYS TIMES NODE...
+#   bench/colmena-sequence.sh switch|boot|test FLAKE_DIR KEYS TIMES NODE...
 #
 # KEYS: 1 uploads the nodes' keys (bench/hive/hive.nix's three per node, known here as the
 # hive says them), 0 is `colmena apply --no-keys`. TIMES: a file that gets "NODE SECONDS" per
@@ -11,11 +11,36 @@
 # "-F CONFIG": colmena passes $SSH_CONFIG_FILE as -F, the benchmark's ssh config here.
 #
 # What colmena does, and where (paths in its repository):
-# - Evaluation: `nix eval FLAKE#colmenaHive --json --apply 'hive: hive.evalSelectedDrvPaths
-#   [...]'` (src/nix/hive/mod.rs:552-564), after its node names and deploymentConfigSelected
-#   (more evaluations, left out here). There is no colmena evaluator here: one evaluation of
-#   the ten systems' drvPaths through the tool's own (`TOOL eval -E`), which evaluates the same
-#   modules, and gives the very systems the tool deploys.
+# - Evaluation and the processes before it, for a flake hive (`colmena apply` without --on;
+#   colmena's default chunked evaluator, src/nix/deployment/options.rs:38-44), in this order:
+#   finding the hive (src/cli.rs:225-263, Flake::from_dir, src/nix/flake.rs:38-53):
+#     `nix-instantiate --version` and `nix-instantiate --eval -E builtins.getFlake` (its flakes
+#     check, src/nix/info.rs:68-100), then `nix flake metadata --json DIR`
+#     (src/nix/flake.rs:88-106);
+#   its assets, made for flakes even with the direct flake evaluation (src/nix/hive/mod.rs:
+#     172-173, src/nix/hive/assets.rs:37-61): a temporary flake whose input `hive` is the
+#     hive's locked URL, `nix flake lock path:TMP` (src/nix/flake.rs:110-124), the flakes
+#     check again and `nix flake metadata --json path:TMP` (Flake::from_uri, flake.rs:56-65);
+#   then four evaluations, each its own `nix eval --extra-experimental-features 'flakes
+#     nix-command' URI#colmenaHive --json --apply 'SNIPPET EXPR' --pure-eval`, URI being the
+#     metadata's resolvedUrl, so that every one fetches the flake and evaluates its outputs
+#     again (src/nix/hive/mod.rs:544-566, flags mod.rs:229-236, src/nix/mod.rs:228-258):
+#     hive.metaConfig, because apply without --on checks allowApplyAll
+#       (src/command/apply.rs:156-164, mod.rs:197-206);
+#     attrNames hive.nodes (select_nodes, mod.rs:258-260, 346-351);
+#     hive.deploymentConfigSelected [NODES] (mod.rs:284-289, 386-410);
+#     hive.evalSelectedDrvPaths [CHUNK] per chunk (src/nix/deployment/mod.rs:197-225,
+#       355-427, mod.rs:417-440): chunks of (MemAvailable MiB - 1024) / 512 nodes, at least 1
+#       (src/nix/deployment/limits.rs:102-122), evaluated one at a time (its evaluation
+#       semaphore of 1, limits.rs:23-29); a chunk's nodes are deployed as soon as it is
+#       evaluated, while the next chunk evaluates.
+#   There is no colmena evaluator here, and the bench hive has the raw `colmena` output, not
+#   a `colmenaHive`: each evaluation runs as one `nix eval FLAKE#colmena --apply` with the
+#   tool's own evaluator (lib/hive/eval.nix, which evaluates colmena's modules in colmena's
+#   order and gives the very systems the tool deploys) in place of makeHive's, asking the
+#   same question: `info`'s meta, `info`'s node names, `info`'s deployment options of the
+#   selected nodes, and `toplevels` of the chunk. The one difference: colmena's attrNames
+#   hive.nodes also imports meta.nixpkgs (its lib.assertMsg), ours does not.
 # - Per node, all at once (apply's --parallel defaults to 10, src/command/apply.rs:31), in the
 #   order of src/nix/deployment/mod.rs:492-707:
 #   build: `nix-store --no-gc-warning --realise DRV` (src/nix/host/local.rs:47-53);
@@ -38,8 +63,8 @@
 #   handshake per step unless the user's own ssh config multiplexes. targetUser is root here
 #   (colmena's default), so no escalation command.
 set -eo pipefail
-goal=$1 flake=$2 tool=$3 keys=$4 times=$5
-shift 5
+goal=$1 flake=$2 keys=$3 times=$4
+shift 4
 config=
 # -F CONFIG out of NIX_SSHOPTS (colmena's $SSH_CONFIG_FILE)
 read -r -a given <<<"${NIX_SSHOPTS-}"
@@ -51,11 +76,50 @@ sshopts=(-o StrictHostKeyChecking=accept-new -o BatchMode=yes -T -F "$config")
 # One word for the remote shell (colmena's shell-escape of the key script).
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
-# The drvPaths of the selected nodes: one evaluation, "NODE DRV" lines.
+# --- evaluation, as colmena does it (see the header) ---
+nixfl=(--extra-experimental-features 'nix-command flakes')
+flakes_check() {
+	nix-instantiate --version >/dev/null
+	nix-instantiate --eval -E builtins.getFlake >/dev/null 2>&1 || true
+}
+flakes_check
+meta=$(nix "${nixfl[@]}" flake metadata --json "$flake")
+uri=$(jq -r .resolvedUrl <<<"$meta")
+assets=$(mktemp -d "${TMPDIR:-/tmp}/colmena-assets-XXXXXX")
+trap 'rm -rf "$assets"' EXIT
+# colmena's assets flake: its input is the hive (its outputs are only read by the legacy
+# evaluation, so they are left out here)
+printf '{
+  inputs.hive.url = "%s";
+  outputs = { self, hive }: { };
+}
+' "$(jq -r .url <<<"$meta")" >"$assets/flake.nix"
+nix "${nixfl[@]}" flake lock "path:$assets" 2>/dev/null || true
+flakes_check
+nix "${nixfl[@]}" flake metadata --json "path:$assets" >/dev/null
+evaluator=$(<"$(dirname "${BASH_SOURCE[0]}")/../lib/hive/eval.nix")
+# hive_eval QUESTION: one `nix eval` of the hive (colmena's DirectFlakeEval), JSON on stdout
+hive_eval() {
+	nix --extra-experimental-features 'flakes nix-command' eval "$uri#colmena" --json \
+		--apply "h: let hive = ($evaluator) { raw = h; hermetic = true; what = \"info\"; }; in $1" --pure-eval
+}
 names=$(printf '"%s" ' "${nodes[@]}")
-# shellcheck disable=SC2016 # Nix code
-"$tool" eval -f "$flake" -E "{ nodes, ... }: map (n: n + \" \" + nodes.\${n}.config.system.build.toplevel.drvPath) [ $names ]" |
-	jq -r '.[]' >"$times.drvs"
+hive_eval 'hive.meta' >/dev/null
+hive_eval 'hive.nodes' >/dev/null
+hive_eval "builtins.intersectAttrs (builtins.listToAttrs (map (n: { name = n; value = 1; }) [ $names ])) hive.deployment" >/dev/null
+# chunks of colmena's heuristic size
+avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+((avail < 1024)) || avail=$((avail - 1024))
+chunk=$((avail / 512))
+((chunk > 0)) || chunk=1
+# eval_chunk NODE...: "NODE DRV" lines of the chunk's systems
+eval_chunk() {
+	local ns
+	ns=$(printf '"%s" ' "$@")
+	nix --extra-experimental-features 'flakes nix-command' eval "$uri#colmena" --json \
+		--apply "h: ($evaluator) { raw = h; hermetic = true; what = \"toplevels\"; names = [ $ns ]; }" --pure-eval |
+		jq -r 'to_entries[] | .key + " " + .value.drv'
+}
 
 # upload_key NODE NAME DESTDIR USER GROUP MODE REQUIRE_OWNERSHIP, the key on stdin
 upload_key() {
@@ -104,10 +168,13 @@ deploy_node() {
 }
 
 pids=()
-while read -r n drv; do
-	deploy_node "$n" "$drv" &
-	pids+=($!)
-done <"$times.drvs"
+for ((c = 0; c < ${#nodes[@]}; c += chunk)); do
+	eval_chunk "${nodes[@]:c:chunk}" >"$times.drvs"
+	while read -r n drv; do
+		deploy_node "$n" "$drv" &
+		pids+=($!)
+	done <"$times.drvs"
+done
 [ "${#pids[@]}" = "${#nodes[@]}" ] || { echo "colmena-sequence: evaluation gave ${#pids[@]} of ${#nodes[@]} nodes" >&2; exit 1; }
 st=0
 for p in "${pids[@]}"; do wait "$p" || st=1; done

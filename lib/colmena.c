@@ -177,7 +177,13 @@ static int evaluate(const struct colmena_opts *o, struct hive *h, size_t *sel, s
 static int load_selection(const struct colmena_opts *o, struct hive *h, size_t **sel,
 			  size_t *n, struct strvec *warnings, struct nrr_err *e)
 {
-	int st = hive_load(h, &o->h, warnings, e);
+	struct hive_eval_limits lim = { o->eval_limit, 0 };
+	struct hive_opts ho = o->h;
+	/* every node's system wanted: evaluated with the info (hiveeval.h);
+	 * the keys goal wants no system */
+	if (!o->on && strcmp(o->goal ? o->goal : "", "keys"))
+		ho.prefetch = &lim;
+	int st = hive_load(h, &ho, warnings, e);
 	if (!st)
 		st = hive_check_apply_all(h, o->on, e);
 	if (!st)
@@ -602,6 +608,7 @@ int colmena_main(int argc, const char *const *argv, struct strvec *warnings,
 	st = colmena_parse(&o, argc, argv, e);
 	o.h.nix_args = &o.nix_args;
 	o.h.verbose = o.verbose;
+	o.h.eval_cache = !o.no_eval_cache;
 	if (!st && o.help)
 		colmena_print_help(o.goal && !strcmp(o.goal, "keys") ? "keys" : o.cmd);
 	else if (!st)

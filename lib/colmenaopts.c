@@ -14,7 +14,7 @@ enum copt_id {
 	C_CONFIG, C_SHOW_TRACE, C_IMPURE, C_NIX_OPTION, C_HELP, C_VERBOSE,
 	C_ON, C_PARALLEL, C_KEEP_RESULT, C_NO_KEYS, C_REBOOT, C_NO_SUBSTITUTE,
 	C_NO_GZIP, C_BUILD_ON_TARGET, C_NO_BUILD_ON_TARGET, C_FORCE_REPLACE,
-	C_EVAL_NODE_LIMIT, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE, C_KEEP_GOING,
+	C_EVAL_NODE_LIMIT, C_NO_EVAL_CACHE, C_EVALUATOR, C_EXPR, C_INSTANTIATE, C_SUDO, C_NODE, C_KEEP_GOING,
 	C_PASS,		/* one of our own options, handed to the fleet as it is */
 };
 
@@ -74,6 +74,8 @@ static const struct copt copts[] = {
 	  "replace a system this machine does not know (replaceUnknownProfiles = false), with a warning" },
 	{ "eval-node-limit", 0, 1, C_EVAL_NODE_LIMIT, FOR_APPLY, "N|auto",
 	  "nodes evaluated at once, over one nix process per core (auto: (available MiB - 1024) / 512)" },
+	{ "no-eval-cache", 0, 0, C_NO_EVAL_CACHE, FOR_APPLY | FOR_EXEC | FOR_LOCAL, NULL,
+	  "evaluate the hive even when the evaluation cache has its answer" },
 	{ "keep-going", 'k', 0, C_KEEP_GOING, FOR_APPLY, NULL,
 	  "nodes whose evaluation fails are named and left out; the others go on" },
 	{ "evaluator", 0, 1, C_EVALUATOR, FOR_APPLY, "chunked|streaming", "accepted for colmena's sake" },
@@ -250,6 +252,7 @@ static int set_option(struct colmena_opts *o, const struct copt *c, const char *
 	case C_FORCE_REPLACE: o->force_replace = 1; break;
 	case C_KEEP_RESULT: o->keep_result = 1; break;
 	case C_KEEP_GOING: o->keep_going = 1; break;
+	case C_NO_EVAL_CACHE: o->no_eval_cache = 1; break;
 	case C_EVAL_NODE_LIMIT:
 		if (!strcmp(val[0], "auto")) {
 			o->eval_limit = 0;

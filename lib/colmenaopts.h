@@ -25,6 +25,7 @@ struct colmena_opts {
 	const char *node;	/* apply-local --node */
 	size_t eval_limit;	/* --eval-node-limit; 0: auto */
 	int keep_going;
+	int no_eval_cache;	/* --no-eval-cache */
 	int no_keys, reboot, no_substitute, force_replace, substitutes_given;
 	const char *parallel;
 	const char *const *command;	/* exec's, NULL-terminated (argv's) */

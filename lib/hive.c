@@ -10,9 +10,13 @@
 
 #include <sodium.h>
 
+#include "evalcache.h"
 #include "hive.h"
+#include "hiveeval.h"
 #include "nix.h"
 #include "run.h"
+
+static void hive_release_nodes(struct hive *h);
 
 static int path_is(const char *path, mode_t type)
 {
@@ -142,8 +146,7 @@ void hive_eval_argv(const struct hive *h, const struct hive_opts *o,
 	strbuf_release(&expr);
 }
 
-/* 1 if a flake's evaluation failed only because it has no colmenaHive. */
-static int lacks_colmena_hive(const char *err)
+int hive_lacks_colmena_hive(const char *err)
 {
 	return strstr(err, "does not provide attribute") && strstr(err, "colmenaHive'");
 }
@@ -208,7 +211,7 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 		st = nix_run(&argv, out, &err, probing && !o->verbose ? NIX_RUN_QUIET : 0,
 			     o->verbose, warnings, e);
 		strvec_clear(&argv);
-		if (st > 0 && probing && h->evaluated && lacks_colmena_hive(err.buf)) {
+		if (st > 0 && probing && h->evaluated && hive_lacks_colmena_hive(err.buf)) {
 			h->evaluated = 0;
 			continue;
 		}
@@ -222,7 +225,7 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed: %s%s", h->where,
 			      who.buf, why);
 		strbuf_release(&who);
-		if (lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
+		if (hive_lacks_colmena_hive(err.buf) || strstr(err.buf, "'colmena'"))
 			nrr_hint(e, "a flake's hive is its `colmena` output (or `colmenaHive`, made by colmena's makeHive)");
 	} else if (st < 0) {
 		st = e->status;
@@ -334,16 +337,49 @@ int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e)
 	return st;
 }
 
+/* The cached "info" of h parsed into it; 0, or -1 (h as it was) if there
+ * is none or it does not parse. */
+static int load_cached_info(struct hive *h)
+{
+	int evaluated = -1, ret = -1;
+	char *json = evalcache_get(h->cache, "info", NULL, &evaluated);
+	struct nrr_err ignored = { 0 };
+
+	if (json) {
+		int before = h->evaluated;
+		h->evaluated = evaluated;
+		ret = hive_parse_info(h, json, &ignored) ? -1 : 0;
+		if (ret) {
+			hive_release_nodes(h);
+			h->evaluated = before;
+		}
+	}
+	free(json);
+	return ret;
+}
+
 int hive_load(struct hive *h, const struct hive_opts *o, struct strvec *warnings,
 	      struct nrr_err *e)
 {
 	struct strbuf out = STRBUF_INIT;
 	int st = hive_find(h, o, e);
 
+	if (!st && o->eval_cache && !h->cache) {
+		h->cache = xcalloc(1, sizeof(*h->cache));
+		evalcache_open(h->cache, h, o, warnings);
+	}
+	if (!st && h->cache && !load_cached_info(h))
+		return 0;
+	/* every node's system wanted: evaluated with the info, into the cache */
+	if (!st && h->cache && h->cache->dir && o->prefetch &&
+	    !hive_prefetch_all(h, o, o->prefetch, warnings) && !load_cached_info(h))
+		return 0;
 	if (!st)
 		st = hive_eval(h, o, "info", NULL, &out, warnings, e);
 	if (!st)
 		st = hive_parse_info(h, out.buf, e);
+	if (!st && h->cache)
+		evalcache_put(h->cache, "info", NULL, h->evaluated, out.buf);
 	strbuf_release(&out);
 	return st;
 }
@@ -536,7 +572,8 @@ int hive_introspect(struct hive *h, const struct hive_opts *o,
 	return st;
 }
 
-void hive_release(struct hive *h)
+/* Frees h's meta and nodes (what hive_parse_info filled). */
+static void hive_release_nodes(struct hive *h)
 {
 	for (size_t i = 0; i < h->nnodes; i++) {
 		struct hive_node *n = &h->nodes[i];
@@ -549,9 +586,22 @@ void hive_release(struct hive *h)
 		keyset_release(&n->keys);
 	}
 	free(h->nodes);
-	free(h->where);
 	free(h->name);
 	free(h->description);
 	free(h->machines_file);
+	h->nodes = NULL;
+	h->nnodes = 0;
+	h->name = h->description = h->machines_file = NULL;
+	h->allow_apply_all = 1;
+}
+
+void hive_release(struct hive *h)
+{
+	hive_release_nodes(h);
+	if (h->cache) {
+		evalcache_release(h->cache);
+		free(h->cache);
+	}
+	free(h->where);
 	*h = (struct hive)HIVE_INIT;
 }

@@ -50,6 +50,9 @@ struct hive_node {
 				 * text is read only by hive_key_texts */
 };
 
+struct evalcache;
+struct hive_eval_limits;
+
 struct hive {
 	enum hive_kind kind;
 	char *where;		/* HIVE_FILE: absolute path; HIVE_FLAKE: reference */
@@ -59,6 +62,7 @@ struct hive {
 	int allow_apply_all;
 	struct hive_node *nodes;	/* in the order of their names */
 	size_t nnodes;
+	struct evalcache *cache;	/* hive_load's, when o->eval_cache (evalcache.h) */
 };
 
 struct hive_opts {
@@ -69,9 +73,14 @@ struct hive_opts {
 	const struct strvec *nix_args;
 	int impure;		/* flakes: --impure */
 	int verbose;		/* echo nix's command lines */
+	int eval_cache;		/* keep and reuse the evaluator's answers (evalcache.h) */
+	/* with eval_cache: every node's system is wanted (apply without
+	 * --on): hive_load evaluates them with the info, within these limits
+	 * (hive_prefetch_all, hiveeval.h); NULL: the info alone */
+	const struct hive_eval_limits *prefetch;
 };
 
-#define HIVE_INIT { HIVE_FILE, NULL, -1, NULL, NULL, NULL, 1, NULL, 0 }
+#define HIVE_INIT { HIVE_FILE, NULL, -1, NULL, NULL, NULL, 1, NULL, 0, NULL }
 
 /*
  * Finds the hive for o->config (or from o->cwd upwards): sets h->kind and
@@ -99,10 +108,15 @@ int hive_parse_info(struct hive *h, const char *json, struct nrr_err *e);
 
 /*
  * hive_find, then evaluates the hive's "info" with nix and parses it.
- * Warnings of nix (dropped flags) go to warnings. Returns 0 or a status.
+ * With o->eval_cache, opens h->cache first and takes the answer from it
+ * when it has one (evalcache.h). Warnings of nix (dropped flags) go to
+ * warnings. Returns 0 or a status.
  */
 int hive_load(struct hive *h, const struct hive_opts *o,
 	      struct strvec *warnings, struct nrr_err *e);
+
+/* 1 if a flake's evaluation failed only because it has no colmenaHive. */
+int hive_lacks_colmena_hive(const char *err);
 
 /*
  * The nodes that colmena's --on RULES select: comma-separated globs of

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "evalcache.h"
 #include "hiveeval.h"
 #include "nix.h"
 #include "quote.h"
@@ -31,19 +32,25 @@ struct job {
 	int status;
 };
 
+/* "names = ...; " for the evaluator, names a JSON array of strings. */
+static void names_args(const cJSON *names, struct strbuf *args)
+{
+	char *js = cJSON_PrintUnformatted(names);
+	/* the names as JSON in a Nix string: any name is safe there */
+	strbuf_addstr(args, "names = builtins.fromJSON \"");
+	nix_string_escape(args, js);
+	strbuf_addstr(args, "\"; ");
+	free(js);
+}
+
 static void job_args(const struct hive *h, const size_t *sel, const struct job *j,
 		     struct strbuf *args)
 {
 	cJSON *names = cJSON_CreateArray();
 	for (size_t i = j->first; i < j->first + j->count; i++)
 		cJSON_AddItemToArray(names, cJSON_CreateString(h->nodes[sel[i]].name));
-	char *js = cJSON_PrintUnformatted(names);
+	names_args(names, args);
 	cJSON_Delete(names);
-	/* the names as JSON in a Nix string: any name is safe there */
-	strbuf_addstr(args, "names = builtins.fromJSON \"");
-	nix_string_escape(args, js);
-	strbuf_addstr(args, "\"; ");
-	free(js);
 }
 
 /* Runs jobs[0..nj-1], at most `at_once` at a time (run.c's
@@ -111,6 +118,49 @@ static int take(const struct hive *h, const size_t *sel, const struct job *j,
 	return ret;
 }
 
+/*
+ * The systems of the n selected nodes from h's cache: 1 with drv[] and
+ * out[] filled when it has them all and their derivations are still in
+ * the store, else 0 (drv[] and out[] NULL).
+ */
+static int from_cache(struct hive *h, const struct hive_opts *o, const size_t *sel, size_t n,
+		      const char *key, char **drv, char **out)
+{
+	int evaluated, ok = 1;
+	char *json = evalcache_get(h->cache, "toplevels", key, &evaluated);
+	struct job all = { .first = 0, .count = n };
+
+	if (!json)
+		return 0;
+	all.out.buf = json;
+	if (evaluated != h->evaluated || take(h, sel, &all, drv, out) ||
+	    !evalcache_drvs_valid(drv, n, o->verbose))
+		ok = 0;
+	free(json);
+	for (size_t i = 0; !ok && i < n; i++) {
+		free(drv[i]);
+		free(out[i]);
+		drv[i] = out[i] = NULL;
+	}
+	return ok;
+}
+
+/* Keeps the n systems drv[]/out[] in h's cache under key. */
+static void to_cache(const struct hive *h, const size_t *sel, size_t n, const char *key,
+		     char *const *drv, char *const *out)
+{
+	cJSON *root = cJSON_CreateObject();
+	for (size_t i = 0; i < n; i++) {
+		cJSON *t = cJSON_AddObjectToObject(root, h->nodes[sel[i]].name);
+		cJSON_AddStringToObject(t, "drv", drv[i]);
+		cJSON_AddStringToObject(t, "out", out[i]);
+	}
+	char *json = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	evalcache_put(h->cache, "toplevels", key, h->evaluated, json);
+	free(json);
+}
+
 static void jobs_release(struct job *jobs, size_t nj)
 {
 	for (size_t i = 0; i < nj; i++) {
@@ -138,6 +188,16 @@ int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
 		drv[i] = out[i] = NULL;
 	if (!n)
 		return 0;
+	/* the cache's key: the whole selection, as one evaluation of it */
+	struct job whole = { .first = 0, .count = n };
+	struct strbuf key = STRBUF_INIT;
+	if (h->cache) {
+		job_args(h, sel, &whole, &key);
+		if (from_cache(h, o, sel, n, key.buf, drv, out)) {
+			strbuf_release(&key);
+			return 0;
+		}
+	}
 	if (jobs_at_once > limit)
 		jobs_at_once = limit;
 	if (jobs_at_once > n)
@@ -205,6 +265,122 @@ int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
 	if (!st && nfailed)
 		st = nrr_fail(e, NRR_EEVAL, "evaluating the hive '%s' failed for %zu of %zu nodes: %s",
 			      h->where, nfailed, n, names.buf);
+	if (!st && h->cache)
+		to_cache(h, sel, n, key.buf, drv, out);
+	strbuf_release(&key);
 	strbuf_release(&names);
 	return st;
+}
+
+/* Runs the k shards of the hive once, with h->evaluated as it is; their
+ * statuses into sts. Returns 0, or -1 if nix could not be run. */
+static int run_shards(struct hive *h, const struct hive_opts *o, size_t k, size_t limit,
+		      struct strbuf *outs, struct strbuf *errs, int *sts)
+{
+	struct child *cs = xcalloc(k, sizeof(*cs));
+	struct nrr_err e = { 0 };
+	int ret;
+
+	for (size_t i = 0; i < k; i++) {
+		struct strbuf args = STRBUF_INIT;
+		strbuf_addf(&args, "shard = %zu; shards = %zu; limit = %zu; ", i, k, limit);
+		child_init(&cs[i]);
+		hive_eval_argv(h, o, "shard", args.buf, &cs[i].args);
+		strbuf_release(&args);
+		cs[i].stop_group = 1;
+		strbuf_reset(&outs[i]);
+		strbuf_reset(&errs[i]);
+		sts[i] = 1;
+		if (o->verbose)
+			sq_trace_argv((const char *const *)cs[i].args.v);
+	}
+	ret = child_capture_all(cs, k, k, outs, errs, sts, &e) ? -1 : 0;
+	for (size_t i = 0; i < k; i++)
+		child_clear(&cs[i]);
+	free(cs);
+	return ret;
+}
+
+int hive_prefetch_all(struct hive *h, const struct hive_opts *o,
+		      const struct hive_eval_limits *lim, struct strvec *warnings)
+{
+	size_t limit = lim->nodes ? lim->nodes : hive_eval_auto();
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t k = lim->jobs ? lim->jobs : cores > 0 ? (size_t)cores : 1;
+	struct strbuf *outs, *errs;
+	int *sts, ret = -1, probing = h->evaluated < 0;
+	cJSON *info = NULL, *tops = NULL, *dep = NULL;
+
+	(void)warnings;
+	if (k > limit)
+		k = limit;
+	outs = xcalloc(k, sizeof(*outs));
+	errs = xcalloc(k, sizeof(*errs));
+	sts = xcalloc(k, sizeof(*sts));
+	for (size_t i = 0; i < k; i++) {
+		strbuf_init(&outs[i]);
+		strbuf_init(&errs[i]);
+	}
+	if (probing)
+		h->evaluated = 1;
+	if (run_shards(h, o, k, limit, outs, errs, sts))
+		goto out;
+	if (probing && sts[0] && hive_lacks_colmena_hive(errs[0].buf)) {
+		h->evaluated = 0;
+		if (run_shards(h, o, k, limit, outs, errs, sts))
+			goto out;
+	}
+	info = cJSON_CreateObject();
+	tops = cJSON_CreateObject();
+	dep = cJSON_CreateObject();
+	for (size_t i = 0; i < k; i++) {
+		cJSON *root = sts[i] ? NULL : cJSON_Parse(outs[i].buf), *it;
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "deployment");
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "toplevels");
+		if (!cJSON_IsObject(d) || !cJSON_IsObject(t) ||
+		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "tooMany"))) {
+			cJSON_Delete(root);
+			goto out;	/* too many nodes, or a failure: as usual */
+		}
+		if (!i) {
+			cJSON_AddItemToObject(info, "nodes", cJSON_DetachItemFromObjectCaseSensitive(root, "nodes"));
+			cJSON_AddItemToObject(info, "meta", cJSON_DetachItemFromObjectCaseSensitive(root, "meta"));
+		}
+		cJSON_ArrayForEach(it, d)
+			cJSON_AddItemToObject(dep, it->string, cJSON_Duplicate(it, 1));
+		cJSON_ArrayForEach(it, t)
+			cJSON_AddItemToObject(tops, it->string, cJSON_Duplicate(it, 1));
+		cJSON_Delete(root);
+	}
+	const cJSON *names = cJSON_GetObjectItemCaseSensitive(info, "nodes");
+	if (!cJSON_IsArray(names) || cJSON_GetArraySize(names) != cJSON_GetArraySize(tops))
+		goto out;
+	cJSON_AddItemToObject(info, "deployment", dep);
+	dep = NULL;
+	/* the answers as the usual questions would have had them: info, and
+	 * the systems of every node in the hive's order (hive_toplevels_limited) */
+	char *js = cJSON_PrintUnformatted(info);
+	evalcache_put(h->cache, "info", NULL, h->evaluated, js);
+	free(js);
+	struct strbuf key = STRBUF_INIT;
+	names_args(names, &key);
+	js = cJSON_PrintUnformatted(tops);
+	evalcache_put(h->cache, "toplevels", key.buf, h->evaluated, js);
+	free(js);
+	strbuf_release(&key);
+	ret = 0;
+out:
+	if (ret && probing)
+		h->evaluated = -1;	/* hive_load probes again */
+	cJSON_Delete(info);
+	cJSON_Delete(tops);
+	cJSON_Delete(dep);
+	for (size_t i = 0; i < k; i++) {
+		strbuf_release(&outs[i]);
+		strbuf_release(&errs[i]);
+	}
+	free(outs);
+	free(errs);
+	free(sts);
+	return ret;
 }

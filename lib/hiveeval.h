@@ -38,4 +38,18 @@ int hive_toplevels_limited(struct hive *h, const struct hive_opts *o,
 			   char **drv, char **out, struct strvec *failed,
 			   struct strvec *warnings, struct nrr_err *e);
 
+/*
+ * apply or build without --on wants every node's system: the hive's info
+ * and all the systems at once, one pass over each node instead of two
+ * (info, then the systems), in as many nix processes as hive_toplevels_
+ * limited would run, each taking every K-th node, and nothing when the
+ * hive has more nodes than the limit allows at once. Both answers go to
+ * h->cache (open, with a fingerprint; h found), where hive_load and
+ * hive_toplevels_limited then find them. Returns 0 when both were kept,
+ * -1 when not (too many nodes, a node that fails, nix that cannot run):
+ * the caller then evaluates as usual, which reports any failure.
+ */
+int hive_prefetch_all(struct hive *h, const struct hive_opts *o,
+		      const struct hive_eval_limits *lim, struct strvec *warnings);
+
 #endif

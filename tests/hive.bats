@@ -605,3 +605,104 @@ expected_info() {
 	run -0 nrr build --help
 	assert_line --index 0 "usage: nixos-rebuild-remote ACTION [OPTIONS]"
 }
+
+# --- the evaluation cache (lib/evalcache.h) ---------------------------------------------------
+
+# How many hive evaluations (nix eval of the flake) the -v trace in $stderr shows.
+evaluations() { grep -c "^\$ 'nix' .* 'eval' " <<<"$stderr" || true; }
+# The tool with a cache of the test's own ($XDG_CACHE_HOME, which fleet_local would unset).
+nrrc() { fleet_local env XDG_CACHE_HOME="$XDG_CACHE_HOME" "$NRR" "$@"; }
+
+@test "eval cache: a fingerprint is a git tree's revision, any other flake's narHash" {
+	for locked in '{"type":"path","path":"/h","narHash":"sha256-x","lastModified":1}' \
+		'{"type":"git","url":"file:///h","rev":"abc","narHash":"sha256-x"}' \
+		'{"type":"github","owner":"o","repo":"r","rev":"abc","narHash":"sha256-x"}' \
+		'{"type":"tarball","url":"https://example.invalid/h.tar.gz","narHash":"sha256-x"}'; do
+		run -0 "$TT" hive-cache-fingerprint <<<"$locked"
+		assert_output 1
+	done
+	# a dirty git tree (no rev, even with a narHash), a path without a narHash, no type
+	for locked in '{"type":"git","url":"file:///h","narHash":"sha256-x"}' '{"type":"path","path":"/h"}' '{}'; do
+		run -0 "$TT" hive-cache-fingerprint <<<"$locked"
+		assert_output 0
+	done
+}
+
+@test "eval cache: an unchanged flake is not evaluated again; a changed one is" {
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg
+	cp -R "$H" c
+	cd c
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	first=$output
+	assert_output --regexp '^worker /nix/store/'
+	[ "$(evaluations)" -ge 2 ] || fail "not evaluated: $stderr"
+	[[ $stderr == *"eval cache: kept the answer for toplevels"* ]] || fail "not kept: $stderr"
+	# the same again: nothing evaluated, the same system
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	assert_output "$first"
+	assert_equal "$(evaluations)" 0
+	[[ $stderr == *"eval cache: hit for info"* && $stderr == *"eval cache: hit for toplevels"* ]] ||
+		fail "no hits: $stderr"
+	# its entries are the user's alone, and no key's text is in them
+	run -0 find "$XDG_CACHE_HOME/nixos-rebuild-remote/eval" -type f ! -perm 600
+	assert_output ''
+	run -1 grep -r "a secret text" "$XDG_CACHE_HOME/nixos-rebuild-remote"
+	# another selection is another question
+	run -0 --separate-stderr nrrc apply build --on web,worker -v
+	[ "$(evaluations)" -ge 1 ] || fail "not evaluated: $stderr"
+	# a change anywhere in the flake: evaluated again
+	echo '# changed' >>configuration.nix
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	[ "$(evaluations)" -ge 2 ] || fail "not evaluated after a change: $stderr"
+}
+
+@test "eval cache: a derivation gone from the store is evaluated again; --no-eval-cache, --impure, eval-cache false, hive.nix and a dirty git tree bypass it" {
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg
+	cp -R "$H" g
+	cd g
+	run -0 --separate-stderr nrrc apply build --on @back
+	first=$output
+	# the cached system's derivation no longer valid: evaluated, never trusted
+	sed -i 's#/nix/store/[a-z0-9]\{32\}-nixos-system-worker#/nix/store/00000000000000000000000000000000-nixos-system-worker#g' \
+		"$XDG_CACHE_HOME"/nixos-rebuild-remote/eval/*
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	assert_output "$first"
+	[[ $stderr == *"no longer in the store: evaluating"* ]] || fail "$stderr"
+	[ "$(evaluations)" -ge 1 ] || fail "not evaluated: $stderr"
+	# bypassed
+	run -0 --separate-stderr nrrc apply build --on @back -v --no-eval-cache
+	[ "$(evaluations)" -ge 2 ] || fail "--no-eval-cache: not evaluated: $stderr"
+	[[ $stderr != *"eval cache:"* ]] || fail "--no-eval-cache: $stderr"
+	run -0 --separate-stderr nrrc apply build --on @back -v --impure
+	[[ $stderr == *"eval cache: off: --impure"* ]] || fail "$stderr"
+	run -0 --separate-stderr nrrc apply build --on @back -v --nix-option eval-cache false
+	[[ $stderr == *"eval cache: off: nix's eval-cache is false"* ]] || fail "$stderr"
+	run -0 --separate-stderr nrrc apply build --on @back -v -f hive.nix
+	[[ $stderr == *"eval cache: off: the hive is not a flake"* ]] || fail "$stderr"
+	# a git tree: committed, its revision is the fingerprint; with a change, none
+	{ git init -q && git add -A && git -c user.name=t -c user.email=t@localhost commit -qm hive; } >/dev/null
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	assert_equal "$(evaluations)" 0
+	echo '# uncommitted' >>configuration.nix
+	run -0 --separate-stderr nrrc apply build --on @back -v
+	[[ $stderr == *"eval cache: off: the flake has no fingerprint"* ]] || fail "$stderr"
+	[ "$(evaluations)" -ge 2 ] || fail "dirty tree not evaluated: $stderr"
+}
+
+@test "eval cache: apply without --on evaluates each node once, its deployment options and system together" {
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg
+	cp -R "$H" a
+	cd a
+	run -0 --separate-stderr nrrc apply build -v
+	all=$output
+	[[ $stderr == *'what = "shard"'* ]] || fail "no shard: $stderr"
+	[[ $stderr != *'what = "info"'* && $stderr != *'what = "toplevels"'* ]] || fail "evaluated twice: $stderr"
+	run -0 --separate-stderr nrrc apply build --no-eval-cache
+	assert_output "$all"
+	# more nodes than --eval-node-limit allows at once: the usual questions
+	XDG_CACHE_HOME=$BATS_TEST_TMPDIR/xdg2
+	run -0 --separate-stderr nrrc apply build -v --eval-node-limit 1
+	assert_output "$all"
+	[[ $stderr == *'what = "info"'* && $stderr == *'what = "toplevels"'* ]] || fail "$stderr"
+}

@@ -8,6 +8,8 @@
  *   hive-toplevels [-f C] RULES    NAME DRV OUT of the selected nodes' systems
  *   hive-argv [-f C] OUTPUT WHAT   the nix command asking WHAT, NUL-separated
  *                                  (OUTPUT: colmena or colmenaHive, for flakes)
+ *   hive-cache-fingerprint < JSON  1 if nix flake metadata's `locked` gives the
+ *                                  evaluation cache a fingerprint, else 0
  *
  * The last two run nix (inside a test fleet's deployer): they drive the
  * module's evaluation before commands use it. Errors print "error: MSG"
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/evalcache.h"
 #include "../lib/hive.h"
 
 int test_tool_hive(int argc, const char **argv);
@@ -98,7 +101,11 @@ int test_tool_hive(int argc, const char **argv)
 	int st = 0;
 
 	o.config = take_config(&argc, &argv);
-	if (!strcmp(cmd, "hive-info") || !strcmp(cmd, "hive-select")) {
+	if (!strcmp(cmd, "hive-cache-fingerprint")) {
+		char *json = test_tool_read_stdin();
+		printf("%d\n", evalcache_locked_has_fingerprint(json));
+		free(json);
+	} else if (!strcmp(cmd, "hive-info") || !strcmp(cmd, "hive-select")) {
 		char *json = test_tool_read_stdin();
 		st = hive_parse_info(&h, json, &e);
 		free(json);

@@ -173,3 +173,22 @@ put() { printf '%s\n%s' "${#1}" "$1"; }
 	vg_clean 1
 	[[ $stderr == *"error: keyCommand of key 'b' of 't1' failed (status 1)"* ]]
 }
+
+@test "apply build of a hive, evaluated, then from the evaluation cache" {
+	cp -RL "$BATS_TEST_DIRNAME/hive" hive
+	rm -rf hive/evaluated
+	cd hive
+	# every node: the info and the systems at once, in shards
+	vg apply build -v
+	vg_clean 0
+	[[ $stderr == *'what = "shard"'* ]] || fail "no shards: $stderr"
+	assert_line --regexp '^worker /nix/store/'
+	# --on: the info from the cache, the selected systems evaluated, then cached
+	vg apply build --on @back -v
+	vg_clean 0
+	[[ $stderr == *"eval cache: kept the answer for toplevels"* ]] || fail "not kept: $stderr"
+	vg apply build --on @back -v
+	vg_clean 0
+	[[ $stderr == *"eval cache: hit for toplevels"* ]] || fail "no hit: $stderr"
+	assert_output --regexp '^worker /nix/store/'
+}

@@ -12,6 +12,11 @@
 #              "introspect"  `expr` called with { lib, pkgs, nodes }
 #              "keytexts"    { NAME = { KEY = text; }; }, the text keys' texts of each node
 #                            in `names` (read only by a deploy that uploads them)
+#              "shard"       info and toplevels at once for apply without --on: `nodes` and
+#                            `meta` of the hive, `deployment` and `toplevels` of its nodes
+#                            number shard, shard + shards, ... (in name order); or
+#                            { nodes; tooMany = true; } when the hive has more than `limit`
+#                            nodes or sets allowApplyAll = false (then nothing is evaluated)
 #              "failing"     after a failed "info" or "toplevels": which of the nodes in
 #                            `names` (all if empty) fail the same question (`part` is
 #                            "deployment" or "toplevel"), found with tryEval, so that an
@@ -24,7 +29,7 @@
 # meta.nodeSpecialArgs.NAME. Only the nixpkgs lib API (and nixos/lib/eval-config.nix) is
 # used: the tests' stand-in nixpkgs and a real one must both work.
 { raw ? null, evaluated ? null, hermetic ? false, what ? "info", names ? [ ], expr ? null
-, node ? null, key ? null, part ? "deployment" }:
+, node ? null, key ? null, part ? "deployment", shard ? 0, shards ? 1, limit ? 0 }:
 let
   inherit (builtins) attrNames elem filter hasAttr isAttrs length listToAttrs typeOf;
 
@@ -285,7 +290,23 @@ let
     failing = failingOf nodeNames (n:
       if part == "toplevel" then nodes.${n}.config.system.build.toplevel.drvPath
       else deploymentInfo nodes.${n}.config.deployment);
+    shard = shardOf nodeNames fromRaw.info.meta
+      (n: deploymentInfo nodes.${n}.config.deployment);
   };
+
+  # every shards-th name from number shard on
+  pick = all: builtins.genList (i: builtins.elemAt all (shard + i * shards))
+    ((length all - shard + shards - 1) / shards);
+  shardOf = all: meta': dep:
+    if limit > 0 && length all > limit || !meta'.allowApplyAll then { nodes = all; tooMany = true; }
+    else let ns = pick all; in {
+      __schema = schema;
+      nodes = all;
+      meta = meta';
+      deployment = forNames ns dep;
+      toplevels = forNames ns (n:
+        let t = nodes.${n}.config.system.build.toplevel; in { drv = t.drvPath; out = t.outPath; });
+    };
 
   failingOf = all: get: filter
     (n: !(builtins.tryEval (let v = get n; in builtins.deepSeq v v)).success)
@@ -312,6 +333,17 @@ let
     failing = failingOf evNames (n:
       if part == "toplevel" then ev.toplevel.${n}.drvPath
       else deploymentInfo ev.deploymentConfig.${n});
+    shard =
+      if limit > 0 && length evNames > limit || !(ev.metaConfig.allowApplyAll or true)
+      then { nodes = evNames; tooMany = true; }
+      else let ns = pick evNames; in {
+        __schema = schema;
+        nodes = evNames;
+        meta = ev.metaConfig;
+        deployment = forNames ns (n: deploymentInfo ev.deploymentConfig.${n});
+        toplevels = builtins.mapAttrs (n: drv: { inherit drv; out = ev.toplevel.${n}.outPath; })
+          (ev.evalSelectedDrvPaths ns);
+      };
   };
 in
 (if evaluated != null then fromEvaluated else fromRaw).${what}

@@ -48,6 +48,10 @@ read_fields || exit 0
 paths=
 while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done
 missing=
+# the closure of the system the profile holds already is valid (the profile
+# is a GC root, and a valid path's references are valid): a redeploy asks
+# nix nothing
+[ -n "$top" ] && [ "$(readlink -f "$prof" 2>/dev/null)" = "$top" ] && paths=
 if [ -n "$paths" ]; then
   missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
   if [ -n "$missing" ] && [ "$subst" = 1 ]; then
@@ -115,11 +119,25 @@ fi
 # the diff's two closures with their sizes, then maybe a question
 if [ "$diff" = 1 ]; then
   cur=/run/current-system; [ "$act" != boot ] || cur=$prof
-  list() { [ -e "$1" ] || return 0; c=$(nix-store -qR "$1") || return 0
-    sizes=$(nix-store -q --size $c) || return 0; set -- $sizes
-    for p in $c; do printf '%s\t%s\n' "$p" "$1"; shift; done; }
-  echo diff-old; list "$(readlink -f "$cur" 2>/dev/null)"
-  echo diff-new; list "$top"
+  # both closures, and their sizes in one query (each nix the target
+  # starts costs it tens of ms); the same system again is listed once
+  old=$(readlink -f "$cur" 2>/dev/null)
+  co=; [ ! -e "$old" ] || co=$(nix-store -qR "$old") || co=
+  cn=$co
+  if [ "$old" != "$top" ]; then
+    cn=; [ ! -e "$top" ] || cn=$(nix-store -qR "$top") || cn=
+  fi
+  both=$co; [ "$old" = "$top" ] || both="$co $cn"
+  sizes=
+  if [ -n "$(printf '%s' $both)" ]; then
+    sizes=$(nix-store -q --size $both) || { sizes=''; co=''; cn=''; }
+  fi
+  set -- $sizes
+  echo diff-old
+  for p in $co; do printf '%s\t%s\n' "$p" "$1"; shift; done
+  [ "$old" != "$top" ] || set -- $sizes
+  echo diff-new
+  for p in $cn; do printf '%s\t%s\n' "$p" "$1"; shift; done
   echo diff-end
 fi
 if [ "$ask" = 1 ]; then
@@ -161,7 +179,15 @@ if [ -n "$confirm" ]; then
     fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
 if [ "$op" = set ]; then
-  mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+  # nix-env --set makes no generation when the newest one holds this system
+  # and switches the profile to it: nothing to do when the profile is there
+  # already (a redeploy spares nix-env's start)
+  newest=$(set +f; for l in "$prof"-*-link; do printf '%s\n' "$l"; done |
+    sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p' | sort -n | tail -n 1)
+  if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] ||
+     [ "$(readlink -f "$prof" 2>/dev/null)" != "$top" ]; then
+    mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+  fi
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
 run_stc() {
