@@ -454,6 +454,18 @@ const struct hive_node *hive_node(const struct hive *h, const char *name)
 	return NULL;
 }
 
+/* Appends `names = ...; ` to args, the node names of the JSON array
+ * names (deleted here) as JSON in a Nix string: any name is safe there. */
+static void names_arg(struct strbuf *args, cJSON *names)
+{
+	char *js = cJSON_PrintUnformatted(names);
+	cJSON_Delete(names);
+	strbuf_addstr(args, "names = builtins.fromJSON \"");
+	nix_string_escape(args, js);
+	strbuf_addstr(args, "\"; ");
+	free(js);
+}
+
 /* --- systems and introspection --------------------------------------------------------- */
 
 int hive_toplevels(struct hive *h, const struct hive_opts *o,
@@ -462,20 +474,13 @@ int hive_toplevels(struct hive *h, const struct hive_opts *o,
 {
 	struct strbuf args = STRBUF_INIT, res = STRBUF_INIT;
 	cJSON *names = cJSON_CreateArray(), *root;
-	char *js;
 	int st;
 
 	for (size_t i = 0; i < n; i++) {
 		drv[i] = out[i] = NULL;
 		cJSON_AddItemToArray(names, cJSON_CreateString(h->nodes[sel[i]].name));
 	}
-	/* the names as JSON in a Nix string: any name is safe there */
-	js = cJSON_PrintUnformatted(names);
-	cJSON_Delete(names);
-	strbuf_addstr(&args, "names = builtins.fromJSON \"");
-	nix_string_escape(&args, js);
-	strbuf_addstr(&args, "\"; ");
-	free(js);
+	names_arg(&args, names);
 	st = hive_eval(h, o, "toplevels", args.buf, &res, warnings, e);
 	strbuf_release(&args);
 	if (st) {
@@ -501,7 +506,6 @@ int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
 {
 	struct strbuf args = STRBUF_INIT, res = STRBUF_INIT;
 	cJSON *names = cJSON_CreateArray(), *root;
-	char *js;
 	int st = 0, any = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -518,12 +522,7 @@ int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
 		cJSON_Delete(names);
 		return 0;
 	}
-	js = cJSON_PrintUnformatted(names);
-	cJSON_Delete(names);
-	strbuf_addstr(&args, "names = builtins.fromJSON \"");
-	nix_string_escape(&args, js);
-	strbuf_addstr(&args, "\"; ");
-	free(js);
+	names_arg(&args, names);
 	st = hive_eval(h, o, "keytexts", args.buf, &res, warnings, e);
 	strbuf_release(&args);
 	root = st ? NULL : cJSON_Parse(res.buf);
