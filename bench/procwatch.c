@@ -54,22 +54,31 @@ static void on_stop(int sig)
 	stop = 1;
 }
 
-static unsigned long long start_time(int pid)
+/* /proc/PID/stat into buf; returns where field 3 begins (after the
+ * command's ')', which may hold spaces), or NULL. */
+static char *read_stat(int pid, char *buf, size_t size)
 {
-	char path[64], buf[2048];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		return NULL;
+	size_t n = fread(buf, 1, size - 1, f);
 	fclose(f);
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
+	return p ? p + 1 : NULL;
+}
+
+static unsigned long long start_time(int pid)
+{
+	char buf[2048];
+	char *p = read_stat(pid, buf, sizeof(buf));
 	if (!p)
 		return 0;
-	/* field 22 is the start time; p points at the end of field 2 */
+	/* field 22 is the start time; p is where field 3's space-separated run begins */
 	int field = 2;
-	for (p++; *p && field < 22; p++)
+	for (; *p && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);
@@ -88,17 +97,10 @@ static int is_exe(int pid, const char *exe)
 /* The parent of pid (field 4 of /proc/PID/stat), or 0. */
 static int parent_of(int pid)
 {
-	char path[64], buf[2048];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
+	char buf[2048];
+	char *p = read_stat(pid, buf, sizeof(buf));
 	int ppid = 0;
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+	if (!p || sscanf(p, " %*c %d", &ppid) != 1)
 		return 0;
 	return ppid;
 }
