@@ -18,28 +18,12 @@ static void replace(char **dst, const char *s)
 	}
 }
 
-/* Writes all of buf to fd. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* One field: its length, a newline, its bytes (any byte may be in them). */
 static int put_field(int fd, const char *s, size_t n)
 {
 	char len[32];
 	int l = snprintf(len, sizeof(len), "%zu\n", n);
-	return write_all(fd, len, (size_t)l) || write_all(fd, s, n);
+	return fd_write_all(fd, len, (size_t)l) || fd_write_all(fd, s, n);
 }
 
 static int put_str(int fd, const char *s)

@@ -39,26 +39,13 @@ struct job {
 	int out_to, err_to;	/* where its lines are shown */
 };
 
-static void write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;	/* nobody reads our output: nothing to tell */
-		buf += n;
-		len -= (size_t)n;
-	}
-}
-
 /* Shows what job's fd brought (all of it, with final). */
 static void show(struct job *j, struct strbuf *pending, int fd, int final)
 {
 	struct strbuf lines = STRBUF_INIT;
 
 	exec_prefix_lines(&lines, j->t->name, pending, final);
-	write_all(fd, lines.buf, lines.len);
+	fd_write_all(fd, lines.buf, lines.len);	/* nobody reading: nothing to tell */
 	strbuf_release(&lines);
 }
 

@@ -396,17 +396,19 @@ void child_kill(struct child *c, int sig)
 		kill(c->pid, sig);
 }
 
-void fd_write_all(int fd, const char *p, size_t n)
+int fd_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return;
+			return -1;
 		p += w;
 		n -= (size_t)w;
 	}
+	return 0;
 }
 
 void fd_drain(int *fd, struct strbuf *sb, int echo_fd)

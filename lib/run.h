@@ -119,7 +119,9 @@ int child_capture(struct child *c, const struct capture *cap,
 int child_capture_all(struct child *cs, size_t n, size_t at_once, struct strbuf *outs,
 		      struct strbuf *errs, int *sts, struct nrr_err *e);
 
-void fd_write_all(int fd, const char *p, size_t n);
+/* Writes all n bytes of p to fd, again after EINTR. Returns 0, or -1 when
+ * fd takes no more (its reader gone: callers that only echo ignore it). */
+int fd_write_all(int fd, const void *p, size_t n);
 
 /* For poll loops: reads what is available on *fd into sb (copying it to
  * echo_fd if >= 0); at EOF or on error closes *fd and sets it to -1. */
