@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "action.h"
 #include "deploykeys.h"
 #include "resources.h"
 #include "fleetbuild.h"
@@ -652,7 +653,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		for (size_t i = 0; i < f.n; i++)
 			if (f.hosts[i].path && strvec_find(&tops, f.hosts[i].path) < 0)
 				strvec_push(&tops, f.hosts[i].path);
-		ret = pushto_push(o, &tops, !strcmp(o->action, "dry-build"), warnings, &relayed, e);
+		ret = pushto_push(o, &tops, o->act && (o->act->needs & AN_DRY), warnings, &relayed, e);
 		strvec_clear(&tops);
 		if (ret)
 			goto out;

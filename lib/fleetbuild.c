@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "fleet.h"
 #include "fleetbuild.h"
+#include "action.h"
 #include "build.h"
 #include "nix.h"
 #include "quote.h"
@@ -287,7 +288,7 @@ int fleet_build_all(const struct options *o, const char *ref,
 		goto out;
 	/* dry-build: nix says what the build would do (its stderr is shown);
 	 * no roots, nothing is made */
-	int dry = !strcmp(o->action, "dry-build");
+	int dry = o->act && (o->act->needs & AN_DRY);
 	if (dry) {
 		strvec_push(&argv, "--dry-run");
 	} else if (roots) {
