@@ -150,7 +150,14 @@ int activation_begin(struct activation_session *as, const struct host *h,
 		const char *m = line.buf + 6;
 		char *sp = strchr(m, ' ');
 		if (sp) {
-			/* "ready MACHINE SYSTEM": profileguard.c judges SYSTEM */
+			/* "ready MACHINE SYSTEM RUNNING", either may be "":
+			 * profileguard.c judges SYSTEM */
+			char *run = strchr(sp + 1, ' ');
+			if (run) {
+				*run++ = '\0';
+				if (nix_store_path_valid(run))
+					snprintf(as->running, sizeof(as->running), "%s", run);
+			}
 			snprintf(as->current, sizeof(as->current), "%s", sp + 1);
 			*sp = '\0';
 		}
@@ -209,7 +216,7 @@ static int read_missing(struct activation_session *as, struct activation *a,
 	return ret;
 }
 
-void activation_fields(const struct activation *a, struct strbuf *msg)
+void activation_fields(const struct activation *a, int local_diff, struct strbuf *msg)
 {
 	static const char *const ops[] = { "keep", "set", "rollback" };
 	static const char *const stages[] = { "", "pre", "post", "all" };
@@ -228,7 +235,7 @@ void activation_fields(const struct activation *a, struct strbuf *msg)
 		[ACTIVATE_F_SPEC] = a->specialisation,
 		[ACTIVATE_F_IB] = a->install_bootloader ? "1" : "0",
 		[ACTIVATE_F_OP] = ops[a->op],
-		[ACTIVATE_F_DIFF] = a->diff ? "1" : "0",
+		[ACTIVATE_F_DIFF] = !a->diff ? "0" : local_diff ? "2" : "1",
 		[ACTIVATE_F_ASK] = a->ask ? "1" : "0",
 		[ACTIVATE_F_NOCHECK] = env_flag("NIXOS_REBUILD_I_UNDERSTAND_THE_CONSEQUENCES_PLEASE_BREAK_MY_SYSTEM"),
 		[ACTIVATE_F_DIRTY] = env_flag("NIXOS_SWITCH_USE_DIRTY_ENV"),
@@ -242,13 +249,91 @@ void activation_fields(const struct activation *a, struct strbuf *msg)
 		send_line(msg, f[i]);
 }
 
+/* A path of the new closure and its index there, sorted by path. */
+struct indexed {
+	const char *path;
+	size_t at;
+};
+
+static int cmp_indexed(const void *a, const void *b)
+{
+	return strcmp(((const struct indexed *)a)->path, ((const struct indexed *)b)->path);
+}
+
+/* path's index in the new closure (by), or -1. */
+static long index_of(const struct indexed *by, size_t n, const char *path)
+{
+	struct indexed key = { path, 0 };
+	const struct indexed *hit = bsearch(&key, by, n, sizeof(*by), cmp_indexed);
+	return hit ? (long)hit->at : -1;
+}
+
+/*
+ * The diff from a->diff_from's store into as->diff_old and diff_new: the
+ * running system's closure (the new one's when they are the same), then the
+ * sizes of both in one query. 0, or -1 when that store cannot (it lacks the
+ * running system): the target makes the diff then, as before.
+ */
+static int local_diff_prepare(struct activation_session *as, const struct activation *a)
+{
+	struct strvec old = STRVEC_INIT, both = STRVEC_INIT;
+	const struct strvec *new = a->closure;
+	struct nrr_err ignored = { 0 };
+	int same = !strcmp(as->running, a->toplevel);
+	unsigned long long *sizes = NULL;
+	struct indexed *by = NULL;
+	int ret = -1;
+
+	if (as->running[0] && !same &&
+	    closure_of(a->diff_from, as->running, &old, &ignored))
+		goto out;
+	/* the union, the new closure first: the sizes are asked once */
+	by = xcalloc(new->nr + 1, sizeof(*by));
+	for (size_t i = 0; i < new->nr; i++) {
+		by[i].path = new->v[i];
+		by[i].at = i;
+		strvec_push(&both, new->v[i]);
+	}
+	qsort(by, new->nr, sizeof(*by), cmp_indexed);
+	for (size_t i = 0; i < old.nr; i++)
+		if (index_of(by, new->nr, old.v[i]) < 0)
+			strvec_push(&both, old.v[i]);
+	sizes = xcalloc(both.nr + 1, sizeof(*sizes));
+	if (both.nr && closure_sizes(a->diff_from, &both, sizes, &ignored))
+		goto out;
+	for (size_t i = 0; i < new->nr; i++) {
+		pkgdiff_closure_add(&as->diff_new, new->v[i], sizes[i]);
+		if (same)
+			pkgdiff_closure_add(&as->diff_old, new->v[i], sizes[i]);
+	}
+	for (size_t i = 0, extra = new->nr; i < old.nr; i++) {
+		long at = index_of(by, new->nr, old.v[i]);
+		pkgdiff_closure_add(&as->diff_old, old.v[i], at >= 0 ? sizes[at] : sizes[extra++]);
+	}
+	ret = 0;
+out:
+	if (ret) {
+		pkgdiff_closure_release(&as->diff_old);
+		pkgdiff_closure_release(&as->diff_new);
+	}
+	free(sizes);
+	free(by);
+	strvec_clear(&old);
+	strvec_clear(&both);
+	return ret;
+}
+
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e)
 {
 	struct strbuf msg = STRBUF_INIT;
 	int ret = 0;
 
-	activation_fields(a, &msg);
+	as->local_diff = a->diff && a->diff_from && a->closure && a->toplevel &&
+			 a->op != PROFILE_ROLLBACK &&
+			 !(a->action && !strcmp(a->action, "boot")) &&
+			 !local_diff_prepare(as, a);
+	activation_fields(a, as->local_diff, &msg);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
 		send_line(&msg, a->closure->v[i]);
 	send_line(&msg, ".");
@@ -315,17 +400,25 @@ static int read_closure(struct activation_session *as, const char *end,
  * script stopped, -2 for a protocol error (e filled).
  */
 static int handle_diff(struct activation_session *as, struct activation *a,
-		       struct nrr_err *e)
+		       int local, struct nrr_err *e)
 {
 	struct pkgdiff_closure old = PKGDIFF_CLOSURE_INIT, new = PKGDIFF_CLOSURE_INIT;
 	struct pkgdiff d = PKGDIFF_INIT;
 	size_t mark = as->s.err.len;
-	int echo = as->s.echo_fd, go = 1;
+	int echo = as->s.echo_fd, go = 1, r = 0;
 
 	as->s.echo_fd = -1;
-	int r = read_closure(as, "diff-new", &old, e);
-	if (!r)
-		r = read_closure(as, "diff-end", &new, e);
+	if (local) {
+		/* made at offer: taken over, freed below */
+		old = as->diff_old;
+		new = as->diff_new;
+		pkgdiff_closure_init(&as->diff_old);
+		pkgdiff_closure_init(&as->diff_new);
+	} else {
+		r = read_closure(as, "diff-new", &old, e);
+		if (!r)
+			r = read_closure(as, "diff-end", &new, e);
+	}
 	if (r) {
 		go = r > 0 ? -2 : -1;
 	} else {
@@ -385,8 +478,9 @@ int activation_go(struct activation_session *as, struct activation *a,
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
 	while (!session_line(&as->s, &line)) {
-		if (!strcmp(line.buf, "diff-old")) {
-			int go = handle_diff(as, a, e);
+		if (!strcmp(line.buf, "diff-old") ||
+		    (!strcmp(line.buf, "diff-local") && as->local_diff)) {
+			int go = handle_diff(as, a, line.buf[5] == 'l', e);
 			if (go == -2) {
 				proto = 1;
 				break;
@@ -497,6 +591,8 @@ void activation_end(struct activation_session *as)
 		session_finish(&as->s);
 	as->started = 0;
 	session_release(&as->s);
+	pkgdiff_closure_release(&as->diff_old);
+	pkgdiff_closure_release(&as->diff_new);
 }
 
 char *activation_holder(void)

@@ -33,6 +33,12 @@ struct activation {
 	const char *specialisation; /* or NULL */
 	int install_bootloader;
 	int diff;		/* diff the running (boot: profile's) closure with the new */
+	/* With diff: this machine's store, or NULL. When it holds the system
+	 * the target runs, the diff's closures and sizes come from it and the
+	 * target starts no nix for them (on a small board each costs more
+	 * than the rest of a no-op). Not for boot, rollback or a closure
+	 * that is not here: the target makes those diffs. */
+	const struct host *diff_from;
 	int ask;		/* with diff: activate only if on_diff says so */
 	/* Called with the diff (before anything changes): shows it, and
 	 * returns 1 to activate, 0 to leave the target as it is. */
@@ -95,13 +101,18 @@ struct activation_session {
 	char machine[32];	/* the target's uname -m, from its first line */
 	char current[512];	/* the system a deploy replaces (lib/scripts/
 				 * profile.sh's answer), from the same line; "" if none */
+	char running[512];	/* /run/current-system, from the same line; "" if none */
+	/* the diff made from diff_from's store at offer (local_diff set) */
+	int local_diff;
+	struct pkgdiff_closure diff_old, diff_new;
 };
 
 /*
  * Appends the fields of the conversation (lib/scripts/activate.def), one
- * a line, as activation_offer sends them before the closure.
+ * a line, as activation_offer sends them before the closure; local_diff:
+ * the diff is made here (diff_from), not by the target.
  */
-void activation_fields(const struct activation *a, struct strbuf *msg);
+void activation_fields(const struct activation *a, int local_diff, struct strbuf *msg);
 
 /* with_keys: the keys functions (lib/scripts/keys.sh) go before the
  * script, for an activation with keys. */

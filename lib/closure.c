@@ -306,33 +306,43 @@ int closure_send_direct(const struct host *src, const char *user,
 	return st ? e->status : 0;
 }
 
-int closure_size(const struct host *h, const struct strvec *paths,
-		 unsigned long long *bytes, struct nrr_err *e)
+int closure_sizes(const struct host *h, const struct strvec *paths,
+		  unsigned long long *sizes, struct nrr_err *e)
 {
 	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
+	struct strvec lines = STRVEC_INIT;
 	const char *noargs[] = { NULL };
 	int ret = 0;
 
-	*bytes = 0;
 	for (size_t i = 0; i < paths->nr; i++)
 		strbuf_addf(&in, "%s\n", paths->v[i]);
 	int st = host_run(h, NULL, "size", script_size, noargs, in.buf, in.len, &out,
 			  NULL, -1, e);
-	if (st < 0) {
+	if (st < 0)
 		ret = e->status;
-	} else if (st) {
+	split_lines(out.buf, &lines);
+	if (!ret && (st || lines.nr != paths->nr))
 		ret = nrr_fail(e, NRR_EFAIL, "cannot query the sizes of %zu paths on '%s'",
 			       paths->nr, h->name);
-	} else {
-		struct strvec lines = STRVEC_INIT;
-		unsigned long long n;
-		split_lines(out.buf, &lines);
-		for (size_t i = 0; i < lines.nr; i++)
-			if (!parse_decimal_u64(lines.v[i], strlen(lines.v[i]), &n))
-				*bytes += n;
-		strvec_clear(&lines);
-	}
+	for (size_t i = 0; !ret && i < lines.nr; i++)
+		if (parse_decimal_u64(lines.v[i], strlen(lines.v[i]), &sizes[i]))
+			ret = nrr_fail(e, NRR_EFAIL, "'%s' gave no size for '%s'",
+				       h->name, paths->v[i]);
+	strvec_clear(&lines);
 	strbuf_release(&in);
 	strbuf_release(&out);
+	return ret;
+}
+
+int closure_size(const struct host *h, const struct strvec *paths,
+		 unsigned long long *bytes, struct nrr_err *e)
+{
+	unsigned long long *sizes = xcalloc(paths->nr + 1, sizeof(*sizes));
+	int ret = closure_sizes(h, paths, sizes, e);
+
+	*bytes = 0;
+	for (size_t i = 0; !ret && i < paths->nr; i++)
+		*bytes += sizes[i];
+	free(sizes);
 	return ret;
 }

@@ -54,6 +54,12 @@ int closure_of(const struct host *h, const char *path, struct strvec *out,
 int closure_of_all(const struct host *h, const struct strvec *paths, struct strvec *out,
 		   struct nrr_err *e);
 
+/* The NAR size of each of paths on h (nix-store --query --size, one
+ * query), into sizes[i] (room for paths->nr). Returns 0 or an NRR_*
+ * status. */
+int closure_sizes(const struct host *h, const struct strvec *paths,
+		  unsigned long long *sizes, struct nrr_err *e);
+
 /* The sum of the NAR sizes of paths on h (nix-store --query --size), in
  * *bytes. Returns 0 or an NRR_* status. */
 int closure_size(const struct host *h, const struct strvec *paths,

@@ -545,6 +545,8 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	/* the activation checks the target's store itself: with nothing to
 	 * copy, the whole deploy is this one remote conversation */
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
+	/* where that closure is: the diff comes from there when it can */
+	a->diff_from = d->built_at == AT_BUILD ? &d->build : &d->local;
 	struct strbuf nixconf = STRBUF_INIT;
 	a->substitute = d->opt->substitutes;
 	a->plan = d->want_plan;

@@ -40,6 +40,22 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	[ "$(fleet_commands t1)" = 2 ]
 }
 
+@test "a running system this machine's store lacks: the target makes the diff" {
+	packages hello-2.11 zstd-1.5.5 linux-6.6.1
+	nrr switch --flake "$F#pkgs" --target-host t1
+	running=$(fleet_exec t1 readlink -f /run/current-system)
+	# gone from here (its packages too): only the target can list it
+	fleet_local nix-store --delete "$running" $(fleet_local nix-store -qR "$running" | grep -- '-zstd-') >/dev/null 2>&1
+	run fleet_local nix-store --check-validity "$running"
+	assert_failure
+	packages hello-2.12.1 nano-7.2 linux-6.6.1
+	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	assert_success
+	assert_output --regexp $'Changed:\n  > hello +2\\.11 -> 2\\.12\\.1'
+	assert_output --regexp $'Removed:\n  - zstd +1\\.5\\.5'
+	assert_output --regexp $'Added:\n  \\+ nano +7\\.2'
+}
+
 @test "--json reports the deploy with its diff on stdout" {
 	packages hello-2.12.3 ripgrep-14.1.0 linux-6.6.1
 	run --separate-stderr nrr switch --flake "$F#pkgs" --target-host t1 --json

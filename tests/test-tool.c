@@ -163,7 +163,7 @@ int main(int argc, const char **argv)
 		a.keys = &ks;
 		a.keys_which = KEYS_ALL;
 		struct strbuf sb = STRBUF_INIT;
-		activation_fields(&a, &sb);
+		activation_fields(&a, 0, &sb);
 		fputs(sb.buf, stdout);
 		strbuf_release(&sb);
 		keyset_release(&ks);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The deploy conversation on the target (lib/activate.c; the fields and
 # statuses: activate.def). $1: who we are, for a second deploy's error
-# message. We answer "ready MACHINE" (uname -m) once the lock is ours; then
+# message. We answer "ready MACHINE [SYSTEM] [RUNNING]" (uname -m, the
+# system a deploy replaces, the running one) once the lock is ours; then
 # read the fields, one a line, then the closure, one path a line, ended by
 # ".". We answer the paths the target lacks ended by "." (then wait for
 # "go" while they are sent, or "fetch" with paths its caches serve), and
@@ -41,9 +42,11 @@ if command -v flock >/dev/null 2>&1; then
     (umask 022; printf '%s\n' "$1" >"$lock.holder") 2>/dev/null
   fi 2>/dev/null
 fi
-# and the system a deploy replaces (profile.sh's answer: replaceUnknownProfiles)
+# and the system a deploy replaces (profile.sh's answer: replaceUnknownProfiles),
+# and the running one (the deployer's store may hold its closure: then it
+# makes the diff itself, and this host starts no nix for it)
 echo "ready $(uname -m 2>/dev/null) $(readlink -e /nix/var/nix/profiles/system 2>/dev/null ||
-  readlink -e /run/current-system 2>/dev/null)"
+  readlink -e /run/current-system 2>/dev/null) $(readlink -e /run/current-system 2>/dev/null)"
 read_fields || exit 0
 paths=
 while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done
@@ -53,9 +56,20 @@ missing=
 # nix nothing
 [ -n "$top" ] && [ "$(readlink -f "$prof" 2>/dev/null)" = "$top" ] && paths=
 if [ -n "$paths" ]; then
-  missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
-  if [ -n "$missing" ] && [ "$subst" = 1 ]; then
-    nix-store --realise --keep-going $missing >/dev/null 2>&1
+  # with subst, the caches are tried for the whole closure first: when they
+  # serve all it lacks (or it lacks nothing) that one nix is the only one,
+  # as each nix this host starts costs it tens of ms. Never a derivation:
+  # realising one would build it here.
+  fetched=
+  if [ "$subst" = 1 ]; then
+    outs='' drv=''
+    for p in $paths; do
+      case $p in *.drv) drv=yes ;; *) outs="$outs $p" ;; esac
+    done
+    [ -z "$outs" ] || ! nix-store --realise --keep-going $outs >/dev/null 2>&1 ||
+      [ -n "$drv" ] || fetched=yes
+  fi
+  if [ -z "$fetched" ]; then
     missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
   fi
 fi
@@ -78,10 +92,12 @@ while :; do
   nix-store --realise $fetch >&2 || echo "could not substitute all of it" >&2
   missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
 done
+# "go" comes once the deployer's import of what was missing has succeeded
+# (nix-store --import fails unless every path is registered): no second
+# query. Nothing is activated from a path that is not there: the checks
+# below and nix-env --set would stop.
 if [ -n "$missing" ]; then
   [ "$go" = go ] || exit 0
-  missing=$(nix-store --check-validity --print-invalid $paths) || exit "$ST_QUERY"
-  [ -z "$missing" ] || { echo "still missing: $missing" >&2; exit "$ST_QUERY"; }
 fi
 if [ "$op" = rollback ]; then
   nix-env --rollback -p "$prof" >&2 || exit "$ST_PROFILE"
@@ -116,8 +132,11 @@ if [ -z "$novalidate" ]; then
     esac
   fi
 fi
-# the diff's two closures with their sizes, then maybe a question
-if [ "$diff" = 1 ]; then
+# the diff's two closures with their sizes (2: the deployer makes it from
+# its own store), then maybe a question
+if [ "$diff" = 2 ]; then
+  echo diff-local
+elif [ "$diff" = 1 ]; then
   cur=/run/current-system; [ "$act" != boot ] || cur=$prof
   # both closures, and their sizes in one query (each nix the target
   # starts costs it tens of ms); the same system again is listed once
