@@ -355,14 +355,31 @@ static size_t count_asking(const struct fleet *f)
 	return asking;
 }
 
+/*
+ * Hosts in their handshake at once, at most. Every host at once in a big
+ * fleet makes every handshake slow together: at 200, one waited past ssh's
+ * 30 s ConnectTimeout while the others shared this machine's CPU. A host
+ * leaves the handshake in a few round trips, and the next one starts then,
+ * so the bound costs a big fleet little and spares it time-outs.
+ */
+#define FLEET_CONNECTING_AT_ONCE 64
+
+static size_t count_connecting(const struct fleet *f)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < f->n; i++)
+		n += f->hosts[i].state == H_RUNNING && !strcmp(f->hosts[i].phase, "connect");
+	return n;
+}
+
 /* Starts hosts while slots are free; a host waiting for --ask's answer
  * gives its slot to the next. A host that cannot start is done. */
 static void start_hosts(struct fleet *f, struct nrr_err *e)
 {
-	size_t asking = count_asking(f);
+	size_t asking = count_asking(f), connecting = count_connecting(f);
 
 	while (!f->stop && f->running - asking < f->limit && f->running < f->cap &&
-	       f->next < f->n) {
+	       connecting < FLEET_CONNECTING_AT_ONCE && f->next < f->n) {
 		struct fleet_host *h = &f->hosts[f->next++];
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
@@ -374,6 +391,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 			continue;
 		}
 		f->running++;
+		connecting++;
 		note(f, h, "started (%s)", h->m.target);
 	}
 }

@@ -51,6 +51,31 @@ activations_of() {
 	done
 }
 
+@test "70 hosts, --parallel 0 --ask --yes: at most 64 in their handshake at once, all deployed" {
+	run --separate-stderr fleet_local "$NRR" test --flake "$F" --on 'h0[0-6]?,h070' --parallel 0 \
+		--ask --yes --json
+	assert_success
+	echo "$output" >report.json
+	# the connect phases of the --json report, as events: never more than 64 at once
+	python3 - <<-'PY'
+		import json
+		hosts = json.load(open("report.json"))
+		assert len(hosts) == 70, len(hosts)
+		assert all(h["result"] == "ok" for h in hosts), [h["name"] for h in hosts if h["result"] != "ok"]
+		events = []
+		for h in hosts:
+		    for p in h["phases"]:
+		        if p["phase"] == "connect":
+		            events += [(p["start"], 1), (p["end"], -1)]
+		at_once = most = 0
+		for _, d in sorted(events):  # an end before a start at the same moment
+		    at_once += d
+		    most = max(most, at_once)
+		assert 1 < most <= 64, most
+	PY
+	[ "$(activations_of h070)" = 2 ]  # and once by the test before
+}
+
 @test "fewer open files than the run needs (--ask --yes): fewer hosts in flight, a warning, all deployed" {
 	run fleet_local prlimit --nofile=40:40 "$NRR" test --flake "$F" --on 'h0[0-3]?,h040' \
 		--parallel 0 --ask --yes
@@ -63,6 +88,7 @@ activations_of() {
 		END { print max }' <<<"$output")
 	((max <= cap))
 	[ "$(grep -c ': done' <<<"$output")" = 40 ]
-	[ "$(activations_of h040)" = 2 ]
-	[ "$(activations_of h041)" = 1 ]
+	# (h001..h070 were also deployed by the test before)
+	[ "$(activations_of h040)" = 3 ]
+	[ "$(activations_of h041)" = 2 ]
 }
