@@ -45,16 +45,34 @@ fi
 # and the system a deploy replaces (profile.sh's answer: replaceUnknownProfiles),
 # and the running one (the deployer's store may hold its closure: then it
 # makes the diff itself, and this host starts no nix for it)
-echo "ready $(uname -m 2>/dev/null) $(readlink -e /nix/var/nix/profiles/system 2>/dev/null ||
-  readlink -e /run/current-system 2>/dev/null) $(readlink -e /run/current-system 2>/dev/null)"
+# (each answer asked once and kept: every program a small board starts costs
+# it milliseconds)
+machine=$(uname -m 2>/dev/null)
+running=$(readlink -e /run/current-system 2>/dev/null)
+profsys=$(readlink -e /nix/var/nix/profiles/system 2>/dev/null)
+echo "ready $machine ${profsys:-$running} $running"
 read_fields || exit 0
+# gen_of LINK: $gen, the generation number of a profile link's name
+# (system-42-link: 42), or "" (without sed: no process)
+gen_of() {
+  _g=${1%-link}
+  gen=
+  [ "$_g" != "$1" ] || return 0
+  _g=${_g##*-}
+  case $_g in '' | *[!0-9]*) ;; *) gen=$_g ;; esac
+}
 paths=
 while IFS= read -r p && [ "$p" != . ]; do paths="$paths $p"; done
 missing=
 # the closure of the system the profile holds already is valid (the profile
 # is a GC root, and a valid path's references are valid): a redeploy asks
 # nix nothing
-[ -n "$top" ] && [ "$(readlink -f "$prof" 2>/dev/null)" = "$top" ] && paths=
+if [ "$prof" = /nix/var/nix/profiles/system ]; then
+  proftop=$profsys
+else
+  proftop=$(readlink -f "$prof" 2>/dev/null)
+fi
+[ -n "$top" ] && [ "$proftop" = "$top" ] && paths=
 if [ -n "$paths" ]; then
   # with subst, the caches are tried for the whole closure first: when they
   # serve all it lacks (or it lacks nothing) that one nix is the only one,
@@ -124,7 +142,9 @@ if [ -z "$novalidate" ]; then
     done
   fi
   if [ -r "$top/system" ]; then
-    sys=$(cat "$top/system") m=$(uname -m)
+    # (written without a newline: read says "end of file", sys is set)
+    IFS= read -r sys <"$top/system" || :
+    m=$machine
     case $sys in
     "$m"-*) ;;
     i686-*) [ "$m" = x86_64 ] || { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;
@@ -164,8 +184,9 @@ if [ "$ask" = 1 ]; then
   IFS= read -r answer && [ "$answer" = activate ] || { echo "status declined"; exit 0; }
 fi
 case $keys in pre | all) keys_receive || exit $? ;; esac
-old_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
-old_sys=$(readlink -f /run/current-system 2>/dev/null)
+gen_of "$(readlink "$prof" 2>/dev/null)"
+old_gen=$gen
+old_sys=$running
 # kept as text: the watchdog, another process, runs it too
 # shellcheck disable=SC2016,SC2089
 undo_script='[ "$op" != set ] || [ -z "$old_gen" ] ||
@@ -201,10 +222,14 @@ if [ "$op" = set ]; then
   # nix-env --set makes no generation when the newest one holds this system
   # and switches the profile to it: nothing to do when the profile is there
   # already (a redeploy spares nix-env's start)
-  newest=$(set +f; for l in "$prof"-*-link; do printf '%s\n' "$l"; done |
-    sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p' | sort -n | tail -n 1)
-  if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] ||
-     [ "$(readlink -f "$prof" 2>/dev/null)" != "$top" ]; then
+  newest=
+  set +f
+  for l in "$prof"-*-link; do
+    gen_of "$l"
+    [ -z "$gen" ] || { [ -n "$newest" ] && [ "$gen" -le "$newest" ]; } || newest=$gen
+  done
+  set -f
+  if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] || [ "$proftop" != "$top" ]; then
     mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
   fi
 fi
@@ -238,7 +263,8 @@ if [ -n "$keys" ]; then
   # activation's
   case $keys in post | all) [ "$s" != 0 ] || keys_receive || : ;; esac
 fi
-new_gen=$(readlink "$prof" 2>/dev/null | sed -n 's/.*-\([0-9][0-9]*\)-link$/\1/p')
+gen_of "$(readlink "$prof" 2>/dev/null)"
+new_gen=$gen
 echo "generation ${old_gen:--} ${new_gen:--}"
 echo "status $s"
 # keep the lock until the deployer hangs up (after its confirmation)
