@@ -22,7 +22,7 @@ CURL_DIR = -DNRR_LIBCURL_DIR="\"`$(PKG_CONFIG) --variable=libdir libcurl`\""
 
 PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
-	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o \
+	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o lib/closuredb.o \
 	lib/activate.o lib/generations.o lib/deploy.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/curlload.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
@@ -33,7 +33,7 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-fleet.o \
 	tests/test-tool-hive.o tests/test-tool-remote.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
-	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h \
+	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h lib/closuredb.h \
 	lib/activate.h lib/generations.h lib/deploy.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/curlload.h lib/pkgdiff.h lib/session.h \
 	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
@@ -45,7 +45,7 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 # lib/scripts.h (generated, not committed); NAME.def holds what a script and
 # its C caller agree on.
 SCRIPTS = lib/scripts/activate.sh lib/scripts/booted.sh lib/scripts/closure.sh lib/scripts/confirm.sh \
-	lib/scripts/current.sh lib/scripts/direct.sh lib/scripts/export.sh \
+	lib/scripts/current.sh lib/scripts/direct.sh lib/scripts/dumpdb.sh lib/scripts/export.sh \
 	lib/scripts/generations.sh lib/scripts/hostname.sh lib/scripts/import.sh lib/scripts/keys.sh \
 	lib/scripts/profile.sh lib/scripts/pushcache.sh lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/reboot.sh \
 	lib/scripts/run0.sh lib/scripts/size.sh lib/scripts/unroot.sh

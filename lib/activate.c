@@ -271,44 +271,51 @@ static long index_of(const struct indexed *by, size_t n, const char *path)
 /*
  * The diff from a->diff_from's store into as->diff_old and diff_new: the
  * running system's closure (the new one's when they are the same), then the
- * sizes of both in one query. 0, or -1 when that store cannot (it lacks the
- * running system): the target makes the diff then, as before.
+ * sizes not known yet (a fleet's closure dump has the new closure's) in one
+ * query. 0, or -1 when that store cannot (it lacks the running system):
+ * the target makes the diff then, as before.
  */
 static int local_diff_prepare(struct activation_session *as, const struct activation *a)
 {
-	struct strvec old = STRVEC_INIT, both = STRVEC_INIT;
+	struct strvec old = STRVEC_INIT, ask = STRVEC_INIT;
 	const struct strvec *new = a->closure;
+	const unsigned long long *known = a->closure_sizes;
 	struct nrr_err ignored = { 0 };
 	int same = !strcmp(as->running, a->toplevel);
 	unsigned long long *sizes = NULL;
 	struct indexed *by = NULL;
+	size_t extra;
 	int ret = -1;
 
 	if (as->running[0] && !same &&
 	    closure_of(a->diff_from, as->running, &old, &ignored))
 		goto out;
-	/* the union, the new closure first: the sizes are asked once */
 	by = xcalloc(new->nr + 1, sizeof(*by));
 	for (size_t i = 0; i < new->nr; i++) {
 		by[i].path = new->v[i];
 		by[i].at = i;
-		strvec_push(&both, new->v[i]);
+		if (!known)
+			strvec_push(&ask, new->v[i]);
 	}
 	qsort(by, new->nr, sizeof(*by), cmp_indexed);
+	/* the sizes asked: the new closure's unless known, then the old's own */
 	for (size_t i = 0; i < old.nr; i++)
 		if (index_of(by, new->nr, old.v[i]) < 0)
-			strvec_push(&both, old.v[i]);
-	sizes = xcalloc(both.nr + 1, sizeof(*sizes));
-	if (both.nr && closure_sizes(a->diff_from, &both, sizes, &ignored))
+			strvec_push(&ask, old.v[i]);
+	sizes = xcalloc(ask.nr + 1, sizeof(*sizes));
+	if (ask.nr && closure_sizes(a->diff_from, &ask, sizes, &ignored))
 		goto out;
 	for (size_t i = 0; i < new->nr; i++) {
-		pkgdiff_closure_add(&as->diff_new, new->v[i], sizes[i]);
+		unsigned long long size = known ? known[i] : sizes[i];
+		pkgdiff_closure_add(&as->diff_new, new->v[i], size);
 		if (same)
-			pkgdiff_closure_add(&as->diff_old, new->v[i], sizes[i]);
+			pkgdiff_closure_add(&as->diff_old, new->v[i], size);
 	}
-	for (size_t i = 0, extra = new->nr; i < old.nr; i++) {
+	extra = known ? 0 : new->nr;
+	for (size_t i = 0; i < old.nr; i++) {
 		long at = index_of(by, new->nr, old.v[i]);
-		pkgdiff_closure_add(&as->diff_old, old.v[i], at >= 0 ? sizes[at] : sizes[extra++]);
+		unsigned long long size = at < 0 ? sizes[extra++] : known ? known[at] : sizes[at];
+		pkgdiff_closure_add(&as->diff_old, old.v[i], size);
 	}
 	ret = 0;
 out:
@@ -319,7 +326,7 @@ out:
 	free(sizes);
 	free(by);
 	strvec_clear(&old);
-	strvec_clear(&both);
+	strvec_clear(&ask);
 	return ret;
 }
 

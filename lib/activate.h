@@ -39,6 +39,7 @@ struct activation {
 	 * than the rest of a no-op). Not for boot, rollback or a closure
 	 * that is not here: the target makes those diffs. */
 	const struct host *diff_from;
+	const unsigned long long *closure_sizes; /* closure's sizes, or NULL */
 	int ask;		/* with diff: activate only if on_diff says so */
 	/* Called with the diff (before anything changes): shows it, and
 	 * returns 1 to activate, 0 to leave the target as it is. */

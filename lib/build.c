@@ -1,6 +1,7 @@
 /* Building the system: here, or evaluated here and realised on the
  * build host (see deploy.h for the deploy it is part of). */
 #include "build.h"
+#include "closuredb.h"
 #include "hive.h"
 #include "narinfo.h"
 #include "nix.h"
@@ -281,6 +282,8 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		struct strvec lines = STRVEC_INIT;
 		split_lines(out.buf, &lines);
 		strvec_clear(&d->closure);
+		free(d->closure_sizes);
+		d->closure_sizes = NULL;
 		int after = 0;
 		for (size_t i = 0; i < lines.nr && !ret; i++) {
 			if (!after && !strncmp(lines.v[i], "root ", 5)) {
@@ -335,7 +338,13 @@ int build_system(struct deploy *d, const char *tail, int dry,
 		d->toplevel = xstrdup(d->opt->store_path);
 		d->built_at = AT_LOCAL;
 		/* dry-build's plan says itself when the path is not here yet */
-		return dry ? 0 : closure_of(&d->local, d->toplevel, &d->closure, e);
+		if (dry)
+			return 0;
+		/* a fleet's child: from the fleet's one query when it has it */
+		if (d->opt->closure_db && !closuredb_load(d->opt->closure_db, d->toplevel,
+							  &d->closure, &d->closure_sizes))
+			return 0;
+		return closure_of(&d->local, d->toplevel, &d->closure, e);
 	}
 	/* --store-path DRV: built as an evaluated configuration is */
 	attr = d->src == SRC_STORE_PATH ? xstrdup(d->drv) : deploy_attr(d, tail);

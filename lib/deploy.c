@@ -54,6 +54,7 @@ void deploy_release(struct deploy *d)
 	ssh_ctx_release(&d->ssh);
 	strvec_clear(&d->elev.sudo_opts);
 	strvec_clear(&d->closure);
+	free(d->closure_sizes);
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
@@ -547,6 +548,7 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	a->closure = d->target_remote && d->built_at != AT_TARGET ? &d->closure : NULL;
 	/* where that closure is: the diff comes from there when it can */
 	a->diff_from = d->built_at == AT_BUILD ? &d->build : &d->local;
+	a->closure_sizes = a->closure ? d->closure_sizes : NULL;
 	struct strbuf nixconf = STRBUF_INIT;
 	a->substitute = d->opt->substitutes;
 	a->plan = d->want_plan;

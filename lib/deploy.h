@@ -59,6 +59,8 @@ struct deploy {
 	char *build_root;	/* the same on the build host (unroot.sh removes it) */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
+	unsigned long long *closure_sizes; /* each one's NAR size, when known
+				 * (a fleet's --closure-db), or NULL */
 	unsigned long long bytes_copied;
 	size_t paths_copied;
 

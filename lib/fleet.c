@@ -6,12 +6,12 @@
 #include "fleetbuild.h"
 #include "fleetview.h"
 #include "fleetproto.h"
-#include "prompt.h"
 #include "pushto.h"
 #include "quote.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
+#include "closuredb.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>
@@ -74,32 +74,8 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 		sq_trace_argv((const char *const *)argv->v);
 }
 
-/* h enters phase name now (nothing if it is in it already): the phase
- * before it ends, for the --json report's timeline. */
-static void set_phase(struct fleet_host *h, const char *name)
-{
-	double now = fleet_now();
-	if (h->nr_phases && !strcmp(h->phases[h->nr_phases - 1].name, name))
-		return;
-	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
-		h->phases[h->nr_phases - 1].end = now;
-	h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
-	struct fleet_phase *p = &h->phases[h->nr_phases++];
-	snprintf(p->name, sizeof(p->name), "%s", name);
-	p->start = now;
-	p->end = 0;
-	snprintf(h->phase, sizeof(h->phase), "%s", name);
-}
-
-/* The last phase of h ends now. */
-static void end_phases(struct fleet_host *h)
-{
-	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
-		h->phases[h->nr_phases - 1].end = fleet_now();
-}
-
 static int start_host(const struct options *o, struct fleet_host *h,
-		      const char *password, struct nrr_err *e)
+		      const char *password, const char *closure_db, struct nrr_err *e)
 {
 	int rep[2], pw[2] = { -1, -1 };
 	int keys = h->m.keys && h->m.keys->nr;
@@ -114,6 +90,8 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	 * by it before anything else: never in argv or the environment */
 	if (keys)
 		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
+	if (closure_db && h->path)
+		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
@@ -166,7 +144,7 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		close(pw[1]);
 	}
 	h->state = H_RUNNING;
-	set_phase(h, "connect");
+	fleet_set_phase(h, "connect");
 	return 0;
 }
 
@@ -180,7 +158,7 @@ static void read_report(struct fleet_host *h)
 		fleetproto_parse(h->progress.buf, &m);
 		switch (m.kind) {
 		case FLEETPROTO_PHASE:
-			set_phase(h, m.text);
+			fleet_set_phase(h, m.text);
 			break;
 		case FLEETPROTO_SAY:
 			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
@@ -195,7 +173,7 @@ static void read_report(struct fleet_host *h)
 			break;
 		case FLEETPROTO_ASK:
 			h->asking = 1;
-			set_phase(h, "ask");
+			fleet_set_phase(h, "ask");
 			break;
 		case FLEETPROTO_RESULT:
 			h->status = m.result.status;
@@ -250,54 +228,8 @@ static void finish_host(struct fleet_host *h)
 	if (h->status && !h->step[0])
 		snprintf(h->step, sizeof(h->step), "deploy");
 	h->state = H_DONE;
-	end_phases(h);
+	fleet_end_phases(h);
 	child_clear(&h->c);
-}
-
-static void answer_hosts(struct fleet_host *hosts, size_t n, int yes);
-
-/* Every host still running waits at --ask's question: shows their diffs
- * and asks once for all of them. */
-static void ask_fleet(struct fleet_host *hosts, size_t n)
-{
-	struct strbuf q = STRBUF_INIT;
-	size_t asking = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &hosts[i];
-		if (!h->asking)
-			continue;
-		fprintf(stderr, "\n%s", h->diff_text.buf);
-		strbuf_reset(&h->diff_text);
-		/* the question names ten; the diffs above name them all */
-		if (asking < 10)
-			strbuf_addf(&q, "%s%s", asking ? ", " : "", h->m.name);
-		asking++;
-	}
-	if (asking > 10)
-		strbuf_addf(&q, " and %zu more", asking - 10);
-	int yes = asking > 1
-		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
-		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
-	answer_hosts(hosts, n, yes);
-	strbuf_release(&q);
-}
-
-/* Answers every host waiting before activation: yes or no. */
-static void answer_hosts(struct fleet_host *hosts, size_t n, int yes)
-{
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &hosts[i];
-		if (!h->asking)
-			continue;
-		if (write(h->answer_fd, yes ? "y\n" : "n\n", 2) < 0) {
-			/* the child is gone: its result says why */
-		}
-		close(h->answer_fd);
-		h->answer_fd = -1;
-		h->asking = 0;
-		set_phase(h, yes ? "activate" : "declined");
-	}
 }
 
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
@@ -326,6 +258,7 @@ struct fleet {
 	int tty, color, drawn;
 	double t0, last_draw;	/* when the run began; the last live lines */
 	struct pump_fd *fds;	/* the pipes of the hosts in flight: two a host */
+	char *closure_db;	/* the hosts' closures, dumped once (dump_closures) */
 	struct fleet_io *io;	/* whose each is, a host's one */
 };
 
@@ -383,7 +316,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		struct fleet_host *h = &f->hosts[f->next++];
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
-		if (start_host(f->o, h, f->password, e)) {
+		if (start_host(f->o, h, f->password, f->closure_db, e)) {
 			h->state = H_DONE;
 			h->status = e->status;
 			snprintf(h->step, sizeof(h->step), "start");
@@ -492,7 +425,7 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		if (asking && asking == f->running &&
 		    (f->stop || f->next == f->n || f->running >= f->cap)) {
 			if (f->o->ask && !f->o->yes) {
-				ask_fleet(f->hosts, f->n);
+				fleet_ask(f->hosts, f->n);
 				f->drawn = 0;
 			} else {
 				/* the cache route: every host checked; after a
@@ -501,7 +434,7 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 					fprintf(stderr, "not activating the hosts that are ready (%zu): "
 						"another failed (-k/--keep-going activates them)\n",
 						asking);
-				answer_hosts(f->hosts, f->n, !f->stop);
+				fleet_answer(f->hosts, f->n, !f->stop);
 			}
 			continue;
 		}
@@ -585,11 +518,30 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 	}
 }
 
+/* The hosts' closures, dumped once for their children (lib/closuredb.h):
+ * the file's name, or NULL (a dry build copies nothing). */
+static char *dump_closures(const struct fleet *f)
+{
+	struct strvec tops = STRVEC_INIT;
+	char *file = NULL;
+
+	for (size_t i = 0; i < f->n; i++) {
+		const char *p = f->hosts[i].path;
+		if (p && f->hosts[i].state == H_WAITING && strvec_find(&tops, p) < 0)
+			strvec_push(&tops, p);
+	}
+	if (tops.nr && !(f->o->act && (f->o->act->needs & AN_DRY)))
+		file = closuredb_save(&tops);
+	strvec_clear(&tops);
+	return file;
+}
+
 /* Runs the children of f's hosts (built: their path set), at most
  * --parallel at a time; the summary, --json, and the fleet's status. */
 static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct nrr_err *e)
 {
 	const struct options *o = f->o;
+	int ret;
 
 	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
 	/* --ask: a host waiting for the answer gives its slot to the next,
@@ -597,8 +549,15 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->cap = openfiles_fit(holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
+	f->closure_db = dump_closures(f);
 	deploy_hosts(f, e);
-	return verdict(f, e);
+	ret = verdict(f, e);
+	if (f->closure_db) {
+		unlink(f->closure_db);
+		free(f->closure_db);
+		f->closure_db = NULL;
+	}
+	return ret;
 }
 
 static void fleet_release(struct fleet *f)

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleetview.h"
+#include "prompt.h"
 #include "report.h"
 
 #include <cjson/cJSON.h>
@@ -176,4 +177,72 @@ void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t 
 	puts(text);
 	free(text);
 	cJSON_Delete(arr);
+}
+
+/* h enters phase name now (nothing if it is in it already): the phase
+ * before it ends, for the --json report's timeline. */
+void fleet_set_phase(struct fleet_host *h, const char *name)
+{
+	double now = fleet_now();
+	if (h->nr_phases && !strcmp(h->phases[h->nr_phases - 1].name, name))
+		return;
+	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
+		h->phases[h->nr_phases - 1].end = now;
+	h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
+	struct fleet_phase *p = &h->phases[h->nr_phases++];
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->start = now;
+	p->end = 0;
+	snprintf(h->phase, sizeof(h->phase), "%s", name);
+}
+
+/* The last phase of h ends now. */
+void fleet_end_phases(struct fleet_host *h)
+{
+	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)
+		h->phases[h->nr_phases - 1].end = fleet_now();
+}
+
+/* Every host still running waits at --ask's question: shows their diffs
+ * and asks once for all of them. */
+void fleet_ask(struct fleet_host *hosts, size_t n)
+{
+	struct strbuf q = STRBUF_INIT;
+	size_t asking = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (!h->asking)
+			continue;
+		fprintf(stderr, "\n%s", h->diff_text.buf);
+		strbuf_reset(&h->diff_text);
+		/* the question names ten; the diffs above name them all */
+		if (asking < 10)
+			strbuf_addf(&q, "%s%s", asking ? ", " : "", h->m.name);
+		asking++;
+	}
+	if (asking > 10)
+		strbuf_addf(&q, " and %zu more", asking - 10);
+	int yes = asking > 1
+		? prompt_yes("\nActivate on %zu hosts (%s)? [y/N] ", asking, q.buf)
+		: prompt_yes("\nActivate on %s? [y/N] ", q.buf);
+	fleet_answer(hosts, n, yes);
+	strbuf_release(&q);
+}
+
+/* Answers every host waiting before activation: yes or no. */
+void fleet_answer(struct fleet_host *hosts, size_t n, int yes)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (!h->asking)
+			continue;
+		if (write(h->answer_fd, yes ? "y\n" : "n\n", 2) < 0) {
+			/* the child is gone: its result says why */
+		}
+		close(h->answer_fd);
+		h->answer_fd = -1;
+		h->asking = 0;
+		fleet_set_phase(h, yes ? "activate" : "declined");
+	}
 }

@@ -62,6 +62,17 @@ void fleet_draw(struct fleet_host *hosts, size_t n, int redraw, int color,
 /* The summary table, then the last lines of every failed host, on stderr. */
 void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
 			 size_t n, size_t namew);
+/* h enters phase name now (nothing if it is in it already): the phase
+ * before it ends, for the --json report's timeline and the live lines. */
+void fleet_set_phase(struct fleet_host *h, const char *name);
+/* The last phase of h ends now. */
+void fleet_end_phases(struct fleet_host *h);
+/* --ask: every host still running waits at the question; shows their
+ * diffs and asks once for all of them, then answers them (fleet_answer). */
+void fleet_ask(struct fleet_host *hosts, size_t n);
+/* Answers every host waiting before activation: yes or no. */
+void fleet_answer(struct fleet_host *hosts, size_t n, int yes);
+
 /* The --json report on stdout (it takes each host's diff object); phase
  * times are given in seconds since t0 (fleet_now() when the run began). */
 void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t n,

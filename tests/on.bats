@@ -107,6 +107,20 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	assert_output --regexp "\\$ 'ssh' .*'broken'"
 }
 
+@test "the hosts' closures and sizes come from one dump of this store, in a file the run removes" {
+	retag dumped
+	run nrr switch --flake "$F" --on t1,t2 --debug --diff
+	assert_success
+	# every child is given the same file (lib/closuredb.h), gone after the run
+	[ "$(grep -c -- "'--closure-db' '/tmp/nrr-closures\.[^']*'" <<<"$output")" = 2 ]
+	db=$(grep -o -- "'--closure-db' '[^']*'" <<<"$output" | sort -u)
+	[ "$(wc -l <<<"$db")" = 1 ]
+	file=${db#"'--closure-db' '"}
+	[ ! -e "${file%"'"}" ]
+	# and each host's diff was made from it
+	[ "$(grep -c '^Closure: ' <<<"$output")" = 2 ]
+}
+
 @test "an evaluation error: no host starts (exit 13)" {
 	fleet_reset_counts t1
 	run nrr switch --flake "$F" --on t1,doesnotexist

@@ -10,6 +10,7 @@
 
 #include "../lib/activate.h"
 #include "../lib/closure.h"
+#include "../lib/closuredb.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
 #include "../lib/nix.h"
@@ -262,6 +263,24 @@ int main(int argc, const char **argv)
 		closure_parse_missing(text, &missing);
 		print_vec("missing", &missing);
 		strvec_clear(&missing);
+		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "closuredb") && argc > 2) {
+		/* closuredb TOP < DUMP: TOP's closure with sizes, or why not */
+		struct closuredb db = CLOSUREDB_INIT;
+		struct strvec closure = STRVEC_INIT;
+		unsigned long long *sizes = NULL;
+		char *text = test_tool_read_stdin();
+		if (closuredb_parse(text, &db))
+			printf("not a dump\n");
+		else if (closuredb_select(&db, argv[2], &closure, &sizes))
+			printf("not in it\n");
+		for (size_t i = 0; i < closure.nr; i++)
+			printf("%s %llu\n", closure.v[i], sizes[i]);
+		free(sizes);
+		strvec_clear(&closure);
+		closuredb_release(&db);
 		free(text);
 		return 0;
 	}

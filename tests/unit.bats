@@ -227,6 +227,60 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_output 'missing='
 }
 
+@test "closure dumps: one system's closure from a fleet's, dependencies first, with sizes" {
+	# what nix-store --dump-db prints for a union in dependency order: path, NAR hash,
+	# NAR size, deriver, references (count, then each); two systems share glibc
+	s=/nix/store
+	dump="$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc
+1c37d01af40be2e80
+100
+
+0
+$s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bash
+2c37d01af40be2e80
+200
+$s/dddddddddddddddddddddddddddddddd-bash.drv
+2
+$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc
+$s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bash
+$s/cccccccccccccccccccccccccccccccc-zsh
+3c37d01af40be2e80
+300
+
+1
+$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc
+$s/11111111111111111111111111111111-system-one
+4c37d01af40be2e80
+10
+
+1
+$s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bash
+$s/22222222222222222222222222222222-system-two
+5c37d01af40be2e80
+20
+
+1
+$s/cccccccccccccccccccccccccccccccc-zsh"
+	run "$TT" closuredb "$s/11111111111111111111111111111111-system-one" <<<"$dump"
+	assert_output "$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc 100
+$s/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-bash 200
+$s/11111111111111111111111111111111-system-one 10"
+	run "$TT" closuredb "$s/22222222222222222222222222222222-system-two" <<<"$dump"
+	assert_output "$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc 100
+$s/cccccccccccccccccccccccccccccccc-zsh 300
+$s/22222222222222222222222222222222-system-two 20"
+	run "$TT" closuredb "$s/33333333333333333333333333333333-system-three" <<<"$dump"
+	assert_output "not in it"
+	# a reference outside the dump, a size that is not a number, a cut record
+	run "$TT" closuredb "$s/11111111111111111111111111111111-system-one" \
+		<<<"$(sed "18s|-glibc\$|-gone|" <<<"$dump")"
+	assert_output "not a dump"
+	run "$TT" closuredb "$s/11111111111111111111111111111111-system-one" <<<"${dump/200/2x0}"
+	assert_output "not a dump"
+	run "$TT" closuredb "$s/11111111111111111111111111111111-system-one" <<<"$(head -n 11 <<<"$dump")"
+	assert_output "not a dump"
+}
+
 @test "platforms: uname -m names, a derivation's system, builders for a system" {
 	run "$TT" platform-of-machine x86_64
 	assert_output x86_64-linux

@@ -1,0 +1,240 @@
+#include "closuredb.h"
+#include "closure.h"
+#include "narinfo.h"
+#include "nix.h"
+#include "run.h"
+#include "scripts.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A path of the dump and its index, sorted by path to resolve references. */
+struct by_path {
+	const char *path;
+	size_t at;
+};
+
+static int cmp_by_path(const void *a, const void *b)
+{
+	return strcmp(((const struct by_path *)a)->path, ((const struct by_path *)b)->path);
+}
+
+/* The next line of *p (without its newline) in *line, *len; 0 at the end. */
+static int next_line(const char **p, const char **line, size_t *len)
+{
+	const char *nl;
+
+	if (!**p)
+		return 0;
+	nl = strchr(*p, '\n');
+	*line = *p;
+	*len = nl ? (size_t)(nl - *p) : strlen(*p);
+	*p = nl ? nl + 1 : *p + *len;
+	return 1;
+}
+
+/* The next line as a number, or -1. */
+static int next_number(const char **p, unsigned long long *v)
+{
+	const char *l;
+	size_t len;
+	return next_line(p, &l, &len) && !parse_decimal_u64(l, len, v) ? 0 : -1;
+}
+
+/* Resolves the references (text, from refoff[i] on in refpaths) to
+ * indices. -1 if one is not in the dump. */
+static int resolve(struct closuredb *db, const struct strvec *refpaths, const size_t *refoff)
+{
+	struct by_path *idx = xcalloc(db->n + 1, sizeof(*idx));
+	int ret = 0;
+
+	for (size_t i = 0; i < db->n; i++)
+		idx[i] = (struct by_path){ db->paths[i], i };
+	qsort(idx, db->n, sizeof(*idx), cmp_by_path);
+	db->refs = xcalloc(db->n + 1, sizeof(*db->refs));
+	for (size_t i = 0; i < db->n && !ret; i++) {
+		db->refs[i] = xcalloc(db->nrefs[i] + 1, sizeof(**db->refs));
+		for (size_t k = 0; k < db->nrefs[i] && !ret; k++) {
+			struct by_path key = { refpaths->v[refoff[i] + k], 0 };
+			struct by_path *hit = bsearch(&key, idx, db->n, sizeof(*idx), cmp_by_path);
+			if (hit)
+				db->refs[i][k] = hit->at;
+			else
+				ret = -1;
+		}
+	}
+	free(idx);
+	return ret;
+}
+
+int closuredb_parse(const char *text, struct closuredb *db)
+{
+	struct strvec refpaths = STRVEC_INIT;
+	size_t *refoff = NULL, alloc = 0;
+	const char *p = text, *l;
+	size_t len;
+	int ret = 0;
+
+	memset(db, 0, sizeof(*db));
+	while (!ret && next_line(&p, &l, &len)) {
+		unsigned long long size, nrefs;
+		char *path = xstrndup(l, len);
+		/* path, NAR hash, NAR size, deriver (or ""), references */
+		if (!nix_store_path_valid(path) || !next_line(&p, &l, &len) ||
+		    next_number(&p, &size) || !next_line(&p, &l, &len) ||
+		    next_number(&p, &nrefs) || nrefs > 1000000) {
+			free(path);
+			ret = -1;
+			break;
+		}
+		if (db->n == alloc) {
+			alloc = alloc ? 2 * alloc : 64;
+			db->paths = xrealloc(db->paths, alloc * sizeof(*db->paths));
+			db->sizes = xrealloc(db->sizes, alloc * sizeof(*db->sizes));
+			db->nrefs = xrealloc(db->nrefs, alloc * sizeof(*db->nrefs));
+			refoff = xrealloc(refoff, alloc * sizeof(*refoff));
+		}
+		db->paths[db->n] = path;
+		db->sizes[db->n] = size;
+		db->nrefs[db->n] = (size_t)nrefs;
+		refoff[db->n] = refpaths.nr;
+		db->n++;
+		for (unsigned long long k = 0; k < nrefs && !ret; k++) {
+			if (next_line(&p, &l, &len))
+				strvec_pushf(&refpaths, "%.*s", (int)len, l);
+			else
+				ret = -1;
+		}
+	}
+	if (!ret && db->n)
+		ret = resolve(db, &refpaths, refoff);
+	if (ret)
+		closuredb_release(db);
+	strvec_clear(&refpaths);
+	free(refoff);
+	return ret;
+}
+
+int closuredb_select(const struct closuredb *db, const char *top, struct strvec *closure,
+		     unsigned long long **sizes)
+{
+	size_t t = db->n, sp = 0, count = 0, j = 0;
+	char *mark;
+	size_t *stack;
+
+	for (size_t i = 0; i < db->n && t == db->n; i++)
+		if (!strcmp(db->paths[i], top))
+			t = i;
+	if (t == db->n)
+		return -1;
+	/* every path reachable from top, each pushed once */
+	mark = xcalloc(db->n + 1, 1);
+	stack = xcalloc(db->n + 1, sizeof(*stack));
+	mark[t] = 1;
+	stack[sp++] = t;
+	while (sp) {
+		size_t i = stack[--sp];
+		count++;
+		for (size_t k = 0; k < db->nrefs[i]; k++) {
+			size_t r = db->refs[i][k];
+			if (!mark[r]) {
+				mark[r] = 1;
+				stack[sp++] = r;
+			}
+		}
+	}
+	*sizes = xcalloc(count + 1, sizeof(**sizes));
+	for (size_t i = 0; i < db->n; i++)
+		if (mark[i]) {
+			strvec_push(closure, db->paths[i]);
+			(*sizes)[j++] = db->sizes[i];
+		}
+	free(mark);
+	free(stack);
+	return 0;
+}
+
+void closuredb_release(struct closuredb *db)
+{
+	for (size_t i = 0; i < db->n; i++) {
+		free(db->paths[i]);
+		if (db->refs)
+			free(db->refs[i]);
+	}
+	free(db->paths);
+	free(db->sizes);
+	free(db->nrefs);
+	free(db->refs);
+	memset(db, 0, sizeof(*db));
+}
+
+int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
+		   struct nrr_err *e)
+{
+	struct strvec all = STRVEC_INIT;
+	struct strbuf in = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	int ret;
+
+	if (!tops->nr)
+		return 0;
+	if ((ret = closure_of_all(h, tops, &all, e)))
+		goto out;
+	for (size_t i = 0; i < all.nr; i++)
+		strbuf_addf(&in, "%s\n", all.v[i]);
+	int st = host_run(h, NULL, "dump", script_dumpdb, noargs, in.buf, in.len, out,
+			  NULL, -1, e);
+	if (st < 0)
+		ret = e->status;
+	else if (st)
+		ret = nrr_fail(e, NRR_EFAIL, "cannot read the store's registration of %zu paths on '%s'",
+			       all.nr, h->name);
+out:
+	strvec_clear(&all);
+	strbuf_release(&in);
+	return ret;
+}
+
+char *closuredb_save(const struct strvec *tops)
+{
+	struct ssh_ctx ctx;
+	struct host local = { "localhost", NULL, &ctx };
+	struct strbuf dump = STRBUF_INIT;
+	struct nrr_err ignored = { 0 };
+	char name[] = "/tmp/nrr-closures.XXXXXX", *file = NULL;
+	int fd;
+
+	memset(&ctx, 0, sizeof(ctx));
+	for (size_t i = 0; i < tops->nr; i++) {
+		size_t len = strlen(tops->v[i]);
+		if (len > 4 && !strcmp(tops->v[i] + len - 4, ".drv"))
+			return NULL;
+	}
+	if (!closuredb_dump(&local, tops, &dump, &ignored) &&
+	    (fd = mkstemp(name)) >= 0) {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (!fd_write_all(fd, dump.buf, dump.len))
+			file = xstrdup(name);
+		else
+			unlink(name);
+		close(fd);
+	}
+	strbuf_release(&dump);
+	return file;
+}
+
+int closuredb_load(const char *file, const char *top, struct strvec *closure,
+		   unsigned long long **sizes)
+{
+	struct strbuf text = STRBUF_INIT;
+	struct closuredb db = CLOSUREDB_INIT;
+	int ret = -1;
+
+	if (!strbuf_read_file(&text, file) && !closuredb_parse(text.buf ? text.buf : "", &db))
+		ret = closuredb_select(&db, top, closure, sizes);
+	closuredb_release(&db);
+	strbuf_release(&text);
+	return ret;
+}

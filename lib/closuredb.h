@@ -1,0 +1,55 @@
+/*
+ * closuredb: the closures of many systems from two queries of one store.
+ *
+ * Each host of a fleet needs its system's closure (what it is offered)
+ * and, for the diff, its paths' sizes. Asked per host, that is a nix
+ * process or two per host on this machine; the fleet asks once instead:
+ * `nix-store -qR` of every host's system (their union, dependencies
+ * first) and `nix-store --dump-db` of that union (each path's NAR size
+ * and references, in the union's order: the format `--load-db` reads),
+ * kept in a file every host's child reads (--closure-db). A child selects
+ * its own system's closure from it: the union's order restricted to one
+ * closure is still dependencies first, as `nix-store --import` needs.
+ */
+#ifndef NRR_CLOSUREDB_H
+#define NRR_CLOSUREDB_H
+
+#include "host.h"
+
+struct closuredb {
+	size_t n;
+	char **paths;			/* in the dump's order */
+	unsigned long long *sizes;	/* NAR sizes */
+	size_t *nrefs;
+	size_t **refs;			/* indices into paths */
+};
+
+#define CLOSUREDB_INIT { 0, NULL, NULL, NULL, NULL }
+
+/* Parses a dump (pure; for unit tests). 0, or -1 if it is not one, or a
+ * reference is not in it (then db is empty). */
+int closuredb_parse(const char *text, struct closuredb *db);
+
+/* top's closure, in the dump's order, appended to closure, with *sizes
+ * malloc'ed to match (the caller frees it). 0, or -1 if top is not in db. */
+int closuredb_select(const struct closuredb *db, const char *top, struct strvec *closure,
+		     unsigned long long **sizes);
+
+void closuredb_release(struct closuredb *db);
+
+/* The dump of the closures of tops on h, into out. 0 or an NRR_* status. */
+int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
+		   struct nrr_err *e);
+
+/* Dumps the closures of tops from this machine's store into a new file
+ * (mode 0600, in /tmp): its name, malloc'ed (the caller unlinks and frees
+ * it), or NULL when the store cannot tell (a derivation among tops, or a
+ * system not built here): each child asks then. */
+char *closuredb_save(const struct strvec *tops);
+
+/* closuredb_select from the dump in file. 0, or -1 (unreadable, not a
+ * dump, top not in it): the caller asks the store itself then. */
+int closuredb_load(const char *file, const char *top, struct strvec *closure,
+		   unsigned long long **sizes);
+
+#endif
