@@ -392,6 +392,49 @@ static void print_plan(const struct deploy *d)
 	strbuf_release(&sb);
 }
 
+/* A path of the closure and its size, sorted by path. */
+struct sized {
+	const char *path;
+	unsigned long long size;
+};
+
+static int cmp_sized(const void *a, const void *b)
+{
+	return strcmp(((const struct sized *)a)->path, ((const struct sized *)b)->path);
+}
+
+/*
+ * The NAR sizes of paths (members of d->closure) summed: from the sizes the
+ * fleet's closure dump gave (no query), or from the store that holds them;
+ * 0 if that cannot tell.
+ */
+static unsigned long long deploy_sizes_of(const struct deploy *d, const struct strvec *paths)
+{
+	unsigned long long sum = 0;
+	struct nrr_err ignored = { 0 };
+
+	if (!paths->nr)
+		return 0;
+	if (!d->closure_sizes) {
+		if (closure_size(d->built_at == AT_BUILD ? &d->build : &d->local, paths, &sum,
+				 &ignored))
+			sum = 0;
+		return sum;
+	}
+	struct sized *by = xcalloc(d->closure.nr + 1, sizeof(*by));
+	for (size_t i = 0; i < d->closure.nr; i++)
+		by[i] = (struct sized){ d->closure.v[i], d->closure_sizes[i] };
+	qsort(by, d->closure.nr, sizeof(*by), cmp_sized);
+	for (size_t i = 0; i < paths->nr; i++) {
+		struct sized key = { paths->v[i], 0 };
+		struct sized *hit = bsearch(&key, by, d->closure.nr, sizeof(*by), cmp_sized);
+		if (hit)
+			sum += hit->size;
+	}
+	free(by);
+	return sum;
+}
+
 /*
  * Works out d->plan for the paths the target lacks (a->missing): asks the
  * caches the target trusts which of them they serve, with signatures it
@@ -421,13 +464,15 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 					       d->opt->cache_key, e)))
 			goto out;
 		cache_config_from_settings(&cfg, &ns);
-		if (d->opt->cache_url && d->plan_only) {
-			/* dry-build: nothing was pushed; the cache would serve all of it */
+		if (d->opt->cache_url) {
+			/* the cache route: the whole closure went to the cache before
+			 * this host started (dry-build: it would), signed with a key
+			 * the target trusts (checked above), so the cache serves all
+			 * the target lacks; asking it again, path by path and host by
+			 * host, would only cost each host an HTTP client */
 			for (size_t i = 0; i < a->missing->nr; i++)
 				strvec_push(&fetch, a->missing->v[i]);
-			if (fetch.nr && closure_size(d->built_at == AT_BUILD ? &d->build : &d->local,
-						     &fetch, &p->fetch_bytes, &qe))
-				p->fetch_bytes = 0;
+			p->fetch_bytes = deploy_sizes_of(d, &fetch);
 		} else if (!cache_query(&cfg, a->missing, &res, &qe)) {
 			for (size_t i = 0; i < res.nr; i++) {
 				struct cache_answer *an = &res.answers[i];
@@ -453,7 +498,7 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 		strvec_pushf(d->warnings, "cannot ask '%s''s caches: %s; pushing everything",
 			     d->target.name, qe.msg);
 	p->known = 1;
-	p->auto_fetch = a->substitute == 2 || (d->opt->cache_url && d->plan_only);
+	p->auto_fetch = a->substitute == 2 || d->opt->cache_url;
 	p->paths = d->closure.nr;
 	p->present = d->closure.nr - a->missing->nr;
 	p->fetch = fetch.nr;
@@ -462,9 +507,7 @@ static int plan_and_fetch(struct deploy *d, struct activation *a,
 			strvec_push(&push, a->missing->v[i]);
 	p->push = push.nr;
 	/* the sizes of what is pushed, where it is pushed from */
-	if (push.nr && closure_size(d->built_at == AT_BUILD ? &d->build : &d->local,
-				    &push, &p->push_bytes, &qe))
-		p->push_bytes = 0;
+	p->push_bytes = deploy_sizes_of(d, &push);
 	print_plan(d);
 	if (p->auto_fetch && fetch.nr && !d->plan_only) {
 		deploy_phase(d, "fetch");
