@@ -203,7 +203,8 @@ char *closuredb_save(const struct strvec *tops)
 	struct host local = { "localhost", NULL, &ctx };
 	struct strbuf dump = STRBUF_INIT;
 	struct nrr_err ignored = { 0 };
-	char name[] = "/tmp/nrr-closures.XXXXXX", *file = NULL;
+	const char *tmp = getenv("TMPDIR");
+	char *name, *file = NULL;
 	int fd;
 
 	memset(&ctx, 0, sizeof(ctx));
@@ -212,6 +213,7 @@ char *closuredb_save(const struct strvec *tops)
 		if (len > 4 && !strcmp(tops->v[i] + len - 4, ".drv"))
 			return NULL;
 	}
+	name = xstrfmt("%s/nrr-closures.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!closuredb_dump(&local, tops, &dump, &ignored) &&
 	    (fd = mkstemp(name)) >= 0) {
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -221,6 +223,7 @@ char *closuredb_save(const struct strvec *tops)
 			unlink(name);
 		close(fd);
 	}
+	free(name);
 	strbuf_release(&dump);
 	return file;
 }

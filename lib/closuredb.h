@@ -42,7 +42,7 @@ int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbu
 		   struct nrr_err *e);
 
 /* Dumps the closures of tops from this machine's store into a new file
- * (mode 0600, in /tmp): its name, malloc'ed (the caller unlinks and frees
+ * (mode 0600, in $TMPDIR or /tmp): its name, malloc'ed (the caller unlinks and frees
  * it), or NULL when the store cannot tell (a derivation among tops, or a
  * system not built here): each child asks then. */
 char *closuredb_save(const struct strvec *tops);

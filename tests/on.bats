@@ -112,7 +112,7 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	run nrr switch --flake "$F" --on t1,t2 --debug --diff
 	assert_success
 	# every child is given the same file (lib/closuredb.h), gone after the run
-	[ "$(grep -c -- "'--closure-db' '/tmp/nrr-closures\.[^']*'" <<<"$output")" = 2 ]
+	[ "$(grep -c -- "'--closure-db' '[^']*/nrr-closures\.[^']*'" <<<"$output")" = 2 ]
 	db=$(grep -o -- "'--closure-db' '[^']*'" <<<"$output" | sort -u)
 	[ "$(wc -l <<<"$db")" = 1 ]
 	file=${db#"'--closure-db' '"}
