@@ -249,25 +249,6 @@ void activation_fields(const struct activation *a, int local_diff, struct strbuf
 		send_line(msg, f[i]);
 }
 
-/* A path of the new closure and its index there, sorted by path. */
-struct indexed {
-	const char *path;
-	size_t at;
-};
-
-static int cmp_indexed(const void *a, const void *b)
-{
-	return strcmp(((const struct indexed *)a)->path, ((const struct indexed *)b)->path);
-}
-
-/* path's index in the new closure (by), or -1. */
-static long index_of(const struct indexed *by, size_t n, const char *path)
-{
-	struct indexed key = { path, 0 };
-	const struct indexed *hit = bsearch(&key, by, n, sizeof(*by), cmp_indexed);
-	return hit ? (long)hit->at : -1;
-}
-
 /*
  * The diff from a->diff_from's store into as->diff_old and diff_new: the
  * running system's closure (the new one's when they are the same), then the
@@ -283,24 +264,19 @@ static int local_diff_prepare(struct activation_session *as, const struct activa
 	struct nrr_err ignored = { 0 };
 	int same = !strcmp(as->running, a->toplevel);
 	unsigned long long *sizes = NULL;
-	struct indexed *by = NULL;
+	struct strindex in_new = { NULL, 0 };
 	size_t extra;
 	int ret = -1;
 
 	if (as->running[0] && !same &&
 	    closure_of(a->diff_from, as->running, &old, &ignored))
 		goto out;
-	by = xcalloc(new->nr + 1, sizeof(*by));
-	for (size_t i = 0; i < new->nr; i++) {
-		by[i].path = new->v[i];
-		by[i].at = i;
-		if (!known)
-			strvec_push(&ask, new->v[i]);
-	}
-	qsort(by, new->nr, sizeof(*by), cmp_indexed);
+	strindex_init(&in_new, new->v, new->nr);
 	/* the sizes asked: the new closure's unless known, then the old's own */
+	if (!known)
+		strvec_pushvec(&ask, new);
 	for (size_t i = 0; i < old.nr; i++)
-		if (index_of(by, new->nr, old.v[i]) < 0)
+		if (strindex_find(&in_new, old.v[i]) < 0)
 			strvec_push(&ask, old.v[i]);
 	sizes = xcalloc(ask.nr + 1, sizeof(*sizes));
 	if (ask.nr && closure_sizes(a->diff_from, &ask, sizes, &ignored))
@@ -313,7 +289,7 @@ static int local_diff_prepare(struct activation_session *as, const struct activa
 	}
 	extra = known ? 0 : new->nr;
 	for (size_t i = 0; i < old.nr; i++) {
-		long at = index_of(by, new->nr, old.v[i]);
+		long at = strindex_find(&in_new, old.v[i]);
 		unsigned long long size = at < 0 ? sizes[extra++] : known ? known[at] : sizes[at];
 		pkgdiff_closure_add(&as->diff_old, old.v[i], size);
 	}
@@ -324,7 +300,7 @@ out:
 		pkgdiff_closure_release(&as->diff_new);
 	}
 	free(sizes);
-	free(by);
+	strindex_release(&in_new);
 	strvec_clear(&old);
 	strvec_clear(&ask);
 	return ret;
@@ -485,9 +461,9 @@ int activation_go(struct activation_session *as, struct activation *a,
 	if (a->incomplete)
 		session_send(&as->s, "go\n", 3);
 	while (!session_line(&as->s, &line)) {
-		if (!strcmp(line.buf, "diff-old") ||
-		    (!strcmp(line.buf, "diff-local") && as->local_diff)) {
-			int go = handle_diff(as, a, line.buf[5] == 'l', e);
+		int local = as->local_diff && !strcmp(line.buf, "diff-local");
+		if (local || !strcmp(line.buf, "diff-old")) {
+			int go = handle_diff(as, a, local, e);
 			if (go == -2) {
 				proto = 1;
 				break;

@@ -33,34 +33,25 @@ void closure_parse_missing(const char *text, struct strvec *missing)
 		split_lines(sep + 3, missing);
 }
 
-static int by_string(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 int closure_check_members(const struct host *h, const struct strvec *closure,
 			  const struct strvec *paths, struct nrr_err *e)
 {
-	const char **sorted;
-	size_t n = closure ? closure->nr : 0;
+	struct strindex in_closure;
 	int ret = 0;
 
 	if (!paths->nr)
 		return 0;
-	sorted = xcalloc(n + 1, sizeof(*sorted));
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = closure->v[i];
-	qsort(sorted, n, sizeof(*sorted), by_string);
+	strindex_init(&in_closure, closure ? closure->v : NULL, closure ? closure->nr : 0);
 	for (size_t i = 0; i < paths->nr && !ret; i++) {
 		const char *p = paths->v[i];
-		if (!n || !bsearch(&p, sorted, n, sizeof(*sorted), by_string)) {
+		if (strindex_find(&in_closure, p) < 0) {
 			char shown[256];
 			ret = nrr_protocol(e, h->name, "it asks for '%s', which is not "
 					   "in the closure we sent",
 					   nrr_printable(shown, sizeof(shown), p));
 		}
 	}
-	free(sorted);
+	strindex_release(&in_closure);
 	return ret;
 }
 

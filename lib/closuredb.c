@@ -10,17 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A path of the dump and its index, sorted by path to resolve references. */
-struct by_path {
-	const char *path;
-	size_t at;
-};
-
-static int cmp_by_path(const void *a, const void *b)
-{
-	return strcmp(((const struct by_path *)a)->path, ((const struct by_path *)b)->path);
-}
-
 /* The next line of *p (without its newline) in *line, *len; 0 at the end. */
 static int next_line(const char **p, const char **line, size_t *len)
 {
@@ -47,25 +36,22 @@ static int next_number(const char **p, unsigned long long *v)
  * indices. -1 if one is not in the dump. */
 static int resolve(struct closuredb *db, const struct strvec *refpaths, const size_t *refoff)
 {
-	struct by_path *idx = xcalloc(db->n + 1, sizeof(*idx));
+	struct strindex in_db;
 	int ret = 0;
 
-	for (size_t i = 0; i < db->n; i++)
-		idx[i] = (struct by_path){ db->paths[i], i };
-	qsort(idx, db->n, sizeof(*idx), cmp_by_path);
+	strindex_init(&in_db, (const char *const *)db->paths, db->n);
 	db->refs = xcalloc(db->n + 1, sizeof(*db->refs));
 	for (size_t i = 0; i < db->n && !ret; i++) {
 		db->refs[i] = xcalloc(db->nrefs[i] + 1, sizeof(**db->refs));
 		for (size_t k = 0; k < db->nrefs[i] && !ret; k++) {
-			struct by_path key = { refpaths->v[refoff[i] + k], 0 };
-			struct by_path *hit = bsearch(&key, idx, db->n, sizeof(*idx), cmp_by_path);
-			if (hit)
-				db->refs[i][k] = hit->at;
+			long at = strindex_find(&in_db, refpaths->v[refoff[i] + k]);
+			if (at >= 0)
+				db->refs[i][k] = (size_t)at;
 			else
 				ret = -1;
 		}
 	}
-	free(idx);
+	strindex_release(&in_db);
 	return ret;
 }
 
@@ -199,15 +185,14 @@ out:
 
 char *closuredb_save(const struct strvec *tops)
 {
-	struct ssh_ctx ctx;
-	struct host local = { "localhost", NULL, &ctx };
+	/* this machine: no ssh, so no ssh context */
+	struct host local = { "localhost", NULL, NULL };
 	struct strbuf dump = STRBUF_INIT;
 	struct nrr_err ignored = { 0 };
 	const char *tmp = getenv("TMPDIR");
 	char *name, *file = NULL;
 	int fd;
 
-	memset(&ctx, 0, sizeof(ctx));
 	for (size_t i = 0; i < tops->nr; i++) {
 		size_t len = strlen(tops->v[i]);
 		if (len > 4 && !strcmp(tops->v[i] + len - 4, ".drv"))

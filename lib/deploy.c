@@ -392,17 +392,6 @@ static void print_plan(const struct deploy *d)
 	strbuf_release(&sb);
 }
 
-/* A path of the closure and its size, sorted by path. */
-struct sized {
-	const char *path;
-	unsigned long long size;
-};
-
-static int cmp_sized(const void *a, const void *b)
-{
-	return strcmp(((const struct sized *)a)->path, ((const struct sized *)b)->path);
-}
-
 /*
  * The NAR sizes of paths (members of d->closure) summed: from the sizes the
  * fleet's closure dump gave (no query), or from the store that holds them;
@@ -421,17 +410,14 @@ static unsigned long long deploy_sizes_of(const struct deploy *d, const struct s
 			sum = 0;
 		return sum;
 	}
-	struct sized *by = xcalloc(d->closure.nr + 1, sizeof(*by));
-	for (size_t i = 0; i < d->closure.nr; i++)
-		by[i] = (struct sized){ d->closure.v[i], d->closure_sizes[i] };
-	qsort(by, d->closure.nr, sizeof(*by), cmp_sized);
+	struct strindex in_closure;
+	strindex_init(&in_closure, d->closure.v, d->closure.nr);
 	for (size_t i = 0; i < paths->nr; i++) {
-		struct sized key = { paths->v[i], 0 };
-		struct sized *hit = bsearch(&key, by, d->closure.nr, sizeof(*by), cmp_sized);
-		if (hit)
-			sum += hit->size;
+		long at = strindex_find(&in_closure, paths->v[i]);
+		if (at >= 0)
+			sum += d->closure_sizes[at];
 	}
-	free(by);
+	strindex_release(&in_closure);
 	return sum;
 }
 

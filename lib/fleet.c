@@ -518,6 +518,16 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 	}
 }
 
+/* The systems of the hosts still to deploy, each once, into tops. */
+static void fleet_systems(const struct fleet *f, struct strvec *tops)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		const char *p = f->hosts[i].path;
+		if (p && f->hosts[i].state == H_WAITING && strvec_find(tops, p) < 0)
+			strvec_push(tops, p);
+	}
+}
+
 /* The hosts' closures, dumped once for their children (lib/closuredb.h):
  * the file's name, or NULL (a dry build copies nothing). */
 static char *dump_closures(const struct fleet *f)
@@ -525,11 +535,7 @@ static char *dump_closures(const struct fleet *f)
 	struct strvec tops = STRVEC_INIT;
 	char *file = NULL;
 
-	for (size_t i = 0; i < f->n; i++) {
-		const char *p = f->hosts[i].path;
-		if (p && f->hosts[i].state == H_WAITING && strvec_find(&tops, p) < 0)
-			strvec_push(&tops, p);
-	}
+	fleet_systems(f, &tops);
 	if (tops.nr && !(f->o->act && (f->o->act->needs & AN_DRY)))
 		file = closuredb_save(&tops);
 	strvec_clear(&tops);
@@ -627,9 +633,9 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		/* the closures of all hosts, once, before any host starts */
 		struct strvec tops = STRVEC_INIT;
 		unsigned long long relayed = 0;
-		for (size_t i = 0; i < f.n; i++)
-			if (f.hosts[i].path && strvec_find(&tops, f.hosts[i].path) < 0)
-				strvec_push(&tops, f.hosts[i].path);
+		/* (a host with a system is still to deploy: an evaluation that
+		 * failed with -k gave it none) */
+		fleet_systems(&f, &tops);
 		ret = pushto_push(o, &tops, o->act && (o->act->needs & AN_DRY), warnings, &relayed, e);
 		strvec_clear(&tops);
 		if (ret)

@@ -88,3 +88,32 @@ int strvec_find(const struct strvec *sv, const char *s)
 			return (int)i;
 	return -1;
 }
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct strindex_entry *)a)->s, ((const struct strindex_entry *)b)->s);
+}
+
+void strindex_init(struct strindex *ix, const char *const *v, size_t n)
+{
+	ix->by = xcalloc(n + 1, sizeof(*ix->by));
+	ix->n = n;
+	for (size_t i = 0; i < n; i++)
+		ix->by[i] = (struct strindex_entry){ v[i], i };
+	qsort(ix->by, n, sizeof(*ix->by), cmp_entry);
+}
+
+long strindex_find(const struct strindex *ix, const char *s)
+{
+	struct strindex_entry key = { s, 0 };
+	const struct strindex_entry *hit = ix->n ? bsearch(&key, ix->by, ix->n, sizeof(*ix->by),
+							   cmp_entry) : NULL;
+	return hit ? (long)hit->at : -1;
+}
+
+void strindex_release(struct strindex *ix)
+{
+	free(ix->by);
+	ix->by = NULL;
+	ix->n = 0;
+}

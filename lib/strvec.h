@@ -31,4 +31,25 @@ void strvec_clear(struct strvec *sv);
 /* Index of s in sv, or -1. */
 int strvec_find(const struct strvec *sv, const char *s);
 
+/*
+ * strindex: where a string is among n others, in O(log n), for lists long
+ * enough that strvec_find's scan would make a loop over them quadratic (a
+ * system's closure: thousands of store paths). The strings are not copied:
+ * they must outlive the index.
+ */
+struct strindex_entry {
+	const char *s;
+	size_t at;
+};
+
+struct strindex {
+	struct strindex_entry *by;	/* sorted by s */
+	size_t n;
+};
+
+void strindex_init(struct strindex *ix, const char *const *v, size_t n);
+/* The position of s in the indexed strings (one of them if repeated), or -1. */
+long strindex_find(const struct strindex *ix, const char *s);
+void strindex_release(struct strindex *ix);
+
 #endif

@@ -56,6 +56,19 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	assert_output --regexp $'Added:\n  \\+ nano +7\\.2'
 }
 
+@test "when this store holds the running system, the diff is made here: the target lists no closure" {
+	packages hello-2.12.2 nano-7.2 linux-6.6.1
+	# asked for its closures, the target would answer a line that is none (exit 14): it is
+	# not asked
+	printf '%s\n' 's/^diff-old$/diff-old\nnot a store path\t1/' |
+		fleet_exec t1 sh -c 'cat >/run/nrr-forge'
+	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	fleet_exec t1 rm -f /run/nrr-forge
+	assert_success
+	assert_output --regexp $'Changed:\n  > hello +2\\.12\\.1 -> 2\\.12\\.2'
+	assert_output --regexp 'Closure: [0-9]+ -> [0-9]+ paths'
+}
+
 @test "--json reports the deploy with its diff on stdout" {
 	packages hello-2.12.3 ripgrep-14.1.0 linux-6.6.1
 	run --separate-stderr nrr switch --flake "$F#pkgs" --target-host t1 --json
