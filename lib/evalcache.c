@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cachedir.h"
 #include "evalcache.h"
 #include "nix.h"
 #include "run.h"
@@ -49,25 +50,6 @@ static char *sha256_hex(const void *data, size_t len)
 	return hex;
 }
 
-/* mkdir -p path, mode 0700 for what it makes; 0 or -1. */
-static int make_dirs(const char *path)
-{
-	char *p = xstrdup(path);
-	int ret = 0;
-	for (char *s = p + 1; ret == 0; s++) {
-		if (*s && *s != '/')
-			continue;
-		char end = *s;
-		*s = '\0';
-		if (mkdir(p, 0700) && errno != EEXIST)
-			ret = -1;
-		*s = end;
-		if (!end)
-			break;
-	}
-	free(p);
-	return ret;
-}
 
 int evalcache_locked_has_fingerprint(const char *locked_json)
 {
@@ -109,17 +91,6 @@ static int nix_cache_disabled(const struct strvec *args)
 	return 0;
 }
 
-/* $XDG_CACHE_HOME/nixos-rebuild-remote/eval (or ~/.cache/...), malloc'ed;
- * NULL if there is no home to put it in. */
-static char *cache_dir(void)
-{
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	if (xdg && *xdg == '/')
-		return xstrfmt("%s/nixos-rebuild-remote/eval", xdg);
-	if (home && *home == '/')
-		return xstrfmt("%s/.cache/nixos-rebuild-remote/eval", home);
-	return NULL;
-}
 
 void evalcache_open(struct evalcache *c, const struct hive *h, const struct hive_opts *o,
 		    struct strvec *warnings)
@@ -168,7 +139,7 @@ void evalcache_open(struct evalcache *c, const struct hive *h, const struct hive
 		say(c, "%s", "off: the flake has no fingerprint (a git tree with uncommitted changes?)");
 		goto out;
 	}
-	c->dir = cache_dir();
+	c->dir = cachedir_path("eval");
 	if (!c->dir) {
 		say(c, "%s", "off: no $XDG_CACHE_HOME or $HOME");
 		goto out;
@@ -254,7 +225,7 @@ void evalcache_put(const struct evalcache *c, const char *what, const char *args
 
 	if (!c->dir)
 		return;
-	if (make_dirs(c->dir)) {
+	if (cachedir_make(c->dir)) {
 		say(c, "cannot make %s: not kept", c->dir);
 		return;
 	}

@@ -48,6 +48,8 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	fleet_local nix-store --delete "$running" $(fleet_local nix-store -qR "$running" | grep -- '-zstd-') >/dev/null 2>&1
 	run fleet_local nix-store --check-validity "$running"
 	assert_failure
+	# and never deployed from here: no closure remembered either
+	rm -rf "$FLEET_DIR/local/home/.cache/nixos-rebuild-remote/closures"
 	packages hello-2.12.1 nano-7.2 linux-6.6.1
 	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
 	assert_success
@@ -67,6 +69,27 @@ packages() { printf '%s\n' "$*" >"$F/packages"; }
 	assert_success
 	assert_output --regexp $'Changed:\n  > hello +2\\.12\\.1 -> 2\\.12\\.2'
 	assert_output --regexp 'Closure: [0-9]+ -> [0-9]+ paths'
+}
+
+@test "a system deployed from here is remembered: the next diff asks no store, even after this one collected it" {
+	packages hello-2.13 zstd-1.5.6 linux-6.6.1
+	nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	running=$(fleet_exec t1 readlink -f /run/current-system)
+	kept=$FLEET_DIR/local/home/.cache/nixos-rebuild-remote/closures/${running##*/}
+	assert [ -f "$kept" ]
+	assert_equal "$(stat -c %a "$kept")" 600
+	fleet_local nix-store --delete "$running" $(fleet_local nix-store -qR "$running" | grep -- '-zstd-') >/dev/null 2>&1
+	run fleet_local nix-store --check-validity "$running"
+	assert_failure
+	# asked for its closures, the target would answer a line that is none (exit 14)
+	printf '%s\n' 's/^diff-old$/diff-old\nnot a store path\t1/' |
+		fleet_exec t1 sh -c 'cat >/run/nrr-forge'
+	packages hello-2.14 nano-7.2 linux-6.6.1
+	run nrr switch --flake "$F#pkgs" --target-host t1 --diff
+	fleet_exec t1 rm -f /run/nrr-forge
+	assert_success
+	assert_output --regexp $'Changed:\n  > hello +2\\.13 -> 2\\.14'
+	assert_output --regexp $'Removed:\n  - zstd +1\\.5\\.6'
 }
 
 @test "--json reports the deploy with its diff on stdout" {

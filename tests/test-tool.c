@@ -11,6 +11,7 @@
 #include "../lib/activate.h"
 #include "../lib/closure.h"
 #include "../lib/closuredb.h"
+#include "../lib/closurecache.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
 #include "../lib/nix.h"
@@ -282,6 +283,33 @@ int main(int argc, const char **argv)
 		strvec_clear(&closure);
 		closuredb_release(&db);
 		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "closurecache") && argc > 3) {
+		/* closurecache get SYSTEM: the cached closure, or why not;
+		 * closurecache put SYSTEM < "PATH SIZE" lines: keep them */
+		struct strvec closure = STRVEC_INIT;
+		unsigned long long *sizes = NULL;
+		if (!strcmp(argv[2], "put")) {
+			char *text = test_tool_read_stdin(), path[4096];
+			unsigned long long size, *sz = NULL;
+			int off = 0, n;
+			while (sscanf(text + off, "%4095s %llu%n", path, &size, &n) == 2) {
+				strvec_push(&closure, path);
+				sz = xrealloc(sz, closure.nr * sizeof(*sz));
+				sz[closure.nr - 1] = size;
+				off += n;
+			}
+			closurecache_put(argv[3], closure.v, sz, closure.nr);
+			free(sz);
+			free(text);
+		} else if (closurecache_get(argv[3], &closure, &sizes)) {
+			printf("not cached\n");
+		}
+		for (size_t i = 0; sizes && i < closure.nr; i++)
+			printf("%s %llu\n", closure.v[i], sizes[i]);
+		free(sizes);
+		strvec_clear(&closure);
 		return 0;
 	}
 	fprintf(stderr, "test-tool: unknown command '%s'\n", cmd);

@@ -281,6 +281,40 @@ $s/22222222222222222222222222222222-system-two 20"
 	assert_output "not a dump"
 }
 
+@test "closure cache: a deployed system's closure is kept, read back, and refused when tampered with" {
+	s=/nix/store
+	sys=$s/11111111111111111111111111111111-system-one
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/cache
+	run "$TT" closurecache get "$sys"
+	assert_output "not cached"
+	"$TT" closurecache put "$sys" <<<"$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc 100
+$sys 10"
+	run "$TT" closurecache get "$sys"
+	assert_output "$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc 100
+$sys 10"
+	f=$XDG_CACHE_HOME/nixos-rebuild-remote/closures/${sys##*/}
+	[ "$(stat -c %a "$f")" = 600 ]
+	[ "$(stat -c %a "${f%/*}")" = 700 ]
+	cp "$f" "$BATS_TEST_TMPDIR/good"
+	# a closure without its system, another system's header, a size that is not a
+	# number, a path outside the store: each is "not cached"
+	sed -i '$d' "$f"
+	run "$TT" closurecache get "$sys"
+	assert_output "not cached"
+	sed "1s|system-one|system-two|" "$BATS_TEST_TMPDIR/good" >"$f"
+	run "$TT" closurecache get "$sys"
+	assert_output "not cached"
+	sed "2s|100|1x0|" "$BATS_TEST_TMPDIR/good" >"$f"
+	run "$TT" closurecache get "$sys"
+	assert_output "not cached"
+	sed "2s|^$s|/tmp|" "$BATS_TEST_TMPDIR/good" >"$f"
+	run "$TT" closurecache get "$sys"
+	assert_output "not cached"
+	# a name that is not a store path is never a file name
+	run "$TT" closurecache get "../../etc/passwd"
+	assert_output "not cached"
+}
+
 @test "platforms: uname -m names, a derivation's system, builders for a system" {
 	run "$TT" platform-of-machine x86_64
 	assert_output x86_64-linux
