@@ -5,11 +5,13 @@
 #include "nix.h"
 #include "pkgdiff.h"
 #include "scripts.h"
+#include "serve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sodium.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,6 +201,15 @@ static int read_missing(struct activation_session *as, struct activation *a,
 		}
 		if (!strcmp(line.buf, "."))
 			break;
+		if (a->serve && !strcmp(line.buf, "serve")) {
+			/* checked against the closure there; nothing missing:
+			 * the conversation goes on at once */
+			a->served = 1;
+			ret = serve_query(&as->s, a->closure, a->substitute == 1, &lacks, e);
+			if (!ret && !lacks.nr)
+				ret = serve_end(&as->s, a->serve_token, e);
+			break;
+		}
 		if (!strcmp(line.buf, "nixconf")) {
 			if (!session_line(&as->s, &line) && a->nixconf)
 				strbuf_add(a->nixconf, line.buf, line.len);
@@ -245,6 +256,7 @@ void activation_fields(const struct activation *a, int local_diff, struct strbuf
 		[ACTIVATE_F_PLAN] = a->substitute == 2 || a->plan ? "1" : "",
 		[ACTIVATE_F_CONFIRM] = confirm,
 		[ACTIVATE_F_KEYS] = stages[keys],
+		[ACTIVATE_F_SERVE] = a->serve ? a->serve_token : "",
 	};
 	for (size_t i = 0; i < ACTIVATE_NFIELDS; i++)
 		send_line(msg, f[i]);
@@ -358,6 +370,13 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	if (!as->local_diff && a->closure && a->closure_sizes && a->toplevel &&
 	    !closurecache_has(a->toplevel))
 		closurecache_put(a->toplevel, a->closure->v, a->closure_sizes, a->closure->nr);
+	a->served = 0;
+	if (a->serve) {
+		unsigned char r[16];
+		randombytes_buf(r, sizeof(r));
+		for (size_t i = 0; i < sizeof(r); i++)
+			snprintf(a->serve_token + 2 * i, 3, "%02x", r[i]);
+	}
 	activation_fields(a, as->local_diff, &msg);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
 		send_line(&msg, a->closure->v[i]);
@@ -500,7 +519,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 	int ret = 0, st = -1, declined = 0, proto = 0, keys_failed = 0, pre_done = 0;
 	struct nrr_err keys_err = { 0 };
 
-	if (a->incomplete)
+	if (a->incomplete && !a->served)
 		session_send(&as->s, "go\n", 3);
 	while (!session_line(&as->s, &line)) {
 		int local = as->local_diff && !strcmp(line.buf, "diff-local");

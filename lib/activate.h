@@ -59,6 +59,14 @@ struct activation {
 	struct strbuf *nixconf;	/* auto, plan: the target's settings, as JSON */
 	struct strvec *missing;
 	int incomplete;
+	/* Not with plan or auto: ask and send through the target's
+	 * nix-store --serve (lib/serve.h), one nix there for the query, its
+	 * caches and the import. serve_token: set by activation_offer, sent
+	 * as the script's field; served: that is what happened (the closure
+	 * then goes with serve_import, and "go" was said) */
+	int serve;
+	char serve_token[33];
+	int served;
 
 	/* > 0: arm a watchdog that undoes the activation unless a new
 	 * connection removes token in time; the target makes the token (in a

@@ -141,6 +141,7 @@ struct relay {
 	const char *list;	/* paths for the exporter's stdin */
 	size_t list_len;
 	unsigned long long bytes;
+	int keep_dst;		/* dst goes on after the stream: no EOF */
 };
 
 static void close_fd(int *fd)
@@ -185,9 +186,18 @@ static void relay_run(struct relay *p)
 		/* the importer gone, stop the exporter too */
 		if (fds[2].gone)
 			close_fd(&p->src->out_fd);
-		/* the stream has ended: the importer sees EOF */
-		if (p->src->out_fd < 0 && !have)
-			close_fd(&p->dst->in_fd);
+		/* the stream has ended: the importer sees EOF, or, when it
+		 * goes on, the relay ends with the exporter */
+		if (p->src->out_fd < 0 && !have) {
+			if (!p->keep_dst)
+				close_fd(&p->dst->in_fd);
+			else if (p->src->err_fd < 0 && p->src->in_fd < 0)
+				break;
+		}
+		if (p->keep_dst && p->dst->in_fd < 0) {
+			close_fd(&p->src->out_fd);
+			have = 0;
+		}
 	}
 	strbuf_release(&chunk);
 }
@@ -221,7 +231,7 @@ int closure_send(const struct host *src, const struct host *dst,
 		child_wait(&exp);
 		goto out;
 	}
-	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0 };
+	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0, 0 };
 	relay_run(&p);
 	*bytes = p.bytes;
 	int se = child_wait(&exp);
@@ -268,6 +278,51 @@ out:
 	strbuf_release(&serr);
 	strbuf_release(&derr);
 	strbuf_release(&dout);
+	return ret;
+}
+
+int closure_stream_into(const struct host *src, struct child *into,
+			struct strbuf *out, struct strbuf *err,
+			const struct strvec *paths, unsigned long long *bytes,
+			struct nrr_err *e)
+{
+	struct child exp = CHILD_INIT;
+	struct strbuf list = STRBUF_INIT, serr = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	char why[512];
+	int ret = 0;
+
+	*bytes = 0;
+	join_lines(paths, &list);
+	host_script_argv(src, NULL, script_export, noargs, &exp);
+	exp.in = exp.out = exp.err = CHILD_PIPE;
+	if (child_start(&exp, e)) {
+		ret = e->status;
+		goto out;
+	}
+	struct relay p = { &exp, into, &serr, err, out, list.buf, list.len, 0, 1 };
+	relay_run(&p);
+	*bytes = p.bytes;
+	if (p.src->out_fd >= 0 || p.src->err_fd >= 0) {
+		/* the importer went first: the exporter has nowhere to write */
+		child_kill(&exp, SIGTERM);
+	}
+	int se = child_wait(&exp);
+	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
+	if (run_interrupted()) {
+		ret = nrr_fail(e, NRR_EINT, "interrupted while copying from '%s'", src->name);
+	} else if (src_lost) {
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, src_lost);
+		ssh_hint_not_responding(src->ssh, e);
+	} else if (se != 0 && into->in_fd >= 0) {
+		nix_error_summary(serr.len ? serr.buf : "connection lost", why, sizeof(why));
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, why);
+	}
+	free(src_lost);
+out:
+	child_clear(&exp);
+	strbuf_release(&list);
+	strbuf_release(&serr);
 	return ret;
 }
 

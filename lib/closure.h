@@ -38,6 +38,18 @@ int closure_send(const struct host *src, const struct host *dst,
 		 struct nrr_err *e);
 
 /*
+ * Streams paths from src (its nix-store --export) into the stdin of into,
+ * a running remote conversation that takes them (lib/serveproto.h), and
+ * leaves that stdin open; what into says meanwhile is appended to out and
+ * err. *bytes gets the stream size. Returns 0, or NRR_ECOPY / NRR_EINT
+ * when the export failed; whether into took it all is into's to say.
+ */
+int closure_stream_into(const struct host *src, struct child *into,
+			struct strbuf *out, struct strbuf *err,
+			const struct strvec *paths, unsigned long long *bytes,
+			struct nrr_err *e);
+
+/*
  * On src, streams paths to the ssh destination dest_addr
  * (user@hostname:port) with src's own ssh (--copy-direct).
  */

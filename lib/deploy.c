@@ -9,6 +9,7 @@
 #include "pushto.h"
 #include "quote.h"
 #include "scripts.h"
+#include "serve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +295,27 @@ int deploy_copy_closure(struct deploy *d, const struct host *src,
 	if (!ret)
 		ret = send_paths(d, src, dst, &missing, closure->nr, e);
 	strvec_clear(&missing);
+	return ret;
+}
+
+/* Sends missing into the conversation's nix-store --serve (lib/serve.h),
+ * then lets the target go on. */
+static int serve_missing(struct deploy *d, struct activation *a,
+			 const struct strvec *missing, struct nrr_err *e)
+{
+	const struct host *src = d->built_at == AT_BUILD ? &d->build : &d->local;
+	unsigned long long bytes = 0;
+	int ret;
+
+	if (d->trace)
+		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
+			missing->nr, d->closure.nr, src->name, d->target.name);
+	ret = serve_import(&d->as.s, src, missing, &bytes, e);
+	d->bytes_copied += bytes;
+	if (!ret) {
+		d->paths_copied += missing->nr;
+		ret = serve_end(&d->as.s, a->serve_token, e);
+	}
 	return ret;
 }
 
@@ -583,6 +605,11 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	a->plan = d->want_plan;
 	a->missing = &missing;
 	a->nixconf = &nixconf;
+	/* the closure through the target's nix-store --serve, within this
+	 * conversation, unless a plan must be shown first or the build host
+	 * sends it itself */
+	a->serve = a->closure && !a->plan && a->substitute != 2 && !d->opt->copy_direct &&
+		   !d->opt->cache_url;
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
 	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {
@@ -595,7 +622,8 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	strbuf_release(&nixconf);
 	if (!ret && a->incomplete) {
 		deploy_phase(d, "copy");
-		ret = deploy_send_missing(d, &missing, e);
+		ret = a->served ? serve_missing(d, a, &missing, e) :
+				  deploy_send_missing(d, &missing, e);
 	}
 	strvec_clear(&missing);
 	if (a->confirm_seconds)

@@ -137,6 +137,20 @@ int session_line(struct session *s, struct strbuf *line)
 	}
 }
 
+int session_read(struct session *s, void *buf, size_t n)
+{
+	while (s->out.len < n) {
+		if (s->c.out_fd < 0)
+			return -1;
+		session_pump(s, NULL, NULL);
+	}
+	memcpy(buf, s->out.buf, n);
+	memmove(s->out.buf, s->out.buf + n, s->out.len - n);
+	strbuf_setlen(&s->out, s->out.len - n);
+	release_echo(s);
+	return 0;
+}
+
 int session_finish(struct session *s)
 {
 	if (s->c.pid <= 0)

@@ -57,6 +57,13 @@ int session_send(struct session *s, const char *data, size_t len);
 int session_line(struct session *s, struct strbuf *line);
 
 /*
+ * Reads exactly n bytes of stdout into buf (a binary answer inside the
+ * conversation: lib/serveproto.h). Returns 0, or -1 if the script closed
+ * stdout first.
+ */
+int session_read(struct session *s, void *buf, size_t n);
+
+/*
  * Hangs up (closes stdin), reads what is left and waits. Returns the
  * script's exit status (255: ssh failed), or -1 if it was never started.
  */

@@ -7,7 +7,8 @@
 # deploy makes on a host is in a directory that only its owner may write.
 #
 # A host forges when its /run/nrr-forge holds a sed script: its ForceCommand (sshd-logcmd)
-# then runs every remote command with its stdout through `sed -u -f /run/nrr-forge`.
+# then runs every remote command with its stdout's text lines through `sed -f /run/nrr-forge`
+# (tests/lib/forge-filter).
 
 # shellcheck disable=SC2154 # stderr is set by run --separate-stderr
 bats_require_minimum_version 1.5.0
@@ -45,6 +46,18 @@ refused_by() {
 	[ "$status" = 14 ] || fail "exit $status, not 14: $output"
 	assert_line --regexp "^error: protocol error from '$1': "
 	refute_output --partial $'\e'
+}
+
+@test "a target whose nix-store --serve claims a path outside the closure is refused (exit 14)" {
+	retag f-serve
+	before=$(profile_of t1)
+	# its answer to the query, forged after the line that starts it: the handshake
+	# (magic, version 2.5), then one path of 15 bytes (sed's newline is its padding)
+	forge t1 's|^serve$|serve\n\xcb\xee\x52\x54\x00\x00\x00\x00\x05\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x0f\x00\x00\x00\x00\x00\x00\x00/nix/store/abcd|'
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+	assert_output --partial "it has '/nix/store/abcd', which is not in the closure we sent"
+	assert_equal "$(profile_of t1)" "$before"
 }
 
 @test "a target that asks for a path outside the closure gets nothing (exit 14)" {

@@ -69,7 +69,8 @@ novalidate=1
 subst=1
 plan=1
 confirm=30
-keys=all"
+keys=all
+serve="
 }
 
 @test "activation fields: C writes exactly as many lines as the script reads" {

@@ -12,6 +12,7 @@
 #include "../lib/closure.h"
 #include "../lib/closuredb.h"
 #include "../lib/closurecache.h"
+#include "../lib/serveproto.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
 #include "../lib/nix.h"
@@ -283,6 +284,19 @@ int main(int argc, const char **argv)
 		strvec_clear(&closure);
 		closuredb_release(&db);
 		free(text);
+		return 0;
+	}
+	if (!strcmp(cmd, "serve-query")) {
+		/* serve-query PATH...: the handshake and query we send, in hex */
+		struct strvec paths = STRVEC_INIT;
+		struct strbuf out = STRBUF_INIT;
+		for (int i = 2; i < argc; i++)
+			strvec_push(&paths, argv[i]);
+		serveproto_hello_query(&out, &paths, 1, 0);
+		for (size_t i = 0; i < out.len; i++)
+			printf("%02x%s", (unsigned char)out.buf[i], i % 8 == 7 ? "\n" : "");
+		strbuf_release(&out);
+		strvec_clear(&paths);
 		return 0;
 	}
 	if (!strcmp(cmd, "closurecache") && argc > 3) {

@@ -281,6 +281,25 @@ $s/22222222222222222222222222222222-system-two 20"
 	assert_output "not a dump"
 }
 
+@test "nix-store --serve: our handshake and query, word by word" {
+	# magic, version 2.5, QueryValidPaths, lock, no substitution, 2 paths; each path its
+	# length and its bytes, zeros up to a multiple of 8
+	run "$TT" serve-query /nix/store/a-x /nix/store/bb-yyyyy
+	assert_output "eb9d0c3900000000
+0502000000000000
+0100000000000000
+0100000000000000
+0000000000000000
+0200000000000000
+0e00000000000000
+2f6e69782f73746f
+72652f612d780000
+1300000000000000
+2f6e69782f73746f
+72652f62622d7979
+7979790000000000"
+}
+
 @test "closure cache: a deployed system's closure is kept, read back, and refused when tampered with" {
 	s=/nix/store
 	sys=$s/11111111111111111111111111111111-system-one

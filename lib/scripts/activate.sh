@@ -73,6 +73,20 @@ else
   proftop=$(readlink -f "$prof" 2>/dev/null)
 fi
 [ -n "$top" ] && [ "$proftop" = "$top" ] && paths=
+served=
+if [ -n "$paths" ] && [ -n "$serve" ]; then
+  # nix-store's own protocol (lib/serve.h): the deployer asks which paths
+  # are here (the caches tried first with subst) and sends what is not, all
+  # to one nix, then ends it with a command no nix knows (its complaint
+  # about that is not shown). After a failed import, what is left of the
+  # stream is read here as lines: only "go" with the token goes on.
+  echo serve
+  { nix-store --serve --write 2>&1 >&3 3>&- |
+    grep -v 'unknown serve command' >&2; } 3>&1
+  echo served
+  IFS= read -r go && [ "$go" = "go $serve" ] || exit 0
+  paths='' served=yes
+fi
 if [ -n "$paths" ]; then
   # with subst, the caches are tried for the whole closure first: when they
   # serve all it lacks (or it lacks nothing) that one nix is the only one,
@@ -97,7 +111,7 @@ if [ "$plan" = 1 ] && [ -n "$missing" ]; then
   { nix show-config --json 2>/dev/null || nix config show --json 2>/dev/null; } | tr -d '\n'
   echo
 fi
-while :; do
+while [ -z "$served" ]; do
   [ -z "$missing" ] || printf '%s\n' "$missing"
   echo .
   [ -n "$missing" ] || break

@@ -45,7 +45,7 @@
 #
 # Layout of $FLEET_DIR, which every namespace also sees as /run/fleet:
 #   id_ed25519 authorized_keys known_hosts ssh_config   the client side, for NIX_SSHOPTS
-#   bin/           sshd-logcmd (the hosts' ForceCommand) and fleet-holder
+#   bin/           sshd-logcmd (the hosts' ForceCommand), forge-filter and fleet-holder
 #   procs          "PID STARTTIME" of every process fleet_start started, for fleet_stop
 #   id             random; the /run of NAME is a tmpfs named fleet-ID-NAME (see fleet-holder)
 #   local/         the deployer: nix/ etc-nix/ etc/passwd home/
@@ -320,7 +320,7 @@ fleet_start() {
 	: >"$FLEET_DIR/procs"
 	od -An -N6 -tx1 /dev/urandom | tr -d ' \n' >"$FLEET_DIR/id"
 	install -m 0755 "$_FLEET_LIB/sshd-logcmd" "$_FLEET_LIB/fleet-holder" "$_FLEET_LIB/fleet-reboot" \
-		"$FLEET_DIR/bin/"
+		"$_FLEET_LIB/forge-filter" "$FLEET_DIR/bin/"
 
 	# The client side: one key for every user of every host, and an ssh config that reads
 	# nothing from ~/.ssh.

@@ -1,0 +1,133 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "closure.h"
+#include "narinfo.h"
+#include "nix.h"
+#include "serve.h"
+#include "serveproto.h"
+
+/* One number of the target's answer into *v. 0, or -1 if it stopped. */
+static int read_u64(struct session *s, uint64_t *v)
+{
+	unsigned char b[8];
+	if (session_read(s, b, sizeof(b)))
+		return -1;
+	*v = serveproto_get_u64(b);
+	return 0;
+}
+
+/* The target stopped answering, or answered outside the protocol: what
+ * its nix said on stderr is the reason, when it said something. */
+static int lost(struct session *s, const char *step, struct nrr_err *e)
+{
+	char why[512];
+	nix_error_summary(s->err.len ? s->err.buf : "it stopped answering", why, sizeof(why));
+	return nrr_fail(e, NRR_ECOPY, "%s on '%s' failed: %s", step, s->host->name, why);
+}
+
+int serve_query(struct session *s, const struct strvec *closure, int substitute,
+		struct strvec *missing, struct nrr_err *e)
+{
+	struct strbuf msg = STRBUF_INIT, path = STRBUF_INIT;
+	struct strindex in_closure = { NULL, 0 };
+	uint64_t magic, version, n, len;
+	char *valid = NULL;
+	int ret = 0;
+
+	serveproto_hello_query(&msg, closure, 1, substitute);
+	if (session_send(s, msg.buf, msg.len) || read_u64(s, &magic) || read_u64(s, &version)) {
+		ret = lost(s, "asking the store", e);
+		goto out;
+	}
+	if (magic != SERVEPROTO_MAGIC_2 || (version >> 8) != 2) {
+		ret = nrr_protocol(e, s->host->name, "its nix-store --serve answered the handshake with %#llx %#llx",
+				   (unsigned long long)magic, (unsigned long long)version);
+		goto out;
+	}
+	if (read_u64(s, &n)) {
+		ret = lost(s, "asking the store", e);
+		goto out;
+	}
+	if (n > closure->nr) {
+		ret = nrr_protocol(e, s->host->name, "it has %llu paths of the %zu it was asked about",
+				   (unsigned long long)n, closure->nr);
+		goto out;
+	}
+	strindex_init(&in_closure, closure->v, closure->nr);
+	valid = xcalloc(closure->nr + 1, 1);
+	for (uint64_t i = 0; i < n; i++) {
+		char shown[256];
+		long at;
+		if (read_u64(s, &len)) {
+			ret = lost(s, "asking the store", e);
+			goto out;
+		}
+		if (len > SERVEPROTO_MAX_STRING) {
+			ret = nrr_protocol(e, s->host->name, "it named a path of %llu bytes",
+					   (unsigned long long)len);
+			goto out;
+		}
+		strbuf_reset(&path);
+		strbuf_grow(&path, (size_t)serveproto_padded(len) + 1);
+		if (session_read(s, path.buf, (size_t)serveproto_padded(len))) {
+			ret = lost(s, "asking the store", e);
+			goto out;
+		}
+		strbuf_setlen(&path, (size_t)len);
+		if (strlen(path.buf) != len || (at = strindex_find(&in_closure, path.buf)) < 0) {
+			ret = nrr_protocol(e, s->host->name, "it has '%s', which is not in the closure we sent",
+					   nrr_printable(shown, sizeof(shown), path.buf));
+			goto out;
+		}
+		valid[at] = 1;
+	}
+	for (size_t i = 0; i < closure->nr; i++)
+		if (!valid[i])
+			strvec_push(missing, closure->v[i]);
+out:
+	free(valid);
+	strindex_release(&in_closure);
+	strbuf_release(&msg);
+	strbuf_release(&path);
+	return ret;
+}
+
+int serve_import(struct session *s, const struct host *src,
+		 const struct strvec *paths, unsigned long long *bytes,
+		 struct nrr_err *e)
+{
+	struct strbuf cmd = STRBUF_INIT;
+	uint64_t ok;
+	int ret;
+
+	*bytes = 0;
+	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
+	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, "copying", e) :
+	      closure_stream_into(src, &s->c, &s->out, &s->err, paths, bytes, e);
+	strbuf_release(&cmd);
+	if (ret)
+		return ret;
+	if (read_u64(s, &ok) || ok != 1)
+		return lost(s, "copying", e);
+	return 0;
+}
+
+int serve_end(struct session *s, const char *token, struct nrr_err *e)
+{
+	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
+	int ret = 0;
+
+	serveproto_add_u64(&msg, SERVEPROTO_END);
+	if (session_send(s, msg.buf, msg.len) || session_line(s, &line) ||
+	    strcmp(line.buf, "served")) {
+		ret = lost(s, "copying", e);
+	} else {
+		strbuf_reset(&msg);
+		strbuf_addf(&msg, "go %s\n", token);
+		session_send(s, msg.buf, msg.len);
+	}
+	strbuf_release(&msg);
+	strbuf_release(&line);
+	return ret;
+}

@@ -1,0 +1,38 @@
+/*
+ * serve: the closure's query and import inside a deploy's conversation,
+ * spoken to the target's `nix-store --serve --write` (lib/serveproto.h).
+ *
+ * lib/scripts/activate.sh says "serve" and runs it; serve_query asks it
+ * which paths of the closure the target has (after its caches were tried,
+ * with substitute), serve_import streams what it lacks from where the
+ * closure is, and serve_end stops it and lets the script go on: "served"
+ * from the script, then "go TOKEN" from us. The token is the field the
+ * script got: when an import fails half-way, the rest of the stream is
+ * read as lines by the script, and no such stream holds the token, so
+ * nothing is activated from it.
+ *
+ * Each returns 0 or an NRR_* status with e filled; after a failure the
+ * caller hangs up (session_finish), and the target changed nothing but
+ * the paths it imported.
+ */
+#ifndef NRR_SERVE_H
+#define NRR_SERVE_H
+
+#include "session.h"
+#include "strvec.h"
+
+/* Paths of closure the target lacks, in closure's order, appended to
+ * missing. Anything it names outside closure is refused (NRR_EPROTO). */
+int serve_query(struct session *s, const struct strvec *closure, int substitute,
+		struct strvec *missing, struct nrr_err *e);
+
+/* Streams paths (missing there, in closure order) from src; *bytes gets
+ * the stream's size. */
+int serve_import(struct session *s, const struct host *src,
+		 const struct strvec *paths, unsigned long long *bytes,
+		 struct nrr_err *e);
+
+/* Ends the serving process and says "go TOKEN". */
+int serve_end(struct session *s, const char *token, struct nrr_err *e);
+
+#endif
