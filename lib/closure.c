@@ -202,6 +202,28 @@ static void relay_run(struct relay *p)
 	strbuf_release(&chunk);
 }
 
+int closure_import_failed(const struct host *dst, int status, const char *err,
+			  struct nrr_err *e)
+{
+	char why[512];
+	char *lost = dst->ssh && status == 255 ? ssh_host_lost_reason(dst->ssh) : NULL;
+
+	nix_error_summary(lost ? lost : *err ? err : "connection lost", why, sizeof(why));
+	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", dst->name, why);
+	if (lost)
+		ssh_hint_not_responding(dst->ssh, e);
+	else if (strstr(err, "lacks a signature") || strstr(err, "not a trusted user") ||
+		 strstr(err, "trusted"))
+		nrr_hint(e, "the ssh user on '%s' must be in nix.conf's "
+			 "trusted-users to import unsigned paths (or deploy as root)",
+			 dst->name);
+	else if (strstr(err, "No space left"))
+		nrr_hint(e, "'%s' is out of disk space: collect garbage there "
+			 "(nix-collect-garbage -d) and try again", dst->name);
+	free(lost);
+	return e->status;
+}
+
 int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e)
@@ -247,23 +269,7 @@ int closure_send(const struct host *src, const struct host *dst,
 			       src->name, src_lost);
 		ssh_hint_not_responding(src->ssh, e);
 	} else if (si != 0) {
-		char *lost = dst->ssh && si == 255 ? ssh_host_lost_reason(dst->ssh) : NULL;
-		nix_error_summary(lost ? lost : derr.len ? derr.buf : "connection lost",
-					 why, sizeof(why));
-		ret = nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s",
-			       dst->name, why);
-		if (lost)
-			ssh_hint_not_responding(dst->ssh, e);
-		else if (strstr(derr.buf, "lacks a signature") ||
-		    strstr(derr.buf, "not a trusted user") ||
-		    strstr(derr.buf, "trusted"))
-			nrr_hint(e, "the ssh user on '%s' must be in nix.conf's "
-				 "trusted-users to import unsigned paths (or deploy as root)",
-				 dst->name);
-		else if (strstr(derr.buf, "No space left"))
-			nrr_hint(e, "'%s' is out of disk space: collect garbage there "
-				 "(nix-collect-garbage -d) and try again", dst->name);
-		free(lost);
+		ret = closure_import_failed(dst, si, derr.buf, e);
 	} else if (se != 0) {
 		nix_error_summary(serr.len ? serr.buf : "connection lost",
 					 why, sizeof(why));
@@ -281,7 +287,7 @@ out:
 	return ret;
 }
 
-int closure_stream_into(const struct host *src, struct child *into,
+int closure_stream_into(const struct host *src, const struct host *dst, struct child *into,
 			struct strbuf *out, struct strbuf *err,
 			const struct strvec *paths, unsigned long long *bytes,
 			struct nrr_err *e)
@@ -310,7 +316,7 @@ int closure_stream_into(const struct host *src, struct child *into,
 	int se = child_wait(&exp);
 	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
 	if (run_interrupted()) {
-		ret = nrr_fail(e, NRR_EINT, "interrupted while copying from '%s'", src->name);
+		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", dst->name);
 	} else if (src_lost) {
 		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, src_lost);
 		ssh_hint_not_responding(src->ssh, e);

@@ -38,13 +38,21 @@ int closure_send(const struct host *src, const struct host *dst,
 		 struct nrr_err *e);
 
 /*
+ * Fills e for an import into dst that ended with status (255: ssh lost
+ * the connection) and said err on stderr: "copying to 'DST' failed", with
+ * a hint when the reason is known. Returns NRR_ECOPY.
+ */
+int closure_import_failed(const struct host *dst, int status, const char *err,
+			  struct nrr_err *e);
+
+/*
  * Streams paths from src (its nix-store --export) into the stdin of into,
- * a running remote conversation that takes them (lib/serveproto.h), and
+ * a running remote conversation on dst that takes them (lib/serve.h), and
  * leaves that stdin open; what into says meanwhile is appended to out and
  * err. *bytes gets the stream size. Returns 0, or NRR_ECOPY / NRR_EINT
  * when the export failed; whether into took it all is into's to say.
  */
-int closure_stream_into(const struct host *src, struct child *into,
+int closure_stream_into(const struct host *src, const struct host *dst, struct child *into,
 			struct strbuf *out, struct strbuf *err,
 			const struct strvec *paths, unsigned long long *bytes,
 			struct nrr_err *e);

@@ -17,13 +17,13 @@ static int read_u64(struct session *s, uint64_t *v)
 	return 0;
 }
 
-/* The target stopped answering, or answered outside the protocol: what
- * its nix said on stderr is the reason, when it said something. */
-static int lost(struct session *s, const char *step, struct nrr_err *e)
+/* The target stopped answering, or answered outside the protocol: the
+ * conversation ends here, and how it ended (ssh's status, what nix said on
+ * stderr) says why. */
+static int lost(struct session *s, struct nrr_err *e)
 {
-	char why[512];
-	nix_error_summary(s->err.len ? s->err.buf : "it stopped answering", why, sizeof(why));
-	return nrr_fail(e, NRR_ECOPY, "%s on '%s' failed: %s", step, s->host->name, why);
+	int st = session_finish(s);
+	return closure_import_failed(s->host, st, s->err.buf, e);
 }
 
 int serve_query(struct session *s, const struct strvec *closure, int substitute,
@@ -37,7 +37,7 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 
 	serveproto_hello_query(&msg, closure, 1, substitute);
 	if (session_send(s, msg.buf, msg.len) || read_u64(s, &magic) || read_u64(s, &version)) {
-		ret = lost(s, "asking the store", e);
+		ret = lost(s, e);
 		goto out;
 	}
 	if (magic != SERVEPROTO_MAGIC_2 || (version >> 8) != 2) {
@@ -46,7 +46,7 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 		goto out;
 	}
 	if (read_u64(s, &n)) {
-		ret = lost(s, "asking the store", e);
+		ret = lost(s, e);
 		goto out;
 	}
 	if (n > closure->nr) {
@@ -60,7 +60,7 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 		char shown[256];
 		long at;
 		if (read_u64(s, &len)) {
-			ret = lost(s, "asking the store", e);
+			ret = lost(s, e);
 			goto out;
 		}
 		if (len > SERVEPROTO_MAX_STRING) {
@@ -71,7 +71,7 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 		strbuf_reset(&path);
 		strbuf_grow(&path, (size_t)serveproto_padded(len) + 1);
 		if (session_read(s, path.buf, (size_t)serveproto_padded(len))) {
-			ret = lost(s, "asking the store", e);
+			ret = lost(s, e);
 			goto out;
 		}
 		strbuf_setlen(&path, (size_t)len);
@@ -103,13 +103,17 @@ int serve_import(struct session *s, const struct host *src,
 
 	*bytes = 0;
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
-	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, "copying", e) :
-	      closure_stream_into(src, &s->c, &s->out, &s->err, paths, bytes, e);
+	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
+	      closure_stream_into(src, s->host, &s->c, &s->out, &s->err, paths, bytes, e);
 	strbuf_release(&cmd);
-	if (ret)
+	if (ret) {
+		/* the source failed: the target's complaint about the cut
+		 * stream, when we hang up, would only blame the target */
+		s->echo_fd = -1;
 		return ret;
+	}
 	if (read_u64(s, &ok) || ok != 1)
-		return lost(s, "copying", e);
+		return lost(s, e);
 	return 0;
 }
 
@@ -121,7 +125,7 @@ int serve_end(struct session *s, const char *token, struct nrr_err *e)
 	serveproto_add_u64(&msg, SERVEPROTO_END);
 	if (session_send(s, msg.buf, msg.len) || session_line(s, &line) ||
 	    strcmp(line.buf, "served")) {
-		ret = lost(s, "copying", e);
+		ret = lost(s, e);
 	} else {
 		strbuf_reset(&msg);
 		strbuf_addf(&msg, "go %s\n", token);

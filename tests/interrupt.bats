@@ -87,8 +87,9 @@ gone_from() {
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted while copying to 't1'$"
 	no_ssh_left
 	[ "$(state_of t1)" = "$before" ]
-	# the import on t1 ends with the connection, and the deploy lock with it
-	poll_until 10 gone_from t1 'nix-store --import' || fail "the import still runs on t1"
+	# the import on t1 (its nix-store --serve) ends with the connection, and the deploy lock
+	# with it
+	poll_until 10 gone_from t1 'nix-store --serve' || fail "the import still runs on t1"
 	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
 	run --separate-stderr nrr switch --flake "$F#big" --target-host t1
 	assert_success

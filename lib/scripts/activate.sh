@@ -78,11 +78,18 @@ if [ -n "$paths" ] && [ -n "$serve" ]; then
   # nix-store's own protocol (lib/serve.h): the deployer asks which paths
   # are here (the caches tried first with subst) and sends what is not, all
   # to one nix, then ends it with a command no nix knows (its complaint
-  # about that is not shown). After a failed import, what is left of the
-  # stream is read here as lines: only "go" with the token goes on.
+  # about that is not shown). Ended otherwise, it failed (a full disk, an
+  # untrusted user): the rest of the stream is left unread, and the
+  # deployer, cut off, says why. Only "go" with the token goes on.
   echo serve
-  { nix-store --serve --write 2>&1 >&3 3>&- |
-    grep -v 'unknown serve command' >&2; } 3>&1
+  { err=$(nix-store --serve --write 2>&1 >&3 3>&-); } 3>&1
+  case $err in
+  *'unknown serve command'*)
+    case $err in *'
+'*) printf '%s\n' "$err" | grep -v 'unknown serve command' >&2 ;;
+    esac ;;
+  *) printf '%s\n' "$err" >&2; exit "$ST_COPY" ;;
+  esac
   echo served
   IFS= read -r go && [ "$go" = "go $serve" ] || exit 0
   paths='' served=yes

@@ -184,9 +184,11 @@ start_slow_copy() {
 	local host=$1
 	shift
 	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg "$@"
-	wait_for_proc "$host" 'nix-store --import' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	# the import: inside the deploy's conversation (nix-store --serve) when the closure comes
+	# from here or a build host
+	wait_for_proc "$host" 'nix-store --serve' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
 	sleep 1
-	host_runs "$host" 'nix-store --import' || fail "the copy ended too soon: $(cat "$BATS_TEST_TMPDIR/log")"
+	host_runs "$host" 'nix-store --serve' || fail "the copy ended too soon: $(cat "$BATS_TEST_TMPDIR/log")"
 }
 
 # The pids of host $1's sshd session processes (each connection's), not its listener's.
