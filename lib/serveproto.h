@@ -14,7 +14,9 @@
  * and zeros up to a multiple of 8. The serving process stops only at the
  * end of its input, which in a conversation never comes: we end it with
  * a command number no Nix knows (SERVEPROTO_END), after which it exits
- * with an error that the script does not show.
+ * with "unknown serve command 0" (the same words in Nix 2.8, today's Nix
+ * and Lix: their nix-store.cc), which the script takes as the good end
+ * and does not show; any other end is a failed copy.
  */
 #ifndef NRR_SERVEPROTO_H
 #define NRR_SERVEPROTO_H
