@@ -1,6 +1,9 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cachedir.h"
 #include "strbuf.h"
@@ -32,4 +35,25 @@ int cachedir_make(const char *path)
 	}
 	free(p);
 	return ret;
+}
+
+int cachedir_put(const char *path, const char *data, size_t len)
+{
+	char *tmp = xstrfmt("%s.tmp%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	int ok = 0;
+
+	if (f) {
+		ok = fwrite(data, 1, len, f) == len;
+		ok = !fclose(f) && ok;
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	if (!ok || rename(tmp, path)) {
+		unlink(tmp);
+		ok = 0;
+	}
+	free(tmp);
+	return ok ? 0 : -1;
 }

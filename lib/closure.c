@@ -224,6 +224,35 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
 	return e->status;
 }
 
+/*
+ * How a stream from src to dst ended, into e: interrupted; the source lost
+ * (a source that stopped answering cuts the stream, and the importer's
+ * complaint about it would only blame the destination); the importer's
+ * failure (si, derr; 0 when it is not ours to judge); the exporter's own
+ * (se, serr). Returns 0 when none of them, else e->status.
+ */
+static int stream_failed(const struct host *src, const struct host *dst, int se,
+			 const char *serr, int si, const char *derr, struct nrr_err *e)
+{
+	char why[512];
+	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
+	int ret = 0;
+
+	if (run_interrupted()) {
+		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", dst->name);
+	} else if (src_lost) {
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, src_lost);
+		ssh_hint_not_responding(src->ssh, e);
+	} else if (si != 0) {
+		ret = closure_import_failed(dst, si, derr, e);
+	} else if (se != 0) {
+		nix_error_summary(*serr ? serr : "connection lost", why, sizeof(why));
+		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, why);
+	}
+	free(src_lost);
+	return ret;
+}
+
 int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e)
@@ -233,7 +262,6 @@ int closure_send(const struct host *src, const struct host *dst,
 		      derr = STRBUF_INIT, dout = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	int ret = 0;
-	char why[512];
 
 	*bytes = 0;
 	if (!paths->nr)
@@ -258,25 +286,7 @@ int closure_send(const struct host *src, const struct host *dst,
 	*bytes = p.bytes;
 	int se = child_wait(&exp);
 	int si = child_wait(&imp);
-	/* a source that stopped answering cuts the stream: the importer's
-	 * complaint about it would only blame the destination */
-	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
-	if (run_interrupted()) {
-		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'",
-			       dst->name);
-	} else if (src_lost) {
-		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s",
-			       src->name, src_lost);
-		ssh_hint_not_responding(src->ssh, e);
-	} else if (si != 0) {
-		ret = closure_import_failed(dst, si, derr.buf, e);
-	} else if (se != 0) {
-		nix_error_summary(serr.len ? serr.buf : "connection lost",
-					 why, sizeof(why));
-		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s",
-			       src->name, why);
-	}
-	free(src_lost);
+	ret = stream_failed(src, dst, se, serr.buf, si, derr.buf, e);
 out:
 	child_clear(&exp);
 	child_clear(&imp);
@@ -295,7 +305,6 @@ int closure_stream_into(const struct host *src, const struct host *dst, struct c
 	struct child exp = CHILD_INIT;
 	struct strbuf list = STRBUF_INIT, serr = STRBUF_INIT;
 	const char *noargs[] = { NULL };
-	char why[512];
 	int ret = 0;
 
 	*bytes = 0;
@@ -314,17 +323,10 @@ int closure_stream_into(const struct host *src, const struct host *dst, struct c
 		child_kill(&exp, SIGTERM);
 	}
 	int se = child_wait(&exp);
-	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
-	if (run_interrupted()) {
-		ret = nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", dst->name);
-	} else if (src_lost) {
-		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, src_lost);
-		ssh_hint_not_responding(src->ssh, e);
-	} else if (se != 0 && into->in_fd >= 0) {
-		nix_error_summary(serr.len ? serr.buf : "connection lost", why, sizeof(why));
-		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, why);
-	}
-	free(src_lost);
+	/* stopped by us because into went away: into's end says why */
+	if (into->in_fd < 0 && se != 255)
+		se = 0;
+	ret = stream_failed(src, dst, se, serr.buf, 0, "", e);
 out:
 	child_clear(&exp);
 	strbuf_release(&list);

@@ -144,32 +144,18 @@ static void prune(const char *dir, size_t keep)
 void closurecache_put(const char *system, const char *const *closure,
 		      const unsigned long long *sizes, size_t n)
 {
-	char *path = entry_path(system), *dir = NULL, *tmp = NULL;
-	FILE *f = NULL;
-	int fd, ok;
+	struct strbuf text = STRBUF_INIT;
+	char *path = entry_path(system), *dir;
 
 	if (!path)
 		return;
 	dir = xstrndup(path, (size_t)(strrchr(path, '/') - path));
-	if (cachedir_make(dir))
-		goto out;
-	tmp = xstrfmt("%s.tmp%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	ok = fprintf(f, HEADER "%s\n", system) > 0;
-	for (size_t i = 0; ok && i < n; i++)
-		ok = fprintf(f, "%s\t%llu\n", closure[i], sizes[i]) > 0;
-	ok = !fclose(f) && ok;
-	if (ok && !rename(tmp, path))
+	strbuf_addf(&text, HEADER "%s\n", system);
+	for (size_t i = 0; i < n; i++)
+		strbuf_addf(&text, "%s\t%llu\n", closure[i], sizes[i]);
+	if (!cachedir_make(dir) && !cachedir_put(path, text.buf, text.len))
 		prune(dir, CLOSURECACHE_KEEP);
-	else
-		unlink(tmp);
-out:
-	free(tmp);
+	strbuf_release(&text);
 	free(dir);
 	free(path);
 }

@@ -220,8 +220,8 @@ char *evalcache_get(const struct evalcache *c, const char *what, const char *arg
 void evalcache_put(const struct evalcache *c, const char *what, const char *args,
 		   int evaluated, const char *json)
 {
-	char *path, *tmp;
-	int fd, ok = 0;
+	struct strbuf text = STRBUF_INIT;
+	char *path;
 
 	if (!c->dir)
 		return;
@@ -230,22 +230,10 @@ void evalcache_put(const struct evalcache *c, const char *what, const char *args
 		return;
 	}
 	path = entry_path(c, what, args);
-	tmp = xstrfmt("%s.tmp%ld", path, (long)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		FILE *f = fdopen(fd, "w");
-		if (f) {
-			ok = fprintf(f, "%s\n%s", evaluated ? "colmenaHive" : "colmena", json) > 0;
-			ok = !fclose(f) && ok;
-		} else {
-			close(fd);
-		}
-	}
-	if (ok && !rename(tmp, path))
+	strbuf_addf(&text, "%s\n%s", evaluated ? "colmenaHive" : "colmena", json);
+	if (!cachedir_put(path, text.buf, text.len))
 		say(c, "kept the answer for %s", what);
-	else
-		unlink(tmp);
-	free(tmp);
+	strbuf_release(&text);
 	free(path);
 }
 
