@@ -67,6 +67,8 @@ hangs_mid_copy() {
 	SECONDS=0
 	# shellcheck disable=SC2046 # pids
 	freeze $(sshd_sessions "$host")
+	# frozen, its processes stay as they were: it was still in the copy (serving, exporting)
+	host_runs "$host" 'nix-store --' || fail "$host was done with the copy before it was frozen"
 	wait_nrr 60
 	((SECONDS < 30)) || fail "it took $SECONDS s: the user's ServerAliveInterval was not used"
 	assert_failure 6
@@ -235,7 +237,10 @@ keepalive_config() {
 @test "a build host that stops answering while it sends the system: exit 6 naming it, with the keepalive hint, target unchanged" {
 	retag frozen-b1
 	before=$(state_of t1)
-	hangs_mid_copy b1 switch --flake "$F#big" --target-host t1 --build-host b1
+	# b1 sends faster than the link to t1 takes: the buffers between (ssh's windows, the sockets')
+	# hold megabytes, and at 8 MB/s b1 could be done before it is frozen. At 2 MB/s it sends
+	# for seconds after the copy has begun.
+	SLOW_RATE=2000000 hangs_mid_copy b1 switch --flake "$F#big" --target-host t1 --build-host b1
 	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: exporting from 'b1' failed: Timeout, server [0-9.]+ not responding\.$"
 	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
 	[ "$(state_of t1)" = "$before" ]

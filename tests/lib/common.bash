@@ -178,12 +178,13 @@ slow_link_opt() {
 	printf '%s' "-o 'ProxyCommand=perl $BATS_TEST_DIRNAME/lib/slow-link %h %p $1'"
 }
 
-# Runs `nrr_bg ARGS...` over a link of 8 MB/s (the 32 MiB of `big` take 4 s) and returns once
-# host $1 has been importing for a second: a copy in the middle, for a fault.
+# Runs `nrr_bg ARGS...` over a link of $SLOW_RATE bytes a second (8 MB/s unless set: the 32 MiB
+# of `big` take 4 s) and returns once host $1 has been importing for a second: a copy in the
+# middle, for a fault.
 start_slow_copy() {
 	local host=$1
 	shift
-	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 8000000)" nrr_bg "$@"
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt "${SLOW_RATE:-8000000}")" nrr_bg "$@"
 	# the import: inside the deploy's conversation (nix-store --serve) when the closure comes
 	# from here or a build host
 	wait_for_proc "$host" 'nix-store --serve' || fail "the copy never started: $(cat "$BATS_TEST_TMPDIR/log")"
