@@ -341,8 +341,8 @@ int build_system(struct deploy *d, const char *tail, int dry,
 		if (dry)
 			return 0;
 		/* a fleet's child: from the fleet's one query when it has it */
-		if (d->opt->closure_db && !closuredb_load(d->opt->closure_db, d->toplevel,
-							  &d->closure, &d->closure_sizes))
+		if (d->opt->closure_db && !closuredb_read(d->opt->closure_db, &d->db) &&
+		    !closuredb_select(&d->db, d->toplevel, &d->closure, &d->closure_sizes))
 			return 0;
 		return closure_of(&d->local, d->toplevel, &d->closure, e);
 	}

@@ -66,10 +66,12 @@ int closuredb_parse(const char *text, struct closuredb *db)
 	memset(db, 0, sizeof(*db));
 	while (!ret && next_line(&p, &l, &len)) {
 		unsigned long long size, nrefs;
+		const char *hash, *deriver;
+		size_t hash_len, deriver_len;
 		char *path = xstrndup(l, len);
 		/* path, NAR hash, NAR size, deriver (or ""), references */
-		if (!nix_store_path_valid(path) || !next_line(&p, &l, &len) ||
-		    next_number(&p, &size) || !next_line(&p, &l, &len) ||
+		if (!nix_store_path_valid(path) || !next_line(&p, &hash, &hash_len) ||
+		    next_number(&p, &size) || !next_line(&p, &deriver, &deriver_len) ||
 		    next_number(&p, &nrefs) || nrefs > 1000000) {
 			free(path);
 			ret = -1;
@@ -80,9 +82,13 @@ int closuredb_parse(const char *text, struct closuredb *db)
 			db->paths = xrealloc(db->paths, alloc * sizeof(*db->paths));
 			db->sizes = xrealloc(db->sizes, alloc * sizeof(*db->sizes));
 			db->nrefs = xrealloc(db->nrefs, alloc * sizeof(*db->nrefs));
+			db->hashes = xrealloc(db->hashes, alloc * sizeof(*db->hashes));
+			db->derivers = xrealloc(db->derivers, alloc * sizeof(*db->derivers));
 			refoff = xrealloc(refoff, alloc * sizeof(*refoff));
 		}
 		db->paths[db->n] = path;
+		db->hashes[db->n] = xstrndup(hash, hash_len);
+		db->derivers[db->n] = xstrndup(deriver, deriver_len);
 		db->sizes[db->n] = size;
 		db->nrefs[db->n] = (size_t)nrefs;
 		refoff[db->n] = refpaths.nr;
@@ -146,10 +152,14 @@ void closuredb_release(struct closuredb *db)
 {
 	for (size_t i = 0; i < db->n; i++) {
 		free(db->paths[i]);
+		free(db->hashes[i]);
+		free(db->derivers[i]);
 		if (db->refs)
 			free(db->refs[i]);
 	}
 	free(db->paths);
+	free(db->hashes);
+	free(db->derivers);
 	free(db->sizes);
 	free(db->nrefs);
 	free(db->refs);
@@ -213,16 +223,49 @@ char *closuredb_save(const struct strvec *tops)
 	return file;
 }
 
-int closuredb_load(const char *file, const char *top, struct strvec *closure,
-		   unsigned long long **sizes)
+int closuredb_read(const char *file, struct closuredb *db)
 {
 	struct strbuf text = STRBUF_INIT;
-	struct closuredb db = CLOSUREDB_INIT;
 	int ret = -1;
 
-	if (!strbuf_read_file(&text, file) && !closuredb_parse(text.buf ? text.buf : "", &db))
-		ret = closuredb_select(&db, top, closure, sizes);
-	closuredb_release(&db);
+	memset(db, 0, sizeof(*db));
+	if (!strbuf_read_file(&text, file))
+		ret = closuredb_parse(text.buf ? text.buf : "", db);
 	strbuf_release(&text);
 	return ret;
+}
+
+int closuredb_export_list(const struct closuredb *db, const struct strvec *paths,
+			  struct narexport_path **out)
+{
+	struct strindex in_db;
+	struct narexport_path *list = xcalloc(paths->nr + 1, sizeof(*list));
+	size_t i;
+
+	strindex_init(&in_db, (const char *const *)db->paths, db->n);
+	for (i = 0; i < paths->nr; i++) {
+		long at = strindex_find(&in_db, paths->v[i]);
+		if (at < 0 || !narexport_hash_usable(db->hashes[at]))
+			break;
+		const char **refs = xcalloc(db->nrefs[at] + 1, sizeof(*refs));
+		for (size_t k = 0; k < db->nrefs[at]; k++)
+			refs[k] = db->paths[db->refs[at][k]];
+		list[i] = (struct narexport_path){ paths->v[i], db->hashes[at], db->sizes[at],
+						   db->derivers[at], db->nrefs[at], refs };
+	}
+	strindex_release(&in_db);
+	if (i < paths->nr) {
+		closuredb_export_free(list, i);
+		*out = NULL;
+		return -1;
+	}
+	*out = list;
+	return 0;
+}
+
+void closuredb_export_free(struct narexport_path *list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++)
+		free((void *)list[i].refs);
+	free(list);
 }

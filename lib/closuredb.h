@@ -15,6 +15,7 @@
 #define NRR_CLOSUREDB_H
 
 #include "host.h"
+#include "narexport.h"
 
 struct closuredb {
 	size_t n;
@@ -22,9 +23,11 @@ struct closuredb {
 	unsigned long long *sizes;	/* NAR sizes */
 	size_t *nrefs;
 	size_t **refs;			/* indices into paths */
+	char **hashes;			/* NAR hashes, as the dump says them */
+	char **derivers;		/* "" when none */
 };
 
-#define CLOSUREDB_INIT { 0, NULL, NULL, NULL, NULL }
+#define CLOSUREDB_INIT { 0, NULL, NULL, NULL, NULL, NULL, NULL }
 
 /* Parses a dump (pure; for unit tests). 0, or -1 if it is not one, or a
  * reference is not in it (then db is empty). */
@@ -47,9 +50,18 @@ int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbu
  * system not built here): each child asks then. */
 char *closuredb_save(const struct strvec *tops);
 
-/* closuredb_select from the dump in file. 0, or -1 (unreadable, not a
- * dump, top not in it): the caller asks the store itself then. */
-int closuredb_load(const char *file, const char *top, struct strvec *closure,
-		   unsigned long long **sizes);
+/* Reads the dump in file into db. 0, or -1 (unreadable, not a dump):
+ * the caller asks the store itself then. */
+int closuredb_read(const char *file, struct closuredb *db);
+
+/*
+ * The registration of each of paths, for lib/narexport.h, into *out
+ * (malloc'ed, paths->nr of them, pointing into db and paths: free it with
+ * closuredb_export_free before either goes). 0, or -1 when a path is not
+ * in db or its hash is not one export can check: then nix-store exports.
+ */
+int closuredb_export_list(const struct closuredb *db, const struct strvec *paths,
+			  struct narexport_path **out);
+void closuredb_export_free(struct narexport_path *list, size_t n);
 
 #endif

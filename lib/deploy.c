@@ -56,6 +56,7 @@ void deploy_release(struct deploy *d)
 	strvec_clear(&d->elev.sudo_opts);
 	strvec_clear(&d->closure);
 	free(d->closure_sizes);
+	closuredb_release(&d->db);
 	free(d->flake_ref);
 	free(d->flake_name);
 	free(d->toplevel);
@@ -310,7 +311,15 @@ static int serve_missing(struct deploy *d, struct activation *a,
 	if (d->trace)
 		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
 			missing->nr, d->closure.nr, src->name, d->target.name);
-	ret = serve_import(&d->as.s, src, missing, &bytes, e);
+	/* from this machine with the fleet's registration of every path: the
+	 * stream is made here, no nix-store started (lib/narexport.h) */
+	struct narexport_path *here = NULL;
+	if (src == &d->local && d->db.n && !closuredb_export_list(&d->db, missing, &here)) {
+		ret = serve_import_here(&d->as.s, here, missing->nr, &bytes, e);
+		closuredb_export_free(here, missing->nr);
+	} else {
+		ret = serve_import(&d->as.s, src, missing, &bytes, e);
+	}
 	d->bytes_copied += bytes;
 	if (!ret) {
 		d->paths_copied += missing->nr;

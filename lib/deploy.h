@@ -18,6 +18,7 @@
 #include "activate.h"
 #include "keys.h"
 #include "closure.h"
+#include "closuredb.h"
 #include "host.h"
 #include "options.h"
 #include "ssh.h"
@@ -61,6 +62,8 @@ struct deploy {
 	struct strvec closure;	/* of toplevel, dependencies first */
 	unsigned long long *closure_sizes; /* each one's NAR size, when known
 				 * (a fleet's --closure-db), or NULL */
+	struct closuredb db;	/* a fleet's --closure-db: what the store registered
+				 * of each path, for exporting it ourselves */
 	unsigned long long bytes_copied;
 	size_t paths_copied;
 

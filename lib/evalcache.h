@@ -37,9 +37,11 @@ struct evalcache {
 	char *dir;		/* where entries live; NULL: the cache is off */
 	char *fingerprint;	/* hex SHA-256 of the flake and evaluator; NULL: off */
 	int verbose;		/* say hits, misses and why it is off */
+	int fresh;		/* its entries were put by this run's own evaluation:
+				 * their derivations were written just now */
 };
 
-#define EVALCACHE_INIT { NULL, NULL, 0 }
+#define EVALCACHE_INIT { NULL, NULL, 0, 0 }
 
 /*
  * Opens the cache for hive h (found, not yet evaluated) with o's options:

@@ -133,8 +133,9 @@ static int from_cache(struct hive *h, const struct hive_opts *o, const size_t *s
 	if (!json)
 		return 0;
 	all.out.buf = json;
+	/* (what this run evaluated itself is in the store: no nix to ask) */
 	if (evaluated != h->evaluated || take(h, sel, &all, drv, out) ||
-	    !evalcache_drvs_valid(drv, n, o->verbose))
+	    (!h->cache->fresh && !evalcache_drvs_valid(drv, n, o->verbose)))
 		ok = 0;
 	free(json);
 	for (size_t i = 0; !ok && i < n; i++) {
@@ -368,6 +369,7 @@ int hive_prefetch_all(struct hive *h, const struct hive_opts *o,
 	evalcache_put(h->cache, "toplevels", key.buf, h->evaluated, js);
 	free(js);
 	strbuf_release(&key);
+	h->cache->fresh = 1;
 	ret = 0;
 out:
 	if (ret && probing)

@@ -6,6 +6,7 @@
 #include "nix.h"
 #include "serve.h"
 #include "serveproto.h"
+#include "run.h"
 
 /* One number of the target's answer into *v. 0, or -1 if it stopped. */
 static int read_u64(struct session *s, uint64_t *v)
@@ -111,6 +112,56 @@ int serve_import(struct session *s, const struct host *src,
 		 * stream, when we hang up, would only blame the target */
 		s->echo_fd = -1;
 		return ret;
+	}
+	if (read_u64(s, &ok) || ok != 1)
+		return lost(s, e);
+	return 0;
+}
+
+/* narexport's sink: into the session, which may have ended. */
+struct to_session {
+	struct session *s;
+	int gone;
+};
+
+static int to_session(void *ctx, const void *buf, size_t len)
+{
+	struct to_session *t = ctx;
+	if (session_send(t->s, buf, len))
+		t->gone = 1;
+	return t->gone ? -1 : 0;
+}
+
+int serve_import_here(struct session *s, const struct narexport_path *paths, size_t n,
+		      unsigned long long *bytes, struct nrr_err *e)
+{
+	struct strbuf cmd = STRBUF_INIT;
+	struct to_session t = { s, 0 };
+	char why[512];
+	uint64_t ok;
+	int ret;
+
+	*bytes = 0;
+	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
+	ret = session_send(s, cmd.buf, cmd.len);
+	strbuf_release(&cmd);
+	if (ret)
+		return lost(s, e);
+	if ((ret = narexport_write(paths, n, to_session, &t, run_interrupted, bytes, why,
+				   sizeof(why)))) {
+		if (t.gone)
+			return lost(s, e);
+		/* ours, not the target's: its complaint about the cut stream,
+		 * when we hang up, would only blame it */
+		s->echo_fd = -1;
+		if (run_interrupted())
+			return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
+		nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
+		if (ret == NAREXPORT_MISMATCH)
+			nrr_hint(e, "this machine's store changed behind Nix's back: "
+				 "`nix-store --verify --check-contents` finds what, "
+				 "`nix-store --repair-path PATH` mends it");
+		return e->status;
 	}
 	if (read_u64(s, &ok) || ok != 1)
 		return lost(s, e);

@@ -18,6 +18,7 @@
 #ifndef NRR_SERVE_H
 #define NRR_SERVE_H
 
+#include "narexport.h"
 #include "session.h"
 #include "strvec.h"
 
@@ -31,6 +32,11 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 int serve_import(struct session *s, const struct host *src,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e);
+
+/* As serve_import, with the stream made here from this machine's store
+ * (lib/narexport.h), each path checked against its registration. */
+int serve_import_here(struct session *s, const struct narexport_path *paths, size_t n,
+		      unsigned long long *bytes, struct nrr_err *e);
 
 /* Ends the serving process and says "go TOKEN". */
 int serve_end(struct session *s, const char *token, struct nrr_err *e);

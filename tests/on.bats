@@ -217,6 +217,35 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	PY
 }
 
+@test "a fleet's child exports from this machine's store itself: the very stream nix-store --export writes" {
+	retag export
+	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+	mapfile -t closure < <(fleet_local nix-store --query --requisites "$top")
+	fleet_local sh -c 'nix-store --dump-db "$@" >dump' sh "${closure[@]}"
+	fleet_local nix-store --export "${closure[@]}" >theirs
+	fleet_local "${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}" nar-export dump "${closure[@]}" >ours
+	cmp ours theirs
+	# and deployed with it
+	run --separate-stderr nrr switch --flake "$F" --on t1
+	assert_success
+	[ "$(profile_of t1)" = "$top" ]
+}
+
+@test "a store path that changed behind Nix's back is never sent: the host fails naming it, unchanged" {
+	retag tampered
+	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+	before=$(state_of t1)
+	# root here edits a file of the new system in place: its NAR no longer has the registered hash
+	fleet_local sh -c 'printf x >>"$1/nixos-version"' sh "$top"
+	run nrr switch --flake "$F" --on t1
+	assert_failure 12
+	assert_line "error: copying to 't1' failed: '$top' does not match the store's registration of it (its NAR hash or size differs)"
+	assert_line --partial "hint: this machine's store changed behind Nix's back"
+	[ "$(state_of t1)" = "$before" ]
+	run fleet_exec t1 nix-store --check-validity "$top"
+	assert_failure
+}
+
 @test "an unreachable host, with --keep-going: the others still switch" {
 	retag unreachable
 	# t3's sshd goes away for good: the last test of the file

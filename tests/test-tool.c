@@ -13,6 +13,7 @@
 #include "../lib/closuredb.h"
 #include "../lib/closurecache.h"
 #include "../lib/serveproto.h"
+#include "../lib/narexport.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
 #include "../lib/nix.h"
@@ -32,6 +33,13 @@ char *test_tool_read_stdin(void)
 	while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
 		strbuf_add(&sb, buf, n);
 	return strbuf_detach(&sb);
+}
+
+/* narexport's sink: stdout. */
+static int to_stdout(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
 }
 
 static void print_vec(const char *name, const struct strvec *v)
@@ -298,6 +306,40 @@ int main(int argc, const char **argv)
 		strbuf_release(&out);
 		strvec_clear(&paths);
 		return 0;
+	}
+	if (!strcmp(cmd, "nar-dump") && argc == 3) {
+		/* nar-dump PATH: its NAR, as nix-store --dump writes it */
+		char why[512];
+		if (narexport_dump(argv[2], to_stdout, NULL, why, sizeof(why))) {
+			fprintf(stderr, "nar-dump: %s\n", why);
+			return 1;
+		}
+		return fflush(stdout) ? 1 : 0;
+	}
+	if (!strcmp(cmd, "nar-export") && argc > 3) {
+		/* nar-export DUMP PATH...: the export stream of PATHs, from the
+		 * registration in DUMP (nix-store --dump-db's), as nix-store
+		 * --export writes it */
+		struct closuredb db = CLOSUREDB_INIT;
+		struct strvec paths = STRVEC_INIT;
+		struct narexport_path *list = NULL;
+		unsigned long long bytes;
+		char why[512];
+		int ret = 1;
+		for (int i = 3; i < argc; i++)
+			strvec_push(&paths, argv[i]);
+		if (closuredb_read(argv[2], &db))
+			fputs("nar-export: not a dump\n", stderr);
+		else if (closuredb_export_list(&db, &paths, &list))
+			fputs("nar-export: a path is not in the dump, or its hash is not usable\n", stderr);
+		else if (narexport_write(list, paths.nr, to_stdout, NULL, NULL, &bytes, why, sizeof(why)))
+			fprintf(stderr, "nar-export: %s\n", why);
+		else
+			ret = fflush(stdout) ? 1 : 0;
+		closuredb_export_free(list, list ? paths.nr : 0);
+		closuredb_release(&db);
+		strvec_clear(&paths);
+		return ret;
 	}
 	if (!strcmp(cmd, "closurecache") && argc > 3) {
 		/* closurecache get SYSTEM: the cached closure, or why not;

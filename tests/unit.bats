@@ -227,6 +227,38 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_output 'missing='
 }
 
+@test "NAR: our archive of a file tree is nix-store --dump's, byte for byte" {
+	# what a NAR holds: files (executable or not, empty, one across our 64 KiB pieces),
+	# symlinks, directories with entries sorted bytewise (B before a, '-' before '.')
+	d=$BATS_TEST_TMPDIR/tree
+	mkdir -p "$d/sub/deeper" "$d/empty-dir"
+	printf 'hello' >"$d/a"
+	chmod +x "$d/a"
+	: >"$d/empty"
+	printf '12345678' >"$d/eight"
+	head -c 70000 /dev/zero | tr '\0' x >"$d/sub/big"
+	ln -s ../a "$d/sub/link"
+	ln -s /nowhere "$d/dangling"
+	: >"$d/B"
+	: >"$d/a-b"
+	: >"$d/a.b"
+	: >"$d/sp ace"
+	: >"$d/$(printf '\303\251')"
+	"$TT" nar-dump "$d" >"$BATS_TEST_TMPDIR/ours"
+	nix-store --dump "$d" >"$BATS_TEST_TMPDIR/theirs"
+	cmp "$BATS_TEST_TMPDIR/ours" "$BATS_TEST_TMPDIR/theirs"
+	# a single file, and a symlink, are NARs of their own
+	"$TT" nar-dump "$d/sub/big" | cmp - <(nix-store --dump "$d/sub/big")
+	"$TT" nar-dump "$d/sub/link" | cmp - <(nix-store --dump "$d/sub/link")
+}
+
+@test "NAR: what is not a file, a directory or a symlink is refused, named" {
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	run "$TT" nar-dump "$BATS_TEST_TMPDIR"
+	assert_failure 1
+	assert_output "nar-dump: '$BATS_TEST_TMPDIR/fifo' is not a file, a directory or a symlink"
+}
+
 @test "closure dumps: one system's closure from a fleet's, dependencies first, with sizes" {
 	# what nix-store --dump-db prints for a union in dependency order: path, NAR hash,
 	# NAR size, deriver, references (count, then each); two systems share glibc

@@ -1,0 +1,347 @@
+#define _GNU_SOURCE
+#include "narexport.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PIECE (64 * 1024)
+/* store trees are shallow; a deeper one is refused, not a stack overflow */
+#define MAX_DEPTH 256
+#define EXPORT_MAGIC 0x4558494eULL
+
+struct out {
+	narexport_sink sink;
+	void *ctx;
+	int (*stop)(void);
+	unsigned char buf[PIECE];
+	size_t len;
+	unsigned long long bytes;
+	/* the NAR being written: its hash and size */
+	int hashing;
+	crypto_hash_sha256_state sha;
+	unsigned long long nar_size;
+	int failed;
+	char *why;
+	size_t whylen;
+};
+
+static int fail(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (o->failed)
+		return -1;
+	o->failed = 1;
+	va_start(ap, fmt);
+	vsnprintf(o->why, o->whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int flush(struct out *o)
+{
+	if (o->failed)
+		return -1;
+	if (o->stop && o->stop())
+		return fail(o, "interrupted");
+	if (o->len && o->sink(o->ctx, o->buf, o->len))
+		return fail(o, "the receiving end went away");
+	o->bytes += o->len;
+	o->len = 0;
+	return 0;
+}
+
+static int put(struct out *o, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	if (o->hashing) {
+		crypto_hash_sha256_update(&o->sha, p, n);
+		o->nar_size += n;
+	}
+	while (n && !o->failed) {
+		size_t k = PIECE - o->len < n ? PIECE - o->len : n;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		p += k;
+		n -= k;
+		if (o->len == PIECE)
+			flush(o);
+	}
+	return o->failed ? -1 : 0;
+}
+
+static int put_u64(struct out *o, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	return put(o, b, 8);
+}
+
+static int put_pad(struct out *o, uint64_t len)
+{
+	static const unsigned char zeros[8];
+	return len % 8 ? put(o, zeros, 8 - len % 8) : 0;
+}
+
+static int put_bytes(struct out *o, const char *s, size_t n)
+{
+	if (put_u64(o, n) || put(o, s, n))
+		return -1;
+	return put_pad(o, n);
+}
+
+static int put_str(struct out *o, const char *s)
+{
+	return put_bytes(o, s, strlen(s));
+}
+
+/* The words of a NAR, in order. */
+static int put_strs(struct out *o, const char *const *words)
+{
+	for (; *words; words++)
+		if (put_str(o, *words))
+			return -1;
+	return 0;
+}
+
+/* A regular file's node: its contents as they are read, which must be
+ * st_size bytes (a file that changes while it is read fails). */
+static int put_file(struct out *o, const char *path, const struct stat *st)
+{
+	const char *head[] = { "(", "type", "regular", NULL };
+	const char *exec[] = { "executable", "", NULL };
+	unsigned char *chunk;
+	unsigned long long left = (unsigned long long)st->st_size;
+	int fd, ret = 0;
+
+	if (put_strs(o, head) || ((st->st_mode & S_IXUSR) && put_strs(o, exec)) ||
+	    put_str(o, "contents") || put_u64(o, left))
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return fail(o, "cannot read '%s': %s", path, strerror(errno));
+	chunk = malloc(PIECE);
+	if (!chunk) {
+		close(fd);
+		return fail(o, "out of memory");
+	}
+	while (left && !ret) {
+		ssize_t r = read(fd, chunk, left < PIECE ? (size_t)left : PIECE);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			ret = fail(o, "cannot read '%s': %s", path,
+				   r < 0 ? strerror(errno) : "it is shorter than it was");
+		else if (!(ret = put(o, chunk, (size_t)r)))
+			left -= (unsigned long long)r;
+	}
+	free(chunk);
+	close(fd);
+	if (ret || put_pad(o, (uint64_t)st->st_size))
+		return -1;
+	return put_str(o, ")");
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A directory's entries, sorted bytewise (as Nix's std::map keeps them),
+ * into *names (malloc'ed, each too); their count, or -1. */
+static ssize_t read_names(struct out *o, const char *path, char ***names)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	size_t n = 0, alloc = 0;
+
+	*names = NULL;
+	if (!d)
+		return fail(o, "cannot read '%s': %s", path, strerror(errno));
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (n == alloc) {
+			alloc = alloc ? 2 * alloc : 16;
+			char **grown = realloc(*names, alloc * sizeof(**names));
+			if (!grown)
+				break;
+			*names = grown;
+		}
+		if (!((*names)[n] = strdup(de->d_name)))
+			break;
+		n++;
+		errno = 0;
+	}
+	int err = errno;
+	closedir(d);
+	if (err) {
+		for (size_t i = 0; i < n; i++)
+			free((*names)[i]);
+		free(*names);
+		*names = NULL;
+		return fail(o, "cannot read '%s': %s", path, strerror(err));
+	}
+	if (n > 1)
+		qsort(*names, n, sizeof(**names), by_name);
+	return (ssize_t)n;
+}
+
+static int put_node(struct out *o, const char *path, int depth);
+
+static int put_dir(struct out *o, const char *path, int depth)
+{
+	const char *head[] = { "(", "type", "directory", NULL };
+	const char *entry[] = { "entry", "(", "name", NULL };
+	char **names;
+	ssize_t n;
+	int ret = 0;
+
+	if (put_strs(o, head) || (n = read_names(o, path, &names)) < 0)
+		return -1;
+	for (ssize_t i = 0; i < n; i++) {
+		if (!ret) {
+			char *sub = NULL;
+			if (asprintf(&sub, "%s/%s", path, names[i]) < 0)
+				ret = fail(o, "out of memory");
+			else if (put_strs(o, entry) || put_str(o, names[i]) ||
+				 put_str(o, "node") || put_node(o, sub, depth + 1) ||
+				 put_str(o, ")"))
+				ret = -1;
+			free(sub);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return ret ? -1 : put_str(o, ")");
+}
+
+static int put_node(struct out *o, const char *path, int depth)
+{
+	struct stat st;
+
+	if (depth > MAX_DEPTH)
+		return fail(o, "'%s' is nested deeper than %d directories", path, MAX_DEPTH);
+	if (lstat(path, &st))
+		return fail(o, "cannot read '%s': %s", path, strerror(errno));
+	if (S_ISREG(st.st_mode))
+		return put_file(o, path, &st);
+	if (S_ISDIR(st.st_mode))
+		return put_dir(o, path, depth);
+	if (S_ISLNK(st.st_mode)) {
+		const char *head[] = { "(", "type", "symlink", "target", NULL };
+		char target[PATH_MAX];
+		ssize_t len = readlink(path, target, sizeof(target));
+		if (len < 0 || (size_t)len >= sizeof(target))
+			return fail(o, "cannot read the link '%s': %s", path,
+				    len < 0 ? strerror(errno) : "too long");
+		if (put_strs(o, head) || put_bytes(o, target, (size_t)len))
+			return -1;
+		return put_str(o, ")");
+	}
+	return fail(o, "'%s' is not a file, a directory or a symlink", path);
+}
+
+static int put_nar(struct out *o, const char *path)
+{
+	return put_str(o, "nix-archive-1") || put_node(o, path, 0) ? -1 : 0;
+}
+
+int narexport_hash_usable(const char *hash)
+{
+	size_t n = strlen(hash);
+	return n == 2 * crypto_hash_sha256_BYTES && strspn(hash, "0123456789abcdef") == n;
+}
+
+/* Writes one path's NAR and, when it matches the registration, its trailer. */
+static int put_path(struct out *o, const struct narexport_path *p)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+
+	if (!narexport_hash_usable(p->nar_hash))
+		return fail(o, "no NAR hash of '%s' to check it against", p->path);
+	if (put_u64(o, 1))
+		return -1;
+	o->hashing = 1;
+	o->nar_size = 0;
+	crypto_hash_sha256_init(&o->sha);
+	int ret = put_nar(o, p->path);
+	o->hashing = 0;
+	crypto_hash_sha256_final(&o->sha, h);
+	if (ret)
+		return -1;
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	if (o->nar_size != p->nar_size || strcmp(hex, p->nar_hash)) {
+		fail(o, "'%s' does not match the store's registration of it "
+		     "(its NAR hash or size differs)", p->path);
+		return NAREXPORT_MISMATCH;
+	}
+	if (put_u64(o, EXPORT_MAGIC) || put_str(o, p->path) || put_u64(o, p->nrefs))
+		return -1;
+	for (size_t i = 0; i < p->nrefs; i++)
+		if (put_str(o, p->refs[i]))
+			return -1;
+	if (put_str(o, p->deriver) || put_u64(o, 0))
+		return -1;
+	return 0;
+}
+
+int narexport_write(const struct narexport_path *paths, size_t n, narexport_sink sink,
+		    void *ctx, int (*stop)(void), unsigned long long *bytes,
+		    char *why, size_t whylen)
+{
+	struct out *o = calloc(1, sizeof(*o));
+	int ret = 0;
+
+	*bytes = 0;
+	if (!o) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	*o = (struct out){ .sink = sink, .ctx = ctx, .stop = stop, .why = why, .whylen = whylen };
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = put_path(o, &paths[i]);
+	if (ret == NAREXPORT_MISMATCH) {
+		free(o);
+		return ret;
+	}
+	if (!ret)
+		ret = put_u64(o, 0);
+	if (!ret)
+		ret = flush(o);
+	*bytes = o->bytes;
+	free(o);
+	return ret;
+}
+
+int narexport_dump(const char *path, narexport_sink sink, void *ctx,
+		   char *why, size_t whylen)
+{
+	struct out *o = calloc(1, sizeof(*o));
+	int ret;
+
+	if (!o) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	*o = (struct out){ .sink = sink, .ctx = ctx, .why = why, .whylen = whylen };
+	ret = put_nar(o, path);
+	if (!ret)
+		ret = flush(o);
+	free(o);
+	return ret;
+}
