@@ -367,6 +367,10 @@ static int do_build_and_activate(struct run *r)
 					&r->warnings, &r->err))) ||
 	    (ret = deploy_default_name(d, &r->err)))
 		return ret;
+	/* a fleet's child started while the fleet still builds: connected
+	 * and holding the lock, it goes on once the systems are there */
+	if (r->opt.wait_go && !prompt_read_yes(0))
+		return nrr_fail(&r->err, NRR_ENOSTART, "not deployed: the fleet's build did not finish");
 	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
 	    (ret = build_system(d, tail, dry, link, &r->err)))
@@ -469,19 +473,30 @@ static int read_password_fd(struct run *r, int fd)
 	return 0;
 }
 
+/* The hive's build as the fleet's prepare, in *prep, or NULL when its
+ * systems are built already. */
+static const struct fleet_prepare *hive_build(struct colmena_deploy *plan,
+					      struct fleet_prepare *prep)
+{
+	*prep = (struct fleet_prepare){ colmena_build_run, &plan->build };
+	return plan->build.argv.nr ? prep : NULL;
+}
+
 /* --on RULES with @tags on a flake that has a hive: its nodes, built as
  * `apply ACTION` builds them, deployed with this command line's options. */
 static int hive_fleet(struct run *r)
 {
 	struct colmena_deploy plan;
+	struct fleet_prepare prep;
 	int ret;
 
 	memset(&plan, 0, sizeof(plan));
 	strvec_init(&plan.argv);
+	strvec_init(&plan.build.argv);
 	ret = colmena_tag_plan(&r->opt, &plan, &r->warnings, &r->err);
 	if (!ret && plan.n)
-		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password, &r->warnings,
-				   &r->err);
+		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password,
+				   hive_build(&plan, &prep), &r->warnings, &r->err);
 	colmena_deploy_release(&plan);
 	return ret;
 }
@@ -535,6 +550,7 @@ static int dispatch(struct run *r)
  * through the fleet with the options plan->argv says. */
 static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 {
+	struct fleet_prepare prep;
 	int ret = options_parse(&r->opt, (int)plan->argv.nr,
 				(const char *const *)plan->argv.v, &r->err);
 
@@ -545,8 +561,8 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 	if (r->opt.ask_password && r->opt.elevate != ELEVATE_NONE &&
 	    (ret = ask_password(r, "the nodes' target users")))
 		return ret;
-	return fleet_deploy(&r->opt, plan->members, plan->n, r->password, &r->warnings,
-			    &r->err);
+	return fleet_deploy(&r->opt, plan->members, plan->n, r->password,
+			    hive_build(plan, &prep), &r->warnings, &r->err);
 }
 
 int main(int argc, char **argv)
@@ -557,6 +573,7 @@ int main(int argc, char **argv)
 
 	memset(&plan, 0, sizeof(plan));
 	strvec_init(&plan.argv);
+	strvec_init(&plan.build.argv);
 	sanitise_stdfd();
 	if (sodium_init() < 0) {
 		fputs("error: cannot initialise libsodium\n", stderr);

@@ -193,33 +193,72 @@ out:
 	return ret;
 }
 
-char *closuredb_save(const struct strvec *tops)
+/* 1 if the store can tell tops' closures: no derivation among them. */
+static int dumpable(const struct strvec *tops)
+{
+	for (size_t i = 0; i < tops->nr; i++) {
+		size_t len = strlen(tops->v[i]);
+		if (len > 4 && !strcmp(tops->v[i] + len - 4, ".drv"))
+			return 0;
+	}
+	return 1;
+}
+
+/* The dump of tops' closures from this machine's store into fd. 0 or -1. */
+static int save_fd(int fd, const struct strvec *tops)
 {
 	/* this machine: no ssh, so no ssh context */
 	struct host local = { "localhost", NULL, NULL };
 	struct strbuf dump = STRBUF_INIT;
 	struct nrr_err ignored = { 0 };
-	const char *tmp = getenv("TMPDIR");
-	char *name, *file = NULL;
-	int fd;
+	int ret = -1;
 
-	for (size_t i = 0; i < tops->nr; i++) {
-		size_t len = strlen(tops->v[i]);
-		if (len > 4 && !strcmp(tops->v[i] + len - 4, ".drv"))
-			return NULL;
-	}
-	name = xstrfmt("%s/nrr-closures.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!closuredb_dump(&local, tops, &dump, &ignored) &&
-	    (fd = mkstemp(name)) >= 0) {
-		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (!fd_write_all(fd, dump.buf, dump.len))
-			file = xstrdup(name);
-		else
-			unlink(name);
-		close(fd);
-	}
-	free(name);
+	if (dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored))
+		ret = fd_write_all(fd, dump.buf, dump.len) ? -1 : 0;
 	strbuf_release(&dump);
+	return ret;
+}
+
+char *closuredb_reserve(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *name = xstrfmt("%s/nrr-closures.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(name);
+
+	if (fd < 0) {
+		free(name);
+		return NULL;
+	}
+	close(fd);
+	return name;
+}
+
+int closuredb_save_to(const char *file, const struct strvec *tops)
+{
+	int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	int ret;
+
+	if (fd < 0)
+		return -1;
+	ret = save_fd(fd, tops);
+	if (ret && ftruncate(fd, 0)) {
+		/* a dump that fails to parse is as good as none */
+	}
+	close(fd);
+	return ret;
+}
+
+char *closuredb_save(const struct strvec *tops)
+{
+	char *file;
+
+	if (!dumpable(tops) || !(file = closuredb_reserve()))
+		return NULL;
+	if (closuredb_save_to(file, tops)) {
+		unlink(file);
+		free(file);
+		return NULL;
+	}
 	return file;
 }
 

@@ -50,6 +50,14 @@ int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbu
  * system not built here): each child asks then. */
 char *closuredb_save(const struct strvec *tops);
 
+/* A new empty file for closuredb_save_to (mode 0600, in $TMPDIR or /tmp):
+ * its name, malloc'ed (the caller unlinks and frees it), or NULL. */
+char *closuredb_reserve(void);
+
+/* closuredb_save's dump, into file (from closuredb_reserve). 0, or -1
+ * (file is then left empty). */
+int closuredb_save_to(const char *file, const struct strvec *tops);
+
 /* Reads the dump in file into db. 0, or -1 (unreadable, not a dump):
  * the caller asks the store itself then. */
 int closuredb_read(const char *file, struct closuredb *db);

@@ -79,24 +79,22 @@ static int keep_results(const struct colmena_opts *o, const struct hive *h,
 }
 
 /*
- * Builds the nodes' systems drv[] in one nix-store call (meta.machinesFile
- * as nix's builders), but for nodes built on their target; built[i] says
- * which were. roots, if set: a directory for GC roots. Returns 0 or
- * NRR_EBUILD.
+ * The one nix-store call that builds the nodes' systems drv[] (meta.
+ * machinesFile as nix's builders), but for nodes built on their target,
+ * into b; built[i] says which it builds. roots, if set: a directory for
+ * GC roots. b->argv stays empty when there is nothing to build.
  */
-static int realise(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
-		   size_t n, char **drv, int *built, const char *roots,
-		   struct strvec *warnings, struct nrr_err *e)
+static void realise_plan(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
+			 size_t n, char **drv, int *built, const char *roots,
+			 struct colmena_build *b)
 {
-	int st = 0;
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
 	size_t nbuild = 0;
-	strvec_pushl(&argv, "nix-store", "--realise", NULL);
+
+	strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
 	if (roots) {
 		/* GC roots for the deploy's duration */
-		strvec_pushl(&argv, "--indirect", "--add-root", NULL);
-		strvec_pushf(&argv, "%s/system", roots);
+		strvec_pushl(&b->argv, "--indirect", "--add-root", NULL);
+		strvec_pushf(&b->argv, "%s/system", roots);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct hive_node *node = &h->nodes[sel[i]];
@@ -108,27 +106,58 @@ static int realise(const struct colmena_opts *o, const struct hive *h, const siz
 		}
 		built[i] = 1;
 		nbuild++;
-		strvec_push(&argv, drv[i]);
+		strvec_push(&b->argv, drv[i]);
 	}
 	/* meta.machinesFile: colmena hands it to nix as its builders */
 	if (h->machines_file) {
-		strvec_pushl(&argv, "--option", "builders", NULL);
-		strvec_pushf(&argv, "@%s", h->machines_file);
+		strvec_pushl(&b->argv, "--option", "builders", NULL);
+		strvec_pushf(&b->argv, "@%s", h->machines_file);
 	}
-	strvec_pushvec(&argv, &o->nix_options);
-	if (nbuild) {
-		int r = nix_run(&argv, &sout, &serr, 0, o->verbose, warnings, e);
-		if (r > 0) {
-			char why[512];
-			nix_error_summary(serr.buf, why, sizeof(why));
-			st = nrr_fail(e, NRR_EBUILD, "building the hive's systems failed: %s", why);
-		} else if (r < 0) {
-			st = e->status;
-		}
+	strvec_pushvec(&b->argv, &o->nix_options);
+	if (!nbuild)
+		strvec_clear(&b->argv);
+	b->verbose = o->verbose;
+}
+
+/* Runs b's build (nothing when it has none). Returns 0 or NRR_EBUILD. */
+static int build_now(struct colmena_build *b, struct strvec *warnings, struct nrr_err *e)
+{
+	struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
+	int st = 0;
+
+	if (!b->argv.nr)
+		return 0;
+	int r = nix_run(&b->argv, &sout, &serr, 0, b->verbose, warnings, e);
+	if (r > 0) {
+		char why[512];
+		nix_error_summary(serr.buf, why, sizeof(why));
+		st = nrr_fail(e, NRR_EBUILD, "building the hive's systems failed: %s", why);
+	} else if (r < 0) {
+		st = e->status;
 	}
-	strvec_clear(&argv);
 	strbuf_release(&sout);
 	strbuf_release(&serr);
+	return st;
+}
+
+/* realise_plan, then its build at once. */
+static int realise(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
+		   size_t n, char **drv, int *built, const char *roots,
+		   struct strvec *warnings, struct nrr_err *e)
+{
+	struct colmena_build b = { STRVEC_INIT, 0 };
+	realise_plan(o, h, sel, n, drv, built, roots, &b);
+	int st = build_now(&b, warnings, e);
+	strvec_clear(&b.argv);
+	return st;
+}
+
+int colmena_build_run(void *data, struct strvec *warnings, struct nrr_err *e)
+{
+	/* none could start: a build failure is the fleet's 13 */
+	int st = build_now(data, warnings, e);
+	if (st)
+		st = e->status = NRR_ENOSTART;
 	return st;
 }
 
@@ -236,6 +265,7 @@ void colmena_deploy_release(struct colmena_deploy *plan)
 	free(plan->keys_node);
 	plan->keys_node = NULL;
 	strvec_clear(&plan->argv);
+	strvec_clear(&plan->build.argv);
 	if (plan->members)
 		fleet_members_free(plan->members, plan->n);
 	plan->members = NULL;
@@ -437,17 +467,22 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	built = xcalloc(n, sizeof(*built));
 	/* none could start: evaluation and build failures are the fleet's 13 */
 	st = evaluate(o, &h, sel, &n, drv, out, &plan->eval_failed, warnings, e);
-	if (!st) {
-		if (mkdtemp(roots))
-			plan->roots = xstrdup(roots);
-		st = realise(o, &h, sel, n, drv, built, plan->roots, warnings, e);
-	}
 	if (st) {
 		e->status = st = NRR_ENOSTART;
 		goto out;
 	}
-	if (o->keep_result && (st = keep_results(o, &h, sel, out, built, n, warnings, e)))
+	if (mkdtemp(roots))
+		plan->roots = xstrdup(roots);
+	realise_plan(o, &h, sel, n, drv, built, plan->roots, &plan->build);
+	/* The build runs while the nodes' children connect and take their
+	 * locks (fleet_deploy's prepare), unless --keep-result wants the
+	 * systems before */
+	if (o->keep_result &&
+	    ((st = colmena_build_run(&plan->build, warnings, e)) ||
+	     (st = keep_results(o, &h, sel, out, built, n, warnings, e))))
 		goto out;
+	if (o->keep_result)
+		strvec_clear(&plan->build.argv);
 
 	struct strvec *a = &plan->argv;
 	struct strbuf names = STRBUF_INIT;

@@ -30,15 +30,28 @@
 #include "keys.h"
 #include "strvec.h"
 
+/* The hive's systems to build: one nix-store call, run by the fleet while
+ * the nodes' children connect (lib/fleet.h's prepare). */
+struct colmena_build {
+	struct strvec argv;	/* empty: nothing to build (all built already) */
+	int verbose;
+};
+
+/* fleet_prepare's run for a colmena_build (data): 0, or NRR_ENOSTART
+ * with e saying why the build failed. */
+int colmena_build_run(void *data, struct strvec *warnings, struct nrr_err *e);
+
 /*
  * What `apply push|switch|boot|test|dry-activate` leaves for main to run
- * through the fleet (fleet_deploy): every selected node built already, a
+ * through the fleet (fleet_deploy): every selected node evaluated (its
+ * build, when it has one, left to the fleet's prepare: build), a
  * fleet member with its target, its system, its elevation and its ssh
  * options (NIX_SSHOPTS in its child's environment); argv, our own options
  * for the whole fleet (options_parse's argv: the child's goal first).
  */
 struct colmena_deploy {
 	struct strvec argv;
+	struct colmena_build build;	/* to run before the nodes go on */
 	struct fleet_member *members;	/* n; NULL when there is nothing to deploy */
 	size_t n;
 	char *roots;		/* a directory of GC roots for the deploy's duration */

@@ -75,7 +75,8 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 }
 
 static int start_host(const struct options *o, struct fleet_host *h,
-		      const char *password, const char *closure_db, struct nrr_err *e)
+		      const char *password, const char *closure_db, int wait_go,
+		      struct nrr_err *e)
 {
 	int rep[2], pw[2] = { -1, -1 };
 	int keys = h->m.keys && h->m.keys->nr;
@@ -92,6 +93,8 @@ static int start_host(const struct options *o, struct fleet_host *h,
 		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
 	if (closure_db && h->path)
 		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
+	if (wait_go)
+		strvec_push(&h->c.args, "--wait-go");
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
@@ -99,9 +102,9 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	h->c.err = CHILD_PIPE;
 	h->c.map_fd = rep[1];
 	h->c.map_to = 3;
-	if (password || holds(o) || keys) {
+	if (password || holds(o) || keys || wait_go) {
 		/* the password waits in a pipe of its own, never in argv or env;
-		 * --ask's answer comes the same way, later */
+		 * the fleet's go and --ask's answer come the same way, later */
 		if (pipe2(pw, O_CLOEXEC)) {
 			close(rep[0]);
 			close(rep[1]);
@@ -138,8 +141,9 @@ static int start_host(const struct options *o, struct fleet_host *h,
 	if (keys && keys_write_specs(h->m.keys, h->m.name, pw[1])) {
 		/* the child's result says why */
 	}
-	if (holds(o)) {
+	if (holds(o) || wait_go) {
 		h->answer_fd = pw[1];
+		h->going = wait_go;
 	} else if (pw[1] >= 0) {
 		close(pw[1]);
 	}
@@ -260,6 +264,9 @@ struct fleet {
 	struct pump_fd *fds;	/* the pipes of the hosts in flight: two a host */
 	char *closure_db;	/* the hosts' closures, dumped once (dump_closures) */
 	struct fleet_io *io;	/* whose each is, a host's one */
+	const struct fleet_prepare *prep;	/* to run once the first hosts started */
+	struct strvec *warnings;
+	struct nrr_err prep_err;	/* its failure (status 0: none, or not run) */
 };
 
 /* A timestamped line for h, when the run does not draw live lines. */
@@ -316,7 +323,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		struct fleet_host *h = &f->hosts[f->next++];
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
-		if (start_host(f->o, h, f->password, f->closure_db, e)) {
+		if (start_host(f->o, h, f->password, f->closure_db, f->prep != NULL, e)) {
 			h->state = H_DONE;
 			h->status = e->status;
 			snprintf(h->step, sizeof(h->step), "start");
@@ -395,8 +402,10 @@ static void finish_hosts(struct fleet *f)
 		f->running--;
 		if (h->status && !f->o->keep_going)
 			f->stop = 1;
-		note(f, h, "%s%s%s", fleet_result_of(h), h->status ? ": " : "",
-		     h->status ? h->message : "");
+		/* stopped because the prepare failed: that failure says it */
+		if (!f->prep_err.status)
+			note(f, h, "%s%s%s", fleet_result_of(h), h->status ? ": " : "",
+			     h->status ? h->message : "");
 	}
 }
 
@@ -410,7 +419,47 @@ static void interrupt_hosts(struct fleet *f)
 			close(f->hosts[i].answer_fd);
 			f->hosts[i].answer_fd = -1;
 			f->hosts[i].asking = 0;
+			f->hosts[i].going = 0;
 		}
+}
+
+static int dump_closures_into(const struct fleet *f, const char *file);
+
+/*
+ * The fleet's prepare (a hive's build), while the hosts started so far
+ * connect and lock; then the closures' dump, and their go: "y" on each
+ * one's stdin, or, when it failed, the end of it (they stop, and the
+ * fleet's status is the prepare's). Hosts started after this have their
+ * systems: they do not wait.
+ */
+static void prepare(struct fleet *f)
+{
+	const struct fleet_prepare *prep = f->prep;
+	int ret;
+
+	f->prep = NULL;
+	ret = prep->run(prep->data, f->warnings, &f->prep_err);
+	if (!ret && f->closure_db && dump_closures_into(f, f->closure_db)) {
+		/* the children ask the store themselves */
+		unlink(f->closure_db);
+		free(f->closure_db);
+		f->closure_db = NULL;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		if (!h->going)
+			continue;
+		h->going = 0;
+		if (!ret && write(h->answer_fd, "y\n", 2) < 0) {
+			/* the child is gone: its result says why */
+		}
+		if (ret || !holds(f->o)) {
+			close(h->answer_fd);
+			h->answer_fd = -1;
+		}
+	}
+	if (ret)
+		f->stop = 1;
 }
 
 /* Deploys every host, --parallel at a time, until none is in flight. */
@@ -418,6 +467,8 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 {
 	for (;;) {
 		start_hosts(f, e);
+		if (f->prep)
+			prepare(f);
 		if (!f->running)
 			break;
 		/* ask once no other host can start */
@@ -518,28 +569,49 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 	}
 }
 
-/* The systems of the hosts still to deploy, each once, into tops. */
+/* The systems of the hosts still to deploy or in flight, each once, into tops. */
 static void fleet_systems(const struct fleet *f, struct strvec *tops)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		const char *p = f->hosts[i].path;
-		if (p && f->hosts[i].state == H_WAITING && strvec_find(tops, p) < 0)
+		if (p && (f->hosts[i].state == H_WAITING || f->hosts[i].state == H_RUNNING) &&
+		    strvec_find(tops, p) < 0)
 			strvec_push(tops, p);
 	}
 }
 
+/* 1 if the hosts' children get the closures' dump: not for a dry run,
+ * which copies nothing. */
+static int dumps(const struct fleet *f)
+{
+	return !(f->o->act && (f->o->act->needs & AN_DRY));
+}
+
 /* The hosts' closures, dumped once for their children (lib/closuredb.h):
- * the file's name, or NULL (a dry build copies nothing). */
+ * the file's name, or NULL. */
 static char *dump_closures(const struct fleet *f)
 {
 	struct strvec tops = STRVEC_INIT;
 	char *file = NULL;
 
 	fleet_systems(f, &tops);
-	if (tops.nr && !(f->o->act && (f->o->act->needs & AN_DRY)))
+	if (tops.nr && dumps(f))
 		file = closuredb_save(&tops);
 	strvec_clear(&tops);
 	return file;
+}
+
+/* The same into file, named to the children before the systems were
+ * built. 0, or -1 (then file is left empty). */
+static int dump_closures_into(const struct fleet *f, const char *file)
+{
+	struct strvec tops = STRVEC_INIT;
+	int ret;
+
+	fleet_systems(f, &tops);
+	ret = tops.nr ? closuredb_save_to(file, &tops) : -1;
+	strvec_clear(&tops);
+	return ret;
 }
 
 /* Runs the children of f's hosts (built: their path set), at most
@@ -555,9 +627,16 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->cap = openfiles_fit(holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
-	f->closure_db = dump_closures(f);
+	/* with a prepare, the dump's file is named now, written after it */
+	f->closure_db = !f->prep ? dump_closures(f) : dumps(f) ? closuredb_reserve() : NULL;
 	deploy_hosts(f, e);
-	ret = verdict(f, e);
+	if (f->prep_err.status) {
+		/* none went on: the prepare's failure is the fleet's */
+		*e = f->prep_err;
+		ret = e->status;
+	} else {
+		ret = verdict(f, e);
+	}
 	if (f->closure_db) {
 		unlink(f->closure_db);
 		free(f->closure_db);
@@ -584,10 +663,11 @@ static void fleet_release(struct fleet *f)
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
-		 const char *password, struct strvec *warnings, struct nrr_err *e)
+		 const char *password, const struct fleet_prepare *prep,
+		 struct strvec *warnings, struct nrr_err *e)
 {
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
-			   .t0 = fleet_now() };
+			   .t0 = fleet_now(), .prep = prep, .warnings = warnings };
 	int ret;
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));

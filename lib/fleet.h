@@ -62,12 +62,26 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e);
 
 /*
- * Deploys members (their path set, built already; each with its own child
- * options and environment) as fleet_run does after its build: the same
- * scheduler, live lines, summary, --json and exit statuses. The members
+ * What must happen before the members' systems exist (a hive's build),
+ * run by fleet_deploy while the first hosts' children connect and take
+ * their targets' locks: those wait for it (--wait-go) and go on when it
+ * succeeded. run returns 0, or a status with e filled, which is then the
+ * fleet's (no host goes on).
+ */
+struct fleet_prepare {
+	int (*run)(void *data, struct strvec *warnings, struct nrr_err *e);
+	void *data;
+};
+
+/*
+ * Deploys members (their path set; each with its own child options and
+ * environment) as fleet_run does after its build: the same scheduler,
+ * live lines, summary, --json and exit statuses. prep, if set, makes their
+ * systems (struct fleet_prepare); else they are built already. The members
  * stay the caller's.
  */
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
-		 const char *password, struct strvec *warnings, struct nrr_err *e);
+		 const char *password, const struct fleet_prepare *prep,
+		 struct strvec *warnings, struct nrr_err *e);
 
 #endif

@@ -30,7 +30,9 @@ struct fleet_host {
 	enum host_state state;
 	struct child c;
 	int progress_fd;	/* our end of the child's report pipe */
-	int answer_fd;		/* the child's stdin, kept open for --ask's answer */
+	int answer_fd;		/* the child's stdin, kept open for --ask's answer
+				 * and the fleet's go (going) */
+	int going;		/* the child waits for the fleet's go (--wait-go) */
 	int asking;		/* the child waits for the answer */
 	struct strbuf progress, err;
 	struct strbuf diff_text;	/* its diff, as the user reads it */

@@ -148,7 +148,7 @@ built() {
 	assert_output "$(built one)"
 }
 
-@test "apply: a failing build starts no node (exit 13)" {
+@test "apply: the nodes connect while their systems build; a failing build changes none (exit 13)" {
 	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
 		{
 		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
@@ -159,9 +159,16 @@ built() {
 		}
 	EOF2
 	fleet_reset_counts t1
+	before=$(state_of t1)
 	run -13 nrr apply switch -f "$BATS_TEST_TMPDIR/hive.nix"
-	assert_output --partial "error: building the hive's systems failed"
-	assert_equal "$(fleet_handshakes t1)" 0
+	assert_line --regexp "^error: building the hive's systems failed: "
+	refute_output --partial "not deployed"
+	# t1 was reached while the build ran (its one handshake), took its lock, and was let go
+	# unchanged when the build failed
+	assert_equal "$(fleet_handshakes t1)" 1
+	assert_equal "$(state_of t1)" "$before"
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	no_ssh_left
 }
 
 @test "apply -S: a targetUser who is not root gets sudo with the password asked once" {
