@@ -250,9 +250,9 @@ int closuredb_save_to(const char *file, const struct strvec *tops)
 
 char *closuredb_save(const struct strvec *tops)
 {
-	char *file;
+	char *file = closuredb_reserve();
 
-	if (!dumpable(tops) || !(file = closuredb_reserve()))
+	if (!file)
 		return NULL;
 	if (closuredb_save_to(file, tops)) {
 		unlink(file);

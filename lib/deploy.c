@@ -314,12 +314,10 @@ static int serve_missing(struct deploy *d, struct activation *a,
 	/* from this machine with the fleet's registration of every path: the
 	 * stream is made here, no nix-store started (lib/narexport.h) */
 	struct narexport_path *here = NULL;
-	if (src == &d->local && d->db.n && !closuredb_export_list(&d->db, missing, &here)) {
-		ret = serve_import_here(&d->as.s, here, missing->nr, &bytes, e);
-		closuredb_export_free(here, missing->nr);
-	} else {
-		ret = serve_import(&d->as.s, src, missing, &bytes, e);
-	}
+	if (src == &d->local && d->db.n)
+		closuredb_export_list(&d->db, missing, &here);
+	ret = serve_import(&d->as.s, src, missing, here, &bytes, e);
+	closuredb_export_free(here, missing->nr);
 	d->bytes_copied += bytes;
 	if (!ret) {
 		d->paths_copied += missing->nr;

@@ -94,30 +94,6 @@ out:
 	return ret;
 }
 
-int serve_import(struct session *s, const struct host *src,
-		 const struct strvec *paths, unsigned long long *bytes,
-		 struct nrr_err *e)
-{
-	struct strbuf cmd = STRBUF_INIT;
-	uint64_t ok;
-	int ret;
-
-	*bytes = 0;
-	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
-	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
-	      closure_stream_into(src, s->host, &s->c, &s->out, &s->err, paths, bytes, e);
-	strbuf_release(&cmd);
-	if (ret) {
-		/* the source failed: the target's complaint about the cut
-		 * stream, when we hang up, would only blame the target */
-		s->echo_fd = -1;
-		return ret;
-	}
-	if (read_u64(s, &ok) || ok != 1)
-		return lost(s, e);
-	return 0;
-}
-
 /* narexport's sink: into the session, which may have ended. */
 struct to_session {
 	struct session *s;
@@ -132,36 +108,48 @@ static int to_session(void *ctx, const void *buf, size_t len)
 	return t->gone ? -1 : 0;
 }
 
-int serve_import_here(struct session *s, const struct narexport_path *paths, size_t n,
-		      unsigned long long *bytes, struct nrr_err *e)
+/* The stream of the n paths here made from this machine's store (lib/
+ * narexport.h), into the session. 0, or a status with e filled. */
+static int stream_here(struct session *s, const struct narexport_path *here, size_t n,
+		       unsigned long long *bytes, struct nrr_err *e)
 {
-	struct strbuf cmd = STRBUF_INIT;
 	struct to_session t = { s, 0 };
 	char why[512];
+	int ret = narexport_write(here, n, to_session, &t, run_interrupted, bytes, why, sizeof(why));
+
+	if (!ret)
+		return 0;
+	if (t.gone)
+		return lost(s, e);
+	if (run_interrupted())
+		return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
+	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
+	if (ret == NAREXPORT_MISMATCH)
+		nrr_hint(e, "this machine's store changed behind Nix's back: "
+			 "`nix-store --verify --check-contents` finds what, "
+			 "`nix-store --repair-path PATH` mends it");
+	return e->status;
+}
+
+int serve_import(struct session *s, const struct host *src, const struct strvec *paths,
+		 const struct narexport_path *here, unsigned long long *bytes,
+		 struct nrr_err *e)
+{
+	struct strbuf cmd = STRBUF_INIT;
 	uint64_t ok;
 	int ret;
 
 	*bytes = 0;
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
-	ret = session_send(s, cmd.buf, cmd.len);
+	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
+	      here ? stream_here(s, here, paths->nr, bytes, e) :
+	      closure_stream_into(src, s->host, &s->c, &s->out, &s->err, paths, bytes, e);
 	strbuf_release(&cmd);
-	if (ret)
-		return lost(s, e);
-	if ((ret = narexport_write(paths, n, to_session, &t, run_interrupted, bytes, why,
-				   sizeof(why)))) {
-		if (t.gone)
-			return lost(s, e);
-		/* ours, not the target's: its complaint about the cut stream,
-		 * when we hang up, would only blame it */
+	if (ret) {
+		/* the source failed: the target's complaint about the cut
+		 * stream, when we hang up, would only blame the target */
 		s->echo_fd = -1;
-		if (run_interrupted())
-			return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
-		nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
-		if (ret == NAREXPORT_MISMATCH)
-			nrr_hint(e, "this machine's store changed behind Nix's back: "
-				 "`nix-store --verify --check-contents` finds what, "
-				 "`nix-store --repair-path PATH` mends it");
-		return e->status;
+		return ret;
 	}
 	if (read_u64(s, &ok) || ok != 1)
 		return lost(s, e);

@@ -28,15 +28,13 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 		struct strvec *missing, struct nrr_err *e);
 
 /* Streams paths (missing there, in closure order) from src; *bytes gets
- * the stream's size. */
-int serve_import(struct session *s, const struct host *src,
-		 const struct strvec *paths, unsigned long long *bytes,
+ * the stream's size. here, if set (src is this machine): what its store
+ * registered of each of paths, and the stream is made here from the store
+ * (lib/narexport.h), each path checked against it; else src's nix-store
+ * exports. */
+int serve_import(struct session *s, const struct host *src, const struct strvec *paths,
+		 const struct narexport_path *here, unsigned long long *bytes,
 		 struct nrr_err *e);
-
-/* As serve_import, with the stream made here from this machine's store
- * (lib/narexport.h), each path checked against its registration. */
-int serve_import_here(struct session *s, const struct narexport_path *paths, size_t n,
-		      unsigned long long *bytes, struct nrr_err *e);
 
 /* Ends the serving process and says "go TOKEN". */
 int serve_end(struct session *s, const char *token, struct nrr_err *e);
