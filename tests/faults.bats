@@ -65,8 +65,11 @@ hangs_mid_copy() {
 	keepalive_config alive_config
 	NIX_SSHOPTS="-F $PWD/alive_config" start_slow_copy t1 "$@"
 	SECONDS=0
-	# shellcheck disable=SC2046 # pids
-	freeze $(sshd_sessions "$host")
+	local pids
+	pids=$(sshd_sessions "$host")
+	[ -n "$pids" ] || fail "$host has no ssh session left to freeze: the run was over"
+	# shellcheck disable=SC2086 # pids
+	freeze $pids
 	# frozen, its processes stay as they were: it was still in the copy (serving, exporting)
 	host_runs "$host" 'nix-store --' || fail "$host was done with the copy before it was frozen"
 	wait_nrr 60
