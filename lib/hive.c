@@ -151,6 +151,37 @@ int hive_lacks_colmena_hive(const char *err)
 	return strstr(err, "does not provide attribute") && strstr(err, "colmenaHive'");
 }
 
+/* nix names the attribute it did not find as 'colmena' (among others) */
+static int lacks_colmena(const char *err)
+{
+	return strstr(err, "does not provide attribute") && strstr(err, "colmena'");
+}
+
+void hive_probe_first(struct hive *h)
+{
+	struct strbuf text = STRBUF_INIT;
+	char *file;
+
+	h->evaluated = 1;
+	if (strchr(h->where, ':'))
+		return;		/* a flake URI: its flake.nix is not here to read */
+	file = xstrfmt("%s/flake.nix", h->where);
+	/* the name may be made in another file: then colmena's order still
+	 * finds it, one failed evaluation later */
+	if (strbuf_read_file(&text, file) >= 0 && !strstr(text.buf, "colmenaHive"))
+		h->evaluated = 0;
+	free(file);
+	strbuf_release(&text);
+}
+
+int hive_probe_next(struct hive *h, const char *err, int *tries)
+{
+	if (++*tries > 1 || !(h->evaluated ? hive_lacks_colmena_hive(err) : lacks_colmena(err)))
+		return 0;
+	h->evaluated = !h->evaluated;
+	return 1;
+}
+
 /*
  * After a failed "info" or "toplevels": asks the evaluator which nodes fail
  * it (tryEval, one more nix run) and writes "node 'a': " or "nodes 'a',
@@ -201,20 +232,18 @@ static int hive_eval(struct hive *h, const struct hive_opts *o, const char *what
 	struct strbuf err = STRBUF_INIT;
 	char why[512];
 	int probing = h->kind == HIVE_FLAKE && h->evaluated < 0;
-	int st;
+	int st, tries = 0;
 
 	if (probing)
-		h->evaluated = 1;
+		hive_probe_first(h);
 	for (;;) {
 		struct strvec argv = STRVEC_INIT;
 		hive_eval_argv(h, o, what, args, &argv);
 		st = nix_run(&argv, out, &err, probing && !o->verbose ? NIX_RUN_QUIET : 0,
 			     o->verbose, warnings, e);
 		strvec_clear(&argv);
-		if (st > 0 && probing && h->evaluated && hive_lacks_colmena_hive(err.buf)) {
-			h->evaluated = 0;
+		if (st > 0 && probing && hive_probe_next(h, err.buf, &tries))
 			continue;
-		}
 		break;
 	}
 	if (st > 0) {

@@ -119,6 +119,22 @@ int hive_load(struct hive *h, const struct hive_opts *o,
 int hive_lacks_colmena_hive(const char *err);
 
 /*
+ * A flake whose output is not known yet (h->evaluated -1): sets
+ * h->evaluated to the output to ask first, colmena's order (colmenaHive,
+ * then colmena), unless the flake is a local directory whose flake.nix
+ * never names colmenaHive: then the raw colmena output first, so that the
+ * guides' hives do not pay a failed evaluation every time.
+ */
+void hive_probe_first(struct hive *h);
+
+/*
+ * 1 if a probing evaluation of output h->evaluated failed only because the
+ * flake lacks that output: then switches h->evaluated to the other one
+ * (each is tried once: *tries counts them).
+ */
+int hive_probe_next(struct hive *h, const char *err, int *tries);
+
+/*
  * The nodes that colmena's --on RULES select: comma-separated globs of
  * node names, or of tags after '@' (any tag matching selects), OR'd.
  * rules NULL selects every node. The indexes (into h->nodes, in that

@@ -309,7 +309,7 @@ int hive_prefetch_all(struct hive *h, const struct hive_opts *o,
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t k = lim->jobs ? lim->jobs : cores > 0 ? (size_t)cores : 1;
 	struct strbuf *outs, *errs;
-	int *sts, ret = -1, probing = h->evaluated < 0;
+	int *sts, ret = -1, probing = h->evaluated < 0, tries = 0;
 	cJSON *info = NULL, *tops = NULL, *dep = NULL;
 
 	(void)warnings;
@@ -323,14 +323,12 @@ int hive_prefetch_all(struct hive *h, const struct hive_opts *o,
 		strbuf_init(&errs[i]);
 	}
 	if (probing)
-		h->evaluated = 1;
+		hive_probe_first(h);
 	if (run_shards(h, o, k, limit, outs, errs, sts))
 		goto out;
-	if (probing && sts[0] && hive_lacks_colmena_hive(errs[0].buf)) {
-		h->evaluated = 0;
-		if (run_shards(h, o, k, limit, outs, errs, sts))
-			goto out;
-	}
+	if (probing && sts[0] && hive_probe_next(h, errs[0].buf, &tries) &&
+	    run_shards(h, o, k, limit, outs, errs, sts))
+		goto out;
 	info = cJSON_CreateObject();
 	tops = cJSON_CreateObject();
 	dep = cJSON_CreateObject();

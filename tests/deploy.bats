@@ -215,6 +215,57 @@ setup() {
 	assert_output --partial "switch $first/bin/switch-to-configuration"
 }
 
+# The generation link the profile of $1 points to, and the system a generation link holds.
+gen_link() { fleet_exec "$1" readlink /nix/var/nix/profiles/system; }
+gen_system() { fleet_exec "$1" readlink "/nix/var/nix/profiles/system-$2-link"; }
+# gcroots/auto links to generation $2 of $1 (nix-env's addPermRoot makes one)
+auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/nix/profiles/system-$2-link" | wc -l; }
+
+@test "the profile's generations are nix-env's, made without it: after the newest, or the newest again; nix-env while a collection runs" {
+	retag gen-a
+	nrr switch --flake "$F#t2" --target-host t2
+	a=$(toplevel t2)
+	retag gen-b
+	nrr switch --flake "$F#t2" --target-host t2
+	b=$(toplevel t2)
+	run -0 gen_link t2
+	[[ $output =~ ^system-([0-9]+)-link$ ]] || fail "the profile points to '$output'"
+	g=${BASH_REMATCH[1]}
+	[ "$(gen_system t2 "$g")" = "$b" ]
+	[ "$(gen_system t2 $((g - 1)))" = "$a" ]
+	# made here, not by a nix-env (which adds a gcroots/auto link)
+	[ "$(auto_roots t2 "$g")" = 0 ]
+	# rolled back to a, then b again: the newest generation holds b, so it is taken again
+	nrr switch --rollback --target-host t2
+	[ "$(gen_link t2)" = "system-$((g - 1))-link" ]
+	retag gen-b
+	nrr switch --flake "$F#t2" --target-host t2
+	[ "$(gen_link t2)" = "system-$g-link" ]
+	run -1 fleet_exec t2 test -L "/nix/var/nix/profiles/system-$((g + 1))-link"
+	# a again: a new generation after the newest
+	retag gen-a
+	nrr switch --flake "$F#t2" --target-host t2
+	[ "$(gen_link t2)" = "system-$((g + 1))-link" ]
+	[ "$(gen_system t2 $((g + 1)))" = "$a" ]
+	# while a garbage collection holds nix's lock, nix-env (which tells the collector of its
+	# root) sets the profile
+	fleet_exec t2 flock -x /nix/var/nix/gc.lock sleep 60 3>&- &
+	holder=$!
+	for _ in $(seq 1 100); do
+		fleet_exec t2 flock -s -n /nix/var/nix/gc.lock true || break
+		sleep 0.1
+	done
+	retag gen-c
+	run nrr switch --flake "$F#t2" --target-host t2
+	kill "$holder" 2>/dev/null || true
+	fleet_exec t2 pkill -f 'flock -x /nix/var/nix/gc.lock' || true
+	wait "$holder" 2>/dev/null || true
+	assert_success
+	[ "$(gen_link t2)" = "system-$((g + 2))-link" ]
+	[ "$(gen_system t2 $((g + 2)))" = "$(toplevel t2)" ]
+	[ "$(auto_roots t2 $((g + 2)))" = 1 ]
+}
+
 @test "test --rollback activates the previous generation and keeps the profile" {
 	retag rb3
 	nrr switch --flake "$F#t1" --target-host t1

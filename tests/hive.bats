@@ -345,6 +345,35 @@ expected_info() {
 	assert_output --regexp '^alpha /nix/store/[a-z0-9]{32}-nixos-system-alpha-25.05.standin.drv /nix/store/[a-z0-9]{32}-nixos-system-alpha-25.05.standin$'
 }
 
+# The outputs `nix eval` was asked for, one a line, from -v's trace of a run.
+outputs_asked() { grep -o "^\$ 'nix' .* 'eval' '--json' '[^']*#[A-Za-z]*'" | sed "s/.*#//; s/'\$//"; }
+
+@test "eval: a flake that never names colmenaHive is asked for colmena first; one that makes it elsewhere is still found" {
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/cache
+	nodes='{ nodes, ... }: builtins.attrNames nodes'
+	# the guides' shape: no failed evaluation of a colmenaHive before every run
+	cd "$H"
+	run -0 fleet_local "$NRR" eval -v -E "$nodes"
+	assert_line '["db","local.example","web","worker"]'
+	run -0 outputs_asked <<<"$output"
+	assert_output colmena
+	# flake.nix names it: colmena's order, colmenaHive first
+	cd "$EV"
+	run -0 fleet_local "$NRR" eval -v -E "$nodes"
+	assert_line '["alpha","beta"]'
+	run -0 outputs_asked <<<"$output"
+	assert_output colmenaHive
+	# its name made where flake.nix does not say it: colmena first, then colmenaHive
+	cp -R "$EV" "$BATS_TEST_TMPDIR/elsewhere"
+	cd "$BATS_TEST_TMPDIR/elsewhere"
+	sed -i 's/colmenaHive = {/${"colmena" + "Hive"} = {/; /^#/d' flake.nix
+	run -1 grep colmenaHive flake.nix
+	run -0 fleet_local "$NRR" eval -v -E "$nodes"
+	assert_line '["alpha","beta"]'
+	run -0 outputs_asked <<<"$output"
+	assert_output $'colmena\ncolmenaHive'
+}
+
 @test "eval: modules get name, nodes, specialArgs and nodeSpecialArgs; priorities and imports work" {
 	cd "$H"
 	run -0 tt hive-toplevels 'web,db'

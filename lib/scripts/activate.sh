@@ -239,6 +239,46 @@ if [ -n "$confirm" ]; then
       rmdir "$tdir"
     fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
+# set_profile: what `nix-env -p "$prof" --set "$top"` does (nix's
+# createGeneration and switchLink), without starting a nix, which costs a
+# small board tens of milliseconds or more: the newest generation again if
+# it holds $top, else a new one after it, then the profile's link replaced
+# by a rename. A link made while nix's garbage collector runs could come
+# too late for it (nix-env tells it through its socket), so it is made
+# only under a shared lock on nix's gc.lock, which a collection holds
+# exclusively while it runs and waits for before it starts; under it $top
+# is checked to be still there. Returns false (nothing switched yet) when
+# that cannot be done so: a collection running, no flock, a profile outside
+# nix's profiles directory (its root would be elsewhere), a failed step;
+# then nix-env does it (and adds a redundant gcroots/auto link to it).
+new_gen=
+set_profile() {
+  case $prof in /nix/var/nix/profiles/*) ;; *) false; return ;; esac
+  # (nix makes gcroots/profiles a root of its profiles; -ef: every sh a
+  # NixOS may have knows it)
+  # shellcheck disable=SC3013
+  [ -d "${prof%/*}" ] && [ /nix/var/nix/gcroots/profiles -ef /nix/var/nix/profiles ] &&
+    command -v flock >/dev/null 2>&1 || return
+  _gcl=/nix/var/nix/gc.lock
+  [ -e "$_gcl" ] || (umask 077; : >>"$_gcl") 2>/dev/null
+  # (command: a failed redirection of exec would end the shell)
+  [ -r "$_gcl" ] || return
+  command exec 7<"$_gcl" || return
+  if ! flock -s -n 7 || [ ! -e "$top" ]; then exec 7<&-; false; return; fi
+  _n=$newest
+  if [ -z "$_n" ] || { [ "$old_gen" = "$_n" ] && [ "$proftop" != "$top" ]; } ||
+     { [ "$old_gen" != "$_n" ] && [ "$(readlink "$prof-$_n-link")" != "$top" ]; }; then
+    _n=$((${newest:-0} + 1))
+    ln -s "$top" "$prof-$_n-link" || { exec 7<&-; false; return; }
+  fi
+  _tmp=${prof%/*}/.$$_${prof##*/}
+  [ ! -L "$_tmp" ] || rm -f "$_tmp"
+  if ! ln -s "${prof##*/}-$_n-link" "$_tmp" || ! mv -fT "$_tmp" "$prof"; then
+    rm -f "$_tmp"; exec 7<&-; false; return
+  fi
+  exec 7<&-
+  new_gen=$_n
+}
 if [ "$op" = set ]; then
   # nix-env --set makes no generation when the newest one holds this system
   # and switches the profile to it: nothing to do when the profile is there
@@ -246,12 +286,16 @@ if [ "$op" = set ]; then
   newest=
   set +f
   for l in "$prof"-*-link; do
-    gen_of "$l"
-    [ -z "$gen" ] || { [ -n "$newest" ] && [ "$gen" -le "$newest" ]; } || newest=$gen
+    # NAME-42-link, not another profile's NAME-x-42-link
+    gen=${l#"$prof"-}
+    gen=${gen%-link}
+    case $gen in '' | *[!0-9]*) continue ;; esac
+    [ -n "$newest" ] && [ "$gen" -le "$newest" ] || newest=$gen
   done
   set -f
   if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] || [ "$proftop" != "$top" ]; then
-    mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2 || exit "$ST_PROFILE"
+    set_profile ||
+      { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } || exit "$ST_PROFILE"
   fi
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
@@ -284,8 +328,11 @@ if [ -n "$keys" ]; then
   # activation's
   case $keys in post | all) [ "$s" != 0 ] || keys_receive || : ;; esac
 fi
-gen_of "$(readlink "$prof" 2>/dev/null)"
-new_gen=$gen
+# (known when set_profile made it: no readlink)
+if [ -z "$new_gen" ]; then
+  gen_of "$(readlink "$prof" 2>/dev/null)"
+  new_gen=$gen
+fi
 echo "generation ${old_gen:--} ${new_gen:--}"
 echo "status $s"
 # keep the lock until the deployer hangs up (after its confirmation)
