@@ -259,7 +259,11 @@ static int push_closure(struct run *r, int dry)
 
 	strvec_push(&tops, r->d.toplevel);
 	deploy_phase(&r->d, "push");
-	ret = pushto_push(&r->opt, &tops, dry, r->d.warnings, &relayed, &r->err);
+	if (r->d.build_remote && !dry)
+		ret = pushto_push_built(&r->opt, &r->d.ssh, &r->d.build, r->d.toplevel, &relayed,
+					&r->err);
+	else
+		ret = pushto_push(&r->opt, &tops, dry, r->d.warnings, &relayed, &r->err);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -369,8 +373,12 @@ static int do_build_and_activate(struct run *r)
 		return ret;
 	/* a fleet's child started while the fleet still builds: connected
 	 * and holding the lock, it goes on once the systems are there */
-	if (r->opt.wait_go && !prompt_read_yes(0))
-		return nrr_fail(&r->err, NRR_ENOSTART, "not deployed: the fleet's build did not finish");
+	if (r->opt.wait_go) {
+		deploy_phase(d, "ready");
+		if (!prompt_read_yes(0))
+			return nrr_fail(&r->err, NRR_ENOSTART,
+					"not deployed: the fleet's build did not finish");
+	}
 	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
 	    (ret = build_system(d, tail, dry, link, &r->err)))
@@ -478,7 +486,7 @@ static int read_password_fd(struct run *r, int fd)
 static const struct fleet_prepare *hive_build(struct colmena_deploy *plan,
 					      struct fleet_prepare *prep)
 {
-	*prep = (struct fleet_prepare){ colmena_build_run, &plan->build };
+	*prep = (struct fleet_prepare){ colmena_build_run, &plan->build, &plan->build.closure };
 	return plan->build.argv.nr ? prep : NULL;
 }
 
@@ -493,6 +501,7 @@ static int hive_fleet(struct run *r)
 	memset(&plan, 0, sizeof(plan));
 	strvec_init(&plan.argv);
 	strvec_init(&plan.build.argv);
+	strvec_init(&plan.build.closure);
 	ret = colmena_tag_plan(&r->opt, &plan, &r->warnings, &r->err);
 	if (!ret && plan.n)
 		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password,
@@ -574,6 +583,7 @@ int main(int argc, char **argv)
 	memset(&plan, 0, sizeof(plan));
 	strvec_init(&plan.argv);
 	strvec_init(&plan.build.argv);
+	strvec_init(&plan.build.closure);
 	sanitise_stdfd();
 	if (sodium_init() < 0) {
 		fputs("error: cannot initialise libsodium\n", stderr);

@@ -166,30 +166,47 @@ void closuredb_release(struct closuredb *db)
 	memset(db, 0, sizeof(*db));
 }
 
+/* The registration of the paths of all (a closure) on h, into out. */
+static int dump_paths(const struct host *h, const struct strvec *all, struct strbuf *out,
+		      struct nrr_err *e)
+{
+	struct strbuf in = STRBUF_INIT;
+	const char *noargs[] = { NULL };
+	int st, ret = 0;
+
+	for (size_t i = 0; i < all->nr; i++)
+		strbuf_addf(&in, "%s\n", all->v[i]);
+	if (!h->ssh && in.len < 512 * 1024) {
+		/* here, and short enough for one command line: without the
+		 * script's shell and xargs */
+		struct strvec argv = STRVEC_INIT;
+		strvec_pushl(&argv, "nix-store", "--dump-db", NULL);
+		strvec_pushvec(&argv, all);
+		if ((st = nix_capture(&argv, out, NULL)) < 0)
+			ret = nrr_fail(e, NRR_EFAIL, "cannot start nix-store here");
+		strvec_clear(&argv);
+	} else if ((st = host_run(h, NULL, "dump", script_dumpdb, noargs, in.buf, in.len, out,
+				  NULL, -1, e)) < 0) {
+		ret = e->status;
+	}
+	if (!ret && st)
+		ret = nrr_fail(e, NRR_EFAIL, "cannot read the store's registration of %zu paths on '%s'",
+			       all->nr, h->name);
+	strbuf_release(&in);
+	return ret;
+}
+
 int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
 		   struct nrr_err *e)
 {
 	struct strvec all = STRVEC_INIT;
-	struct strbuf in = STRBUF_INIT;
-	const char *noargs[] = { NULL };
 	int ret;
 
 	if (!tops->nr)
 		return 0;
-	if ((ret = closure_of_all(h, tops, &all, e)))
-		goto out;
-	for (size_t i = 0; i < all.nr; i++)
-		strbuf_addf(&in, "%s\n", all.v[i]);
-	int st = host_run(h, NULL, "dump", script_dumpdb, noargs, in.buf, in.len, out,
-			  NULL, -1, e);
-	if (st < 0)
-		ret = e->status;
-	else if (st)
-		ret = nrr_fail(e, NRR_EFAIL, "cannot read the store's registration of %zu paths on '%s'",
-			       all.nr, h->name);
-out:
+	if (!(ret = closure_of_all(h, tops, &all, e)))
+		ret = dump_paths(h, &all, out, e);
 	strvec_clear(&all);
-	strbuf_release(&in);
 	return ret;
 }
 
@@ -231,6 +248,25 @@ char *closuredb_reserve(void)
 	}
 	close(fd);
 	return name;
+}
+
+int closuredb_save_closure_to(const char *file, const struct strvec *closure)
+{
+	struct host local = { "localhost", NULL, NULL };
+	struct strbuf dump = STRBUF_INIT;
+	struct nrr_err ignored = { 0 };
+	int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!dump_paths(&local, closure, &dump, &ignored))
+		ret = fd_write_all(fd, dump.buf, dump.len) ? -1 : 0;
+	if (ret && ftruncate(fd, 0)) {
+		/* a dump that fails to parse is as good as none */
+	}
+	close(fd);
+	strbuf_release(&dump);
+	return ret;
 }
 
 int closuredb_save_to(const char *file, const struct strvec *tops)

@@ -58,6 +58,10 @@ char *closuredb_reserve(void);
  * (file is then left empty). */
 int closuredb_save_to(const char *file, const struct strvec *tops);
 
+/* The same for a closure listed already (every path in this machine's
+ * store, dependencies first): no query for it. 0, or -1. */
+int closuredb_save_closure_to(const char *file, const struct strvec *closure);
+
 /* Reads the dump in file into db. 0, or -1 (unreadable, not a dump):
  * the caller asks the store itself then. */
 int closuredb_read(const char *file, struct closuredb *db);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "closure.h"
 #include "colmena.h"
 #include "colmenaopts.h"
 #include "hive.h"
@@ -90,7 +91,13 @@ static void realise_plan(const struct colmena_opts *o, const struct hive *h, con
 {
 	size_t nbuild = 0;
 
-	strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
+	/* -qRfu: the derivations realised, then their outputs' closure listed,
+	 * by the one nix-store (with the same GC roots) */
+	if (b->closure_too)
+		strvec_pushl(&b->argv, "nix-store", "--query", "--requisites", "--force-realise",
+			     "--use-output", NULL);
+	else
+		strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
 	if (roots) {
 		/* GC roots for the deploy's duration */
 		strvec_pushl(&b->argv, "--indirect", "--add-root", NULL);
@@ -128,6 +135,8 @@ static int build_now(struct colmena_build *b, struct strvec *warnings, struct nr
 	if (!b->argv.nr)
 		return 0;
 	int r = nix_run(&b->argv, &sout, &serr, 0, b->verbose, warnings, e);
+	if (!r && b->closure_too)
+		split_lines(sout.buf, &b->closure);
 	if (r > 0) {
 		char why[512];
 		nix_error_summary(serr.buf, why, sizeof(why));
@@ -145,7 +154,7 @@ static int realise(const struct colmena_opts *o, const struct hive *h, const siz
 		   size_t n, char **drv, int *built, const char *roots,
 		   struct strvec *warnings, struct nrr_err *e)
 {
-	struct colmena_build b = { STRVEC_INIT, 0 };
+	struct colmena_build b = { STRVEC_INIT, 0, 0, STRVEC_INIT };
 	realise_plan(o, h, sel, n, drv, built, roots, &b);
 	int st = build_now(&b, warnings, e);
 	strvec_clear(&b.argv);
@@ -266,6 +275,7 @@ void colmena_deploy_release(struct colmena_deploy *plan)
 	plan->keys_node = NULL;
 	strvec_clear(&plan->argv);
 	strvec_clear(&plan->build.argv);
+	strvec_clear(&plan->build.closure);
 	if (plan->members)
 		fleet_members_free(plan->members, plan->n);
 	plan->members = NULL;
@@ -473,6 +483,8 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	}
 	if (mkdtemp(roots))
 		plan->roots = xstrdup(roots);
+	/* the fleet dumps the closures' registrations once it is built */
+	plan->build.closure_too = !o->keep_result;
 	realise_plan(o, &h, sel, n, drv, built, plan->roots, &plan->build);
 	/* The build runs while the nodes' children connect and take their
 	 * locks (fleet_deploy's prepare), unless --keep-result wants the

@@ -35,6 +35,10 @@
 struct colmena_build {
 	struct strvec argv;	/* empty: nothing to build (all built already) */
 	int verbose;
+	int closure_too;	/* the build also lists the systems' closures (one
+				 * nix-store for both: realised, then queried) */
+	struct strvec closure;	/* with closure_too, after a build: their union,
+				 * dependencies first */
 };
 
 /* fleet_prepare's run for a colmena_build (data): 0, or NRR_ENOSTART

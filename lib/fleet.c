@@ -439,12 +439,21 @@ static void prepare(struct fleet *f)
 
 	f->prep = NULL;
 	ret = prep->run(prep->data, f->warnings, &f->prep_err);
-	if (!ret && f->closure_db && dump_closures_into(f, f->closure_db)) {
+	/* (the build listed the closures: no second nix-store for them) */
+	if (!ret && f->closure_db &&
+	    (prep->closure && prep->closure->nr ?
+	     closuredb_save_closure_to(f->closure_db, prep->closure) :
+	     dump_closures_into(f, f->closure_db))) {
 		/* the children ask the store themselves */
 		unlink(f->closure_db);
 		free(f->closure_db);
 		f->closure_db = NULL;
 	}
+	/* every host's build phase is the fleet's, which the first ones'
+	 * connect (and their "ready": connected, locked, waiting) overlaps */
+	double built = fleet_now();
+	for (size_t i = 0; i < f->n; i++)
+		f->hosts[i].phases[1].end = built;
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
 		if (!h->going)

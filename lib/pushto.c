@@ -37,9 +37,6 @@ int pushto_check_options(struct options *o, struct nrr_err *e)
 	if (o->action && !o->target_host && !o->on)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--push-to and --cache-url need --target-host or --on: the targets fetch from the cache");
-	if (o->build_host)
-		return nrr_fail(e, NRR_EUSAGE,
-				"--push-to cannot go with --build-host yet: build here, or push from the build host");
 	if (o->push_to && !strstr(o->push_to, "://"))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--push-to '%s': expected a store URL (file:///DIR, ssh://HOST, s3://BUCKET...)",
@@ -47,6 +44,9 @@ int pushto_check_options(struct options *o, struct nrr_err *e)
 	if (o->cache_host && !o->cache_url)
 		return nrr_fail(e, NRR_EUSAGE,
 				"--cache-host needs --cache-url: the URL the targets fetch the cache from");
+	if (o->build_host && !o->cache_url)
+		return nrr_fail(e, NRR_EUSAGE,
+				"--push-to with --build-host needs --cache-url: the build host writes the cache, the targets fetch it from that URL");
 	if (!o->cache_url) {
 		o->cache_url_buf = xstrndup(o->push_to, strcspn(o->push_to, "?"));
 		o->cache_url = o->cache_url_buf;
@@ -184,66 +184,106 @@ out:
 	return ret;
 }
 
-/* --cache-host: stream what it lacks over our master, then it writes the cache. */
-static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *local,
-		    const struct strvec *toplevels, const struct strvec *closure, int dry,
-		    unsigned long long *bytes, struct nrr_err *e)
+/*
+ * host writes the cache: `nix copy` of toplevels there (nothing with dry),
+ * signed with --sign-key (a file there) or its own secret-key-files; its
+ * public key into o->cache_key. sent/size: what was streamed to it, for
+ * the line that says so; own: it built them (the build host), nothing was.
+ */
+static int write_cache(struct options *o, const struct host *host,
+		       const struct strvec *toplevels, int dry, int own, size_t sent,
+		       unsigned long long size, struct nrr_err *e)
 {
-	struct ssh_host sh;
-	struct host cache = { o->cache_host, &sh, ctx };
-	struct strvec missing = STRVEC_INIT;
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	struct strvec args = STRVEC_INIT;
-	unsigned long long size = 0;
-	struct nrr_err ignored;
-	int ret;
+	char why[512];
+	int ret = 0;
 
-	memset(&sh, 0, sizeof(sh));
-	child_init(&sh.master_proc);
-	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)) ||
-	    (ret = ssh_host_connect(ctx, &sh, e)))
-		goto out;
-	if ((ret = closure_query(&cache, closure, 0, &missing, e)))
-		goto out;
-	if (missing.nr && closure_size(local, &missing, &size, &ignored))
-		size = 0;
-	if (dry) {
-		char *where = xstrfmt(" on '%s'", o->cache_host);
-		print_cache_plan(where, o->push_to, missing.nr, size, 1);
-		free(where);
-	} else if (missing.nr && (ret = closure_send(local, &cache, &missing, bytes, e))) {
-		goto out;
-	}
 	/* with no path, the script only says its key */
 	strvec_pushl(&args, o->push_to, o->sign_key ? o->sign_key : "", NULL);
 	if (!dry)
 		strvec_pushvec(&args, toplevels);
-	int st = host_run(&cache, NULL, "push", script_pushcache, (const char *const *)args.v,
+	int st = host_run(host, NULL, "push", script_pushcache, (const char *const *)args.v,
 			  NULL, 0, &out, &err, -1, e);
-	char why[512];
 	nix_error_summary(err.buf, why, sizeof(why));
 	if (st < 0) {
 		ret = e->status;
 	} else if (st || strncmp(out.buf, "key ", 4)) {
 		ret = nrr_fail(e, st == PUSHCACHE_ST_NOKEY ? NRR_EUSAGE : NRR_ECOPY,
 			       "writing the cache '%s' on '%s' failed: %s", o->push_to,
-			       o->cache_host, why);
+			       host->name, why);
 	} else {
 		strbuf_rtrim(&out);
+		free(o->cache_key_buf);
 		o->cache_key_buf = xstrdup(out.buf + 4);
 		o->cache_key = o->cache_key_buf;
-		if (!dry) {
-			char *where = xstrfmt(" on '%s'", o->cache_host);
-			print_cache_plan(where, o->push_to, missing.nr, *bytes, 0);
+		if (own)
+			fprintf(stderr, "%s the cache '%s' on '%s' from its own store\n",
+				dry ? "plan: writing" : "written:", o->push_to, host->name);
+		else {
+			char *where = xstrfmt(" on '%s'", host->name);
+			print_cache_plan(where, o->push_to, sent, size, dry);
 			free(where);
 		}
 	}
-out:
-	ssh_host_release(ctx, &sh);
 	strvec_clear(&args);
-	strvec_clear(&missing);
 	strbuf_release(&out);
 	strbuf_release(&err);
+	return ret;
+}
+
+/*
+ * --cache-host: stream what it lacks from src (this machine, or the build
+ * host) over our masters, then it writes the cache.
+ */
+static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *src,
+		    const struct strvec *toplevels, const struct strvec *closure, int dry,
+		    unsigned long long *bytes, struct nrr_err *e)
+{
+	struct ssh_host sh;
+	struct host cache = { o->cache_host, &sh, ctx };
+	struct strvec missing = STRVEC_INIT;
+	unsigned long long size = 0;
+	struct nrr_err ignored;
+	int ret;
+
+	memset(&sh, 0, sizeof(sh));
+	child_init(&sh.master_proc);
+	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)))
+		goto out;
+	if (src->ssh && ssh_host_same(&sh, src->ssh)) {
+		/* the build host is the cache host: it has it all */
+		ret = write_cache(o, src, toplevels, dry, 1, 0, 0, e);
+		goto out;
+	}
+	if ((ret = ssh_host_connect(ctx, &sh, e)) ||
+	    (ret = closure_query(&cache, closure, 0, &missing, e)))
+		goto out;
+	if (dry && missing.nr && closure_size(src, &missing, &size, &ignored))
+		size = 0;
+	if (!dry && missing.nr && (ret = closure_send(src, &cache, &missing, bytes, e)))
+		goto out;
+	ret = write_cache(o, &cache, toplevels, dry, 0, missing.nr, dry ? size : *bytes, e);
+out:
+	ssh_host_release(ctx, &sh);
+	strvec_clear(&missing);
+	return ret;
+}
+
+int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host *built,
+		      const char *toplevel, unsigned long long *bytes, struct nrr_err *e)
+{
+	struct strvec tops = STRVEC_INIT, closure = STRVEC_INIT;
+	int ret;
+
+	*bytes = 0;
+	strvec_push(&tops, toplevel);
+	if (!o->cache_host)
+		ret = write_cache(o, built, &tops, 0, 1, 0, 0, e);
+	else if (!(ret = closure_of_all(built, &tops, &closure, e)))
+		ret = push_via(o, ctx, built, &tops, &closure, 0, bytes, e);
+	strvec_clear(&tops);
+	strvec_clear(&closure);
 	return ret;
 }
 

@@ -32,6 +32,7 @@
 #ifndef NRR_PUSHTO_H
 #define NRR_PUSHTO_H
 
+#include "host.h"
 #include "nixconf.h"
 #include "options.h"
 
@@ -58,6 +59,18 @@ int pushto_public_key(const char *file, char **pub, struct nrr_err *e);
  */
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 		struct strvec *warnings, unsigned long long *bytes, struct nrr_err *e);
+
+/*
+ * --push-to with --build-host: toplevel was built on built (connected in
+ * ctx). Without --cache-host, or when it is the build host, the build
+ * host writes the cache (--sign-key then names a file there, default its
+ * secret-key-files); else the closure goes from the build host to the
+ * cache host over our masters (what it lacks; *bytes its size), and the
+ * cache host writes it. Sets o->cache_key. Returns 0, or NRR_ECONNECT,
+ * NRR_ECOPY, NRR_EUSAGE (no key there) with e filled.
+ */
+int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host *built,
+		      const char *toplevel, unsigned long long *bytes, struct nrr_err *e);
 
 /*
  * Whether a target with settings ns substitutes from url (compared without

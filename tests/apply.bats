@@ -171,6 +171,29 @@ built() {
 	no_ssh_left
 }
 
+@test "apply --json: a node's timeline shows its connect overlapping the fleet's build, then ready until the build ends" {
+	# a system that takes a second to build, new in every run
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  slow = { pkgs, ... }: {
+		    deployment.targetHost = "t1";
+		    environment.systemPackages = [ (derivation { name = "slow-1"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "/bin/sleep 1; echo $BATS_TEST_TMPDIR > \$out" ]; }) ];
+		  };
+		}
+	EOF2
+	run -0 --separate-stderr nrr apply switch -f "$BATS_TEST_TMPDIR/hive.nix" --on slow --json
+	phases=$(jq -c '.[0].phases | map({ (.phase): [.start, .end] }) | add' <<<"$output")
+	# evaluate and build are the fleet's; the build ended after t1 was connected and locked
+	jq -e '.build[1] > .build[0] and .connect[0] < .build[1] and .connect[1] <= .ready[0]' <<<"$phases" ||
+		fail "phases: $phases"
+	# ready ends with the build (the fleet's go), and only then does the deploy go on
+	jq -e '.ready[1] >= .build[1] - 0.05 and .check[0] >= .ready[1] and .activate[1] > 0' <<<"$phases" ||
+		fail "phases: $phases"
+	jq -e '[.[0].phases[].phase] == ["evaluate", "build", "connect", "ready", "check", "copy", "activate"]' <<<"$output" ||
+		fail "phases: $(jq -c '[.[0].phases[].phase]' <<<"$output")"
+}
+
 @test "apply -S: a targetUser who is not root gets sudo with the password asked once" {
 	TYPED=hunter2 run -0 nrr_tty apply switch --on @sudo -S
 	assert_output --partial "user  switch   done"

@@ -205,4 +205,43 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	assert_output --partial "expected a store URL"
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host t2 --push-to file:///x
 	assert_failure 2
+	assert_output --partial "--push-to with --build-host needs --cache-url"
+}
+
+@test "--build-host: the build host writes the cache from its own store; the target fetches it from nginx; one handshake each" {
+	retag bh1
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	nars=$(nar_gets)
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host cache \
+		--push-to file:///nix/var/www --cache-url "$URL"
+	assert_success
+	want=$(toplevel t1)
+	assert_output "$want"
+	[[ $stderr == *"written: the cache 'file:///nix/var/www' on 'cache' from its own store"* ]]
+	# the system went from the build host to nginx to t1, never through here
+	[ "$(imports t1)" = 0 ]
+	[ "$(($(nar_gets) - nars))" -ge 1 ]
+	[ "$(profile_of t1)" = "$want" ]
+	[ "$(fleet_handshakes cache)" = 1 ]
+	[ "$(fleet_handshakes t1)" = 1 ]
+	run fleet_exec cache sh -c "cat /nix/var/www/${want:11:32}.narinfo"
+	assert_output --partial "Sig: lan-cache-1:"
+}
+
+@test "--build-host with --cache-host: the system goes from the build host to the cache host over our masters, once" {
+	retag bh2
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1 t2
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host t2 "${LAN[@]}" \
+		--cache-url "$URL"
+	assert_success
+	want=$(toplevel t1)
+	[[ $stderr =~ "push for the cache 'file:///nix/var/www' on 'cache': "[1-9][0-9]*" paths" ]]
+	[ "$(imports cache)" = 1 ]
+	[ "$(imports t1)" = 0 ]
+	[ "$(profile_of t1)" = "$want" ]
+	for h in cache t1 t2; do
+		[ "$(fleet_handshakes "$h")" = 1 ] || fail "$h: $(fleet_handshakes "$h") handshakes"
+	done
 }
