@@ -498,10 +498,7 @@ static int hive_fleet(struct run *r)
 	struct fleet_prepare prep;
 	int ret;
 
-	memset(&plan, 0, sizeof(plan));
-	strvec_init(&plan.argv);
-	strvec_init(&plan.build.argv);
-	strvec_init(&plan.build.closure);
+	colmena_deploy_init(&plan);
 	ret = colmena_tag_plan(&r->opt, &plan, &r->warnings, &r->err);
 	if (!ret && plan.n)
 		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password,
@@ -580,10 +577,7 @@ int main(int argc, char **argv)
 	struct colmena_deploy plan;	/* kept to the end: apply-local's argv */
 	int ret;
 
-	memset(&plan, 0, sizeof(plan));
-	strvec_init(&plan.argv);
-	strvec_init(&plan.build.argv);
-	strvec_init(&plan.build.closure);
+	colmena_deploy_init(&plan);
 	sanitise_stdfd();
 	if (sodium_init() < 0) {
 		fputs("error: cannot initialise libsodium\n", stderr);

@@ -170,13 +170,12 @@ void closuredb_release(struct closuredb *db)
 static int dump_paths(const struct host *h, const struct strvec *all, struct strbuf *out,
 		      struct nrr_err *e)
 {
-	struct strbuf in = STRBUF_INIT;
-	const char *noargs[] = { NULL };
+	size_t len = 0;
 	int st, ret = 0;
 
 	for (size_t i = 0; i < all->nr; i++)
-		strbuf_addf(&in, "%s\n", all->v[i]);
-	if (!h->ssh && in.len < 512 * 1024) {
+		len += strlen(all->v[i]) + 1;
+	if (!h->ssh && len < 512 * 1024) {
 		/* here, and short enough for one command line: without the
 		 * script's shell and xargs */
 		struct strvec argv = STRVEC_INIT;
@@ -185,14 +184,19 @@ static int dump_paths(const struct host *h, const struct strvec *all, struct str
 		if ((st = nix_capture(&argv, out, NULL)) < 0)
 			ret = nrr_fail(e, NRR_EFAIL, "cannot start nix-store here");
 		strvec_clear(&argv);
-	} else if ((st = host_run(h, NULL, "dump", script_dumpdb, noargs, in.buf, in.len, out,
-				  NULL, -1, e)) < 0) {
-		ret = e->status;
+	} else {
+		struct strbuf in = STRBUF_INIT;
+		const char *noargs[] = { NULL };
+		for (size_t i = 0; i < all->nr; i++)
+			strbuf_addf(&in, "%s\n", all->v[i]);
+		if ((st = host_run(h, NULL, "dump", script_dumpdb, noargs, in.buf, in.len, out,
+				   NULL, -1, e)) < 0)
+			ret = e->status;
+		strbuf_release(&in);
 	}
 	if (!ret && st)
 		ret = nrr_fail(e, NRR_EFAIL, "cannot read the store's registration of %zu paths on '%s'",
 			       all->nr, h->name);
-	strbuf_release(&in);
 	return ret;
 }
 
@@ -221,21 +225,6 @@ static int dumpable(const struct strvec *tops)
 	return 1;
 }
 
-/* The dump of tops' closures from this machine's store into fd. 0 or -1. */
-static int save_fd(int fd, const struct strvec *tops)
-{
-	/* this machine: no ssh, so no ssh context */
-	struct host local = { "localhost", NULL, NULL };
-	struct strbuf dump = STRBUF_INIT;
-	struct nrr_err ignored = { 0 };
-	int ret = -1;
-
-	if (dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored))
-		ret = fd_write_all(fd, dump.buf, dump.len) ? -1 : 0;
-	strbuf_release(&dump);
-	return ret;
-}
-
 char *closuredb_reserve(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -250,8 +239,14 @@ char *closuredb_reserve(void)
 	return name;
 }
 
-int closuredb_save_closure_to(const char *file, const struct strvec *closure)
+/*
+ * The dump from this machine's store into file: of closure (listed
+ * already), or else of tops' closures. 0, or -1 (file is then left empty).
+ */
+static int save_into(const char *file, const struct strvec *tops,
+		     const struct strvec *closure)
 {
+	/* this machine: no ssh, so no ssh context */
 	struct host local = { "localhost", NULL, NULL };
 	struct strbuf dump = STRBUF_INIT;
 	struct nrr_err ignored = { 0 };
@@ -259,7 +254,8 @@ int closuredb_save_closure_to(const char *file, const struct strvec *closure)
 
 	if (fd < 0)
 		return -1;
-	if (!dump_paths(&local, closure, &dump, &ignored))
+	if (closure ? !dump_paths(&local, closure, &dump, &ignored)
+		    : dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored))
 		ret = fd_write_all(fd, dump.buf, dump.len) ? -1 : 0;
 	if (ret && ftruncate(fd, 0)) {
 		/* a dump that fails to parse is as good as none */
@@ -269,19 +265,14 @@ int closuredb_save_closure_to(const char *file, const struct strvec *closure)
 	return ret;
 }
 
+int closuredb_save_closure_to(const char *file, const struct strvec *closure)
+{
+	return save_into(file, NULL, closure);
+}
+
 int closuredb_save_to(const char *file, const struct strvec *tops)
 {
-	int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
-	int ret;
-
-	if (fd < 0)
-		return -1;
-	ret = save_fd(fd, tops);
-	if (ret && ftruncate(fd, 0)) {
-		/* a dump that fails to parse is as good as none */
-	}
-	close(fd);
-	return ret;
+	return save_into(file, tops, NULL);
 }
 
 char *closuredb_save(const struct strvec *tops)

@@ -264,6 +264,14 @@ out:
 	return st;
 }
 
+void colmena_deploy_init(struct colmena_deploy *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+	strvec_init(&plan->argv);
+	strvec_init(&plan->build.argv);
+	strvec_init(&plan->build.closure);
+}
+
 void colmena_deploy_release(struct colmena_deploy *plan)
 {
 	if (plan->keys) {

@@ -67,6 +67,9 @@ struct colmena_deploy {
 	char *keys_node;
 };
 
+/* An empty plan, ready for colmena_main or colmena_tag_plan. */
+void colmena_deploy_init(struct colmena_deploy *plan);
+
 /* Frees what plan holds and removes its GC roots. */
 void colmena_deploy_release(struct colmena_deploy *plan);
 

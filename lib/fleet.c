@@ -452,10 +452,9 @@ static void prepare(struct fleet *f)
 	/* every host's build phase is the fleet's, which the first ones'
 	 * connect (and their "ready": connected, locked, waiting) overlaps */
 	double built = fleet_now();
-	for (size_t i = 0; i < f->n; i++)
-		f->hosts[i].phases[1].end = built;
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
+		h->phases[1].end = built;
 		if (!h->going)
 			continue;
 		h->going = 0;

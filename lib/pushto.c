@@ -234,7 +234,8 @@ static int write_cache(struct options *o, const struct host *host,
 
 /*
  * --cache-host: stream what it lacks from src (this machine, or the build
- * host) over our masters, then it writes the cache.
+ * host) over our masters, then it writes the cache. closure: toplevels'
+ * closures on src, or NULL to ask src for them once they are needed.
  */
 static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *src,
 		    const struct strvec *toplevels, const struct strvec *closure, int dry,
@@ -242,7 +243,7 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *s
 {
 	struct ssh_host sh;
 	struct host cache = { o->cache_host, &sh, ctx };
-	struct strvec missing = STRVEC_INIT;
+	struct strvec missing = STRVEC_INIT, listed = STRVEC_INIT;
 	unsigned long long size = 0;
 	struct nrr_err ignored;
 	int ret;
@@ -256,7 +257,9 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *s
 		ret = write_cache(o, src, toplevels, dry, 1, 0, 0, e);
 		goto out;
 	}
-	if ((ret = ssh_host_connect(ctx, &sh, e)) ||
+	if (!closure && !(ret = closure_of_all(src, toplevels, &listed, e)))
+		closure = &listed;
+	if (ret || (ret = ssh_host_connect(ctx, &sh, e)) ||
 	    (ret = closure_query(&cache, closure, 0, &missing, e)))
 		goto out;
 	if (dry && missing.nr && closure_size(src, &missing, &size, &ignored))
@@ -267,23 +270,23 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *s
 out:
 	ssh_host_release(ctx, &sh);
 	strvec_clear(&missing);
+	strvec_clear(&listed);
 	return ret;
 }
 
 int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host *built,
 		      const char *toplevel, unsigned long long *bytes, struct nrr_err *e)
 {
-	struct strvec tops = STRVEC_INIT, closure = STRVEC_INIT;
+	struct strvec tops = STRVEC_INIT;
 	int ret;
 
 	*bytes = 0;
 	strvec_push(&tops, toplevel);
 	if (!o->cache_host)
 		ret = write_cache(o, built, &tops, 0, 1, 0, 0, e);
-	else if (!(ret = closure_of_all(built, &tops, &closure, e)))
-		ret = push_via(o, ctx, built, &tops, &closure, 0, bytes, e);
+	else
+		ret = push_via(o, ctx, built, &tops, NULL, 0, bytes, e);
 	strvec_clear(&tops);
-	strvec_clear(&closure);
 	return ret;
 }
 

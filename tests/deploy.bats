@@ -242,9 +242,12 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	nrr switch --flake "$F#t2" --target-host t2
 	[ "$(gen_link t2)" = "system-$g-link" ]
 	run -1 fleet_exec t2 test -L "/nix/var/nix/profiles/system-$((g + 1))-link"
-	# a again: a new generation after the newest
+	# a again: a new generation after the newest (another profile's system-old-99-link
+	# is not one of system's)
+	fleet_exec t2 ln -s "$a" /nix/var/nix/profiles/system-old-99-link
 	retag gen-a
 	nrr switch --flake "$F#t2" --target-host t2
+	fleet_exec t2 rm /nix/var/nix/profiles/system-old-99-link
 	[ "$(gen_link t2)" = "system-$((g + 1))-link" ]
 	[ "$(gen_system t2 $((g + 1)))" = "$a" ]
 	# while a garbage collection holds nix's lock, nix-env (which tells the collector of its

@@ -52,13 +52,15 @@ running=$(readlink -e /run/current-system 2>/dev/null)
 profsys=$(readlink -e /nix/var/nix/profiles/system 2>/dev/null)
 echo "ready $machine ${profsys:-$running} $running"
 read_fields || exit 0
-# gen_of LINK: $gen, the generation number of a profile link's name
-# (system-42-link: 42), or "" (without sed: no process)
+# gen_of LINK: $gen, the generation number of a link of $prof's
+# (system-42-link: 42; not another profile's system-x-42-link), or ""
+# (without sed: no process)
 gen_of() {
-  _g=${1%-link}
   gen=
-  [ "$_g" != "$1" ] || return 0
-  _g=${_g##*-}
+  _g=${1##*/}
+  _g=${_g#"${prof##*/}"-}
+  [ "${_g%-link}" != "$_g" ] || return 0
+  _g=${_g%-link}
   case $_g in '' | *[!0-9]*) ;; *) gen=$_g ;; esac
 }
 paths=
@@ -286,11 +288,8 @@ if [ "$op" = set ]; then
   newest=
   set +f
   for l in "$prof"-*-link; do
-    # NAME-42-link, not another profile's NAME-x-42-link
-    gen=${l#"$prof"-}
-    gen=${gen%-link}
-    case $gen in '' | *[!0-9]*) continue ;; esac
-    [ -n "$newest" ] && [ "$gen" -le "$newest" ] || newest=$gen
+    gen_of "$l"
+    [ -z "$gen" ] || { [ -n "$newest" ] && [ "$gen" -le "$newest" ]; } || newest=$gen
   done
   set -f
   if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] || [ "$proftop" != "$top" ]; then
