@@ -28,6 +28,7 @@
 #include "lib/deploykeys.h"
 #include "lib/fleet.h"
 #include "lib/fleetproto.h"
+#include "lib/fleetview.h"
 #include "lib/generations.h"
 #include "lib/nix.h"
 #include "lib/options.h"
@@ -54,6 +55,7 @@ struct run {
 	char *password;		/* sodium_malloc'ed, wiped at exit */
 	struct nrr_err err;
 	struct cJSON *diff;	/* the target's diff, for the --json report */
+	double started;		/* fleet_now() at start: a fleet's timeline's 0 */
 };
 
 /* OpenSSH's sanitise_stdfd: never let a file we open become fd 0-2. */
@@ -502,7 +504,7 @@ static int hive_fleet(struct run *r)
 	ret = colmena_tag_plan(&r->opt, &plan, &r->warnings, &r->err);
 	if (!ret && plan.n)
 		ret = fleet_deploy(&r->opt, plan.members, plan.n, r->password,
-				   hive_build(&plan, &prep), &r->warnings, &r->err);
+				   hive_build(&plan, &prep), r->started, &r->warnings, &r->err);
 	colmena_deploy_release(&plan);
 	return ret;
 }
@@ -568,7 +570,7 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 	    (ret = ask_password(r, "the nodes' target users")))
 		return ret;
 	return fleet_deploy(&r->opt, plan->members, plan->n, r->password,
-			    hive_build(plan, &prep), &r->warnings, &r->err);
+			    hive_build(plan, &prep), r->started, &r->warnings, &r->err);
 }
 
 int main(int argc, char **argv)
@@ -584,6 +586,7 @@ int main(int argc, char **argv)
 		return NRR_EFAIL;
 	}
 	memset(&r, 0, sizeof(r));
+	r.started = fleet_now();
 	options_init(&r.opt);
 	strvec_init(&r.warnings);
 	/* colmena's commands (build, eval, ...) have options of their own */

@@ -122,6 +122,7 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	int ret = 0;
 
 	memset(as, 0, sizeof(*as));
+	as->daemon = (struct daemon_conn)DAEMON_CONN_INIT;
 	as->host = h;
 	as->el = el;
 	/* the keys' functions only when there are keys: the command stays
@@ -134,6 +135,9 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	if (ret)
 		return e->status;
 	as->started = 1;
+	/* its greeting is on the way while the script takes the lock */
+	if (h->ssh && h->ssh->daemon_path)
+		daemon_open(&as->daemon, h->ssh->daemon_path);
 	if (session_line(&as->s, &line) || strncmp(line.buf, "ready", 5) ||
 	    (line.buf[5] && line.buf[5] != ' ')) {
 		if (!strncmp(line.buf, "busy", 4)) {
@@ -205,9 +209,10 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			/* checked against the closure there; nothing missing:
 			 * the conversation goes on at once */
 			a->served = 1;
-			ret = serve_query(&as->s, a->closure, a->substitute == 1, &lacks, e);
+			ret = serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, a->closure,
+					  a->substitute == 1, &lacks, e);
 			if (!ret && !lacks.nr)
-				ret = serve_end(&as->s, a->serve_token, e);
+				ret = serve_end(&as->s, a->via_daemon, a->serve_token, e);
 			break;
 		}
 		if (!strcmp(line.buf, "nixconf")) {
@@ -371,11 +376,21 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	    !closurecache_has(a->toplevel))
 		closurecache_put(a->toplevel, a->closure->v, a->closure_sizes, a->closure->nr);
 	a->served = 0;
+	a->via_daemon = 0;
+	if (a->serve && a->serve_daemon && as->daemon.fd >= 0) {
+		/* the daemon's greeting decides, before the script is told */
+		char why[256];
+		a->via_daemon = !daemon_hello(&as->daemon, 10000, why, sizeof(why));
+	}
+	if (!a->via_daemon)
+		daemon_close(&as->daemon);
 	if (a->serve) {
 		unsigned char r[16];
+		size_t at = (size_t)snprintf(a->serve_token, sizeof(a->serve_token), "%s",
+					     a->via_daemon ? "daemon-" : "");
 		randombytes_buf(r, sizeof(r));
 		for (size_t i = 0; i < sizeof(r); i++)
-			snprintf(a->serve_token + 2 * i, 3, "%02x", r[i]);
+			snprintf(a->serve_token + at + 2 * i, 3, "%02x", r[i]);
 	}
 	activation_fields(a, as->local_diff, &msg);
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
@@ -635,6 +650,7 @@ void activation_end(struct activation_session *as)
 		session_finish(&as->s);
 	as->started = 0;
 	session_release(&as->s);
+	daemon_close(&as->daemon);
 	pkgdiff_closure_release(&as->diff_old);
 	pkgdiff_closure_release(&as->diff_new);
 }

@@ -14,6 +14,7 @@
 #ifndef NRR_ACTIVATE_H
 #define NRR_ACTIVATE_H
 
+#include "daemon.h"
 #include "host.h"
 #include "keys.h"
 #include "pkgdiff.h"
@@ -65,8 +66,15 @@ struct activation {
 	 * as the script's field; served: that is what happened (the closure
 	 * then goes with serve_import, and "go" was said) */
 	int serve;
-	char serve_token[33];
+	char serve_token[48];
 	int served;
+	/* With serve: what the closure's paths registered is known here (a
+	 * fleet's dump), so the target's nix-daemon may take it instead, when
+	 * the master forwards it (lib/daemon.h); via_daemon: it does (set by
+	 * activation_offer; the token then starts with "daemon-", which tells
+	 * the script to start no nix-store) */
+	int serve_daemon;
+	int via_daemon;
 
 	/* > 0: arm a watchdog that undoes the activation unless a new
 	 * connection removes token in time; the target makes the token (in a
@@ -114,6 +122,8 @@ struct activation_session {
 	/* the diff made from diff_from's store at offer (local_diff set) */
 	int local_diff;
 	struct pkgdiff_closure diff_old, diff_new;
+	/* the target's nix-daemon, greeted as the script starts (lib/daemon.h) */
+	struct daemon_conn daemon;
 };
 
 /*

@@ -214,6 +214,19 @@ int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbu
 	return ret;
 }
 
+int closuredb_load(const struct host *h, const struct strvec *closure, struct closuredb *db,
+		   struct nrr_err *e)
+{
+	struct strbuf dump = STRBUF_INIT;
+	int ret = dump_paths(h, closure, &dump, e);
+
+	if (!ret && closuredb_parse(dump.buf ? dump.buf : "", db))
+		ret = nrr_fail(e, NRR_EFAIL, "nix-store --dump-db on '%s' gave no registration of the closure",
+			       h->name);
+	strbuf_release(&dump);
+	return ret;
+}
+
 /* 1 if the store can tell tops' closures: no derivation among them. */
 static int dumpable(const struct strvec *tops)
 {

@@ -40,6 +40,11 @@ int closuredb_select(const struct closuredb *db, const char *top, struct strvec 
 
 void closuredb_release(struct closuredb *db);
 
+/* The registrations of closure (a closure: every reference in it) on h,
+ * into db (empty before; the caller releases it). 0 or an NRR_* status. */
+int closuredb_load(const struct host *h, const struct strvec *closure, struct closuredb *db,
+		   struct nrr_err *e);
+
 /* The dump of the closures of tops on h, into out. 0 or an NRR_* status. */
 int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
 		   struct nrr_err *e);

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "deploy.h"
+#include "action.h"
 #include "activate.h"
 #include "cache.h"
 #include "diffshow.h"
@@ -103,6 +104,12 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 	if ((ret = ssh_ctx_init(&d->ssh, d->warnings, e)))
 		return ret;
 	d->ssh.trace = d->trace;
+	/* the target's nix-daemon takes a closure sent from here within the
+	 * conversation (lib/daemon.h): not for the other routes, nor for the
+	 * actions that send none */
+	d->ssh.daemon_fwd = o->act && (o->act->needs & AN_ACTIVATES) &&
+			    !(o->act->needs & (AN_DRY | AN_PLAN)) && !o->rollback && !o->keys_only &&
+			    !o->build_host && !o->copy_direct && !o->cache_url && o->substitutes != 2;
 	d->elev.kind = o->elevate;
 	if (o->elevate != ELEVATE_COMMAND && sudo_opts &&
 	    split_cmdline(sudo_opts, &d->elev.sudo_opts, &why))
@@ -309,19 +316,26 @@ static int serve_missing(struct deploy *d, struct activation *a,
 	int ret;
 
 	if (d->trace)
-		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'\n",
-			missing->nr, d->closure.nr, src->name, d->target.name);
-	/* from this machine with the fleet's registration of every path: the
-	 * stream is made here, no nix-store started (lib/narexport.h) */
+		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'%s\n",
+			missing->nr, d->closure.nr, src->name, d->target.name,
+			a->via_daemon ? " through its nix-daemon" : "");
+	/* from this machine with the registration of every path (a fleet's
+	 * dump, or one now: a --dump-db in place of the --export the stream
+	 * would start): the stream is made here (lib/narexport.h), for the
+	 * target's nix-daemon or its nix-store --serve */
 	struct narexport_path *here = NULL;
+	struct nrr_err ignored = { 0 };
+	if (src == &d->local && !d->db.n)
+		closuredb_load(&d->local, &d->closure, &d->db, &ignored);
 	if (src == &d->local && d->db.n)
 		closuredb_export_list(&d->db, missing, &here);
-	ret = serve_import(&d->as.s, src, missing, here, &bytes, e);
+	ret = serve_import(&d->as.s, a->via_daemon ? &d->as.daemon : NULL, src, missing, here,
+			   &bytes, e);
 	closuredb_export_free(here, missing->nr);
 	d->bytes_copied += bytes;
 	if (!ret) {
 		d->paths_copied += missing->nr;
-		ret = serve_end(&d->as.s, a->serve_token, e);
+		ret = serve_end(&d->as.s, a->via_daemon, a->serve_token, e);
 	}
 	return ret;
 }
@@ -617,6 +631,10 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	 * sends it itself */
 	a->serve = a->closure && !a->plan && a->substitute != 2 && !d->opt->copy_direct &&
 		   !d->opt->cache_url;
+	/* the import's path infos are this store's (the fleet's dump, or
+	 * one made when something is missing): then the target's nix-daemon
+	 * may take the closure (lib/daemon.h) */
+	a->serve_daemon = d->built_at != AT_BUILD;
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
 	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {

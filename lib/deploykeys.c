@@ -61,29 +61,13 @@ int keys_write_specs(const struct keyset *ks, const char *node, int fd)
 	return 0;
 }
 
-/* Reads exactly n bytes; the fd is a pipe, read as it comes. */
-static int read_exact(int fd, void *buf, size_t n)
-{
-	char *p = buf;
-	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* A field's length (at most 16 MiB: no key is bigger). */
 static int get_len(int fd, size_t *n)
 {
 	char c;
 	*n = 0;
 	for (int i = 0; i < 10; i++) {
-		if (read_exact(fd, &c, 1))
+		if (fd_read_exact(fd, &c, 1))
 			return -1;
 		if (c == '\n')
 			return i ? 0 : -1;
@@ -102,7 +86,7 @@ static int get_str(int fd, char **out)
 	if (get_len(fd, &n) || n > (1 << 20))
 		return -1;
 	*out = xmalloc(n + 1);
-	if (read_exact(fd, *out, n)) {
+	if (fd_read_exact(fd, *out, n)) {
 		free(*out);
 		*out = NULL;
 		return -1;
@@ -154,7 +138,7 @@ int keys_read_specs(struct keyset *ks, int fd, char **node, struct nrr_err *e)
 			bad = get_len(fd, &len) || len > (16 << 20) || sodium_init() < 0 ||
 			      !(t = sodium_malloc(len + 1));
 			if (!bad) {
-				bad = read_exact(fd, t, len);
+				bad = fd_read_exact(fd, t, len);
 				t[bad ? 0 : len] = '\0';
 				k->text = t;
 			}

@@ -671,15 +671,18 @@ static void fleet_release(struct fleet *f)
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
-		 const char *password, const struct fleet_prepare *prep,
+		 const char *password, const struct fleet_prepare *prep, double started,
 		 struct strvec *warnings, struct nrr_err *e)
 {
+	double now = fleet_now();
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
-			   .t0 = fleet_now(), .prep = prep, .warnings = warnings };
+			   .t0 = started > 0 && started <= now ? started : now, .prep = prep,
+			   .warnings = warnings };
 	int ret;
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
-	fleet_hosts(&f, members, n, f.t0, f.t0);
+	/* evaluated by the caller, from started up to now */
+	fleet_hosts(&f, members, n, now, now);
 	ret = fleet_deploy_hosts(&f, warnings, e);
 	fleet_release(&f);
 	return ret;

@@ -81,10 +81,11 @@ struct fleet_prepare {
  * environment) as fleet_run does after its build: the same scheduler,
  * live lines, summary, --json and exit statuses. prep, if set, makes their
  * systems (struct fleet_prepare); else they are built already. The members
- * stay the caller's.
+ * stay the caller's. started: when their evaluation began (fleet_now()),
+ * the --json timeline's 0 and its "evaluate" phase's start (it ends now).
  */
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
-		 const char *password, const struct fleet_prepare *prep,
+		 const char *password, const struct fleet_prepare *prep, double started,
 		 struct strvec *warnings, struct nrr_err *e);
 
 #endif

@@ -266,16 +266,15 @@ int narexport_hash_usable(const char *hash)
 	return n == 2 * crypto_hash_sha256_BYTES && strspn(hash, "0123456789abcdef") == n;
 }
 
-/* Writes one path's NAR and, when it matches the registration, its trailer. */
-static int put_path(struct out *o, const struct narexport_path *p)
+/* Writes p's NAR, hashed as it goes: 0, or NAREXPORT_MISMATCH when it
+ * differs from the registration (after it was written), or -1. */
+static int put_checked_nar(struct out *o, const struct narexport_path *p)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
 	char hex[2 * crypto_hash_sha256_BYTES + 1];
 
 	if (!narexport_hash_usable(p->nar_hash))
 		return fail(o, "no NAR hash of '%s' to check it against", p->path);
-	if (put_u64(o, 1))
-		return -1;
 	o->hashing = 1;
 	o->nar_size = 0;
 	crypto_hash_sha256_init(&o->sha);
@@ -290,6 +289,18 @@ static int put_path(struct out *o, const struct narexport_path *p)
 		     "(its NAR hash or size differs)", p->path);
 		return NAREXPORT_MISMATCH;
 	}
+	return 0;
+}
+
+/* Writes one path: its NAR and, when it matches the registration, its
+ * trailer. */
+static int put_path(struct out *o, const struct narexport_path *p)
+{
+	int ret;
+	if (put_u64(o, 1))
+		return -1;
+	if ((ret = put_checked_nar(o, p)))
+		return ret;
 	if (put_u64(o, EXPORT_MAGIC) || put_str(o, p->path) || put_u64(o, p->nrefs))
 		return -1;
 	for (size_t i = 0; i < p->nrefs; i++)
@@ -328,20 +339,38 @@ int narexport_write(const struct narexport_path *paths, size_t n, narexport_sink
 	return ret;
 }
 
-int narexport_dump(const char *path, narexport_sink sink, void *ctx,
-		   char *why, size_t whylen)
+/* One NAR: path's, checked against p's registration when p is set. */
+static int write_nar(const char *path, const struct narexport_path *p, narexport_sink sink,
+		     void *ctx, int (*stop)(void), unsigned long long *bytes, char *why,
+		     size_t whylen)
 {
 	struct out *o = calloc(1, sizeof(*o));
 	int ret;
 
+	if (bytes)
+		*bytes = 0;
 	if (!o) {
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
-	*o = (struct out){ .sink = sink, .ctx = ctx, .why = why, .whylen = whylen };
-	ret = put_nar(o, path);
+	*o = (struct out){ .sink = sink, .ctx = ctx, .stop = stop, .why = why, .whylen = whylen };
+	ret = p ? put_checked_nar(o, p) : put_nar(o, path);
 	if (!ret)
 		ret = flush(o);
+	if (bytes)
+		*bytes = o->bytes;
 	free(o);
 	return ret;
+}
+
+int narexport_nar(const struct narexport_path *p, narexport_sink sink, void *ctx,
+		  int (*stop)(void), unsigned long long *bytes, char *why, size_t whylen)
+{
+	return write_nar(p->path, p, sink, ctx, stop, bytes, why, whylen);
+}
+
+int narexport_dump(const char *path, narexport_sink sink, void *ctx,
+		   char *why, size_t whylen)
+{
+	return write_nar(path, NULL, sink, ctx, NULL, NULL, why, whylen);
 }

@@ -60,6 +60,15 @@ int narexport_write(const struct narexport_path *paths, size_t n, narexport_sink
 		    void *ctx, int (*stop)(void), unsigned long long *bytes,
 		    char *why, size_t whylen);
 
+/*
+ * p's NAR alone, hashed as it is written (lib/daemon.h sends it framed,
+ * after p's info): 0; NAREXPORT_MISMATCH with why, once all of it was
+ * written, when it differs from the registration (a daemon, which checks
+ * it too, refuses it then); or -1 with why. *bytes, stop: as above.
+ */
+int narexport_nar(const struct narexport_path *p, narexport_sink sink, void *ctx,
+		  int (*stop)(void), unsigned long long *bytes, char *why, size_t whylen);
+
 /* The NAR of the file tree at path (any path, not only a store's) to sink,
  * as `nix-store --dump` writes it: for tests. Same returns. */
 int narexport_dump(const char *path, narexport_sink sink, void *ctx,

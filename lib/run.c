@@ -411,6 +411,21 @@ int fd_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int fd_read_exact(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
 void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 {
 	char buf[65536];

@@ -122,6 +122,9 @@ int child_capture_all(struct child *cs, size_t n, size_t at_once, struct strbuf 
 /* Writes all n bytes of p to fd, again after EINTR. Returns 0, or -1 when
  * fd takes no more (its reader gone: callers that only echo ignore it). */
 int fd_write_all(int fd, const void *p, size_t n);
+/* Reads exactly n bytes into buf, as they come (a pipe, a socket).
+ * 0, or -1 at an error or an end before n. */
+int fd_read_exact(int fd, void *buf, size_t n);
 
 /* For poll loops: reads what is available on *fd into sb (copying it to
  * echo_fd if >= 0); at EOF or on error closes *fd and sets it to -1. */

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "closure.h"
+#include "daemon.h"
 #include "narinfo.h"
 #include "nix.h"
 #include "serve.h"
@@ -27,13 +28,50 @@ static int lost(struct session *s, struct nrr_err *e)
 	return closure_import_failed(s->host, st, s->err.buf, e);
 }
 
-int serve_query(struct session *s, const struct strvec *closure, int substitute,
-		struct strvec *missing, struct nrr_err *e)
+/* The daemon failed: as a copy through nix-store --serve that failed so
+ * (the connection lost, a full disk: the same words and hints), with the
+ * daemon's words for the rest. */
+static int daemon_failed(struct session *s, const char *why, struct nrr_err *e)
+{
+	if (run_interrupted())
+		return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
+	int st = session_finish(s);
+	return closure_import_failed(s->host, st, why, e);
+}
+
+/* What the target has (valid) against the closure: anything it names
+ * outside it is refused (NRR_EPROTO); the rest of the closure, in its
+ * order, is appended to missing. */
+static int lacking(struct session *s, const struct strvec *closure, const struct strvec *valid,
+		   struct strvec *missing, struct nrr_err *e)
+{
+	struct strindex in_closure = { NULL, 0 };
+	char *has = xcalloc(closure->nr + 1, 1), shown[256];
+	int ret = 0;
+
+	strindex_init(&in_closure, closure->v, closure->nr);
+	for (size_t i = 0; i < valid->nr && !ret; i++) {
+		long at = strindex_find(&in_closure, valid->v[i]);
+		if (at < 0)
+			ret = nrr_protocol(e, s->host->name, "it has '%s', which is not in the closure we sent",
+					   nrr_printable(shown, sizeof(shown), valid->v[i]));
+		else
+			has[at] = 1;
+	}
+	for (size_t i = 0; !ret && i < closure->nr; i++)
+		if (!has[i])
+			strvec_push(missing, closure->v[i]);
+	free(has);
+	strindex_release(&in_closure);
+	return ret;
+}
+
+/* The paths of closure nix-store --serve says the target has, into valid. */
+static int serve_valid(struct session *s, const struct strvec *closure, int substitute,
+		       struct strvec *valid, struct nrr_err *e)
 {
 	struct strbuf msg = STRBUF_INIT, path = STRBUF_INIT;
-	struct strindex in_closure = { NULL, 0 };
 	uint64_t magic, version, n, len;
-	char *valid = NULL;
 	int ret = 0;
 
 	serveproto_hello_query(&msg, closure, 1, substitute);
@@ -55,42 +93,51 @@ int serve_query(struct session *s, const struct strvec *closure, int substitute,
 				   (unsigned long long)n, closure->nr);
 		goto out;
 	}
-	strindex_init(&in_closure, closure->v, closure->nr);
-	valid = xcalloc(closure->nr + 1, 1);
-	for (uint64_t i = 0; i < n; i++) {
+	for (uint64_t i = 0; i < n && !ret; i++) {
 		char shown[256];
-		long at;
 		if (read_u64(s, &len)) {
 			ret = lost(s, e);
-			goto out;
+			break;
 		}
 		if (len > SERVEPROTO_MAX_STRING) {
 			ret = nrr_protocol(e, s->host->name, "it named a path of %llu bytes",
 					   (unsigned long long)len);
-			goto out;
+			break;
 		}
 		strbuf_reset(&path);
 		strbuf_grow(&path, (size_t)serveproto_padded(len) + 1);
 		if (session_read(s, path.buf, (size_t)serveproto_padded(len))) {
 			ret = lost(s, e);
-			goto out;
+			break;
 		}
 		strbuf_setlen(&path, (size_t)len);
-		if (strlen(path.buf) != len || (at = strindex_find(&in_closure, path.buf)) < 0) {
+		if (strlen(path.buf) != len)
 			ret = nrr_protocol(e, s->host->name, "it has '%s', which is not in the closure we sent",
 					   nrr_printable(shown, sizeof(shown), path.buf));
-			goto out;
-		}
-		valid[at] = 1;
+		else
+			strvec_push(valid, path.buf);
 	}
-	for (size_t i = 0; i < closure->nr; i++)
-		if (!valid[i])
-			strvec_push(missing, closure->v[i]);
 out:
-	free(valid);
-	strindex_release(&in_closure);
 	strbuf_release(&msg);
 	strbuf_release(&path);
+	return ret;
+}
+
+int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *closure,
+		int substitute, struct strvec *missing, struct nrr_err *e)
+{
+	struct strvec valid = STRVEC_INIT;
+	char why[512];
+	int ret;
+
+	if (d)
+		ret = daemon_query_valid(d, closure, substitute, &valid, why, sizeof(why)) ?
+		      daemon_failed(s, why, e) : 0;
+	else
+		ret = serve_valid(s, closure, substitute, &valid, e);
+	if (!ret)
+		ret = lacking(s, closure, &valid, missing, e);
+	strvec_clear(&valid);
 	return ret;
 }
 
@@ -131,15 +178,30 @@ static int stream_here(struct session *s, const struct narexport_path *here, siz
 	return e->status;
 }
 
-int serve_import(struct session *s, const struct host *src, const struct strvec *paths,
-		 const struct narexport_path *here, unsigned long long *bytes,
-		 struct nrr_err *e)
+int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
+		 const struct strvec *paths, const struct narexport_path *here,
+		 unsigned long long *bytes, struct nrr_err *e)
 {
 	struct strbuf cmd = STRBUF_INIT;
 	uint64_t ok;
 	int ret;
 
 	*bytes = 0;
+	if (d) {
+		char why[512];
+		if (!here)
+			return nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: the closure's "
+					"registrations are not known here", s->host->name);
+		ret = daemon_add(d, here, paths->nr, run_interrupted, bytes, why, sizeof(why));
+		if (ret == NAREXPORT_MISMATCH) {
+			nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
+			nrr_hint(e, "this machine's store changed behind Nix's back: "
+				 "`nix-store --verify --check-contents` finds what, "
+				 "`nix-store --repair-path PATH` mends it");
+			return e->status;
+		}
+		return ret ? daemon_failed(s, why, e) : 0;
+	}
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
 	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
 	      here ? stream_here(s, here, paths->nr, bytes, e) :
@@ -156,13 +218,16 @@ int serve_import(struct session *s, const struct host *src, const struct strvec 
 	return 0;
 }
 
-int serve_end(struct session *s, const char *token, struct nrr_err *e)
+int serve_end(struct session *s, int via_daemon, const char *token, struct nrr_err *e)
 {
 	struct strbuf msg = STRBUF_INIT, line = STRBUF_INIT;
 	int ret = 0;
 
-	serveproto_add_u64(&msg, SERVEPROTO_END);
-	if (session_send(s, msg.buf, msg.len) || session_line(s, &line) ||
+	/* (the daemon's connection stays: its temporary roots hold what it
+	 * imported until the conversation ends) */
+	if (!via_daemon)
+		serveproto_add_u64(&msg, SERVEPROTO_END);
+	if ((msg.len && session_send(s, msg.buf, msg.len)) || session_line(s, &line) ||
 	    strcmp(line.buf, "served")) {
 		ret = lost(s, e);
 	} else {

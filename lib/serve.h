@@ -11,6 +11,10 @@
  * read as lines by the script, and no such stream holds the token, so
  * nothing is activated from it.
  *
+ * With d (lib/daemon.h, its greeting answered), the query and the import
+ * go to the target's nix-daemon instead, and the script started no
+ * nix-store: it said "serve" and "served" at once, and waits for the go.
+ *
  * Each returns 0 or an NRR_* status with e filled; after a failure the
  * caller hangs up (session_finish), and the target changed nothing but
  * the paths it imported.
@@ -18,25 +22,26 @@
 #ifndef NRR_SERVE_H
 #define NRR_SERVE_H
 
+#include "daemon.h"
 #include "narexport.h"
 #include "session.h"
 #include "strvec.h"
 
 /* Paths of closure the target lacks, in closure's order, appended to
  * missing. Anything it names outside closure is refused (NRR_EPROTO). */
-int serve_query(struct session *s, const struct strvec *closure, int substitute,
-		struct strvec *missing, struct nrr_err *e);
+int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *closure,
+		int substitute, struct strvec *missing, struct nrr_err *e);
 
 /* Streams paths (missing there, in closure order) from src; *bytes gets
  * the stream's size. here, if set (src is this machine): what its store
  * registered of each of paths, and the stream is made here from the store
  * (lib/narexport.h), each path checked against it; else src's nix-store
- * exports. */
-int serve_import(struct session *s, const struct host *src, const struct strvec *paths,
-		 const struct narexport_path *here, unsigned long long *bytes,
-		 struct nrr_err *e);
+ * exports. Through d, here is required. */
+int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
+		 const struct strvec *paths, const struct narexport_path *here,
+		 unsigned long long *bytes, struct nrr_err *e);
 
-/* Ends the serving process and says "go TOKEN". */
-int serve_end(struct session *s, const char *token, struct nrr_err *e);
+/* Ends the serving process (none via_daemon) and says "go TOKEN". */
+int serve_end(struct session *s, int via_daemon, const char *token, struct nrr_err *e);
 
 #endif

@@ -89,6 +89,9 @@ void ssh_ctx_release(struct ssh_ctx *ctx)
 			p = xstrfmt("%s/%d.err", cmd_dir, i);
 			unlink(p);
 			free(p);
+			p = xstrfmt("%s/%d.nix", cmd_dir, i);
+			unlink(p);
+			free(p);
 		}
 		rmdir(cmd_dir);
 		free(cmd_dir);
@@ -384,6 +387,14 @@ static int start_our_master(struct ssh_ctx *ctx, struct ssh_host *h,
 	 * on the command line, can say otherwise) */
 	if (!h->cfg.compression && !ssh_host_is_near(h->cfg.hostname))
 		strvec_push(&c->args, "-oCompression=yes");
+	/* the target's nix-daemon, for a root login (lib/daemon.h): a
+	 * socket of ours, 0600 (StreamLocalBindMask) in our 0700 directory;
+	 * forwarded only once something connects to it */
+	if (ctx->daemon_fwd && !strcmp(h->cfg.user, "root") && !strchr(ctx->ctl_dir, ':')) {
+		h->daemon_path = xstrfmt("%s/%d.nix", ctx->ctl_dir, ctx->nhosts);
+		strvec_push(&c->args, "-L");
+		strvec_pushf(&c->args, "%s:/nix/var/nix/daemon-socket/socket", h->daemon_path);
+	}
 	strvec_pushl(&c->args, "-oControlMaster=yes", "-oControlPersist=no",
 		     "-N", "-T", "--", h->spec, NULL);
 	trace(ctx, &c->args);
@@ -558,6 +569,10 @@ static void stop_our_master(struct ssh_host *h)
 	}
 	if (h->master == MASTER_OURS && h->control_path)
 		unlink(h->control_path);
+	if (h->daemon_path)
+		unlink(h->daemon_path);
+	free(h->daemon_path);
+	h->daemon_path = NULL;
 	child_clear(&h->master_proc);
 }
 

@@ -45,6 +45,9 @@ struct ssh_host {
 	struct child master_proc;
 	char *errpath;		/* where our master's stderr goes */
 	int connected, pending;	/* pending: our master started, not yet up */
+	/* where our master forwards the target's nix-daemon socket, or NULL
+	 * (ctx->daemon_fwd and a root login: lib/daemon.h) */
+	char *daemon_path;
 };
 
 struct ssh_ctx {
@@ -54,6 +57,7 @@ struct ssh_ctx {
 	char *ctl_dir;		/* private 0700 directory, created lazily */
 	int nhosts;
 	int trace;		/* print ssh command lines on stderr */
+	int daemon_fwd;		/* our masters forward the target's nix-daemon */
 };
 
 /*

@@ -29,6 +29,9 @@ setup_file() {
 	# `full`: a host whose store is a 16 MiB file system (it starts empty: nothing is lost)
 	fleet_exec full sh -c 'mkdir -p /nix/store &&
 		mount -t tmpfs -o size=16m,mode=1775 nrr-full-store /nix/store'
+	# its nix-daemon sees the mounts of when it started (a namespace of its own, as on a
+	# machine, where the store is mounted first): started again, it writes there too
+	fleet_daemon_restart full
 }
 
 teardown_file() {

@@ -6,7 +6,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 t2 t3 b1 demo broken
+	fleet_start t1 t2 t3 b1 demo broken nf:noforward ut:untrusted
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" fleet
 }
@@ -244,6 +244,87 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	[ "$(state_of t1)" = "$before" ]
 	run fleet_exec t1 nix-store --check-validity "$top"
 	assert_failure
+}
+
+# deploy_child HOST TOP: the deploy a fleet runs for HOST (its child's command line, as
+# --debug shows it), with TOP's closure dumped as the fleet dumps it, and --debug
+deploy_child() {
+	mapfile -t closure < <(fleet_local nix-store --query --requisites "$2")
+	fleet_local sh -c 'nix-store --dump-db "$@" >dump' sh "${closure[@]}"
+	run nrr switch --store-path "$2" --target-host "$1" --closure-db dump --no-diff --debug
+}
+
+@test "a fleet's child imports the closure through the target's own nix-daemon: no nix-store started there, one handshake, one command" {
+	retag via-daemon
+	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+	fleet_reset_counts t1
+	deploy_child t1 "$top"
+	assert_success
+	# the master forwards the daemon's socket into our private directory
+	assert_output --regexp "'-L' '[^']*/[0-9]+\.nix:/nix/var/nix/daemon-socket/socket'"
+	assert_output --regexp "copying [0-9]+ of [0-9]+ paths from 'localhost' to 't1' through its nix-daemon"
+	[ "$(profile_of t1)" = "$top" ]
+	assert_equal "$(fleet_handshakes t1)" 1
+	assert_equal "$(fleet_commands t1)" 1
+	# registered there as here: hash, size and references of every path
+	for p in "${closure[@]}"; do
+		assert_equal "$(fleet_exec t1 nix-store -q --hash --size "$p")" \
+			"$(fleet_local nix-store -q --hash --size "$p")"
+		assert_equal "$(fleet_exec t1 nix-store -q --references "$p")" \
+			"$(fleet_local nix-store -q --references "$p")"
+	done
+	run fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --regexp "^switch $top/bin/switch-to-configuration "
+}
+
+@test "a fleet's run leaves none of its forwarded sockets behind" {
+	retag fleet-daemon
+	mkdir "$BATS_TEST_TMPDIR/tmp"
+	TMPDIR=$BATS_TEST_TMPDIR/tmp run nrr switch --flake "$F" --on t1,t2,t3
+	assert_success
+	for h in t1 t2 t3; do
+		[ "$(profile_of $h)" = "$(fleet_build "$F#nixosConfigurations.$h.config.system.build.toplevel")" ]
+	done
+	run ls -A "$BATS_TEST_TMPDIR/tmp"
+	assert_output ''
+}
+
+@test "a host whose sshd forwards no sockets gets the closure through nix-store --serve instead, still one command" {
+	retag no-forward
+	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+	fleet_reset_counts nf
+	deploy_child nf "$top"
+	assert_success
+	assert_output --regexp "copying [0-9]+ of [0-9]+ paths from 'localhost' to 'nf'"
+	refute_output --partial "through its nix-daemon"
+	[ "$(profile_of nf)" = "$top" ]
+	assert_equal "$(fleet_handshakes nf)" 1
+	assert_equal "$(fleet_commands nf)" 1
+}
+
+@test "a host whose nix-daemon does not trust root gets it through nix-store --serve: the daemon is asked first, nothing half-sent" {
+	retag untrusted
+	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+	run fleet_exec ut grep '^trusted-users' /etc/nix/nix.conf
+	assert_output 'trusted-users = deploy fishy'
+	fleet_reset_counts ut
+	deploy_child ut "$top"
+	assert_success
+	assert_output --regexp "copying [0-9]+ of [0-9]+ paths from 'localhost' to 'ut'"
+	refute_output --partial "through its nix-daemon"
+	[ "$(profile_of ut)" = "$top" ]
+	assert_equal "$(fleet_commands ut)" 1
+}
+
+@test "a non-root login never forwards the daemon's socket (the daemon would not trust its import)" {
+	retag non-root
+	top=$(fleet_build "$F#nixosConfigurations.t2.config.system.build.toplevel")
+	mapfile -t closure < <(fleet_local nix-store --query --requisites "$top")
+	fleet_local sh -c 'nix-store --dump-db "$@" >dump' sh "${closure[@]}"
+	# (sudo wants a password there, which this run has not: it stops at that)
+	run nrr switch --store-path "$top" --target-host deploy@t2 --sudo --closure-db dump --no-diff --debug
+	assert_output --regexp "\\$ 'ssh' .*'-oControlMaster=yes'.*'deploy@t2'"
+	refute_output --partial "daemon-socket"
 }
 
 @test "an unreachable host, with --keep-going: the others still switch" {

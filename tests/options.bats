@@ -120,8 +120,11 @@ words_for() {
 	fleet_exec t1 cp /etc/nix/nix.conf /etc/nix/nix.conf.before-s
 	fleet_exec t1 sh -c "printf 'substituters = file:///run/fleet/subst-cache\ntrusted-public-keys = %s\n' \
 		'$(cat pk)' >>/etc/nix/nix.conf"
+	# (its nix-daemon, which the copy goes to, reads nix.conf when it starts)
+	fleet_daemon_restart t1
 	run nrr switch --flake "$F#t1" --target-host t1 -s
 	fleet_exec t1 mv /etc/nix/nix.conf.before-s /etc/nix/nix.conf
+	fleet_daemon_restart t1
 	assert_success
 	run fleet_exec t1 nix path-info --sigs "$sw"
 	assert_output --regexp "^$sw	.*subst-1:"

@@ -85,6 +85,7 @@ int test_tool_diff(int argc, const char **argv);
 int test_tool_fleet(int argc, const char **argv);
 int test_tool_hive(int argc, const char **argv);
 int test_tool_remote(int argc, const char **argv);
+int test_tool_daemon(int argc, const char **argv);
 
 int main(int argc, const char **argv)
 {
@@ -103,6 +104,8 @@ int main(int argc, const char **argv)
 		return test_tool_fleet(argc - 1, argv + 1);
 	if (!strncmp(cmd, "hive-", 5))
 		return test_tool_hive(argc - 1, argv + 1);
+	if (!strncmp(cmd, "daemon-", 7))
+		return test_tool_daemon(argc - 1, argv + 1);
 	if (!strcmp(cmd, "platform-of-machine") && argc == 3) {
 		char out[64];
 		platform_of_machine(argv[2], out, sizeof(out));

@@ -332,6 +332,41 @@ $s/22222222222222222222222222222222-system-two 20"
 7979790000000000"
 }
 
+@test "nix-daemon: greeting, trust, query and one framed import a path, against a scripted daemon of each kind" {
+	d=$BATS_TEST_TMPDIR/daemon
+	mkdir -p "$d"
+	echo first >"$d/a"
+	echo second >"$d/b"
+	# Nix 2.8 (1.34): it does not say whether it trusts us; the repair of nothing says it
+	run -0 "$TT" daemon-chat nix28 "$d"
+	assert_line "hello: ok, protocol 1.34, Nix 2.8.0, trusted 1"
+	assert_line "daemon: greeting and probe"
+	assert_line "daemon: query of 2 paths, substitute 1"
+	assert_line "valid: a"
+	# every path its own operation, its NAR framed to the announced size, b after a
+	assert_line --index 5 "daemon: added a: 0 references, a NAR of 120 bytes"
+	assert_line --index 6 "daemon: added b: 1 references, a NAR of 120 bytes"
+	assert_line "add: ok"
+	assert_line "daemon exit 0"
+	# 1.35 says it in the greeting: trusted, or not (then nothing is asked or sent)
+	run -0 "$TT" daemon-chat trusting "$d"
+	assert_line "hello: ok, protocol 1.35, Nix 2.8.0, trusted 1"
+	assert_line "add: ok"
+	run -0 "$TT" daemon-chat distrusting "$d"
+	assert_line "hello: refused: its nix-daemon does not trust this login"
+	assert_line "daemon: the client hung up"
+	run -0 "$TT" daemon-chat untrusted-probe "$d"
+	assert_line "hello: refused: its nix-daemon does not trust this login"
+	assert_line "daemon: the client hung up"
+	# before 1.32: nix-store --serve instead
+	run -0 "$TT" daemon-chat old "$d"
+	assert_line "hello: refused: its nix-daemon speaks protocol 1.31, before 1.32"
+	# its error: the first line, without its colours
+	run -0 "$TT" daemon-chat failing "$d"
+	assert_line "add: failed: its nix-daemon says: hash mismatch importing path"
+	assert_line "daemon exit 0"
+}
+
 @test "closure cache: a deployed system's closure is kept, read back, and refused when tampered with" {
 	s=/nix/store
 	sys=$s/11111111111111111111111111111111-system-one

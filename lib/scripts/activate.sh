@@ -47,9 +47,23 @@ fi
 # makes the diff itself, and this host starts no nix for it)
 # (each answer asked once and kept: every program a small board starts costs
 # it milliseconds)
-machine=$(uname -m 2>/dev/null)
-running=$(readlink -e /run/current-system 2>/dev/null)
-profsys=$(readlink -e /nix/var/nix/profiles/system 2>/dev/null)
+# canon PATH: $canon, readlink -e PATH, or "". A system is a directory:
+# the shell's own cd -P resolves it without a process (then back to /,
+# where the rest of the script is at home); anything else, which another
+# operator may have set, is asked of readlink.
+canon() {
+  canon=
+  if cd -P "$1" 2>/dev/null; then
+    canon=$PWD; cd /
+  elif [ -e "$1" ]; then
+    canon=$(readlink -e "$1" 2>/dev/null)
+  fi
+}
+# kernel.arch (newer kernels have it) is uname -m without a process
+{ IFS= read -r machine </proc/sys/kernel/arch; } 2>/dev/null ||
+  machine=$(uname -m 2>/dev/null)
+canon /run/current-system; running=$canon
+canon /nix/var/nix/profiles/system; profsys=$canon
 echo "ready $machine ${profsys:-$running} $running"
 read_fields || exit 0
 # gen_of LINK: $gen, the generation number of a link of $prof's
@@ -83,14 +97,20 @@ if [ -n "$paths" ] && [ -n "$serve" ]; then
   # about that is not shown). Ended otherwise, it failed (a full disk, an
   # untrusted user): the rest of the stream is left unread, and the
   # deployer, cut off, says why. Only "go" with the token goes on.
+  # A token "daemon-...": the deployer talks to this host's nix-daemon
+  # itself (lib/daemon.h), and no nix-store is started here.
   echo serve
-  { err=$(nix-store --serve --write 2>&1 >&3 3>&-); } 3>&1
-  case $err in
-  *'unknown serve command'*)
-    case $err in *'
+  case $serve in
+  daemon-*) ;;
+  *)
+    { err=$(nix-store --serve --write 2>&1 >&3 3>&-); } 3>&1
+    case $err in
+    *'unknown serve command'*)
+      case $err in *'
 '*) printf '%s\n' "$err" | grep -v 'unknown serve command' >&2 ;;
+      esac ;;
+    *) printf '%s\n' "$err" >&2; exit "$ST_COPY" ;;
     esac ;;
-  *) printf '%s\n' "$err" >&2; exit "$ST_COPY" ;;
   esac
   echo served
   IFS= read -r go && [ "$go" = "go $serve" ] || exit 0
@@ -317,7 +337,7 @@ run_stc() {
 # (Ctrl-C, a dropped link): an activation, once begun, runs to its
 # end instead of dying of SIGPIPE half-way; the lock is held till then
 s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
-  { trap '' PIPE; cat >&2; exec cat >/dev/null; }; } 3>&1 )
+  { trap '' PIPE; cat >&2 || exec cat >/dev/null; }; } 3>&1 )
 if [ "$s" != 0 ] && [ -n "$confirm" ]; then
   rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
 fi
@@ -334,5 +354,6 @@ if [ -z "$new_gen" ]; then
 fi
 echo "generation ${old_gen:--} ${new_gen:--}"
 echo "status $s"
-# keep the lock until the deployer hangs up (after its confirmation)
-exec cat >/dev/null
+# keep the lock until the deployer hangs up (after its confirmation; a
+# builtin loop: it sends nothing more, and a cat would be a process)
+while IFS= read -r _; do :; done

@@ -24,12 +24,15 @@
 #                                  uname -m says riscv64 and whose nix builds riscv64-linux.
 #                                  NAME:reboot a host whose `reboot` restarts it with a new boot
 #                                  id, NAME:noreturn one that goes down for good (fleet-reboot);
-#                                  every other host's `reboot` refuses.
+#                                  every other host's `reboot` refuses. NAME:noforward a host
+#                                  whose sshd forwards no unix sockets (its nix-daemon's),
+#                                  NAME:untrusted one whose nix-daemon does not trust root.
 #   fleet_stop                     kill all the fleet's processes, remove FLEET_DIR (idempotent)
 #   fleet_local CMD...             run CMD in the deployer (keeps cwd and environment, but HOME)
 #   fleet_local_bg LOG CMD...      the same in the background, output to LOG, SIGINT not
 #                                  ignored; sets FLEET_BG_PID (CMD's own pid: kill it, wait it)
 #   fleet_exec NAME CMD...         run CMD as root on host NAME (clean environment, cwd /)
+#   fleet_daemon_restart NAME      restart NAME's nix-daemon (after a change to its nix.conf)
 #   fleet_addr NAME                print NAME's address
 #   fleet_handshakes NAME          print the number of ssh logins NAME accepted so far
 #   fleet_commands NAME            print the number of remote commands NAME ran so far
@@ -210,6 +213,28 @@ _fleet_users() {
 	sed 's/pam_unix\.so/& nodelay/' /etc/pam.d/common-auth >"$d/etc/common-auth"
 }
 
+# Start host NAME's nix-daemon in its namespace and wait for its socket.
+_fleet_daemon_start() {
+	local name=$1 d=$FLEET_DIR/$1
+	rm -f "$d/nix/var/nix/daemon-socket/socket"
+	_fleet_ns_spawn "$name" "$d/nix-daemon.log" nix-daemon || return 1
+	echo "$_FLEET_PID" >"$d/nix-daemon.pid"
+	if ! _fleet_wait 10 test -S "$d/nix/var/nix/daemon-socket/socket"; then
+		_fleet_err "nix-daemon of '$name' did not start: $(tail -n 5 "$d/nix-daemon.log")"
+		return 1
+	fi
+}
+
+# fleet_daemon_restart NAME: host NAME's nix-daemon again, which reads its nix.conf anew (it
+# reads it when it starts, as on a machine, where a changed nix.conf restarts the service).
+fleet_daemon_restart() {
+	local name=$1 d=$FLEET_DIR/$1 pid
+	pid=$(cat "$d/nix-daemon.pid") || return 1
+	kill "$pid" 2>/dev/null
+	_fleet_wait 10 _fleet_gone "$pid" || { _fleet_err "nix-daemon of '$name' did not stop"; return 1; }
+	_fleet_daemon_start "$name"
+}
+
 # Start host NAME (already in $FLEET_DIR/NAME): namespace, nix-daemon, then sshd on the next
 # free address of $FLEET_NET.
 _fleet_host_start() {
@@ -217,13 +242,17 @@ _fleet_host_start() {
 	mkdir -p "$d/nix" "$d/etc-nix"
 	chmod 0755 "$d" "$d/nix" "$d/etc-nix"
 	printf '%s\ntrusted-users = root deploy fishy\n' "$_FLEET_NIX_CONF" >"$d/etc-nix/nix.conf"
+	# (root's own nix-store opens the store itself: only the daemon asks)
+	[ "$arch" != untrusted ] || sed -i 's/^trusted-users = root /trusted-users = /' "$d/etc-nix/nix.conf"
 	if [ "$arch" = riscv64 ]; then
 		# A riscv64 board: its nix builds riscv64-linux derivations (with /bin/sh as builder
-		# they run natively) and refuses x86_64-linux ones, and uname says riscv64.
+		# they run natively) and refuses x86_64-linux ones, and uname (and kernel.arch) say riscv64.
 		echo 'system = riscv64-linux' >>"$d/etc-nix/nix.conf"
 		cp /usr/bin/uname "$d/uname.real"
 		printf '#!/bin/sh\n%s/uname.real "$@" | sed s/x86_64/riscv64/g\n' "$in" >"$d/uname"
 		chmod 0755 "$d/uname"
+		# and so does the kernel's own arch, which the deploy reads first
+		echo riscv64 >"$d/arch"
 	fi
 	_fleet_users "$d" "$name" || return 1
 	# Its own boot id and `reboot` (fleet-holder mounts them; see fleet-reboot).
@@ -240,11 +269,7 @@ _fleet_host_start() {
 
 	_fleet_holder_start "$name" host || return 1
 	# The daemon comes first: without it, deploy and fishy could not reach the store.
-	_fleet_ns_spawn "$name" "$d/nix-daemon.log" nix-daemon || return 1
-	if ! _fleet_wait 10 test -S "$d/nix/var/nix/daemon-socket/socket"; then
-		_fleet_err "nix-daemon of '$name' did not start: $(tail -n 5 "$d/nix-daemon.log")"
-		return 1
-	fi
+	_fleet_daemon_start "$name" || return 1
 
 	# Take the next address whose port is free. Another fleet (another bats file) may grab
 	# one between the check and sshd's bind: then sshd fails to bind, and we move on.
@@ -271,6 +296,7 @@ _fleet_host_start() {
 			PrintLastLog no
 			Subsystem sftp /usr/lib/openssh/sftp-server
 		EOF
+		[ "$arch" != noforward ] || echo 'AllowStreamLocalForwarding no' >>"$d/sshd_config"
 		: >"$d/sshd.log"
 		_fleet_ns_spawn "$name" "$d/sshd.out" /usr/sbin/sshd -D -f "$in/sshd_config" \
 			-E "$in/sshd.log" || return 1
@@ -341,7 +367,7 @@ fleet_start() {
 		case $name in
 		local | bin | '' | *[!a-z0-9-]*) _fleet_err "bad host name '$name'"; return 1 ;;
 		esac
-		case $arch in '' | riscv64 | reboot | noreturn) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
+		case $arch in '' | riscv64 | reboot | noreturn | noforward | untrusted) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
 		[ ! -e "$FLEET_DIR/$name" ] || { _fleet_err "host '$name' given twice"; return 1; }
 		mkdir "$FLEET_DIR/$name"
 		_fleet_host_start "$name" "$arch" || return 1
