@@ -377,11 +377,11 @@ int activation_offer(struct activation_session *as, struct activation *a,
 		closurecache_put(a->toplevel, a->closure->v, a->closure_sizes, a->closure->nr);
 	a->served = 0;
 	a->via_daemon = 0;
-	if (a->serve && a->serve_daemon && as->daemon.fd >= 0) {
+	a->daemon_why[0] = '\0';
+	if (a->serve && a->serve_daemon && as->daemon.fd >= 0)
 		/* the daemon's greeting decides, before the script is told */
-		char why[256];
-		a->via_daemon = !daemon_hello(&as->daemon, 10000, why, sizeof(why));
-	}
+		a->via_daemon = !daemon_hello(&as->daemon, 10000, a->daemon_why,
+					      sizeof(a->daemon_why));
 	if (!a->via_daemon)
 		daemon_close(&as->daemon);
 	if (a->serve) {

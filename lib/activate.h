@@ -75,6 +75,7 @@ struct activation {
 	 * the script to start no nix-store) */
 	int serve_daemon;
 	int via_daemon;
+	char daemon_why[160];	/* why not, when it was asked: for -v */
 
 	/* > 0: arm a watchdog that undoes the activation unless a new
 	 * connection removes token in time; the target makes the token (in a

@@ -287,9 +287,15 @@ int daemon_hello(struct daemon_conn *d, int timeout_ms, char *why, size_t whylen
 
 	if (d->fd < 0)
 		return fail(why, whylen, "no connection to its nix-daemon");
-	/* the greeting's first words within the time given: the rest follows */
-	if (need(d, 16, timeout_ms, why, whylen) || get_u64(d, &magic, why, whylen) ||
-	    get_u64(d, &version, why, whylen))
+	/* the greeting's first words within the time given: the rest follows.
+	 * None at all: the master's channel to the socket was refused (sshd
+	 * forwards no sockets) or nothing listens there */
+	if (need(d, 16, timeout_ms, why, whylen)) {
+		if (!d->in.len)
+			fail(why, whylen, "no nix-daemon answered on its socket (or its sshd forwards none)");
+		goto out;
+	}
+	if (get_u64(d, &magic, why, whylen) || get_u64(d, &version, why, whylen))
 		goto out;
 	if (magic != DAEMON_MAGIC_2 || version >> 8 != 1) {
 		fail(why, whylen, "its nix-daemon answered %#llx %#llx",

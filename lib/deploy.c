@@ -316,9 +316,10 @@ static int serve_missing(struct deploy *d, struct activation *a,
 	int ret;
 
 	if (d->trace)
-		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s'%s\n",
+		fprintf(stderr, "copying %zu of %zu paths from '%s' to '%s' %s%s%s\n",
 			missing->nr, d->closure.nr, src->name, d->target.name,
-			a->via_daemon ? " through its nix-daemon" : "");
+			a->via_daemon ? "through its nix-daemon" : "through its nix-store --serve",
+			a->daemon_why[0] ? ": " : "", a->daemon_why);
 	/* from this machine with the registration of every path (a fleet's
 	 * dump, or one now: a --dump-db in place of the --export the stream
 	 * would start): the stream is made here (lib/narexport.h), for the
