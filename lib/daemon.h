@@ -20,7 +20,7 @@
  * daemon_hello decides before the script is told which.
  *
  * The protocol (Nix 2.8's daemon.cc and worker-protocol.hh, today's
- * worker-protocol-connection.cc; Lix keeps it): numbers are 64-bit
+ * worker-protocol-connection.cc; Lix not checked): numbers are 64-bit
  * little-endian, strings their length, bytes and zeros to a multiple of
  * 8. We say version 1.35 and use the smaller of that and the daemon's:
  * the greeting (magic, versions, two obsolete zeros; from 1.33 the
