@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "nix.h"
 #include "run.h"
 #include "serveproto.h"
 
@@ -210,21 +211,13 @@ static int read_error(struct daemon_conn *d, char *why, size_t whylen)
 	}
 	if (!ret) {
 		/* its first line (the rest is a trace for a human at a
-		 * terminal), without the colours Nix puts in for one */
-		char *nl = strchr(msg.buf, '\n'), *o = msg.buf;
+		 * terminal), without the colours Nix puts in for one, and
+		 * nothing else a terminal would act on */
+		char shown[256], *nl = strchr(msg.buf, '\n');
 		if (nl)
 			*nl = '\0';
-		for (const char *i = msg.buf; *i; i++) {
-			if (*i == '\033' && i[1] == '[') {
-				i += 2 + strspn(i + 2, "0123456789;");
-				if (!*i)
-					break;
-				continue;
-			}
-			*o++ = (char)((unsigned char)*i < ' ' ? '?' : *i);
-		}
-		*o = '\0';
-		fail(why, whylen, "its nix-daemon says: %s", msg.buf);
+		nix_strip_escapes(msg.buf);
+		fail(why, whylen, "its nix-daemon says: %s", nrr_printable(shown, sizeof(shown), msg.buf));
 	}
 	strbuf_release(&msg);
 	return -1;

@@ -94,6 +94,14 @@ static int names_this_machine(const char *spec)
 	return strlen(h) == n && !strncmp(h, me, n);
 }
 
+/* The closure is sent within the deploy's conversation (lib/serve.h),
+ * not by the build host, the cache route or after a plan of the target's
+ * caches (auto). */
+static int copies_in_conversation(const struct options *o)
+{
+	return !o->copy_direct && !o->cache_url && o->substitutes != 2;
+}
+
 int deploy_setup(struct deploy *d, struct nrr_err *e)
 {
 	struct options *o = d->opt;
@@ -109,7 +117,7 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 	 * actions that send none */
 	d->ssh.daemon_fwd = o->act && (o->act->needs & AN_ACTIVATES) &&
 			    !(o->act->needs & (AN_DRY | AN_PLAN)) && !o->rollback && !o->keys_only &&
-			    !o->build_host && !o->copy_direct && !o->cache_url && o->substitutes != 2;
+			    !o->build_host && copies_in_conversation(o);
 	d->elev.kind = o->elevate;
 	if (o->elevate != ELEVATE_COMMAND && sudo_opts &&
 	    split_cmdline(sudo_opts, &d->elev.sudo_opts, &why))
@@ -630,8 +638,7 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	/* the closure through the target's nix-store --serve, within this
 	 * conversation, unless a plan must be shown first or the build host
 	 * sends it itself */
-	a->serve = a->closure && !a->plan && a->substitute != 2 && !d->opt->copy_direct &&
-		   !d->opt->cache_url;
+	a->serve = a->closure && !a->plan && copies_in_conversation(d->opt);
 	/* the import's path infos are this store's (the fleet's dump, or
 	 * one made when something is missing): then the target's nix-daemon
 	 * may take the closure (lib/daemon.h) */

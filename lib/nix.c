@@ -76,8 +76,7 @@ char *nix_build_json_out(const char *json)
 	return res;
 }
 
-/* Nix colours its messages; a one-line summary has no use for that. */
-static void strip_escapes(char *s)
+void nix_strip_escapes(char *s)
 {
 	char *w = s;
 	for (const char *r = s; *r; r++) {
@@ -117,13 +116,13 @@ void nix_error_summary(const char *err, char *buf, size_t size)
 			n = strcspn(best, "\n");
 		}
 		snprintf(buf, size, "%.*s", (int)n, best);
-		strip_escapes(buf);
+		nix_strip_escapes(buf);
 		return;
 	}
 	size_t n;
 	const char *l = last_line(err, &n);
 	snprintf(buf, size, "%.*s", (int)n, n ? l : "(no message)");
-	strip_escapes(buf);
+	nix_strip_escapes(buf);
 }
 
 int nix_error_is_build(const char *err)

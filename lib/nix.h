@@ -55,6 +55,9 @@ char *nix_build_json_out(const char *json);
  * after the last "error:" line, or the last line. Written to buf.
  */
 void nix_error_summary(const char *err, char *buf, size_t size);
+/* Nix colours its messages; a one-line summary has no use for that: the
+ * terminal's escape sequences out of s, in place, and leading blanks. */
+void nix_strip_escapes(char *s);
 /* 1 if stderr says a build (not the evaluation) failed. */
 int nix_error_is_build(const char *err);
 

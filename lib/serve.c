@@ -155,6 +155,21 @@ static int to_session(void *ctx, const void *buf, size_t len)
 	return t->gone ? -1 : 0;
 }
 
+/* narexport failed here (ret, why: a path that differs from its
+ * registration, a file it cannot read, an interrupt), whichever way the
+ * stream went. Returns e->status. */
+static int here_failed(struct session *s, int ret, const char *why, struct nrr_err *e)
+{
+	if (run_interrupted())
+		return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
+	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
+	if (ret == NAREXPORT_MISMATCH)
+		nrr_hint(e, "this machine's store changed behind Nix's back: "
+			 "`nix-store --verify --check-contents` finds what, "
+			 "`nix-store --repair-path PATH` mends it");
+	return e->status;
+}
+
 /* The stream of the n paths here made from this machine's store (lib/
  * narexport.h), into the session. 0, or a status with e filled. */
 static int stream_here(struct session *s, const struct narexport_path *here, size_t n,
@@ -166,16 +181,7 @@ static int stream_here(struct session *s, const struct narexport_path *here, siz
 
 	if (!ret)
 		return 0;
-	if (t.gone)
-		return lost(s, e);
-	if (run_interrupted())
-		return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
-	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
-	if (ret == NAREXPORT_MISMATCH)
-		nrr_hint(e, "this machine's store changed behind Nix's back: "
-			 "`nix-store --verify --check-contents` finds what, "
-			 "`nix-store --repair-path PATH` mends it");
-	return e->status;
+	return t.gone ? lost(s, e) : here_failed(s, ret, why, e);
 }
 
 int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
@@ -193,14 +199,8 @@ int serve_import(struct session *s, struct daemon_conn *d, const struct host *sr
 			return nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: the closure's "
 					"registrations are not known here", s->host->name);
 		ret = daemon_add(d, here, paths->nr, run_interrupted, bytes, why, sizeof(why));
-		if (ret == NAREXPORT_MISMATCH) {
-			nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
-			nrr_hint(e, "this machine's store changed behind Nix's back: "
-				 "`nix-store --verify --check-contents` finds what, "
-				 "`nix-store --repair-path PATH` mends it");
-			return e->status;
-		}
-		return ret ? daemon_failed(s, why, e) : 0;
+		return ret == NAREXPORT_MISMATCH ? here_failed(s, ret, why, e) :
+		       ret ? daemon_failed(s, why, e) : 0;
 	}
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
 	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
