@@ -202,6 +202,13 @@ static void relay_run(struct relay *p)
 	strbuf_release(&chunk);
 }
 
+void closure_hint_store_changed(struct nrr_err *e)
+{
+	nrr_hint(e, "this machine's store changed behind Nix's back: "
+		 "`nix-store --verify --check-contents` finds what, "
+		 "`nix-store --repair-path PATH` mends it");
+}
+
 int closure_import_failed(const struct host *dst, int status, const char *err,
 			  struct nrr_err *e)
 {
@@ -217,6 +224,9 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
 		nrr_hint(e, "the ssh user on '%s' must be in nix.conf's "
 			 "trusted-users to import unsigned paths (or deploy as root)",
 			 dst->name);
+	else if (strstr(err, "hash mismatch importing path") ||
+		 strstr(err, "size mismatch importing path"))
+		closure_hint_store_changed(e);
 	else if (strstr(err, "No space left"))
 		nrr_hint(e, "'%s' is out of disk space: collect garbage there "
 			 "(nix-collect-garbage -d) and try again", dst->name);

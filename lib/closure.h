@@ -37,6 +37,10 @@ int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e);
 
+/* The hint for a path whose NAR here differs from the store's registration
+ * of it, found here or by the importer (which says "hash mismatch"). */
+void closure_hint_store_changed(struct nrr_err *e);
+
 /*
  * Fills e for an import into dst that ended with status (255: ssh lost
  * the connection) and said err on stderr: "copying to 'DST' failed", with

@@ -415,24 +415,12 @@ static int to_frame(void *ctx, const void *buf, size_t len)
 	return f->gone ? -1 : 0;
 }
 
-/* AddToStoreNar's words before p's NAR: its info as protocol 1.16 has it
- * (path, deriver, NAR hash in base16, references, registration time 0:
- * now, NAR size, not ultimate, no signatures, no CA), repair 0 and
- * dontCheckSigs 1 (a trusted login's). */
+/* AddToStoreNar's words before p's NAR: its info (lib/serveproto.h),
+ * repair 0 and dontCheckSigs 1 (a trusted login's). */
 static void add_header(struct strbuf *msg, const struct narexport_path *p)
 {
 	serveproto_add_u64(msg, OP_ADD_TO_STORE_NAR);
-	serveproto_add_string(msg, p->path);
-	serveproto_add_string(msg, p->deriver);
-	serveproto_add_string(msg, p->nar_hash);
-	serveproto_add_u64(msg, p->nrefs);
-	for (size_t i = 0; i < p->nrefs; i++)
-		serveproto_add_string(msg, p->refs[i]);
-	serveproto_add_u64(msg, 0);
-	serveproto_add_u64(msg, p->nar_size);
-	serveproto_add_u64(msg, 0);
-	serveproto_add_u64(msg, 0);
-	serveproto_add_string(msg, "");
+	serveproto_add_info(msg, p);
 	serveproto_add_u64(msg, 0);
 	serveproto_add_u64(msg, 1);
 }

@@ -36,8 +36,9 @@
  * get nix-store --serve.
  *
  * The daemon checks every NAR against the hash and size sent before it
- * and registers nothing that differs (LocalStore::addToStore); we hash
- * each as we write it too, as for the export stream (lib/narexport.h).
+ * and registers nothing that differs (LocalStore::addToStore), so we do
+ * not hash it again here: we only hold back a NAR that passes its
+ * registered size (lib/narexport.h).
  */
 #ifndef NRR_DAEMON_H
 #define NRR_DAEMON_H

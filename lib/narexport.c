@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,7 +16,6 @@
 #define PIECE (64 * 1024)
 /* store trees are shallow; a deeper one is refused, not a stack overflow */
 #define MAX_DEPTH 256
-#define EXPORT_MAGIC 0x4558494eULL
 
 struct out {
 	narexport_sink sink;
@@ -26,11 +24,12 @@ struct out {
 	unsigned char buf[PIECE];
 	size_t len;
 	unsigned long long bytes;
-	/* the NAR being written: its hash and size */
-	int hashing;
-	crypto_hash_sha256_state sha;
+	/* the NAR being written: its size so far; when limited, the path
+	 * whose registered size it must not pass (nothing past it is sent) */
+	int in_nar;
 	unsigned long long nar_size;
-	int failed;
+	const struct narexport_path *limited;
+	int failed, mismatched;
 	char *why;
 	size_t whylen;
 };
@@ -48,10 +47,24 @@ static int fail(struct out *o, const char *fmt, ...)
 	return -1;
 }
 
+/* The NAR differs from its registration: fails, and says so. */
+static int differs(struct out *o, const char *path)
+{
+	if (!o->failed)
+		o->mismatched = 1;
+	return fail(o, "'%s' does not match the store's registration of it "
+		    "(its NAR's size differs)", path);
+}
+
 static int flush(struct out *o)
 {
 	if (o->failed)
 		return -1;
+	/* nar_size never passes a NAR's true size: past the registered one,
+	 * this NAR is not the registered one, and its receiver, which reads
+	 * exactly that many bytes, must not get them all */
+	if (o->limited && o->nar_size > o->limited->nar_size)
+		return differs(o, o->limited->path);
 	if (o->stop && o->stop())
 		return fail(o, "interrupted");
 	if (o->len && o->sink(o->ctx, o->buf, o->len))
@@ -65,10 +78,8 @@ static int put(struct out *o, const void *data, size_t n)
 {
 	const unsigned char *p = data;
 
-	if (o->hashing) {
-		crypto_hash_sha256_update(&o->sha, p, n);
+	if (o->in_nar)
 		o->nar_size += n;
-	}
 	while (n && !o->failed) {
 		size_t k = PIECE - o->len < n ? PIECE - o->len : n;
 		memcpy(o->buf + o->len, p, k);
@@ -262,84 +273,29 @@ static int put_nar(struct out *o, const char *path)
 
 int narexport_hash_usable(const char *hash)
 {
-	size_t n = strlen(hash);
-	return n == 2 * crypto_hash_sha256_BYTES && strspn(hash, "0123456789abcdef") == n;
+	return strlen(hash) == 64 && strspn(hash, "0123456789abcdef") == 64;
 }
 
-/* Writes p's NAR, hashed as it goes: 0, or NAREXPORT_MISMATCH when it
- * differs from the registration (after it was written), or -1. */
-static int put_checked_nar(struct out *o, const struct narexport_path *p)
+/* Writes p's NAR, never more of it than its registered size: 0, or
+ * NAREXPORT_MISMATCH when it is longer or shorter (what was held back
+ * then is not sent), or -1. Its hash is the receiver's to check. */
+static int put_sized_nar(struct out *o, const struct narexport_path *p)
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * crypto_hash_sha256_BYTES + 1];
-
-	if (!narexport_hash_usable(p->nar_hash))
-		return fail(o, "no NAR hash of '%s' to check it against", p->path);
-	o->hashing = 1;
+	o->in_nar = 1;
 	o->nar_size = 0;
-	crypto_hash_sha256_init(&o->sha);
+	o->limited = p;
 	int ret = put_nar(o, p->path);
-	o->hashing = 0;
-	crypto_hash_sha256_final(&o->sha, h);
-	if (ret)
-		return -1;
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	if (o->nar_size != p->nar_size || strcmp(hex, p->nar_hash)) {
-		fail(o, "'%s' does not match the store's registration of it "
-		     "(its NAR hash or size differs)", p->path);
-		return NAREXPORT_MISMATCH;
-	}
-	return 0;
-}
-
-/* Writes one path: its NAR and, when it matches the registration, its
- * trailer. */
-static int put_path(struct out *o, const struct narexport_path *p)
-{
-	int ret;
-	if (put_u64(o, 1))
-		return -1;
-	if ((ret = put_checked_nar(o, p)))
-		return ret;
-	if (put_u64(o, EXPORT_MAGIC) || put_str(o, p->path) || put_u64(o, p->nrefs))
-		return -1;
-	for (size_t i = 0; i < p->nrefs; i++)
-		if (put_str(o, p->refs[i]))
-			return -1;
-	if (put_str(o, p->deriver) || put_u64(o, 0))
-		return -1;
-	return 0;
-}
-
-int narexport_write(const struct narexport_path *paths, size_t n, narexport_sink sink,
-		    void *ctx, int (*stop)(void), unsigned long long *bytes,
-		    char *why, size_t whylen)
-{
-	struct out *o = calloc(1, sizeof(*o));
-	int ret = 0;
-
-	*bytes = 0;
-	if (!o) {
-		snprintf(why, whylen, "out of memory");
-		return -1;
-	}
-	*o = (struct out){ .sink = sink, .ctx = ctx, .stop = stop, .why = why, .whylen = whylen };
-	for (size_t i = 0; i < n && !ret; i++)
-		ret = put_path(o, &paths[i]);
-	if (ret == NAREXPORT_MISMATCH) {
-		free(o);
-		return ret;
-	}
-	if (!ret)
-		ret = put_u64(o, 0);
+	if (!ret && o->nar_size != p->nar_size)
+		ret = differs(o, p->path);
 	if (!ret)
 		ret = flush(o);
-	*bytes = o->bytes;
-	free(o);
-	return ret;
+	o->in_nar = 0;
+	o->limited = NULL;
+	return o->mismatched ? NAREXPORT_MISMATCH : ret;
 }
 
-/* One NAR: path's, checked against p's registration when p is set. */
+/* One NAR: path's, its size checked against p's registration when p is
+ * set. */
 static int write_nar(const char *path, const struct narexport_path *p, narexport_sink sink,
 		     void *ctx, int (*stop)(void), unsigned long long *bytes, char *why,
 		     size_t whylen)
@@ -354,7 +310,7 @@ static int write_nar(const char *path, const struct narexport_path *p, narexport
 		return -1;
 	}
 	*o = (struct out){ .sink = sink, .ctx = ctx, .stop = stop, .why = why, .whylen = whylen };
-	ret = p ? put_checked_nar(o, p) : put_nar(o, path);
+	ret = p ? put_sized_nar(o, p) : put_nar(o, path);
 	if (!ret)
 		ret = flush(o);
 	if (bytes)

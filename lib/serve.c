@@ -164,24 +164,46 @@ static int here_failed(struct session *s, int ret, const char *why, struct nrr_e
 		return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'", s->host->name);
 	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", s->host->name, why);
 	if (ret == NAREXPORT_MISMATCH)
-		nrr_hint(e, "this machine's store changed behind Nix's back: "
-			 "`nix-store --verify --check-contents` finds what, "
-			 "`nix-store --repair-path PATH` mends it");
+		closure_hint_store_changed(e);
 	return e->status;
 }
 
-/* The stream of the n paths here made from this machine's store (lib/
- * narexport.h), into the session. 0, or a status with e filled. */
-static int stream_here(struct session *s, const struct narexport_path *here, size_t n,
-		       unsigned long long *bytes, struct nrr_err *e)
+/* The n paths here, their NARs made from this machine's store (lib/
+ * narexport.h), one AddToStoreNar each, all sent before the first answer
+ * is read. 0, or a status with e filled. */
+static int add_here(struct session *s, const struct narexport_path *here, size_t n,
+		    unsigned long long *bytes, struct nrr_err *e)
 {
 	struct to_session t = { s, 0 };
+	struct strbuf head = STRBUF_INIT;
 	char why[512];
-	int ret = narexport_write(here, n, to_session, &t, run_interrupted, bytes, why, sizeof(why));
+	int ret = 0;
 
-	if (!ret)
-		return 0;
-	return t.gone ? lost(s, e) : here_failed(s, ret, why, e);
+	for (size_t i = 0; i < n && !ret; i++) {
+		unsigned long long nar = 0;
+		strbuf_reset(&head);
+		serveproto_add_u64(&head, SERVEPROTO_ADD_NAR);
+		serveproto_add_info(&head, &here[i]);
+		if (to_session(&t, head.buf, head.len))
+			break;
+		ret = narexport_nar(&here[i], to_session, &t, run_interrupted, &nar, why, sizeof(why));
+		*bytes += head.len + nar;
+	}
+	strbuf_release(&head);
+	if (t.gone)
+		return lost(s, e);
+	if (ret) {
+		/* ours: the target's complaint about the cut NAR, when we
+		 * hang up, would only blame the target */
+		s->echo_fd = -1;
+		return here_failed(s, ret, why, e);
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ok;
+		if (read_u64(s, &ok) || ok != 1)
+			return lost(s, e);
+	}
+	return 0;
 }
 
 int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
@@ -202,9 +224,10 @@ int serve_import(struct session *s, struct daemon_conn *d, const struct host *sr
 		return ret == NAREXPORT_MISMATCH ? here_failed(s, ret, why, e) :
 		       ret ? daemon_failed(s, why, e) : 0;
 	}
+	if (here)
+		return add_here(s, here, paths->nr, bytes, e);
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
 	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
-	      here ? stream_here(s, here, paths->nr, bytes, e) :
 	      closure_stream_into(src, s->host, &s->c, &s->out, &s->err, paths, bytes, e);
 	strbuf_release(&cmd);
 	if (ret) {

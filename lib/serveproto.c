@@ -37,6 +37,21 @@ void serveproto_hello_query(struct strbuf *out, const struct strvec *paths,
 		serveproto_add_string(out, paths->v[i]);
 }
 
+void serveproto_add_info(struct strbuf *out, const struct narexport_path *p)
+{
+	serveproto_add_string(out, p->path);
+	serveproto_add_string(out, p->deriver);
+	serveproto_add_string(out, p->nar_hash);
+	serveproto_add_u64(out, p->nrefs);
+	for (size_t i = 0; i < p->nrefs; i++)
+		serveproto_add_string(out, p->refs[i]);
+	serveproto_add_u64(out, 0);
+	serveproto_add_u64(out, p->nar_size);
+	serveproto_add_u64(out, 0);
+	serveproto_add_u64(out, 0);
+	serveproto_add_string(out, "");
+}
+
 uint64_t serveproto_get_u64(const unsigned char b[8])
 {
 	uint64_t v = 0;

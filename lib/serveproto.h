@@ -7,8 +7,17 @@
  * imports what we stream to it: one nix process where a validity query,
  * a realise and an import took three. Every Nix since long before 2.8
  * speaks it, as does Lix (protocol 2.5 and later, unchanged for these
- * commands): the handshake (magic, version), QueryValidPaths (1) and
- * ImportPaths (4, then the very stream `nix-store --export` writes).
+ * commands): the handshake (magic, version), QueryValidPaths (1),
+ * ImportPaths (4, then the very stream `nix-store --export` writes: for a
+ * stream another host exports) and AddToStoreNar (9: a path's info, then
+ * its NAR of exactly the size it gave, unframed; the answer is 1; for
+ * NARs made here). A path's AddToStoreNar checks the NAR's hash and size
+ * against its info and refuses a mismatch (Nix 2.8's and today's
+ * LocalStore::addToStore), where ImportPaths registers whatever it reads;
+ * a path the target has meanwhile is skipped, its NAR read to its end.
+ * Each answers only after its NAR, so we send them all before reading
+ * the answers: one round trip for the closure, not one a path as Nix's
+ * own ssh:// store waits.
  *
  * Numbers are 64-bit little-endian; a string is its length, its bytes
  * and zeros up to a multiple of 8. The serving process stops only at the
@@ -23,6 +32,7 @@
 
 #include <stdint.h>
 
+#include "narexport.h"
 #include "strbuf.h"
 #include "strvec.h"
 
@@ -31,6 +41,7 @@
 #define SERVEPROTO_VERSION 0x205ULL
 #define SERVEPROTO_QUERY_VALID 1ULL
 #define SERVEPROTO_IMPORT 4ULL
+#define SERVEPROTO_ADD_NAR 9ULL
 #define SERVEPROTO_END 0ULL
 /* the longest path and the most paths we take from a target */
 #define SERVEPROTO_MAX_STRING 4096
@@ -43,6 +54,14 @@ void serveproto_add_string(struct strbuf *out, const char *s);
  * caches first), appended to out. */
 void serveproto_hello_query(struct strbuf *out, const struct strvec *paths,
 			    int lock, int substitute);
+
+/*
+ * p's info as AddToStoreNar has it, in nix-store --serve's and the
+ * daemon's (protocol 1.16 on) alike: path, deriver, NAR hash (base16),
+ * references, registration time 0 (now), NAR size, not ultimate, no
+ * signatures, no content address. Appended to out.
+ */
+void serveproto_add_info(struct strbuf *out, const struct narexport_path *p);
 
 uint64_t serveproto_get_u64(const unsigned char b[8]);
 

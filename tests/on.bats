@@ -217,33 +217,64 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	PY
 }
 
-@test "a fleet's child exports from this machine's store itself: the very stream nix-store --export writes" {
+@test "a fleet's child makes each path's NAR from this machine's store itself: the very NAR nix-store --dump writes" {
 	retag export
 	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
 	mapfile -t closure < <(fleet_local nix-store --query --requisites "$top")
-	fleet_local sh -c 'nix-store --dump-db "$@" >dump' sh "${closure[@]}"
-	fleet_local nix-store --export "${closure[@]}" >theirs
-	fleet_local "${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}" nar-export dump "${closure[@]}" >ours
-	cmp ours theirs
-	# and deployed with it
+	for p in "${closure[@]}"; do
+		fleet_local nix-store --dump "$p" >theirs
+		fleet_local "${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}" nar-dump "$p" >ours
+		cmp ours theirs || fail "our NAR of $p differs"
+	done
+	# and deployed with them: t1's nix-store --serve registered each with its hash, and
+	# checked it (a path whose NAR differed would have been refused)
 	run --separate-stderr nrr switch --flake "$F" --on t1
 	assert_success
 	[ "$(profile_of t1)" = "$top" ]
+	run fleet_exec t1 nix-store --verify-path "$top"
+	assert_success
 }
 
-@test "a store path that changed behind Nix's back is never sent: the host fails naming it, unchanged" {
+@test "a store path that grew behind Nix's back is never sent whole: the host fails naming it, unchanged" {
 	retag tampered
 	top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
 	before=$(state_of t1)
-	# root here edits a file of the new system in place: its NAR no longer has the registered hash
-	fleet_local sh -c 'printf x >>"$1/nixos-version"' sh "$top"
+	# root here appends to a file of the new system: its NAR is longer than registered (by 9
+	# bytes or more: a file's contents are padded to a multiple of 8 there)
+	fleet_local sh -c 'printf 123456789 >>"$1/nixos-version"' sh "$top"
 	run nrr switch --flake "$F" --on t1
 	assert_failure 12
-	assert_line "error: copying to 't1' failed: '$top' does not match the store's registration of it (its NAR hash or size differs)"
+	assert_line "error: copying to 't1' failed: '$top' does not match the store's registration of it (its NAR's size differs)"
 	assert_line --partial "hint: this machine's store changed behind Nix's back"
 	[ "$(state_of t1)" = "$before" ]
 	run fleet_exec t1 nix-store --check-validity "$top"
 	assert_failure
+	# the same through nf's nix-store --serve
+	before=$(state_of nf)
+	deploy_child nf "$top"
+	assert_failure 6
+	assert_line "error: copying to 'nf' failed: '$top' does not match the store's registration of it (its NAR's size differs)"
+	[ "$(state_of nf)" = "$before" ]
+	run fleet_exec nf nix-store --check-validity "$top"
+	assert_failure
+}
+
+@test "a store path changed behind Nix's back at the same size is refused by the target, which checks its hash: the host fails naming it, unchanged" {
+	# nf's nix-store --serve, t1's nix-daemon
+	for h in nf t1; do
+		retag "tampered-same-$h"
+		top=$(fleet_build "$F#nixosConfigurations.t1.config.system.build.toplevel")
+		before=$(state_of $h)
+		# one byte of a file of the new system overwritten in place: same size, other hash
+		fleet_local sh -c 'printf X | dd of="$1/nixos-version" bs=1 seek=0 conv=notrunc status=none' sh "$top"
+		deploy_child $h "$top"
+		assert_failure 6
+		assert_line --regexp "^error: copying to '$h' failed: .*hash mismatch importing path '$top'"
+		assert_line --partial "hint: this machine's store changed behind Nix's back"
+		[ "$(state_of $h)" = "$before" ] || fail "$h changed"
+		run fleet_exec $h nix-store --check-validity "$top"
+		assert_failure
+	done
 }
 
 # deploy_child HOST TOP: the deploy a fleet runs for HOST (its child's command line, as

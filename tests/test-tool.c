@@ -42,6 +42,14 @@ static int to_stdout(void *ctx, const void *buf, size_t len)
 	return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
 }
 
+/* narexport's sink: counts into *(unsigned long long *)ctx. */
+static int count_sink(void *ctx, const void *buf, size_t len)
+{
+	(void)buf;
+	*(unsigned long long *)ctx += len;
+	return 0;
+}
+
 static void print_vec(const char *name, const struct strvec *v)
 {
 	printf("%s=", name);
@@ -310,6 +318,18 @@ int main(int argc, const char **argv)
 		strvec_clear(&paths);
 		return 0;
 	}
+	if (!strcmp(cmd, "nar-sized") && argc == 4) {
+		/* nar-sized PATH SIZE: PATH's NAR as sent to a receiver told it
+		 * is SIZE bytes: how much was sent, and how it ended */
+		struct narexport_path p = { argv[2], "", strtoull(argv[3], NULL, 10), "", 0, NULL };
+		unsigned long long sent = 0, bytes = 0;
+		char why[512] = "";
+		int ret = narexport_nar(&p, count_sink, &sent, NULL, &bytes, why, sizeof(why));
+		printf("sent %llu, %s%s%s\n", sent,
+		       ret == NAREXPORT_MISMATCH ? "mismatch" : ret ? "failed" : "ok",
+		       *why ? ": " : "", why);
+		return 0;
+	}
 	if (!strcmp(cmd, "nar-dump") && argc == 3) {
 		/* nar-dump PATH: its NAR, as nix-store --dump writes it */
 		char why[512];
@@ -318,31 +338,6 @@ int main(int argc, const char **argv)
 			return 1;
 		}
 		return fflush(stdout) ? 1 : 0;
-	}
-	if (!strcmp(cmd, "nar-export") && argc > 3) {
-		/* nar-export DUMP PATH...: the export stream of PATHs, from the
-		 * registration in DUMP (nix-store --dump-db's), as nix-store
-		 * --export writes it */
-		struct closuredb db = CLOSUREDB_INIT;
-		struct strvec paths = STRVEC_INIT;
-		struct narexport_path *list = NULL;
-		unsigned long long bytes;
-		char why[512];
-		int ret = 1;
-		for (int i = 3; i < argc; i++)
-			strvec_push(&paths, argv[i]);
-		if (closuredb_read(argv[2], &db))
-			fputs("nar-export: not a dump\n", stderr);
-		else if (closuredb_export_list(&db, &paths, &list))
-			fputs("nar-export: a path is not in the dump, or its hash is not usable\n", stderr);
-		else if (narexport_write(list, paths.nr, to_stdout, NULL, NULL, &bytes, why, sizeof(why)))
-			fprintf(stderr, "nar-export: %s\n", why);
-		else
-			ret = fflush(stdout) ? 1 : 0;
-		closuredb_export_free(list, list ? paths.nr : 0);
-		closuredb_release(&db);
-		strvec_clear(&paths);
-		return ret;
 	}
 	if (!strcmp(cmd, "closurecache") && argc > 3) {
 		/* closurecache get SYSTEM: the cached closure, or why not;

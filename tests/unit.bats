@@ -252,6 +252,31 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	"$TT" nar-dump "$d/sub/link" | cmp - <(nix-store --dump "$d/sub/link")
 }
 
+@test "NAR: one whose size is not the registered one is held back: never more than that size is sent" {
+	d=$BATS_TEST_TMPDIR/tree
+	mkdir -p "$d"
+	head -c 200000 /dev/zero | tr '\0' x >"$d/big"
+	size=$(nix-store --dump "$d" | wc -c)
+	run -0 "$TT" nar-sized "$d" "$size"
+	assert_output "sent $size, ok"
+	# registered shorter: stopped before the piece that passes it
+	run -0 "$TT" nar-sized "$d" $((size - 8))
+	assert_output --regexp "^sent [0-9]+, mismatch: '$d' does not match the store's registration of it \(its NAR's size differs\)$"
+	sent=${output#sent }
+	sent=${sent%%,*}
+	((sent > 0 && sent <= size - 8)) || fail "sent $sent of a NAR registered at $((size - 8))"
+	# registered longer: the last piece is held back, the receiver still waits
+	run -0 "$TT" nar-sized "$d" $((size + 8))
+	sent=${output#sent }
+	sent=${sent%%,*}
+	assert_output --partial ", mismatch: "
+	((sent < size)) || fail "sent $sent, all of it"
+	# a NAR of one piece: nothing of it
+	printf 'hello' >"$d/small"
+	run -0 "$TT" nar-sized "$d/small" 8
+	assert_output --regexp "^sent 0, mismatch: "
+}
+
 @test "NAR: what is not a file, a directory or a symlink is refused, named" {
 	mkfifo "$BATS_TEST_TMPDIR/fifo"
 	run "$TT" nar-dump "$BATS_TEST_TMPDIR"
