@@ -376,10 +376,18 @@ static int do_build_and_activate(struct run *r)
 	/* a fleet's child started while the fleet still builds: connected
 	 * and holding the lock, it goes on once the systems are there */
 	if (r->opt.wait_go) {
+		char *key;
 		deploy_phase(d, "ready");
-		if (!prompt_read_yes(0))
+		if (!prompt_read_go(0, &key))
 			return nrr_fail(&r->err, NRR_ENOSTART,
-					"not deployed: the fleet's build did not finish");
+					"not deployed: the fleet's build or push did not finish");
+		if (key && r->opt.cache_url) {
+			/* the key its push learned, which this target must trust */
+			free(r->opt.cache_key_buf);
+			r->opt.cache_key = r->opt.cache_key_buf = key;
+		} else {
+			free(key);
+		}
 	}
 	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
@@ -488,7 +496,7 @@ static int read_password_fd(struct run *r, int fd)
 static const struct fleet_prepare *hive_build(struct colmena_deploy *plan,
 					      struct fleet_prepare *prep)
 {
-	*prep = (struct fleet_prepare){ colmena_build_run, &plan->build, &plan->build.closure };
+	*prep = (struct fleet_prepare){ colmena_build_run, &plan->build, NULL, &plan->build.closure };
 	return plan->build.argv.nr ? prep : NULL;
 }
 

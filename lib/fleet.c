@@ -449,16 +449,29 @@ static void prepare(struct fleet *f)
 		free(f->closure_db);
 		f->closure_db = NULL;
 	}
-	/* every host's build phase is the fleet's, which the first ones'
-	 * connect (and their "ready": connected, locked, waiting) overlaps */
+	/* every host's build (or push) phase is the fleet's, which the
+	 * first ones' connect (and their "ready": connected, locked,
+	 * waiting) overlaps */
 	double built = fleet_now();
+	/* the go, with the cache route's key when the push learned it */
+	char *go = f->o->cache_url && f->o->cache_key && !strchr(f->o->cache_key, '\n') ?
+		   xstrfmt("y %s\n", f->o->cache_key) :
+		   xstrdup("y\n");
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
-		h->phases[1].end = built;
+		if (prep->phase) {
+			h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
+			memmove(h->phases + 3, h->phases + 2, (h->nr_phases - 2) * sizeof(*h->phases));
+			h->phases[2] = (struct fleet_phase){ "", h->phases[1].end, built };
+			snprintf(h->phases[2].name, sizeof(h->phases[2].name), "%s", prep->phase);
+			h->nr_phases++;
+		} else {
+			h->phases[1].end = built;
+		}
 		if (!h->going)
 			continue;
 		h->going = 0;
-		if (!ret && write(h->answer_fd, "y\n", 2) < 0) {
+		if (!ret && write(h->answer_fd, go, strlen(go)) < 0) {
 			/* the child is gone: its result says why */
 		}
 		if (ret || !holds(f->o)) {
@@ -466,6 +479,7 @@ static void prepare(struct fleet *f)
 			h->answer_fd = -1;
 		}
 	}
+	free(go);
 	if (ret)
 		f->stop = 1;
 }
@@ -688,6 +702,23 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 	return ret;
 }
 
+/* --push-to: the closures of the hosts still to deploy (an evaluation
+ * that failed with -k gave one none), once, to the cache (dry: only the
+ * cache's plan). A fleet_prepare's run; data is the fleet. */
+static int push_all(void *data, struct strvec *warnings, struct nrr_err *e)
+{
+	struct fleet *f = data;
+	struct strvec tops = STRVEC_INIT;
+	unsigned long long relayed = 0;
+	int ret;
+
+	fleet_systems(f, &tops);
+	ret = pushto_push(f->o, &tops, f->o->act && (f->o->act->needs & AN_DRY), warnings,
+			  &relayed, e);
+	strvec_clear(&tops);
+	return ret;
+}
+
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e)
 {
@@ -720,17 +751,15 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		f.hosts[i].phases[0].end = evaluated;
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
 	}
-	if (o->push_to) {
-		/* the closures of all hosts, once, before any host starts */
-		struct strvec tops = STRVEC_INIT;
-		unsigned long long relayed = 0;
-		/* (a host with a system is still to deploy: an evaluation that
-		 * failed with -k gave it none) */
-		fleet_systems(&f, &tops);
-		ret = pushto_push(o, &tops, o->act && (o->act->needs & AN_DRY), warnings, &relayed, e);
-		strvec_clear(&tops);
-		if (ret)
+	struct fleet_prepare push = { push_all, &f, "push", NULL };
+	if (o->push_to && o->act && (o->act->needs & AN_DRY)) {
+		/* the cache's plan only, before any host plans its own */
+		if ((ret = push_all(&f, warnings, e)))
 			goto out;
+	} else if (o->push_to) {
+		/* the closures of all hosts, once, while the first hosts
+		 * connect and lock: they wait for it (--wait-go) */
+		f.prep = &push;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:

@@ -71,6 +71,9 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 struct fleet_prepare {
 	int (*run)(void *data, struct strvec *warnings, struct nrr_err *e);
 	void *data;
+	/* NULL: it builds (the hosts' "build" phase ends with it); else the
+	 * name of the phase it adds to every host (fleet_run's "push") */
+	const char *phase;
 	const struct strvec *closure;	/* once run succeeded: the union of the
 					 * systems' closures, dependencies first,
 					 * if it listed them (else NULL or empty) */

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "prompt.h"
+#include "strbuf.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -13,6 +14,21 @@ int prompt_read_yes(int fd)
 		if (!answer)
 			answer = c;
 	return answer == 'y' || answer == 'Y';
+}
+
+int prompt_read_go(int fd, char **rest)
+{
+	struct strbuf line = STRBUF_INIT;
+	char c;
+
+	*rest = NULL;
+	while (read(fd, &c, 1) == 1 && c != '\n')
+		strbuf_add(&line, &c, 1);
+	int yes = line.len && (line.buf[0] == 'y' || line.buf[0] == 'Y');
+	if (yes && line.len > 2 && line.buf[1] == ' ')
+		*rest = xstrdup(line.buf + 2);
+	strbuf_release(&line);
+	return yes;
 }
 
 int prompt_yes(const char *fmt, ...)

@@ -10,6 +10,11 @@
  * else or the end of input. */
 int prompt_read_yes(int fd);
 
+/* The same, and what follows "y " on that line (a fleet's go: the cache
+ * route's key, learned by the fleet's push after its hosts started), as
+ * a malloc'ed string into *rest (the caller frees it), or NULL. */
+int prompt_read_go(int fd, char **rest);
+
 /* Asks the question (printf-style) on the terminal and reads the answer
  * there. Returns 1 for yes; 0 for no, end of input or no terminal. */
 int prompt_yes(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -74,11 +74,19 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	[[ $stderr == *"plan for 't2': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	echo "$output" >report.json
+	# the push is every host's phase after the build; the hosts connected and locked
+	# meanwhile ("ready" until it ended)
 	python3 - <<-'PY'
 		import json
 		for h in json.load(open("report.json")):
 		    assert h["result"] == "ok", h
 		    assert h["bytesCopied"] == 0 and h["bytesFromCaches"] > 0, h
+		    p = {x["phase"]: (x["start"], x["end"]) for x in h["phases"]}
+		    names = [x["phase"] for x in h["phases"]]
+		    assert names[:3] == ["evaluate", "build", "push"], names
+		    assert p["push"][0] == p["build"][1] and p["push"][1] > p["push"][0], p
+		    assert p["connect"][0] < p["push"][1], p
+		    assert p["ready"][1] >= p["push"][1] - 0.05 and p["check"][0] >= p["ready"][1], p
 	PY
 	# each target fetched each of its 5 paths from nginx, once
 	[ "$(($(nar_gets) - nars))" = 10 ]
@@ -87,6 +95,26 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	# the cache is signed with the cache host's key
 	run fleet_exec cache sh -c 'cat /nix/var/www/*.narinfo'
 	assert_output --partial "Sig: lan-cache-1:"
+}
+
+@test "a fleet's push that fails: no host goes on, each is left as it was and unlocked" {
+	retag lan-fail
+	before1=$(state_of t1)
+	before2=$(state_of t2)
+	# the cache host's cache directory cannot be written
+	fleet_exec cache sh -c 'mv /nix/var/www /nix/var/www.away && : >/nix/var/www'
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
+	fleet_exec cache sh -c 'rm -f /nix/var/www && mv /nix/var/www.away /nix/var/www'
+	assert_failure 6
+	# the push's error is the run's; the hosts, connected and locked meanwhile, say nothing
+	[[ $stderr == *"error: writing the cache 'file:///nix/var/www' on 'cache' failed: '/nix/var/www' is not a directory"* ]] ||
+		fail "$stderr"
+	[[ $stderr != *"t1: failed"* && $stderr != *"== t1"* ]] || fail "$stderr"
+	[ "$(state_of t1)" = "$before1" ]
+	[ "$(state_of t2)" = "$before2" ]
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	poll_until 10 unlocked t2 || fail "t2's deploy lock is still held"
+	no_ssh_left
 }
 
 @test "what the cache host has already is not sent again" {
