@@ -30,6 +30,7 @@ void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 	strvec_init(&d->elev.sudo_opts);
 	child_init(&d->target_ssh.master_proc);
 	child_init(&d->build_ssh.master_proc);
+	child_init(&d->unroot);
 	d->local.name = "localhost";
 	d->progress_fd = -1;
 	d->local.ctx = &d->ssh;
@@ -40,15 +41,19 @@ void deploy_release(struct deploy *d)
 	if (d->locked)
 		activation_end(&d->as);
 	keyset_release(&d->keys);
-	if (d->build_root) {
+	/* (started early: done by now; gone with an interrupt: once more) */
+	if (d->unroot.pid > 0 && child_wait(&d->unroot) == 0) {
+		/* removed */
+	} else if (d->build_root) {
 		/* the build host's GC root pins a whole system: it goes now,
 		 * interrupted or not (best effort: the link may be gone) */
 		const char *args[] = { d->build_root, NULL };
 		struct nrr_err ignored;
 		host_run(&d->build, NULL, "cleanup", script_unroot, args, NULL, 0,
 			 NULL, NULL, -1, &ignored);
-		free(d->build_root);
 	}
+	child_clear(&d->unroot);
+	free(d->build_root);
 	if (d->build_remote && !d->build_on_target)
 		ssh_host_release(&d->ssh, &d->build_ssh);
 	if (d->target_remote)
@@ -278,6 +283,21 @@ char *deploy_attr(const struct deploy *d, const char *tail)
 }
 
 
+/* The target has the system from the build host: the build host's GC
+ * root of it can go, while the target activates, rather than a round trip
+ * after it (deploy_release waits for it). Best effort, as there. */
+static void unroot_early(struct deploy *d, const struct host *src)
+{
+	if (src != &d->build || !d->build_root || d->unroot.pid > 0)
+		return;
+	const char *args[] = { d->build_root, NULL };
+	struct nrr_err ignored;
+	host_script_argv(&d->build, NULL, script_unroot, args, &d->unroot);
+	d->unroot.in = d->unroot.out = d->unroot.err = CHILD_NULL;
+	if (child_start(&d->unroot, &ignored))
+		child_clear(&d->unroot);	/* deploy_release tries again */
+}
+
 /* Sends missing (paths dst lacks, in closure order) from src to dst. */
 static int send_paths(struct deploy *d, const struct host *src,
 		      const struct host *dst, const struct strvec *missing,
@@ -299,6 +319,8 @@ static int send_paths(struct deploy *d, const struct host *src,
 		ret = closure_send(src, dst, missing, &bytes, e);
 	d->bytes_copied += bytes;
 	d->paths_copied += missing->nr;
+	if (!ret && dst == &d->target)
+		unroot_early(d, src);
 	return ret;
 }
 
@@ -344,6 +366,7 @@ static int serve_missing(struct deploy *d, struct activation *a,
 	d->bytes_copied += bytes;
 	if (!ret) {
 		d->paths_copied += missing->nr;
+		unroot_early(d, src);
 		ret = serve_end(&d->as.s, a->via_daemon, a->serve_token, e);
 	}
 	return ret;

@@ -58,6 +58,8 @@ struct deploy {
 	char *drv;		/* its derivation, when evaluated before the build */
 	char *root_dir;		/* holds its GC root (result) while we deploy it */
 	char *build_root;	/* the same on the build host (unroot.sh removes it) */
+	struct child unroot;	/* unroot.sh, started once the target has the
+				 * system: waited for by deploy_release */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	unsigned long long *closure_sizes; /* each one's NAR size, when known

@@ -161,9 +161,13 @@ static void read_report(struct fleet_host *h)
 		struct fleetproto_msg m;
 		fleetproto_parse(h->progress.buf, &m);
 		switch (m.kind) {
-		case FLEETPROTO_PHASE:
-			fleet_set_phase(h, m.text);
+		case FLEETPROTO_PHASE: {
+			double at;
+			char *name = fleetproto_phase_parse(m.text, &at);
+			fleet_set_phase_at(h, name, at);
+			free(name);
 			break;
+		}
 		case FLEETPROTO_SAY:
 			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
 								       : &h->diff_text, "%s\n", m.text);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The kinds, as spelled on the pipe. */
 static const char *const kind_names[] = {
@@ -29,7 +30,26 @@ static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 
 void fleetproto_phase(int fd, const char *phase)
 {
-	put(fd, FLEETPROTO_PHASE, phase, strcspn(phase, "\n"));
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	if (fd >= 0)
+		dprintf(fd, "%s %.*s %.6f\n", kind_names[FLEETPROTO_PHASE],
+			(int)strcspn(phase, " \n"), phase,
+			(double)t.tv_sec + (double)t.tv_nsec / 1e9);
+}
+
+char *fleetproto_phase_parse(const char *text, double *at)
+{
+	size_t n = strcspn(text, " ");
+	char *end;
+
+	*at = 0;
+	if (text[n] == ' ') {
+		double t = strtod(text + n + 1, &end);
+		if (end != text + n + 1 && !*end && t > 0)
+			*at = t;
+	}
+	return strndup(text, n);
 }
 
 void fleetproto_say(int fd, const char *text)

@@ -4,8 +4,10 @@
  * report pipe (fd 3, --progress-fd); the fleet reads them; each line is a
  * kind, a space and its text:
  *
- *   phase NAME     the deploy entered phase NAME (connect, check, fetch,
- *                  copy, activate, confirm)
+ *   phase NAME T   the deploy entered phase NAME (connect, check, fetch,
+ *                  copy, activate, confirm) at T, seconds on the monotonic
+ *                  clock the fleet shares with its children (the fleet may
+ *                  read the line much later: while it pushes, say)
  *   say TEXT       one line of its diff, as the user reads it
  *   diff JSON      its diff (diffshow_json), on one line
  *   ask            it waits for --ask's answer on its stdin
@@ -54,6 +56,10 @@ struct fleetproto_msg {
 
 /* The child's side; fd < 0 writes nothing. */
 void fleetproto_phase(int fd, const char *phase);
+
+/* A phase line's text into its name (malloc'ed, the caller frees it) and
+ * *at, its time: 0 when the line has none (a child of another version). */
+char *fleetproto_phase_parse(const char *text, double *at);
 /* Every line of text, as "say" lines. */
 void fleetproto_say(int fd, const char *text);
 void fleetproto_diff(int fd, const struct cJSON *diff);

@@ -183,7 +183,15 @@ void fleet_print_json(const struct options *o, struct fleet_host *hosts, size_t 
  * before it ends, for the --json report's timeline. */
 void fleet_set_phase(struct fleet_host *h, const char *name)
 {
+	fleet_set_phase_at(h, name, 0);
+}
+
+void fleet_set_phase_at(struct fleet_host *h, const char *name, double at)
+{
+	/* the child's time, unless it is not one of this run's */
 	double now = fleet_now();
+	if (at > 0 && at <= now && (!h->nr_phases || at >= h->phases[h->nr_phases - 1].start))
+		now = at;
 	if (h->nr_phases && !strcmp(h->phases[h->nr_phases - 1].name, name))
 		return;
 	if (h->nr_phases && !h->phases[h->nr_phases - 1].end)

@@ -67,6 +67,9 @@ void fleet_print_summary(const struct options *o, struct fleet_host *hosts,
 /* h enters phase name now (nothing if it is in it already): the phase
  * before it ends, for the --json report's timeline and the live lines. */
 void fleet_set_phase(struct fleet_host *h, const char *name);
+/* The same at the time at (fleet_now()'s clock), as the child said it;
+ * now when at is 0, in the future, or before the phase it ends. */
+void fleet_set_phase_at(struct fleet_host *h, const char *name, double at);
 /* The last phase of h ends now. */
 void fleet_end_phases(struct fleet_host *h);
 /* --ask: every host still running waits at the question; shows their

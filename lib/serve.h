@@ -34,9 +34,10 @@ int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *c
 
 /* Streams paths (missing there, in closure order) from src; *bytes gets
  * the stream's size. here, if set (src is this machine): what its store
- * registered of each of paths, and the stream is made here from the store
- * (lib/narexport.h), each path checked against it; else src's nix-store
- * exports. Through d, here is required. */
+ * registered of each of paths, and each path goes as that registration
+ * and its NAR, made here from the store (lib/narexport.h), which the
+ * target checks against it (AddToStoreNar); else src's nix-store exports
+ * (ImportPaths). Through d, here is required. */
 int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
 		 const struct strvec *paths, const struct narexport_path *here,
 		 unsigned long long *bytes, struct nrr_err *e);

@@ -37,9 +37,11 @@ setup() {
 		--progress-fd 3 --elevate none --diff)"
 }
 
-@test "report lines: each kind parsed, a result read and written back the same, others ignored" {
+@test "report lines: each kind parsed (a phase with its time, or none), a result read and written back the same, others ignored" {
 	run "$TT" fleet-proto <<-'EOF'
 		phase connect
+		phase check 12345.678901
+		phase copy soon
 		phasex nothing
 		say  two spaces
 		diff {"added":[]}
@@ -51,7 +53,9 @@ setup() {
 	EOF
 	assert_success
 	assert_output - <<-'EOF'
-		phase [connect]
+		phase [connect] at 0.000
+		phase [check] at 12345.679
+		phase [copy] at 0.000
 		other
 		say [ two spaces]
 		diff json

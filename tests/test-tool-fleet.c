@@ -88,7 +88,13 @@ static int proto(void)
 		struct fleetproto_msg m;
 		fleetproto_parse(line, &m);
 		printf("%s", kinds[m.kind]);
-		if (m.kind == FLEETPROTO_PHASE || m.kind == FLEETPROTO_SAY)
+		if (m.kind == FLEETPROTO_PHASE) {
+			double at;
+			char *name = fleetproto_phase_parse(m.text, &at);
+			printf(" [%s] at %.3f", name, at);
+			free(name);
+		}
+		if (m.kind == FLEETPROTO_SAY)
 			printf(" [%s]", m.text);
 		if (m.kind == FLEETPROTO_DIFF)
 			printf(" %s", m.diff ? "json" : "bad");
