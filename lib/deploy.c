@@ -288,7 +288,9 @@ char *deploy_attr(const struct deploy *d, const char *tail)
  * after it (deploy_release waits for it). Best effort, as there. */
 static void unroot_early(struct deploy *d, const struct host *src)
 {
-	if (src != &d->build || !d->build_root || d->unroot.pid > 0)
+	/* (a build host that is the target keeps it until the profile has
+	 * it: nothing else roots the system there in between) */
+	if (src != &d->build || d->build_on_target || !d->build_root || d->unroot.pid > 0)
 		return;
 	const char *args[] = { d->build_root, NULL };
 	struct nrr_err ignored;
