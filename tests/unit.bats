@@ -265,6 +265,12 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	sent=${output#sent }
 	sent=${sent%%,*}
 	((sent > 0 && sent <= size - 8)) || fail "sent $sent of a NAR registered at $((size - 8))"
+	# registered at half: stopped in the middle, not only at the end
+	run -0 "$TT" nar-sized "$d" $((size / 2))
+	assert_output --partial ", mismatch: "
+	sent=${output#sent }
+	sent=${sent%%,*}
+	((sent <= size / 2)) || fail "sent $sent of a NAR registered at $((size / 2))"
 	# registered longer: the last piece is held back, the receiver still waits
 	run -0 "$TT" nar-sized "$d" $((size + 8))
 	sent=${output#sent }
