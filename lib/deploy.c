@@ -36,22 +36,31 @@ void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 	d->local.ctx = &d->ssh;
 }
 
+/* Starts unroot.sh on the build host for d->build_root, as d->unroot
+ * (not waited for). 0, or -1 when it could not start. */
+static int unroot_start(struct deploy *d)
+{
+	const char *args[] = { d->build_root, NULL };
+	struct nrr_err ignored;
+
+	child_clear(&d->unroot);
+	child_init(&d->unroot);
+	host_script_argv(&d->build, NULL, script_unroot, args, &d->unroot);
+	d->unroot.in = d->unroot.out = d->unroot.err = CHILD_NULL;
+	return child_start(&d->unroot, &ignored);
+}
+
 void deploy_release(struct deploy *d)
 {
 	if (d->locked)
 		activation_end(&d->as);
 	keyset_release(&d->keys);
-	/* (started early: done by now; gone with an interrupt: once more) */
-	if (d->unroot.pid > 0 && child_wait(&d->unroot) == 0) {
-		/* removed */
-	} else if (d->build_root) {
-		/* the build host's GC root pins a whole system: it goes now,
-		 * interrupted or not (best effort: the link may be gone) */
-		const char *args[] = { d->build_root, NULL };
-		struct nrr_err ignored;
-		host_run(&d->build, NULL, "cleanup", script_unroot, args, NULL, 0,
-			 NULL, NULL, -1, &ignored);
-	}
+	/* the build host's GC root pins a whole system: it goes now,
+	 * interrupted or not (best effort: the link may be gone). Started
+	 * early, it is done by now; gone with an interrupt: once more */
+	if (d->build_root && (d->unroot.pid <= 0 || child_wait(&d->unroot) != 0) &&
+	    !unroot_start(d))
+		child_wait(&d->unroot);
 	child_clear(&d->unroot);
 	free(d->build_root);
 	if (d->build_remote && !d->build_on_target)
@@ -285,19 +294,13 @@ char *deploy_attr(const struct deploy *d, const char *tail)
 
 /* The target has the system from the build host: the build host's GC
  * root of it can go, while the target activates, rather than a round trip
- * after it (deploy_release waits for it). Best effort, as there. */
+ * after it (deploy_release waits for it, or tries again). */
 static void unroot_early(struct deploy *d, const struct host *src)
 {
 	/* (a build host that is the target keeps it until the profile has
 	 * it: nothing else roots the system there in between) */
-	if (src != &d->build || d->build_on_target || !d->build_root || d->unroot.pid > 0)
-		return;
-	const char *args[] = { d->build_root, NULL };
-	struct nrr_err ignored;
-	host_script_argv(&d->build, NULL, script_unroot, args, &d->unroot);
-	d->unroot.in = d->unroot.out = d->unroot.err = CHILD_NULL;
-	if (child_start(&d->unroot, &ignored))
-		child_clear(&d->unroot);	/* deploy_release tries again */
+	if (src == &d->build && !d->build_on_target && d->build_root && d->unroot.pid <= 0)
+		unroot_start(d);
 }
 
 /* Sends missing (paths dst lacks, in closure order) from src to dst. */

@@ -616,11 +616,17 @@ static void fleet_systems(const struct fleet *f, struct strvec *tops)
 	}
 }
 
+/* 1 for a dry run (dry-build, dry-activate): nothing is copied. */
+static int dry_run(const struct options *o)
+{
+	return o->act && (o->act->needs & AN_DRY);
+}
+
 /* 1 if the hosts' children get the closures' dump: not for a dry run,
  * which copies nothing. */
 static int dumps(const struct fleet *f)
 {
-	return !(f->o->act && (f->o->act->needs & AN_DRY));
+	return !dry_run(f->o);
 }
 
 /* The hosts' closures, dumped once for their children (lib/closuredb.h):
@@ -728,8 +734,7 @@ static int push_all(void *data, struct strvec *warnings, struct nrr_err *e)
 	int ret;
 
 	fleet_systems(f, &tops);
-	ret = pushto_push(f->o, &tops, f->o->act && (f->o->act->needs & AN_DRY), warnings,
-			  &relayed, e);
+	ret = pushto_push(f->o, &tops, dry_run(f->o), warnings, &relayed, e);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -767,7 +772,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
 	}
 	struct fleet_prepare push = { push_all, &f, "push", NULL };
-	if (o->push_to && o->act && (o->act->needs & AN_DRY)) {
+	if (o->push_to && dry_run(o)) {
 		/* the cache's plan only, before any host plans its own */
 		if ((ret = push_all(&f, warnings, e)))
 			goto out;

@@ -31,11 +31,13 @@ static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 void fleetproto_phase(int fd, const char *phase)
 {
 	struct timespec t;
+	char text[128];
+
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	if (fd >= 0)
-		dprintf(fd, "%s %.*s %.6f\n", kind_names[FLEETPROTO_PHASE],
-			(int)strcspn(phase, " \n"), phase,
-			(double)t.tv_sec + (double)t.tv_nsec / 1e9);
+	size_t len = strcspn(phase, " \n");
+	int n = snprintf(text, sizeof(text), "%.*s %.6f", (int)(len < 32 ? len : 32), phase,
+			 (double)t.tv_sec + (double)t.tv_nsec / 1e9);
+	put(fd, FLEETPROTO_PHASE, text, (size_t)n);
 }
 
 char *fleetproto_phase_parse(const char *text, double *at)

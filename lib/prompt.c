@@ -9,11 +9,7 @@
 
 int prompt_read_yes(int fd)
 {
-	char c = 0, answer = 0;
-	while (read(fd, &c, 1) == 1 && c != '\n')
-		if (!answer)
-			answer = c;
-	return answer == 'y' || answer == 'Y';
+	return prompt_read_go(fd, NULL);
 }
 
 int prompt_read_go(int fd, char **rest)
@@ -21,11 +17,12 @@ int prompt_read_go(int fd, char **rest)
 	struct strbuf line = STRBUF_INIT;
 	char c;
 
-	*rest = NULL;
+	if (rest)
+		*rest = NULL;
 	while (read(fd, &c, 1) == 1 && c != '\n')
 		strbuf_add(&line, &c, 1);
 	int yes = line.len && (line.buf[0] == 'y' || line.buf[0] == 'Y');
-	if (yes && line.len > 2 && line.buf[1] == ' ')
+	if (rest && yes && line.len > 2 && line.buf[1] == ' ')
 		*rest = xstrdup(line.buf + 2);
 	strbuf_release(&line);
 	return yes;

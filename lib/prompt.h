@@ -10,9 +10,10 @@
  * else or the end of input. */
 int prompt_read_yes(int fd);
 
-/* The same, and what follows "y " on that line (a fleet's go: the cache
- * route's key, learned by the fleet's push after its hosts started), as
- * a malloc'ed string into *rest (the caller frees it), or NULL. */
+/* The same, and, when rest is set, what follows "y " on that line (a
+ * fleet's go: the cache route's key, learned by the fleet's push after
+ * its hosts started), as a malloc'ed string into *rest (the caller frees
+ * it), or NULL. */
 int prompt_read_go(int fd, char **rest);
 
 /* Asks the question (printf-style) on the terminal and reads the answer
