@@ -307,38 +307,60 @@ out:
 	return ret;
 }
 
-int closure_stream_into(const struct host *src, const struct host *dst, struct child *into,
-			struct strbuf *out, struct strbuf *err,
+int closure_export_start(const struct host *src, struct child *exp, struct nrr_err *e)
+{
+	const char *noargs[] = { NULL };
+
+	host_script_argv(src, NULL, script_export, noargs, exp);
+	exp->in = exp->out = exp->err = CHILD_PIPE;
+	if (child_start(exp, e)) {
+		child_clear(exp);
+		return e->status;
+	}
+	return 0;
+}
+
+void closure_export_cancel(struct child *exp)
+{
+	close_fd(&exp->in_fd);
+	close_fd(&exp->out_fd);
+	close_fd(&exp->err_fd);
+	if (exp->pid > 0) {
+		child_kill(exp, SIGTERM);
+		child_wait(exp);
+	}
+	child_clear(exp);
+}
+
+int closure_stream_into(const struct host *src, const struct host *dst, struct child *started,
+			struct child *into, struct strbuf *out, struct strbuf *err,
 			const struct strvec *paths, unsigned long long *bytes,
 			struct nrr_err *e)
 {
-	struct child exp = CHILD_INIT;
+	struct child own = CHILD_INIT, *exp = started && started->pid > 0 ? started : &own;
 	struct strbuf list = STRBUF_INIT, serr = STRBUF_INIT;
-	const char *noargs[] = { NULL };
 	int ret = 0;
 
 	*bytes = 0;
 	join_lines(paths, &list);
-	host_script_argv(src, NULL, script_export, noargs, &exp);
-	exp.in = exp.out = exp.err = CHILD_PIPE;
-	if (child_start(&exp, e)) {
+	if (exp == &own && closure_export_start(src, exp, e)) {
 		ret = e->status;
 		goto out;
 	}
-	struct relay p = { &exp, into, &serr, err, out, list.buf, list.len, 0, 1 };
+	struct relay p = { exp, into, &serr, err, out, list.buf, list.len, 0, 1 };
 	relay_run(&p);
 	*bytes = p.bytes;
 	if (p.src->out_fd >= 0 || p.src->err_fd >= 0) {
 		/* the importer went first: the exporter has nowhere to write */
-		child_kill(&exp, SIGTERM);
+		child_kill(exp, SIGTERM);
 	}
-	int se = child_wait(&exp);
+	int se = child_wait(exp);
 	/* stopped by us because into went away: into's end says why */
 	if (into->in_fd < 0 && se != 255)
 		se = 0;
 	ret = stream_failed(src, dst, se, serr.buf, 0, "", e);
 out:
-	child_clear(&exp);
+	closure_export_cancel(exp);
 	strbuf_release(&list);
 	strbuf_release(&serr);
 	return ret;

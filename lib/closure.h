@@ -50,14 +50,27 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
 			  struct nrr_err *e);
 
 /*
+ * Starts src's exporter (lib/scripts/export.sh) before the paths it is to
+ * export are known: it waits for them on its stdin, so its ssh session and
+ * its start overlap whatever decides them (the target's answer to which it
+ * lacks). exp must be CHILD_INIT; on failure it is cleared and e filled.
+ * Hand it to closure_stream_into, or end it with closure_export_cancel.
+ */
+int closure_export_start(const struct host *src, struct child *exp, struct nrr_err *e);
+
+/* Stops and reaps an exporter that closure_stream_into did not take, and
+ * clears it; nothing when it was never started. */
+void closure_export_cancel(struct child *exp);
+
+/*
  * Streams paths from src (its nix-store --export) into the stdin of into,
  * a running remote conversation on dst that takes them (lib/serve.h), and
  * leaves that stdin open; what into says meanwhile is appended to out and
  * err. *bytes gets the stream size. Returns 0, or NRR_ECOPY / NRR_EINT
  * when the export failed; whether into took it all is into's to say.
  */
-int closure_stream_into(const struct host *src, const struct host *dst, struct child *into,
-			struct strbuf *out, struct strbuf *err,
+int closure_stream_into(const struct host *src, const struct host *dst, struct child *started,
+			struct child *into, struct strbuf *out, struct strbuf *err,
 			const struct strvec *paths, unsigned long long *bytes,
 			struct nrr_err *e);
 

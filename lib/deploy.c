@@ -31,6 +31,7 @@ void deploy_init(struct deploy *d, struct options *opt, struct strvec *warnings)
 	child_init(&d->target_ssh.master_proc);
 	child_init(&d->build_ssh.master_proc);
 	child_init(&d->unroot);
+	child_init(&d->export);
 	d->local.name = "localhost";
 	d->progress_fd = -1;
 	d->local.ctx = &d->ssh;
@@ -365,8 +366,8 @@ static int serve_missing(struct deploy *d, struct activation *a,
 		closuredb_load(&d->local, &d->closure, &d->db, &ignored);
 	if (src == &d->local && d->db.n)
 		closuredb_export_list(&d->db, missing, &here);
-	ret = serve_import(&d->as.s, a->via_daemon ? &d->as.daemon : NULL, src, missing, here,
-			   &bytes, e);
+	ret = serve_import(&d->as.s, a->via_daemon ? &d->as.daemon : NULL, src, &d->export,
+			   missing, here, &bytes, e);
 	closuredb_export_free(here, missing->nr);
 	d->bytes_copied += bytes;
 	if (!ret) {
@@ -671,6 +672,14 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	 * one made when something is missing): then the target's nix-daemon
 	 * may take the closure (lib/daemon.h) */
 	a->serve_daemon = d->built_at != AT_BUILD;
+	/* the build host's exporter starts with the check, waiting for the
+	 * list of what the target lacks: its session's round trip overlaps
+	 * the target's answer (when it cannot start, the copy starts one and
+	 * says why) */
+	if (a->serve && d->built_at == AT_BUILD) {
+		struct nrr_err ignored = { 0 };
+		closure_export_start(&d->build, &d->export, &ignored);
+	}
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
 	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {
@@ -686,6 +695,8 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 		ret = a->served ? serve_missing(d, a, &missing, e) :
 				  deploy_send_missing(d, &missing, e);
 	}
+	/* not needed (nothing missing, not served, a failure) or taken */
+	closure_export_cancel(&d->export);
 	strvec_clear(&missing);
 	if (a->confirm_seconds)
 		deadline = time(NULL) + a->confirm_seconds;

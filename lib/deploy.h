@@ -60,6 +60,8 @@ struct deploy {
 	char *build_root;	/* the same on the build host (unroot.sh removes it) */
 	struct child unroot;	/* unroot.sh, started once the target has the
 				 * system: waited for by deploy_release */
+	struct child export;	/* the build host's exporter, started with the
+				 * target's check (closure_export_start) */
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	unsigned long long *closure_sizes; /* each one's NAR size, when known

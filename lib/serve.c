@@ -207,8 +207,9 @@ static int add_here(struct session *s, const struct narexport_path *here, size_t
 }
 
 int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
-		 const struct strvec *paths, const struct narexport_path *here,
-		 unsigned long long *bytes, struct nrr_err *e)
+		 struct child *exp, const struct strvec *paths,
+		 const struct narexport_path *here, unsigned long long *bytes,
+		 struct nrr_err *e)
 {
 	struct strbuf cmd = STRBUF_INIT;
 	uint64_t ok;
@@ -228,7 +229,7 @@ int serve_import(struct session *s, struct daemon_conn *d, const struct host *sr
 		return add_here(s, here, paths->nr, bytes, e);
 	serveproto_add_u64(&cmd, SERVEPROTO_IMPORT);
 	ret = session_send(s, cmd.buf, cmd.len) ? lost(s, e) :
-	      closure_stream_into(src, s->host, &s->c, &s->out, &s->err, paths, bytes, e);
+	      closure_stream_into(src, s->host, exp, &s->c, &s->out, &s->err, paths, bytes, e);
 	strbuf_release(&cmd);
 	if (ret) {
 		/* the source failed: the target's complaint about the cut

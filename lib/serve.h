@@ -37,10 +37,13 @@ int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *c
  * registered of each of paths, and each path goes as that registration
  * and its NAR, made here from the store (lib/narexport.h), which the
  * target checks against it (AddToStoreNar); else src's nix-store exports
- * (ImportPaths). Through d, here is required. */
+ * (ImportPaths): exp, when started (closure_export_start), is that
+ * exporter, and is taken; else one is started. Through d, here is
+ * required. */
 int serve_import(struct session *s, struct daemon_conn *d, const struct host *src,
-		 const struct strvec *paths, const struct narexport_path *here,
-		 unsigned long long *bytes, struct nrr_err *e);
+		 struct child *exp, const struct strvec *paths,
+		 const struct narexport_path *here, unsigned long long *bytes,
+		 struct nrr_err *e);
 
 /* Ends the serving process (none via_daemon) and says "go TOKEN". */
 int serve_end(struct session *s, int via_daemon, const char *token, struct nrr_err *e);

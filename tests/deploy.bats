@@ -144,6 +144,21 @@ setup() {
 	[ "$(fleet_handshakes b1)" = 1 ]
 }
 
+@test "--build-host, the target has it all: the exporter started with the target's check ends with the run" {
+	# the same system as the test before: nothing is missing on t1
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	assert_success
+	[ "$(profile_of t1)" = "$output" ]
+	# its ssh session is gone: nothing of it stays on the build host
+	for _ in $(seq 50); do
+		fleet_ps b1 | grep -q 'nix-store --export' || break
+		sleep 0.1
+	done
+	run fleet_ps b1
+	refute_output --partial 'nix-store --export'
+	refute_output --partial 'cat'
+}
+
 @test "--build-host that is the target under another name: one connection, no copy" {
 	retag bh2
 	fleet_reset_counts t2
