@@ -255,18 +255,23 @@ static int upgrade_channels(struct run *r)
 /* --push-to: the closure once to the cache (dry: only the cache's plan). */
 static int push_closure(struct run *r, int dry)
 {
-	struct strvec tops = STRVEC_INIT;
+	struct strvec tops = STRVEC_INIT, closure = STRVEC_INIT;
 	unsigned long long relayed = 0;
 	int ret;
 
 	strvec_push(&tops, r->d.toplevel);
+	/* the build listed it here already: no second nix-store for it */
+	if (!r->d.build_remote)
+		strvec_pushvec(&closure, &r->d.closure);
 	deploy_phase(&r->d, "push");
 	if (r->d.build_remote && !dry)
 		ret = pushto_push_built(&r->opt, &r->d.ssh, &r->d.build, r->d.toplevel, &relayed,
 					&r->err);
 	else
-		ret = pushto_push(&r->opt, &tops, dry, r->d.warnings, &relayed, &r->err);
+		ret = pushto_push(&r->opt, &tops, dry, &closure, r->d.warnings, &relayed,
+				  &r->err);
 	strvec_clear(&tops);
+	strvec_clear(&closure);
 	return ret;
 }
 

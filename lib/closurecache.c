@@ -108,7 +108,10 @@ static int older_first(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* Removes the least recently used entries of dir beyond the newest keep. */
+/* Removes the least recently used entries of dir beyond the newest keep,
+ * once there are a quarter more: every deploy of a fleet's host puts an
+ * entry, and a stat of each of hundreds of entries each time cost more
+ * than the rest of the put. Counting them is one read of the directory. */
 static void prune(const char *dir, size_t keep)
 {
 	DIR *d = opendir(dir);
@@ -119,6 +122,14 @@ static void prune(const char *dir, size_t keep)
 
 	if (!d)
 		return;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (n <= keep + keep / 4) {
+		closedir(d);
+		return;
+	}
+	rewinddir(d);
+	n = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.' ||
 		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))

@@ -272,6 +272,7 @@ struct fleet {
 	const struct fleet_prepare *prep;	/* to run once the first hosts started */
 	struct strvec *warnings;
 	struct nrr_err prep_err;	/* its failure (status 0: none, or not run) */
+	struct strvec pushed;	/* the union of the closures push_all sent */
 };
 
 /* A timestamped line for h, when the run does not draw live lines. */
@@ -703,6 +704,7 @@ static void fleet_release(struct fleet *f)
 	free(f->hosts);
 	free(f->fds);
 	free(f->io);
+	strvec_clear(&f->pushed);
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
@@ -712,7 +714,7 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 	double now = fleet_now();
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
 			   .t0 = started > 0 && started <= now ? started : now, .prep = prep,
-			   .warnings = warnings };
+			   .warnings = warnings, .pushed = STRVEC_INIT };
 	int ret;
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
@@ -734,7 +736,8 @@ static int push_all(void *data, struct strvec *warnings, struct nrr_err *e)
 	int ret;
 
 	fleet_systems(f, &tops);
-	ret = pushto_push(f->o, &tops, dry_run(f->o), warnings, &relayed, e);
+	strvec_clear(&f->pushed);
+	ret = pushto_push(f->o, &tops, dry_run(f->o), &f->pushed, warnings, &relayed, e);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -746,7 +749,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	struct fleet_member *members = NULL;
 	size_t n = 0;
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
-			   .t0 = fleet_now() };
+			   .t0 = fleet_now(), .pushed = STRVEC_INIT };
 	double evaluated = 0;
 	char *ref = NULL, *unused = NULL;
 	int ret;
@@ -771,7 +774,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		f.hosts[i].phases[0].end = evaluated;
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
 	}
-	struct fleet_prepare push = { push_all, &f, "push", NULL };
+	/* the push lists the closures: the hosts' dump is made from that */
+	struct fleet_prepare push = { push_all, &f, "push", &f.pushed };
 	if (o->push_to && dry_run(o)) {
 		/* the cache's plan only, before any host plans its own */
 		if ((ret = push_all(&f, warnings, e)))

@@ -291,11 +291,11 @@ int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host 
 }
 
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
-		struct strvec *warnings, unsigned long long *bytes, struct nrr_err *e)
+		struct strvec *closure, struct strvec *warnings, unsigned long long *bytes,
+		struct nrr_err *e)
 {
 	struct ssh_ctx ctx;
 	struct host local = { "localhost", NULL, &ctx };
-	struct strvec closure = STRVEC_INIT;
 	int ret;
 
 	*bytes = 0;
@@ -304,13 +304,12 @@ int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 		return ret;
 	ctx.trace = o->debug || o->verbose;
 	/* one nix-store for the whole fleet: its union, dependencies first */
-	if (!(ret = closure_of_all(&local, toplevels, &closure, e))) {
+	if (closure->nr || !(ret = closure_of_all(&local, toplevels, closure, e))) {
 		if (o->cache_host)
-			ret = push_via(o, &ctx, &local, toplevels, &closure, dry, bytes, e);
+			ret = push_via(o, &ctx, &local, toplevels, closure, dry, bytes, e);
 		else
-			ret = push_here(o, &local, toplevels, &closure, dry, warnings, e);
+			ret = push_here(o, &local, toplevels, closure, dry, warnings, e);
 	}
-	strvec_clear(&closure);
 	ssh_ctx_release(&ctx);
 	return ret;
 }

@@ -54,11 +54,14 @@ int pushto_public_key(const char *file, char **pub, struct nrr_err *e);
  * as the options say, and sets o->cache_key to the signing public key.
  * dry: pushes nothing, prints the cache's plan line ("plan for the cache
  * ...: N paths (SIZE) to push once"). *bytes gets what crossed our own
- * link to a cache host (0 for a push made by nix here). Returns 0, or
- * NRR_ECONNECT, NRR_ECOPY, NRR_EFAIL with e filled.
+ * link to a cache host (0 for a push made by nix here). closure: the
+ * union of toplevels' closures, dependencies first, when the caller knows
+ * it; else empty, and filled here (the caller clears it either way).
+ * Returns 0, or NRR_ECONNECT, NRR_ECOPY, NRR_EFAIL with e filled.
  */
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
-		struct strvec *warnings, unsigned long long *bytes, struct nrr_err *e);
+		struct strvec *closure, struct strvec *warnings, unsigned long long *bytes,
+		struct nrr_err *e);
 
 /*
  * --push-to with --build-host: toplevel was built on built (connected in

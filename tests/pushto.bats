@@ -97,6 +97,24 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	assert_output --partial "Sig: lan-cache-1:"
 }
 
+@test "a fleet through the cache host lists its closures here once: the push's list is the hosts' too" {
+	retag lan-once
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$CACHE_PK"
+	# every nix-store this machine runs, logged
+	mkdir bin
+	printf '#!/bin/sh\necho "$*" >>%s/nix-store.log\nexec /usr/bin/nix-store "$@"\n' "$PWD" >bin/nix-store
+	chmod +x bin/nix-store
+	PATH=$PWD/bin:$PATH run --separate-stderr nrr switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
+	assert_success
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	[ "$(profile_of t2)" = "$(toplevel t2)" ]
+	run grep -c -- '--query --requisites' nix-store.log
+	assert_output 1
+	run grep -c -- '--dump-db' nix-store.log
+	assert_output 1
+}
+
 @test "a fleet's push that fails: no host goes on, each is left as it was and unlocked" {
 	retag lan-fail
 	before1=$(state_of t1)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2317 # (stop_all and its helpers run from the traps)
 # Runs the whole suite in two passes. Every tests/*.bats file runs in the
 # sanitizer pass, against the ASan+UBSan build (NRR and TEST_TOOL point the
 # tests at it; a sanitizer report is fatal, so it fails its test): the same
@@ -31,8 +32,58 @@ passed=0 failed=0 skipped=0 status=0
 # temp dirs: whatever a test evaluates outside the fleet's own namespaces
 # (completion asks nix for flake outputs) lands there, not in this
 # machine's store. No nixbld group is needed: nothing builds as its users.
-sandbox=$(mktemp -d /tmp/nrr-check.XXXXXX)
-trap 'chmod -R u+w "$sandbox" 2>/dev/null; rm -rf "$sandbox"' EXIT
+sandbox=$(mktemp -d "${TMPDIR:-/tmp}/nrr-check.XXXXXX")
+# Every fleet of this run carries this in its tag (tests/lib/fleet.bash), so that the run
+# finds what its files left running, however it ends: killed or interrupted, it stops them
+# itself (their teardown_file may not have run); at a normal end, a fleet still running is a
+# test that broke the suite's rule, and fails the run. Not hex: no other fleet's tag begins so.
+FLEET_ID_PREFIX=run$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+export FLEET_ID_PREFIX
+running=''
+# The pids of PID's descendants.
+descendants() {
+	for c in $(ps -o pid= --ppid "$1"); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+# The pids of the processes in this run's fleets' namespaces (as fleet_stop finds its own).
+fleet_leftovers() {
+	grep -lsF -- " tmpfs fleet-$FLEET_ID_PREFIX" /proc/[0-9]*/mountinfo | cut -d/ -f3
+}
+# TERM to the pass still running and to the fleets; KILL to what is left after 2 s.
+stop_all() {
+	# shellcheck disable=SC2046 # pids
+	[ -z "$running" ] || kill -s TERM "$running" $(descendants "$running") 2>/dev/null
+	running=''
+	for round in $(seq 1 50); do
+		left=$(fleet_leftovers)
+		[ -n "$left" ] || return 0
+		# shellcheck disable=SC2086 # pids
+		if [ "$round" = 1 ]; then
+			kill -s TERM $left 2>/dev/null
+		elif [ "$round" -ge 20 ]; then
+			kill -s KILL $left 2>/dev/null
+		fi
+		sleep 0.1
+	done
+}
+on_exit() {
+	st=$?
+	if [ -n "$running" ]; then
+		stop_all
+	elif [ -n "$(fleet_leftovers)" ]; then
+		echo "error: processes of the tests' fleets were left running (stopped now): $(fleet_leftovers | paste -sd' ' -)" >&2
+		stop_all
+		st=1
+	fi
+	chmod -R u+w "$sandbox" 2>/dev/null
+	rm -rf "$sandbox"
+	exit "$st"
+}
+trap on_exit EXIT
+trap 'echo "error: the suite was interrupted; its fleets are stopped" >&2; exit 130' INT
+trap 'echo "error: the suite was stopped (TERM); its fleets are stopped" >&2; exit 143' TERM
 mkdir -p "$sandbox/nix" "$sandbox/etc-nix"
 printf 'sandbox = false\nsubstituters =\nbuild-users-group =\n' >"$sandbox/etc-nix/nix.conf"
 isolated() {
@@ -54,8 +105,12 @@ pass() {
 	label=$1; shift
 	dir=$sandbox/results-$(echo "$label" | tr ' ' -)
 	t0=$(date +%s)
+	# in the background: a signal to this shell is taken at once (wait ends), not after
 	# shellcheck disable=SC2086 # one word per file
-	isolated "$@" sh tests/lib/bats-each.sh "$dir" "$jobs" $files
+	isolated "$@" sh tests/lib/bats-each.sh "$dir" "$jobs" $files &
+	running=$!
+	wait "$running"
+	running=''
 	# where the time went: the pass, and its five slowest files
 	echo "time: $label: $(($(date +%s) - t0)) s with $jobs jobs; slowest: $(
 		for t in "$dir"/*.secs; do [ -f "$t" ] && echo "$(cat "$t") $(basename "$t" .secs)"; done |

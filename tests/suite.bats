@@ -118,3 +118,30 @@ pass() {
 	assert_line "error: sanitizer build: $PWD/t/good.bats: never ran (3 tests held): the sandbox or bats did not start"
 	assert_line --index -1 '0 passed, 3 failed, 0 skipped'
 }
+
+@test "run-all.sh stopped (TERM) while a file's fleet runs: it stops that fleet itself, leaving no process" {
+	# a fleet, then a test that waits; no teardown_file stops it, as when bats is cut short
+	printf '%s\n' 'setup_file() {' "load $BATS_TEST_DIRNAME/lib/common" 'fleet_start h1' \
+		"cat \"\$FLEET_DIR/id\" >$PWD/fleet-id" '}' \
+		"@test \"waits\" { touch $PWD/started; sleep 300; }" >t/hangs.bats
+	# (env itself in the background, not clean's subshell: $! is then run-all.sh's pid; fd 3
+	# closed, or bats would wait for it)
+	env -i PATH="$(tr : '\n' <<<"$PATH" | grep -v /bats-core | paste -sd:)" HOME="$HOME" \
+		sh "$BATS_TEST_DIRNAME/run-all.sh" "$PWD/t/hangs.bats" >out 2>&1 3>&- &
+	pid=$!
+	for _ in $(seq 600); do [ -e started ] && break; sleep 0.1; done
+	[ -e started ] || { kill "$pid"; cat out; false; }
+	tag="fleet-$(cat fleet-id)-"
+	[[ $tag == fleet-run* ]]
+	grep -lsF -- " tmpfs $tag" /proc/[0-9]*/mountinfo | grep -q .
+	kill -s TERM "$pid"
+	st=0
+	wait "$pid" || st=$?
+	[ "$st" = 143 ]
+	run cat out
+	assert_line 'error: the suite was stopped (TERM); its fleets are stopped'
+	run bash -c "grep -lsF -- ' tmpfs $tag' /proc/[0-9]*/mountinfo"
+	assert_output ''
+	run pgrep -f "$PWD/t/hangs.bats"
+	assert_failure 1
+}

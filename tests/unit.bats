@@ -432,6 +432,30 @@ $sys 10"
 	assert_output "not cached"
 }
 
+@test "closure cache: the newest 256 entries stay; the least recently used go once there are 320" {
+	s=/nix/store
+	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/cache
+	sys=$s/11111111111111111111111111111111-system-one
+	"$TT" closurecache put "$sys" <<<"$sys 10"
+	dir=$XDG_CACHE_HOME/nixos-rebuild-remote/closures
+	# 318 older entries, entry-1 the oldest; the system's own is read (touched) later
+	for i in $(seq 318); do
+		touch -d "@$((1000000 + i))" "$dir/entry-$i"
+	done
+	"$TT" closurecache get "$sys" >/dev/null
+	# 320 entries after this put: none goes
+	"$TT" closurecache put "$s/22222222222222222222222222222222-system-two" <<<"$s/22222222222222222222222222222222-system-two 1"
+	[ "$(ls "$dir" | wc -l)" = 320 ]
+	# 321: back to the newest 256, the two systems among them
+	"$TT" closurecache put "$s/33333333333333333333333333333333-system-three" <<<"$s/33333333333333333333333333333333-system-three 1"
+	[ "$(ls "$dir" | wc -l)" = 256 ]
+	[ ! -e "$dir/entry-65" ]
+	[ -e "$dir/entry-66" ]
+	run "$TT" closurecache get "$sys"
+	assert_output "$sys 10"
+	[ -e "$dir/22222222222222222222222222222222-system-two" ]
+}
+
 @test "platforms: uname -m names, a derivation's system, builders for a system" {
 	run "$TT" platform-of-machine x86_64
 	assert_output x86_64-linux

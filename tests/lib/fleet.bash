@@ -344,7 +344,11 @@ fleet_start() {
 		"$FLEET_DIR/local/etc" "$FLEET_DIR/local/home"
 	chmod 0755 "$FLEET_DIR" "$FLEET_DIR/bin"
 	: >"$FLEET_DIR/procs"
-	od -An -N6 -tx1 /dev/urandom | tr -d ' \n' >"$FLEET_DIR/id"
+	# FLEET_ID_PREFIX (tests/run-all.sh's, one word of [a-z0-9]): every fleet of one run
+	# carries it in its tag, so that the run can stop them all however it ends
+	[[ ${FLEET_ID_PREFIX-} =~ ^[a-z0-9]*$ ]] ||
+		{ _fleet_err "FLEET_ID_PREFIX must be letters and digits (not '$FLEET_ID_PREFIX')"; return 1; }
+	{ printf '%s' "${FLEET_ID_PREFIX-}"; od -An -N6 -tx1 /dev/urandom | tr -d ' \n'; } >"$FLEET_DIR/id"
 	install -m 0755 "$_FLEET_LIB/sshd-logcmd" "$_FLEET_LIB/fleet-holder" "$_FLEET_LIB/fleet-reboot" \
 		"$_FLEET_LIB/forge-filter" "$FLEET_DIR/bin/"
 
