@@ -370,8 +370,13 @@ static int do_build_and_activate(struct run *r)
 		deploy_connect_wait(d, need_target, 1, &ignored);
 		return ret;
 	}
+	/* on a build host, the build needs nothing of the lock's answer (what
+	 * the target runs, its machine): it goes on while the answer comes,
+	 * read before anything reaches the target */
+	int lock_later = d->build_remote && !r->opt.profile_guard && !r->opt.wait_go;
 	if ((ret = deploy_connect_wait(d, need_target, 1, &r->err)) ||
-	    (activating && (ret = deploy_lock(d, &r->err))) ||
+	    (activating && lock_later && (ret = deploy_lock_start(d, &r->err))) ||
+	    (activating && !lock_later && (ret = deploy_lock(d, &r->err))) ||
 	    /* replaceUnknownProfiles = false: the lock's answer says what runs */
 	    (activating && r->opt.profile_guard &&
 	     (ret = profile_guard_check(d->target.name, d->as.current, r->opt.profile_guard == 2,

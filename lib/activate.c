@@ -113,11 +113,11 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 	return e->status;
 }
 
-int activation_begin(struct activation_session *as, const struct host *h,
+int activation_start(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,
 		     int with_keys, struct nrr_err *e)
 {
-	struct strbuf line = STRBUF_INIT, script = STRBUF_INIT;
+	struct strbuf script = STRBUF_INIT;
 	const char *args[] = { holder ? holder : "", NULL };
 	int ret = 0;
 
@@ -138,6 +138,24 @@ int activation_begin(struct activation_session *as, const struct host *h,
 	/* its greeting is on the way while the script takes the lock */
 	if (h->ssh && h->ssh->daemon_path)
 		daemon_open(&as->daemon, h->ssh->daemon_path);
+	return 0;
+}
+
+int activation_begin(struct activation_session *as, const struct host *h,
+		     const struct elevation *el, const char *holder,
+		     int with_keys, struct nrr_err *e)
+{
+	int ret = activation_start(as, h, el, holder, with_keys, e);
+	return ret ? ret : activation_ready(as, e);
+}
+
+int activation_ready(struct activation_session *as, struct nrr_err *e)
+{
+	const struct host *h = as->host;
+	const struct elevation *el = as->el;
+	struct strbuf line = STRBUF_INIT;
+	int ret = 0;
+
 	if (session_line(&as->s, &line) || strncmp(line.buf, "ready", 5) ||
 	    (line.buf[5] && line.buf[5] != ' ')) {
 		if (!strncmp(line.buf, "busy", 4)) {

@@ -135,10 +135,18 @@ struct activation_session {
 void activation_fields(const struct activation *a, int local_diff, struct strbuf *msg);
 
 /* with_keys: the keys functions (lib/scripts/keys.sh) go before the
- * script, for an activation with keys. */
+ * script, for an activation with keys. activation_start and then
+ * activation_ready, the target's answer (its lock taken, what it runs). */
 int activation_begin(struct activation_session *as, const struct host *h,
 		     const struct elevation *el, const char *holder,
 		     int with_keys, struct nrr_err *e);
+/* The conversation started, its answer not read: whatever goes on
+ * meanwhile overlaps its round trips. activation_ready reads the answer
+ * (on failure the session is ended); activation_end ends it either way. */
+int activation_start(struct activation_session *as, const struct host *h,
+		     const struct elevation *el, const char *holder,
+		     int with_keys, struct nrr_err *e);
+int activation_ready(struct activation_session *as, struct nrr_err *e);
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e);
 int activation_go(struct activation_session *as, struct activation *a,

@@ -53,7 +53,7 @@ static int unroot_start(struct deploy *d)
 
 void deploy_release(struct deploy *d)
 {
-	if (d->locked)
+	if (d->locked || d->lock_pending)
 		activation_end(&d->as);
 	keyset_release(&d->keys);
 	/* the build host's GC root pins a whole system: it goes now,
@@ -624,18 +624,31 @@ out:
 	return ret;
 }
 
-int deploy_lock(struct deploy *d, struct nrr_err *e)
+int deploy_lock_start(struct deploy *d, struct nrr_err *e)
 {
 	char *holder;
 	int ret;
 
-	if (d->locked)
+	if (d->locked || d->lock_pending)
 		return 0;
 	holder = activation_holder();
-	ret = activation_begin(&d->as, &d->target, &d->elev, holder, d->keys.nr > 0, e);
+	ret = activation_start(&d->as, &d->target, &d->elev, holder, d->keys.nr > 0, e);
 	free(holder);
-	if (!ret)
-		d->locked = 1;
+	d->lock_pending = !ret;
+	return ret;
+}
+
+int deploy_lock(struct deploy *d, struct nrr_err *e)
+{
+	int ret;
+
+	if (d->locked)
+		return 0;
+	if ((ret = deploy_lock_start(d, e)))
+		return ret;
+	d->lock_pending = 0;
+	ret = activation_ready(&d->as, e);
+	d->locked = !ret;
 	return ret;
 }
 

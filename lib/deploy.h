@@ -73,6 +73,7 @@ struct deploy {
 
 	struct activation_session as;	/* holds the target's deploy lock */
 	int locked;
+	int lock_pending;	/* deploy_lock_start's, its answer not read */
 	int progress_fd;	/* a fleet's child reports its phases here */
 	int gen_before, gen_after;
 	int want_plan;		/* dry-activate: work out and show the plan */
@@ -115,7 +116,10 @@ int deploy_copy(struct deploy *d, struct nrr_err *e);
 int deploy_send_missing(struct deploy *d, const struct strvec *missing,
 			struct nrr_err *e);
 /* Takes the target's deploy lock (until deploy_release), so that a second
- * run fails at once; main takes it right after connecting. */
+ * run fails at once; main takes it right after connecting. deploy_lock_start
+ * only asks for it: a build host's build goes on meanwhile, and deploy_lock
+ * (at the latest deploy_activate's) reads the answer. */
+int deploy_lock_start(struct deploy *d, struct nrr_err *e);
 int deploy_lock(struct deploy *d, struct nrr_err *e);
 /*
  * Activates the result on the target: copies what it lacks (see

@@ -51,6 +51,23 @@ start_slow_deploy() {
 	wait "$FLEET_BG_PID" || true
 }
 
+@test "a deploy with --build-host to a busy target builds meanwhile, then fails naming the holder; the target gets nothing" {
+	start_slow_deploy
+	before=$(profile_of t1)
+	retag "second-$RANDOM"
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	assert_failure 10
+	[[ $stderr =~ "error: 't1' is being deployed to by ".*@.*" (pid "[0-9]+") since " ]]
+	[ "$(profile_of t1)" = "$before" ]
+	# the lock was asked for with the build: the build ran (the answer read after it)
+	top=$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")
+	fleet_exec b1 nix-store --check-validity "$top"
+	run fleet_exec t1 nix-store --check-validity "$top"
+	assert_failure
+	kill -INT "$FLEET_BG_PID"
+	wait "$FLEET_BG_PID" || true
+}
+
 @test "the lock goes with a killed run: the next deploy proceeds" {
 	start_slow_deploy
 	kill -KILL "$FLEET_BG_PID"
