@@ -50,7 +50,7 @@ SCRIPTS = lib/scripts/activate.sh lib/scripts/booted.sh lib/scripts/closure.sh l
 	lib/scripts/current.sh lib/scripts/direct.sh lib/scripts/dumpdb.sh lib/scripts/export.sh \
 	lib/scripts/generations.sh lib/scripts/hostname.sh lib/scripts/import.sh lib/scripts/keys.sh \
 	lib/scripts/profile.sh lib/scripts/pushcache.sh lib/scripts/query.sh lib/scripts/realise.sh lib/scripts/reboot.sh \
-	lib/scripts/run0.sh lib/scripts/size.sh lib/scripts/unroot.sh
+	lib/scripts/run0.sh lib/scripts/serve.sh lib/scripts/size.sh lib/scripts/unroot.sh
 SCRIPT_DEFS = lib/scripts/activate.def lib/scripts/generations.def lib/scripts/keys.def \
 	lib/scripts/pushcache.def lib/scripts/query.def lib/scripts/reboot.def
 

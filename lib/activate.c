@@ -227,7 +227,7 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			/* checked against the closure there; nothing missing:
 			 * the conversation goes on at once */
 			a->served = 1;
-			ret = serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, a->closure,
+			ret = serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, NULL, a->closure,
 					  a->substitute == 1, &lacks, e);
 			if (!ret && !lacks.nr)
 				ret = serve_end(&as->s, a->via_daemon, a->serve_token, e);

@@ -9,6 +9,8 @@
 #include "platform.h"
 #include "quote.h"
 #include "scripts.h"
+#include "serve.h"
+#include "session.h"
 
 #include <sys/utsname.h>
 
@@ -229,6 +231,52 @@ static int eval_drv(struct deploy *d, const char *attr, char **drv,
 	return ret;
 }
 
+/*
+ * The derivations' closure (drvs, dependencies first) to the build host,
+ * through one nix-store --serve there: asked which it lacks (after its
+ * substituters with -s) and sent those, registrations and NARs made here
+ * (lib/serve.h). One session, its start overlapping the local listing,
+ * where a query and an import were two sessions one after the other.
+ */
+static int copy_drvs(struct deploy *d, const struct strvec *drvs, struct nrr_err *e)
+{
+	const char *noargs[] = { NULL };
+	struct strvec missing = STRVEC_INIT;
+	struct closuredb db = CLOSUREDB_INIT;
+	struct narexport_path *here = NULL;
+	unsigned long long bytes = 0;
+	struct session *s = &d->drv_serve;
+	int ret;
+
+	if (session_start(s, &d->build, NULL, script_serve, noargs, -1, e))
+		return e->status;
+	d->drv_serving = 1;
+	ret = serve_query(s, NULL, "serve", drvs, d->opt->substitutes != 0, &missing, e);
+	if (!ret && missing.nr) {
+		if (d->trace)
+			fprintf(stderr, "copying %zu of %zu paths from 'localhost' to '%s'\n",
+				missing.nr, drvs->nr, d->build.name);
+		/* (the whole closure: a registration's references must be in it) */
+		if (!(ret = closuredb_load(&d->local, drvs, &db, e)) &&
+		    closuredb_export_list(&db, &missing, &here))
+			ret = nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: this machine's "
+				       "store has no registration of a path it listed",
+				       d->build.name);
+		if (!ret)
+			ret = serve_import(s, NULL, &d->local, NULL, &missing, here, &bytes, e);
+		closuredb_export_free(here, missing.nr);
+		d->bytes_copied += bytes;
+		d->paths_copied += missing.nr;
+	}
+	/* every path's answer is in: its end of input ends it, while the
+	 * build starts (deploy_release waits for it) */
+	if (!ret)
+		session_hangup(s);
+	closuredb_release(&db);
+	strvec_clear(&missing);
+	return ret;
+}
+
 static int build_remote(struct deploy *d, const char *attr, int dry,
 			struct nrr_err *e)
 {
@@ -243,7 +291,7 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		goto out;
 	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
 		goto out;
-	if ((ret = deploy_copy_closure(d, &d->local, &d->build, &drv_closure, e)))
+	if ((ret = copy_drvs(d, &drv_closure, e)))
 		goto out;
 	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
 	struct nix_log log = {

@@ -56,6 +56,8 @@ void deploy_release(struct deploy *d)
 	if (d->locked || d->lock_pending)
 		activation_end(&d->as);
 	keyset_release(&d->keys);
+	if (d->drv_serving)
+		session_release(&d->drv_serve);
 	/* the build host's GC root pins a whole system: it goes now,
 	 * interrupted or not (best effort: the link may be gone). Started
 	 * early, it is done by now; gone with an interrupt: once more */

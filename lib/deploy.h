@@ -62,6 +62,9 @@ struct deploy {
 				 * system: waited for by deploy_release */
 	struct child export;	/* the build host's exporter, started with the
 				 * target's check (closure_export_start) */
+	struct session drv_serve; /* the build host's nix-store --serve that took
+				 * the derivations, ending (build.c) */
+	int drv_serving;
 	enum where built_at;
 	struct strvec closure;	/* of toplevel, dependencies first */
 	unsigned long long *closure_sizes; /* each one's NAR size, when known

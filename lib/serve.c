@@ -66,16 +66,33 @@ static int lacking(struct session *s, const struct strvec *closure, const struct
 	return ret;
 }
 
-/* The paths of closure nix-store --serve says the target has, into valid. */
-static int serve_valid(struct session *s, const struct strvec *closure, int substitute,
-		       struct strvec *valid, struct nrr_err *e)
+/* The paths of closure nix-store --serve says the target has, into valid;
+ * first, when set, the line the script says before it (serve_query). */
+static int serve_valid(struct session *s, const char *first, const struct strvec *closure,
+		       int substitute, struct strvec *valid, struct nrr_err *e)
 {
 	struct strbuf msg = STRBUF_INIT, path = STRBUF_INIT;
 	uint64_t magic, version, n, len;
 	int ret = 0;
 
 	serveproto_hello_query(&msg, closure, 1, substitute);
-	if (session_send(s, msg.buf, msg.len) || read_u64(s, &magic) || read_u64(s, &version)) {
+	if (session_send(s, msg.buf, msg.len)) {
+		ret = lost(s, e);
+		goto out;
+	}
+	if (first) {
+		char shown[256];
+		if (session_line(s, &path)) {
+			ret = lost(s, e);
+			goto out;
+		}
+		if (strcmp(path.buf, first)) {
+			ret = nrr_protocol(e, s->host->name, "it said '%s' where its nix-store --serve "
+					   "was to start", nrr_printable(shown, sizeof(shown), path.buf));
+			goto out;
+		}
+	}
+	if (read_u64(s, &magic) || read_u64(s, &version)) {
 		ret = lost(s, e);
 		goto out;
 	}
@@ -123,8 +140,9 @@ out:
 	return ret;
 }
 
-int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *closure,
-		int substitute, struct strvec *missing, struct nrr_err *e)
+int serve_query(struct session *s, struct daemon_conn *d, const char *first,
+		const struct strvec *closure, int substitute, struct strvec *missing,
+		struct nrr_err *e)
 {
 	struct strvec valid = STRVEC_INIT;
 	char why[512];
@@ -134,7 +152,7 @@ int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *c
 		ret = daemon_query_valid(d, closure, substitute, &valid, why, sizeof(why)) ?
 		      daemon_failed(s, why, e) : 0;
 	else
-		ret = serve_valid(s, closure, substitute, &valid, e);
+		ret = serve_valid(s, first, closure, substitute, &valid, e);
 	if (!ret)
 		ret = lacking(s, closure, &valid, missing, e);
 	strvec_clear(&valid);

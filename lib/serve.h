@@ -28,9 +28,13 @@
 #include "strvec.h"
 
 /* Paths of closure the target lacks, in closure's order, appended to
- * missing. Anything it names outside closure is refused (NRR_EPROTO). */
-int serve_query(struct session *s, struct daemon_conn *d, const struct strvec *closure,
-		int substitute, struct strvec *missing, struct nrr_err *e);
+ * missing. Anything it names outside closure is refused (NRR_EPROTO).
+ * first: the line the script says before its nix-store --serve answers
+ * (lib/scripts/serve.sh's "serve"), read after the query is sent, so that
+ * the two share a round trip; NULL when it was read already. */
+int serve_query(struct session *s, struct daemon_conn *d, const char *first,
+		const struct strvec *closure, int substitute, struct strvec *missing,
+		struct nrr_err *e);
 
 /* Streams paths (missing there, in closure order) from src; *bytes gets
  * the stream's size. here, if set (src is this machine): what its store

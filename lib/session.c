@@ -151,6 +151,14 @@ int session_read(struct session *s, void *buf, size_t n)
 	return 0;
 }
 
+void session_hangup(struct session *s)
+{
+	if (s->c.in_fd >= 0) {
+		close(s->c.in_fd);
+		s->c.in_fd = -1;
+	}
+}
+
 int session_finish(struct session *s)
 {
 	if (s->c.pid <= 0)

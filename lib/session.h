@@ -63,6 +63,10 @@ int session_line(struct session *s, struct strbuf *line);
  */
 int session_read(struct session *s, void *buf, size_t n);
 
+/* Hangs up (closes stdin) and goes on: session_finish or session_release
+ * waits for the script later, its end overlapping what comes next. */
+void session_hangup(struct session *s);
+
 /*
  * Hangs up (closes stdin), reads what is left and waits. Returns the
  * script's exit status (255: ssh failed), or -1 if it was never started.

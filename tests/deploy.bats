@@ -142,6 +142,11 @@ setup() {
 	assert_failure 1
 	[ "$(fleet_handshakes t1)" = 1 ]
 	[ "$(fleet_handshakes b1)" = 1 ]
+	# the derivations went to b1 in one session (its nix-store --serve: asked, then sent)
+	run fleet_command_log b1
+	[ "$(grep -c 'nix-store --serve --write' <<<"$output")" = 1 ]
+	refute_output --partial 'nix-store --import'
+	refute_output --partial 'nix-store --check-validity'
 }
 
 @test "--build-host, the target has it all: the exporter started with the target's check ends with the run" {

@@ -81,14 +81,22 @@ refused_by() {
 	assert_output --partial "it asks for '--option'"
 }
 
-@test "a build host that asks for a path outside the derivations' closure gets nothing (exit 14)" {
+@test "a build host whose nix-store --serve claims a path outside the derivations' closure is refused (exit 14)" {
 	retag f-query
-	other=$(toplevel t2)
-	forge b1 "/^--\$/a $other"
+	# as the target's above: after the line that starts it, one path of 15 bytes. What it
+	# is sent is only what it lacks of the closure we offered: it can ask for nothing else.
+	forge b1 's|^serve$|serve\n\xcb\xee\x52\x54\x00\x00\x00\x00\x05\x02\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x0f\x00\x00\x00\x00\x00\x00\x00/nix/store/abcd|'
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
 	refused_by b1
-	run fleet_exec b1 nix-store --check-validity "$other"
-	assert_failure
+	assert_output --partial "it has '/nix/store/abcd', which is not in the closure we sent"
+}
+
+@test "a build host that says something else before its nix-store --serve is refused (exit 14)" {
+	retag f-serve-b
+	forge b1 's|^serve$|Welcome to b1\nserve|'
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	refused_by b1
+	assert_output --partial "it said 'Welcome to b1' where its nix-store --serve was to start"
 }
 
 @test "a forged line slipped before a list of paths is refused, not printed (exit 14)" {
