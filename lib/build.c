@@ -291,8 +291,6 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		goto out;
 	if ((ret = closure_of(&d->local, drv, &drv_closure, e)))
 		goto out;
-	if ((ret = copy_drvs(d, &drv_closure, e)))
-		goto out;
 	strvec_pushl(&args, drv, dry ? "dry" : "build", NULL);
 	struct nix_log log = {
 		.render = strvec_find(&d->opt->nix_common, "--log-format") < 0,
@@ -302,9 +300,32 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 	if (log.render)
 		strvec_pushl(&args, "--log-format", "internal-json", NULL);
 	strvec_pushvec(&args, &d->opt->nix_common);
+	/* the build's session starts with the derivations' copy, and waits
+	 * for its "go": its start overlaps the copy's round trips */
 	struct child c = CHILD_INIT;
 	host_script_argv(&d->build, NULL, script_realise, args.v, &c);
+	c.in = c.out = c.err = CHILD_PIPE;
 	c.keep_stdin_open = 1;
+	if (child_start(&c, e)) {
+		ret = e->status;
+		child_clear(&c);
+		goto out;
+	}
+	if ((ret = copy_drvs(d, &drv_closure, e)) ||
+	    fd_write_all(c.in_fd, "go\n", 3) < 0) {
+		/* its stdin's end, and it ends without building */
+		close(c.in_fd);
+		c.in_fd = -1;
+		struct capture none = CAPTURE_INIT;
+		struct strbuf ignored = STRBUF_INIT;
+		none.out = none.err = &ignored;
+		child_capture(&c, &none, e);
+		strbuf_release(&ignored);
+		child_clear(&c);
+		if (!ret)
+			ret = nrr_fail(e, NRR_EBUILD, "cannot start the build on '%s'", d->build.name);
+		goto out;
+	}
 	int st = nix_capture_log(&c, &log, &out, &err, e);
 	child_clear(&c);
 	if (st < 0) {

@@ -546,7 +546,7 @@ int child_capture(struct child *c, const struct capture *cap,
 		c->out = CHILD_PIPE;
 	if (cap->err)
 		c->err = CHILD_PIPE;
-	if (child_start(c, e))
+	if (c->pid <= 0 && child_start(c, e))
 		return -1;
 
 	if (c->in == CHILD_PIPE && !inlen && !c->keep_stdin_open) {

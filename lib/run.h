@@ -100,7 +100,8 @@ struct capture {
 
 /*
  * Runs c to completion as cap says. Returns the exit status, or -1 with e
- * filled if it could not start.
+ * filled if it could not start. A c started already (its pipes as cap
+ * says) is taken as it is.
  */
 int child_capture(struct child *c, const struct capture *cap,
 		  struct nrr_err *e);

@@ -89,6 +89,12 @@ refused_by() {
 	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
 	refused_by b1
 	assert_output --partial "it has '/nix/store/abcd', which is not in the closure we sent"
+	# the build's session, started with the copy, ended without building
+	top=$(fleet_local nix eval --raw "$F#nixosConfigurations.t1.config.system.build.toplevel.outPath")
+	run fleet_exec b1 nix-store --check-validity "$top"
+	assert_failure
+	run fleet_ps b1
+	refute_output --partial 'nix-store --realise'
 }
 
 @test "a build host that says something else before its nix-store --serve is refused (exit 14)" {
