@@ -53,8 +53,12 @@ static int unroot_start(struct deploy *d)
 
 void deploy_release(struct deploy *d)
 {
-	if (d->locked || d->lock_pending)
-		activation_end(&d->as);
+	/* the conversation hung up now and waited for once the target's
+	 * master is gone: the script's end (the lock's release) then costs no
+	 * round trip of ours (the next run's handshake takes several) */
+	int talking = d->locked || d->lock_pending;
+	if (talking)
+		session_hangup(&d->as.s);
 	keyset_release(&d->keys);
 	if (d->drv_serving)
 		session_release(&d->drv_serve);
@@ -70,6 +74,8 @@ void deploy_release(struct deploy *d)
 		ssh_host_release(&d->ssh, &d->build_ssh);
 	if (d->target_remote)
 		ssh_host_release(&d->ssh, &d->target_ssh);
+	if (talking)
+		activation_end(&d->as);
 	ssh_ctx_release(&d->ssh);
 	strvec_clear(&d->elev.sudo_opts);
 	strvec_clear(&d->closure);

@@ -88,4 +88,17 @@ start_slow_deploy() {
 	retag two
 	run nrr switch --flake "$F#t1" --target-host t1
 	assert_success
+	# and at once, five times: the run hangs up without waiting for the
+	# script's end, which still comes before the next run's handshake
+	for i in 1 2 3 4 5; do
+		run nrr switch --flake "$F#t1" --target-host t1
+		assert_success
+	done
+	# the script ended: nothing of the conversation holds the lock
+	for _ in $(seq 50); do
+		fleet_ps t1 | grep -q 'ST_BUSY' || break
+		sleep 0.1
+	done
+	run fleet_ps t1
+	refute_output --partial 'ST_BUSY'
 }
