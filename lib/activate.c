@@ -221,13 +221,22 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
 			break;
 		}
+		if (a->serve_asked && !a->served && strcmp(line.buf, "serve")) {
+			/* our query waits in its input: nothing may go on */
+			char shown[256];
+			ret = nrr_protocol(e, as->host->name, "it said '%s' where its nix-store --serve "
+					   "was to start", nrr_printable(shown, sizeof(shown), line.buf));
+			break;
+		}
 		if (!strcmp(line.buf, "."))
 			break;
 		if (a->serve && !strcmp(line.buf, "serve")) {
 			/* checked against the closure there; nothing missing:
 			 * the conversation goes on at once */
 			a->served = 1;
-			ret = serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, NULL, a->closure,
+			ret = a->serve_asked ?
+			      serve_query_answer(&as->s, NULL, a->closure, &lacks, e) :
+			      serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, NULL, a->closure,
 					  a->substitute == 1, &lacks, e);
 			if (!ret && !lacks.nr)
 				ret = serve_end(&as->s, a->via_daemon, a->serve_token, e);
@@ -414,6 +423,15 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	for (size_t i = 0; a->closure && i < a->closure->nr; i++)
 		send_line(&msg, a->closure->v[i]);
 	send_line(&msg, ".");
+	/* the script serves unless the profile holds the system already
+	 * (activate.sh): known here for the system profile, whose system the
+	 * lock's answer named. Then the query goes now, not after "serve" */
+	a->serve_asked = a->serve && !a->via_daemon && a->closure && a->closure->nr &&
+			 a->toplevel && a->profile &&
+			 !strcmp(a->profile, "/nix/var/nix/profiles/system") &&
+			 as->current[0] && strcmp(as->current, a->toplevel);
+	if (a->serve_asked)
+		serve_query_put(&msg, a->closure, a->substitute == 1);
 	session_send(&as->s, msg.buf, msg.len);
 	ret = read_missing(as, a, e);
 	strbuf_release(&msg);

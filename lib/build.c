@@ -311,6 +311,8 @@ static int build_remote(struct deploy *d, const char *attr, int dry,
 		child_clear(&c);
 		goto out;
 	}
+	if (!dry)
+		deploy_export_ahead(d);
 	if ((ret = copy_drvs(d, &drv_closure, e)) ||
 	    fd_write_all(c.in_fd, "go\n", 3) < 0) {
 		/* its stdin's end, and it ends without building */

@@ -59,6 +59,7 @@ void deploy_release(struct deploy *d)
 	int talking = d->locked || d->lock_pending;
 	if (talking)
 		session_hangup(&d->as.s);
+	closure_export_cancel(&d->export);
 	keyset_release(&d->keys);
 	if (d->drv_serving)
 		session_release(&d->drv_serve);
@@ -660,6 +661,17 @@ int deploy_lock(struct deploy *d, struct nrr_err *e)
 	return ret;
 }
 
+void deploy_export_ahead(struct deploy *d)
+{
+	struct nrr_err ignored = { 0 };
+
+	/* as deploy_activate decides a->serve: the copy goes through the
+	 * target's conversation, from the build host */
+	if (d->target_remote && d->build_remote && !d->build_on_target && !d->want_plan &&
+	    copies_in_conversation(d->opt) && d->export.pid <= 0)
+		closure_export_start(&d->build, &d->export, &ignored);
+}
+
 int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 {
 	struct strvec missing = STRVEC_INIT;
@@ -693,11 +705,9 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	 * one made when something is missing): then the target's nix-daemon
 	 * may take the closure (lib/daemon.h) */
 	a->serve_daemon = d->built_at != AT_BUILD;
-	/* the build host's exporter starts with the check, waiting for the
-	 * list of what the target lacks: its session's round trip overlaps
-	 * the target's answer (when it cannot start, the copy starts one and
-	 * says why) */
-	if (a->serve && d->built_at == AT_BUILD) {
+	/* (the build host's exporter, when not started with the build:
+	 * deploy_export_ahead) */
+	if (a->serve && d->built_at == AT_BUILD && d->export.pid <= 0) {
 		struct nrr_err ignored = { 0 };
 		closure_export_start(&d->build, &d->export, &ignored);
 	}

@@ -123,6 +123,11 @@ int deploy_send_missing(struct deploy *d, const struct strvec *missing,
  * only asks for it: a build host's build goes on meanwhile, and deploy_lock
  * (at the latest deploy_activate's) reads the answer. */
 int deploy_lock_start(struct deploy *d, struct nrr_err *e);
+/* With a build host whose result goes to the target through the target's
+ * conversation: starts the build host's exporter now (closure.h), with
+ * the build, so that its session is open when the target says what it
+ * lacks. Best effort: deploy_activate starts one otherwise. */
+void deploy_export_ahead(struct deploy *d);
 int deploy_lock(struct deploy *d, struct nrr_err *e);
 /*
  * Activates the result on the target: copies what it lacks (see

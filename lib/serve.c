@@ -66,20 +66,16 @@ static int lacking(struct session *s, const struct strvec *closure, const struct
 	return ret;
 }
 
-/* The paths of closure nix-store --serve says the target has, into valid;
- * first, when set, the line the script says before it (serve_query). */
+/* The paths of closure nix-store --serve says the target has (asked with
+ * serve_query_put), into valid; first, when set, the line the script says
+ * before it (serve_query). */
 static int serve_valid(struct session *s, const char *first, const struct strvec *closure,
-		       int substitute, struct strvec *valid, struct nrr_err *e)
+		       struct strvec *valid, struct nrr_err *e)
 {
-	struct strbuf msg = STRBUF_INIT, path = STRBUF_INIT;
+	struct strbuf path = STRBUF_INIT;
 	uint64_t magic, version, n, len;
 	int ret = 0;
 
-	serveproto_hello_query(&msg, closure, 1, substitute);
-	if (session_send(s, msg.buf, msg.len)) {
-		ret = lost(s, e);
-		goto out;
-	}
 	if (first) {
 		char shown[256];
 		if (session_line(s, &path)) {
@@ -135,8 +131,24 @@ static int serve_valid(struct session *s, const char *first, const struct strvec
 			strvec_push(valid, path.buf);
 	}
 out:
-	strbuf_release(&msg);
 	strbuf_release(&path);
+	return ret;
+}
+
+void serve_query_put(struct strbuf *msg, const struct strvec *closure, int substitute)
+{
+	serveproto_hello_query(msg, closure, 1, substitute);
+}
+
+int serve_query_answer(struct session *s, const char *first, const struct strvec *closure,
+		       struct strvec *missing, struct nrr_err *e)
+{
+	struct strvec valid = STRVEC_INIT;
+	int ret = serve_valid(s, first, closure, &valid, e);
+
+	if (!ret)
+		ret = lacking(s, closure, &valid, missing, e);
+	strvec_clear(&valid);
 	return ret;
 }
 
@@ -145,17 +157,20 @@ int serve_query(struct session *s, struct daemon_conn *d, const char *first,
 		struct nrr_err *e)
 {
 	struct strvec valid = STRVEC_INIT;
+	struct strbuf msg = STRBUF_INIT;
 	char why[512];
 	int ret;
 
-	if (d)
+	if (d) {
 		ret = daemon_query_valid(d, closure, substitute, &valid, why, sizeof(why)) ?
-		      daemon_failed(s, why, e) : 0;
-	else
-		ret = serve_valid(s, first, closure, substitute, &valid, e);
-	if (!ret)
-		ret = lacking(s, closure, &valid, missing, e);
-	strvec_clear(&valid);
+		      daemon_failed(s, why, e) : lacking(s, closure, &valid, missing, e);
+		strvec_clear(&valid);
+		return ret;
+	}
+	serve_query_put(&msg, closure, substitute);
+	ret = session_send(s, msg.buf, msg.len) ? lost(s, e) :
+	      serve_query_answer(s, first, closure, missing, e);
+	strbuf_release(&msg);
 	return ret;
 }
 

@@ -62,6 +62,20 @@ refused_by() {
 	assert_equal "$(profile_of t1)" "$before"
 }
 
+@test "a target that says something else where its nix-store --serve was to start is refused (exit 14)" {
+	# a system to replace: the query then goes with the closure, ahead of the "serve" line
+	retag f-ahead-1
+	run nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	before=$(profile_of t1)
+	retag f-ahead-2
+	forge t1 's|^serve$|Hello|'
+	run nrr switch --flake "$F#t1" --target-host t1
+	refused_by t1
+	assert_output --partial "it said 'Hello' where its nix-store --serve was to start"
+	assert_equal "$(profile_of t1)" "$before"
+}
+
 @test "a target that asks for a path outside the closure gets nothing (exit 14)" {
 	retag f-missing
 	other=$(toplevel t2)
