@@ -155,12 +155,8 @@ setup() {
 	assert_success
 	[ "$(profile_of t1)" = "$output" ]
 	# its ssh session is gone: nothing of it stays on the build host
-	for _ in $(seq 50); do
-		fleet_ps b1 | grep -q 'nix-store --export' || break
-		sleep 0.1
-	done
+	gone_from b1 'nix-store --export'
 	run fleet_ps b1
-	refute_output --partial 'nix-store --export'
 	refute_output --partial 'cat'
 }
 

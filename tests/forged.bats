@@ -76,11 +76,13 @@ refused_by() {
 	assert_equal "$(profile_of t1)" "$before"
 }
 
+# (the next two: a profile of their own, of which this run knows nothing, so the query is
+# not sent ahead and the target's lines are read as what it lacks)
 @test "a target that asks for a path outside the closure gets nothing (exit 14)" {
 	retag f-missing
 	other=$(toplevel t2)
 	forge t1 "/^ready /a $other"
-	run nrr switch --flake "$F#t1" --target-host t1
+	run nrr switch --flake "$F#t1" --target-host t1 -p forged
 	refused_by t1
 	assert_output --partial "it asks for '$other', which is not in the closure we sent"
 	run fleet_exec t1 nix-store --check-validity "$other"
@@ -90,7 +92,7 @@ refused_by() {
 @test "a target that answers options for paths passes none to nix-store (exit 14)" {
 	retag f-option
 	forge t1 '/^ready /a --option'
-	run nrr switch --flake "$F#t1" --target-host t1
+	run nrr switch --flake "$F#t1" --target-host t1 -p forged
 	refused_by t1
 	assert_output --partial "it asks for '--option'"
 }

@@ -95,10 +95,5 @@ start_slow_deploy() {
 		assert_success
 	done
 	# the script ended: nothing of the conversation holds the lock
-	for _ in $(seq 50); do
-		fleet_ps t1 | grep -q 'ST_BUSY' || break
-		sleep 0.1
-	done
-	run fleet_ps t1
-	refute_output --partial 'ST_BUSY'
+	gone_from t1 'ST_BUSY'
 }

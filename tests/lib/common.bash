@@ -45,6 +45,19 @@ report_check() {
 
 # A new generation of every configuration: a new tag in the flake copy.
 retag() { printf '%s\n' "$1" >"$F/tag"; }
+
+# gone_from HOST TEXT: waits up to 5 s until no process of HOST has TEXT in its command line
+# (a session's end reaches the host a moment after the run's own); fails, showing them, if
+# some still have it.
+gone_from() {
+	local _
+	for _ in $(seq 50); do
+		fleet_ps "$1" | grep -qF -- "$2" || return 0
+		sleep 0.1
+	done
+	fleet_ps "$1" | grep -F -- "$2" >&2
+	return 1
+}
 # The store path of configuration $1's system, as the deployer builds it.
 toplevel() { fleet_build "$F#nixosConfigurations.$1.config.system.build.toplevel"; }
 # Where host $1's system profile points (empty if it has none).
