@@ -235,7 +235,8 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			 * the conversation goes on at once */
 			a->served = 1;
 			ret = a->serve_asked ?
-			      serve_query_answer(&as->s, NULL, a->closure, &lacks, e) :
+			      serve_query_answer(&as->s, a->via_daemon ? &as->daemon : NULL, NULL,
+						 a->closure, &lacks, e) :
 			      serve_query(&as->s, a->via_daemon ? &as->daemon : NULL, NULL, a->closure,
 					  a->substitute == 1, &lacks, e);
 			if (!ret && !lacks.nr)
@@ -426,12 +427,15 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	/* the script serves unless the profile holds the system already
 	 * (activate.sh): known here for the system profile, whose system the
 	 * lock's answer named. Then the query goes now, not after "serve" */
-	a->serve_asked = a->serve && !a->via_daemon && a->closure && a->closure->nr &&
-			 a->toplevel && a->profile &&
+	a->serve_asked = a->serve && a->closure && a->closure->nr && a->toplevel && a->profile &&
 			 !strcmp(a->profile, "/nix/var/nix/profiles/system") &&
 			 as->current[0] && strcmp(as->current, a->toplevel);
-	if (a->serve_asked)
-		serve_query_put(&msg, a->closure, a->substitute == 1);
+	if (a->serve_asked &&
+	    (ret = serve_query_ahead(&as->s, a->via_daemon ? &as->daemon : NULL, &msg, a->closure,
+				     a->substitute == 1, e))) {
+		strbuf_release(&msg);
+		return ret;
+	}
 	session_send(&as->s, msg.buf, msg.len);
 	ret = read_missing(as, a, e);
 	strbuf_release(&msg);

@@ -68,10 +68,11 @@ struct activation {
 	int serve;
 	char serve_token[48];
 	int served;
-	/* set by activation_offer: the query went with the closure, as the
-	 * script surely serves (the system profile, which the lock's answer
-	 * says holds another system): its "serve" line and the answer share
-	 * the offer's round trip */
+	/* set by activation_offer: the query went with the closure (to the
+	 * script's nix-store --serve, or to the nix-daemon), as the script
+	 * surely serves (the system profile, which the lock's answer says
+	 * holds another system): its "serve" line and the answer share the
+	 * offer's round trip */
 	int serve_asked;
 	/* With serve: what the closure's paths registered is known here (a
 	 * fleet's dump), so the target's nix-daemon may take it instead, when

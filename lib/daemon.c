@@ -362,12 +362,11 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 	return 0;
 }
 
-int daemon_query_valid(struct daemon_conn *d, const struct strvec *paths, int substitute,
-		       struct strvec *valid, char *why, size_t whylen)
+int daemon_query_send(struct daemon_conn *d, const struct strvec *paths, int substitute,
+		      char *why, size_t whylen)
 {
-	struct strbuf msg = STRBUF_INIT, s = STRBUF_INIT;
-	uint64_t n;
-	int ret = -1;
+	struct strbuf msg = STRBUF_INIT;
+	int ret;
 
 	serveproto_add_u64(&msg, OP_QUERY_VALID);
 	serveproto_add_u64(&msg, paths->nr);
@@ -375,8 +374,26 @@ int daemon_query_valid(struct daemon_conn *d, const struct strvec *paths, int su
 		serveproto_add_string(&msg, paths->v[i]);
 	if (d->minor >= 27)
 		serveproto_add_u64(&msg, substitute ? 1 : 0);
-	if (send_all(d, msg.buf, msg.len, why, whylen) || drain(d, why, whylen) ||
-	    get_u64(d, &n, why, whylen))
+	ret = send_all(d, msg.buf, msg.len, why, whylen) ? -1 : 0;
+	strbuf_release(&msg);
+	return ret;
+}
+
+int daemon_query_valid(struct daemon_conn *d, const struct strvec *paths, int substitute,
+		       struct strvec *valid, char *why, size_t whylen)
+{
+	return daemon_query_send(d, paths, substitute, why, whylen) ? -1 :
+	       daemon_query_answer(d, paths, valid, why, whylen);
+}
+
+int daemon_query_answer(struct daemon_conn *d, const struct strvec *paths,
+			struct strvec *valid, char *why, size_t whylen)
+{
+	struct strbuf s = STRBUF_INIT;
+	uint64_t n;
+	int ret = -1;
+
+	if (drain(d, why, whylen) || get_u64(d, &n, why, whylen))
 		goto out;
 	if (n > paths->nr) {
 		fail(why, whylen, "its nix-daemon has %llu of the %zu paths it was asked about",
@@ -390,7 +407,6 @@ int daemon_query_valid(struct daemon_conn *d, const struct strvec *paths, int su
 	}
 	ret = 0;
 out:
-	strbuf_release(&msg);
 	strbuf_release(&s);
 	return ret;
 }

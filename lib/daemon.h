@@ -79,8 +79,14 @@ int daemon_hello(struct daemon_conn *d, int timeout_ms, char *why, size_t whylen
 
 /*
  * Which of paths the target has, after trying its caches when
- * substitute: appended to valid. 0, or -1 with why.
+ * substitute: appended to valid. 0, or -1 with why. In two, for a
+ * question asked ahead of its answer: daemon_query_send, then
+ * daemon_query_answer with the same paths.
  */
+int daemon_query_send(struct daemon_conn *d, const struct strvec *paths, int substitute,
+		      char *why, size_t whylen);
+int daemon_query_answer(struct daemon_conn *d, const struct strvec *paths,
+			struct strvec *valid, char *why, size_t whylen);
 int daemon_query_valid(struct daemon_conn *d, const struct strvec *paths, int substitute,
 		       struct strvec *valid, char *why, size_t whylen);
 

@@ -67,7 +67,7 @@ static int lacking(struct session *s, const struct strvec *closure, const struct
 }
 
 /* The paths of closure nix-store --serve says the target has (asked with
- * serve_query_put), into valid; first, when set, the line the script says
+ * serve_query_ahead), into valid; first, when set, the line the script says
  * before it (serve_query). */
 static int serve_valid(struct session *s, const char *first, const struct strvec *closure,
 		       struct strvec *valid, struct nrr_err *e)
@@ -135,17 +135,31 @@ out:
 	return ret;
 }
 
-void serve_query_put(struct strbuf *msg, const struct strvec *closure, int substitute)
+int serve_query_ahead(struct session *s, struct daemon_conn *d, struct strbuf *msg,
+		      const struct strvec *closure, int substitute, struct nrr_err *e)
 {
-	serveproto_hello_query(msg, closure, 1, substitute);
+	char why[512];
+
+	if (!d) {
+		serveproto_hello_query(msg, closure, 1, substitute);
+		return 0;
+	}
+	return daemon_query_send(d, closure, substitute, why, sizeof(why)) ?
+	       daemon_failed(s, why, e) : 0;
 }
 
-int serve_query_answer(struct session *s, const char *first, const struct strvec *closure,
-		       struct strvec *missing, struct nrr_err *e)
+int serve_query_answer(struct session *s, struct daemon_conn *d, const char *first,
+		       const struct strvec *closure, struct strvec *missing, struct nrr_err *e)
 {
 	struct strvec valid = STRVEC_INIT;
-	int ret = serve_valid(s, first, closure, &valid, e);
+	char why[512];
+	int ret;
 
+	if (d)
+		ret = daemon_query_answer(d, closure, &valid, why, sizeof(why)) ?
+		      daemon_failed(s, why, e) : 0;
+	else
+		ret = serve_valid(s, first, closure, &valid, e);
 	if (!ret)
 		ret = lacking(s, closure, &valid, missing, e);
 	strvec_clear(&valid);
@@ -156,20 +170,13 @@ int serve_query(struct session *s, struct daemon_conn *d, const char *first,
 		const struct strvec *closure, int substitute, struct strvec *missing,
 		struct nrr_err *e)
 {
-	struct strvec valid = STRVEC_INIT;
 	struct strbuf msg = STRBUF_INIT;
-	char why[512];
-	int ret;
+	int ret = serve_query_ahead(s, d, &msg, closure, substitute, e);
 
-	if (d) {
-		ret = daemon_query_valid(d, closure, substitute, &valid, why, sizeof(why)) ?
-		      daemon_failed(s, why, e) : lacking(s, closure, &valid, missing, e);
-		strvec_clear(&valid);
-		return ret;
-	}
-	serve_query_put(&msg, closure, substitute);
-	ret = session_send(s, msg.buf, msg.len) ? lost(s, e) :
-	      serve_query_answer(s, first, closure, missing, e);
+	if (!ret && msg.len && session_send(s, msg.buf, msg.len))
+		ret = lost(s, e);
+	if (!ret)
+		ret = serve_query_answer(s, d, first, closure, missing, e);
 	strbuf_release(&msg);
 	return ret;
 }

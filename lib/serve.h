@@ -36,12 +36,15 @@ int serve_query(struct session *s, struct daemon_conn *d, const char *first,
 		const struct strvec *closure, int substitute, struct strvec *missing,
 		struct nrr_err *e);
 
-/* serve_query in two, for a query sent ahead of its serving process (in
- * the same write as what makes the script start it): the question,
- * appended to msg; then the answer, read as serve_query reads it. */
-void serve_query_put(struct strbuf *msg, const struct strvec *closure, int substitute);
-int serve_query_answer(struct session *s, const char *first, const struct strvec *closure,
-		       struct strvec *missing, struct nrr_err *e);
+/* serve_query in two, for a query asked ahead of the script's "serve":
+ * the question, appended to msg (to go in the same write as what makes
+ * the script start its nix-store --serve), or through d sent at once;
+ * then the answer, read as serve_query reads it. 0, or a status with e
+ * filled. */
+int serve_query_ahead(struct session *s, struct daemon_conn *d, struct strbuf *msg,
+		      const struct strvec *closure, int substitute, struct nrr_err *e);
+int serve_query_answer(struct session *s, struct daemon_conn *d, const char *first,
+		       const struct strvec *closure, struct strvec *missing, struct nrr_err *e);
 
 /* Streams paths (missing there, in closure order) from src; *bytes gets
  * the stream's size. here, if set (src is this machine): what its store
