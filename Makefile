@@ -23,7 +23,7 @@ CURL_DIR = -DNRR_LIBCURL_DIR="\"`$(PKG_CONFIG) --variable=libdir libcurl`\""
 PROG = nixos-rebuild-remote
 OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o lib/closuredb.o \
-	lib/activate.o lib/generations.o lib/deploy.o lib/deployplan.o lib/complete.o \
+	lib/activate.o lib/localdiff.o lib/generations.o lib/deploy.o lib/deployplan.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/curlload.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
 	lib/fleetview.o lib/scripts.o lib/fleetproto.o lib/fleetbuild.o lib/hive.o lib/hive-evalnix.o lib/colmena.o \
@@ -35,7 +35,7 @@ TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tes
 	tests/test-tool-hive.o tests/test-tool-remote.o tests/test-tool-daemon.o
 HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h lib/closuredb.h \
-	lib/activate.h lib/generations.h lib/deploy.h lib/deployplan.h lib/complete.h \
+	lib/activate.h lib/localdiff.h lib/generations.h lib/deploy.h lib/deployplan.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/curlload.h lib/pkgdiff.h lib/session.h \
 	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
 	lib/scripts.h lib/fleetproto.h lib/fleetbuild.h lib/hive.h lib/colmena.h \

@@ -1,4 +1,5 @@
 #include "activate.h"
+#include "localdiff.h"
 #include "closure.h"
 #include "closurecache.h"
 #include "narinfo.h"
@@ -295,100 +296,6 @@ void activation_fields(const struct activation *a, int local_diff, struct strbuf
 		send_line(msg, f[i]);
 }
 
-/* Keeps c as system's closure for the next deploy's diff (closurecache.h),
- * unless it came from there. */
-static void keep_closure(const char *system, const struct pkgdiff_closure *c, int from_cache)
-{
-	if (from_cache || !system[0] || !c->nr)
-		return;
-	const char **paths = xcalloc(c->nr, sizeof(*paths));
-	unsigned long long *sizes = xcalloc(c->nr, sizeof(*sizes));
-	for (size_t i = 0; i < c->nr; i++) {
-		paths[i] = c->items[i].path;
-		sizes[i] = c->items[i].nar_size;
-	}
-	closurecache_put(system, paths, sizes, c->nr);
-	free(paths);
-	free(sizes);
-}
-
-/*
- * The diff from a->diff_from's store into as->diff_old and diff_new: the
- * running system's closure (the new one's when they are the same), then the
- * sizes not known yet (a fleet's closure dump has the new closure's) in one
- * query. A system deployed from here before is in closurecache.h's cache:
- * then its store is not asked at all, and both closures are kept there for
- * the next deploy. 0, or -1 when that store cannot (it lacks the running
- * system): the target makes the diff then, as before.
- */
-static int local_diff_prepare(struct activation_session *as, const struct activation *a)
-{
-	struct strvec old = STRVEC_INIT, ask = STRVEC_INIT, cached_new = STRVEC_INIT;
-	const struct strvec *new = a->closure;
-	const unsigned long long *known = a->closure_sizes;
-	struct nrr_err ignored = { 0 };
-	int same = !strcmp(as->running, a->toplevel);
-	unsigned long long *sizes = NULL, *old_sizes = NULL, *new_sizes = NULL;
-	struct strindex in_new = { NULL, 0 };
-	size_t extra;
-	int ret = -1, old_cached = 0;
-
-	/* the new closure's sizes from the cache when the dump has none and
-	 * the cache holds this very closure (a redeploy) */
-	if (!known && !closurecache_get(a->toplevel, &cached_new, &new_sizes)) {
-		int match = cached_new.nr == new->nr;
-		for (size_t i = 0; match && i < new->nr; i++)
-			match = !strcmp(cached_new.v[i], new->v[i]);
-		if (match)
-			known = new_sizes;
-	}
-	if (as->running[0] && !same) {
-		old_cached = !closurecache_get(as->running, &old, &old_sizes);
-		if (!old_cached && closure_of(a->diff_from, as->running, &old, &ignored))
-			goto out;
-	}
-	strindex_init(&in_new, new->v, new->nr);
-	/* the sizes asked: the new closure's unless known, then the old's own */
-	if (!known)
-		strvec_pushvec(&ask, new);
-	for (size_t i = 0; !old_cached && i < old.nr; i++)
-		if (strindex_find(&in_new, old.v[i]) < 0)
-			strvec_push(&ask, old.v[i]);
-	sizes = xcalloc(ask.nr + 1, sizeof(*sizes));
-	if (ask.nr && closure_sizes(a->diff_from, &ask, sizes, &ignored))
-		goto out;
-	for (size_t i = 0; i < new->nr; i++) {
-		unsigned long long size = known ? known[i] : sizes[i];
-		pkgdiff_closure_add(&as->diff_new, new->v[i], size);
-		if (same)
-			pkgdiff_closure_add(&as->diff_old, new->v[i], size);
-	}
-	extra = known ? 0 : new->nr;
-	for (size_t i = 0; i < old.nr; i++) {
-		long at = strindex_find(&in_new, old.v[i]);
-		unsigned long long size = old_cached ? old_sizes[i] : at < 0 ? sizes[extra++] :
-					  known ? known[at] : sizes[at];
-		pkgdiff_closure_add(&as->diff_old, old.v[i], size);
-	}
-	keep_closure(a->toplevel, &as->diff_new, known == new_sizes && new_sizes);
-	if (!old_cached)
-		keep_closure(as->running, &as->diff_old, same);
-	ret = 0;
-out:
-	if (ret) {
-		pkgdiff_closure_release(&as->diff_old);
-		pkgdiff_closure_release(&as->diff_new);
-	}
-	free(sizes);
-	free(old_sizes);
-	free(new_sizes);
-	strindex_release(&in_new);
-	strvec_clear(&old);
-	strvec_clear(&ask);
-	strvec_clear(&cached_new);
-	return ret;
-}
-
 int activation_offer(struct activation_session *as, struct activation *a,
 		     struct nrr_err *e)
 {
@@ -398,7 +305,8 @@ int activation_offer(struct activation_session *as, struct activation *a,
 	as->local_diff = a->diff && a->diff_from && a->closure && a->toplevel &&
 			 a->op != PROFILE_ROLLBACK &&
 			 !(a->action && !strcmp(a->action, "boot")) &&
-			 !local_diff_prepare(as, a);
+			 !localdiff_prepare(a->diff_from, as->running, a->toplevel, a->closure,
+					    a->closure_sizes, &as->diff_old, &as->diff_new);
 	/* no diff made: a fleet's closure dump still gave the sizes, for free */
 	if (!as->local_diff && a->closure && a->closure_sizes && a->toplevel &&
 	    !closurecache_has(a->toplevel))
