@@ -25,7 +25,7 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o lib/closuredb.o \
 	lib/activate.o lib/localdiff.o lib/generations.o lib/deploy.o lib/deployplan.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/curlload.o lib/pkgdiff.o lib/session.o \
-	lib/fleet.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
+	lib/fleet.o lib/fleethost.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
 	lib/fleetview.o lib/scripts.o lib/fleetproto.o lib/fleetbuild.o lib/hive.o lib/hive-evalnix.o lib/colmena.o \
 	lib/keys.o lib/deploykeys.o lib/editrepl.o lib/exec.o lib/profileguard.o lib/reboot.o lib/pushto.o \
 	lib/hiveexec.o lib/hiveeval.o lib/evalcache.o lib/colmenaopts.o lib/resources.o \
@@ -37,7 +37,7 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h lib/closuredb.h \
 	lib/activate.h lib/localdiff.h lib/generations.h lib/deploy.h lib/deployplan.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/curlload.h lib/pkgdiff.h lib/session.h \
-	lib/build.h lib/fleet.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
+	lib/build.h lib/fleet.h lib/fleethost.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
 	lib/scripts.h lib/fleetproto.h lib/fleetbuild.h lib/hive.h lib/colmena.h \
 	lib/keys.h lib/deploykeys.h lib/editrepl.h lib/exec.h lib/profileguard.h lib/reboot.h lib/pushto.h \
 	lib/hiveexec.h lib/hiveeval.h lib/evalcache.h lib/colmenaopts.h lib/resources.h \

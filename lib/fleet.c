@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "fleethost.h"
 #include "action.h"
 #include "deploykeys.h"
 #include "resources.h"
@@ -27,224 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * Whether every host waits before it activates until the fleet answers
- * (its child gets --ask): for --ask's question, and for the cache route,
- * so that every host is checked against the cache before any is
- * activated (see answer_hosts).
- */
-static int holds(const struct options *o)
-{
-	return (o->ask && !o->yes) || o->push_to;
-}
-
-void fleet_child_argv(const struct options *o, const char *store_path,
-		      const char *target, int password, struct strvec *argv)
-{
-	static const char *const elevates[] = { "none", "sudo", "run0" };
-
-	strvec_pushl(argv, "/proc/self/exe", o->action, NULL);
-	/* none for apply keys: it builds nothing */
-	if (store_path)
-		strvec_pushl(argv, "--store-path", store_path, NULL);
-	strvec_pushl(argv, "--target-host", target, "--progress-fd", "3", NULL);
-	/* what the option table passes on (OF_FLEET), as the user said it */
-	strvec_pushvec(argv, &o->fleet_args);
-	/* what this run decided for all its hosts: the password is ours to
-	 * ask (-S implies sudo), the diff comes to us (shown here, asked
-	 * about, in --json), and --yes answers here */
-	if (password)
-		strvec_pushl(argv, "--password-fd", "0", NULL);
-	strvec_pushl(argv, "--elevate", elevates[o->elevate], NULL);
-	strvec_push(argv, o->diff == 1 || (o->diff < 0 && isatty(2)) || o->ask ||
-			  (o->json && o->diff != 0) ? "--diff" : "--no-diff");
-	if (holds(o))
-		strvec_push(argv, "--ask");
-	/* the cache route: the fleet pushed; each host checks and fetches */
-	if (o->cache_url)
-		strvec_pushl(argv, "--cache-url", o->cache_url, NULL);
-	if (o->cache_key)
-		strvec_pushl(argv, "--cache-key", o->cache_key, NULL);
-}
-
-/* Shows the child's command line, as --debug and -v show commands. */
-static void trace_child(const struct options *o, const struct strvec *argv)
-{
-	if (o->debug || o->verbose)
-		sq_trace_argv((const char *const *)argv->v);
-}
-
-static int start_host(const struct options *o, struct fleet_host *h,
-		      const char *password, const char *closure_db, int wait_go,
-		      struct nrr_err *e)
-{
-	int rep[2], pw[2] = { -1, -1 };
-	int keys = h->m.keys && h->m.keys->nr;
-
-	if (pipe2(rep, O_CLOEXEC))
-		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
-	child_init(&h->c);
-	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
-	/* the member's own (a hive node's elevation, ssh options) come last */
-	strvec_pushvec(&h->c.args, &h->m.args);
-	/* a hive node's keys follow the password on the child's stdin, read
-	 * by it before anything else: never in argv or the environment */
-	if (keys)
-		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
-	if (closure_db && h->path)
-		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
-	if (wait_go)
-		strvec_push(&h->c.args, "--wait-go");
-	strvec_pushvec(&h->c.env, &h->m.env);
-	trace_child(o, &h->c.args);
-	h->c.in = CHILD_NULL;
-	h->c.out = CHILD_NULL;
-	h->c.err = CHILD_PIPE;
-	h->c.map_fd = rep[1];
-	h->c.map_to = 3;
-	if (password || holds(o) || keys || wait_go) {
-		/* the password waits in a pipe of its own, never in argv or env;
-		 * the fleet's go and --ask's answer come the same way, later */
-		if (pipe2(pw, O_CLOEXEC)) {
-			close(rep[0]);
-			close(rep[1]);
-			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
-		}
-		/* the child's stdin: one line each (--password-fd 0, --ask) */
-		h->c.in = CHILD_FD;
-		h->c.in_fd = pw[0];
-	}
-	clock_gettime(CLOCK_MONOTONIC, &h->start);
-	int ret = child_start(&h->c, e);
-	close(rep[1]);
-	if (ret) {
-		close(rep[0]);
-		if (pw[1] >= 0)
-			close(pw[1]);
-		return e->status;
-	}
-	h->progress_fd = rep[0];
-	fcntl(h->progress_fd, F_SETFL, O_NONBLOCK);
-	fcntl(h->c.err_fd, F_SETFL, O_NONBLOCK);
-	if (password) {
-		struct strbuf sb = STRBUF_INIT;
-		strbuf_addf(&sb, "%s\n", password);
-		if (write(pw[1], sb.buf, sb.len) < 0) {
-			/* the child is gone already; its result says why */
-		}
-		strbuf_release_secret(&sb);
-	}
-	/* The keys' texts (or where to read them) go straight from guarded
-	 * memory into the pipe. Bigger than the pipe, the write waits for the
-	 * child, which reads them first thing; a child gone is told by its
-	 * result (its stdin ended early). */
-	if (keys && keys_write_specs(h->m.keys, h->m.name, pw[1])) {
-		/* the child's result says why */
-	}
-	if (holds(o) || wait_go) {
-		h->answer_fd = pw[1];
-		h->going = wait_go;
-	} else if (pw[1] >= 0) {
-		close(pw[1]);
-	}
-	h->state = H_RUNNING;
-	fleet_set_phase(h, "connect");
-	return 0;
-}
-
-/* Takes the complete lines of the child's report. */
-static void read_report(struct fleet_host *h)
-{
-	char *nl;
-	while ((nl = memchr(h->progress.buf, '\n', h->progress.len))) {
-		*nl = '\0';
-		struct fleetproto_msg m;
-		fleetproto_parse(h->progress.buf, &m);
-		switch (m.kind) {
-		case FLEETPROTO_PHASE: {
-			double at;
-			char *name = fleetproto_phase_parse(m.text, &at);
-			fleet_set_phase_at(h, name, at);
-			free(name);
-			break;
-		}
-		case FLEETPROTO_SAY:
-			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
-								       : &h->diff_text, "%s\n", m.text);
-			break;
-		case FLEETPROTO_WARN:
-			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name, m.text);
-			break;
-		case FLEETPROTO_DIFF:
-			cJSON_Delete(h->diff);
-			h->diff = m.diff;
-			break;
-		case FLEETPROTO_ASK:
-			h->asking = 1;
-			fleet_set_phase(h, "ask");
-			break;
-		case FLEETPROTO_RESULT:
-			h->status = m.result.status;
-			h->gen_before = m.result.gen_before;
-			h->gen_after = m.result.gen_after;
-			h->bytes = m.result.bytes;
-			h->fetch_bytes = m.result.fetch_bytes;
-			snprintf(h->step, sizeof(h->step), "%s", m.result.step);
-			snprintf(h->message, sizeof(h->message), "%s", m.result.message);
-			break;
-		case FLEETPROTO_OTHER:
-			break;
-		}
-		size_t used = (size_t)(nl - h->progress.buf) + 1;
-		memmove(h->progress.buf, nl + 1, h->progress.len - used);
-		strbuf_setlen(&h->progress, h->progress.len - used);
-	}
-}
-
-static void keep_tail(struct strbuf *err)
-{
-	/* only the last lines matter: the tail shown for a failed host */
-	size_t lines = 0, i = err->len;
-	while (i > 0) {
-		if (err->buf[i - 1] == '\n' && ++lines > FLEET_TAIL_LINES * 4)
-			break;
-		i--;
-	}
-	if (i > 0) {
-		memmove(err->buf, err->buf + i, err->len - i);
-		strbuf_setlen(err, err->len - i);
-	}
-}
-
-static void finish_host(struct fleet_host *h)
-{
-	int st = child_wait(&h->c);
-	clock_gettime(CLOCK_MONOTONIC, &h->end);
-	if (h->progress_fd >= 0) {
-		fd_drain(&h->progress_fd, &h->progress, -1);
-		if (h->progress_fd >= 0)
-			close(h->progress_fd);
-		h->progress_fd = -1;
-	}
-	read_report(h);
-	if (h->answer_fd >= 0)
-		close(h->answer_fd);
-	h->answer_fd = -1;
-	h->asking = 0;
-	if (!h->status && st)
-		h->status = st;		/* died without a result */
-	if (h->status && !h->step[0])
-		snprintf(h->step, sizeof(h->step), "deploy");
-	h->state = H_DONE;
-	fleet_end_phases(h);
-	child_clear(&h->c);
-}
-
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
  * and with --ask its stdin, kept for the answer. */
 static size_t fds_per_host(const struct options *o)
 {
-	return holds(o) ? 3 : 2;
+	return fleet_holds(o) ? 3 : 2;
 }
 
 /*
@@ -338,7 +126,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		struct fleet_host *h = &f->hosts[f->next++];
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
-		if (start_host(f->o, h, f->password, f->closure_db, f->prep != NULL, e)) {
+		if (fleet_host_start(f->o, h, f->password, f->closure_db, f->prep != NULL, e)) {
 			h->state = H_DONE;
 			h->status = e->status;
 			snprintf(h->step, sizeof(h->step), "start");
@@ -366,7 +154,7 @@ static void work_report(void *data, const char *buf, size_t n)
 	(void)buf;
 	(void)n;
 	snprintf(before, sizeof(before), "%s", io->h->phase);
-	read_report(io->h);
+	fleet_host_read(io->h);
 	if (strcmp(before, io->h->phase))
 		note(io->f, io->h, "%s", io->h->phase);
 }
@@ -377,7 +165,7 @@ static void work_stderr(void *data, const char *buf, size_t n)
 	struct fleet_io *io = data;
 	(void)buf;
 	(void)n;
-	keep_tail(&io->h->err);
+	fleet_host_keep_tail(&io->h->err);
 }
 
 /* Waits until some host says something (or a moment passes, for the
@@ -413,7 +201,7 @@ static void finish_hosts(struct fleet *f)
 		struct fleet_host *h = &f->hosts[i];
 		if (h->state != H_RUNNING || h->progress_fd >= 0 || h->c.err_fd >= 0)
 			continue;
-		finish_host(h);
+		fleet_host_finish(h);
 		f->running--;
 		if (h->status && !f->o->keep_going)
 			f->stop = 1;
@@ -489,7 +277,7 @@ static void prepare(struct fleet *f)
 		if (!ret && write(h->answer_fd, go, strlen(go)) < 0) {
 			/* the child is gone: its result says why */
 		}
-		if (ret || !holds(f->o)) {
+		if (ret || !fleet_holds(f->o)) {
 			close(h->answer_fd);
 			h->answer_fd = -1;
 		}
@@ -668,7 +456,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->connecting_max = connecting_max();
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
-	f->cap = openfiles_fit(holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
+	f->cap = openfiles_fit(fleet_holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	/* with a prepare, the dump's file is named now, written after it */

@@ -1,0 +1,33 @@
+/*
+ * fleethost: one host of a fleet run, as the fleet sees it: the child
+ * this program starts for it (its command line, the pipes for its password,
+ * keys and the fleet's answers), the report lines it writes on fd 3
+ * (lib/fleetproto.h), and its end. fleet.c schedules many of them.
+ */
+#ifndef NRR_FLEETHOST_H
+#define NRR_FLEETHOST_H
+
+#include "fleet.h"
+#include "fleetview.h"
+
+/* Whether every host waits before it activates until the fleet answers
+ * (its child gets --ask): for --ask's question, and for the cache route. */
+int fleet_holds(const struct options *o);
+
+/* Starts h's child (h->path its system, NULL for apply's keys); wait_go:
+ * it waits, connected and locked, for the fleet's go. 0, or a status
+ * with e filled. */
+int fleet_host_start(const struct options *o, struct fleet_host *h,
+		     const char *password, const char *closure_db, int wait_go,
+		     struct nrr_err *e);
+
+/* Takes the complete lines of h's report. */
+void fleet_host_read(struct fleet_host *h);
+
+/* Keeps only the last lines of a host's stderr (the tail a failure shows). */
+void fleet_host_keep_tail(struct strbuf *err);
+
+/* Reaps h once its pipes closed: its result, its phases' end. */
+void fleet_host_finish(struct fleet_host *h);
+
+#endif
