@@ -222,11 +222,8 @@ static int read_missing(struct activation_session *as, struct activation *a,
 			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
 			break;
 		}
-		if (a->serve_asked && !a->served && strcmp(line.buf, "serve")) {
-			/* our query waits in its input: nothing may go on */
-			char shown[256];
-			ret = nrr_protocol(e, as->host->name, "it said '%s' where its nix-store --serve "
-					   "was to start", nrr_printable(shown, sizeof(shown), line.buf));
+		if (a->serve_asked && strcmp(line.buf, "serve")) {
+			ret = serve_not_started(&as->s, line.buf, e);
 			break;
 		}
 		if (!strcmp(line.buf, "."))

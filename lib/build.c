@@ -266,7 +266,8 @@ static int copy_drvs(struct deploy *d, const struct strvec *drvs, struct nrr_err
 			ret = serve_import(s, NULL, &d->local, NULL, &missing, here, &bytes, e);
 		closuredb_export_free(here, missing.nr);
 		d->bytes_copied += bytes;
-		d->paths_copied += missing.nr;
+		if (!ret)
+			d->paths_copied += missing.nr;
 	}
 	/* every path's answer is in: its end of input ends it, while the
 	 * build starts (deploy_release waits for it) */

@@ -277,18 +277,15 @@ int closure_send(const struct host *src, const struct host *dst,
 	if (!paths->nr)
 		return 0;
 	join_lines(paths, &list);
-	host_script_argv(src, NULL, script_export, noargs, &exp);
 	host_script_argv(dst, NULL, script_import, noargs, &imp);
-	exp.in = exp.out = exp.err = CHILD_PIPE;
 	imp.in = imp.out = imp.err = CHILD_PIPE;
-	if (child_start(&exp, e)) {
+	if (closure_export_start(src, &exp, e)) {
 		ret = e->status;
 		goto out;
 	}
 	if (child_start(&imp, e)) {
 		ret = e->status;
-		child_kill(&exp, SIGTERM);
-		child_wait(&exp);
+		closure_export_cancel(&exp);
 		goto out;
 	}
 	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0, 0 };

@@ -2,13 +2,10 @@
 #include "deploy.h"
 #include "action.h"
 #include "activate.h"
-#include "cache.h"
 #include "deployplan.h"
-#include "diffshow.h"
 #include "fleetproto.h"
 #include "nix.h"
 #include "progress.h"
-#include "pushto.h"
 #include "quote.h"
 #include "scripts.h"
 #include "serve.h"
@@ -484,9 +481,10 @@ void deploy_export_ahead(struct deploy *d)
 {
 	struct nrr_err ignored = { 0 };
 
-	/* as deploy_activate decides a->serve: the copy goes through the
-	 * target's conversation, from the build host */
-	if (d->target_remote && d->build_remote && !d->build_on_target && !d->want_plan &&
+	/* as deploy_activate decides a->serve: an activation whose copy goes
+	 * through the target's conversation, from the build host */
+	if (d->opt->act && (d->opt->act->needs & AN_ACTIVATES) && d->target_remote &&
+	    d->build_remote && !d->build_on_target && !d->want_plan &&
 	    copies_in_conversation(d->opt) && d->export.pid <= 0)
 		closure_export_start(&d->build, &d->export, &ignored);
 }
@@ -524,12 +522,8 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	 * one made when something is missing): then the target's nix-daemon
 	 * may take the closure (lib/daemon.h) */
 	a->serve_daemon = d->built_at != AT_BUILD;
-	/* (the build host's exporter, when not started with the build:
+	/* (the build host's exporter, if any, started with the build:
 	 * deploy_export_ahead) */
-	if (a->serve && d->built_at == AT_BUILD && d->export.pid <= 0) {
-		struct nrr_err ignored = { 0 };
-		closure_export_start(&d->build, &d->export, &ignored);
-	}
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
 	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {

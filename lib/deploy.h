@@ -126,7 +126,7 @@ int deploy_lock_start(struct deploy *d, struct nrr_err *e);
 /* With a build host whose result goes to the target through the target's
  * conversation: starts the build host's exporter now (closure.h), with
  * the build, so that its session is open when the target says what it
- * lacks. Best effort: deploy_activate starts one otherwise. */
+ * lacks. Best effort: the copy starts its own otherwise (serve_import). */
 void deploy_export_ahead(struct deploy *d);
 int deploy_lock(struct deploy *d, struct nrr_err *e);
 /*

@@ -66,6 +66,13 @@ static int lacking(struct session *s, const struct strvec *closure, const struct
 	return ret;
 }
 
+int serve_not_started(const struct session *s, const char *said, struct nrr_err *e)
+{
+	char shown[256];
+	return nrr_protocol(e, s->host->name, "it said '%s' where its nix-store --serve was to start",
+			    nrr_printable(shown, sizeof(shown), said));
+}
+
 /* The paths of closure nix-store --serve says the target has (asked with
  * serve_query_ahead), into valid; first, when set, the line the script says
  * before it (serve_query). */
@@ -77,14 +84,12 @@ static int serve_valid(struct session *s, const char *first, const struct strvec
 	int ret = 0;
 
 	if (first) {
-		char shown[256];
 		if (session_line(s, &path)) {
 			ret = lost(s, e);
 			goto out;
 		}
 		if (strcmp(path.buf, first)) {
-			ret = nrr_protocol(e, s->host->name, "it said '%s' where its nix-store --serve "
-					   "was to start", nrr_printable(shown, sizeof(shown), path.buf));
+			ret = serve_not_started(s, path.buf, e);
 			goto out;
 		}
 	}

@@ -36,6 +36,10 @@ int serve_query(struct session *s, struct daemon_conn *d, const char *first,
 		const struct strvec *closure, int substitute, struct strvec *missing,
 		struct nrr_err *e);
 
+/* The script said said where its "serve" line was due: our query waits
+ * in its input, and nothing may go on. Returns NRR_EPROTO, e filled. */
+int serve_not_started(const struct session *s, const char *said, struct nrr_err *e);
+
 /* serve_query in two, for a query asked ahead of the script's "serve":
  * the question, appended to msg (to go in the same write as what makes
  * the script start its nix-store --serve), or through d sent at once;

@@ -163,10 +163,7 @@ int session_finish(struct session *s)
 {
 	if (s->c.pid <= 0)
 		return -1;
-	if (s->c.in_fd >= 0) {
-		close(s->c.in_fd);
-		s->c.in_fd = -1;
-	}
+	session_hangup(s);
 	while (s->c.out_fd >= 0 || s->c.err_fd >= 0)
 		session_pump(s, NULL, NULL);
 	return child_wait(&s->c);
