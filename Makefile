@@ -28,7 +28,7 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/fleet.o lib/fleethost.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
 	lib/fleetview.o lib/scripts.o lib/fleetproto.o lib/fleetbuild.o lib/hive.o lib/hive-evalnix.o lib/colmena.o \
 	lib/keys.o lib/deploykeys.o lib/editrepl.o lib/exec.o lib/profileguard.o lib/reboot.o lib/pushto.o \
-	lib/hiveexec.o lib/hiveeval.o lib/evalcache.o lib/colmenaopts.o lib/resources.o \
+	lib/hiveexec.o lib/hiveeval.o lib/evalcache.o lib/colmenaopts.o lib/colmenabuild.o lib/resources.o \
 	lib/cachedir.o lib/closurecache.o lib/serveproto.o lib/serve.o lib/narexport.o lib/daemon.o \
 	lib/optcheck.o
 TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-fleet.o \
@@ -40,7 +40,7 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/build.h lib/fleet.h lib/fleethost.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
 	lib/scripts.h lib/fleetproto.h lib/fleetbuild.h lib/hive.h lib/colmena.h \
 	lib/keys.h lib/deploykeys.h lib/editrepl.h lib/exec.h lib/profileguard.h lib/reboot.h lib/pushto.h \
-	lib/hiveexec.h lib/hiveeval.h lib/evalcache.h lib/colmenaopts.h lib/resources.h \
+	lib/hiveexec.h lib/hiveeval.h lib/evalcache.h lib/colmenaopts.h lib/colmenabuild.h lib/resources.h \
 	lib/cachedir.h lib/closurecache.h lib/serveproto.h lib/serve.h lib/daemon.h lib/narexport.h \
 	lib/optcheck.h
 # The remote scripts, embedded by lib/gen-scripts.sh into lib/scripts.c and

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "closure.h"
 #include "colmena.h"
+#include "colmenabuild.h"
 #include "colmenaopts.h"
 #include "hive.h"
 #include "hiveeval.h"
@@ -17,17 +17,6 @@
 #include "nix.h"
 #include "quote.h"
 #include "strbuf.h"
-
-/* Where .gcroots goes: the hive's directory (a local flake's or hive.nix's). */
-static char *context_dir(const struct hive *h)
-{
-	if (h->where[0] != '/')
-		return NULL;
-	if (h->kind == HIVE_FLAKE)
-		return xstrdup(h->where);
-	const char *slash = strrchr(h->where, '/');
-	return xstrndup(h->where, slash == h->where ? 1 : (size_t)(slash - h->where));
-}
 
 /* Frees what a build of the selected nodes holds, and the hive. */
 static void release_selection(struct hive *h, size_t *sel, char **drv, char **out,
@@ -42,132 +31,6 @@ static void release_selection(struct hive *h, size_t *sel, char **drv, char **ou
 	free(built);
 	free(sel);
 	hive_release(h);
-}
-
-static int keep_results(const struct colmena_opts *o, const struct hive *h,
-			const size_t *sel, char **out, const int *built, size_t n,
-			struct strvec *warnings, struct nrr_err *e)
-{
-	char *dir = context_dir(h);
-	int st = 0;
-
-	if (!dir)
-		return nrr_fail(e, NRR_EUSAGE, "--keep-result needs a hive in a local directory, not '%s'",
-				h->where);
-	for (size_t i = 0; i < n && !st; i++) {
-		struct strvec argv = STRVEC_INIT;
-		struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
-		char why[512];
-		if (!built[i])
-			continue;
-		strvec_pushl(&argv, "nix-store", "--realise", out[i], "--indirect", "--add-root", NULL);
-		strvec_pushf(&argv, "%s/.gcroots/node-%s", dir, h->nodes[sel[i]].name);
-		strvec_pushvec(&argv, &o->nix_options);
-		int r = nix_run(&argv, &sout, &serr, NIX_RUN_QUIET, o->verbose, warnings, e);
-		if (r > 0) {
-			nix_error_summary(serr.buf, why, sizeof(why));
-			st = nrr_fail(e, NRR_EFAIL, "node '%s': cannot keep its system as a GC root: %s",
-				      h->nodes[sel[i]].name, why);
-		} else if (r < 0) {
-			st = e->status;
-		}
-		strvec_clear(&argv);
-		strbuf_release(&sout);
-		strbuf_release(&serr);
-	}
-	free(dir);
-	return st;
-}
-
-/*
- * The one nix-store call that builds the nodes' systems drv[] (meta.
- * machinesFile as nix's builders), but for nodes built on their target,
- * into b; built[i] says which it builds. roots, if set: a directory for
- * GC roots. b->argv stays empty when there is nothing to build.
- */
-static void realise_plan(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
-			 size_t n, char **drv, int *built, const char *roots,
-			 struct colmena_build *b)
-{
-	size_t nbuild = 0;
-
-	/* -qRfu: the derivations realised, then their outputs' closure listed,
-	 * by the one nix-store (with the same GC roots) */
-	if (b->closure_too)
-		strvec_pushl(&b->argv, "nix-store", "--query", "--requisites", "--force-realise",
-			     "--use-output", NULL);
-	else
-		strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
-	if (roots) {
-		/* GC roots for the deploy's duration */
-		strvec_pushl(&b->argv, "--indirect", "--add-root", NULL);
-		strvec_pushf(&b->argv, "%s/system", roots);
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct hive_node *node = &h->nodes[sel[i]];
-		int on_target = o->build_on_target >= 0 ? o->build_on_target : node->build_on_target;
-		if (on_target) {
-			fprintf(stderr, "%s: built on its target when deployed (--no-build-on-target builds it here): evaluated only\n",
-				node->name);
-			continue;
-		}
-		built[i] = 1;
-		nbuild++;
-		strvec_push(&b->argv, drv[i]);
-	}
-	/* meta.machinesFile: colmena hands it to nix as its builders */
-	if (h->machines_file) {
-		strvec_pushl(&b->argv, "--option", "builders", NULL);
-		strvec_pushf(&b->argv, "@%s", h->machines_file);
-	}
-	strvec_pushvec(&b->argv, &o->nix_options);
-	if (!nbuild)
-		strvec_clear(&b->argv);
-	b->verbose = o->verbose;
-}
-
-/* Runs b's build (nothing when it has none). Returns 0 or NRR_EBUILD. */
-static int build_now(struct colmena_build *b, struct strvec *warnings, struct nrr_err *e)
-{
-	struct strbuf sout = STRBUF_INIT, serr = STRBUF_INIT;
-	int st = 0;
-
-	if (!b->argv.nr)
-		return 0;
-	int r = nix_run(&b->argv, &sout, &serr, 0, b->verbose, warnings, e);
-	if (!r && b->closure_too)
-		split_lines(sout.buf, &b->closure);
-	if (r > 0) {
-		char why[512];
-		nix_error_summary(serr.buf, why, sizeof(why));
-		st = nrr_fail(e, NRR_EBUILD, "building the hive's systems failed: %s", why);
-	} else if (r < 0) {
-		st = e->status;
-	}
-	strbuf_release(&sout);
-	strbuf_release(&serr);
-	return st;
-}
-
-/* realise_plan, then its build at once. */
-static int realise(const struct colmena_opts *o, const struct hive *h, const size_t *sel,
-		   size_t n, char **drv, int *built, const char *roots,
-		   struct strvec *warnings, struct nrr_err *e)
-{
-	struct colmena_build b = { STRVEC_INIT, 0, 0, STRVEC_INIT };
-	realise_plan(o, h, sel, n, drv, built, roots, &b);
-	int st = build_now(&b, warnings, e);
-	strvec_clear(&b.argv);
-	return st;
-}
-
-int colmena_build_run(void *data, struct strvec *warnings, struct nrr_err *e)
-{
-	/* none could start: a build failure is the fleet's 13 */
-	int st = build_now(data, warnings, e);
-	if (st)
-		st = e->status = NRR_ENOSTART;
-	return st;
 }
 
 /*
@@ -249,9 +112,9 @@ static int cmd_build(struct colmena_opts *o, struct strvec *warnings, struct nrr
 	if (st)
 		goto out;
 
-	st = realise(o, &h, sel, n, drv, built, NULL, warnings, e);
+	st = colmena_realise(o, &h, sel, n, drv, built, NULL, warnings, e);
 	if (!st && o->keep_result)
-		st = keep_results(o, &h, sel, out, built, n, warnings, e);
+		st = colmena_keep_results(o, &h, sel, out, built, n, warnings, e);
 	for (size_t i = 0; !st && i < n; i++)
 		if (built[i])
 			printf("%s %s\n", h.nodes[sel[i]].name, out[i]);
@@ -493,13 +356,13 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 		plan->roots = xstrdup(roots);
 	/* the fleet dumps the closures' registrations once it is built */
 	plan->build.closure_too = !o->keep_result;
-	realise_plan(o, &h, sel, n, drv, built, plan->roots, &plan->build);
+	colmena_realise_plan(o, &h, sel, n, drv, built, plan->roots, &plan->build);
 	/* The build runs while the nodes' children connect and take their
 	 * locks (fleet_deploy's prepare), unless --keep-result wants the
 	 * systems before */
 	if (o->keep_result &&
 	    ((st = colmena_build_run(&plan->build, warnings, e)) ||
-	     (st = keep_results(o, &h, sel, out, built, n, warnings, e))))
+	     (st = colmena_keep_results(o, &h, sel, out, built, n, warnings, e))))
 		goto out;
 	if (o->keep_result)
 		strvec_clear(&plan->build.argv);
@@ -605,7 +468,7 @@ static int cmd_local(struct colmena_opts *o, struct colmena_deploy *plan,
 	if (!st) {
 		if (mkdtemp(roots))
 			plan->roots = xstrdup(roots);
-		st = realise(o, &h, &sel, 1, &drv, &built, plan->roots, warnings, e);
+		st = colmena_realise(o, &h, &sel, 1, &drv, &built, plan->roots, warnings, e);
 	}
 	if (st)
 		goto out;

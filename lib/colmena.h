@@ -25,25 +25,11 @@
 #ifndef NRR_COLMENA_H
 #define NRR_COLMENA_H
 
+#include "colmenabuild.h"
 #include "error.h"
 #include "fleet.h"
 #include "keys.h"
 #include "strvec.h"
-
-/* The hive's systems to build: one nix-store call, run by the fleet while
- * the nodes' children connect (lib/fleet.h's prepare). */
-struct colmena_build {
-	struct strvec argv;	/* empty: nothing to build (all built already) */
-	int verbose;
-	int closure_too;	/* the build also lists the systems' closures (one
-				 * nix-store for both: realised, then queried) */
-	struct strvec closure;	/* with closure_too, after a build: their union,
-				 * dependencies first */
-};
-
-/* fleet_prepare's run for a colmena_build (data): 0, or NRR_ENOSTART
- * with e saying why the build failed. */
-int colmena_build_run(void *data, struct strvec *warnings, struct nrr_err *e);
 
 /*
  * What `apply push|switch|boot|test|dry-activate` leaves for main to run
