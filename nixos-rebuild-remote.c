@@ -70,9 +70,35 @@ static void sanitise_stdfd(void)
 
 static void flush_warnings(struct strvec *w)
 {
-	for (size_t i = 0; i < w->nr; i++)
-		fprintf(stderr, "warning: %s\n", w->v[i]);
+	for (size_t i = 0; i < w->nr; i++) {
+		/* some quote a host's words */
+		char line[2048];
+		snprintf(line, sizeof(line), "%s", w->v[i]);
+		nrr_one_line(line, sizeof(line));
+		fprintf(stderr, "warning: %s\n", line);
+	}
 	strvec_clear(w);
+}
+
+/*
+ * Shows a run's failure (nothing for 0) and returns its exit status: a
+ * signal's 128 + N when one stopped it, whatever the failure it caused.
+ */
+static int show_failure(struct run *r, int ret)
+{
+	if (!ret)
+		return 0;
+	if (run_interrupted())
+		ret = 128 + run_interrupted();
+	if (run_interrupted() && !strncmp(r->err.msg, "interrupted", 11))
+		fprintf(stderr, "error: %s\n", r->err.msg);	/* says it already */
+	else if (run_interrupted())
+		fprintf(stderr, "error: interrupted%s%s\n", r->err.msg[0] ? ": " : "", r->err.msg);
+	else
+		fprintf(stderr, "error: %s\n", r->err.msg[0] ? r->err.msg : "failed");
+	if (r->err.hint[0] && !run_interrupted())
+		fprintf(stderr, "hint: %s\n", r->err.hint);
+	return ret;
 }
 
 /* Reads a password from the terminal without echo, into sodium memory. */
@@ -627,9 +653,7 @@ int main(int argc, char **argv)
 			if (!ret)
 				goto deploy;
 		}
-		if (ret)
-			fprintf(stderr, "error: %s\n%s%s%s", r.err.msg, r.err.hint[0] ? "hint: " : "",
-				r.err.hint, r.err.hint[0] ? "\n" : "");
+		ret = show_failure(&r, ret);
 		goto done;
 	}
 	ret = options_parse(&r.opt, argc, (const char *const *)argv, &r.err);
@@ -675,19 +699,7 @@ deploy:
 	    needs(&r, AN_REPORT))
 		report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
 	flush_warnings(&r.warnings);
-	if (run_interrupted() && ret != 0)
-		ret = 128 + run_interrupted();
-	if (ret) {
-		if (run_interrupted() && !strncmp(r.err.msg, "interrupted", 11))
-			fprintf(stderr, "error: %s\n", r.err.msg);	/* says it already */
-		else if (run_interrupted())
-			fprintf(stderr, "error: interrupted%s%s\n",
-				r.err.msg[0] ? ": " : "", r.err.msg);
-		else
-			fprintf(stderr, "error: %s\n", r.err.msg[0] ? r.err.msg : "failed");
-		if (r.err.hint[0] && !run_interrupted())
-			fprintf(stderr, "hint: %s\n", r.err.hint);
-	}
+	ret = show_failure(&r, ret);
 	deploy_release(&r.d);
 done:
 	colmena_deploy_release(&plan);

@@ -422,9 +422,10 @@ static CURL *easy_new(const struct query *q, struct slot *s)
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, cfg->from_host ? "http,https" : "http,https,file");
 #else
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS | CURLPROTO_FILE));
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS |
+						      (cfg->from_host ? 0 : CURLPROTO_FILE)));
 #endif
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->timeout_ms);
@@ -610,9 +611,20 @@ static int query_init(struct query *q, const struct cache_config *cfg, const str
 		q->caches[i].queue = xcalloc(q->nr_jobs + 1, sizeof(size_t));
 		url_parse(&q->caches[i], cfg->urls.v[i]);
 		const char *b = q->caches[i].base;
-		if (strncmp(b, "http://", 7) && strncmp(b, "https://", 8) && strncmp(b, "file://", 7))
+		int web = !strncmp(b, "http://", 7) || !strncmp(b, "https://", 8);
+		if (!web && strncmp(b, "file://", 7))
 			cache_fail(&q->caches[i], "is not asked",
 				   "only http://, https:// and file:// caches are");
+		/* a host's file:// cache is a directory there, not here; a '#'
+		 * would cut off what we ask for */
+		else if (cfg->from_host && !web)
+			cache_fail(&q->caches[i], "is not asked",
+				   "a host's file:// cache is on that host");
+		else if (cfg->from_host && strchr(cfg->urls.v[i], '#'))
+			cache_fail(&q->caches[i], "is not asked", "its URL has a '#'");
+		else if (cfg->from_host && i >= CACHE_HOST_URLS_MAX)	/* 16 */
+			cache_fail(&q->caches[i], "is not asked",
+				   "only a host's first 16 caches are");
 		else
 			enqueue(q, i, NO_JOB);
 	}

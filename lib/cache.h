@@ -77,7 +77,14 @@ struct cache_config {
 	char *netrc_file;		/* credentials for the caches, or NULL */
 	char *ca_file;			/* CA certificates to trust (Nix's ssl-cert-file), or
 					 * NULL for the system's */
+	int from_host;			/* urls are a host's own (its nix.conf, as it sent
+					 * them): only http:// and https:// ones are asked,
+					 * none with a '#', at most CACHE_HOST_URLS_MAX */
 };
+
+/* What a host may make this machine ask: a hostile target must not turn the
+ * deployer into its HTTP client for thousands of URLs. */
+#define CACHE_HOST_URLS_MAX 16
 
 /*
  * Sets the defaults above; no URL, no key, no netrc or CA file. Counts

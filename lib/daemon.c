@@ -93,10 +93,26 @@ void daemon_close(struct daemon_conn *d)
 	d->at = 0;
 }
 
-/* Reads what is there into d->in. 1 read, 0 nothing yet, -1 end or error. */
+/*
+ * What d->in may hold unread: the longest string we accept (1 MiB) and
+ * more than a real daemon says while we send it a path. A daemon that
+ * says more is not one: its words are not kept until memory runs out.
+ */
+#define DAEMON_IN_MAX (16u << 20)
+
+/* Reads what is there into d->in. 1 read, 0 nothing yet, -1 end or error,
+ * -2 too much unread (DAEMON_IN_MAX). */
 static int take(struct daemon_conn *d)
 {
 	char buf[16384];
+	/* what was read is copied out at once: drop it, now and then */
+	if (d->at >= sizeof(buf) * 4 || (d->at && d->at == d->in.len)) {
+		memmove(d->in.buf, d->in.buf + d->at, d->in.len - d->at);
+		strbuf_setlen(&d->in, d->in.len - d->at);
+		d->at = 0;
+	}
+	if (d->in.len > DAEMON_IN_MAX)
+		return -2;
 	ssize_t r = read(d->fd, buf, sizeof(buf));
 	if (r > 0) {
 		strbuf_add(&d->in, buf, (size_t)r);
@@ -111,11 +127,6 @@ static int take(struct daemon_conn *d)
  * piece. 0, or -1 with why. */
 static int need(struct daemon_conn *d, size_t n, int timeout_ms, char *why, size_t whylen)
 {
-	/* all of it consumed: start the buffer again */
-	if (d->at && d->at == d->in.len) {
-		strbuf_reset(&d->in);
-		d->at = 0;
-	}
 	while (d->in.len - d->at < n) {
 		struct pollfd p = { d->fd, POLLIN, 0 };
 		int r = poll(&p, 1, timeout_ms);
@@ -125,7 +136,11 @@ static int need(struct daemon_conn *d, size_t n, int timeout_ms, char *why, size
 			continue;
 		if (r == 0)
 			return fail(why, whylen, "its nix-daemon did not answer in %d s", timeout_ms / 1000);
-		if (r < 0 || take(d) < 0)
+		int t = r < 0 ? -1 : take(d);
+		if (t == -2)
+			return fail(why, whylen, "its nix-daemon sent more than %u MiB unasked",
+				    DAEMON_IN_MAX >> 20);
+		if (t < 0)
 			return fail(why, whylen, "its nix-daemon hung up%s%s",
 				    d->log.len ? ": " : "", d->log.len ? d->log.buf : "");
 	}
@@ -347,7 +362,11 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 			continue;
 		if (r <= 0)
 			return fail(why, whylen, "its nix-daemon stopped reading");
-		if ((pf.revents & POLLIN) && take(d) < 0 && !(pf.revents & POLLOUT))
+		int t = (pf.revents & POLLIN) ? take(d) : 0;
+		if (t == -2)
+			return fail(why, whylen, "its nix-daemon sent more than %u MiB unasked",
+				    DAEMON_IN_MAX >> 20);
+		if (t < 0 && !(pf.revents & POLLOUT))
 			return fail(why, whylen, "its nix-daemon hung up");
 		if (!(pf.revents & (POLLOUT | POLLERR | POLLHUP)))
 			continue;

@@ -101,6 +101,7 @@ int deploy_plan_and_fetch(struct deploy *d, struct activation *a,
 					       d->opt->cache_key, e)))
 			goto out;
 		cache_config_from_settings(&cfg, &ns);
+		cfg.from_host = 1;
 		if (d->opt->cache_url) {
 			/* the cache route: the whole closure went to the cache before
 			 * this host started (dry-build: it would), signed with a key

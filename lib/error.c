@@ -4,11 +4,47 @@
 #include <stdio.h>
 #include <string.h>
 
-static void one_line(char *s)
+/*
+ * Whether the bytes at s start a terminal control: C0 and DEL, and the C1
+ * controls as UTF-8 (0xc2 0x80-0x9f: U+009B is a CSI to some terminals).
+ * Returns the length of the control (0: none). Other UTF-8 stays as it is:
+ * nix's messages quote with U+2018 and U+2019.
+ */
+static size_t control_at(const unsigned char *s)
 {
-	for (; *s; s++)
-		if (*s == '\n' || *s == '\r')
-			*s = ' ';
+	if (*s < 0x20 || *s == 0x7f)
+		return 1;
+	if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+void nrr_one_line(char *s, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char out[2048];
+	size_t n = 0;
+
+	if (!size)
+		return;
+	for (const unsigned char *p = (const unsigned char *)s; *p && n + 9 < sizeof(out) && n + 9 < size;) {
+		size_t c = control_at(p);
+		if (!c || *p == '\t') {
+			out[n++] = (char)*p++;
+		} else if (*p == '\n' || *p == '\r') {
+			out[n++] = ' ';
+			p++;
+		} else {
+			for (size_t i = 0; i < c; i++, p++) {
+				out[n++] = '\\';
+				out[n++] = 'x';
+				out[n++] = hex[*p >> 4];
+				out[n++] = hex[*p & 15];
+			}
+		}
+	}
+	out[n] = '\0';
+	memcpy(s, out, n + 1);
 }
 
 int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
@@ -17,7 +53,7 @@ int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
-	one_line(e->msg);
+	nrr_one_line(e->msg, sizeof(e->msg));
 	e->status = status;
 	e->hint[0] = '\0';
 	return status;
@@ -29,7 +65,7 @@ void nrr_hint(struct nrr_err *e, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->hint, sizeof(e->hint), fmt, ap);
 	va_end(ap);
-	one_line(e->hint);
+	nrr_one_line(e->hint, sizeof(e->hint));
 }
 
 char *nrr_printable(char *buf, size_t size, const char *s)

@@ -46,6 +46,14 @@ int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
 /* Sets the hint line of an already failed e. */
 void nrr_hint(struct nrr_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * Makes the string s (in a buffer of size bytes) one line fit for a
+ * terminal, in place: newlines and returns become spaces, tabs stay, every
+ * other control byte (C0, DEL, C1 as UTF-8) becomes \xNN, so that a host's words
+ * in a message cannot move the cursor or change the terminal; it is cut to
+ * fit. nrr_fail and nrr_hint do this to every message and hint.
+ */
+void nrr_one_line(char *s, size_t size);
 /* Puts "prefix: " before e's message (it is cut to fit). */
 void nrr_prefix(struct nrr_err *e, const char *prefix);
 void nrr_err_clear(struct nrr_err *e);

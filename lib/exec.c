@@ -106,6 +106,7 @@ static void show_err(void *data, const char *buf, size_t n)
 {
 	struct job *j = data;
 	strbuf_add(&j->errall, buf, n);
+	strbuf_keep_tail(&j->errall, 256u << 10);	/* ssh's reasons end it */
 	show(j, &j->err, j->err_to, 0);
 }
 
@@ -113,11 +114,9 @@ static void show_err(void *data, const char *buf, size_t n)
  * jobs whose output is done. */
 static void exec_pump(struct job *jobs, size_t n, int out_fd, int err_fd)
 {
-	struct pump_fd *fds = calloc(2 * n + 1, sizeof(*fds));
+	struct pump_fd *fds = xcalloc(2 * n + 1, sizeof(*fds));
 	size_t nf = 0;
 
-	if (!fds)
-		abort();
 	for (size_t i = 0; i < n; i++) {
 		struct job *j = &jobs[i];
 		if (!j->running)
@@ -154,9 +153,7 @@ int exec_run(struct ssh_ctx *ctx, struct exec_target *t, size_t n,
 	sq_quote_argv(&cmd, argv);
 	if (parallel <= 0 || (size_t)parallel > n)
 		parallel = (int)n;
-	jobs = calloc(n ? n : 1, sizeof(*jobs));
-	if (!jobs)
-		abort();
+	jobs = xcalloc(n ? n : 1, sizeof(*jobs));
 
 	/* every handshake at once: the slowest host, not their sum */
 	for (size_t i = 0; i < n; i++) {

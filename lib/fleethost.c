@@ -161,9 +161,13 @@ void fleet_host_read(struct fleet_host *h)
 			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
 								       : &h->diff_text, "%s\n", m.text);
 			break;
-		case FLEETPROTO_WARN:
-			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name, m.text);
+		case FLEETPROTO_WARN: {
+			char line[2048];
+			snprintf(line, sizeof(line), "%s", m.text);
+			nrr_one_line(line, sizeof(line));
+			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name, line);
 			break;
+		}
 		case FLEETPROTO_DIFF:
 			cJSON_Delete(h->diff);
 			h->diff = m.diff;

@@ -19,9 +19,7 @@ struct key *keyset_add(struct keyset *ks, const char *name)
 
 	if (ks->nr == ks->alloc) {
 		ks->alloc = ks->alloc ? 2 * ks->alloc : 4;
-		ks->v = realloc(ks->v, ks->alloc * sizeof(*ks->v));
-		if (!ks->v)
-			abort();
+		ks->v = xrealloc(ks->v, ks->alloc * sizeof(*ks->v));
 	}
 	k = &ks->v[ks->nr++];
 	memset(k, 0, sizeof(*k));

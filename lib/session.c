@@ -53,6 +53,10 @@ int session_start(struct session *s, const struct host *h,
 	return 0;
 }
 
+/* What of a session's stderr is kept (lines from its end); a real
+ * activation says a few KiB. */
+#define SESSION_ERR_MAX (256u << 10)
+
 /* Cuts sudo's prompts out of what stderr said, counting them. */
 static void cut_prompts(struct session *s)
 {
@@ -104,6 +108,8 @@ static int session_pump(struct session *s, const char **data, size_t *len)
 		close(s->c.in_fd);
 		s->c.in_fd = -1;
 	}
+	/* its last lines are what a message quotes; a flood is not kept */
+	strbuf_keep_tail(&s->err, SESSION_ERR_MAX);
 	return fds[2].gone ? -1 : 0;
 }
 

@@ -173,6 +173,19 @@ void strbuf_rtrim(struct strbuf *sb)
 		sb->buf[sb->len] = '\0';
 }
 
+void strbuf_keep_tail(struct strbuf *sb, size_t limit)
+{
+	if (sb->len <= limit)
+		return;
+	size_t from = sb->len - limit / 2;
+	const char *nl = sb->buf[from - 1] == '\n' ? NULL :
+			 memchr(sb->buf + from, '\n', sb->len - from);
+	if (nl && nl + 1 < sb->buf + sb->len)
+		from = (size_t)(nl + 1 - sb->buf);
+	memmove(sb->buf, sb->buf + from, sb->len - from);
+	strbuf_setlen(sb, sb->len - from);
+}
+
 const char *last_line(const char *s, size_t *len)
 {
 	const char *end = s + strlen(s);

@@ -43,6 +43,12 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
 /* Removes trailing white space (newlines included). */
 void strbuf_rtrim(struct strbuf *sb);
+/*
+ * Once sb is longer than limit, keeps only its last limit / 2 bytes, from
+ * the first line that starts in them: what a remote says on stderr, kept
+ * for the message about its end, stays bounded however much it says.
+ */
+void strbuf_keep_tail(struct strbuf *sb, size_t limit);
 /* Overwrites the contents with zeros before releasing (for secrets). */
 void strbuf_release_secret(struct strbuf *sb);
 

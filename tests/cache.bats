@@ -644,6 +644,21 @@ nix_show_config() {
 	assert_line --index 1 --partial "is not asked: only http://, https:// and file:// caches are"
 }
 
+@test "query: a host's own caches: its file:// ones, one with a '#', and past the 16th are not asked from here" {
+	local s more=() i
+	s=$(cache_serve_static "$CACHE")
+	for i in $(seq 1 14); do more+=(--cache "http://127.0.0.1:1/c$i"); done
+	run "${Q[@]}" --from-host --cache "file://$CACHE" --cache "$s/x#" "${more[@]}" --cache "$s" \
+		--key "$PK" --stats "$A"
+	assert_line --index 0 --regexp "^$A unknown: "
+	assert_line --regexp "^cache file://$CACHE down .* requests=0 .*error: cache 'file://$CACHE' is not asked: a host's file:// cache is on that host$"
+	assert_line --regexp "^cache $s/x# down .* requests=0 .*error: cache '$s/x#' is not asked: its URL has a '#'$"
+	assert_line --regexp "^cache $s down .* requests=0 .*error: cache '$s' is not asked: only a host's first 16 caches are$"
+	# the same caches named here are asked
+	run "${Q[@]}" --cache "file://$CACHE" --key "$PK" "$A"
+	assert_output --regexp "^$A present file://$CACHE verified"
+}
+
 @test "query: what is not a store path is refused before any request" {
 	run "${Q[@]}" --cache "file://$CACHE" /nix/store/short /tmp/x
 	assert_failure 2

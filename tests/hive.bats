@@ -559,6 +559,18 @@ outputs_asked() { grep -o "^\$ 'nix' .* 'eval' '--json' '[^']*#[A-Za-z]*'" | sed
 	assert_output '{"host":"db-primary","motd":"from the meta overlay","names":["db","local.example","web","worker"],"v":true}'
 }
 
+@test "colmena's commands exit 128 + the signal: SIGTERM during eval's evaluation is 143" {
+	cd "$H"
+	# a regular expression that backtracks for a minute (tests/flake/systems.nix, sloweval)
+	nrr_bg eval -E '{ nodes, ... }: builtins.match "(a*)*b" "aaaaaaaaaaaaaaaaaaa"'
+	wait_for_local_proc 'nix' || fail "no evaluation: $(cat "$BATS_TEST_TMPDIR/log")"
+	sleep 1
+	kill -TERM "$FLEET_BG_PID"
+	wait_nrr 10
+	assert_failure 143
+	assert_output --partial "error: interrupted"
+}
+
 @test "eval FILE and introspect, on a hive.nix named with -f" {
 	echo '{ nodes, ... }: nodes.worker.config.deployment.tags' >tags.nix
 	run -0 --separate-stderr nrr eval -f "$P/hive.nix" tags.nix

@@ -26,7 +26,7 @@
  *     then with --stats, one line per cache. Options: --cache URL,
  *     --key KEY, --no-require-sigs, --http 1|2|auto, --timeout MS,
  *     --connect-timeout MS, --tries N, --backoff MS, --max-connections N,
- *     --max-requests N, --ca-file FILE, --stats, --quiet (only a count
+ *     --max-requests N, --ca-file FILE, --from-host, --stats, --quiet (only a count
  *     per state).
  */
 #include <errno.h>
@@ -467,6 +467,8 @@ static int cmd_query(int argc, const char **argv)
 			cfg.max_requests = atoi(v);
 		else if ((takes = 0), !strcmp(o, "--no-require-sigs"))
 			cfg.require_sigs = 0;
+		else if (!strcmp(o, "--from-host"))
+			cfg.from_host = 1;
 		else if (!strcmp(o, "--stats"))
 			stats = 1;
 		else if (!strcmp(o, "--quiet"))

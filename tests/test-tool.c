@@ -156,6 +156,20 @@ int main(int argc, const char **argv)
 		strbuf_release(&sb);
 		return 0;
 	}
+	if (!strcmp(cmd, "keep-tail") && argc == 4) {
+		struct strbuf sb = STRBUF_INIT;
+		strbuf_addstr(&sb, argv[3]);
+		strbuf_keep_tail(&sb, (size_t)atol(argv[2]));
+		printf("[%s]\n", sb.buf);
+		strbuf_release(&sb);
+		return 0;
+	}
+	if (!strcmp(cmd, "one-line") && argc == 3) {
+		struct nrr_err e;
+		nrr_fail(&e, NRR_EFAIL, "from 'h': %s", argv[2]);
+		puts(e.msg);
+		return 0;
+	}
 	if (!strcmp(cmd, "split")) {
 		struct strvec v = STRVEC_INIT;
 		const char *why = NULL;

@@ -32,6 +32,23 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	done
 }
 
+@test "a message quoting a host's words is one line, its control bytes shown as \\xNN, tabs and other UTF-8 kept" {
+	run "$TT" one-line $'a\nb\rc\td \e]0;owned\a \e[2J \x7f \xc2\x9b31m \u2018q\u2019 caf\u00e9'
+	assert_success
+	assert_output "from 'h': a b c"$'\t'"d \\x1b]0;owned\\x07 \\x1b[2J \\x7f \\xc2\\x9b31m $(printf '\u2018q\u2019 caf\u00e9')"
+}
+
+@test "a remote's stderr kept for messages: past its limit, only the last lines of its second half" {
+	run -0 "$TT" keep-tail 20 $'short\n'
+	assert_output $'[short\n]'
+	run -0 "$TT" keep-tail 30 $'line one\nline two\nline three\nend\n'
+	assert_output $'[line three\nend\n]'
+	run -0 "$TT" keep-tail 20 $'line one\nline two\nline three\nend\n'
+	assert_output $'[end\n]'
+	run -0 "$TT" keep-tail 8 'no newline at all here'
+	assert_output '[here]'
+}
+
 @test "splitting NIX_SSHOPTS honours quotes like a shell" {
 	run "$TT" split "-F '/tmp/my dir/cfg' -o \"ProxyCommand=nc %h %p\" -i a\\ b"
 	assert_output $'[-F]\n[/tmp/my dir/cfg]\n[-o]\n[ProxyCommand=nc %h %p]\n[-i]\n[a b]'
