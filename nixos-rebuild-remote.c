@@ -101,14 +101,41 @@ static int show_failure(struct run *r, int ret)
 	return ret;
 }
 
+/*
+ * Without a terminal, the password is standard input's first line, as
+ * nixos-rebuild's getpass takes it (`echo ... | nixos-rebuild -S` in CI).
+ * Nothing there is an error, not an empty password.
+ */
+static int password_from_stdin(struct run *r)
+{
+	size_t n = 0;
+	char c;
+	ssize_t got = 0;
+
+	fputs("warning: no terminal to ask on: reading the sudo password from standard input\n",
+	      stderr);
+	r->password = sodium_malloc(1024);
+	while (n < 1023 && (got = read(0, &c, 1)) == 1 && c != '\n' && c != '\r')
+		r->password[n++] = c;
+	r->password[n] = '\0';
+	if (run_interrupted() || (!n && got != 1)) {
+		sodium_free(r->password);	/* wipes it */
+		r->password = NULL;
+		return run_interrupted() ?
+			nrr_fail(&r->err, NRR_EINT, "interrupted at the password prompt") :
+			nrr_fail(&r->err, NRR_EUSAGE, "--ask-elevate-password: no terminal to ask "
+				 "on, and no password on standard input");
+	}
+	return 0;
+}
+
 /* Reads a password from the terminal without echo, into sodium memory. */
 static int ask_password(struct run *r, const char *host)
 {
 	struct termios old, noecho;
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
-		return nrr_fail(&r->err, NRR_EUSAGE,
-				"--ask-elevate-password needs a terminal to ask on");
+		return password_from_stdin(r);
 	dprintf(fd, "[sudo] password for %s: ", host);
 	int have_tc = !tcgetattr(fd, &old);
 	if (have_tc) {
@@ -372,7 +399,9 @@ static int do_build_and_activate(struct run *r)
 	struct deploy *d = &r->d;
 	int dry = needs(r, AN_DRY);
 	int activating = needs(r, AN_ACTIVATES);
-	int local_result = !d->target_remote && needs(r, AN_RESULT);
+	/* ./result: what is built here, or copied here from a build host
+	 * (nixos-rebuild links it for `build --target-host` too) */
+	int local_result = (!d->target_remote || !d->build_remote) && needs(r, AN_RESULT);
 	const char *link = local_result && !r->opt.no_build_output ? "result" : NULL;
 	char tailbuf[256];
 	int ret;

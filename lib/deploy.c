@@ -82,6 +82,7 @@ void deploy_release(struct deploy *d)
 	closuredb_release(&d->db);
 	free(d->flake_ref);
 	free(d->flake_name);
+	free(d->etc_flake);
 	free(d->toplevel);
 	free(d->drv);
 	if (d->root_dir) {
@@ -167,6 +168,10 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 		d->src = stat("/etc/nixos/flake.nix", &st) ? SRC_CLASSIC : SRC_FLAKE;
 		if (d->src == SRC_FLAKE)
 			o->flake = "/etc/nixos";
+		/* a link to a flake.nix elsewhere: that flake, as nixos-rebuild
+		 * takes it (its lock file and inputs are there) */
+		if (d->src == SRC_FLAKE && (d->etc_flake = nix_flake_dir_of("/etc/nixos/flake.nix")))
+			o->flake = d->etc_flake;
 	}
 	if (d->src == SRC_FLAKE) {
 		struct stat st;
@@ -182,7 +187,8 @@ int deploy_setup(struct deploy *d, struct nrr_err *e)
 		if ((ret = nix_check_config_name(d->flake_name, e)))
 			return ret;
 	}
-	d->file = o->file ? o->file : "<nixpkgs/nixos>";
+	/* -A alone is an attribute of ./default.nix, as nixos-rebuild has it */
+	d->file = o->file ? o->file : o->attr ? "default.nix" : "<nixpkgs/nixos>";
 	d->attr = o->attr;
 
 	if (o->target_host) {

@@ -52,6 +52,7 @@ struct deploy {
 
 	enum source_kind src;
 	char *flake_ref, *flake_name;
+	char *etc_flake;	/* the directory /etc/nixos/flake.nix links into */
 	const char *file, *attr;
 
 	char *toplevel;		/* the built system */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "editrepl.h"
@@ -12,11 +13,27 @@
 #include "strbuf.h"
 #include "strvec.h"
 
-/* The configuration file of classic mode, as nixos-rebuild finds it. */
+/* The configuration file of classic mode, as nixos-rebuild finds it:
+ * $NIXOS_CONFIG, else <nixos-config>, else /etc/nixos/configuration.nix;
+ * a directory's default.nix. NULL when there is none. */
 static char *classic_config_file(const struct deploy *d)
 {
-	char *file = nix_find_file("nixos-config", &d->opt->nix_build);
-	return file ? file : xstrdup("/etc/nixos/configuration.nix");
+	const char *env = getenv("NIXOS_CONFIG");
+	char *file = env && *env ? xstrdup(env) : nix_find_file("nixos-config", &d->opt->nix_build);
+	struct stat st;
+
+	if (!file)
+		file = xstrdup("/etc/nixos/configuration.nix");
+	if (!stat(file, &st) && S_ISDIR(st.st_mode)) {
+		char *in = xstrfmt("%s/default.nix", file);
+		free(file);
+		file = in;
+	}
+	if (stat(file, &st)) {
+		free(file);
+		return NULL;
+	}
+	return file;
 }
 
 int config_edit(struct deploy *d, struct nrr_err *e)
@@ -35,6 +52,13 @@ int config_edit(struct deploy *d, struct nrr_err *e)
 	}
 	const char *editor = getenv("EDITOR");
 	char *file = classic_config_file(d);
+	if (!file) {
+		const char *env = getenv("NIXOS_CONFIG");
+		nrr_fail(e, NRR_EFAIL, "cannot find the NixOS configuration file%s%s%s",
+			 env && *env ? " '" : "", env && *env ? env : "", env && *env ? "'" : "");
+		nrr_hint(e, "set NIXOS_CONFIG, or nixos-config in NIX_PATH, or use --flake");
+		return e->status;
+	}
 	strvec_push(&argv, editor && *editor ? editor : "nano");
 	strvec_push(&argv, file);
 	free(file);

@@ -1,3 +1,4 @@
+#define _XOPEN_SOURCE 700	/* realpath */
 #include "nix.h"
 #include "progress.h"
 #include "quote.h"
@@ -416,4 +417,25 @@ void nix_dry_run_parse(const char *text, struct nix_dry_run *dr)
 		}
 		p += len + (p[len] ? 1 : 0);
 	}
+}
+
+char *nix_flake_dir_of(const char *flake_nix)
+{
+	char *real = realpath(flake_nix, NULL), *parent = xstrdup(flake_nix);
+	char *slash = real ? strrchr(real, '/') : NULL, *pslash = strrchr(parent, '/');
+	char *own_dir = NULL, *dir = NULL;
+
+	if (pslash) {
+		*pslash = '\0';
+		own_dir = realpath(*parent ? parent : "/", NULL);
+	}
+	if (slash) {
+		*slash = '\0';
+		if (!own_dir || strcmp(own_dir, *real ? real : "/"))
+			dir = xstrdup(*real ? real : "/");
+	}
+	free(real);
+	free(parent);
+	free(own_dir);
+	return dir;
 }

@@ -152,4 +152,11 @@ int nix_local_version(struct nix_version *v);
  * it), or NULL. */
 char *nix_find_file(const char *name, const struct strvec *flags);
 
+/*
+ * The directory of the flake whose flake.nix the file flake_nix really is,
+ * when it is a link (or under one) into another directory; NULL when it
+ * is in its own directory or does not resolve. The caller frees it.
+ */
+char *nix_flake_dir_of(const char *flake_nix);
+
 #endif

@@ -24,7 +24,7 @@ const struct option_spec option_table[] = {
 	{ "file", 'f', 1, OPT_FILE, 0, 0, S_MAIN, "FILE",
 	  "build the configuration from FILE (classic mode)" },
 	{ "attr", 'A', 1, OPT_ATTR, 0, 0, S_MAIN, "ATTR",
-	  "attribute of FILE holding the configuration (classic mode)" },
+	  "attribute of FILE (default ./default.nix) holding the configuration (classic mode)" },
 	{ "store-path", 0, 1, OPT_STORE_PATH, 0, 0, S_MAIN, "PATH",
 	  "activate this already built system closure (a .drv: built first, on --build-host if given)" },
 	{ "image-variant", 0, 1, OPT_IMAGE_VARIANT, 0, 0, S_MAIN, "VARIANT",

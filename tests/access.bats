@@ -63,10 +63,21 @@ setup() {
 	assert_output --partial "hint: sudo wants a password: add --ask-elevate-password (-S)"
 }
 
-@test "--ask-elevate-password without a terminal is an error, not a hang" {
+@test "--ask-elevate-password without a terminal and nothing on stdin is an error, not a hang" {
 	run bash -c "setsid $(printf '%q ' "$NRR") switch --flake x --target-host t1 -S </dev/null"
 	assert_failure 2
-	assert_output --partial "needs a terminal"
+	assert_output --partial "error: --ask-elevate-password: no terminal to ask on, and no password on standard input"
+}
+
+@test "--ask-sudo-password without a terminal reads the password from stdin, as nixos-rebuild does" {
+	retag sudostdin
+	_fleet_local_argv
+	run bash -c 'printf "hunter2\n" | setsid "$@"' _ "${_FLEET_LOCAL[@]}" "$NRR" boot --flake "$F#t1" \
+		--target-host deploy@t1 --ask-sudo-password
+	assert_success
+	assert_output --partial "warning: no terminal to ask on: reading the sudo password from standard input"
+	run fleet_exec t1 tail -n 1 /run/nrr-activations
+	assert_output --partial "boot "
 }
 
 @test "a target whose login shell is fish: every remote step still works" {

@@ -91,7 +91,7 @@ setup() {
 	assert_output --partial "dry-activate $(toplevel t1)/bin/"
 }
 
-@test "build --target-host copies the closure and activates nothing" {
+@test "build --target-host copies the closure and activates nothing; built here, ./result links it, as nixos-rebuild does" {
 	retag build1
 	before=$(fleet_exec t1 wc -l /run/nrr-activations)
 	run --separate-stderr nrr build --flake "$F#t1" --target-host t1
@@ -99,7 +99,7 @@ setup() {
 	want=$(toplevel t1)
 	fleet_exec t1 nix-store --check-validity "$want"
 	[ "$(fleet_exec t1 wc -l /run/nrr-activations)" = "$before" ]
-	[ ! -e result ]
+	[ "$(readlink result)" = "$want" ]
 }
 
 @test "build without a target makes ./result, as nixos-rebuild does" {
@@ -352,6 +352,15 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	run --separate-stderr nrr switch --file "$F/default.nix" --attr t2 --target-host t2
 	assert_success
 	[ "$(profile_of t2)" = "$output" ]
+}
+
+@test "classic mode: --attr without --file is an attribute of ./default.nix, as nixos-rebuild has it" {
+	retag classic
+	want=$(nrr build --file "$F/default.nix" --attr t2 --no-link 2>/dev/null)
+	cd "$F"
+	run --separate-stderr nrr build --attr t2 --no-link
+	assert_success
+	assert_output "$want"
 }
 
 @test "--store-path activates a given closure without building" {

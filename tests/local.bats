@@ -69,6 +69,19 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 	assert_output "$PWD/some/where/configuration.nix"
 }
 
+@test "edit (classic) takes \$NIXOS_CONFIG first, a directory's default.nix, and fails on a file that is not there" {
+	mkdir -p mine/dir && touch mine/configuration.nix mine/dir/default.nix
+	NIXOS_CONFIG=$PWD/mine/configuration.nix EDITOR=echo run nrr edit -I "nixos-config=$PWD/other.nix"
+	assert_success
+	assert_output "$PWD/mine/configuration.nix"
+	NIXOS_CONFIG=$PWD/mine/dir EDITOR=echo run nrr edit
+	assert_success
+	assert_output "$PWD/mine/dir/default.nix"
+	NIXOS_CONFIG=$PWD/mine/absent.nix EDITOR=echo run nrr edit
+	assert_failure 1
+	assert_output --partial "error: cannot find the NixOS configuration file '$PWD/mine/absent.nix'"
+}
+
 @test "switch here (no --target-host): profile, activation, no ssh at all" {
 	fleet_reset_counts t1
 	run --separate-stderr on_t1 switch --flake "$HF#t1"

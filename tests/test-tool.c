@@ -156,6 +156,12 @@ int main(int argc, const char **argv)
 		strbuf_release(&sb);
 		return 0;
 	}
+	if (!strcmp(cmd, "flake-dir-of") && argc == 3) {
+		char *dir = nix_flake_dir_of(argv[2]);
+		printf("[%s]\n", dir ? dir : "");
+		free(dir);
+		return 0;
+	}
 	if (!strcmp(cmd, "keep-tail") && argc == 4) {
 		struct strbuf sb = STRBUF_INIT;
 		strbuf_addstr(&sb, argv[3]);

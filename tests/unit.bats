@@ -49,6 +49,23 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_output '[here]'
 }
 
+@test "a linked /etc/nixos/flake.nix names the flake it links into, as nixos-rebuild follows it" {
+	cd "$BATS_TEST_TMPDIR"
+	mkdir -p cfg/sub etc own linkdir-target
+	touch cfg/sub/flake.nix own/flake.nix linkdir-target/flake.nix
+	ln -s ../cfg/sub/flake.nix etc/flake.nix
+	ln -s linkdir-target linkdir
+	run -0 "$TT" flake-dir-of etc/flake.nix
+	assert_output "[$PWD/cfg/sub]"
+	# in its own directory, or its directory a link: the flake named as it is
+	run -0 "$TT" flake-dir-of own/flake.nix
+	assert_output "[]"
+	run -0 "$TT" flake-dir-of linkdir/flake.nix
+	assert_output "[]"
+	run -0 "$TT" flake-dir-of nowhere/flake.nix
+	assert_output "[]"
+}
+
 @test "splitting NIX_SSHOPTS honours quotes like a shell" {
 	run "$TT" split "-F '/tmp/my dir/cfg' -o \"ProxyCommand=nc %h %p\" -i a\\ b"
 	assert_output $'[-F]\n[/tmp/my dir/cfg]\n[-o]\n[ProxyCommand=nc %h %p]\n[-i]\n[a b]'
