@@ -501,16 +501,20 @@ static int do_build_and_activate(struct run *r)
 			return ret;
 	}
 	if (needs(r, AN_VM)) {
-		char *pat = xstrfmt("%s/bin/run-*-vm", link ? link : d->toplevel);
+		/* as nixos-rebuild: the sentence on stderr, the script that
+		 * starts the VM on stdout, for $(...) */
+		char *pat = xstrfmt("%s/bin/run-*-vm", d->toplevel);
 		glob_t g;
 		int found = !glob(pat, 0, NULL, &g) && g.gl_pathc;
-		fprintf(stderr, "Done. The virtual machine can be started by running %s\n",
-			found ? g.gl_pathv[0] : pat);
+		fputs("Done. The virtual machine can be started by running ", stderr);
+		fflush(stderr);
+		printf("%s\n", found ? g.gl_pathv[0] : pat);
 		if (found)
 			globfree(&g);
 		free(pat);
+		return 0;
 	}
-	else if (!r->opt.act->attr)
+	if (!r->opt.act->attr)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {
 		report_json(&r->d, r->opt.action, 0, NULL, &r->diff);

@@ -31,10 +31,11 @@ setup() {
 # The tool run as root on t1 itself, with the fleet's nix settings.
 on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTIONS-}" UBSAN_OPTIONS="${UBSAN_OPTIONS-}" /run/fleet/nrr "$@"; }
 
-@test "build-vm makes ./result with the VM's run script" {
-	run nrr build-vm --flake "$F#t1"
+@test "build-vm makes ./result with the VM's run script, and prints the script on stdout as nixos-rebuild does" {
+	run --separate-stderr nrr build-vm --flake "$F#t1"
 	assert_success
-	assert_output --partial "Done. The virtual machine can be started by running result/bin/run-t1-vm"
+	assert_output "$(fleet_local readlink -f result)/bin/run-t1-vm"
+	[[ $stderr == *"Done. The virtual machine can be started by running"* ]] || fail "stderr: $stderr"
 	# ./result points into the deployer's own store
 	fleet_local test -x result/bin/run-t1-vm
 }
