@@ -298,10 +298,15 @@ static const char *build_tail(struct run *r, char *buf, size_t size)
 }
 
 /* --upgrade(-all): the root user's channels, before a classic build. */
+#define ROOT_CHANNELS "/nix/var/nix/profiles/per-user/root/channels"
 static int upgrade_channels(struct run *r)
 {
-	return nix_channel_update(r->opt.upgrade_all,
-				  getuid() != 0 && r->opt.elevate == ELEVATE_SUDO,
+	/* root's channels build the system: a user's own are not them */
+	if (getuid() != 0 && r->opt.elevate != ELEVATE_SUDO) {
+		nrr_fail(&r->err, NRR_EUSAGE, "--upgrade updates root's channels: run as root, or add --sudo");
+		return r->err.status;
+	}
+	return nix_channel_update(ROOT_CHANNELS, r->opt.upgrade_all, getuid() != 0, &r->warnings,
 				  &r->err);
 }
 

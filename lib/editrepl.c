@@ -93,14 +93,20 @@ int config_repl(struct deploy *d, struct nrr_err *e)
 		fprintf(f, "let flake = builtins.getFlake \"%s\";\n"
 			   "    configuration = flake.nixosConfigurations.\"%s\";\n",
 			src.buf, d->flake_name);
-	} else if (d->file[0] == '<') {
-		fprintf(f, "let configuration = (import %s { })%s%s;\n", d->file,
-			d->attr ? "." : "", d->attr ? d->attr : "");
 	} else {
-		abs = realpath(d->file, NULL);
-		nix_string_escape(&src, abs ? abs : d->file);
-		fprintf(f, "let configuration = (import \"%s\" { })%s%s;\n", src.buf,
-			d->attr ? "." : "", d->attr ? d->attr : "");
+		/* a file is called when it is a function, as nix repl --file
+		 * and nix-build call it; an attribute set is taken as it is */
+		if (d->file[0] == '<') {
+			strbuf_addstr(&src, d->file);
+		} else {
+			abs = realpath(d->file, NULL);
+			strbuf_addch(&src, '"');
+			nix_string_escape(&src, abs ? abs : d->file);
+			strbuf_addch(&src, '"');
+		}
+		fprintf(f, "let file = import %s;\n"
+			   "    configuration = (if builtins.isFunction file then file { } else file)%s%s;\n",
+			src.buf, d->attr ? "." : "", d->attr ? d->attr : "");
 	}
 	free(abs);
 	strbuf_release(&src);

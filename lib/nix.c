@@ -5,9 +5,11 @@
 #include "run.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int nix_version_parse(const char *text, struct nix_version *v)
@@ -333,15 +335,47 @@ int nix_repl(const char *path, const struct strvec *flags, struct nrr_err *e)
 	return run_interactive(&argv, e);
 }
 
-int nix_channel_update(int all, int sudo, struct nrr_err *e)
+static int channel_cmp(const void *a, const void *b)
 {
-	struct strvec argv = STRVEC_INIT;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int nix_channel_update(const char *channels_dir, int all, int sudo, struct strvec *warnings,
+		       struct nrr_err *e)
+{
+	struct strvec argv = STRVEC_INIT, names = STRVEC_INIT;
+	DIR *dir = all ? NULL : opendir(channels_dir);
+	struct dirent *de;
+	int ret = 0;
+
+	while (dir && (de = readdir(dir))) {
+		struct stat st;
+		char *marker = xstrfmt("%s/%s/.update-on-nixos-rebuild", channels_dir, de->d_name);
+		if (de->d_name[0] != '.' && (!strcmp(de->d_name, "nixos") || !stat(marker, &st)))
+			strvec_push(&names, de->d_name);
+		free(marker);
+	}
+	if (dir)
+		closedir(dir);
+	if (!all && !names.nr) {
+		strvec_pushf(warnings, "--upgrade: no channel named nixos or marked "
+			     ".update-on-nixos-rebuild in %s: none updated", channels_dir);
+		goto out;
+	}
+	qsort(names.v, names.nr, sizeof(*names.v), channel_cmp);
 	if (sudo)
 		strvec_pushl(&argv, "sudo", "--", NULL);
 	strvec_pushl(&argv, "nix-channel", "--update", NULL);
-	if (!all)
-		strvec_push(&argv, "nixos");
-	return run_interactive(&argv, e);
+	strvec_pushvec(&argv, &names);
+	ret = run_interactive(&argv, e);
+	if (ret && ret != NRR_EINT) {
+		strvec_pushf(warnings, "--upgrade: %s; building with the channels as they are", e->msg);
+		ret = 0;
+	}
+out:
+	strvec_clear(&argv);
+	strvec_clear(&names);
+	return ret;
 }
 
 int nix_local_config(struct strbuf *out)

@@ -136,13 +136,18 @@ void nix_push_command(struct strvec *argv, const char *sub);
  *   nix_edit            `nix edit` of installable, with flags
  *   nix_repl            `nix repl` on the Nix file at path, as this
  *                       machine's nix takes a file (2.8 only as an argument)
- *   nix_channel_update  the nixos channel (all: every channel), through
- *                       sudo if asked
+ *   nix_channel_update  root's channels as nixos-rebuild updates them:
+ *                       those in channels_dir (root's) named nixos or
+ *                       holding a file .update-on-nixos-rebuild (all:
+ *                       every channel), through sudo if asked; none to
+ *                       update is a warning, and so is a failed update
+ *                       (the build goes on with what the channels hold)
  */
 int nix_edit(const char *installable, const struct strvec *flags,
 	     struct nrr_err *e);
 int nix_repl(const char *path, const struct strvec *flags, struct nrr_err *e);
-int nix_channel_update(int all, int sudo, struct nrr_err *e);
+int nix_channel_update(const char *channels_dir, int all, int sudo, struct strvec *warnings,
+		       struct nrr_err *e);
 
 /* This machine's nix settings as JSON, into out; 0 or -1. */
 int nix_local_config(struct strbuf *out);

@@ -63,6 +63,20 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 	assert_output --partial '"t1-in-scope"'
 }
 
+@test "repl (classic): a file that is an attribute set is taken as it is, a function is called" {
+	_fleet_local_argv
+	printf '{ cfg = (let f = import %s/default.nix; in if builtins.isFunction f then f { } else f).t1; }\n' \
+		"$F" >set.nix
+	for file in set.nix "$F/default.nix"; do
+		attr=cfg
+		[ "$file" = set.nix ] || attr=t1
+		run bash -c 'printf "%s\n" "config.networking.hostName + \"-classic\"" | "$@"' _ \
+			"${_FLEET_LOCAL[@]}" "$NRR" repl --file "$file" --attr "$attr"
+		assert_success
+		assert_output --partial '"t1-classic"'
+	done
+}
+
 @test "edit (classic) opens nixos-config in \$EDITOR" {
 	mkdir -p some/where && touch some/where/configuration.nix
 	EDITOR=echo run nrr edit -I "nixos-config=$PWD/some/where/configuration.nix"
@@ -81,6 +95,33 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 	NIXOS_CONFIG=$PWD/mine/absent.nix EDITOR=echo run nrr edit
 	assert_failure 1
 	assert_output --partial "error: cannot find the NixOS configuration file '$PWD/mine/absent.nix'"
+}
+
+@test "--upgrade updates root's channels as nixos-rebuild does: nixos and the marked ones (all with --upgrade-all); a failure is a warning" {
+	local ch=/nix/var/nix/profiles/per-user/root/channels
+	fleet_exec t1 sh -c "mkdir -p $ch/nixos $ch/other $ch/marked && touch $ch/marked/.update-on-nixos-rebuild"
+	mkdir -p "$FLEET_DIR/fakebin"
+	# seen from t1, $FLEET_DIR is /run/fleet
+	printf '#!/bin/sh\necho "$*" >>/run/fleet/channel.log\n[ ! -e /run/fleet/channel.fail ]\n' \
+		>"$FLEET_DIR/fakebin/nix-channel"
+	chmod +x "$FLEET_DIR/fakebin/nix-channel"
+	rm -f "$FLEET_DIR/channel.log" "$FLEET_DIR/channel.fail"
+	up() {
+		fleet_exec t1 sh -c 'PATH=/run/fleet/fakebin:$PATH exec "$@"' _ env NIX_CONFIG="$NIX_CONFIG" \
+			ASAN_OPTIONS="${ASAN_OPTIONS-}" UBSAN_OPTIONS="${UBSAN_OPTIONS-}" /run/fleet/nrr \
+			build --file "$HF/default.nix" --attr t1 --no-link "$@"
+	}
+	run up --upgrade
+	assert_success
+	run up --upgrade-all
+	assert_success
+	touch "$FLEET_DIR/channel.fail"
+	run up --upgrade
+	assert_success
+	assert_output --partial "warning: --upgrade: "
+	run cat "$FLEET_DIR/channel.log"
+	assert_output $'--update marked nixos\n--update\n--update marked nixos'
+	fleet_exec t1 rm -rf /nix/var/nix/profiles/per-user/root/channels
 }
 
 @test "switch here (no --target-host): profile, activation, no ssh at all" {
