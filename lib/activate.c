@@ -532,6 +532,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 				break;
 			}
 			snprintf(a->token, sizeof(a->token), "%s", t);
+			a->token_time = time(NULL);
 			continue;
 		}
 		if (!strcmp(line.buf, "status declined")) {

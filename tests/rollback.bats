@@ -149,3 +149,31 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	run nrr test --flake "$F#t1" --target-host t1 --elevate=run0 --confirm-timeout 5
 	assert_failure 2
 }
+
+# The tool at a terminal (as nrr_tty), answering its question "y" $1 seconds after it was
+# asked: a user who reads the diff first.
+answer_late() {
+	local delay=$1 log=$BATS_TEST_TMPDIR/tty.log st=0
+	shift
+	_fleet_local_argv
+	: >"$log"
+	{ poll_until 60 grep -q 'Activate on' "$log" && sleep "$delay"; echo y; } |
+		script -qefc "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null >"$log" || st=$?
+	cat "$log"
+	return "$st"
+}
+
+@test "with --ask the timeout starts once the target arms its watchdog, not while the user reads the diff" {
+	retag slow-reader0
+	nrr switch --flake "$F#t1" --target-host t1
+	retag slow-reader
+	run answer_late 5 switch --flake "$F#t1" --target-host t1 --ask --confirm-timeout 3
+	assert_success
+	assert_output --partial "Activate on t1? [y/N]"
+	assert_output --partial "confirmed: 't1' answers over a new connection"
+	new=$(toplevel t1)
+	# the watchdog's deadline passes: the confirmed system stays
+	sleep 4
+	[ "$(profile_of t1)" = "$new" ]
+	[ "$(current_of t1)" = "$new" ]
+}
