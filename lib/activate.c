@@ -95,6 +95,11 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 	case ACTIVATE_ST_QUERY:
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s", h->name, why);
 		break;
+	case ACTIVATE_ST_TOKEN:
+		nrr_fail(e, NRR_EACTIVATE, "cannot arm the --magic-rollback watchdog on '%s': %s",
+			 h->name, why);
+		nrr_hint(e, "the profile and the running system were not changed");
+		break;
 	case ACTIVATE_ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
 			 a->profile, h->name, why);

@@ -177,3 +177,43 @@ answer_late() {
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }
+
+@test "a profile that cannot be set disarms the watchdog: a deploy right after it is not undone" {
+	retag unset0
+	nrr switch --flake "$F#t1" --target-host t1
+	# the profile's directory is a file: neither set_profile nor nix-env can make the profile
+	fleet_exec t1 sh -c 'rm -rf /nix/var/nix/profiles/system-profiles && : >/nix/var/nix/profiles/system-profiles'
+	retag unset1
+	run nrr switch --flake "$F#t1" --target-host t1 -p other --confirm-timeout 4
+	fleet_exec t1 rm -f /nix/var/nix/profiles/system-profiles
+	assert_failure 8
+	assert_output --partial "error: setting the profile '/nix/var/nix/profiles/system-profiles/other' on 't1' failed"
+	# another deploy within the timeout
+	retag unset2
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	new=$output
+	# past the first deploy's deadline: its watchdog did not go back to the system before it
+	sleep 5
+	[ "$(current_of t1)" = "$new" ]
+	[ "$(profile_of t1)" = "$new" ]
+	run fleet_ps t1
+	refute_output --partial 'sleep "$confirm"'
+}
+
+@test "a token that cannot be made is said so, and nothing is changed (exit 8)" {
+	retag notoken0
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	acts=$(fleet_exec t1 sh -c 'wc -l </run/nrr-activations')
+	# the target's temp dir is read-only
+	fleet_exec t1 mount -t tmpfs -o ro nrr-ro-tmp /tmp
+	retag notoken1
+	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 3
+	fleet_exec t1 umount /tmp
+	assert_failure 8
+	assert_line --regexp "^error: cannot arm the --magic-rollback watchdog on 't1': .*Read-only file system"
+	assert_line "hint: the profile and the running system were not changed"
+	[ "$(state_of t1)" = "$before" ]
+	[ "$(fleet_exec t1 sh -c 'wc -l </run/nrr-activations')" = "$acts" ]
+}

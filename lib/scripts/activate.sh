@@ -245,10 +245,10 @@ if [ -n "$confirm" ]; then
   # system). The watchdog outlives this session, and counts the token only
   # in that directory, owned by that user.
   uid=${SUDO_UID:-$(id -u)}
-  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_PROFILE"
+  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_TOKEN"
   token=$tdir/token
   { : >"$token" && chown "$uid" "$tdir" "$token" && chmod 0700 "$tdir"; } ||
-    { rm -rf "$tdir"; exit "$ST_PROFILE"; }
+    { rm -rf "$tdir"; exit "$ST_TOKEN"; }
   echo "token $token"
   # shellcheck disable=SC2090
   export prof op old_gen old_sys token tdir uid confirm undo_script PATH
@@ -261,6 +261,11 @@ if [ -n "$confirm" ]; then
       rmdir "$tdir"
     fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
+# disarm: the watchdog then finds no token and changes nothing, as after a
+# confirmation. Every way out between arming it and activation takes it:
+# armed, it would later run the old system's switch-to-configuration over
+# whatever was deployed since.
+disarm() { [ -z "$confirm" ] || { rm -f "$token"; rmdir "$tdir"; } 2>/dev/null; }
 # set_profile: what `nix-env -p "$prof" --set "$top"` does (nix's
 # createGeneration and switchLink), without starting a nix, which costs a
 # small board tens of milliseconds or more: the newest generation again if
@@ -314,7 +319,8 @@ if [ "$op" = set ]; then
   set -f
   if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] || [ "$proftop" != "$top" ]; then
     set_profile ||
-      { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } || exit "$ST_PROFILE"
+      { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } ||
+      { disarm; exit "$ST_PROFILE"; }
   fi
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
