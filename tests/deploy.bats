@@ -299,6 +299,21 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	assert_output --partial "test $prev/bin/switch-to-configuration"
 }
 
+@test "switch --rollback checks the previous generation before it rolls back: refused, the profile stays (exit 7)" {
+	retag rbcheck
+	nostc=$(toplevel nostc)
+	fleet_seed t1 "$nostc"
+	# a generation without switch-to-configuration, then a good one after it
+	fleet_exec t1 mkdir -p /nix/var/nix/profiles/system-profiles
+	fleet_exec t1 nix-env -p /nix/var/nix/profiles/system-profiles/rbcheck --set "$nostc" >/dev/null
+	nrr switch --flake "$F#t1" --target-host t1 -p rbcheck
+	good=$(toplevel t1)
+	run nrr switch --rollback --target-host t1 -p rbcheck
+	assert_failure 7
+	assert_output --partial "$nostc/bin/switch-to-configuration is missing"
+	[ "$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system-profiles/rbcheck)" = "$good" ]
+}
+
 @test "build --rollback names the previous generation" {
 	run --separate-stderr nrr build --rollback --target-host t1
 	assert_success

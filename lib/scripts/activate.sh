@@ -160,9 +160,24 @@ done
 if [ -n "$missing" ]; then
   [ "$go" = go ] || exit 0
 fi
+# rollback: the generation nix-env --rollback goes to (the newest before
+# the current one) is the system checked below; the profile is switched to
+# it with the others' profile, after the checks and the question
 if [ "$op" = rollback ]; then
-  nix-env --rollback -p "$prof" >&2 || exit "$ST_PROFILE"
-  top=$(readlink -f "$prof")
+  gen_of "$(readlink "$prof" 2>/dev/null)"
+  cur_gen=$gen prev_gen=
+  set +f
+  for l in "$prof"-*-link; do
+    gen_of "$l"
+    if [ -n "$gen" ] && [ -n "$cur_gen" ] && [ "$gen" -lt "$cur_gen" ] &&
+       { [ -z "$prev_gen" ] || [ "$gen" -gt "$prev_gen" ]; }; then
+      prev_gen=$gen
+    fi
+  done
+  set -f
+  [ -n "$prev_gen" ] ||
+    { echo "no generation of $prof older than the current (${cur_gen:-none}) exists" >&2; exit "$ST_PROFILE"; }
+  top=$(readlink -f "$prof-$prev_gen-link")
 fi
 stc=$top/bin/switch-to-configuration
 if [ -z "$nocheck" ] && [ ! -f "$top/nixos-version" ]; then
@@ -232,10 +247,10 @@ old_gen=$gen
 old_sys=$running
 # kept as text: the watchdog, another process, runs it too
 # shellcheck disable=SC2016,SC2089
-undo_script='[ "$op" != set ] || [ -z "$old_gen" ] ||
+undo_script='[ "$op" = keep ] || [ -z "$old_gen" ] ||
     nix-env -p "$prof" --switch-generation "$old_gen" >&2
   if [ -n "$old_sys" ] && [ -x "$old_sys/bin/switch-to-configuration" ]; then
-    if [ "$op" = set ]; then a=switch; else a=test; fi
+    if [ "$op" = keep ]; then a=test; else a=switch; fi
     env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2
   fi'
 if [ -n "$confirm" ]; then
@@ -322,6 +337,8 @@ if [ "$op" = set ]; then
       { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } ||
       { disarm; exit "$ST_PROFILE"; }
   fi
+elif [ "$op" = rollback ]; then
+  nix-env -p "$prof" --switch-generation "$prev_gen" >&2 || { disarm; exit "$ST_PROFILE"; }
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
 run_stc() {
