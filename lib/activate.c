@@ -584,6 +584,12 @@ int activation_go(struct activation_session *as, struct activation *a,
 			       "activation ('switch-to-configuration %s') on '%s' failed; "
 			       "it was rolled back to the previous system",
 			       a->action, as->host->name);
+	} else if (st == ACTIVATE_ST_UNDO_FAILED) {
+		ret = nrr_fail(e, NRR_EACTIVATE,
+			       "activation ('switch-to-configuration %s') on '%s' failed, and going "
+			       "back to the previous system failed too",
+			       a->action, as->host->name);
+		nrr_hint(e, "the target may run parts of both systems; see the output above");
 	} else if (st) {
 		ret = nrr_fail(e, NRR_EACTIVATE,
 			       "activation ('switch-to-configuration %s') on '%s' failed with status %d",

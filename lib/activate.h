@@ -120,8 +120,9 @@ char *profile_path(const char *name);
  * (a->incomplete, a->missing: send those, then go); go activates and
  * reports. The lock is held until end.
  * Errors: NRR_ECHECK (nothing changed), NRR_EACTIVATE (a key that could
- * not be written among them, naming it), NRR_EROLLEDBACK
- * (activation failed and was undone), NRR_ECONNECT, NRR_ECOPY.
+ * not be written among them, naming it; with confirm_seconds, also an
+ * activation whose undo failed too), NRR_EROLLEDBACK (activation failed
+ * and was undone), NRR_ECONNECT, NRR_ECOPY.
  */
 struct activation_session {
 	struct session s;

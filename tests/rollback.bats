@@ -217,3 +217,19 @@ answer_late() {
 	[ "$(state_of t1)" = "$before" ]
 	[ "$(fleet_exec t1 sh -c 'wc -l </run/nrr-activations')" = "$acts" ]
 }
+
+@test "an undo that fails is said so, never called a rollback (exit 8)" {
+	retag undo0
+	nrr switch --flake "$F#t1" --target-host t1
+	# the system t1 runs is one whose switch-to-configuration fails: going back to it fails
+	old=$(toplevel broken)
+	fleet_seed t1 "$old"
+	fleet_exec t1 ln -sfn "$old" /run/current-system
+	retag undo1
+	run nrr switch --flake "$F#broken" --target-host t1 --magic-rollback --json
+	fleet_exec t1 ln -sfn "$(profile_of t1)" /run/current-system
+	assert_failure 8
+	assert_output --partial "error: activation ('switch-to-configuration switch') on 't1' failed, and going back to the previous system failed too"
+	refute_output --partial "rolled back"
+	assert_output --partial '"result":	"failed"'
+}

@@ -245,14 +245,20 @@ case $keys in pre | all) keys_receive || exit $? ;; esac
 gen_of "$(readlink "$prof" 2>/dev/null)"
 old_gen=$gen
 old_sys=$running
-# kept as text: the watchdog, another process, runs it too
+# kept as text: the watchdog, another process, runs it too. True only if
+# the profile and the running system went back (a failed undo is said so:
+# the target is then neither system for sure)
 # shellcheck disable=SC2016,SC2089
-undo_script='[ "$op" = keep ] || [ -z "$old_gen" ] ||
-    nix-env -p "$prof" --switch-generation "$old_gen" >&2
+undo_script='u=0
+  [ "$op" = keep ] || [ -z "$old_gen" ] ||
+    nix-env -p "$prof" --switch-generation "$old_gen" >&2 || u=1
   if [ -n "$old_sys" ] && [ -x "$old_sys/bin/switch-to-configuration" ]; then
     if [ "$op" = keep ]; then a=test; else a=switch; fi
-    env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2
-  fi'
+    env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2 || u=1
+  else
+    echo "no previous system to go back to" >&2; u=1
+  fi
+  [ "$u" = 0 ]'
 if [ -n "$confirm" ]; then
   # The token is the login user's, so that an unprivileged confirmation can
   # remove it, in a fresh directory only that user may write: no other user
@@ -362,7 +368,8 @@ run_stc() {
 s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
   { trap '' PIPE; cat >&2 || exec cat >/dev/null; }; } 3>&1 )
 if [ "$s" != 0 ] && [ -n "$confirm" ]; then
-  rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
+  rm -f "$token"; rmdir "$tdir"
+  if eval "$undo_script"; then s=$ST_ROLLED_BACK; else s=$ST_UNDO_FAILED; fi
 fi
 if [ -n "$keys" ]; then
   keys_fixup
