@@ -47,6 +47,20 @@ static void send_line(struct strbuf *sb, const char *v)
 	strbuf_addch(sb, '\n');
 }
 
+/* What the profile holds after an activation that failed, by what the
+ * script does to it. */
+static const char *profile_hint(const struct activation *a)
+{
+	switch (a->op) {
+	case PROFILE_SET:
+		return "the profile may already point to the new system; '--rollback' goes back";
+	case PROFILE_ROLLBACK:
+		return "the profile may already point to the generation it rolled back to";
+	default:
+		return "the profile was not changed: its system comes back at the next boot";
+	}
+}
+
 /* Turns the script's early exit status into e. */
 static int fail_from_status(const struct host *h, const struct elevation *el,
 			    const struct activation *a, int st,
@@ -594,8 +608,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 		ret = nrr_fail(e, NRR_EACTIVATE,
 			       "activation ('switch-to-configuration %s') on '%s' failed with status %d",
 			       a->action ? a->action : "", as->host->name, st);
-		nrr_hint(e, "the profile may already point to the new system; "
-			 "'--rollback' goes back");
+		nrr_hint(e, "%s", profile_hint(a));
 	}
 	strbuf_release(&line);
 	return ret;

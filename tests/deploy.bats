@@ -382,6 +382,26 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	run nrr switch --flake "$F#broken" --target-host t2
 	assert_failure 8
 	assert_output --partial "error: activation ('switch-to-configuration switch') on 't2' failed with status 1"
+	assert_line "hint: the profile may already point to the new system; '--rollback' goes back"
+}
+
+@test "the hint after a failed activation says what the action did to the profile" {
+	run nrr test --flake "$F#broken" --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile was not changed: its system comes back at the next boot"
+	run nrr dry-activate --flake "$F#broken" --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile was not changed: its system comes back at the next boot"
+	# a generation whose activation fails, and a good one after it
+	retag hint-rb
+	nrr switch --flake "$F#broken" --target-host t2 || true
+	broken=$(toplevel broken)
+	nrr switch --flake "$F#t2" --target-host t2
+	run nrr switch --rollback --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile may already point to the generation it rolled back to"
+	[ "$(profile_of t2)" = "$broken" ]
+	nrr switch --flake "$F#t2" --target-host t2
 }
 
 @test "a closure without switch-to-configuration is refused; profile unchanged (exit 7)" {
