@@ -47,8 +47,8 @@ static void send_line(struct strbuf *sb, const char *v)
 	strbuf_addch(sb, '\n');
 }
 
-/* What the profile holds after an activation that failed, by what the
- * script does to it. */
+/* What the profile holds after an activation that failed or was cut
+ * off, by what the script does to it. */
 static const char *profile_hint(const struct activation *a)
 {
 	switch (a->op) {
@@ -59,6 +59,28 @@ static const char *profile_hint(const struct activation *a)
 	default:
 		return "the profile was not changed: its system comes back at the next boot";
 	}
+}
+
+/* The connection went after the script said "activating": the profile
+ * may have changed, and what had begun there goes on. */
+static int lost_while_activating(const struct activation_session *as,
+				 const struct activation *a, struct nrr_err *e)
+{
+	char *lost = ssh_host_lost_reason(as->host->ssh);
+
+	if (lost)
+		nrr_fail(e, NRR_EACTIVATE, "lost the connection to '%s' while activating: %s",
+			 as->host->name, lost);
+	else
+		nrr_fail(e, NRR_EACTIVATE, "lost the connection to '%s' while activating",
+			 as->host->name);
+	free(lost);
+	if (a->token[0])
+		nrr_hint(e, "the activation goes on there; unconfirmed, its watchdog goes back "
+			 "to the previous system after %d s", a->confirm_seconds);
+	else
+		nrr_hint(e, "%s", profile_hint(a));
+	return e->status;
 }
 
 /* Turns the script's early exit status into e. */
@@ -496,6 +518,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 {
 	struct strbuf line = STRBUF_INIT;
 	int ret = 0, st = -1, declined = 0, proto = 0, keys_failed = 0, pre_done = 0;
+	int activating = 0;	/* said so: the profile may change from now on */
 	struct nrr_err keys_err = { 0 };
 
 	if (a->incomplete && !a->served)
@@ -525,6 +548,10 @@ int activation_go(struct activation_session *as, struct activation *a,
 				if (pre)
 					break;	/* the script stops: nothing activated */
 			}
+			continue;
+		}
+		if (!strcmp(line.buf, "activating")) {
+			activating = 1;
 			continue;
 		}
 		if (!strncmp(line.buf, "generation ", 11)) {
@@ -589,10 +616,15 @@ int activation_go(struct activation_session *as, struct activation *a,
 		ret = nrr_fail(e, NRR_EINT, "interrupted while activating on '%s', where an "
 			       "activation that had begun runs to its end", as->host->name);
 	} else if (st < 0) {
-		/* it stopped before activating: a check said no */
+		/* it stopped before its status: a check said no, or (ssh's 255)
+		 * the connection went, after which the activation may be
+		 * under way */
 		st = session_finish(&as->s);
 		as->started = 0;
-		ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+		if (st == 255 && activating && as->host->ssh)
+			ret = lost_while_activating(as, a, e);
+		else
+			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
 	} else if (st == ACTIVATE_ST_ROLLED_BACK) {
 		ret = nrr_fail(e, NRR_EROLLEDBACK,
 			       "activation ('switch-to-configuration %s') on '%s' failed; "

@@ -5,8 +5,9 @@
 # system a deploy replaces, the running one) once the lock is ours; then
 # read the fields, one a line, then the closure, one path a line, ended by
 # ".". We answer the paths the target lacks ended by "." (then wait for
-# "go" while they are sent, or "fetch" with paths its caches serve), and
-# "status N" after activation; then we hold the lock until the deployer
+# "go" while they are sent, or "fetch" with paths its caches serve),
+# "activating" right before the profile or the running system may change,
+# and "status N" after activation; then we hold the lock until the deployer
 # hangs up. With keys (lib/scripts/keys.sh, put before this script):
 # pre-activation keys are received after the checks and the question,
 # before anything else changes; after activation, keys_fixup gives the
@@ -327,6 +328,9 @@ set_profile() {
   exec 7<&-
   new_gen=$_n
 }
+# from here on the profile and the running system may change: a deployer
+# that loses us after this line says so, not that it could not reach us
+echo activating
 if [ "$op" = set ]; then
   # nix-env --set makes no generation when the newest one holds this system
   # and switches the profile to it: nothing to do when the profile is there
