@@ -260,6 +260,12 @@ undo_script='u=0
     echo "no previous system to go back to" >&2; u=1
   fi
   [ "$u" = 0 ]'
+# from here on the profile and the running system may change: a deployer
+# that loses us after this line says so, not that it could not reach us.
+# (Said before the watchdog is armed: from then on until the activation's
+# relay nothing is written to a deployer that may be gone, which would end
+# this shell with the watchdog armed.)
+echo activating
 if [ -n "$confirm" ]; then
   # The token is the login user's, so that an unprivileged confirmation can
   # remove it, in a fresh directory only that user may write: no other user
@@ -328,9 +334,6 @@ set_profile() {
   exec 7<&-
   new_gen=$_n
 }
-# from here on the profile and the running system may change: a deployer
-# that loses us after this line says so, not that it could not reach us
-echo activating
 if [ "$op" = set ]; then
   # nix-env --set makes no generation when the newest one holds this system
   # and switches the profile to it: nothing to do when the profile is there
