@@ -47,6 +47,42 @@ static void send_line(struct strbuf *sb, const char *v)
 	strbuf_addch(sb, '\n');
 }
 
+/* What the profile holds after an activation that failed or was cut
+ * off, by what the script does to it. */
+static const char *profile_hint(const struct activation *a)
+{
+	switch (a->op) {
+	case PROFILE_SET:
+		return "the profile may already point to the new system; '--rollback' goes back";
+	case PROFILE_ROLLBACK:
+		return "the profile may already point to the generation it rolled back to";
+	default:
+		return "the profile was not changed: its system comes back at the next boot";
+	}
+}
+
+/* The connection went after the script said "activating": the profile
+ * may have changed, and what had begun there goes on. */
+static int lost_while_activating(const struct activation_session *as,
+				 const struct activation *a, struct nrr_err *e)
+{
+	char *lost = ssh_host_lost_reason(as->host->ssh);
+
+	if (lost)
+		nrr_fail(e, NRR_EACTIVATE, "lost the connection to '%s' while activating: %s",
+			 as->host->name, lost);
+	else
+		nrr_fail(e, NRR_EACTIVATE, "lost the connection to '%s' while activating",
+			 as->host->name);
+	free(lost);
+	if (a->token[0])
+		nrr_hint(e, "the activation goes on there; unconfirmed, its watchdog goes back "
+			 "to the previous system after %d s", a->confirm_seconds);
+	else
+		nrr_hint(e, "%s", profile_hint(a));
+	return e->status;
+}
+
 /* Turns the script's early exit status into e. */
 static int fail_from_status(const struct host *h, const struct elevation *el,
 			    const struct activation *a, int st,
@@ -94,6 +130,11 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 	}
 	case ACTIVATE_ST_QUERY:
 		nrr_fail(e, NRR_ECOPY, "cannot query the store of '%s': %s", h->name, why);
+		break;
+	case ACTIVATE_ST_TOKEN:
+		nrr_fail(e, NRR_EACTIVATE, "cannot arm the --magic-rollback watchdog on '%s': %s",
+			 h->name, why);
+		nrr_hint(e, "the profile and the running system were not changed");
 		break;
 	case ACTIVATE_ST_PROFILE:
 		nrr_fail(e, NRR_EACTIVATE, "setting the profile '%s' on '%s' failed: %s",
@@ -477,6 +518,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 {
 	struct strbuf line = STRBUF_INIT;
 	int ret = 0, st = -1, declined = 0, proto = 0, keys_failed = 0, pre_done = 0;
+	int activating = 0;	/* said so: the profile may change from now on */
 	struct nrr_err keys_err = { 0 };
 
 	if (a->incomplete && !a->served)
@@ -508,6 +550,10 @@ int activation_go(struct activation_session *as, struct activation *a,
 			}
 			continue;
 		}
+		if (!strcmp(line.buf, "activating")) {
+			activating = 1;
+			continue;
+		}
 		if (!strncmp(line.buf, "generation ", 11)) {
 			if (parse_generations(line.buf + 11, a)) {
 				char shown[256];
@@ -532,6 +578,7 @@ int activation_go(struct activation_session *as, struct activation *a,
 				break;
 			}
 			snprintf(a->token, sizeof(a->token), "%s", t);
+			a->token_time = time(NULL);
 			continue;
 		}
 		if (!strcmp(line.buf, "status declined")) {
@@ -569,21 +616,31 @@ int activation_go(struct activation_session *as, struct activation *a,
 		ret = nrr_fail(e, NRR_EINT, "interrupted while activating on '%s', where an "
 			       "activation that had begun runs to its end", as->host->name);
 	} else if (st < 0) {
-		/* it stopped before activating: a check said no */
+		/* it stopped before its status: a check said no, or (ssh's 255)
+		 * the connection went, after which the activation may be
+		 * under way */
 		st = session_finish(&as->s);
 		as->started = 0;
-		ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
+		if (st == 255 && activating && as->host->ssh)
+			ret = lost_while_activating(as, a, e);
+		else
+			ret = fail_from_status(as->host, as->el, a, st, as->s.err.buf, e);
 	} else if (st == ACTIVATE_ST_ROLLED_BACK) {
 		ret = nrr_fail(e, NRR_EROLLEDBACK,
 			       "activation ('switch-to-configuration %s') on '%s' failed; "
 			       "it was rolled back to the previous system",
 			       a->action, as->host->name);
+	} else if (st == ACTIVATE_ST_UNDO_FAILED) {
+		ret = nrr_fail(e, NRR_EACTIVATE,
+			       "activation ('switch-to-configuration %s') on '%s' failed, and going "
+			       "back to the previous system failed too",
+			       a->action, as->host->name);
+		nrr_hint(e, "the target may run parts of both systems; see the output above");
 	} else if (st) {
 		ret = nrr_fail(e, NRR_EACTIVATE,
 			       "activation ('switch-to-configuration %s') on '%s' failed with status %d",
 			       a->action ? a->action : "", as->host->name, st);
-		nrr_hint(e, "the profile may already point to the new system; "
-			 "'--rollback' goes back");
+		nrr_hint(e, "%s", profile_hint(a));
 	}
 	strbuf_release(&line);
 	return ret;

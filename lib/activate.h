@@ -20,6 +20,8 @@
 #include "pkgdiff.h"
 #include "session.h"
 
+#include <time.h>
+
 enum profile_op {
 	PROFILE_KEEP,		/* test, dry-activate */
 	PROFILE_SET,		/* switch, boot: nix-env --set */
@@ -85,9 +87,13 @@ struct activation {
 
 	/* > 0: arm a watchdog that undoes the activation unless a new
 	 * connection removes token in time; the target makes the token (in a
-	 * fresh directory only the login user may write) and names it */
+	 * fresh directory only the login user may write) and names it.
+	 * token_time: when its line came, as the watchdog started (after the
+	 * diff and the user's answer): the confirmation's deadline counts from
+	 * it */
 	int confirm_seconds;
 	char token[256];
+	time_t token_time;
 
 	/* after activation: the profile's generation before and after (0 if
 	 * unknown) */
@@ -114,8 +120,9 @@ char *profile_path(const char *name);
  * (a->incomplete, a->missing: send those, then go); go activates and
  * reports. The lock is held until end.
  * Errors: NRR_ECHECK (nothing changed), NRR_EACTIVATE (a key that could
- * not be written among them, naming it), NRR_EROLLEDBACK
- * (activation failed and was undone), NRR_ECONNECT, NRR_ECOPY.
+ * not be written among them, naming it; with confirm_seconds, also an
+ * activation whose undo failed too), NRR_EROLLEDBACK (activation failed
+ * and was undone), NRR_ECONNECT, NRR_ECOPY.
  */
 struct activation_session {
 	struct session s;

@@ -548,18 +548,21 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	/* not needed (nothing missing, not served, a failure) or taken */
 	closure_export_cancel(&d->export);
 	strvec_clear(&missing);
-	if (a->confirm_seconds)
-		deadline = time(NULL) + a->confirm_seconds;
+	a->token_time = 0;
 	if (!ret) {
 		deploy_phase(d, "activate");
 		ret = activation_go(&d->as, a, e);
 	}
 	d->gen_before = a->gen_before;
 	d->gen_after = a->gen_after;
-	if (ret || !deadline)
+	if (ret || !a->confirm_seconds)
 		return ret;
 	if (!a->token[0])
 		return nrr_protocol(e, d->target.name, "it armed no confirmation token");
+	/* from when the target armed its watchdog, after the diff and the
+	 * user's answer (which may take longer than the timeout; a fleet
+	 * waits for its slowest host's): not from before them */
+	deadline = a->token_time + a->confirm_seconds;
 	deploy_phase(d, "confirm");
 	if (confirmed(d, a->token, deadline)) {
 		fprintf(stderr, "confirmed: '%s' answers over a new connection\n",

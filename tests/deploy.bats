@@ -299,6 +299,21 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	assert_output --partial "test $prev/bin/switch-to-configuration"
 }
 
+@test "switch --rollback checks the previous generation before it rolls back: refused, the profile stays (exit 7)" {
+	retag rbcheck
+	nostc=$(toplevel nostc)
+	fleet_seed t1 "$nostc"
+	# a generation without switch-to-configuration, then a good one after it
+	fleet_exec t1 mkdir -p /nix/var/nix/profiles/system-profiles
+	fleet_exec t1 nix-env -p /nix/var/nix/profiles/system-profiles/rbcheck --set "$nostc" >/dev/null
+	nrr switch --flake "$F#t1" --target-host t1 -p rbcheck
+	good=$(toplevel t1)
+	run nrr switch --rollback --target-host t1 -p rbcheck
+	assert_failure 7
+	assert_output --partial "$nostc/bin/switch-to-configuration is missing"
+	[ "$(fleet_exec t1 readlink -f /nix/var/nix/profiles/system-profiles/rbcheck)" = "$good" ]
+}
+
 @test "build --rollback names the previous generation" {
 	run --separate-stderr nrr build --rollback --target-host t1
 	assert_success
@@ -376,6 +391,26 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	run nrr switch --flake "$F#broken" --target-host t2
 	assert_failure 8
 	assert_output --partial "error: activation ('switch-to-configuration switch') on 't2' failed with status 1"
+	assert_line "hint: the profile may already point to the new system; '--rollback' goes back"
+}
+
+@test "the hint after a failed activation says what the action did to the profile" {
+	run nrr test --flake "$F#broken" --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile was not changed: its system comes back at the next boot"
+	run nrr dry-activate --flake "$F#broken" --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile was not changed: its system comes back at the next boot"
+	# a generation whose activation fails, and a good one after it
+	retag hint-rb
+	nrr switch --flake "$F#broken" --target-host t2 || true
+	broken=$(toplevel broken)
+	nrr switch --flake "$F#t2" --target-host t2
+	run nrr switch --rollback --target-host t2
+	assert_failure 8
+	assert_line "hint: the profile may already point to the generation it rolled back to"
+	[ "$(profile_of t2)" = "$broken" ]
+	nrr switch --flake "$F#t2" --target-host t2
 }
 
 @test "a closure without switch-to-configuration is refused; profile unchanged (exit 7)" {

@@ -13,6 +13,8 @@
 #   build host gone during the build       3     unchanged; the build is gone too
 #   target unreachable from the start      3     unchanged; nothing built
 #   target refuses our key                 3     unchanged
+#   connection dropped during activation   8     the activation runs to its end; the hint
+#                                                 says the profile may be the new system's
 #   SIGHUP during the build                129   unchanged; no ssh left, target unlocked
 #
 # and, without a fault, every run ends: the ssh master it started goes when told to.
@@ -141,6 +143,25 @@ keepalive_config() {
 	no_ssh_left
 	xargs kill -CONT <"$BATS_TEST_TMPDIR/frozen"
 	[ "$(state_of mute)" = "$before" ]
+}
+
+@test "a connection that drops during activation: exit 8, not 'cannot reach'; the activation runs to its end" {
+	retag drop-act
+	nrr switch --flake "$F#t1" --target-host t1
+	# slowswitch's switch-to-configuration takes 5 s
+	nrr_bg switch --flake "$F#slowswitch" --target-host t1
+	wait_for_proc t1 'sleep 5' || fail "the activation never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	sshd_sessions t1 | xargs -r kill -KILL
+	wait_nrr
+	[ "$status" = 8 ] || fail "exit $status, not 8: $(cat "$BATS_TEST_TMPDIR/log")"
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: lost the connection to 't1' while activating"
+	assert_line "hint: the profile may already point to the new system; '--rollback' goes back"
+	no_ssh_left
+	new=$(toplevel slowswitch)
+	[ "$(profile_of t1)" = "$new" ]
+	poll_until 20 unlocked t1 || fail "t1's deploy lock is still held"
+	run last_activation t1
+	assert_output --partial "config=slowswitch "
 }
 
 @test "a target whose disk fills up during the copy: exit 6 with a hint, target unchanged" {

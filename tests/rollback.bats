@@ -149,3 +149,87 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	run nrr test --flake "$F#t1" --target-host t1 --elevate=run0 --confirm-timeout 5
 	assert_failure 2
 }
+
+# The tool at a terminal (as nrr_tty), answering its question "y" $1 seconds after it was
+# asked: a user who reads the diff first.
+answer_late() {
+	local delay=$1 log=$BATS_TEST_TMPDIR/tty.log st=0
+	shift
+	_fleet_local_argv
+	: >"$log"
+	{ poll_until 60 grep -q 'Activate on' "$log" && sleep "$delay"; echo y; } |
+		script -qefc "$(printf '%q ' "${_FLEET_LOCAL[@]}" "$NRR" "$@")" /dev/null >"$log" || st=$?
+	cat "$log"
+	return "$st"
+}
+
+@test "with --ask the timeout starts once the target arms its watchdog, not while the user reads the diff" {
+	retag slow-reader0
+	nrr switch --flake "$F#t1" --target-host t1
+	retag slow-reader
+	run answer_late 5 switch --flake "$F#t1" --target-host t1 --ask --confirm-timeout 3
+	assert_success
+	assert_output --partial "Activate on t1? [y/N]"
+	assert_output --partial "confirmed: 't1' answers over a new connection"
+	new=$(toplevel t1)
+	# the watchdog's deadline passes: the confirmed system stays
+	sleep 4
+	[ "$(profile_of t1)" = "$new" ]
+	[ "$(current_of t1)" = "$new" ]
+}
+
+@test "a profile that cannot be set disarms the watchdog: a deploy right after it is not undone" {
+	retag unset0
+	nrr switch --flake "$F#t1" --target-host t1
+	# the profile's directory is a file: neither set_profile nor nix-env can make the profile
+	fleet_exec t1 sh -c 'rm -rf /nix/var/nix/profiles/system-profiles && : >/nix/var/nix/profiles/system-profiles'
+	retag unset1
+	run nrr switch --flake "$F#t1" --target-host t1 -p other --confirm-timeout 4
+	fleet_exec t1 rm -f /nix/var/nix/profiles/system-profiles
+	assert_failure 8
+	assert_output --partial "error: setting the profile '/nix/var/nix/profiles/system-profiles/other' on 't1' failed"
+	# another deploy within the timeout
+	retag unset2
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	assert_success
+	new=$output
+	# past the first deploy's deadline: its watchdog did not go back to the system before it
+	sleep 5
+	[ "$(current_of t1)" = "$new" ]
+	[ "$(profile_of t1)" = "$new" ]
+	run fleet_ps t1
+	refute_output --partial 'sleep "$confirm"'
+}
+
+@test "a token that cannot be made is said so, and nothing is changed (exit 8)" {
+	retag notoken0
+	nrr switch --flake "$F#t1" --target-host t1
+	before=$(state_of t1)
+	acts=$(fleet_exec t1 sh -c 'wc -l </run/nrr-activations')
+	# the target's temp dir is read-only
+	fleet_exec t1 mount -t tmpfs -o ro nrr-ro-tmp /tmp
+	retag notoken1
+	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 3
+	fleet_exec t1 umount /tmp
+	assert_failure 8
+	assert_line --regexp "^error: cannot arm the --magic-rollback watchdog on 't1': .*Read-only file system"
+	assert_line "hint: the profile and the running system were not changed"
+	[ "$(state_of t1)" = "$before" ]
+	[ "$(fleet_exec t1 sh -c 'wc -l </run/nrr-activations')" = "$acts" ]
+}
+
+@test "an undo that fails is said so, never called a rollback (exit 8)" {
+	retag undo0
+	nrr switch --flake "$F#t1" --target-host t1
+	# the system t1 runs is one whose switch-to-configuration fails: going back to it fails
+	old=$(toplevel broken)
+	fleet_seed t1 "$old"
+	fleet_exec t1 ln -sfn "$old" /run/current-system
+	retag undo1
+	run nrr switch --flake "$F#broken" --target-host t1 --magic-rollback --json
+	fleet_exec t1 ln -sfn "$(profile_of t1)" /run/current-system
+	assert_failure 8
+	assert_output --partial "error: activation ('switch-to-configuration switch') on 't1' failed, and going back to the previous system failed too"
+	refute_output --partial "rolled back"
+	assert_output --partial '"result":	"failed"'
+}

@@ -5,8 +5,9 @@
 # system a deploy replaces, the running one) once the lock is ours; then
 # read the fields, one a line, then the closure, one path a line, ended by
 # ".". We answer the paths the target lacks ended by "." (then wait for
-# "go" while they are sent, or "fetch" with paths its caches serve), and
-# "status N" after activation; then we hold the lock until the deployer
+# "go" while they are sent, or "fetch" with paths its caches serve),
+# "activating" right before the profile or the running system may change,
+# and "status N" after activation; then we hold the lock until the deployer
 # hangs up. With keys (lib/scripts/keys.sh, put before this script):
 # pre-activation keys are received after the checks and the question,
 # before anything else changes; after activation, keys_fixup gives the
@@ -160,9 +161,24 @@ done
 if [ -n "$missing" ]; then
   [ "$go" = go ] || exit 0
 fi
+# rollback: the generation nix-env --rollback goes to (the newest before
+# the current one) is the system checked below; the profile is switched to
+# it with the others' profile, after the checks and the question
 if [ "$op" = rollback ]; then
-  nix-env --rollback -p "$prof" >&2 || exit "$ST_PROFILE"
-  top=$(readlink -f "$prof")
+  gen_of "$(readlink "$prof" 2>/dev/null)"
+  cur_gen=$gen prev_gen=
+  set +f
+  for l in "$prof"-*-link; do
+    gen_of "$l"
+    if [ -n "$gen" ] && [ -n "$cur_gen" ] && [ "$gen" -lt "$cur_gen" ] &&
+       { [ -z "$prev_gen" ] || [ "$gen" -gt "$prev_gen" ]; }; then
+      prev_gen=$gen
+    fi
+  done
+  set -f
+  [ -n "$prev_gen" ] ||
+    { echo "no generation of $prof older than the current (${cur_gen:-none}) exists" >&2; exit "$ST_PROFILE"; }
+  top=$(readlink -f "$prof-$prev_gen-link")
 fi
 stc=$top/bin/switch-to-configuration
 if [ -z "$nocheck" ] && [ ! -f "$top/nixos-version" ]; then
@@ -230,14 +246,26 @@ case $keys in pre | all) keys_receive || exit $? ;; esac
 gen_of "$(readlink "$prof" 2>/dev/null)"
 old_gen=$gen
 old_sys=$running
-# kept as text: the watchdog, another process, runs it too
+# kept as text: the watchdog, another process, runs it too. True only if
+# the profile and the running system went back (a failed undo is said so:
+# the target is then neither system for sure)
 # shellcheck disable=SC2016,SC2089
-undo_script='[ "$op" != set ] || [ -z "$old_gen" ] ||
-    nix-env -p "$prof" --switch-generation "$old_gen" >&2
+undo_script='u=0
+  [ "$op" = keep ] || [ -z "$old_gen" ] ||
+    nix-env -p "$prof" --switch-generation "$old_gen" >&2 || u=1
   if [ -n "$old_sys" ] && [ -x "$old_sys/bin/switch-to-configuration" ]; then
-    if [ "$op" = set ]; then a=switch; else a=test; fi
-    env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2
-  fi'
+    if [ "$op" = keep ]; then a=test; else a=switch; fi
+    env -i PATH="$PATH" "$old_sys/bin/switch-to-configuration" "$a" >&2 || u=1
+  else
+    echo "no previous system to go back to" >&2; u=1
+  fi
+  [ "$u" = 0 ]'
+# from here on the profile and the running system may change: a deployer
+# that loses us after this line says so, not that it could not reach us.
+# (Said before the watchdog is armed: from then on until the activation's
+# relay nothing is written to a deployer that may be gone, which would end
+# this shell with the watchdog armed.)
+echo activating
 if [ -n "$confirm" ]; then
   # The token is the login user's, so that an unprivileged confirmation can
   # remove it, in a fresh directory only that user may write: no other user
@@ -245,10 +273,10 @@ if [ -n "$confirm" ]; then
   # system). The watchdog outlives this session, and counts the token only
   # in that directory, owned by that user.
   uid=${SUDO_UID:-$(id -u)}
-  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_PROFILE"
+  tdir=$(mktemp -d "${TMPDIR:-/tmp}/nrr-confirm.XXXXXX") || exit "$ST_TOKEN"
   token=$tdir/token
   { : >"$token" && chown "$uid" "$tdir" "$token" && chmod 0700 "$tdir"; } ||
-    { rm -rf "$tdir"; exit "$ST_PROFILE"; }
+    { rm -rf "$tdir"; exit "$ST_TOKEN"; }
   echo "token $token"
   # shellcheck disable=SC2090
   export prof op old_gen old_sys token tdir uid confirm undo_script PATH
@@ -261,6 +289,11 @@ if [ -n "$confirm" ]; then
       rmdir "$tdir"
     fi' </dev/null >/dev/null 2>&1 9<&- &
 fi
+# disarm: the watchdog then finds no token and changes nothing, as after a
+# confirmation. Every way out between arming it and activation takes it:
+# armed, it would later run the old system's switch-to-configuration over
+# whatever was deployed since.
+disarm() { [ -z "$confirm" ] || { rm -f "$token"; rmdir "$tdir"; } 2>/dev/null; }
 # set_profile: what `nix-env -p "$prof" --set "$top"` does (nix's
 # createGeneration and switchLink), without starting a nix, which costs a
 # small board tens of milliseconds or more: the newest generation again if
@@ -314,8 +347,11 @@ if [ "$op" = set ]; then
   set -f
   if [ -z "$newest" ] || [ "$old_gen" != "$newest" ] || [ "$proftop" != "$top" ]; then
     set_profile ||
-      { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } || exit "$ST_PROFILE"
+      { mkdir -p "${prof%/*}" && nix-env -p "$prof" --set "$top" >&2; } ||
+      { disarm; exit "$ST_PROFILE"; }
   fi
+elif [ "$op" = rollback ]; then
+  nix-env -p "$prof" --switch-generation "$prev_gen" >&2 || { disarm; exit "$ST_PROFILE"; }
 fi
 [ -n "$act" ] || { echo "status 0"; exec cat >/dev/null; }
 run_stc() {
@@ -339,7 +375,8 @@ run_stc() {
 s=$( { { run_stc 9<&- 3>&- 2>&1; echo $? >&3; } |
   { trap '' PIPE; cat >&2 || exec cat >/dev/null; }; } 3>&1 )
 if [ "$s" != 0 ] && [ -n "$confirm" ]; then
-  rm -f "$token"; rmdir "$tdir"; eval "$undo_script"; s=$ST_ROLLED_BACK
+  rm -f "$token"; rmdir "$tdir"
+  if eval "$undo_script"; then s=$ST_ROLLED_BACK; else s=$ST_UNDO_FAILED; fi
 fi
 if [ -n "$keys" ]; then
   keys_fixup
