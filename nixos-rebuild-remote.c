@@ -519,6 +519,15 @@ static int do_build_and_activate(struct run *r)
 		free(pat);
 		return 0;
 	}
+	if (needs(r, AN_IMAGE_VARIANT)) {
+		/* as nixos-rebuild: the image file itself on stdout */
+		char *file = build_image_file(d, tail);
+		fputs("Done. The disk image can be found in ", stderr);
+		fflush(stderr);
+		printf("%s%s%s\n", d->toplevel, file ? "/" : "", file ? file : "");
+		free(file);
+		return 0;
+	}
 	if (!r->opt.act->attr)
 		fprintf(stderr, "Done. The new configuration is %s\n", d->toplevel);
 	if (r->opt.json && activating) {

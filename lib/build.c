@@ -400,6 +400,48 @@ static int add_result_link(struct deploy *d, const char *link, struct nrr_err *e
 	return 0;
 }
 
+char *build_image_file(struct deploy *d, const char *tail)
+{
+	const struct options *o = d->opt;
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	struct nrr_err e;
+	char *attr = deploy_attr(d, tail), *file = NULL;
+
+	if (d->src == SRC_FLAKE) {
+		nix_push_command(&argv, "eval");
+		strvec_pushf(&argv, "%s.passthru.filePath", attr);
+		strvec_push(&argv, "--raw");
+		strvec_pushvec(&argv, &o->nix_common);
+		strvec_pushvec(&argv, &o->nix_flake_common);
+		strvec_pushvec(&argv, &o->nix_flake_eval);
+	} else {
+		strvec_pushl(&argv, "nix-instantiate", "--eval", "--json", d->file, "--attr", NULL);
+		strvec_pushf(&argv, "%s.passthru.filePath", attr);
+		strvec_pushvec(&argv, &o->nix_common);
+		strvec_pushvec(&argv, &o->nix_classic);
+	}
+	if (!nix_run(&argv, &out, &err, NIX_RUN_QUIET, d->trace, d->warnings, &e)) {
+		strbuf_rtrim(&out);
+		/* classic: a JSON string, which a file name needs no escape in */
+		if (d->src != SRC_FLAKE && out.len >= 2 && out.buf[0] == '"' &&
+		    out.buf[out.len - 1] == '"' && !memchr(out.buf + 1, '\\', out.len - 2))
+			file = xstrndup(out.buf + 1, out.len - 2);
+		else if (d->src == SRC_FLAKE && out.len)
+			file = xstrdup(out.buf);
+	}
+	/* a name inside the output, never a way out of it */
+	if (file && (!*file || file[0] == '/' || strstr(file, "..") || strchr(file, '\n'))) {
+		free(file);
+		file = NULL;
+	}
+	strvec_clear(&argv);
+	strbuf_release(&out);
+	strbuf_release(&err);
+	free(attr);
+	return file;
+}
+
 int build_system(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e)
 {

@@ -18,6 +18,13 @@
 int build_system(struct deploy *d, const char *tail, int dry,
 		 const char *link, struct nrr_err *e);
 /*
+ * build-image: the image file's name inside the built output, as
+ * nixos-rebuild finds it (tail's passthru.filePath), or NULL when the
+ * image does not say (older nixpkgs) or it cannot be evaluated. The
+ * caller frees it.
+ */
+char *build_image_file(struct deploy *d, const char *tail);
+/*
  * Before building for a target of another architecture: fails with
  * NRR_ECHECK when the system's derivations are for a platform nothing
  * can build (not this machine's, no builder, not all substitutable), so

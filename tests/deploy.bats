@@ -421,6 +421,22 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	[ "$(profile_of t2)" = "$before" ]
 }
 
+@test "a container's system (no kernel, no initrd) is switched to, as nixos-rebuild does; one whose initrd lacks its kernel is refused" {
+	retag container
+	run --separate-stderr nrr switch --flake "$F#container" --target-host t2
+	assert_success
+	[ "$(profile_of t2)" = "$output" ]
+	# the same checks, asked of a system with an initrd and no kernel: a broken one
+	before=$(profile_of t2)
+	run fleet_local sh -c "d=\$(mktemp -d)/broken && cp -a $(toplevel container) \$d && chmod u+w \$d &&
+		echo 'an initrd' >\$d/initrd && nix-store --add \$d"
+	assert_success
+	run nrr switch --store-path "$output" --target-host t2
+	assert_failure 7
+	assert_output --partial "/kernel is missing: the system would not boot"
+	[ "$(profile_of t2)" = "$before" ]
+}
+
 @test "a failing evaluation is exit 4 and leaves the target untouched" {
 	before=$(profile_of t1)
 	fleet_reset_counts t1

@@ -47,10 +47,16 @@ on_t1() { fleet_exec t1 env NIX_CONFIG="$NIX_CONFIG" ASAN_OPTIONS="${ASAN_OPTION
 	assert_output --partial "vm with boot loader"
 }
 
-@test "build-image builds the named variant" {
+@test "build-image builds the named variant, and prints the image file (its passthru.filePath) on stdout as nixos-rebuild does" {
 	run --separate-stderr nrr build-image --flake "$F#t1" --image-variant qcow
 	assert_success
 	fleet_local test -e result/nixos.qcow2
+	assert_output "$(fleet_local readlink -f result)/nixos.qcow2"
+	[[ $stderr == *"Done. The disk image can be found in"* ]] || fail "stderr: $stderr"
+	# classic mode finds it the same way
+	run --separate-stderr nrr build-image --file "$F/default.nix" --attr t1 --image-variant qcow --no-link
+	assert_success
+	assert_output --regexp '^/nix/store/[^/]+/nixos.qcow2$'
 }
 
 @test "repl opens nix repl with the configuration in scope" {

@@ -196,7 +196,11 @@ if [ -n "$act" ] && [ ! -x "$stc" ]; then
 fi
 if [ -z "$novalidate" ]; then
   if [ "$act" = boot ] || [ "$op" = set ]; then
-    for f in kernel initrd init; do
+    # init always; a container's system (boot.isContainer) has no kernel
+    # and no initrd, and one may boot without an initrd
+    # (boot.initrd.enable): an initrd without its kernel is what is broken
+    need=init; [ ! -e "$top/initrd" ] || need="kernel init"
+    for f in $need; do
       [ -e "$top/$f" ] || { echo "$top/$f is missing: the system would not boot" >&2; exit "$ST_MISSING"; }
     done
   fi

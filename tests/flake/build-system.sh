@@ -14,8 +14,11 @@ fi
 mkdir -p "$out/bin" "$out/specialisation"
 printf '25.05.%s.%s' "$label" "$tag" > "$out/nixos-version"
 printf '%s' "$hostSystem" > "$out/system"
-printf 'fake kernel of %s\n' "$label" > "$out/kernel"
-printf 'fake initrd of %s\n' "$label" > "$out/initrd"
+# a container (boot.isContainer) has neither: it boots through its host's
+if [ -z "${container-}" ]; then
+	printf 'fake kernel of %s\n' "$label" > "$out/kernel"
+	printf 'fake initrd of %s\n' "$label" > "$out/initrd"
+fi
 printf '#!/bin/sh\necho "fake init of %s"\n' "$label" > "$out/init"
 chmod +x "$out/init"
 printf 'init=%s/init loglevel=4' "$out" > "$out/kernel-params"

@@ -33,7 +33,7 @@ let
 
   # A fake system toplevel. `label` names it in what its switch-to-configuration records
   # (`t1`, or `t1/spec1` for a specialisation); `slug` is the same, fit for a store path name.
-  mkToplevel = { label, slug, hostSystem, buildSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0 }:
+  mkToplevel = { label, slug, hostSystem, buildSystem, status, stc, sleep, specialisations, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0, container ? false }:
     let sw = swFor buildSystem; in
     drv "nixos-system-${slug}-25.05.${tag'}" ./build-system.sh ({
       inherit label hostSystem sw;
@@ -50,12 +50,12 @@ let
       # "NAME=TOPLEVEL ...": each specialisation is linked as specialisation/NAME.
       specialisations = builtins.concatStringsSep " "
         (map (n: "${n}=${specialisations.${n}}") (builtins.attrNames specialisations));
-    });
+    } // (if container then { container = "1"; } else { }));
 
   mkConfig = name:
-    { hostSystem ? system, buildSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0 }:
+    { hostSystem ? system, buildSystem ? system, status ? 0, stc ? true, sleep ? 0, fail ? false, cutoff ? false, packages ? [ ], activationSleep ? 0, container ? false }:
     let
-      common = { inherit hostSystem buildSystem status stc cutoff; };
+      common = { inherit hostSystem buildSystem status stc cutoff container; };
       # Like a real specialisation, spec1 is a whole system of its own, linked from the parent.
       spec1 = mkToplevel (common // {
         label = "${name}/spec1"; slug = "${name}-spec1"; sleep = 0; specialisations = { };
@@ -92,6 +92,8 @@ in {
   broken = mkConfig "broken" { status = 1; };
   # Its activation locks ssh out of the host (see tests/lib/sshd-logcmd).
   cutoff = mkConfig "cutoff" { cutoff = true; };
+  # A container's system (boot.isContainer): no kernel and no initrd of its own.
+  container = mkConfig "container" { container = true; };
   # Has no bin/switch-to-configuration at all (not a bootable NixOS system).
   nostc = mkConfig "nostc" { stc = false; };
   # Cross-built: built by x86_64-linux derivations for a riscv64-linux board.
