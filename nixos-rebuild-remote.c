@@ -39,6 +39,7 @@
 #include "lib/pushto.h"
 #include "lib/reboot.h"
 #include "lib/report.h"
+#include "lib/resources.h"
 #include "lib/run.h"
 
 #ifndef NRR_VERSION
@@ -114,6 +115,7 @@ static int password_from_stdin(struct run *r)
 
 	fputs("warning: no terminal to ask on: reading the sudo password from standard input\n",
 	      stderr);
+	secrets_held();
 	r->password = sodium_malloc(1024);
 	while (n < 1023 && (got = read(0, &c, 1)) == 1 && c != '\n' && c != '\r')
 		r->password[n++] = c;
@@ -136,6 +138,7 @@ static int ask_password(struct run *r, const char *host)
 	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return password_from_stdin(r);
+	secrets_held();
 	dprintf(fd, "[sudo] password for %s: ", host);
 	int have_tc = !tcgetattr(fd, &old);
 	if (have_tc) {

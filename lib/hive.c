@@ -14,6 +14,7 @@
 #include "hive.h"
 #include "hiveeval.h"
 #include "nix.h"
+#include "resources.h"
 #include "run.h"
 
 static void hive_release_nodes(struct hive *h);
@@ -552,6 +553,7 @@ int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
 		return 0;
 	}
 	names_arg(&args, names);
+	secrets_held();
 	st = hive_eval(h, o, "keytexts", args.buf, &res, warnings, e);
 	strbuf_release(&args);
 	root = st ? NULL : cJSON_Parse(res.buf);

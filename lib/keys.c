@@ -1,4 +1,5 @@
 #include "keys.h"
+#include "resources.h"
 #include "scripts.h"
 
 #include <cjson/cJSON.h>
@@ -346,6 +347,8 @@ int keys_load(struct keyset *ks, int which, const char *node, struct nrr_err *e)
 {
 	if (sodium_init() < 0)
 		return nrr_fail(e, NRR_EFAIL, "cannot initialise libsodium");
+	if (ks->nr)
+		secrets_held();
 	for (size_t i = 0; i < ks->nr; i++) {
 		struct key *k = &ks->v[i];
 		size_t cap = 0;

@@ -78,6 +78,11 @@ int options_check(struct options *o, struct nrr_err *e)
 	if (o->rollback && !(needs & AN_ROLLBACK))
 		return nrr_fail(e, NRR_EUSAGE,
 				"--rollback is incompatible with '%s'", o->action);
+	/* a rollback shows no diff to ask about, and arms no watchdog: said
+	 * here, not silently left out */
+	if (o->rollback && (o->ask || o->confirm_timeout))
+		return nrr_fail(e, NRR_EUSAGE, "--rollback cannot be used with %s",
+				o->ask ? "--ask" : "--magic-rollback");
 	/* boot would set a profile that boots without the specialisation:
 	 * refuse it before building; elsewhere it has nothing to act on */
 	if (o->specialisation && !(needs & AN_SPECIALISATION)) {

@@ -21,6 +21,13 @@
 size_t openfiles_fit(size_t want, size_t per, const char *what,
 		     struct strvec *warnings);
 
+/*
+ * Before a secret (a sudo password, a key's text) is in this process: no
+ * core file, and (Linux) no ptrace or /proc/PID/mem by others of our uid,
+ * so that neither leaves a copy of it outside sodium's wiped memory.
+ */
+void secrets_held(void);
+
 /* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
 unsigned long long mem_available(void);
 

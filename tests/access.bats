@@ -80,6 +80,21 @@ setup() {
 	assert_output --partial "boot "
 }
 
+@test "once it holds a password, the tool leaves no core file" {
+	mkfifo pw
+	setsid "$NRR" switch --flake x --target-host t1 -S <pw 2>/dev/null &
+	pid=$!
+	exec 5>pw	# open, nothing written: the tool waits at its read
+	for _ in $(seq 1 50); do
+		grep -q '^Max core file size  *0  *0 ' "/proc/$pid/limits" 2>/dev/null && break
+		sleep 0.1
+	done
+	run grep '^Max core file size' "/proc/$pid/limits"
+	exec 5>&-
+	wait "$pid" || true
+	assert_output --regexp '^Max core file size +0 +0 '
+}
+
 @test "a target whose login shell is fish: every remote step still works" {
 	retag fish
 	run fleet_exec t1 grep '^fishy:' /etc/passwd

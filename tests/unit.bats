@@ -126,6 +126,14 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	run -2 "$TT" parse switch --copy-direct --target-host t
 }
 
+@test "options: --rollback with --ask or --magic-rollback is refused, not silently dropped" {
+	run -2 "$TT" parse switch --rollback --ask --target-host h
+	assert_output --partial "--rollback cannot be used with --ask"
+	run -2 "$TT" parse switch --rollback --magic-rollback --target-host h
+	assert_output --partial "--rollback cannot be used with --magic-rollback"
+	run -0 "$TT" parse switch --rollback --target-host h
+}
+
 @test "options: we do more than ng: list-generations on a target, rollback of test/build" {
 	run "$TT" parse list-generations --target-host h
 	assert_success
