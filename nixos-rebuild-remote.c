@@ -368,8 +368,19 @@ static int plan_target(struct run *r, const char *tail)
 	}
 	if (r->opt.push_to && (ret = push_closure(r, 1)))
 		goto out;
-	if (!(ret = deploy_connect(d, 1, 0, &r->err)))
+	ret = deploy_connect(d, 1, 0, &r->err);
+	if (ret == NRR_ECONNECT) {
+		/* a dry run says what it can: nixos-rebuild's never connects */
+		char *msg = xstrfmt("plan for '%s': not known: %s", d->target.name, r->err.msg);
+		nrr_one_line(msg, strlen(msg) + 1);
+		fprintf(stderr, "%s\n", msg);
+		fleetproto_say(r->opt.progress_fd, msg);
+		free(msg);
+		nrr_err_clear(&r->err);
+		ret = 0;
+	} else if (!ret) {
 		ret = deploy_plan_target(d, &r->err);
+	}
 out:
 	strvec_clear(&argv);
 	strbuf_release(&out);

@@ -448,6 +448,16 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 	assert_output --partial "error: evaluating '$F#nixosConfigurations.\"doesnotexist\"."
 }
 
+@test "dry-build --target-host of an unreachable host: its plan is not known, the dry run succeeds (nixos-rebuild's never connects)" {
+	printf 'Host gone\n  HostName 127.0.0.1\n  Port 9\n  ConnectTimeout 3\n' >cfg
+	cat "$FLEET_DIR/ssh_config" >>cfg
+	run nrr build --flake "$F#t1" --no-link
+	assert_success
+	NIX_SSHOPTS="-F $PWD/cfg" run --separate-stderr nrr dry-build --flake "$F#t1" --target-host gone
+	assert_success
+	[[ $stderr == *"plan for 'gone': not known: cannot reach 'gone' (root@127.0.0.1:9): "* ]] || fail "$stderr"
+}
+
 @test "an unreachable host is exit 3 with a hint" {
 	printf 'Host gone\n  HostName 127.0.0.1\n  Port 9\n  ConnectTimeout 3\n' >cfg
 	cat "$FLEET_DIR/ssh_config" >>cfg
