@@ -6,8 +6,8 @@
 # list or store, here or there.
 #
 # A destDir may belong to a user who is not root (the key's service): what that user plants in
-# it (symbolic links at the keys' names, a swap in the middle of the upload) leads root's writes,
-# chmod and chown to no other file.
+# it or on the way to it (symbolic links at the keys' names or in place of a directory, a swap in
+# the middle of the upload) leads root's writes, chmod and chown to no other file.
 
 bats_require_minimum_version 1.5.0
 
@@ -288,6 +288,37 @@ untouched() {
 	assert_output "written=1 fixed=0 pending=0 unchanged=1"
 	assert_equal "$(kind /run/svc-b/swapped)" "regular file deploy:deploy 640"
 	assert_equal "$(fleet_exec t1 cat /run/svc-b/swapped)" swapped-text
+}
+
+@test "a destDir that the owner of its parent turned into a symbolic link is refused" {
+	hostile_dir /run/svc-c /run/victim-c
+	fleet_exec t1 mkdir /run/victim-c.d
+	as_uid 1500 ln -s /run/victim-c.d /run/svc-c/keys
+	keys "$(key c text c-text destDir /run/svc-c/keys user deploy group deploy)" >k.json
+	run -8 upload pre k.json
+	assert_output "error(8): key 'c' on 't1': cannot reach /run/svc-c/keys: keys is a symbolic link in a directory that a user other than root can change"
+	assert_equal "$(fleet_exec t1 ls -A /run/victim-c.d)" ""
+	# a real directory there is used, and what is missing below it made
+	as_uid 1500 rm /run/svc-c/keys
+	as_uid 1500 mkdir /run/svc-c/keys
+	keys "$(key c text c-text destDir /run/svc-c/keys/sub user deploy group deploy)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=1 fixed=0 pending=0 unchanged=0"
+	assert_equal "$(kind /run/svc-c/keys/sub)" "directory root:root 755"
+	assert_equal "$(kind /run/svc-c/keys/sub/c)" "regular file deploy:deploy 600"
+}
+
+@test "a destDir reached through symbolic links that only root can change works as before" {
+	fleet_exec t1 sh -c 'mkdir -p /run/real-keys/deeper && ln -s real-keys /run/rel-link &&
+		ln -s /run/rel-link/deeper /run/abs-link'
+	keys "$(key via-rel text rel-text destDir /run/rel-link)" \
+		"$(key via-abs text abs-text destDir /run/abs-link/ user deploy group deploy)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=2 fixed=0 pending=0 unchanged=0"
+	assert_equal "$(fleet_exec t1 cat /run/real-keys/via-rel)" rel-text
+	assert_equal "$(kind /run/real-keys/deeper/via-abs)" "regular file deploy:deploy 600"
+	run -0 upload pre k.json
+	assert_output "written=0 fixed=0 pending=0 unchanged=2"
 }
 
 @test "a pending key swapped for a symbolic link before its owner exists: the owner gets nothing through it" {

@@ -17,10 +17,14 @@
 # The contents go to head, never to a command line, a variable or a file
 # other than the temporary beside the key.
 #
-# A destDir may belong to a user who is not root (the key's service): that
-# user can rename, remove or replace anything in it at any moment, with a
-# symbolic link to a file of root's say, and chmod, chown and > follow
-# symbolic links. So nothing here acts on a name in it:
+# A destDir may belong to a user who is not root (the key's service), and
+# so may a directory on the way to it: that user can rename, remove or
+# replace anything in it at any moment, with a symbolic link to a file of
+# root's say, and chmod, chown and > follow symbolic links. So nothing
+# here acts on a name that user controls:
+# - keys_cd enters the directory one name at a time, from a current
+#   directory that no later change to the path can move, and follows a
+#   symbolic link only where only root (or we) can change it;
 # - a key is written to a new file made with O_EXCL (set -C: never through
 #   a symbolic link) under a name nobody can guess, then used only through
 #   the open file (chmod and chown of /proc/self/fd/N act on it, not on a
@@ -47,16 +51,64 @@ keys_owner_exists() {
 
 keys_bad() { case $1 in '' | . | .. | */*) true ;; *) false ;; esac; }
 
-# Makes directory $1 the current one, making it (0755) if $2 is given;
-# fails with kwhy.
+# Makes directory $1 (absolute) the current one, making what is missing
+# (0755) if $2 is given; fails with kwhy. A name is followed as a symbolic
+# link (its target walked the same way) only in a directory that only root
+# or we can change: owned by one of us, not group- or world-writable. In
+# any other, the name must be a directory, and the one entered must have
+# the one left as its parent: a swap between the check and cd shows there.
 keys_cd() {
-  kwhy="cannot reach $1"
-  if [ -n "${2-}" ] && [ ! -d "$1" ] && ! (umask 022; mkdir -p -- "$1"); then
-    kwhy="cannot create $1"
-    false
-    return
-  fi
-  cd -P -- "$1" 2>/dev/null || return
+  kpath=$1 kmake=${2-} klinks=0 kwhy="cannot reach $1"
+  cd / || return
+  while :; do
+    case $kpath in
+    '') return 0 ;;
+    /*) kpath=${kpath#/}; continue ;;
+    esac
+    kc=${kpath%%/*}
+    kpath=${kpath#"$kc"}
+    case $kc in
+    .) continue ;;
+    ..) cd -P .. || return; continue ;;
+    esac
+    # "owner mode device:inode" of where we are
+    khere=$(stat -c '%u %a %d:%i' .) || return
+    kdowner=${khere%% *} khere=${khere#* }
+    kperm=${khere%% *} khere=${khere#* }
+    ktrust=
+    if { [ "$kdowner" = 0 ] || [ "$kdowner" = "$keys_uid" ]; } && [ $((0$kperm & 022)) -eq 0 ]; then
+      ktrust=1
+    fi
+    if [ -L "$kc" ]; then
+      if [ -z "$ktrust" ]; then
+        kwhy="cannot reach $1: $kc is a symbolic link in a directory that a user other than root can change"
+        false
+        return
+      fi
+      klinks=$((klinks + 1))
+      if [ "$klinks" -gt 40 ]; then
+        kwhy="cannot reach $1: too many symbolic links"
+        false
+        return
+      fi
+      kt=$(readlink -- "$kc") || return
+      case $kt in /*) cd / || return ;; esac
+      kpath=$kt$kpath
+      continue
+    fi
+    if [ -n "$kmake" ] && [ ! -e "$kc" ] && ! (umask 022; mkdir -- "$kc") && [ ! -d "$kc" ]; then
+      kwhy="cannot create $1"
+      false
+      return
+    fi
+    # ./: not looked up in CDPATH
+    cd -P -- "./$kc" 2>/dev/null || return
+    if [ -z "$ktrust" ] && [ "$(stat -c %d:%i ..)" != "$khere" ]; then
+      kwhy="cannot reach $1: $kc changed while it was entered"
+      false
+      return
+    fi
+  done
 }
 
 # True if open file descriptor $1 is a regular file with no other link
