@@ -7,7 +7,8 @@
 #
 # A destDir may belong to a user who is not root (the key's service): what that user plants in
 # it or on the way to it (symbolic links at the keys' names or in place of a directory, a swap in
-# the middle of the upload) leads root's writes, chmod and chown to no other file.
+# the middle of the upload) leads root's writes, chmod and chown to no other file. Without root,
+# the record of a pending key stays in a directory of the user's alone.
 
 bats_require_minimum_version 1.5.0
 
@@ -334,4 +335,23 @@ untouched() {
 	untouched /run/victim-d
 	# what is there is not the key written: its record is dropped
 	run ! fleet_exec t1 test -e /run/nixos-rebuild-remote-keys.pending
+}
+
+@test "without root, a pending key's record stays in a directory of the user's own" {
+	# fishy plants the record's name of old in the shared /tmp, pointing at a file of deploy's
+	fleet_exec t1 sh -c 'printf notes >/run/fleet/t1/home/deploy/notes && chown deploy /run/fleet/t1/home/deploy/notes'
+	as_uid 1501 ln -s /run/fleet/t1/home/deploy/notes /tmp/nixos-rebuild-remote-keys-1500.pending
+	keys "$(key later-e text e-text destDir /tmp/deploy-keys user dave group dave)" >k.json
+	run -0 fleet_local "$TT" keys-upload deploy@t1 pre <k.json
+	assert_output "written=0 fixed=0 pending=1 unchanged=0"
+	assert_equal "$(fleet_exec t1 cat /run/fleet/t1/home/deploy/notes)" notes
+	assert_equal "$(kind /tmp/nixos-rebuild-remote-1500)" "directory deploy:deploy 700"
+	assert_equal "$(fleet_exec t1 cat /tmp/nixos-rebuild-remote-1500/keys.pending)" \
+		"dave:dave /tmp/deploy-keys/later-e"
+	# a directory of that name that another user made is not used
+	fleet_exec t1 rm -r /tmp/nixos-rebuild-remote-1500
+	as_uid 1501 mkdir -m 0777 /tmp/nixos-rebuild-remote-1500
+	run -8 fleet_local "$TT" keys-upload deploy@t1 pre <k.json
+	assert_output "error(8): key 'later-e' on 'deploy@t1': cannot keep its record for its owner: /tmp/nixos-rebuild-remote-1500 is not a directory of deploy's alone"
+	assert_equal "$(fleet_exec t1 ls -A /tmp/nixos-rebuild-remote-1500)" ""
 }

@@ -33,8 +33,6 @@
 # - a key already there is changed (mode, owner) only through an open file
 #   found to be its name's own regular file, with no other link to it.
 keys_uid=$(id -u)
-keys_pending=/run/nixos-rebuild-remote-keys.pending
-[ -w /run ] || keys_pending=${TMPDIR:-/tmp}/nixos-rebuild-remote-keys-$keys_uid.pending
 
 keys_hash() {
   if command -v sha256sum >/dev/null 2>&1; then
@@ -50,6 +48,25 @@ keys_owner_exists() {
 }
 
 keys_bad() { case $1 in '' | . | .. | */*) true ;; *) false ;; esac; }
+
+# Sets keys_pending, the file that records keys whose owner does not exist
+# yet, for keys_fixup: in /run for root; else in a directory of the user's
+# alone (made if $1 is given), not at a name of /tmp's that another user
+# could take first. Fails, with kwhy, if that directory is someone else's.
+keys_pending_at() {
+  if [ "$keys_uid" = 0 ] && [ -w /run ]; then
+    keys_pending=/run/nixos-rebuild-remote-keys.pending
+    return 0
+  fi
+  kpd=${TMPDIR:-/tmp}/nixos-rebuild-remote-$keys_uid
+  if [ -n "${1-}" ] && [ ! -e "$kpd" ] && [ ! -L "$kpd" ]; then
+    (umask 077; mkdir -- "$kpd") 2>/dev/null
+  fi
+  kwhy="$kpd is not a directory of $(id -un)'s alone"
+  # (stat does not follow a symbolic link)
+  [ "$(stat -c '%F %u %a' -- "$kpd" 2>/dev/null)" = "directory $keys_uid 700" ] || return
+  keys_pending=$kpd/keys.pending
+}
 
 # Makes directory $1 (absolute) the current one, making what is missing
 # (0755) if $2 is given; fails with kwhy. A name is followed as a symbolic
@@ -242,6 +259,9 @@ KEYS_EOF
     if [ -z "$kown" ] && [ "$kstage" != pre ]; then
       echo "failed $ki owner $kuser:$kgroup does not exist"; kst=$ST_KEYS_WRITE; break
     fi
+    if [ -z "$kown" ] && ! keys_pending_at make; then
+      echo "failed $ki cannot keep its record for its owner: $kwhy"; kst=$ST_KEYS_WRITE; break
+    fi
     case " $kneed " in
     *" $ki "*)
       IFS= read -r klen || { echo "failed $ki no content"; kst=$ST_KEYS_WRITE; break; }
@@ -277,7 +297,7 @@ keys_give() (
 # After activation: the keys whose owners did not exist get them, if they
 # do now; the others stay recorded (a later run tries again).
 keys_fixup() {
-  [ -f "$keys_pending" ] || return 0
+  keys_pending_at 2>/dev/null && [ -f "$keys_pending" ] || return 0
   kleft=
   while IFS=' ' read -r kowner kf; do
     [ -n "$kf" ] || continue
