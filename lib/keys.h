@@ -17,6 +17,12 @@
  * keys may name users the new system creates) is recorded on the target;
  * keys_fixup, run after switch-to-configuration, gives them the key.
  *
+ * A destDir may belong to a user other than root (the key's service), who
+ * must not lead root's writes, chmod or chown to another file: the script
+ * acts on open files, not on names that user can swap, and enters the
+ * directory one name at a time (lib/scripts/keys.sh says how). A key
+ * swapped during the upload fails, named; the next upload rewrites it.
+ *
  * Hooking it into another conversation (the activation's): put script_keys
  * before that script's text, have the script call `keys_receive || exit
  * $?` where keys go in and `keys_fixup` after activation, and call

@@ -4,6 +4,11 @@
 # written atomically with its mode and owner; an unchanged key not rewritten; an owner that
 # the new system creates given the key afterwards; the text in no command line, process
 # list or store, here or there.
+#
+# A destDir may belong to a user who is not root (the key's service): what that user plants in
+# it or on the way to it (symbolic links at the keys' names or in place of a directory, a swap in
+# the middle of the upload) leads root's writes, chmod and chown to no other file. Without root,
+# the record of a pending key stays in a directory of the user's alone.
 
 bats_require_minimum_version 1.5.0
 
@@ -21,6 +26,10 @@ setup() {
 	load lib/common
 	cd "$BATS_TEST_TMPDIR"
 	TT=${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}
+}
+
+teardown() {
+	stop_nrr_bg
 }
 
 # A key record as colmena's deploymentConfig has it: NAME SOURCE VALUE [FIELD VALUE]...
@@ -54,6 +63,32 @@ upload() {
 # "inode mtime user:group mode" of $1 on t1.
 meta() {
 	fleet_exec t1 stat -c '%i %Y %U:%G %a' "$1"
+}
+
+# Runs CMD on t1 as the user of uid $1 (deploy 1500, fishy 1501): what a hostile owner of a
+# destDir can do.
+as_uid() {
+	local uid=$1
+	shift
+	fleet_exec t1 setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"
+}
+
+# "type user:group mode" of $1 on t1, the file itself (a symbolic link is not followed).
+kind() {
+	fleet_exec t1 stat -c '%F %U:%G %a' "$1"
+}
+
+# Makes directory $1 on t1, owned by deploy, and the file $2 of root's (0600, "root-text")
+# that deploy would like to own.
+hostile_dir() {
+	fleet_exec t1 sh -c 'mkdir -p "$1" && chown deploy:deploy "$1" &&
+		printf root-text >"$2" && chmod 0600 "$2"' sh "$1" "$2"
+}
+
+# Fails unless root's file $1 on t1 is as hostile_dir made it.
+untouched() {
+	assert_equal "$(kind "$1")" "regular file root:root 600"
+	assert_equal "$(fleet_exec t1 cat "$1")" root-text
 }
 
 @test "the rules are checked here, before anything is sent" {
@@ -210,4 +245,113 @@ meta() {
 	run -1 upload pre k.json
 	assert_output --partial "error(1): cannot run keyCommand of key 'nocmd' of 't1': "
 	assert_output --partial "/nonexistent/vault"
+}
+
+@test "symbolic links that a destDir's owner planted at the keys' names are replaced, not followed" {
+	hostile_dir /run/svc-a /run/victim-a
+	fleet_exec t1 mkdir /run/victim-a.d
+	as_uid 1500 ln -s /run/victim-a /run/svc-a/to-file
+	as_uid 1500 ln -s /run/victim-a.d /run/svc-a/to-dir
+	keys "$(key to-file text file-text destDir /run/svc-a user deploy group deploy permissions 0640)" \
+		"$(key to-dir text dir-text destDir /run/svc-a user deploy group deploy permissions 0640)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=2 fixed=0 pending=0 unchanged=0"
+	untouched /run/victim-a
+	assert_equal "$(fleet_exec t1 ls -A /run/victim-a.d)" ""
+	assert_equal "$(kind /run/svc-a/to-file)" "regular file deploy:deploy 640"
+	assert_equal "$(kind /run/svc-a/to-dir)" "regular file deploy:deploy 640"
+	assert_equal "$(fleet_exec t1 cat /run/svc-a/to-file)" file-text
+	assert_equal "$(fleet_exec t1 cat /run/svc-a/to-dir)" dir-text
+}
+
+@test "a key swapped for a symbolic link in the middle of the upload: nothing changes through it" {
+	hostile_dir /run/svc-b /run/victim-b
+	keys "$(key swapped text swapped-text destDir /run/svc-b user deploy group deploy permissions 0640)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=1 fixed=0 pending=0 unchanged=0"
+	# a big key first, over a link of 1 MB/s: while it travels, the key after it, already
+	# found right, is swapped by the directory's owner for a link to root's file
+	head -c 3000000 /dev/urandom >big.key
+	keys "$(key big keyFile "$PWD/big.key" destDir /run/svc-b)" \
+		"$(key swapped text swapped-text destDir /run/svc-b user deploy group deploy permissions 0640)" >k.json
+	NIX_SSHOPTS="$NIX_SSHOPTS $(slow_link_opt 1000000)" fleet_local_bg "$BATS_TEST_TMPDIR/log" \
+		sh -c '"$1" keys-upload t1 pre <"$2"' sh "$TT" "$PWD/k.json"
+	# shellcheck disable=SC2016 # for that sh
+	poll_until 20 fleet_exec t1 sh -c 'ls -A /run/svc-b | grep -q "^\.big\."' ||
+		fail "the big key never started: $(cat "$BATS_TEST_TMPDIR/log")"
+	as_uid 1500 ln -sfn /run/victim-b /run/svc-b/swapped
+	wait_nrr 60
+	untouched /run/victim-b
+	assert_equal "$status" 8
+	assert_output "error(8): key 'swapped' on 't1': /run/svc-b/swapped changed during the upload"
+	# the next upload puts the key back
+	run -0 upload pre k.json
+	assert_output "written=1 fixed=0 pending=0 unchanged=1"
+	assert_equal "$(kind /run/svc-b/swapped)" "regular file deploy:deploy 640"
+	assert_equal "$(fleet_exec t1 cat /run/svc-b/swapped)" swapped-text
+}
+
+@test "a destDir that the owner of its parent turned into a symbolic link is refused" {
+	hostile_dir /run/svc-c /run/victim-c
+	fleet_exec t1 mkdir /run/victim-c.d
+	as_uid 1500 ln -s /run/victim-c.d /run/svc-c/keys
+	keys "$(key c text c-text destDir /run/svc-c/keys user deploy group deploy)" >k.json
+	run -8 upload pre k.json
+	assert_output "error(8): key 'c' on 't1': cannot reach /run/svc-c/keys: keys is a symbolic link in a directory that a user other than root can change"
+	assert_equal "$(fleet_exec t1 ls -A /run/victim-c.d)" ""
+	# a real directory there is used, and what is missing below it made
+	as_uid 1500 rm /run/svc-c/keys
+	as_uid 1500 mkdir /run/svc-c/keys
+	keys "$(key c text c-text destDir /run/svc-c/keys/sub user deploy group deploy)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=1 fixed=0 pending=0 unchanged=0"
+	assert_equal "$(kind /run/svc-c/keys/sub)" "directory root:root 755"
+	assert_equal "$(kind /run/svc-c/keys/sub/c)" "regular file deploy:deploy 600"
+}
+
+@test "a destDir reached through symbolic links that only root can change works as before" {
+	fleet_exec t1 sh -c 'mkdir -p /run/real-keys/deeper && ln -s real-keys /run/rel-link &&
+		ln -s /run/rel-link/deeper /run/abs-link'
+	keys "$(key via-rel text rel-text destDir /run/rel-link)" \
+		"$(key via-abs text abs-text destDir /run/abs-link/ user deploy group deploy)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=2 fixed=0 pending=0 unchanged=0"
+	assert_equal "$(fleet_exec t1 cat /run/real-keys/via-rel)" rel-text
+	assert_equal "$(kind /run/real-keys/deeper/via-abs)" "regular file deploy:deploy 600"
+	run -0 upload pre k.json
+	assert_output "written=0 fixed=0 pending=0 unchanged=2"
+}
+
+@test "a pending key swapped for a symbolic link before its owner exists: the owner gets nothing through it" {
+	hostile_dir /run/svc-d /run/victim-d
+	keys "$(key later-d text d-text destDir /run/svc-d user carol group carol permissions 0400)" >k.json
+	run -0 upload pre k.json
+	assert_output "written=0 fixed=0 pending=1 unchanged=0"
+	as_uid 1500 ln -sfn /run/victim-d /run/svc-d/later-d
+	# carol arrives (see the test of alice), then keys_fixup runs
+	echo 'carol:x:1601:1601::/nonexistent:/usr/sbin/nologin' >>"$FLEET_DIR/t1/etc/passwd"
+	echo 'carol:x:1601:' >>"$FLEET_DIR/t1/etc/group"
+	run -0 fleet_local "$TT" keys-upload t1 pre <<<'{}'
+	untouched /run/victim-d
+	# what is there is not the key written: its record is dropped
+	run ! fleet_exec t1 test -e /run/nixos-rebuild-remote-keys.pending
+}
+
+@test "without root, a pending key's record stays in a directory of the user's own" {
+	# fishy plants the record's name of old in the shared /tmp, pointing at a file of deploy's
+	fleet_exec t1 sh -c 'printf notes >/run/fleet/t1/home/deploy/notes && chown deploy /run/fleet/t1/home/deploy/notes'
+	as_uid 1501 ln -s /run/fleet/t1/home/deploy/notes /tmp/nixos-rebuild-remote-keys-1500.pending
+	keys "$(key later-e text e-text destDir /tmp/deploy-keys user dave group dave)" >k.json
+	run -0 fleet_local "$TT" keys-upload deploy@t1 pre <k.json
+	assert_output "written=0 fixed=0 pending=1 unchanged=0"
+	assert_equal "$(fleet_exec t1 cat /run/fleet/t1/home/deploy/notes)" notes
+	assert_equal "$(kind /tmp/nixos-rebuild-remote-1500)" "directory deploy:deploy 700"
+	assert_equal "$(fleet_exec t1 cat /tmp/nixos-rebuild-remote-1500/keys.pending)" \
+		"dave:dave /tmp/deploy-keys/later-e"
+	# a directory of that name that another user made is not used
+	fleet_exec t1 rm -r /tmp/nixos-rebuild-remote-1500
+	as_uid 1501 mkdir -m 0777 /tmp/nixos-rebuild-remote-1500
+	run -8 fleet_local "$TT" keys-upload deploy@t1 pre <k.json
+	assert_output "error(8): key 'later-e' on 'deploy@t1': cannot keep its record for its owner: /tmp/nixos-rebuild-remote-1500 is not a directory of deploy's alone"
+	assert_equal "$(fleet_exec t1 ls -A /tmp/nixos-rebuild-remote-1500)" ""
 }
