@@ -61,7 +61,6 @@ struct exportcheck {
 	char str[EXPORTCHECK_MAX_STRING + 1];
 	size_t str_len;
 	unsigned depth;
-	int executable_seen;
 	unsigned long long refs_left;
 	/* the entry being read: its path, once known */
 	char path[EXPORTCHECK_MAX_STRING + 1];
