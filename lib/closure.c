@@ -1,4 +1,5 @@
 #include "closure.h"
+#include "exportcheck.h"
 #include "narinfo.h"
 #include "nix.h"
 #include "quote.h"
@@ -134,7 +135,11 @@ int closure_of_all(const struct host *h, const struct strvec *paths, struct strv
 }
 
 /* Moves data between the exporter and the importer while collecting both
- * sides' messages. One chunk in flight bounds memory use. */
+ * sides' messages. One chunk in flight bounds memory use. Every chunk is
+ * checked before it goes (lib/exportcheck.h): at the first byte of an
+ * entry not asked for (or of anything else the checker refuses), the
+ * exporter is stopped and the importer's stdin closed after the bytes
+ * before it, so that its cut entry is never complete. */
 struct relay {
 	struct child *src, *dst;
 	struct strbuf *src_err, *dst_err, *dst_out;
@@ -142,6 +147,8 @@ struct relay {
 	size_t list_len;
 	unsigned long long bytes;
 	int keep_dst;		/* dst goes on after the stream: no EOF */
+	struct exportcheck *check;
+	int refused;		/* the checker stopped the stream */
 };
 
 static void close_fd(int *fd)
@@ -180,9 +187,21 @@ static void relay_run(struct relay *p)
 			break;
 		if (reading && chunk.len) {
 			data = chunk.buf;
-			have = chunk.len;
-			p->bytes += chunk.len;
+			have = exportcheck_feed(p->check, chunk.buf, chunk.len);
+			p->bytes += have;
+			if (p->check->failed) {
+				/* nothing more from it: what it would send
+				 * next is no more to be trusted */
+				p->refused = 1;
+				close_fd(&p->src->out_fd);
+				close_fd(&p->src->in_fd);
+				child_kill(p->src, SIGTERM);
+			}
 		}
+		/* refused: the importer gets the bytes before the refused
+		 * one, then its end, whether or not it was to go on */
+		if (p->refused && !have)
+			close_fd(&p->dst->in_fd);
 		/* the importer gone, stop the exporter too */
 		if (fds[2].gone)
 			close_fd(&p->src->out_fd);
@@ -263,6 +282,16 @@ static int stream_failed(const struct host *src, const struct host *dst, int se,
 	return ret;
 }
 
+/* The checker refused src's stream (refused): its protocol error, naming
+ * src and what it sent, into e, and NRR_EPROTO; else 0. */
+static int stream_checked(const struct host *src, const struct exportcheck *check,
+			  int refused, struct nrr_err *e)
+{
+	if (!refused)
+		return 0;
+	return nrr_protocol(e, src->name, "%s", check->why);
+}
+
 int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e)
@@ -288,12 +317,19 @@ int closure_send(const struct host *src, const struct host *dst,
 		closure_export_cancel(&exp);
 		goto out;
 	}
-	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0, 0 };
+	struct exportcheck check;
+	exportcheck_init(&check, paths->v, paths->nr);
+	struct relay p = { &exp, &imp, &serr, &derr, &dout, list.buf, list.len, 0, 0, &check, 0 };
 	relay_run(&p);
 	*bytes = p.bytes;
 	int se = child_wait(&exp);
 	int si = child_wait(&imp);
-	ret = stream_failed(src, dst, se, serr.buf, si, derr.buf, e);
+	ret = stream_checked(src, &check, p.refused, e);
+	if (!ret)
+		ret = stream_failed(src, dst, se, serr.buf, si, derr.buf, e);
+	if (!ret && exportcheck_finish(&check))
+		ret = stream_checked(src, &check, 1, e);
+	exportcheck_release(&check);
 out:
 	child_clear(&exp);
 	child_clear(&imp);
@@ -344,7 +380,9 @@ int closure_stream_into(const struct host *src, const struct host *dst, struct c
 		ret = e->status;
 		goto out;
 	}
-	struct relay p = { exp, into, &serr, err, out, list.buf, list.len, 0, 1 };
+	struct exportcheck check;
+	exportcheck_init(&check, paths->v, paths->nr);
+	struct relay p = { exp, into, &serr, err, out, list.buf, list.len, 0, 1, &check, 0 };
 	relay_run(&p);
 	*bytes = p.bytes;
 	if (p.src->out_fd >= 0 || p.src->err_fd >= 0) {
@@ -352,10 +390,17 @@ int closure_stream_into(const struct host *src, const struct host *dst, struct c
 		child_kill(exp, SIGTERM);
 	}
 	int se = child_wait(exp);
+	ret = stream_checked(src, &check, p.refused, e);
 	/* stopped by us because into went away: into's end says why */
 	if (into->in_fd < 0 && se != 255)
 		se = 0;
-	ret = stream_failed(src, dst, se, serr.buf, 0, "", e);
+	if (!ret)
+		ret = stream_failed(src, dst, se, serr.buf, 0, "", e);
+	/* a stream that ended early leaves into waiting for the rest;
+	 * when into went away, its end says why */
+	if (!ret && into->in_fd >= 0 && exportcheck_finish(&check))
+		ret = stream_checked(src, &check, 1, e);
+	exportcheck_release(&check);
 out:
 	closure_export_cancel(exp);
 	strbuf_release(&list);

@@ -11,6 +11,13 @@
  * Paths are always handled in the closure's topological order as
  * `nix-store -qR` prints it (dependencies first), which is what
  * `nix-store --import` needs.
+ *
+ * The importer registers every entry the stream holds, so the relay
+ * checks the stream as it passes (lib/exportcheck.h): a source that sends
+ * a path it was not asked for (one the destination is to build later,
+ * say), or anything but an export, is stopped before that entry is
+ * complete, and the copy fails with NRR_EPROTO naming it. The entries
+ * before it were asked for, and stay imported.
  */
 #ifndef NRR_CLOSURE_H
 #define NRR_CLOSURE_H
@@ -31,7 +38,8 @@ void closure_parse_missing(const char *text, struct strvec *missing);
 
 /*
  * Streams paths (already known to be missing on dst, in closure order)
- * from src to dst. Returns 0 or NRR_ECOPY; *bytes gets the stream size.
+ * from src to dst. Returns 0, NRR_ECOPY, or NRR_EPROTO when src's stream
+ * was refused; *bytes gets what was forwarded of the stream.
  */
 int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
@@ -66,8 +74,10 @@ void closure_export_cancel(struct child *exp);
  * Streams paths from src (its nix-store --export) into the stdin of into,
  * a running remote conversation on dst that takes them (lib/serve.h), and
  * leaves that stdin open; what into says meanwhile is appended to out and
- * err. *bytes gets the stream size. Returns 0, or NRR_ECOPY / NRR_EINT
- * when the export failed; whether into took it all is into's to say.
+ * err. *bytes gets what was forwarded of the stream. Returns 0, or
+ * NRR_ECOPY / NRR_EINT when the export failed, NRR_EPROTO when its stream
+ * was refused or ended early (then into's stdin may be closed: into
+ * must not go on); whether into took it all is into's to say.
  */
 int closure_stream_into(const struct host *src, const struct host *dst, struct child *started,
 			struct child *into, struct strbuf *out, struct strbuf *err,

@@ -8,7 +8,8 @@
 #
 # A host forges when its /run/nrr-forge holds a sed script: its ForceCommand (sshd-logcmd)
 # then runs every remote command with its stdout's text lines through `sed -f /run/nrr-forge`
-# (tests/lib/forge-filter).
+# (tests/lib/forge-filter). Its binary output (an export stream) is forged by programs of its
+# own: sshd-logcmd puts /run/nrr-forge-bin first in the PATH of its commands.
 
 # shellcheck disable=SC2154 # stderr is set by run --separate-stderr
 bats_require_minimum_version 1.5.0
@@ -34,13 +35,29 @@ setup() {
 }
 
 teardown() {
-	fleet_exec t1 rm -f /run/nrr-forge
-	fleet_exec b1 rm -f /run/nrr-forge
+	fleet_exec t1 rm -rf /run/nrr-forge /run/nrr-forge-bin
+	fleet_exec b1 rm -rf /run/nrr-forge /run/nrr-forge-bin
 }
 
 # forge HOST SED-SCRIPT: from now on HOST rewrites what its commands print.
 forge() {
 	printf '%s\n' "$2" | fleet_exec "$1" sh -c 'cat >/run/nrr-forge'
+}
+
+# plant HOST: from now on HOST's nix-store --export also exports a path of HOST's own, which
+# nobody asked for (as a host that plants the output of a derivation its destination is to
+# build later); prints that path.
+plant() {
+	local real extra
+	real=$(fleet_exec "$1" sh -c 'command -v nix-store')
+	extra=$(fleet_exec "$1" sh -c "echo planted-$RANDOM >/tmp/planted && nix-store --add /tmp/planted")
+	fleet_exec "$1" sh -c "mkdir -p /run/nrr-forge-bin && cat >/run/nrr-forge-bin/nix-store &&
+		chmod +x /run/nrr-forge-bin/nix-store" <<-EOF
+		#!/bin/sh
+		[ "\$1" = --export ] && exec $real "\$@" $extra
+		exec $real "\$@"
+		EOF
+	echo "$extra"
 }
 
 # The run failed with a protocol error naming host $1 (exit 14), and printed no escape.
@@ -111,6 +128,25 @@ refused_by() {
 	assert_failure
 	run fleet_ps b1
 	refute_output --partial 'nix-store --realise'
+}
+
+@test "a build host whose export carries a path not asked for is stopped before that path (exit 14)" {
+	retag f-export
+	before=$(profile_of t1)
+	extra=$(plant b1)
+	# to the target, inside its nix-store --serve
+	run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	refused_by b1
+	assert_output --partial "its export stream holds '$extra', which was not asked for"
+	run fleet_exec t1 nix-store --check-validity "$extra"
+	assert_failure
+	assert_equal "$(profile_of t1)" "$before"
+	# to this machine (for ./result), into its nix-store --import
+	run nrr build --flake "$F#t1" --build-host b1
+	refused_by b1
+	assert_output --partial "its export stream holds '$extra', which was not asked for"
+	run fleet_local nix-store --check-validity "$extra"
+	assert_failure
 }
 
 @test "a build host that says something else before its nix-store --serve is refused (exit 14)" {

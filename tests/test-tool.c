@@ -14,6 +14,7 @@
 #include "../lib/closurecache.h"
 #include "../lib/serveproto.h"
 #include "../lib/narexport.h"
+#include "../lib/exportcheck.h"
 #include "../lib/complete.h"
 #include "../lib/generations.h"
 #include "../lib/nix.h"
@@ -358,6 +359,34 @@ int main(int argc, const char **argv)
 			return 1;
 		}
 		return fflush(stdout) ? 1 : 0;
+	}
+	if (!strcmp(cmd, "export-check") && argc > 3) {
+		/* export-check CHUNK PATH... < STREAM: STREAM checked as the
+		 * relay checks it, fed CHUNK bytes at a time; how much of it
+		 * would be forwarded, and how it ended */
+		size_t chunk = strtoull(argv[2], NULL, 10), len = 0, sent = 0;
+		struct exportcheck ck;
+		char *text;
+		struct strbuf sb = STRBUF_INIT;
+		char buf[4096];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), stdin)) > 0)
+			strbuf_add(&sb, buf, n);
+		len = sb.len;
+		text = strbuf_detach(&sb);
+		exportcheck_init(&ck, (const char *const *)argv + 3, (size_t)argc - 3);
+		while (sent < len && !ck.failed) {
+			size_t take = chunk && len - sent > chunk ? chunk : len - sent;
+			sent += exportcheck_feed(&ck, text + sent, take);
+		}
+		printf("forward %zu of %zu\n", sent, len);
+		if (exportcheck_finish(&ck))
+			printf("refused: %s\n", ck.why);
+		else
+			printf("ok: %zu entries\n", ck.entries);
+		exportcheck_release(&ck);
+		free(text);
+		return 0;
 	}
 	if (!strcmp(cmd, "closurecache") && argc > 3) {
 		/* closurecache get SYSTEM: the cached closure, or why not;

@@ -332,6 +332,113 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_output "nar-dump: '$BATS_TEST_TMPDIR/fifo' is not a file, a directory or a symlink"
 }
 
+# A store of the test's own (a chroot store: its paths are /nix/store/..., its files under
+# $STORE), with four paths: ref, which refers to dep, a file f and a tree a. Sets STORE,
+# ASKED (ref's closure and f, what the tests ask for) and EXTRA (a).
+export_store() {
+	export NIX_CONFIG='build-users-group =
+experimental-features = nix-command'
+	STORE=$BATS_TEST_TMPDIR/store
+	mkdir -p "$BATS_TEST_TMPDIR/a/sub"
+	echo hi >"$BATS_TEST_TMPDIR/f"
+	head -c 70000 /dev/zero >"$BATS_TEST_TMPDIR/a/sub/big"
+	chmod +x "$BATS_TEST_TMPDIR/a/sub/big"
+	ln -s sub/big "$BATS_TEST_TMPDIR/a/link"
+	local f ref
+	f=$(nix-store --store "$STORE" --add "$BATS_TEST_TMPDIR/f")
+	EXTRA=$(nix-store --store "$STORE" --add "$BATS_TEST_TMPDIR/a")
+	ref=$(nix-instantiate --store "$STORE" --read-write-mode --eval \
+		-E 'builtins.toFile "ref" "${builtins.toFile "dep" "d"}"')
+	ref=${ref//\"/}
+	mapfile -t ASKED < <(nix-store --store "$STORE" -qR "$ref")
+	((${#ASKED[@]} == 2)) || fail "ref's closure: ${ASKED[*]}"
+	ASKED+=("$f")
+}
+
+# The number N of "forward N of M".
+forwarded() {
+	local n=${output#forward }
+	echo "${n%% *}"
+}
+
+@test "export check: a whole nix-store --export of the paths asked for passes, in any chunks" {
+	export_store
+	nix-store --store "$STORE" --export "${ASKED[@]}" "$EXTRA" >"$BATS_TEST_TMPDIR/stream"
+	size=$(wc -c <"$BATS_TEST_TMPDIR/stream")
+	for chunk in 0 1 3 8 4096; do
+		run -0 "$TT" export-check "$chunk" "${ASKED[@]}" "$EXTRA" <"$BATS_TEST_TMPDIR/stream"
+		assert_output $'forward '"$size of $size"$'\nok: 4 entries'
+	done
+	# what was asked but not sent is not the checker's to judge (the destination's next
+	# query is): a stream of fewer paths passes, and so does none
+	nix-store --store "$STORE" --export "${ASKED[0]}" >"$BATS_TEST_TMPDIR/one"
+	run -0 "$TT" export-check 0 "${ASKED[@]}" <"$BATS_TEST_TMPDIR/one"
+	assert_line 'ok: 1 entries'
+	run -0 "$TT" export-check 0 "${ASKED[@]}" < <(printf '\0\0\0\0\0\0\0\0')
+	assert_line 'ok: 0 entries'
+}
+
+@test "export check: a path not asked for is refused, named, before its entry is complete" {
+	export_store
+	# the stranger last (nix-store --export sorts its paths: the streams are joined instead,
+	# the first without its end marker): the asked-for entries before it pass
+	nix-store --store "$STORE" --export "${ASKED[@]}" >"$BATS_TEST_TMPDIR/asked"
+	{ head -c -8 "$BATS_TEST_TMPDIR/asked"; nix-store --store "$STORE" --export "$EXTRA"; } \
+		>"$BATS_TEST_TMPDIR/stream"
+	size=$(wc -c <"$BATS_TEST_TMPDIR/stream")
+	before=$(($(wc -c <"$BATS_TEST_TMPDIR/asked") - 8))
+	for chunk in 0 1 5 4096; do
+		run -0 "$TT" export-check "$chunk" "${ASKED[@]}" <"$BATS_TEST_TMPDIR/stream"
+		assert_line "refused: its export stream holds '$EXTRA', which was not asked for"
+		n=$(forwarded)
+		# all the asked-for entries, not the stranger's (it ends 8 bytes before the end)
+		((n >= before && n < size - 8)) || fail "forwards $n of $size (the stranger's entry: $before to $((size - 8)))"
+	done
+	# an importer given what would be forwarded registers the asked-for paths, not the stranger
+	run ! nix-store --store "$BATS_TEST_TMPDIR/to" --import < <(head -c "$n" "$BATS_TEST_TMPDIR/stream")
+	run -0 nix-store --store "$BATS_TEST_TMPDIR/to" --check-validity "${ASKED[@]}"
+	run ! nix-store --store "$BATS_TEST_TMPDIR/to" --check-validity "$EXTRA"
+	# the stranger first: nothing of its entry is complete, nothing after it goes
+	nix-store --store "$STORE" --export "$EXTRA" >"$BATS_TEST_TMPDIR/alone"
+	run -0 "$TT" export-check 7 "${ASKED[@]}" < <(head -c -8 "$BATS_TEST_TMPDIR/alone"; cat "$BATS_TEST_TMPDIR/asked")
+	assert_line "refused: its export stream holds '$EXTRA', which was not asked for"
+	(($(forwarded) < $(wc -c <"$BATS_TEST_TMPDIR/alone") - 8)) || fail "$output"
+}
+
+@test "export check: a cut NAR, garbage, a path twice and bytes after the end are refused" {
+	export_store
+	nix-store --store "$STORE" --export "${ASKED[@]}" >"$BATS_TEST_TMPDIR/stream"
+	size=$(wc -c <"$BATS_TEST_TMPDIR/stream")
+	# cut in the middle of a NAR: all of it may go (the importer sees it cut), but not whole
+	run -0 "$TT" export-check 0 "${ASKED[@]}" < <(head -c $((size / 2)) "$BATS_TEST_TMPDIR/stream")
+	assert_line "forward $((size / 2)) of $((size / 2))"
+	assert_line --regexp '^refused: its export stream ends before its end marker \(after [0-2] entries\)$'
+	# a word of a NAR changed: refused where it is, nothing after it forwarded
+	LC_ALL=C sed 's/directory/directorz/; s/regular/rugular/' "$BATS_TEST_TMPDIR/stream" >"$BATS_TEST_TMPDIR/bad"
+	run -0 "$TT" export-check 1 "${ASKED[@]}" <"$BATS_TEST_TMPDIR/bad"
+	assert_line --regexp '^refused: its export stream is malformed at byte [0-9]+ \(entry 1\): an unknown node type$'
+	(($(forwarded) < size / 2)) || fail "$output"
+	# garbage: its first number is no entry's start
+	run -0 "$TT" export-check 0 "${ASKED[@]}" < <(printf 'hello, world\n')
+	assert_output $'forward 7 of 13\nrefused: its export stream is malformed at byte 7 (entry 1): expected the start of an entry or the end'
+	# a file's contents (dep's "d") padded with other than zeros
+	run -0 "$TT" export-check 0 "${ASKED[@]}" < <(perl -0777 -pe 's/(\x01\0{7}d)\0/$1\x01/' "$BATS_TEST_TMPDIR/stream")
+	assert_line --regexp '^refused: its export stream is malformed at byte [0-9]+ \(entry [1-3]\): padding that is not zeros$'
+	# a path twice: the second is refused
+	run -0 "$TT" export-check 3 "${ASKED[@]}" \
+		< <(head -c -8 "$BATS_TEST_TMPDIR/stream"; nix-store --store "$STORE" --export "${ASKED[2]}")
+	assert_line "refused: its export stream holds '${ASKED[2]}' twice"
+	(($(forwarded) >= size - 8)) || fail "$output"
+	# a reference that is not a store path ('e' is not a nix-base32 digit): ref's, to dep
+	dep=${ASKED[0]#/nix/store/}
+	run -0 "$TT" export-check 0 "${ASKED[1]}" \
+		< <(nix-store --store "$STORE" --export "${ASKED[1]}" | perl -pe "s|${dep:0:4}|eeee|g")
+	assert_line "refused: its export stream gives '${ASKED[1]}' a reference that is not a store path: '/nix/store/eeee${dep:4}'"
+	# bytes after the end marker: all but those
+	run -0 "$TT" export-check 0 "${ASKED[@]}" < <(cat "$BATS_TEST_TMPDIR/stream"; printf 'x')
+	assert_output $'forward '"$size of $((size + 1))"$'\nrefused: its export stream goes on after its end marker (byte '"$size"')'
+}
+
 @test "closure dumps: one system's closure from a fleet's, dependencies first, with sizes" {
 	# what nix-store --dump-db prints for a union in dependency order: path, NAR hash,
 	# NAR size, deriver, references (count, then each); two systems share glibc

@@ -8,10 +8,14 @@
  *   5 generation listings      6 closure listings with sizes
  *   7 the command line (NUL-separated words)
  *   8 derivation files (their system), builders settings, uname -m
+ *   9 export streams (binary; fed whole, then a byte and 7 bytes at a
+ *     time: the same verdict at the same byte each way)
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../lib/exportcheck.h"
 #include "../../lib/generations.h"
 #include "../../lib/nix.h"
 #include "../../lib/options.h"
@@ -54,6 +58,39 @@ static void argv_of(const char *s, size_t n)
 	strvec_clear(&v);
 }
 
+/* What the checker forwards of buf fed chunk bytes at a time (0: whole),
+ * and its verdict in why. */
+static size_t export_fed(const unsigned char *buf, size_t len, size_t chunk, char *why,
+			 size_t whylen)
+{
+	/* the seed's path, and one more */
+	const char *asked[] = { "/nix/store/ab3li50xq0nl4q5lxdyinb8w8y13my9s-f",
+				"/nix/store/lxbxd32h16465vx67j65q1qcqsbf88am-a" };
+	struct exportcheck ck;
+	size_t sent = 0;
+	exportcheck_init(&ck, asked, 2);
+	while (sent < len && !ck.failed) {
+		size_t take = chunk && len - sent > chunk ? chunk : len - sent;
+		size_t n = exportcheck_feed(&ck, buf + sent, take);
+		if (n > take || (n < take && !ck.failed))
+			abort();
+		sent += n;
+	}
+	exportcheck_finish(&ck);
+	snprintf(why, whylen, "%s", ck.why);
+	exportcheck_release(&ck);
+	return sent;
+}
+
+static void export_stream(const unsigned char *buf, size_t len)
+{
+	char whole[512], one[512], seven[512];
+	size_t n = export_fed(buf, len, 0, whole, sizeof(whole));
+	if (export_fed(buf, len, 1, one, sizeof(one)) != n || strcmp(one, whole) ||
+	    export_fed(buf, len, 7, seven, sizeof(seven)) != n || strcmp(seven, whole))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
 	if (!size)
@@ -62,7 +99,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	char *s = malloc(size + 1);
 	memcpy(s, data + 1, size - 1);
 	s[size - 1] = '\0';
-	switch (data[0] % 9) {
+	switch (data[0] % 10) {
 	case 0:
 		words(s);
 		break;
@@ -123,6 +160,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		platform_of_machine(s, sys, sizeof(sys));
 		break;
 	}
+	case 9:
+		export_stream(data + 1, size - 1);
+		break;
 	}
 	free(s);
 	return 0;
