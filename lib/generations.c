@@ -148,6 +148,11 @@ static const char *or_empty(const char *s)
 	return s ? s : "";
 }
 
+static const char *or_unknown(const char *s)
+{
+	return s && *s ? s : "Unknown";
+}
+
 void generations_print(const struct generation *g, int n, int json)
 {
 	if (json) {
@@ -156,9 +161,10 @@ void generations_print(const struct generation *g, int n, int json)
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddNumberToObject(o, "generation", g[i].id);
 			cJSON_AddStringToObject(o, "date", g[i].date);
-			cJSON_AddStringToObject(o, "nixosVersion", or_empty(g[i].nixos_version));
-			cJSON_AddStringToObject(o, "kernelVersion", or_empty(g[i].kernel));
-			cJSON_AddStringToObject(o, "configurationRevision", or_empty(g[i].revision));
+			/* what is not known is "Unknown", as nixos-rebuild-ng has it */
+			cJSON_AddStringToObject(o, "nixosVersion", or_unknown(g[i].nixos_version));
+			cJSON_AddStringToObject(o, "kernelVersion", or_unknown(g[i].kernel));
+			cJSON_AddStringToObject(o, "configurationRevision", or_unknown(g[i].revision));
 			cJSON *specs = cJSON_CreateArray();
 			const char *s = or_empty(g[i].specialisations);
 			while (*s) {

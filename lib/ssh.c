@@ -442,20 +442,23 @@ static int master_wake_open(const struct ssh_host *h)
 	return ino;
 }
 
-/* Sleeps ms, or less when something happens in the directory ino watches. */
-static void master_wake_wait(int ino, long ms)
+/* Sleeps ms, or less when something happens in the directory ino watches.
+ * Returns 1 when that woke it. */
+static int master_wake_wait(int ino, long ms)
 {
 #ifdef __linux__
 	if (ino >= 0) {
 		struct pollfd pfd = { ino, POLLIN, 0 };
 		char buf[4096];
-		if (poll(&pfd, 1, (int)ms) > 0)
+		int woken = poll(&pfd, 1, (int)ms) > 0;
+		if (woken)
 			while (read(ino, buf, sizeof(buf)) > 0)
 				;
-		return;
+		return woken;
 	}
 #endif
 	sleep_ms(ms);
+	return 0;
 }
 
 /* Waits until our master is logged in: it links its socket into place. */
@@ -467,10 +470,16 @@ static int wait_our_master(struct ssh_host *h, struct nrr_err *e)
 	h->pending = 0;
 	/* before the first look: a socket made after it wakes us */
 	int ino = master_wake_open(h);
-	/* woken by the directory, a look every 320 ms at most is for the
-	 * master's end after its error file was written, and interrupts */
-	long cap = ino >= 0 ? 320 : 40;
-	for (long ms = 2;; ms = ms < cap ? ms * 2 : cap) {
+	/*
+	 * Woken by the directory, the looks between are for a master that
+	 * ends without a word (killed) and for interrupts (which end the
+	 * poll anyway): one a second. After its error file is written, the
+	 * master ends in a moment: looks every few ms again, doubling. A
+	 * fleet's host logging in for seconds wakes a few times, not a dozen
+	 * (its wake-ups were a part of each host's CPU here).
+	 */
+	long cap = ino >= 0 ? 1000 : 40, ms = ino >= 0 ? cap : 2;
+	for (;; ms = ms * 2 < cap ? ms * 2 : cap) {
 		struct stat st;
 		int status;
 		if (!stat(h->control_path, &st))
@@ -488,7 +497,8 @@ static int wait_our_master(struct ssh_host *h, struct nrr_err *e)
 				       h->spec);
 			break;
 		}
-		master_wake_wait(ino, ms);
+		if (master_wake_wait(ino, ms))
+			ms = 1;	/* something was written: look again soon */
 	}
 	if (ino >= 0)
 		close(ino);
