@@ -289,7 +289,11 @@ static int stream_checked(const struct host *src, const struct exportcheck *chec
 {
 	if (!refused)
 		return 0;
-	return nrr_protocol(e, src->name, "%s", check->why);
+	nrr_protocol(e, src->name, "%s", check->why);
+	/* the entries before the refused one were asked for, and stay */
+	nrr_hint(e, "a broken or hostile host: the copy stopped before what was not asked for; "
+		 "nothing was activated");
+	return NRR_EPROTO;
 }
 
 int closure_send(const struct host *src, const struct host *dst,
