@@ -593,6 +593,11 @@ int activation_go(struct activation_session *as, struct activation *a,
 	}
 	if (proto) {
 		/* it may have activated; what it says of it is not to be used */
+		if (activating)
+			nrr_hint(e, "a broken or hostile host: its answer was not used, but it "
+				 "may have activated the new system (%s)",
+				 a->confirm_seconds ? "and may go back to the previous one by itself" :
+				 profile_hint(a));
 		ret = e->status;
 	} else if (keys_failed && st <= 0) {
 		/* a key that could not be written: before activation nothing

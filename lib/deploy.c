@@ -557,8 +557,13 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	d->gen_after = a->gen_after;
 	if (ret || !a->confirm_seconds)
 		return ret;
-	if (!a->token[0])
-		return nrr_protocol(e, d->target.name, "it armed no confirmation token");
+	if (!a->token[0]) {
+		nrr_protocol(e, d->target.name, "it armed no confirmation token");
+		/* and it has activated: nothing here can confirm or undo it */
+		nrr_hint(e, "a broken or hostile host: it activated the new system without "
+			 "the watchdog --magic-rollback asked for; '--rollback' goes back");
+		return NRR_EPROTO;
+	}
 	/* from when the target armed its watchdog, after the diff and the
 	 * user's answer (which may take longer than the timeout; a fleet
 	 * waits for its slowest host's): not from before them */

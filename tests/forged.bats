@@ -180,6 +180,8 @@ refused_by() {
 	run nrr switch --flake "$F#t1" --target-host t1
 	refused_by t1
 	assert_output --partial "its generations are not numbers"
+	# said after "activating": what it did may be done
+	assert_line "hint: a broken or hostile host: its answer was not used, but it may have activated the new system (the profile may already point to the new system; '--rollback' goes back)"
 }
 
 @test "a forged line in the closures for the diff is refused, not shown (exit 14)" {
@@ -207,6 +209,7 @@ refused_by() {
 	run nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 3
 	refused_by t1
 	assert_output --partial "its confirmation token is not a path"
+	assert_line "hint: a broken or hostile host: its answer was not used, but it may have activated the new system (and may go back to the previous one by itself)"
 	# the watchdog it armed rolls the system back by itself, as without confirmation
 	sleep 4
 }
