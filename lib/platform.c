@@ -9,6 +9,8 @@ void platform_of_machine(const char *machine, char *out, size_t size)
 		{ "arm64", "aarch64" }, { "armv8l", "armv7l" },
 		{ "i386", "i686" }, { "i486", "i686" }, { "i586", "i686" },
 		{ "amd64", "x86_64" },
+		/* POWER: Nix spells the cpu out */
+		{ "ppc64le", "powerpc64le" }, { "ppc64", "powerpc64" }, { "ppc", "powerpc" },
 	};
 	const char *cpu = machine;
 	for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++)

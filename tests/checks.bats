@@ -6,7 +6,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 board:riscv64
+	fleet_start t1 board:riscv64 power:ppc64le
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" checks
 }
@@ -29,6 +29,17 @@ setup() {
 	[ "$(profile_of board)" = "$before" ]
 	run fleet_exec board test -e /run/nrr-activations
 	assert_failure 1
+}
+
+@test "a ppc64le machine (uname's name) takes a powerpc64le-linux system (Nix's), and refuses an x86_64 one" {
+	run --separate-stderr nrr switch --flake "$F#ppc" --target-host power
+	assert_success
+	[ "$(profile_of power)" = "$output" ]
+	before=$(profile_of power)
+	run nrr switch --flake "$F#t1" --target-host power
+	assert_failure 7
+	assert_output --partial "error: 'power' is a powerpc64le machine; the new system is built for x86_64-linux"
+	[ "$(profile_of power)" = "$before" ]
 }
 
 @test "a system cross-built for the board's architecture is accepted" {

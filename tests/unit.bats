@@ -610,6 +610,8 @@ $sys 10"
 	assert_output x86_64-linux
 	run "$TT" platform-of-machine arm64
 	assert_output aarch64-linux
+	run "$TT" platform-of-machine ppc64le
+	assert_output powerpc64le-linux
 	run "$TT" drv-system < <(tail -c +2 "$BATS_TEST_DIRNAME/fuzz/corpus/parsers/drv")
 	assert_output riscv64-linux
 	# a ] or ) inside a string does not end a list early

@@ -208,6 +208,11 @@ if [ -z "$novalidate" ]; then
     # (written without a newline: read says "end of file", sys is set)
     IFS= read -r sys <"$top/system" || :
     m=$machine
+    # uname's names where Nix's differ (lib/platform.c has the same)
+    case $m in
+    arm64) m=aarch64 ;; armv8l) m=armv7l ;; amd64) m=x86_64 ;;
+    ppc64le) m=powerpc64le ;; ppc64) m=powerpc64 ;; ppc) m=powerpc ;;
+    esac
     case $sys in
     "$m"-*) ;;
     i686-*) [ "$m" = x86_64 ] || { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;

@@ -98,6 +98,8 @@ in {
   nostc = mkConfig "nostc" { stc = false; };
   # Cross-built: built by x86_64-linux derivations for a riscv64-linux board.
   riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
+  # Cross-built for a POWER9 machine, which uname calls ppc64le and Nix powerpc64le.
+  ppc = mkConfig "ppc" { hostSystem = "powerpc64le-linux"; };
   # Native: its derivations are riscv64-linux ones, which only a riscv64 machine builds.
   riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
