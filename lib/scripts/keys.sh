@@ -68,6 +68,29 @@ keys_pending_at() {
   keys_pending=$kpd/keys.pending
 }
 
+# True if $1 (absolute, plain: no ., .. or //) and every directory above
+# it are directories (not links) owned by root or us, not group- or
+# world-writable.
+keys_trusted_path() {
+  case $1 in /*) ;; *) false; return ;; esac
+  case $1/ in *//* | */./* | */../*) false; return ;; esac
+  kp=${1#/} kpre=
+  set -- /
+  while [ -n "$kp" ]; do
+    kc=${kp%%/*} kp=${kp#"$kc"} kp=${kp#/}
+    kpre=$kpre/$kc
+    set -- "$@" "$kpre"
+  done
+  # (the raw mode, in hex: %F's words may be translated)
+  kstats=$(stat -c '%u %f' -- "$@" 2>/dev/null) || return
+  while read -r ku kraw; do
+    { [ "$ku" = 0 ] || [ "$ku" = "$keys_uid" ]; } &&
+      [ $((0x$kraw & 0xf000)) -eq $((0x4000)) ] && [ $((0x$kraw & 022)) -eq 0 ] || return
+  done <<KEYS_STAT
+$kstats
+KEYS_STAT
+}
+
 # Makes directory $1 (absolute) the current one, making what is missing
 # (0755) if $2 is given; fails with kwhy. A name is followed as a symbolic
 # link (its target walked the same way) only in a directory that only root
@@ -75,7 +98,14 @@ keys_pending_at() {
 # any other, the name must be a directory, and the one entered must have
 # the one left as its parent: a swap between the check and cd shows there.
 keys_cd() {
-  kpath=$1 kmake=${2-} klinks=0 kwhy="cannot reach $1"
+  kpath=$1 kmake=${2-} klinks=0 kwhy="cannot reach $1" kdtrusted=
+  # the usual case (/run/keys): every directory on the way, and the last,
+  # is one only root or we can change, with no link in it: nobody else can
+  # move anything there, and one stat for them all is enough
+  if keys_trusted_path "$1" && cd -P -- "$1" 2>/dev/null; then
+    kdtrusted=1
+    return 0
+  fi
   cd / || return
   while :; do
     case $kpath in
@@ -131,8 +161,10 @@ keys_cd() {
 # True if open file descriptor $1 is a regular file with no other link
 # than name $2 (not followed) of the current directory.
 keys_lone() {
-  [ -f "/proc/self/fd/$1" ] &&
-    [ "$(stat -L -c '%h %d:%i' "/proc/self/fd/$1")" = "1 $(stat -c %d:%i -- "./$2")" ]
+  [ -f "/proc/self/fd/$1" ] || return
+  # where only root or we can change anything, nobody else put it there
+  [ -z "$kdtrusted" ] || return 0
+  [ "$(stat -L -c '%h %d:%i' "/proc/self/fd/$1")" = "1 $(stat -c %d:%i -- "./$2")" ]
 }
 
 # Opens the file named $1 of the current directory on fd 5 if it is a
@@ -157,8 +189,13 @@ keys_write() (
   keys_cd "$kdir" make || { keys_fail "$kwhy"; exit; }
   # the name must be unguessable: set -C opens an existing name that is
   # not a regular file (a planted link to a device) without O_EXCL
-  ksuf=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-  case $ksuf in ????????????????) ;; *) keys_fail "cannot make a random name"; exit ;; esac
+  # (where nobody else can plant a name, ours is enough)
+  if [ -n "$kdtrusted" ]; then
+    ksuf=nrr$$
+  else
+    ksuf=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    case $ksuf in ????????????????) ;; *) keys_fail "cannot make a random name"; exit ;; esac
+  fi
   ktmp=.$kname.$ksuf
   umask 077
   set -C
@@ -189,7 +226,8 @@ keys_put() {
     return
   fi
   # what was renamed is the file written, unless its name was swapped
-  [ "$(stat -c %d:%i -- "./$kname")" = "$(stat -L -c %d:%i /proc/self/fd/4)" ] ||
+  [ -n "$kdtrusted" ] ||
+    [ "$(stat -c %d:%i -- "./$kname")" = "$(stat -L -c %d:%i /proc/self/fd/4)" ] ||
     keys_fail "$kf changed during the upload"
 }
 
