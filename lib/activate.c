@@ -207,7 +207,8 @@ int activation_ready(struct activation_session *as, struct nrr_err *e)
 				       h->name, *who ? who : "another run");
 			nrr_hint(e, "nothing was changed; wait for it to finish, then try again");
 		} else {
-			struct activation none = { 0 };
+			/* nothing asked of it yet: the step is its lock */
+			struct activation none = { .action = "taking the deploy lock" };
 			int st = session_finish(&as->s);
 			ret = fail_from_status(h, el, &none, st, as->s.err.buf, e);
 		}
