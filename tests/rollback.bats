@@ -178,6 +178,21 @@ answer_late() {
 	[ "$(current_of t1)" = "$new" ]
 }
 
+@test "a fleet with --ask: each host's timeout starts once it arms its watchdog, not while the user reads the diffs" {
+	retag fleet-reader0
+	nrr switch --flake "$F" --on t1,t2
+	retag fleet-reader
+	run answer_late 5 switch --flake "$F" --on t1,t2 --ask --confirm-timeout 3
+	assert_success
+	assert_output --partial "Activate on 2 hosts (t1, t2)? [y/N]"
+	sleep 4
+	for h in t1 t2; do
+		new=$(toplevel "$h")
+		[ "$(profile_of "$h")" = "$new" ] || fail "$h went back"
+		[ "$(current_of "$h")" = "$new" ] || fail "$h went back"
+	done
+}
+
 @test "a profile that cannot be set disarms the watchdog: a deploy right after it is not undone" {
 	retag unset0
 	nrr switch --flake "$F#t1" --target-host t1
