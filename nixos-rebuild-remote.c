@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "lib/action.h"
@@ -39,7 +38,6 @@
 #include "lib/pushto.h"
 #include "lib/reboot.h"
 #include "lib/report.h"
-#include "lib/resources.h"
 #include "lib/run.h"
 
 #ifndef NRR_VERSION
@@ -102,67 +100,20 @@ static int show_failure(struct run *r, int ret)
 	return ret;
 }
 
-/*
- * Without a terminal, the password is standard input's first line, as
- * nixos-rebuild's getpass takes it (`echo ... | nixos-rebuild -S` in CI).
- * Nothing there is an error, not an empty password.
- */
-static int password_from_stdin(struct run *r)
-{
-	size_t n = 0;
-	char c;
-	ssize_t got = 0;
-
-	fputs("warning: no terminal to ask on: reading the sudo password from standard input\n",
-	      stderr);
-	secrets_held();
-	r->password = sodium_malloc(1024);
-	while (n < 1023 && (got = read(0, &c, 1)) == 1 && c != '\n' && c != '\r')
-		r->password[n++] = c;
-	r->password[n] = '\0';
-	if (run_interrupted() || (!n && got != 1)) {
-		sodium_free(r->password);	/* wipes it */
-		r->password = NULL;
-		return run_interrupted() ?
-			nrr_fail(&r->err, NRR_EINT, "interrupted at the password prompt") :
-			nrr_fail(&r->err, NRR_EUSAGE, "--ask-elevate-password: no terminal to ask "
-				 "on, and no password on standard input");
-	}
-	return 0;
-}
-
-/* Reads a password from the terminal without echo, into sodium memory. */
+/* -S: the password, asked once for the whole run (lib/prompt.h). */
 static int ask_password(struct run *r, const char *host)
 {
-	struct termios old, noecho;
-	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return password_from_stdin(r);
-	secrets_held();
-	dprintf(fd, "[sudo] password for %s: ", host);
-	int have_tc = !tcgetattr(fd, &old);
-	if (have_tc) {
-		noecho = old;
-		noecho.c_lflag &= (tcflag_t)~ECHO;
-		tcsetattr(fd, TCSANOW, &noecho);
-	}
-	r->password = sodium_malloc(1024);
-	size_t n = 0;
-	char c;
-	while (n < 1023 && read(fd, &c, 1) == 1 && c != '\n' && c != '\r')
-		r->password[n++] = c;
-	r->password[n] = '\0';
-	if (have_tc)
-		tcsetattr(fd, TCSANOW, &old);
-	dprintf(fd, "\n");
-	close(fd);
-	/* Ctrl-C ends read() (EINTR), not the password: nothing may go on
-	 * with the part typed so far (a sudo attempt with it is a strike) */
-	if (run_interrupted()) {
-		sodium_free(r->password);	/* wipes it */
+	int st = prompt_password(host, &r->password);
+
+	if (st == PROMPT_INTERRUPTED || run_interrupted()) {
+		if (r->password)
+			sodium_free(r->password);	/* wipes it */
 		r->password = NULL;
 		return nrr_fail(&r->err, NRR_EINT, "interrupted at the password prompt");
 	}
+	if (st == PROMPT_NONE)
+		return nrr_fail(&r->err, NRR_EUSAGE, "--ask-elevate-password: no terminal to ask "
+				"on, and no password on standard input");
 	return 0;
 }
 

@@ -1,10 +1,14 @@
 #define _GNU_SOURCE
 #include "prompt.h"
+#include "resources.h"
 #include "strbuf.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <termios.h>
 #include <unistd.h>
 
 int prompt_read_yes(int fd)
@@ -40,4 +44,63 @@ int prompt_yes(const char *fmt, ...)
 	yes = prompt_read_yes(fd);
 	close(fd);
 	return yes;
+}
+
+/* One line from fd into *out (sodium memory), up to 1023 bytes. 0, or
+ * PROMPT_INTERRUPTED (a signal ended the read: nothing is kept). */
+static int read_secret_line(int fd, char **out, size_t *len)
+{
+	char *pw = sodium_malloc(1024), c;
+	size_t n = 0;
+	ssize_t got;
+
+	*out = NULL;
+	*len = 0;
+	if (!pw)
+		return PROMPT_NONE;
+	while (n < 1023 && (got = read(fd, &c, 1)) == 1 && c != '\n' && c != '\r')
+		pw[n++] = c;
+	pw[n] = '\0';
+	/* Ctrl-C ends read() (EINTR), not the password: nothing may go on
+	 * with the part typed so far (a sudo attempt with it is a strike) */
+	if (n < 1023 && got < 0 && errno == EINTR) {
+		sodium_free(pw);	/* wipes it */
+		return PROMPT_INTERRUPTED;
+	}
+	*out = pw;
+	*len = n;
+	return got == 1 || n ? 0 : PROMPT_NONE;
+}
+
+int prompt_password(const char *host, char **out)
+{
+	struct termios old, noecho;
+	size_t len;
+	int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), st;
+
+	secrets_held();
+	if (fd < 0) {
+		fputs("warning: no terminal to ask on: reading the sudo password from standard input\n",
+		      stderr);
+		st = read_secret_line(0, out, &len);
+		if (st == PROMPT_NONE && *out) {
+			sodium_free(*out);
+			*out = NULL;
+		}
+		return st;
+	}
+	dprintf(fd, "[sudo] password for %s: ", host);
+	int have_tc = !tcgetattr(fd, &old);
+	if (have_tc) {
+		noecho = old;
+		noecho.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(fd, TCSANOW, &noecho);
+	}
+	st = read_secret_line(fd, out, &len);
+	if (have_tc)
+		tcsetattr(fd, TCSANOW, &old);
+	dprintf(fd, "\n");
+	close(fd);
+	/* on a terminal an empty line is a password (sudo may take it) */
+	return st == PROMPT_NONE && *out ? 0 : st;
 }

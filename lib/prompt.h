@@ -20,4 +20,17 @@ int prompt_read_go(int fd, char **rest);
  * there. Returns 1 for yes; 0 for no, end of input or no terminal. */
 int prompt_yes(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Reads a sudo password into sodium memory (*out; sodium_free wipes it),
+ * once secrets_held() made this process keep it to itself: on the
+ * terminal without echo, asked as sudo asks for host's; without one,
+ * standard input's first line, as nixos-rebuild's getpass takes it (a
+ * warning says so). Returns 0; PROMPT_NONE, *out NULL, when there is no
+ * terminal and nothing on standard input; PROMPT_INTERRUPTED, *out NULL,
+ * when a signal ended the read.
+ */
+#define PROMPT_NONE 1
+#define PROMPT_INTERRUPTED 2
+int prompt_password(const char *host, char **out);
+
 #endif
