@@ -51,19 +51,31 @@ descendants() {
 fleet_leftovers() {
 	grep -lsF -- " tmpfs fleet-$FLEET_ID_PREFIX" /proc/[0-9]*/mountinfo | cut -d/ -f3
 }
+# Those of the pids $* that are still alive (a zombie is not).
+alive() {
+	for p in "$@"; do
+		case $(ps -o stat= -p "$p" 2>/dev/null) in '' | Z*) ;; *) echo "$p" ;; esac
+	done
+}
 # TERM to the pass still running and to the fleets; KILL to what is left after 2 s.
+# Returns once they are gone (or after 5 s): bats takes a moment to go, and
+# whoever ran us may look for it at once.
 stop_all() {
-	# shellcheck disable=SC2046 # pids
-	[ -z "$running" ] || kill -s TERM "$running" $(descendants "$running") 2>/dev/null
+	pids=''
+	[ -z "$running" ] || pids="$running $(descendants "$running")"
+	# shellcheck disable=SC2086 # pids
+	[ -z "$pids" ] || kill -s TERM $pids 2>/dev/null
 	running=''
 	for round in $(seq 1 50); do
 		left=$(fleet_leftovers)
-		[ -n "$left" ] || return 0
+		# shellcheck disable=SC2086 # pids
+		pids=$(alive $pids)
+		[ -n "$left$pids" ] || return 0
 		# shellcheck disable=SC2086 # pids
 		if [ "$round" = 1 ]; then
-			kill -s TERM $left 2>/dev/null
+			[ -z "$left" ] || kill -s TERM $left 2>/dev/null
 		elif [ "$round" -ge 20 ]; then
-			kill -s KILL $left 2>/dev/null
+			kill -s KILL $left $pids 2>/dev/null
 		fi
 		sleep 0.1
 	done
