@@ -25,6 +25,7 @@
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/deploykeys.h"
+#include "lib/deployplan.h"
 #include "lib/fleet.h"
 #include "lib/fleetproto.h"
 #include "lib/fleetview.h"
@@ -69,13 +70,11 @@ static void sanitise_stdfd(void)
 
 static void flush_warnings(struct strvec *w)
 {
-	for (size_t i = 0; i < w->nr; i++) {
-		/* some quote a host's words */
-		char line[2048];
-		snprintf(line, sizeof(line), "%s", w->v[i]);
-		nrr_one_line(line, sizeof(line));
-		fprintf(stderr, "warning: %s\n", line);
-	}
+	char line[2048];
+
+	/* some quote a host's words */
+	for (size_t i = 0; i < w->nr; i++)
+		fprintf(stderr, "warning: %s\n", nrr_one_line_of(line, sizeof(line), w->v[i]));
 	strvec_clear(w);
 }
 
@@ -310,23 +309,17 @@ static int plan_target(struct run *r, const char *tail)
 		}
 	}
 	if (!d->toplevel || closure_of(&d->local, d->toplevel, &d->closure, &ignored)) {
-		char *msg = xstrfmt("plan for '%s': not known until the system is built here "
-				    "(build it, then dry-build again)", d->target.name);
-		fprintf(stderr, "%s\n", msg);
-		fleetproto_say(r->opt.progress_fd, msg);	/* a fleet shows them together */
-		free(msg);
+		deploy_say_plan(d, "not known until the system is built here "
+				"(build it, then dry-build again)");
 		goto out;
 	}
 	if (r->opt.push_to && (ret = push_closure(r, 1)))
 		goto out;
 	ret = deploy_connect(d, 1, 0, &r->err);
 	if (ret == NRR_ECONNECT) {
-		/* a dry run says what it can: nixos-rebuild's never connects */
-		char *msg = xstrfmt("plan for '%s': not known: %s", d->target.name, r->err.msg);
-		nrr_one_line(msg, strlen(msg) + 1);
-		fprintf(stderr, "%s\n", msg);
-		fleetproto_say(r->opt.progress_fd, msg);
-		free(msg);
+		/* a dry run says what it can: nixos-rebuild's never connects
+		 * (the message is one line already: nrr_fail made it) */
+		deploy_say_plan(d, "not known: %s", r->err.msg);
 		nrr_err_clear(&r->err);
 		ret = 0;
 	} else if (!ret) {

@@ -402,7 +402,6 @@ static int add_result_link(struct deploy *d, const char *link, struct nrr_err *e
 
 char *build_image_file(struct deploy *d, const char *tail)
 {
-	const struct options *o = d->opt;
 	struct strvec argv = STRVEC_INIT;
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	struct nrr_err e;
@@ -412,15 +411,14 @@ char *build_image_file(struct deploy *d, const char *tail)
 		nix_push_command(&argv, "eval");
 		strvec_pushf(&argv, "%s.passthru.filePath", attr);
 		strvec_push(&argv, "--raw");
-		strvec_pushvec(&argv, &o->nix_common);
-		strvec_pushvec(&argv, &o->nix_flake_common);
-		strvec_pushvec(&argv, &o->nix_flake_eval);
 	} else {
 		strvec_pushl(&argv, "nix-instantiate", "--eval", "--json", d->file, "--attr", NULL);
 		strvec_pushf(&argv, "%s.passthru.filePath", attr);
-		strvec_pushvec(&argv, &o->nix_common);
-		strvec_pushvec(&argv, &o->nix_classic);
 	}
+	/* the flags the system's own evaluation takes (eval_drv) */
+	push_local_flags(d, &argv);
+	if (d->src == SRC_CLASSIC)
+		nix_drop_flag(&argv, "--no-build-output");
 	if (!nix_run(&argv, &out, &err, NIX_RUN_QUIET, d->trace, d->warnings, &e)) {
 		strbuf_rtrim(&out);
 		/* classic: a JSON string, which a file name needs no escape in */

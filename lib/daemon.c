@@ -123,6 +123,13 @@ static int take(struct daemon_conn *d)
 	return -1;
 }
 
+/* take's -2, said: -1 with why. */
+static int flooded(char *why, size_t whylen)
+{
+	return fail(why, whylen, "its nix-daemon sent more than %u MiB unasked",
+		    DAEMON_IN_MAX >> 20);
+}
+
 /* Until d->in holds n unread bytes, waiting at most timeout_ms for each
  * piece. 0, or -1 with why. */
 static int need(struct daemon_conn *d, size_t n, int timeout_ms, char *why, size_t whylen)
@@ -138,8 +145,7 @@ static int need(struct daemon_conn *d, size_t n, int timeout_ms, char *why, size
 			return fail(why, whylen, "its nix-daemon did not answer in %d s", timeout_ms / 1000);
 		int t = r < 0 ? -1 : take(d);
 		if (t == -2)
-			return fail(why, whylen, "its nix-daemon sent more than %u MiB unasked",
-				    DAEMON_IN_MAX >> 20);
+			return flooded(why, whylen);
 		if (t < 0)
 			return fail(why, whylen, "its nix-daemon hung up%s%s",
 				    d->log.len ? ": " : "", d->log.len ? d->log.buf : "");
@@ -364,8 +370,7 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 			return fail(why, whylen, "its nix-daemon stopped reading");
 		int t = (pf.revents & POLLIN) ? take(d) : 0;
 		if (t == -2)
-			return fail(why, whylen, "its nix-daemon sent more than %u MiB unasked",
-				    DAEMON_IN_MAX >> 20);
+			return flooded(why, whylen);
 		if (t < 0 && !(pf.revents & POLLOUT))
 			return fail(why, whylen, "its nix-daemon hung up");
 		if (!(pf.revents & (POLLOUT | POLLERR | POLLHUP)))

@@ -8,9 +8,30 @@
 #include "nix.h"
 #include "pushto.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static void say_plan_line(const struct deploy *d, const struct strbuf *sb)
+{
+	fprintf(stderr, "%s\n", sb->buf);
+	/* a fleet shows its hosts' plans together */
+	fleetproto_say(d->progress_fd, sb->buf);
+}
+
+void deploy_say_plan(const struct deploy *d, const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+
+	strbuf_addf(&sb, "plan for '%s': ", d->target.name);
+	va_start(ap, fmt);
+	strbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	say_plan_line(d, &sb);
+	strbuf_release(&sb);
+}
 
 /* Prints d->plan, as one line. */
 void deploy_print_plan(const struct deploy *d)
@@ -37,9 +58,7 @@ void deploy_print_plan(const struct deploy *d)
 			strbuf_addstr(&sb, "): --use-substitutes=auto would fetch those there");
 		}
 	}
-	fprintf(stderr, "%s\n", sb.buf);
-	/* a fleet shows its hosts' plans together */
-	fleetproto_say(d->progress_fd, sb.buf);
+	say_plan_line(d, &sb);
 	strbuf_release(&sb);
 }
 

@@ -15,6 +15,11 @@
 
 /* Prints d->plan, as one line (to the fleet, in a fleet's child). */
 void deploy_print_plan(const struct deploy *d);
+/* Prints "plan for 'TARGET': " and the rest (printf-style) as one line,
+ * on stderr and to the fleet, which shows its hosts' plans together:
+ * deploy_print_plan's way, for a plan that is not known. */
+void deploy_say_plan(const struct deploy *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /*
  * After an offer that found a->missing: the plan from the target's caches

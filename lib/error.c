@@ -19,15 +19,23 @@ static size_t control_at(const unsigned char *s)
 	return 0;
 }
 
-void nrr_one_line(char *s, size_t size)
+/* Writes byte c as \xNN at out; returns 4. */
+static size_t put_hex(char *out, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
-	char out[2048];
+	out[0] = '\\';
+	out[1] = 'x';
+	out[2] = hex[c >> 4];
+	out[3] = hex[c & 15];
+	return 4;
+}
+
+/* nrr_one_line of s, written into out (of size bytes, more than 0). */
+static void one_line_into(char *out, size_t size, const char *s)
+{
 	size_t n = 0;
 
-	if (!size)
-		return;
-	for (const unsigned char *p = (const unsigned char *)s; *p && n + 9 < sizeof(out) && n + 9 < size;) {
+	for (const unsigned char *p = (const unsigned char *)s; *p && n + 9 < size;) {
 		size_t c = control_at(p);
 		if (!c || *p == '\t') {
 			out[n++] = (char)*p++;
@@ -35,16 +43,28 @@ void nrr_one_line(char *s, size_t size)
 			out[n++] = ' ';
 			p++;
 		} else {
-			for (size_t i = 0; i < c; i++, p++) {
-				out[n++] = '\\';
-				out[n++] = 'x';
-				out[n++] = hex[*p >> 4];
-				out[n++] = hex[*p & 15];
-			}
+			for (size_t i = 0; i < c; i++, p++)
+				n += put_hex(out + n, *p);
 		}
 	}
 	out[n] = '\0';
-	memcpy(s, out, n + 1);
+}
+
+void nrr_one_line(char *s, size_t size)
+{
+	char out[2048];
+
+	if (!size)
+		return;
+	one_line_into(out, size < sizeof(out) ? size : sizeof(out), s);
+	memcpy(s, out, strlen(out) + 1);
+}
+
+char *nrr_one_line_of(char *buf, size_t size, const char *s)
+{
+	if (size)
+		one_line_into(buf, size, s);
+	return buf;
 }
 
 int nrr_fail(struct nrr_err *e, int status, const char *fmt, ...)
@@ -70,7 +90,6 @@ void nrr_hint(struct nrr_err *e, const char *fmt, ...)
 
 char *nrr_printable(char *buf, size_t size, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t n = 0, shown = 0;
 
 	for (; *s && n + 8 < size; s++) {
@@ -80,14 +99,10 @@ char *nrr_printable(char *buf, size_t size, const char *s)
 			n += 3;
 			break;
 		}
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
+		if (c >= 0x20 && c < 0x7f && c != '\\')
 			buf[n++] = (char)c;
-		} else {
-			buf[n++] = '\\';
-			buf[n++] = 'x';
-			buf[n++] = hex[c >> 4];
-			buf[n++] = hex[c & 15];
-		}
+		else
+			n += put_hex(buf + n, c);
 	}
 	if (size)
 		buf[n < size ? n : size - 1] = '\0';

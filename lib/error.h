@@ -54,6 +54,8 @@ void nrr_hint(struct nrr_err *e, const char *fmt, ...)
  * fit. nrr_fail and nrr_hint do this to every message and hint.
  */
 void nrr_one_line(char *s, size_t size);
+/* The same, of s, into buf (size bytes); returns buf. */
+char *nrr_one_line_of(char *buf, size_t size, const char *s);
 /* Puts "prefix: " before e's message (it is cut to fit). */
 void nrr_prefix(struct nrr_err *e, const char *prefix);
 void nrr_err_clear(struct nrr_err *e);

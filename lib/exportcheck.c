@@ -1,6 +1,7 @@
 #include "exportcheck.h"
 #include "error.h"
 #include "narinfo.h"
+#include "serveproto.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -313,9 +314,7 @@ static void item_done(struct exportcheck *ck)
 /* A length or a number, its 8 bytes read. */
 static void num_done(struct exportcheck *ck)
 {
-	unsigned long long v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | ck->num[i];
+	unsigned long long v = serveproto_get_u64(ck->num);
 	ck->num_len = 0;
 	if (is_u64_item(ck->expect)) {
 		number_done(ck, v);
@@ -329,6 +328,8 @@ static void num_done(struct exportcheck *ck)
 		return;
 	}
 	ck->left = v;
+	/* (not serveproto_padded(v) - v: a hostile file's length may be
+	 * near 2^64, where that wraps) */
 	ck->pad = (8 - v % 8) % 8;
 	ck->str_len = 0;
 	if (v)

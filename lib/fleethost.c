@@ -163,9 +163,8 @@ void fleet_host_read(struct fleet_host *h)
 			break;
 		case FLEETPROTO_WARN: {
 			char line[2048];
-			snprintf(line, sizeof(line), "%s", m.text);
-			nrr_one_line(line, sizeof(line));
-			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name, line);
+			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name,
+				    nrr_one_line_of(line, sizeof(line), m.text));
 			break;
 		}
 		case FLEETPROTO_DIFF:
