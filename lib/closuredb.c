@@ -242,64 +242,122 @@ char *closuredb_reserve(void)
 {
 	const char *tmp = getenv("TMPDIR");
 	char *name = xstrfmt("%s/nrr-closures.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = mkstemp(name);
 
-	if (fd < 0) {
+	if (!mkdtemp(name)) {
 		free(name);
 		return NULL;
 	}
-	close(fd);
 	return name;
 }
 
-/*
- * The dump from this machine's store into file: of closure (listed
- * already), or else of tops' closures. 0, or -1 (file is then left empty).
- */
-static int save_into(const char *file, const struct strvec *tops,
-		     const struct strvec *closure)
+char *closuredb_file(const char *dir, size_t i)
+{
+	return xstrfmt("%s/%zu", dir, i);
+}
+
+void closuredb_remove(const char *dir, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char *file = closuredb_file(dir, i);
+		unlink(file);
+		free(file);
+	}
+	rmdir(dir);
+}
+
+int closuredb_load_here(const struct strvec *tops, const struct strvec *closure,
+			struct closuredb *db)
 {
 	/* this machine: no ssh, so no ssh context */
 	struct host local = { "localhost", NULL, NULL };
 	struct strbuf dump = STRBUF_INIT;
 	struct nrr_err ignored = { 0 };
-	int fd = open(file, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW), ret = -1;
+	int ret = -1;
 
-	if (fd < 0)
-		return -1;
-	if (closure ? !dump_paths(&local, closure, &dump, &ignored)
-		    : dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored))
-		ret = fd_write_all(fd, dump.buf, dump.len) ? -1 : 0;
-	if (ret && ftruncate(fd, 0)) {
-		/* a dump that fails to parse is as good as none */
-	}
-	close(fd);
+	memset(db, 0, sizeof(*db));
+	if (closure)
+		return closuredb_load(&local, closure, db, &ignored) ? -1 : 0;
+	if (dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored) &&
+	    !closuredb_parse(dump.buf ? dump.buf : "", db))
+		ret = 0;
 	strbuf_release(&dump);
 	return ret;
 }
 
-int closuredb_save_closure_to(const char *file, const struct strvec *closure)
+/* Appends the registration of db's path i to out, as --dump-db writes it. */
+static void add_entry(const struct closuredb *db, size_t i, struct strbuf *out)
 {
-	return save_into(file, NULL, closure);
+	strbuf_addf(out, "%s\n%s\n%llu\n%s\n%zu\n", db->paths[i], db->hashes[i], db->sizes[i],
+		    db->derivers[i], db->nrefs[i]);
+	for (size_t k = 0; k < db->nrefs[i]; k++)
+		strbuf_addf(out, "%s\n", db->paths[db->refs[i][k]]);
 }
 
-int closuredb_save_to(const char *file, const struct strvec *tops)
+static int by_index(const void *a, const void *b)
 {
-	return save_into(file, tops, NULL);
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
 }
 
-char *closuredb_save(const struct strvec *tops)
+/* A new file (dir is ours, 0700) holding out. 0 or -1. */
+static int write_new(const char *file, const struct strbuf *out)
 {
-	char *file = closuredb_reserve();
+	int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int ret = fd < 0 ? -1 : fd_write_all(fd, out->buf ? out->buf : "", out->len);
 
-	if (!file)
-		return NULL;
-	if (closuredb_save_to(file, tops)) {
-		unlink(file);
+	if (fd >= 0 && close(fd))
+		ret = -1;
+	return ret;
+}
+
+/*
+ * Each top's closure is walked from it alone, stamped with its own
+ * number, and put back in the dump's order by sorting what it reached:
+ * the cost is each closure's, not the fleet's, per host.
+ */
+int closuredb_split(const struct closuredb *db, const char *dir, const char *const *tops,
+		    size_t n)
+{
+	struct strindex in_db;
+	size_t *stamp = xcalloc(db->n + 1, sizeof(*stamp));
+	size_t *stack = xcalloc(db->n + 1, sizeof(*stack));
+	size_t *picked = xcalloc(db->n + 1, sizeof(*picked));
+	struct strbuf out = STRBUF_INIT;
+	int ret = 0;
+
+	strindex_init(&in_db, (const char *const *)db->paths, db->n);
+	for (size_t i = 0; i < n && !ret; i++) {
+		long t = tops[i] ? strindex_find(&in_db, tops[i]) : -1;
+		size_t sp = 0, count = 0;
+		if (t < 0)
+			continue;	/* its child asks the store */
+		stamp[t] = i + 1;
+		stack[sp++] = (size_t)t;
+		while (sp) {
+			size_t at = stack[--sp];
+			picked[count++] = at;
+			for (size_t k = 0; k < db->nrefs[at]; k++) {
+				size_t r = db->refs[at][k];
+				if (stamp[r] != i + 1) {
+					stamp[r] = i + 1;
+					stack[sp++] = r;
+				}
+			}
+		}
+		qsort(picked, count, sizeof(*picked), by_index);
+		strbuf_reset(&out);
+		for (size_t k = 0; k < count; k++)
+			add_entry(db, picked[k], &out);
+		char *file = closuredb_file(dir, i);
+		ret = write_new(file, &out);
 		free(file);
-		return NULL;
 	}
-	return file;
+	strindex_release(&in_db);
+	strbuf_release(&out);
+	free(stamp);
+	free(stack);
+	free(picked);
+	return ret;
 }
 
 int closuredb_read(const char *file, struct closuredb *db)

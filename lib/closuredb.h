@@ -49,23 +49,39 @@ int closuredb_load(const struct host *h, const struct strvec *closure, struct cl
 int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
 		   struct nrr_err *e);
 
-/* Dumps the closures of tops from this machine's store into a new file
- * (mode 0600, in $TMPDIR or /tmp): its name, malloc'ed (the caller unlinks and frees
- * it), or NULL when the store cannot tell (a derivation among tops, or a
- * system not built here): each child asks then. */
-char *closuredb_save(const struct strvec *tops);
+/*
+ * A fleet's dump, one file per host: each host's child reads its own
+ * closure's registrations, not the whole fleet's (at 200 hosts, reading
+ * and parsing the fleet's was a fifth of what each child cost the tool).
+ * The fleet reserves a directory before its hosts start, loads the
+ * union once, and writes host i's file (closuredb_file) from it.
+ */
 
-/* A new empty file for closuredb_save_to (mode 0600, in $TMPDIR or /tmp):
- * its name, malloc'ed (the caller unlinks and frees it), or NULL. */
+/* A new private directory (mode 0700, in $TMPDIR or /tmp): its name,
+ * malloc'ed (the caller removes it with closuredb_remove and frees it),
+ * or NULL. */
 char *closuredb_reserve(void);
 
-/* closuredb_save's dump, into file (from closuredb_reserve). 0, or -1
- * (file is then left empty). */
-int closuredb_save_to(const char *file, const struct strvec *tops);
+/* Host i's file in dir: malloc'ed, the caller frees it. */
+char *closuredb_file(const char *dir, size_t i);
 
-/* The same for a closure listed already (every path in this machine's
- * store, dependencies first): no query for it. 0, or -1. */
-int closuredb_save_closure_to(const char *file, const struct strvec *closure);
+/* Removes the files of hosts 0 to n - 1 from dir, then dir. */
+void closuredb_remove(const char *dir, size_t n);
+
+/* The registrations of closure (listed already: every path in this
+ * machine's store, dependencies first), or else of tops' closures, from
+ * this machine's store, into db (the caller releases it). 0, or -1 when
+ * the store cannot tell (a derivation among tops, a system not built
+ * here): each child asks then. */
+int closuredb_load_here(const struct strvec *tops, const struct strvec *closure,
+			struct closuredb *db);
+
+/* Writes host i's file in dir for each of tops[0..n) that db holds: the
+ * registrations of that top's closure alone, in db's order (a NULL top,
+ * or one not in db, gets none: its child asks the store). 0, or -1 when
+ * a file could not be written. */
+int closuredb_split(const struct closuredb *db, const char *dir, const char *const *tops,
+		    size_t n);
 
 /* Reads the dump in file into db. 0, or -1 (unreadable, not a dump):
  * the caller asks the store itself then. */

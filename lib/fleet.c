@@ -52,7 +52,7 @@ struct fleet {
 	int tty, color, drawn;
 	double t0, last_draw;	/* when the run began; the last live lines */
 	struct pump_fd *fds;	/* the pipes of the hosts in flight: two a host */
-	char *closure_db;	/* the hosts' closures, dumped once (dump_closures) */
+	char *closure_dir;	/* the hosts' closures, one file each (dump_closures) */
 	struct fleet_io *io;	/* whose each is, a host's one */
 	const struct fleet_prepare *prep;	/* to run once the first hosts started */
 	struct strvec *warnings;
@@ -123,7 +123,10 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		struct fleet_host *h = &f->hosts[f->next++];
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
-		if (fleet_host_start(f->o, h, f->password, f->closure_db, f->prep != NULL, e)) {
+		char *db = f->closure_dir ? closuredb_file(f->closure_dir, (size_t)(h - f->hosts)) : NULL;
+		int failed = fleet_host_start(f->o, h, f->password, db, f->prep != NULL, e);
+		free(db);
+		if (failed) {
 			h->state = H_DONE;
 			h->status = e->status;
 			snprintf(h->step, sizeof(h->step), "start");
@@ -223,7 +226,7 @@ static void interrupt_hosts(struct fleet *f)
 		}
 }
 
-static int dump_closures_into(const struct fleet *f, const char *file);
+static void dump_closures(struct fleet *f, const struct strvec *closure);
 
 /*
  * The fleet's prepare (a hive's build), while the hosts started so far
@@ -240,15 +243,8 @@ static void prepare(struct fleet *f)
 	f->prep = NULL;
 	ret = prep->run(prep->data, f->warnings, &f->prep_err);
 	/* (the build listed the closures: no second nix-store for them) */
-	if (!ret && f->closure_db &&
-	    (prep->closure && prep->closure->nr ?
-	     closuredb_save_closure_to(f->closure_db, prep->closure) :
-	     dump_closures_into(f, f->closure_db))) {
-		/* the children ask the store themselves */
-		unlink(f->closure_db);
-		free(f->closure_db);
-		f->closure_db = NULL;
-	}
+	if (!ret && f->closure_dir)
+		dump_closures(f, prep->closure && prep->closure->nr ? prep->closure : NULL);
 	/* every host's build (or push) phase is the fleet's, which the
 	 * first ones' connect (and their "ready": connected, locked,
 	 * waiting) overlaps */
@@ -415,31 +411,28 @@ static int dumps(const struct fleet *f)
 	return !dry_run(f->o);
 }
 
-/* The hosts' closures, dumped once for their children (lib/closuredb.h):
- * the file's name, or NULL. */
-static char *dump_closures(const struct fleet *f)
+/* The hosts' closures, one file each in f->closure_dir (lib/closuredb.h),
+ * from one query of this store: of closure when the build listed it, or
+ * else of their systems' closures. When the store cannot tell, there are
+ * none: each child asks the store itself. */
+static void dump_closures(struct fleet *f, const struct strvec *closure)
 {
 	struct strvec tops = STRVEC_INIT;
-	char *file = NULL;
+	struct closuredb db = CLOSUREDB_INIT;
+	const char **each = xcalloc(f->n + 1, sizeof(*each));
 
 	fleet_systems(f, &tops);
-	if (tops.nr && dumps(f))
-		file = closuredb_save(&tops);
+	for (size_t i = 0; i < f->n; i++)
+		each[i] = f->hosts[i].path;
+	if (!tops.nr || closuredb_load_here(&tops, closure, &db) ||
+	    closuredb_split(&db, f->closure_dir, each, f->n)) {
+		closuredb_remove(f->closure_dir, f->n);
+		free(f->closure_dir);
+		f->closure_dir = NULL;
+	}
+	closuredb_release(&db);
 	strvec_clear(&tops);
-	return file;
-}
-
-/* The same into file, named to the children before the systems were
- * built. 0, or -1 (then file is left empty). */
-static int dump_closures_into(const struct fleet *f, const char *file)
-{
-	struct strvec tops = STRVEC_INIT;
-	int ret;
-
-	fleet_systems(f, &tops);
-	ret = tops.nr ? closuredb_save_to(file, &tops) : -1;
-	strvec_clear(&tops);
-	return ret;
+	free(each);
 }
 
 /* Runs the children of f's hosts (built: their path set), at most
@@ -456,8 +449,10 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->cap = openfiles_fit(fleet_holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
-	/* with a prepare, the dump's file is named now, written after it */
-	f->closure_db = !f->prep ? dump_closures(f) : dumps(f) ? closuredb_reserve() : NULL;
+	/* with a prepare, the dump's files are named now, written after it */
+	f->closure_dir = dumps(f) ? closuredb_reserve() : NULL;
+	if (f->closure_dir && !f->prep)
+		dump_closures(f, NULL);
 	deploy_hosts(f, e);
 	if (f->prep_err.status) {
 		/* none went on: the prepare's failure is the fleet's */
@@ -466,10 +461,10 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	} else {
 		ret = verdict(f, e);
 	}
-	if (f->closure_db) {
-		unlink(f->closure_db);
-		free(f->closure_db);
-		f->closure_db = NULL;
+	if (f->closure_dir) {
+		closuredb_remove(f->closure_dir, f->n);
+		free(f->closure_dir);
+		f->closure_dir = NULL;
 	}
 	return ret;
 }

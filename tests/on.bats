@@ -107,16 +107,17 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	assert_output --regexp "\\$ 'ssh' .*'broken'"
 }
 
-@test "the hosts' closures and sizes come from one dump of this store, in a file the run removes" {
+@test "the hosts' closures and sizes come from one dump of this store, a file per host in a directory the run removes" {
 	retag dumped
 	run nrr switch --flake "$F" --on t1,t2 --debug --diff
 	assert_success
-	# every child is given the same file (lib/closuredb.h), gone after the run
-	[ "$(grep -c -- "'--closure-db' '[^']*/nrr-closures\.[^']*'" <<<"$output")" = 2 ]
-	db=$(grep -o -- "'--closure-db' '[^']*'" <<<"$output" | sort -u)
-	[ "$(wc -l <<<"$db")" = 1 ]
-	file=${db#"'--closure-db' '"}
-	[ ! -e "${file%"'"}" ]
+	# each child is given its own closure's file (lib/closuredb.h), in one directory
+	files=$(grep -o -- "'--closure-db' '[^']*/nrr-closures\.[^']*/[01]'" <<<"$output" | sort -u)
+	[ "$(wc -l <<<"$files")" = 2 ] || fail "$output"
+	dirs=$(sed "s|^'--closure-db' '||; s|/[01]'\$||" <<<"$files" | sort -u)
+	[ "$(wc -l <<<"$dirs")" = 1 ]
+	# gone after the run
+	[ ! -e "$dirs" ]
 	# and each host's diff was made from it
 	[ "$(grep -c '^Closure: ' <<<"$output")" = 2 ]
 }

@@ -326,6 +326,21 @@ int main(int argc, const char **argv)
 		free(text);
 		return 0;
 	}
+	if (!strcmp(cmd, "closuredb-split") && argc > 3) {
+		/* closuredb-split DIR TOP... < DUMP: host i's file in DIR for
+		 * each TOP (a fleet's per-host dumps) */
+		struct closuredb db = CLOSUREDB_INIT;
+		char *text = test_tool_read_stdin();
+		int ret = 1;
+		if (closuredb_parse(text, &db))
+			printf("not a dump\n");
+		else
+			ret = closuredb_split(&db, argv[2], (const char *const *)argv + 3,
+					      (size_t)argc - 3) ? 1 : 0;
+		closuredb_release(&db);
+		free(text);
+		return ret;
+	}
 	if (!strcmp(cmd, "serve-query")) {
 		/* serve-query PATH...: the handshake and query we send, in hex */
 		struct strvec paths = STRVEC_INIT;

@@ -491,6 +491,21 @@ $s/22222222222222222222222222222222-system-two 20"
 	assert_output "not a dump"
 	run "$TT" closuredb "$s/11111111111111111111111111111111-system-one" <<<"$(head -n 11 <<<"$dump")"
 	assert_output "not a dump"
+
+	# a fleet's dump split per host (lib/closuredb.h): each file holds its own system's
+	# records alone, as the dump wrote them, in its order; a system not in it gets none
+	d=$BATS_TEST_TMPDIR/split
+	mkdir -m 700 "$d"
+	run -0 "$TT" closuredb-split "$d" "$s/22222222222222222222222222222222-system-two" \
+		"$s/33333333333333333333333333333333-system-three" \
+		"$s/11111111111111111111111111111111-system-one" <<<"$dump"
+	assert_equal "$(ls "$d")" $'0\n2'
+	assert_equal "$(cat "$d/2")" "$(sed -n '1,12p;19,24p' <<<"$dump")"
+	assert_equal "$(cat "$d/0")" "$(sed -n '1,5p;13,18p;25,30p' <<<"$dump")"
+	run "$TT" closuredb "$s/22222222222222222222222222222222-system-two" <"$d/0"
+	assert_output "$s/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-glibc 100
+$s/cccccccccccccccccccccccccccccccc-zsh 300
+$s/22222222222222222222222222222222-system-two 20"
 }
 
 @test "nix-store --serve: our handshake and query, word by word" {
