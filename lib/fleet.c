@@ -51,6 +51,8 @@ struct fleet {
 	int stop;		/* no new host starts (a failure, an interrupt) */
 	int tty, color, drawn;
 	double t0, last_draw;	/* when the run began; the last live lines */
+	double last_pass;	/* when wait_for_hosts last looked at the pipes */
+	double last_asking;	/* ... and at those of the hosts waiting for an answer */
 	struct pump_fd *fds;	/* the pipes of the hosts in flight: two a host */
 	char *closure_dir;	/* the hosts' closures, one file each (dump_closures) */
 	struct fleet_io *io;	/* whose each is, a host's one */
@@ -168,16 +170,33 @@ static void work_stderr(void *data, const char *buf, size_t n)
 	fleet_host_keep_tail(&io->h->err);
 }
 
+/*
+ * Each pass over the hosts' pipes polls every one of them, and the
+ * children's lines come one by one: at 200 hosts, passes of a line or two
+ * each took half of the parent's CPU (bench/fleet). So, with more than a
+ * few hosts in flight, the pipes are looked at every PACE_S at most, and
+ * those of a host waiting for the fleet's answer (--ask, the go), which
+ * says nothing until it has it, once a second (a host that died there is
+ * seen then). Nothing waits on the parent that long: a child's lines wait
+ * in its pipe, its phases carry their own times, and an answer goes one
+ * pass later.
+ */
+#define PACE_FDS 8
+#define PACE_S 0.01
+#define PACE_ASKING_S 1.0
+
 /* Waits until some host says something (or a moment passes, for the
- * live lines), and takes what they said: run.c's pump over every pipe of
- * every host in flight. */
+ * live lines), and takes what they said: run.c's pump over the pipes of
+ * the hosts in flight. */
 static void wait_for_hosts(struct fleet *f)
 {
 	size_t nf = 0;
+	double now = fleet_now();
+	int asking_too = now - f->last_asking >= PACE_ASKING_S;
 
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
-		if (h->state != H_RUNNING)
+		if (h->state != H_RUNNING || (h->asking && !asking_too))
 			continue;
 		f->io[i] = (struct fleet_io){ f, h };
 		if (h->progress_fd >= 0)
@@ -187,10 +206,15 @@ static void wait_for_hosts(struct fleet *f)
 			f->fds[nf++] = (struct pump_fd){ .fd = &h->c.err_fd, .sb = &h->err,
 							 .on_read = work_stderr, .data = &f->io[i] };
 	}
+	if (asking_too)
+		f->last_asking = now;
 	if (!nf) {
 		usleep(20000);
 		return;
 	}
+	if (nf > PACE_FDS && f->last_pass + PACE_S > now)
+		usleep((useconds_t)((f->last_pass + PACE_S - now) * 1e6));
+	f->last_pass = fleet_now();
 	pump(f->fds, nf, f->tty ? 200 : 1000);
 }
 
