@@ -622,7 +622,7 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 			    hive_build(plan, &prep), r->started, &r->warnings, &r->err);
 }
 
-static int nrr_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct run r;
 	struct colmena_deploy plan;	/* kept to the end: apply-local's argv */
@@ -637,7 +637,6 @@ static int nrr_main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.started = fleet_now();
 	options_init(&r.opt);
-	r.opt.self_main = nrr_main;
 	strvec_init(&r.warnings);
 	/* colmena's commands (build, eval, ...) have options of their own */
 	if (argc > 1 && colmena_is_command(argv[1])) {
@@ -715,9 +714,4 @@ done:
 	cJSON_Delete(r.diff);
 	options_release(&r.opt);
 	return ret;
-}
-
-int main(int argc, char **argv)
-{
-	return nrr_main(argc, argv);
 }

@@ -86,7 +86,6 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		strvec_push(&h->c.args, "--wait-go");
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
-	h->c.fn = o->self_main;
 	h->c.in = CHILD_NULL;
 	h->c.out = CHILD_NULL;
 	h->c.err = CHILD_PIPE;

@@ -143,9 +143,6 @@ struct options {
 	/* the OF_FLEET options given, in order, spelled long: for a fleet's
 	 * children */
 	struct strvec fleet_args;
-	/* NULL, or this program's main, set by main: a fleet's children run
-	 * it in a forked copy instead of exec'ing /proc/self/exe (run.h) */
-	int (*self_main)(int argc, char **argv);
 
 	/* "warning: ..." lines the caller should print */
 	struct strvec warnings;

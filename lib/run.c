@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -230,11 +229,12 @@ static void close_fds_but(int keep1, int keep2)
  * table are the child's own. vfork, not fork: a fleet's host starts a
  * dozen commands, and fork's copy of the page tables and the faults that
  * follow were most of what each start cost us.
- * Sets up the child as c says, with the exec-error pipe kept (moved if it
- * sat where the mapped fd goes): that pipe, or -1 with errno set.
  */
-static int child_setup(const struct child *c, const int ends[3], int errpipe)
+static void child_exec(const char *path, char *const argv[], char **envp,
+		       const int ends[3], int errpipe, int die_with_parent,
+		       int map_fd, int map_to, int own_group)
 {
+	int err;
 	sigset_t all;
 	struct sigaction dfl;
 
@@ -244,37 +244,36 @@ static int child_setup(const struct child *c, const int ends[3], int errpipe)
 		sigaction(sig, &dfl, NULL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	if (c->stop_group)
+	if (own_group)
 		setpgid(0, 0);
 #ifdef __linux__
-	if (c->die_with_parent)
+	if (die_with_parent)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+#else
+	(void)die_with_parent;
 #endif
 	for (int i = 0; i < 3; i++)
 		if (ends[i] >= 0 && dup2(ends[i], i) < 0)
-			return -1;
-	if (c->map_fd >= 0 && c->map_to >= 3) {
+			goto fail;
+	if (map_fd >= 0 && map_to >= 3) {
 		/* the exec-error pipe must not sit where the mapped fd goes */
-		if (errpipe == c->map_to)
-			errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, c->map_to + 1);
-		if (dup2(c->map_fd, c->map_to) < 0)
-			return -1;
+		if (errpipe == map_to)
+			errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, map_to + 1);
+		if (dup2(map_fd, map_to) < 0)
+			goto fail;
 	}
 	/* everything else is close-on-exec or closed here: all of it, as a
 	 * fleet raises the open-files limit past 1024 */
-	close_fds_but(errpipe, c->map_to);
-	return errpipe;
-}
-
-static void child_fail(int errpipe)
-{
-	int err = errno;
+	close_fds_but(errpipe, map_to);
+	execve(path, argv, envp);
+fail:
+	err = errno;
 	if (write(errpipe, &err, sizeof(err)) < 0)
 		_exit(127);
 	_exit(127);
 }
 
-/* vfork and exec, apart: nothing of child_start's lives across the
+/* vfork and child_exec, apart: nothing of child_start's lives across the
  * vfork (the compiler could keep it where the child writes). Returns the
  * pid, or -1 with errno set. */
 static __attribute__((noinline)) pid_t spawn(const struct child *c, const char *path,
@@ -283,36 +282,8 @@ static __attribute__((noinline)) pid_t spawn(const struct child *c, const char *
 	pid_t pid = vfork();
 	if (pid == 0) {
 		close(ep[0]);
-		int errpipe = child_setup(c, ends, ep[1]);
-		if (errpipe >= 0)
-			execve(path, (char *const *)c->args.v, envp);
-		child_fail(errpipe >= 0 ? errpipe : ep[1]);
-	}
-	return pid;
-}
-
-/*
- * fork and c->fn. The copy is set up as an exec'ed child is, then drops
- * what was the parent's alone: its table of running children (theirs to
- * signal, not ours), its interrupt, its environment (envp is the child's).
- * Its stdio buffers were flushed before the fork, so nothing is written
- * twice. exit(), not _exit(): the child's own buffers go out.
- */
-static pid_t spawn_fn(const struct child *c, char **envp, const int ends[3], const int ep[2])
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(ep[0]);
-		int errpipe = child_setup(c, ends, ep[1]);
-		if (errpipe < 0)
-			child_fail(ep[1]);
-		close(errpipe);
-		free((pid_t *)running);
-		running = NULL;
-		running_cap = 0;
-		interrupted = 0;
-		environ = envp;
-		exit(c->fn((int)c->args.nr, (char **)c->args.v));
+		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
+			   c->die_with_parent, c->map_fd, c->map_to, c->stop_group);
 	}
 	return pid;
 }
@@ -325,7 +296,7 @@ int child_start(struct child *c, struct nrr_err *e)
 
 	if (!c->args.nr)
 		return nrr_fail(e, NRR_EFAIL, "internal: empty command"), -1;
-	path = c->fn ? xstrdup(c->args.v[0]) : find_in_path(c->args.v[0]);
+	path = find_in_path(c->args.v[0]);
 	if (!path) {
 		nrr_fail(e, NRR_EFAIL, "cannot run '%s': not found in PATH",
 			 c->args.v[0]);
@@ -345,9 +316,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	 * this child (child_exec unblocks them in the child) */
 	sigset_t oldmask;
 	block_signals(&oldmask);
-	if (c->fn)
-		fflush(NULL);
-	pid_t pid = c->fn ? spawn_fn(c, envp, ends, ep) : spawn(c, path, envp, ends, ep);
+	pid_t pid = spawn(c, path, envp, ends, ep);
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;

@@ -14,15 +14,6 @@
  * one poll loop): nix writes progress on stderr and results on stdout, and
  * reading one after the other can deadlock on a full pipe.
  *
- * A child may instead be a copy of this process (fn set): forked, not
- * exec'ed, with the same fds, signals and environment set up as for an
- * exec, then fn(argc, argv) run there and its return its exit status. A
- * fleet's host is this program over again: exec'ing it paid the dynamic
- * loader's start and a fresh address space's faults once per host, a
- * fifth of what each host cost the tool (bench/fleet). The copy forgets
- * the parent's running children and interrupt, so its signals reach only
- * its own.
- *
  * Exit statuses: a normal exit gives its status; death by signal N gives
  * 128 + N, as shells report it.
  *
@@ -65,16 +56,13 @@ struct child {
 	 * (SIGKILL) a moment after an interrupt if it has not ended by then;
 	 * nix 2.8 does not look at signals inside some builtins */
 	int stop_group;
-	/* NULL: exec args.v[0]. Else run in a forked copy of this process:
-	 * fn(args.nr, args.v), its return the exit status (see above) */
-	int (*fn)(int argc, char **argv);
 };
 
 #define CHILD_INIT { .args = STRVEC_INIT, .env = STRVEC_INIT, \
 		     .in = CHILD_INHERIT, .out = CHILD_INHERIT, .err = CHILD_INHERIT, \
 		     .in_fd = -1, .out_fd = -1, .err_fd = -1, .die_with_parent = 0, \
 		     .map_fd = -1, .map_to = -1, .keep_stdin_open = 0, .pid = -1, \
-		     .stop_group = 0, .fn = NULL }
+		     .stop_group = 0 }
 
 void child_init(struct child *c);
 /* Frees args and env; does not wait. */
