@@ -7,9 +7,9 @@
  * `nix-store -qR` of every host's system (their union, dependencies
  * first) and `nix-store --dump-db` of that union (each path's NAR size
  * and references, in the union's order: the format `--load-db` reads),
- * kept in a file every host's child reads (--closure-db). A child selects
- * its own system's closure from it: the union's order restricted to one
- * closure is still dependencies first, as `nix-store --import` needs.
+ * split by the fleet into a file per host, which its child reads
+ * (--closure-db). The union's order restricted to one closure is still
+ * dependencies first, as `nix-store --import` needs.
  */
 #ifndef NRR_CLOSUREDB_H
 #define NRR_CLOSUREDB_H

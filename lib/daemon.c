@@ -354,7 +354,8 @@ out:
 }
 
 /* Writes all of buf, reading what the daemon says meanwhile (its log
- * must never fill the link while we write). 0, or -1 with why. */
+ * must never fill the link while we write). 0, or -1 with why (-2: it
+ * flooded us, DAEMON_IN_MAX). */
 static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *why,
 		    size_t whylen)
 {
@@ -369,8 +370,10 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 		if (r <= 0)
 			return fail(why, whylen, "its nix-daemon stopped reading");
 		int t = (pf.revents & POLLIN) ? take(d) : 0;
-		if (t == -2)
-			return flooded(why, whylen);
+		if (t == -2) {
+			flooded(why, whylen);
+			return -2;
+		}
 		if (t < 0 && !(pf.revents & POLLOUT))
 			return fail(why, whylen, "its nix-daemon hung up");
 		if (!(pf.revents & (POLLOUT | POLLERR | POLLHUP)))
@@ -440,7 +443,7 @@ struct framed {
 	struct daemon_conn *d;
 	char *why;
 	size_t whylen;
-	int gone;
+	int gone;	/* 1: the link broke; 2: the daemon flooded it */
 };
 
 static int to_frame(void *ctx, const void *buf, size_t len)
@@ -449,9 +452,11 @@ static int to_frame(void *ctx, const void *buf, size_t len)
 	unsigned char head[8];
 	for (int i = 0; i < 8; i++)
 		head[i] = (unsigned char)((uint64_t)len >> (8 * i));
-	if (send_all(f->d, head, sizeof(head), f->why, f->whylen) ||
-	    send_all(f->d, buf, len, f->why, f->whylen))
-		f->gone = 1;
+	int r = send_all(f->d, head, sizeof(head), f->why, f->whylen);
+	if (!r)
+		r = send_all(f->d, buf, len, f->why, f->whylen);
+	if (r)
+		f->gone = r == -2 ? 2 : 1;
 	return f->gone ? -1 : 0;
 }
 
@@ -484,8 +489,9 @@ int daemon_add(struct daemon_conn *d, const struct narexport_path *paths, size_t
 		unsigned long long nar = 0;
 		strbuf_reset(&msg);
 		add_header(&msg, &paths[sent]);
-		if (send_all(d, msg.buf, msg.len, why, whylen)) {
-			f.gone = 1;
+		int r = send_all(d, msg.buf, msg.len, why, whylen);
+		if (r) {
+			f.gone = r == -2 ? 2 : 1;
 			break;
 		}
 		ret = narexport_nar(&paths[sent], to_frame, &f, stop, &nar, why, whylen);
@@ -496,6 +502,9 @@ int daemon_add(struct daemon_conn *d, const struct narexport_path *paths, size_t
 	strbuf_release(&msg);
 	if (ret && !f.gone)
 		return ret;	/* ours: a mismatch, an unreadable file, a stop */
+	/* a flood is not read on for the daemon's last words */
+	if (f.gone == 2)
+		return flooded(why, whylen);
 	/* each operation's answer: its log, then the end or its error */
 	for (size_t i = 0; i < sent; i++) {
 		char daemon_why[512] = "";

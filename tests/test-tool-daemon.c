@@ -14,7 +14,8 @@
  * trust in the greeting: the probe answers), trusting (1.35, trusted),
  * distrusting (1.35, not trusted), untrusted-probe (1.34, the probe is
  * refused), old (1.31), failing (1.34, b's import fails with an error in
- * colours and a trace).
+ * colours and a trace), flooding (1.34: at b's import it stops reading and
+ * writes 17 MiB of log lines nobody asked for).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -178,6 +179,21 @@ static int fake_daemon(int fd, const char *scenario)
 		CHECK(!rd_str(fd, &s) && s.len == 0, "CA");
 		CHECK(!rd_u64(fd, &x) && x == 0, "repair");
 		CHECK(!rd_u64(fd, &x) && x == 1, "dontCheckSigs");
+		if (!strcmp(scenario, "flooding") && k == 1) {
+			/* a 1 MiB log line 17 times, while b's NAR waits unread */
+			struct strbuf line = STRBUF_INIT;
+			for (size_t i = 0; i < (1u << 20) - 64; i++)
+				strbuf_addch(&line, 'x');
+			for (int i = 0; i < 17; i++) {
+				serveproto_add_u64(&o, STDERR_NEXT);
+				serveproto_add_string(&o, line.buf);
+				if (send_out(fd, &o))
+					break;
+			}
+			strbuf_release(&line);
+			printf("daemon: flooded\n");
+			break;
+		}
 		while (!rd_u64(fd, &frame) && frame) {
 			char buf[65536];
 			CHECK(frame <= sizeof(buf) && !fd_read_exact(fd, buf, (size_t)frame), "frame");

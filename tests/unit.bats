@@ -560,6 +560,12 @@ $s/22222222222222222222222222222222-system-two 20"
 	run -0 "$TT" daemon-chat failing "$d"
 	assert_line "add: failed: its nix-daemon says: hash mismatch importing path"
 	assert_line "daemon exit 0"
+	# a daemon that talks while it should read is not listened to past 16 MiB: b is
+	# big enough to still be on its way when it stops reading
+	head -c $((8 << 20)) /dev/zero >"$d/b"
+	run -0 "$TT" daemon-chat flooding "$d"
+	assert_line "add: failed: its nix-daemon sent more than 16 MiB unasked"
+	assert_line "daemon: flooded"
 }
 
 @test "closure cache: a deployed system's closure is kept, read back, and refused when tampered with" {
