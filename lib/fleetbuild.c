@@ -220,6 +220,10 @@ static int eval_hosts(const struct options *o, const char *ref, struct fleet_hos
 		ret = e->status;
 		goto out;
 	}
+	/* every group failed: what they share does not evaluate, not one host */
+	size_t failed_groups = 0;
+	for (size_t i = 0; i < jobs; i++)
+		failed_groups += g[i].status != 0;
 	/* the hosts of failed groups, one per group, evaluated jobs at a time */
 	size_t nsingle = 0;
 	struct eval_group *single = xcalloc(n, sizeof(*single));
@@ -231,7 +235,11 @@ static int eval_hosts(const struct options *o, const char *ref, struct fleet_hos
 			char why[512];
 			nix_error_summary(g[i].err.buf, why, sizeof(why));
 			ret = nrr_fail(e, NRR_ENOSTART, "evaluating the fleet's systems failed: %s", why);
-			nrr_hint(e, "with -k (--keep-going) the other hosts go on");
+			if (jobs > 1 && failed_groups == jobs)
+				nrr_hint(e, "every group of hosts (%zu) failed to evaluate: the error is in "
+					 "what they share, which -k (--keep-going) does not pass", jobs);
+			else
+				nrr_hint(e, "with -k (--keep-going) the other hosts go on");
 		} else if (g[i].count == 1) {
 			eval_failed(&hosts[g[i].first], g[i].err.buf);
 		} else {

@@ -87,6 +87,16 @@ broken_t2() {
 		grep -qx "hint: with -k (--keep-going) the other hosts go on" <<<"$stderr" || fail "$stderr"
 	done
 	[ "$(fleet_commands t1)" = 0 ] && [ "$(fleet_commands t3)" = 0 ]
+	# what every host shares does not evaluate: -k would not help, and the hint says so
+	flake_copy "$BATS_TEST_TMPDIR/s" evalshared
+	sed -i 's|^  sw = drv |  sw = throw "the package set does not evaluate"; unused = drv |' \
+		"$BATS_TEST_TMPDIR/s/systems.nix"
+	run --separate-stderr nrr switch --flake "$BATS_TEST_TMPDIR/s" --on t1,t2,t3 --eval-jobs 3
+	[ "$status" = 13 ] || fail "exit $status: $stderr"
+	grep -q "^error: evaluating the fleet's systems failed: .*the package set does not evaluate" \
+		<<<"$stderr" || fail "$stderr"
+	grep -qx "hint: every group of hosts (3) failed to evaluate: the error is in what they share, which -k (--keep-going) does not pass" \
+		<<<"$stderr" || fail "$stderr"
 }
 
 @test "--eval-jobs N: N nix processes evaluate the fleet; a small fleet takes one" {
