@@ -109,42 +109,63 @@ int closuredb_parse(const char *text, struct closuredb *db)
 	return ret;
 }
 
+static int by_index(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The paths reachable from db's path top, each once, into picked in the
+ * dump's order (dependencies first); returns how many. Those reached are
+ * marked with stamp in seen[]: a caller that walks many tops gives each
+ * its own stamp and keeps seen, so that each walk costs its closure, not
+ * the dump. seen, stack and picked hold db->n each.
+ */
+static size_t reach(const struct closuredb *db, size_t top, size_t *seen, size_t stamp,
+		    size_t *stack, size_t *picked)
+{
+	size_t sp = 0, count = 0;
+
+	seen[top] = stamp;
+	stack[sp++] = top;
+	while (sp) {
+		size_t at = stack[--sp];
+		picked[count++] = at;
+		for (size_t k = 0; k < db->nrefs[at]; k++) {
+			size_t r = db->refs[at][k];
+			if (seen[r] != stamp) {
+				seen[r] = stamp;
+				stack[sp++] = r;
+			}
+		}
+	}
+	qsort(picked, count, sizeof(*picked), by_index);
+	return count;
+}
+
 int closuredb_select(const struct closuredb *db, const char *top, struct strvec *closure,
 		     unsigned long long **sizes)
 {
-	size_t t = db->n, sp = 0, count = 0, j = 0;
-	char *mark;
-	size_t *stack;
+	size_t t = db->n;
 
 	for (size_t i = 0; i < db->n && t == db->n; i++)
 		if (!strcmp(db->paths[i], top))
 			t = i;
 	if (t == db->n)
 		return -1;
-	/* every path reachable from top, each pushed once */
-	mark = xcalloc(db->n + 1, 1);
-	stack = xcalloc(db->n + 1, sizeof(*stack));
-	mark[t] = 1;
-	stack[sp++] = t;
-	while (sp) {
-		size_t i = stack[--sp];
-		count++;
-		for (size_t k = 0; k < db->nrefs[i]; k++) {
-			size_t r = db->refs[i][k];
-			if (!mark[r]) {
-				mark[r] = 1;
-				stack[sp++] = r;
-			}
-		}
-	}
+	size_t *seen = xcalloc(db->n + 1, sizeof(*seen));
+	size_t *stack = xcalloc(db->n + 1, sizeof(*stack));
+	size_t *picked = xcalloc(db->n + 1, sizeof(*picked));
+	size_t count = reach(db, t, seen, 1, stack, picked);
 	*sizes = xcalloc(count + 1, sizeof(**sizes));
-	for (size_t i = 0; i < db->n; i++)
-		if (mark[i]) {
-			strvec_push(closure, db->paths[i]);
-			(*sizes)[j++] = db->sizes[i];
-		}
-	free(mark);
+	for (size_t k = 0; k < count; k++) {
+		strvec_push(closure, db->paths[picked[k]]);
+		(*sizes)[k] = db->sizes[picked[k]];
+	}
+	free(seen);
 	free(stack);
+	free(picked);
 	return 0;
 }
 
@@ -200,19 +221,6 @@ static int dump_paths(const struct host *h, const struct strvec *all, struct str
 	return ret;
 }
 
-int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
-		   struct nrr_err *e)
-{
-	struct strvec all = STRVEC_INIT;
-	int ret;
-
-	if (!tops->nr)
-		return 0;
-	if (!(ret = closure_of_all(h, tops, &all, e)))
-		ret = dump_paths(h, &all, out, e);
-	strvec_clear(&all);
-	return ret;
-}
 
 int closuredb_load(const struct host *h, const struct strvec *closure, struct closuredb *db,
 		   struct nrr_err *e)
@@ -270,17 +278,16 @@ int closuredb_load_here(const struct strvec *tops, const struct strvec *closure,
 {
 	/* this machine: no ssh, so no ssh context */
 	struct host local = { "localhost", NULL, NULL };
-	struct strbuf dump = STRBUF_INIT;
+	struct strvec all = STRVEC_INIT;
 	struct nrr_err ignored = { 0 };
 	int ret = -1;
 
 	memset(db, 0, sizeof(*db));
-	if (closure)
-		return closuredb_load(&local, closure, db, &ignored) ? -1 : 0;
-	if (dumpable(tops) && !closuredb_dump(&local, tops, &dump, &ignored) &&
-	    !closuredb_parse(dump.buf ? dump.buf : "", db))
+	if (!closure && dumpable(tops) && !closure_of_all(&local, tops, &all, &ignored))
+		closure = &all;
+	if (closure && !closuredb_load(&local, closure, db, &ignored))
 		ret = 0;
-	strbuf_release(&dump);
+	strvec_clear(&all);
 	return ret;
 }
 
@@ -291,12 +298,6 @@ static void add_entry(const struct closuredb *db, size_t i, struct strbuf *out)
 		    db->derivers[i], db->nrefs[i]);
 	for (size_t k = 0; k < db->nrefs[i]; k++)
 		strbuf_addf(out, "%s\n", db->paths[db->refs[i][k]]);
-}
-
-static int by_index(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* A new file (dir is ours, 0700) holding out. 0 or -1. */
@@ -310,16 +311,13 @@ static int write_new(const char *file, const struct strbuf *out)
 	return ret;
 }
 
-/*
- * Each top's closure is walked from it alone, stamped with its own
- * number, and put back in the dump's order by sorting what it reached:
- * the cost is each closure's, not the fleet's, per host.
- */
+/* Each top's walk has its own stamp (reach): the cost is each closure's,
+ * not the fleet's, per host. */
 int closuredb_split(const struct closuredb *db, const char *dir, const char *const *tops,
 		    size_t n)
 {
 	struct strindex in_db;
-	size_t *stamp = xcalloc(db->n + 1, sizeof(*stamp));
+	size_t *seen = xcalloc(db->n + 1, sizeof(*seen));
 	size_t *stack = xcalloc(db->n + 1, sizeof(*stack));
 	size_t *picked = xcalloc(db->n + 1, sizeof(*picked));
 	struct strbuf out = STRBUF_INIT;
@@ -328,23 +326,9 @@ int closuredb_split(const struct closuredb *db, const char *dir, const char *con
 	strindex_init(&in_db, (const char *const *)db->paths, db->n);
 	for (size_t i = 0; i < n && !ret; i++) {
 		long t = tops[i] ? strindex_find(&in_db, tops[i]) : -1;
-		size_t sp = 0, count = 0;
 		if (t < 0)
 			continue;	/* its child asks the store */
-		stamp[t] = i + 1;
-		stack[sp++] = (size_t)t;
-		while (sp) {
-			size_t at = stack[--sp];
-			picked[count++] = at;
-			for (size_t k = 0; k < db->nrefs[at]; k++) {
-				size_t r = db->refs[at][k];
-				if (stamp[r] != i + 1) {
-					stamp[r] = i + 1;
-					stack[sp++] = r;
-				}
-			}
-		}
-		qsort(picked, count, sizeof(*picked), by_index);
+		size_t count = reach(db, (size_t)t, seen, i + 1, stack, picked);
 		strbuf_reset(&out);
 		for (size_t k = 0; k < count; k++)
 			add_entry(db, picked[k], &out);
@@ -354,7 +338,7 @@ int closuredb_split(const struct closuredb *db, const char *dir, const char *con
 	}
 	strindex_release(&in_db);
 	strbuf_release(&out);
-	free(stamp);
+	free(seen);
 	free(stack);
 	free(picked);
 	return ret;

@@ -45,10 +45,6 @@ void closuredb_release(struct closuredb *db);
 int closuredb_load(const struct host *h, const struct strvec *closure, struct closuredb *db,
 		   struct nrr_err *e);
 
-/* The dump of the closures of tops on h, into out. 0 or an NRR_* status. */
-int closuredb_dump(const struct host *h, const struct strvec *tops, struct strbuf *out,
-		   struct nrr_err *e);
-
 /*
  * A fleet's dump, one file per host: each host's child reads its own
  * closure's registrations, not the whole fleet's (at 200 hosts, reading
