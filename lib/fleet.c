@@ -435,6 +435,16 @@ static int dumps(const struct fleet *f)
 	return !dry_run(f->o);
 }
 
+/* The hosts' closure files gone: their children ask the store. */
+static void drop_closures(struct fleet *f)
+{
+	if (f->closure_dir) {
+		closuredb_remove(f->closure_dir, f->n);
+		free(f->closure_dir);
+		f->closure_dir = NULL;
+	}
+}
+
 /* The hosts' closures, one file each in f->closure_dir (lib/closuredb.h),
  * from one query of this store: of closure when the build listed it, or
  * else of their systems' closures. When the store cannot tell, there are
@@ -449,11 +459,8 @@ static void dump_closures(struct fleet *f, const struct strvec *closure)
 	for (size_t i = 0; i < f->n; i++)
 		each[i] = f->hosts[i].path;
 	if (!tops.nr || closuredb_load_here(&tops, closure, &db) ||
-	    closuredb_split(&db, f->closure_dir, each, f->n)) {
-		closuredb_remove(f->closure_dir, f->n);
-		free(f->closure_dir);
-		f->closure_dir = NULL;
-	}
+	    closuredb_split(&db, f->closure_dir, each, f->n))
+		drop_closures(f);
 	closuredb_release(&db);
 	strvec_clear(&tops);
 	free(each);
@@ -485,11 +492,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	} else {
 		ret = verdict(f, e);
 	}
-	if (f->closure_dir) {
-		closuredb_remove(f->closure_dir, f->n);
-		free(f->closure_dir);
-		f->closure_dir = NULL;
-	}
+	drop_closures(f);
 	return ret;
 }
 
