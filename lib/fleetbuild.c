@@ -64,9 +64,27 @@ int fleet_flake_names(const struct options *o, const char *ref,
 /* What one evaluator of a NixOS system may take, for the default number. */
 #define EVAL_BYTES (2ULL << 30)
 
+/*
+ * Whether this machine's Nix store has been opened before (its state
+ * directory's gcroots exist). Nix (2.8 and later: LocalStore's
+ * constructor) makes gcroots and its "profiles" link the first time a
+ * process opens the store without a daemon, and two doing so at once race:
+ * one fails with "creating symlink from '.../gcroots/profiles' ...: File
+ * exists" (seen with two evaluators on a fresh machine). With a daemon the
+ * daemon made them long ago, and this is true.
+ */
+static int store_opened_before(void)
+{
+	const char *state = getenv("NIX_STATE_DIR");
+	char *gcroots = xstrfmt("%s/gcroots", state && *state ? state : "/nix/var/nix");
+	int yes = access(gcroots, F_OK) == 0;
+	free(gcroots);
+	return yes;
+}
+
 /* How many nix processes evaluate the n hosts' systems at once: --eval-jobs,
  * or one per EVAL_MIN_HOSTS hosts, at most one per core and per EVAL_BYTES
- * of available memory. */
+ * of available memory; one on a store never opened (store_opened_before). */
 static size_t eval_jobs(const struct options *o, size_t n)
 {
 	size_t jobs;
@@ -83,6 +101,8 @@ static size_t eval_jobs(const struct options *o, size_t n)
 	}
 	if (jobs > n)
 		jobs = n;
+	if (jobs > 1 && !store_opened_before())
+		jobs = 1;
 	return jobs ? jobs : 1;
 }
 

@@ -112,3 +112,14 @@ broken_t2() {
 	assert_failure 2
 	assert_line --index 0 "error: --target-user, --parallel and --eval-jobs go with --on"
 }
+
+@test "a store never opened here gets one evaluator: two would race to make its gcroots" {
+	# as on a fresh machine without a daemon: the first nix to open the store makes
+	# gcroots and its profiles link, and two at once failed ("... File exists")
+	fleet_local sh -c 'cd /nix/var/nix && rm -rf gcroots.away && { [ ! -e gcroots ] || mv gcroots gcroots.away; }'
+	retag fresh-store
+	run --separate-stderr nrr switch --flake "$F" --on t1,t2,t3 --eval-jobs 2 -v
+	fleet_local sh -c 'cd /nix/var/nix && [ ! -e gcroots.away ] || { rm -rf gcroots && mv gcroots.away gcroots; }'
+	[ "$status" = 0 ] || fail "exit $status: $stderr"
+	[ "$(grep -c "^\$ 'nix' .* 'eval' " <<<"$stderr")" = 1 ] || fail "$stderr"
+}
