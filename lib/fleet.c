@@ -6,6 +6,7 @@
 #include "fleetbuild.h"
 #include "fleetview.h"
 #include "pushto.h"
+#include "fleetpush.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -59,8 +60,14 @@ struct fleet {
 	const struct fleet_prepare *prep;	/* to run once the first hosts started */
 	struct strvec *warnings;
 	struct nrr_err prep_err;	/* its failure (status 0: none, or not run) */
-	struct strvec pushed;	/* the union of the closures push_all sent */
+	struct strvec pushed;	/* the union of the closures pushed (push_start) */
+	int push_wanted;	/* --push-to: the push runs beside the hosts */
+	struct strvec tops;	/* ... of these systems */
+	struct fleetpush *push;	/* ... while it runs (push_start) */
 };
+
+static int holding(const struct fleet *f);
+static void push_said(void *data, const char *buf, size_t n);
 
 /* A timestamped line for h, when the run does not draw live lines. */
 static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
@@ -126,7 +133,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
 		char *db = f->closure_dir ? closuredb_file(f->closure_dir, (size_t)(h - f->hosts)) : NULL;
-		int failed = fleet_host_start(f->o, h, f->password, db, f->prep != NULL, e);
+		int failed = fleet_host_start(f->o, h, f->password, db, holding(f), e);
 		free(db);
 		if (failed) {
 			h->state = H_DONE;
@@ -206,6 +213,9 @@ static void wait_for_hosts(struct fleet *f)
 			f->fds[nf++] = (struct pump_fd){ .fd = &h->c.err_fd, .sb = &h->err,
 							 .on_read = work_stderr, .data = &f->io[i] };
 	}
+	if (f->push && f->push->a.out >= 0)
+		f->fds[nf++] = (struct pump_fd){ .fd = &f->push->a.out, .sb = &f->push->in,
+						 .on_read = push_said, .data = f };
 	if (asking_too)
 		f->last_asking = now;
 	if (!nf) {
@@ -252,12 +262,61 @@ static void interrupt_hosts(struct fleet *f)
 
 static void dump_closures(struct fleet *f, const struct strvec *closure);
 
+/* The go a host waiting for it hears, with the cache route's key when
+ * the push learned it. The caller frees it. */
+static char *go_line(const struct fleet *f)
+{
+	return f->o->cache_url && f->o->cache_key && !strchr(f->o->cache_key, '\n') ?
+		       xstrfmt("y %s\n", f->o->cache_key) :
+		       xstrdup("y\n");
+}
+
+/* Gives h, waiting at --wait-go, its go (ok) or the end of its stdin. */
+static void go_host(struct fleet *f, struct fleet_host *h, const char *go, int ok)
+{
+	h->going = 0;
+	if (ok && write(h->answer_fd, go, strlen(go)) < 0) {
+		/* the child is gone: its result says why */
+	}
+	if (!ok || !fleet_holds(f->o)) {
+		close(h->answer_fd);
+		h->answer_fd = -1;
+	}
+}
+
+/*
+ * The prepare (or the push) is over: it is every host's phase (named
+ * phase; NULL: it built, the "build" phase ends with it), up to now; the
+ * hosts waiting get their go, or (!ok) the end of their stdin: they stop,
+ * and the fleet's status is the prepare's.
+ */
+static void prepared(struct fleet *f, const char *phase, int ok)
+{
+	double built = fleet_now();
+	char *go = go_line(f);
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		if (phase) {
+			h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
+			memmove(h->phases + 3, h->phases + 2, (h->nr_phases - 2) * sizeof(*h->phases));
+			h->phases[2] = (struct fleet_phase){ "", h->phases[1].end, built };
+			snprintf(h->phases[2].name, sizeof(h->phases[2].name), "%s", phase);
+			h->nr_phases++;
+		} else {
+			h->phases[1].end = built;
+		}
+		if (h->going)
+			go_host(f, h, go, ok);
+	}
+	free(go);
+	if (!ok)
+		f->stop = 1;
+}
+
 /*
  * The fleet's prepare (a hive's build), while the hosts started so far
- * connect and lock; then the closures' dump, and their go: "y" on each
- * one's stdin, or, when it failed, the end of it (they stop, and the
- * fleet's status is the prepare's). Hosts started after this have their
- * systems: they do not wait.
+ * connect and lock; then the closures' dump, and their go. Hosts started
+ * after this have their systems: they do not wait.
  */
 static void prepare(struct fleet *f)
 {
@@ -269,39 +328,55 @@ static void prepare(struct fleet *f)
 	/* (the build listed the closures: no second nix-store for them) */
 	if (!ret && f->closure_dir)
 		dump_closures(f, prep->closure && prep->closure->nr ? prep->closure : NULL);
-	/* every host's build (or push) phase is the fleet's, which the
-	 * first ones' connect (and their "ready": connected, locked,
-	 * waiting) overlaps */
-	double built = fleet_now();
-	/* the go, with the cache route's key when the push learned it */
-	char *go = f->o->cache_url && f->o->cache_key && !strchr(f->o->cache_key, '\n') ?
-		   xstrfmt("y %s\n", f->o->cache_key) :
-		   xstrdup("y\n");
-	for (size_t i = 0; i < f->n; i++) {
-		struct fleet_host *h = &f->hosts[i];
-		if (prep->phase) {
-			h->phases = xrealloc(h->phases, (h->nr_phases + 1) * sizeof(*h->phases));
-			memmove(h->phases + 3, h->phases + 2, (h->nr_phases - 2) * sizeof(*h->phases));
-			h->phases[2] = (struct fleet_phase){ "", h->phases[1].end, built };
-			snprintf(h->phases[2].name, sizeof(h->phases[2].name), "%s", prep->phase);
-			h->nr_phases++;
-		} else {
-			h->phases[1].end = built;
-		}
-		if (!h->going)
-			continue;
-		h->going = 0;
-		if (!ret && write(h->answer_fd, go, strlen(go)) < 0) {
-			/* the child is gone: its result says why */
-		}
-		if (ret || !fleet_holds(f->o)) {
-			close(h->answer_fd);
-			h->answer_fd = -1;
-		}
+	/* every host's build phase is the fleet's, which the first ones'
+	 * connect (and their "ready": connected, locked, waiting) overlaps */
+	prepared(f, prep->phase, !ret);
+}
+
+/* Whether hosts starting now wait for the fleet's go. */
+static int holding(const struct fleet *f)
+{
+	return f->prep || f->push_wanted || (f->push && !f->push->done);
+}
+
+/* The cache route's push, beside the hosts (lib/fleetpush.h). */
+static void push_start(struct fleet *f)
+{
+	struct nrr_err e;
+
+	f->push_wanted = 0;
+	f->push = xcalloc(1, sizeof(*f->push));
+	if (fleetpush_start(f->push, f->o, &f->tops, &f->pushed, &e)) {
+		f->prep_err = e;
+		prepared(f, "push", 0);
 	}
-	free(go);
-	if (ret)
-		f->stop = 1;
+}
+
+/* The push said something: taken when whole (its warnings, its key or
+ * its failure) and kept until it ends. */
+static void push_said(void *data, const char *buf, size_t n)
+{
+	struct fleet *f = data;
+	(void)buf;
+	(void)n;
+	fleetpush_take(f->push);
+}
+
+/* The push has ended (its pipe closed): what it said is the fleet's. */
+static void push_ended(struct fleet *f)
+{
+	struct fleetpush *p = f->push;
+	fleetpush_end(p);
+	strvec_pushvec(f->warnings, &p->warnings);
+	if (p->err.status)
+		f->prep_err = p->err;
+	if (p->key) {
+		/* the hosts' go carries it (go_line) */
+		free(f->o->cache_key_buf);
+		f->o->cache_key_buf = xstrdup(p->key);
+		f->o->cache_key = f->o->cache_key_buf;
+	}
+	prepared(f, "push", !p->err.status);
 }
 
 /* Deploys every host, --parallel at a time, until none is in flight. */
@@ -311,11 +386,13 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		start_hosts(f, e);
 		if (f->prep)
 			prepare(f);
+		else if (f->push_wanted)
+			push_start(f);
 		if (!f->running)
 			break;
 		/* ask once no other host can start */
 		size_t asking = count_asking(f);
-		if (asking && asking == f->running &&
+		if (asking && asking == f->running && !holding(f) &&
 		    (f->stop || f->next == f->n || f->running >= f->cap)) {
 			if (f->o->ask && !f->o->yes) {
 				fleet_ask(f->hosts, f->n);
@@ -332,6 +409,8 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 			continue;
 		}
 		wait_for_hosts(f);
+		if (f->push && !f->push->done && f->push->a.out < 0)
+			push_ended(f);
 		finish_hosts(f);
 		if (run_interrupted())
 			interrupt_hosts(f);
@@ -478,12 +557,12 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
 	f->cap = openfiles_fit(fleet_holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
-	f->fds = xcalloc(2 * f->n + 1, sizeof(*f->fds));
+	f->fds = xcalloc(2 * f->n + 2, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	/* with a prepare, the dump's files are named now, written after it */
 	f->closure_dir = dumps(f) ? closuredb_reserve() : NULL;
 	if (f->closure_dir && !f->prep)
-		dump_closures(f, NULL);
+		dump_closures(f, f->pushed.nr ? &f->pushed : NULL);
 	deploy_hosts(f, e);
 	if (f->prep_err.status) {
 		/* none went on: the prepare's failure is the fleet's */
@@ -512,6 +591,11 @@ static void fleet_release(struct fleet *f)
 	free(f->fds);
 	free(f->io);
 	strvec_clear(&f->pushed);
+	if (f->push) {
+		fleetpush_release(f->push);
+		free(f->push);
+	}
+	strvec_clear(&f->tops);
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,
@@ -521,7 +605,7 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 	double now = fleet_now();
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
 			   .t0 = started > 0 && started <= now ? started : now, .prep = prep,
-			   .warnings = warnings, .pushed = STRVEC_INIT };
+			   .warnings = warnings, .pushed = STRVEC_INIT, .tops = STRVEC_INIT };
 	int ret;
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
@@ -532,19 +616,17 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 	return ret;
 }
 
-/* --push-to: the closures of the hosts still to deploy (an evaluation
- * that failed with -k gave one none), once, to the cache (dry: only the
- * cache's plan). A fleet_prepare's run; data is the fleet. */
-static int push_all(void *data, struct strvec *warnings, struct nrr_err *e)
+/* --push-to with a dry run: the cache's plan for the closures of the
+ * hosts still to deploy (an evaluation that failed with -k gave one none). */
+static int push_plan(struct fleet *f, struct strvec *warnings, struct nrr_err *e)
 {
-	struct fleet *f = data;
 	struct strvec tops = STRVEC_INIT;
 	unsigned long long relayed = 0;
 	int ret;
 
 	fleet_systems(f, &tops);
 	strvec_clear(&f->pushed);
-	ret = pushto_push(f->o, &tops, dry_run(f->o), &f->pushed, warnings, &relayed, e);
+	ret = pushto_push(f->o, &tops, 1, &f->pushed, warnings, &relayed, e);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -556,7 +638,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	struct fleet_member *members = NULL;
 	size_t n = 0;
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
-			   .t0 = fleet_now(), .pushed = STRVEC_INIT };
+			   .t0 = fleet_now(), .pushed = STRVEC_INIT,
+			   .tops = STRVEC_INIT };
 	double evaluated = 0;
 	char *ref = NULL, *unused = NULL;
 	int ret;
@@ -581,16 +664,19 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		f.hosts[i].phases[0].end = evaluated;
 		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
 	}
-	/* the push lists the closures: the hosts' dump is made from that */
-	struct fleet_prepare push = { push_all, &f, "push", &f.pushed };
 	if (o->push_to && dry_run(o)) {
 		/* the cache's plan only, before any host plans its own */
-		if ((ret = push_all(&f, warnings, e)))
+		if ((ret = push_plan(&f, warnings, e)))
 			goto out;
 	} else if (o->push_to) {
-		/* the closures of all hosts, once, while the first hosts
-		 * connect and lock: they wait for it (--wait-go) */
-		f.prep = &push;
+		/* the closures of all hosts, once, while the hosts connect
+		 * and lock: they wait for it (--wait-go); the union closure,
+		 * listed once, is also what the hosts' closure files are
+		 * made from */
+		fleet_systems(&f, &f.tops);
+		if ((ret = pushto_closure(&f.tops, &f.pushed, e)))
+			goto out;
+		f.push_wanted = 1;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:

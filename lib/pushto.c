@@ -290,6 +290,23 @@ int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host 
 	return ret;
 }
 
+int pushto_closure(const struct strvec *toplevels, struct strvec *closure,
+		   struct nrr_err *e)
+{
+	struct ssh_ctx ctx;
+	struct host local = { "localhost", NULL, &ctx };
+	/* what ssh's settings warn of, the push's own connection says */
+	struct strvec unsaid = STRVEC_INIT;
+	int ret;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (!(ret = ssh_ctx_init(&ctx, &unsaid, e)))
+		ret = closure_of_all(&local, toplevels, closure, e);
+	ssh_ctx_release(&ctx);
+	strvec_clear(&unsaid);
+	return ret;
+}
+
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 		struct strvec *closure, struct strvec *warnings, unsigned long long *bytes,
 		struct nrr_err *e)
@@ -299,17 +316,17 @@ int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 	int ret;
 
 	*bytes = 0;
+	/* one nix-store for the whole fleet: its union, dependencies first */
+	if (!closure->nr && (ret = pushto_closure(toplevels, closure, e)))
+		return ret;
 	memset(&ctx, 0, sizeof(ctx));
 	if ((ret = ssh_ctx_init(&ctx, warnings, e)))
 		return ret;
 	ctx.trace = o->debug || o->verbose;
-	/* one nix-store for the whole fleet: its union, dependencies first */
-	if (closure->nr || !(ret = closure_of_all(&local, toplevels, closure, e))) {
-		if (o->cache_host)
-			ret = push_via(o, &ctx, &local, toplevels, closure, dry, bytes, e);
-		else
-			ret = push_here(o, &local, toplevels, closure, dry, warnings, e);
-	}
+	if (o->cache_host)
+		ret = push_via(o, &ctx, &local, toplevels, closure, dry, bytes, e);
+	else
+		ret = push_here(o, &local, toplevels, closure, dry, warnings, e);
 	ssh_ctx_release(&ctx);
 	return ret;
 }

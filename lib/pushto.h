@@ -64,6 +64,14 @@ int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 		struct nrr_err *e);
 
 /*
+ * The union of the closures of toplevels in this machine's store,
+ * dependencies first (one nix-store), appended to closure: what
+ * pushto_push takes. Returns 0 or an NRR_* status with e filled.
+ */
+int pushto_closure(const struct strvec *toplevels, struct strvec *closure,
+		   struct nrr_err *e);
+
+/*
  * --push-to with --build-host: toplevel was built on built (connected in
  * ctx). Without --cache-host, or when it is the build host, the build
  * host writes the cache (--sign-key then names a file there, default its

@@ -288,6 +288,26 @@ static __attribute__((noinline)) pid_t spawn(const struct child *c, const char *
 	return pid;
 }
 
+pid_t run_fork(int keep_fd)
+{
+	sigset_t old;
+	block_signals(&old);
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* our children are not the copy's: its signals reach its own */
+		for (size_t i = 0; i < running_cap; i++)
+			running[i] = 0;
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+#endif
+		close_fds_but(keep_fd, -1);
+	} else if (pid > 0) {
+		track(pid);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
 int child_start(struct child *c, struct nrr_err *e)
 {
 	int ends[3] = { -1, -1, -1 };

@@ -70,6 +70,14 @@ void child_clear(struct child *c);
 
 /* Starts c. Returns 0, or fills e (status NRR_EFAIL) and returns -1. */
 int child_start(struct child *c, struct nrr_err *e);
+/*
+ * fork() for a copy of this process that does not exec (lib/async.h):
+ * in the copy, our children are forgotten (an interrupt reaches only its
+ * own), every fd from 3 up but keep_fd is closed, and it dies with us
+ * (Linux); in the parent, the copy is tracked as a child (waited for with
+ * a struct child whose pid it is). Returns fork()'s result.
+ */
+pid_t run_fork(int keep_fd);
 /* Waits for c; returns its exit status (128+N for signal N). */
 int child_wait(struct child *c);
 /* 1 and the status in *status if c has exited, 0 if it still runs. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # A fleet's children (--on), without hosts: the command line each is given (what the option
 # table marks OF_FLEET, then what the fleet decides for all), the report lines each writes and
-# the fleet reads (lib/fleetproto.c), and an interrupt that reaches every one of them.
+# the fleet reads (lib/fleetproto.c), and an interrupt that reaches every one of them; the
+# cache route's push, which runs beside them in a copy of the fleet (lib/async.h, lib/fleetpush.h).
 
 bats_require_minimum_version 1.5.0
 
@@ -73,4 +74,28 @@ setup() {
 	run "$TT" fleet-interrupt 300
 	assert_success
 	assert_output $'tracked 300\nstopped 300 of 300\ntracked 0'
+}
+
+@test "a copy of us (async): our children and fds are not its, it says what it does through its pipe, its status is proc's" {
+	run "$TT" fleet-async
+	assert_success
+	# the copy forgot our child (an interrupt there reaches only its own) and closed our pipe;
+	# stdout stays; we still track our child, not the copy, once waited for
+	assert_output $'children 0, our pipe closed, stdout open\nstatus 7, ours 1'
+}
+
+@test "the push's lines: warnings, the key, a failure with its hint; a line is taken when whole" {
+	run "$TT" fleet-push-lines < <(printf '%s\n' 'x the cache is slow' 'k lan-cache-1:AbC+/=' \
+		"e 6"$'\t'"writing the cache 'file:///c' on 'c' failed: no space"$'\t'"free some" 'other' &&
+		printf 'x cut sh')
+	assert_success
+	assert_output "key lan-cache-1:AbC+/=
+warning the cache is slow
+status 6
+message writing the cache 'file:///c' on 'c' failed: no space
+hint free some
+left 8"
+	# no key ("-"), no hint, a status that is not one
+	run "$TT" fleet-push-lines < <(printf '%s\n' 'k -' "e x"$'\t'"it stopped")
+	assert_output $'key (none)\nstatus 1\nmessage it stopped\nhint \nleft 0'
 }

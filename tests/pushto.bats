@@ -135,6 +135,31 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	no_ssh_left
 }
 
+@test "Ctrl-C during a fleet's push: exit 130, no host activated or left locked, nothing of ours left" {
+	retag lan-int
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$CACHE_PK"
+	before1=$(state_of t1)
+	before2=$(state_of t2)
+	# the push's writing of the cache (its script on the cache host) hangs here
+	mkdir bin
+	printf '#!/bin/sh\ncase "$*" in *ST_NOKEY=*) exec sleep 30 ;; esac\nexec /usr/bin/ssh "$@"\n' >bin/ssh
+	chmod +x bin/ssh
+	PATH=$PWD/bin:$PATH nrr_bg switch --flake "$F" --on t1,t2 "${LAN[@]}" --cache-url "$URL"
+	wait_for_local_proc 'sleep 30' || fail "the push never got there: $(cat "$BATS_TEST_TMPDIR/log")"
+	kill -INT "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 130
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted while pushing to the cache 'file:///nix/var/www'$"
+	no_ssh_left
+	! local_runs 'sleep 30' || fail "the push's command is still running"
+	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
+	[ "$(state_of t1)" = "$before1" ]
+	[ "$(state_of t2)" = "$before2" ]
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	poll_until 10 unlocked t2 || fail "t2's deploy lock is still held"
+}
+
 @test "what the cache host has already is not sent again" {
 	retag lan1
 	fleet_reset_counts cache

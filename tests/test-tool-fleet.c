@@ -5,15 +5,24 @@
  *   fleet-interrupt N   starts N children (cat), interrupts itself as
  *                       Ctrl-C would, and prints how many of them the
  *                       interrupt stopped ("stopped K of N")
+ *   fleet-push-lines    feeds stdin, a byte at a time, to what takes the
+ *                       push's lines (lib/fleetpush.h) and prints what it
+ *                       made of them
+ *   fleet-async         runs a function in a copy (lib/async.h) while a
+ *                       child of ours and a pipe are open, and prints what
+ *                       the copy saw and returned
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/async.h"
 #include "../lib/fleet.h"
+#include "../lib/fleetpush.h"
 #include "../lib/fleetproto.h"
 #include "../lib/run.h"
 
@@ -115,8 +124,82 @@ static int proto(void)
 	return 0;
 }
 
+static int push_lines(void)
+{
+	struct fleetpush p;
+	struct strvec tops = STRVEC_INIT;
+	int c;
+
+	memset(&p, 0, sizeof(p));
+	strbuf_init(&p.in);
+	strvec_init(&p.warnings);
+	p.tops = &tops;
+	while ((c = getchar()) != EOF) {
+		char ch = (char)c;
+		strbuf_add(&p.in, &ch, 1);
+		fleetpush_take(&p);
+	}
+	printf("key %s\n", p.key ? p.key : "(none)");
+	for (size_t i = 0; i < p.warnings.nr; i++)
+		printf("warning %s\n", p.warnings.v[i]);
+	printf("status %d\nmessage %s\nhint %s\nleft %zu\n", p.err.status, p.err.msg, p.err.hint,
+	       p.in.len);
+	p.done = 1;
+	fleetpush_release(&p);
+	return 0;
+}
+
+/* In the copy: what it has of ours. */
+static int copy_says(int fd, void *data)
+{
+	int kept = *(int *)data;
+	char line[128];
+	int n = snprintf(line, sizeof(line), "children %zu, our pipe %s, stdout %s\n",
+			 run_children_tracked(), fcntl(kept, F_GETFD) < 0 ? "closed" : "open",
+			 fcntl(1, F_GETFD) < 0 ? "closed" : "open");
+	fd_write_all(fd, line, (size_t)n);
+	return 7;
+}
+
+static int async_copy(void)
+{
+	struct child c = CHILD_INIT;
+	struct async a = { copy_says, NULL, -1, CHILD_INIT };
+	struct nrr_err e;
+	struct strbuf out = STRBUF_INIT;
+	int p[2], fd;
+
+	if (pipe(p))
+		return 1;
+	a.data = &p[0];
+	strvec_pushl(&c.args, "sleep", "5", NULL);
+	c.in = CHILD_NULL;
+	if (child_start(&c, &e) || async_start(&a, &e)) {
+		fprintf(stderr, "%s\n", e.msg);
+		return 1;
+	}
+	fd = a.out;
+	while (fd >= 0)
+		if (pump(&(struct pump_fd){ .fd = &fd, .sb = &out }, 1, 5000) < 0)
+			break;
+	a.out = -1;
+	int st = async_finish(&a);
+	printf("%sstatus %d, ours %zu\n", out.buf, st, run_children_tracked());
+	child_kill(&c, SIGTERM);
+	child_wait(&c);
+	child_clear(&c);
+	strbuf_release(&out);
+	close(p[0]);
+	close(p[1]);
+	return 0;
+}
+
 int test_tool_fleet(int argc, const char **argv)
 {
+	if (!strcmp(argv[0], "fleet-push-lines"))
+		return push_lines();
+	if (!strcmp(argv[0], "fleet-async"))
+		return async_copy();
 	if (!strcmp(argv[0], "fleet-child-argv"))
 		return child_argv(argc, argv);
 	if (!strcmp(argv[0], "fleet-proto"))

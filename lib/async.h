@@ -1,0 +1,34 @@
+/*
+ * async: a function run in a forked copy of this process beside our own
+ * loop, as git's start_async (without threads: nothing in lib/ is
+ * thread-safe). The copy tells us what it does through a pipe.
+ *
+ * The copy keeps stdin, stdout and stderr and the write end of the pipe
+ * (proc's fd); every other fd of ours is closed there, our children are
+ * not its (run_fork), it dies with us (Linux), and it ends with
+ * _exit(proc(fd, data)): no atexit handler of ours runs twice, and stdio's
+ * buffers are flushed before the fork so that nothing is written twice.
+ * What proc changes in memory is the copy's: only the pipe tells us.
+ */
+#ifndef NRR_ASYNC_H
+#define NRR_ASYNC_H
+
+#include "error.h"
+#include "run.h"
+
+struct async {
+	int (*proc)(int fd, void *data);
+	void *data;
+	int out;		/* ours: the pipe's read end (nonblocking), or -1 */
+	struct child c;		/* the copy, for child_wait/child_kill */
+};
+
+/* Starts a->proc in a copy. Returns 0, or -1 with e filled (NRR_EFAIL). */
+int async_start(struct async *a, struct nrr_err *e);
+
+/* Waits for the copy, closing a->out if still open. Returns what proc
+ * returned (its low 8 bits), 128 + N if signal N ended it, -1 if there
+ * was no copy. */
+int async_finish(struct async *a);
+
+#endif

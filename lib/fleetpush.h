@@ -1,0 +1,65 @@
+/*
+ * fleetpush: the cache route's push for a fleet (--on with --push-to),
+ * run beside the fleet's loop in a forked copy of us (lib/async.h), so
+ * that the hosts start, connect and lock while the closures cross the
+ * line: before, the fleet's loop stopped for the push, and the hosts
+ * after the first handshakes' worth connected only once it was done. The
+ * hosts wait for their go (--wait-go) until it ends.
+ *
+ * What the copy says, one line each (under PIPE_BUF: written whole):
+ *   x TEXT          a warning
+ *   k KEY           pushed, signed with KEY ("-": none known)
+ *   e STATUS<TAB>MESSAGE<TAB>HINT
+ *                   the push failed
+ * and it exits with pushto_push's status.
+ */
+#ifndef NRR_FLEETPUSH_H
+#define NRR_FLEETPUSH_H
+
+#include "async.h"
+#include "error.h"
+#include "options.h"
+#include "strbuf.h"
+#include "strvec.h"
+
+struct fleetpush {
+	struct async a;
+	struct options *o;
+	const struct strvec *tops;	/* the systems to push */
+	struct strvec *closure;		/* their union, dependencies first */
+	struct strbuf in;		/* what came, up to a line's end */
+	char *key;			/* the cache's key, as the copy said it */
+	struct strvec warnings;		/* as the copy said them */
+	struct nrr_err err;		/* its failure (status 0: none) */
+	int done;			/* the copy has ended and was waited for */
+};
+
+/*
+ * Starts the push of tops (their union closure known, in closure; both
+ * stay the caller's, kept until fleetpush_release) in a copy. Returns 0,
+ * or NRR_EFAIL with e filled. Either way, fleetpush_release frees p.
+ */
+int fleetpush_start(struct fleetpush *p, struct options *o, const struct strvec *tops,
+		    struct strvec *closure, struct nrr_err *e);
+
+/*
+ * Takes the lines the copy said, from p->in (what came on p->a.out, which
+ * the caller reads: pump() in the fleet's loop); a line not yet whole
+ * stays there.
+ */
+void fleetpush_take(struct fleetpush *p);
+
+/*
+ * Once p->a.out is closed (the copy's end of it read): takes what is left
+ * and waits for the copy. Then p->done, and p->err.status its failure (0:
+ * all was pushed; p->key, when known, the key it was signed with).
+ */
+void fleetpush_end(struct fleetpush *p);
+
+/* Takes one line the copy said (pure: unit-tested). */
+void fleetpush_line(struct fleetpush *p, const char *line);
+
+/* Stops a copy still running (SIGTERM), waits for it, frees p's own. */
+void fleetpush_release(struct fleetpush *p);
+
+#endif
