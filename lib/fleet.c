@@ -262,28 +262,6 @@ static void interrupt_hosts(struct fleet *f)
 
 static void dump_closures(struct fleet *f, const struct strvec *closure);
 
-/* The go a host waiting for it hears, with the cache route's key when
- * the push learned it. The caller frees it. */
-static char *go_line(const struct fleet *f)
-{
-	return f->o->cache_url && f->o->cache_key && !strchr(f->o->cache_key, '\n') ?
-		       xstrfmt("y %s\n", f->o->cache_key) :
-		       xstrdup("y\n");
-}
-
-/* Gives h, waiting at --wait-go, its go (ok) or the end of its stdin. */
-static void go_host(struct fleet *f, struct fleet_host *h, const char *go, int ok)
-{
-	h->going = 0;
-	if (ok && write(h->answer_fd, go, strlen(go)) < 0) {
-		/* the child is gone: its result says why */
-	}
-	if (!ok || !fleet_holds(f->o)) {
-		close(h->answer_fd);
-		h->answer_fd = -1;
-	}
-}
-
 /*
  * The prepare (or the push) is over: it is every host's phase (named
  * phase; NULL: it built, the "build" phase ends with it), up to now; the
@@ -293,7 +271,10 @@ static void go_host(struct fleet *f, struct fleet_host *h, const char *go, int o
 static void prepared(struct fleet *f, const char *phase, int ok)
 {
 	double built = fleet_now();
-	char *go = go_line(f);
+	/* the go, with the cache route's key when the push learned it */
+	char *go = f->o->cache_url && f->o->cache_key && !strchr(f->o->cache_key, '\n') ?
+		   xstrfmt("y %s\n", f->o->cache_key) :
+		   xstrdup("y\n");
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
 		if (phase) {
@@ -305,8 +286,16 @@ static void prepared(struct fleet *f, const char *phase, int ok)
 		} else {
 			h->phases[1].end = built;
 		}
-		if (h->going)
-			go_host(f, h, go, ok);
+		if (!h->going)
+			continue;
+		h->going = 0;
+		if (ok && write(h->answer_fd, go, strlen(go)) < 0) {
+			/* the child is gone: its result says why */
+		}
+		if (!ok || !fleet_holds(f->o)) {
+			close(h->answer_fd);
+			h->answer_fd = -1;
+		}
 	}
 	free(go);
 	if (!ok)
@@ -371,7 +360,7 @@ static void push_ended(struct fleet *f)
 	if (p->err.status)
 		f->prep_err = p->err;
 	if (p->key) {
-		/* the hosts' go carries it (go_line) */
+		/* the hosts' go carries it */
 		free(f->o->cache_key_buf);
 		f->o->cache_key_buf = xstrdup(p->key);
 		f->o->cache_key = f->o->cache_key_buf;
