@@ -525,7 +525,8 @@ static int read_password_fd(struct run *r, int fd)
 {
 	size_t n = 0;
 	char c;
-	r->password = sodium_malloc(1024);
+	if (sodium_init() < 0 || !(r->password = sodium_malloc(1024)))
+		return nrr_fail(&r->err, NRR_EFAIL, "cannot hold the password in guarded memory");
 	while (n < 1023 && read(fd, &c, 1) == 1 && c != '\n')
 		r->password[n++] = c;
 	r->password[n] = '\0';
@@ -579,8 +580,8 @@ static int dispatch(struct run *r)
 			return hive_fleet(r);
 		return fleet_run(&r->opt, r->password, &r->warnings, &r->err);
 	}
-	if (r->opt.password_fd >= 0)
-		read_password_fd(r, r->opt.password_fd);
+	if (r->opt.password_fd >= 0 && (ret = read_password_fd(r, r->opt.password_fd)))
+		return ret;
 	/* a hive node's keys follow the password; read, and their contents
 	 * loaded, before anything touches the host */
 	if (r->opt.keys_fd >= 0 && (ret = deploy_keys_receive(&r->d, r->opt.keys_fd, &r->err)))
@@ -630,10 +631,9 @@ int main(int argc, char **argv)
 
 	colmena_deploy_init(&plan);
 	sanitise_stdfd();
-	if (sodium_init() < 0) {
-		fputs("error: cannot initialise libsodium\n", stderr);
-		return NRR_EFAIL;
-	}
+	/* no sodium_init() here: each use of libsodium that needs it calls it
+	 * (its CPU probe traps to the hypervisor of a VM: a tenth of a fleet
+	 * host's child, which needs none of it without a password or keys) */
 	memset(&r, 0, sizeof(r));
 	r.started = fleet_now();
 	options_init(&r.opt);

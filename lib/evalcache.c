@@ -39,7 +39,8 @@ static void say(const struct evalcache *c, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Hex SHA-256 of data, malloc'ed. */
+/* Hex SHA-256 of data, malloc'ed. (libsodium's SHA-256 is plain C, with
+ * no implementation picked at run time: it needs no sodium_init().) */
 static char *sha256_hex(const void *data, size_t len)
 {
 	unsigned char h[crypto_hash_sha256_BYTES];

@@ -50,7 +50,7 @@ int prompt_yes(const char *fmt, ...)
  * PROMPT_INTERRUPTED (a signal ended the read: nothing is kept). */
 static int read_secret_line(int fd, char **out, size_t *len)
 {
-	char *pw = sodium_malloc(1024), c;
+	char *pw = sodium_init() < 0 ? NULL : sodium_malloc(1024), c;
 	size_t n = 0;
 	ssize_t got;
 
