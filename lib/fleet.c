@@ -61,9 +61,8 @@ struct fleet {
 	struct strvec *warnings;
 	struct nrr_err prep_err;	/* its failure (status 0: none, or not run) */
 	struct strvec pushed;	/* the union of the closures pushed (push_start) */
-	int push_wanted;	/* --push-to: the push runs beside the hosts */
 	struct strvec tops;	/* ... of these systems */
-	struct fleetpush *push;	/* ... while it runs (push_start) */
+	struct fleetpush *push;	/* --push-to: the push, beside the hosts */
 };
 
 static int holding(const struct fleet *f);
@@ -325,7 +324,7 @@ static void prepare(struct fleet *f)
 /* Whether hosts starting now wait for the fleet's go. */
 static int holding(const struct fleet *f)
 {
-	return f->prep || f->push_wanted || (f->push && !f->push->done);
+	return f->prep || (f->push && !f->push->done);
 }
 
 /* The cache route's push, beside the hosts (lib/fleetpush.h). */
@@ -333,7 +332,6 @@ static void push_start(struct fleet *f)
 {
 	struct nrr_err e;
 
-	f->push_wanted = 0;
 	f->push = xcalloc(1, sizeof(*f->push));
 	if (fleetpush_start(f->push, f->o, &f->tops, &f->pushed, &e)) {
 		f->prep_err = e;
@@ -375,8 +373,6 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		start_hosts(f, e);
 		if (f->prep)
 			prepare(f);
-		else if (f->push_wanted)
-			push_start(f);
 		if (!f->running)
 			break;
 		/* ask once no other host can start */
@@ -665,7 +661,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		fleet_systems(&f, &f.tops);
 		if ((ret = pushto_closure(&f.tops, &f.pushed, e)))
 			goto out;
-		f.push_wanted = 1;
+		push_start(&f);
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:
