@@ -141,56 +141,57 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	return 0;
 }
 
+/* One line of the child's report. */
+static void take_report(void *data, char *line)
+{
+	struct fleet_host *h = data;
+	struct fleetproto_msg m;
+
+	fleetproto_parse(line, &m);
+	switch (m.kind) {
+	case FLEETPROTO_PHASE: {
+		double at;
+		char *name = fleetproto_phase_parse(m.text, &at);
+		fleet_set_phase_at(h, name, at);
+		free(name);
+		break;
+	}
+	case FLEETPROTO_SAY:
+		strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
+							       : &h->diff_text, "%s\n", m.text);
+		break;
+	case FLEETPROTO_WARN: {
+		char shown[2048];
+		strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name,
+			    nrr_one_line_of(shown, sizeof(shown), m.text));
+		break;
+	}
+	case FLEETPROTO_DIFF:
+		cJSON_Delete(h->diff);
+		h->diff = m.diff;
+		break;
+	case FLEETPROTO_ASK:
+		h->asking = 1;
+		fleet_set_phase(h, "ask");
+		break;
+	case FLEETPROTO_RESULT:
+		h->status = m.result.status;
+		h->gen_before = m.result.gen_before;
+		h->gen_after = m.result.gen_after;
+		h->bytes = m.result.bytes;
+		h->fetch_bytes = m.result.fetch_bytes;
+		snprintf(h->step, sizeof(h->step), "%s", m.result.step);
+		snprintf(h->message, sizeof(h->message), "%s", m.result.message);
+		break;
+	case FLEETPROTO_OTHER:
+		break;
+	}
+}
+
 /* Takes the complete lines of the child's report. */
 void fleet_host_read(struct fleet_host *h)
 {
-	char *nl;
-	while ((nl = memchr(h->progress.buf, '\n', h->progress.len))) {
-		*nl = '\0';
-		struct fleetproto_msg m;
-		fleetproto_parse(h->progress.buf, &m);
-		switch (m.kind) {
-		case FLEETPROTO_PHASE: {
-			double at;
-			char *name = fleetproto_phase_parse(m.text, &at);
-			fleet_set_phase_at(h, name, at);
-			free(name);
-			break;
-		}
-		case FLEETPROTO_SAY:
-			strbuf_addf(!strncmp(m.text, "plan for '", 10) ? &h->plan_text
-								       : &h->diff_text, "%s\n", m.text);
-			break;
-		case FLEETPROTO_WARN: {
-			char line[2048];
-			strbuf_addf(&h->warn_text, "warning: %s: %s\n", h->m.name,
-				    nrr_one_line_of(line, sizeof(line), m.text));
-			break;
-		}
-		case FLEETPROTO_DIFF:
-			cJSON_Delete(h->diff);
-			h->diff = m.diff;
-			break;
-		case FLEETPROTO_ASK:
-			h->asking = 1;
-			fleet_set_phase(h, "ask");
-			break;
-		case FLEETPROTO_RESULT:
-			h->status = m.result.status;
-			h->gen_before = m.result.gen_before;
-			h->gen_after = m.result.gen_after;
-			h->bytes = m.result.bytes;
-			h->fetch_bytes = m.result.fetch_bytes;
-			snprintf(h->step, sizeof(h->step), "%s", m.result.step);
-			snprintf(h->message, sizeof(h->message), "%s", m.result.message);
-			break;
-		case FLEETPROTO_OTHER:
-			break;
-		}
-		size_t used = (size_t)(nl - h->progress.buf) + 1;
-		memmove(h->progress.buf, nl + 1, h->progress.len - used);
-		strbuf_setlen(&h->progress, h->progress.len - used);
-	}
+	strbuf_take_lines(&h->progress, take_report, h);
 }
 
 void fleet_host_keep_tail(struct strbuf *err)

@@ -98,17 +98,14 @@ void fleetpush_line(struct fleetpush *p, const char *line)
 	}
 }
 
+static void take_line(void *data, char *line)
+{
+	fleetpush_line(data, line);
+}
+
 void fleetpush_take(struct fleetpush *p)
 {
-	char *nl, *line = p->in.buf;
-	while ((nl = memchr(line, '\n', p->in.len - (size_t)(line - p->in.buf)))) {
-		*nl = '\0';
-		fleetpush_line(p, line);
-		line = nl + 1;
-	}
-	size_t used = (size_t)(line - p->in.buf);
-	memmove(p->in.buf, line, p->in.len - used);
-	strbuf_setlen(&p->in, p->in.len - used);
+	strbuf_take_lines(&p->in, take_line, p);
 }
 
 void fleetpush_end(struct fleetpush *p)

@@ -288,17 +288,15 @@ static void on_line(struct progress *p, const char *l)
 	cJSON_Delete(j);
 }
 
+static void take_line(void *data, char *line)
+{
+	on_line(data, line);
+}
+
 void progress_feed(struct progress *p, const char *buf, size_t len)
 {
 	strbuf_add(&p->line, buf, len);
-	char *nl;
-	while ((nl = memchr(p->line.buf, '\n', p->line.len))) {
-		*nl = '\0';
-		on_line(p, p->line.buf);
-		size_t used = (size_t)(nl - p->line.buf) + 1;
-		memmove(p->line.buf, nl + 1, p->line.len - used);
-		strbuf_setlen(&p->line, p->line.len - used);
-	}
+	strbuf_take_lines(&p->line, take_line, p);
 	draw_status(p, 0);
 }
 

@@ -186,6 +186,21 @@ void strbuf_keep_tail(struct strbuf *sb, size_t limit)
 	strbuf_setlen(sb, sb->len - from);
 }
 
+void strbuf_take_lines(struct strbuf *sb, void (*fn)(void *data, char *line), void *data)
+{
+	char *line = sb->buf, *nl;
+	while ((nl = memchr(line, '\n', sb->len - (size_t)(line - sb->buf)))) {
+		*nl = '\0';
+		fn(data, line);
+		line = nl + 1;
+	}
+	size_t used = (size_t)(line - sb->buf);
+	if (used) {
+		memmove(sb->buf, line, sb->len - used);
+		strbuf_setlen(sb, sb->len - used);
+	}
+}
+
 const char *last_line(const char *s, size_t *len)
 {
 	const char *end = s + strlen(s);

@@ -49,6 +49,12 @@ void strbuf_rtrim(struct strbuf *sb);
  * for the message about its end, stays bounded however much it says.
  */
 void strbuf_keep_tail(struct strbuf *sb, size_t limit);
+/*
+ * For a stream read in pieces: calls fn(data, line) for each complete
+ * line of sb, in order (its '\n' made '\0'; fn may change the line but
+ * not sb), then removes them; a line without its '\n' yet stays.
+ */
+void strbuf_take_lines(struct strbuf *sb, void (*fn)(void *data, char *line), void *data);
 /* Overwrites the contents with zeros before releasing (for secrets). */
 void strbuf_release_secret(struct strbuf *sb);
 
