@@ -147,28 +147,41 @@ static struct proc *lookup(int pid, const char *exe, long walk)
 	return p;
 }
 
-static unsigned long long cpu_of(int pid)
+/* Calls fn with /proc/PID/task/TID/NAME open, for each task of pid. */
+static void each_task_file(int pid, const char *name, void (*fn)(FILE *f, void *data), void *data)
 {
 	char path[96];
-	unsigned long long sum = 0, ns;
 	snprintf(path, sizeof(path), "/proc/%d/task", pid);
 	DIR *d = opendir(path);
 	if (!d)
-		return 0;
+		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
 		char p[400];
-		snprintf(p, sizeof(p), "/proc/%d/task/%s/schedstat", pid, de->d_name);
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/%s", pid, de->d_name, name);
 		FILE *f = fopen(p, "r");
 		if (f) {
-			if (fscanf(f, "%llu", &ns) == 1)
-				sum += ns;
+			fn(f, data);
 			fclose(f);
 		}
 	}
 	closedir(d);
+}
+
+/* A task's schedstat: its CPU time (ns), added to *data. */
+static void add_cpu(FILE *f, void *data)
+{
+	unsigned long long ns;
+	if (fscanf(f, "%llu", &ns) == 1)
+		*(unsigned long long *)data += ns;
+}
+
+static unsigned long long cpu_of(int pid)
+{
+	unsigned long long sum = 0;
+	each_task_file(pid, "schedstat", add_cpu, &sum);
 	return sum;
 }
 
@@ -206,33 +219,30 @@ static int fds_of(int pid)
 	return n;
 }
 
-/* Appends the children of every task of pid to *kids (*n of *size). */
-static void children_of(int pid, int **kids, size_t *n, size_t *size)
+/* Where children_of puts the pids. */
+struct kids {
+	int *v;
+	size_t n, size;
+};
+
+/* A task's children file: its pids, appended to the struct kids. */
+static void add_kids(FILE *f, void *data)
 {
-	char path[96];
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char p[400];
-		snprintf(p, sizeof(p), "/proc/%d/task/%s/children", pid, de->d_name);
-		FILE *f = fopen(p, "r");
-		int kid;
-		while (f && fscanf(f, "%d", &kid) == 1) {
-			if (*n == *size) {
-				*size = *size ? 2 * *size : 256;
-				*kids = xrealloc(*kids, *size * sizeof(**kids));
-			}
-			(*kids)[(*n)++] = kid;
+	struct kids *k = data;
+	int kid;
+	while (fscanf(f, "%d", &kid) == 1) {
+		if (k->n == k->size) {
+			k->size = k->size ? 2 * k->size : 256;
+			k->v = xrealloc(k->v, k->size * sizeof(*k->v));
 		}
-		if (f)
-			fclose(f);
+		k->v[k->n++] = kid;
 	}
-	closedir(d);
+}
+
+/* Appends the children of every task of pid to k. */
+static void children_of(int pid, struct kids *k)
+{
+	each_task_file(pid, "children", add_kids, k);
 }
 
 struct sums {
@@ -331,8 +341,8 @@ static void walk_tree(int root, const char *exe, long walk, int mem, struct sums
 	/* the walk's stack: pid, and whether it is under one of the tool's processes */
 	static int *stack, *inside;
 	static size_t size;
-	int *kids = NULL;
-	size_t nkids = 0, kidsize = 0, top = 0;
+	struct kids kids = { NULL, 0, 0 };
+	size_t top = 0;
 
 	if (!size) {
 		size = 1024;
@@ -357,19 +367,19 @@ static void walk_tree(int root, const char *exe, long walk, int mem, struct sums
 			/* below the tool, only its own processes lead on (not ssh's relays) */
 			continue;
 		}
-		nkids = 0;
-		children_of(pid, &kids, &nkids, &kidsize);
-		for (size_t k = 0; k < nkids; k++) {
+		kids.n = 0;
+		children_of(pid, &kids);
+		for (size_t k = 0; k < kids.n; k++) {
 			if (top == size) {
 				size *= 2;
 				stack = xrealloc(stack, size * sizeof(*stack));
 				inside = xrealloc(inside, size * sizeof(*inside));
 			}
-			stack[top] = kids[k];
+			stack[top] = kids.v[k];
 			inside[top++] = in;
 		}
 	}
-	free(kids);
+	free(kids.v);
 }
 
 /* Between walks: the tool's processes alive at the last look. */
