@@ -283,9 +283,9 @@ static int read_missing(struct activation_session *as, struct activation *a,
 				ret = serve_end(&as->s, a->via_daemon, a->serve_token, e);
 			break;
 		}
-		if (!strcmp(line.buf, "nixconf")) {
-			if (!session_line(&as->s, &line) && a->nixconf)
-				strbuf_add(a->nixconf, line.buf, line.len);
+		if (!strncmp(line.buf, "nixconf ", 8)) {
+			if (a->nixconf)
+				strbuf_addf(a->nixconf, "%s\n", line.buf + 8);
 			continue;
 		}
 		strvec_push(&lacks, line.buf);

@@ -59,7 +59,8 @@ struct activation {
 				 * it lacks; 2: auto, we ask them (plan) */
 	int plan;		/* also without auto: send the settings (a plan is
 				 * shown, as for dry-activate) */
-	struct strbuf *nixconf;	/* auto, plan: the target's settings, as JSON */
+	struct strbuf *nixconf;	/* auto, plan: the target's settings, as
+				 * `nix show-config` prints them */
 	struct strvec *missing;
 	int incomplete;
 	/* Not with plan or auto: ask and send through the target's

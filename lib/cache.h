@@ -5,8 +5,10 @@
  * Settings. A store substitutes from its `substituters` and believes the
  * signatures of its `trusted-public-keys`. nix_settings_from_json() reads
  * them from `nix show-config --json` (Nix's own merged view, the exact
- * answer); nix_settings_from_conf() from nix.conf text, for when nix
- * cannot be asked. Both are pure parsers.
+ * answer: this machine's), nix_settings_from_shown() from the lines of
+ * `nix show-config` a target sends (the same view, only the settings we
+ * read), nix_settings_from_conf() from nix.conf text, for when nix cannot
+ * be asked. All are pure parsers.
  *
  * Query. cache_query() asks the caches about many paths at once, as Nix
  * does before it substitutes:

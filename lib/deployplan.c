@@ -112,7 +112,8 @@ int deploy_plan_and_fetch(struct deploy *d, struct activation *a,
 
 	nix_settings_init(&ns);
 	cache_config_init(&cfg);
-	if (nixconf->len && !nix_settings_from_json(&ns, nixconf->buf, nixconf->len, &qe)) {
+	if (nixconf->len && !nix_settings_from_shown(&ns, nixconf->buf, nixconf->len,
+						     "its nix settings", &qe)) {
 		/* the cache route: this host must fetch from the cache, or it
 		 * fails here, unchanged (see pushto.h for why not relay) */
 		if (d->opt->cache_url &&

@@ -286,5 +286,12 @@ int nix_settings_from_conf(struct nix_settings *s, const char *text, size_t len,
 	return ret;
 }
 
+int nix_settings_from_shown(struct nix_settings *s, const char *text, size_t len,
+			    const char *origin, struct nrr_err *e)
+{
+	/* no include is followed: a target's lines name no file of ours */
+	return nix_settings_from_conf(s, text, len, origin, NULL, NULL, 0, e);
+}
+
 /* ---- configuration ------------------------------------------------------- */
 

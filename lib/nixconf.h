@@ -1,7 +1,8 @@
 /*
  * nixconf: the settings that decide where a Nix store substitutes from and
- * whom it trusts, as a target reports them (`nix show-config --json`, or
- * `nix config show --json` from Nix 2.20) or as nix.conf says them.
+ * whom it trusts, as Nix reports them (`nix show-config`, or `nix config
+ * show` from Nix 2.20: this machine's as JSON, a target's as the lines we
+ * read) or as nix.conf says them.
  */
 #ifndef NRR_NIXCONF_H
 #define NRR_NIXCONF_H
@@ -66,5 +67,15 @@ typedef int (*nix_conf_include_fn)(struct nix_settings *s, const char *path, int
 int nix_settings_from_conf(struct nix_settings *s, const char *text, size_t len,
 			   const char *origin, nix_conf_include_fn include, void *data,
 			   int depth, struct nrr_err *e);
+
+/*
+ * Reads what `nix show-config` (`nix config show` from Nix 2.20) prints, or
+ * the lines of it a target sent: the settings in effect, "name = value"
+ * each, lists separated by blanks. It is nix.conf's syntax without
+ * includes, so nix_settings_from_conf() reads it; whose settings they are
+ * (origin) names them in messages. Returns as nix_settings_from_conf().
+ */
+int nix_settings_from_shown(struct nix_settings *s, const char *text, size_t len,
+			    const char *origin, struct nrr_err *e);
 
 #endif

@@ -204,6 +204,18 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"error: 't2' would not fetch from the cache: '$URL' is not among its substituters"* ]]
 }
 
+@test "a target whose nix.conf leaves nix-command off still says its settings and fetches from the cache" {
+	retag lan4
+	point t1 "$URL" "$CACHE_PK"
+	fleet_exec t1 sed -i 's/^experimental-features = .*/experimental-features = flakes/' /etc/nix/nix.conf
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 "${LAN[@]}" --cache-url "$URL"
+	fleet_exec t1 sed -i 's/^experimental-features = .*/experimental-features = nix-command flakes/' /etc/nix/nix.conf
+	assert_success
+	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	[ "$(imports t1)" = 0 ]
+}
+
 @test "--push-to from here: nix copy signs with --sign-key; the targets fetch over HTTP" {
 	retag here1
 	url=$(cache_serve_nginx "$C/www")

@@ -136,10 +136,16 @@ if [ -n "$paths" ]; then
   fi
 fi
 # with plan, what the target trusts: the deployer asks its caches
+# (only the settings it reads, a line "nixconf NAME = VALUE" each: not the
+# 40 kB of every setting with its description that --json prints; and
+# nix-command enabled here, which a host's nix.conf need not do)
 if [ "$plan" = 1 ] && [ -n "$missing" ]; then
-  echo nixconf
-  { nix show-config --json 2>/dev/null || nix config show --json 2>/dev/null; } | tr -d '\n'
-  echo
+  { nix --extra-experimental-features nix-command show-config 2>/dev/null ||
+    nix --extra-experimental-features nix-command config show 2>/dev/null; } |
+    sed -n -e 's/^substituters = /nixconf &/p' -e 's/^trusted-substituters = /nixconf &/p' \
+      -e 's/^trusted-public-keys = /nixconf &/p' -e 's/^require-sigs = /nixconf &/p' \
+      -e 's/^store = /nixconf &/p' -e 's/^system = /nixconf &/p' \
+      -e 's/^extra-platforms = /nixconf &/p' -e 's/^builders = /nixconf &/p'
 fi
 while [ -z "$served" ]; do
   [ -z "$missing" ] || printf '%s\n' "$missing"
