@@ -31,13 +31,18 @@ static volatile sig_atomic_t interrupted;
 
 static int decode_status(int st);
 
+/* The signals whose disposition this program changes: the ones with our
+ * handler, and SIGPIPE, ignored (a write to a gone reader fails instead).
+ * A child gets them back as they were by default (child_exec). */
+static const int caught[] = { SIGINT, SIGTERM, SIGHUP };
+static const int changed[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+
 static void block_signals(sigset_t *old)
 {
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		sigaddset(&set, caught[i]);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
@@ -94,9 +99,8 @@ void run_signals_install(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+		sigaction(caught[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -238,10 +242,17 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 	sigset_t all;
 	struct sigaction dfl;
 
+	/* only the ones we changed, which execve would not all undo: a
+	 * handler of ours must not run here (the memory is the parent's, the
+	 * caught ones are blocked until now), and SIGPIPE stays ignored across
+	 * execve. What our own parent ignored stays ignored, as with
+	 * posix_spawn and git's run-command (nohup's SIGHUP: ours is reset
+	 * here, as we caught it). Resetting every signal was 64 calls a
+	 * start, and a fleet's host starts several. */
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);
+	for (size_t i = 0; i < sizeof(changed) / sizeof(changed[0]); i++)
+		sigaction(changed[i], &dfl, NULL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	if (own_group)

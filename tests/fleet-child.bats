@@ -76,6 +76,13 @@ setup() {
 	assert_output $'tracked 300\nstopped 300 of 300\ntracked 0'
 }
 
+@test "a child gets our caught signals and SIGPIPE back as defaults; what our parent ignored stays ignored" {
+	run -0 --separate-stderr sh -c '"$1" fleet-child-signals | grep -E "^Sig(Ign|Cgt):"' sh "$TT"
+	# SIGQUIT (3) ignored, as it was given to us; not SIGPIPE (13), which we ignore;
+	# none caught (SIGINT, SIGTERM, SIGHUP are ours)
+	assert_output $'SigIgn:\t0000000000000004\nSigCgt:\t0000000000000000'
+}
+
 @test "a copy of us (async): our children and fds are not its, it says what it does through its pipe, its status is proc's" {
 	run "$TT" fleet-async
 	assert_success

@@ -11,6 +11,9 @@
  *   fleet-async         runs a function in a copy (lib/async.h) while a
  *                       child of ours and a pipe are open, and prints what
  *                       the copy saw and returned
+ *   fleet-child-signals with our signals installed and SIGQUIT ignored (as
+ *                       a parent may leave it), starts a child that prints
+ *                       its /proc/self/status (SigIgn, SigCgt)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -194,8 +197,29 @@ static int async_copy(void)
 	return 0;
 }
 
+static int child_signals(void)
+{
+	struct child c;
+	struct nrr_err e;
+
+	run_signals_install();
+	signal(SIGQUIT, SIG_IGN);
+	child_init(&c);
+	/* cat: grep catches SIGSEGV (a stack overflow's message) */
+	strvec_pushl(&c.args, "cat", "/proc/self/status", NULL);
+	if (child_start(&c, &e)) {
+		fprintf(stderr, "%s\n", e.msg);
+		return 1;
+	}
+	int st = child_wait(&c);
+	child_clear(&c);
+	return st;
+}
+
 int test_tool_fleet(int argc, const char **argv)
 {
+	if (!strcmp(argv[0], "fleet-child-signals"))
+		return child_signals();
 	if (!strcmp(argv[0], "fleet-push-lines"))
 		return push_lines();
 	if (!strcmp(argv[0], "fleet-async"))
