@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include "fleetproto.h"
+#include "run.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -17,15 +19,22 @@ static const char *const kind_names[] = {
 	[FLEETPROTO_WARN] = "warn",
 };
 
-/* One line: the kind, and its text if any. */
+/* One line: the kind, and its text if any; one write (dprintf would
+ * stat and seek the pipe for each line first). */
 static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 {
+	struct strbuf line = STRBUF_INIT;
+
 	if (fd < 0)
 		return;
-	if (text)
-		dprintf(fd, "%s %.*s\n", kind_names[kind], (int)len, text);
-	else
-		dprintf(fd, "%s\n", kind_names[kind]);
+	strbuf_addstr(&line, kind_names[kind]);
+	if (text) {
+		strbuf_addch(&line, ' ');
+		strbuf_add(&line, text, strnlen(text, len));
+	}
+	strbuf_addch(&line, '\n');
+	fd_write_all(fd, line.buf, line.len);
+	strbuf_release(&line);
 }
 
 void fleetproto_phase(int fd, const char *phase)
