@@ -21,8 +21,8 @@ LIBS_LINK = `$(PKG_CONFIG) --libs libcjson libsodium` -ldl
 CURL_DIR = -DNRR_LIBCURL_DIR="\"`$(PKG_CONFIG) --variable=libdir libcurl`\""
 
 PROG = nixos-rebuild-remote
-OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
-	lib/action.o lib/options.o lib/ssh.o lib/host.o lib/nix.o lib/closure.o lib/closuredb.o \
+OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o lib/pump.o \
+	lib/action.o lib/options.o lib/ssh.o lib/sshconfig.o lib/host.o lib/nix.o lib/closure.o lib/closuredb.o \
 	lib/activate.o lib/localdiff.o lib/generations.o lib/deploy.o lib/deployplan.o lib/complete.o \
 	lib/narinfo.o lib/nixconf.o lib/cache.o lib/curlload.o lib/pkgdiff.o lib/session.o \
 	lib/fleet.o lib/fleethost.o lib/progress.o lib/build.o lib/platform.o lib/diffshow.o lib/report.o lib/prompt.o \
@@ -30,11 +30,11 @@ OBJS = lib/strbuf.o lib/strvec.o lib/quote.o lib/error.o lib/run.o \
 	lib/keys.o lib/deploykeys.o lib/editrepl.o lib/exec.o lib/profileguard.o lib/reboot.o lib/pushto.o \
 	lib/hiveexec.o lib/hiveeval.o lib/evalcache.o lib/colmenaopts.o lib/colmenabuild.o lib/resources.o \
 	lib/cachedir.o lib/closurecache.o lib/serveproto.o lib/serve.o lib/narexport.o lib/daemon.o \
-	lib/optcheck.o lib/exportcheck.o lib/async.o lib/fleetpush.o
+	lib/optcheck.o lib/exportcheck.o lib/async.o lib/fleetpush.o lib/rollback.o
 TOOL_OBJS = tests/test-tool.o tests/test-tool-cache.o tests/test-tool-diff.o tests/test-tool-fleet.o \
 	tests/test-tool-hive.o tests/test-tool-remote.o tests/test-tool-daemon.o
-HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
-	lib/action.h lib/options.h lib/ssh.h lib/host.h lib/nix.h lib/closure.h lib/closuredb.h \
+HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h lib/pump.h \
+	lib/action.h lib/options.h lib/ssh.h lib/sshconfig.h lib/host.h lib/nix.h lib/closure.h lib/closuredb.h \
 	lib/activate.h lib/localdiff.h lib/generations.h lib/deploy.h lib/deployplan.h lib/complete.h \
 	lib/narinfo.h lib/nixconf.h lib/cache.h lib/curlload.h lib/pkgdiff.h lib/session.h \
 	lib/build.h lib/fleet.h lib/fleethost.h lib/progress.h lib/platform.h lib/diffshow.h lib/fleetview.h lib/report.h lib/prompt.h \
@@ -42,7 +42,7 @@ HDRS = lib/strbuf.h lib/strvec.h lib/quote.h lib/error.h lib/run.h \
 	lib/keys.h lib/deploykeys.h lib/editrepl.h lib/exec.h lib/profileguard.h lib/reboot.h lib/pushto.h \
 	lib/hiveexec.h lib/hiveeval.h lib/evalcache.h lib/colmenaopts.h lib/colmenabuild.h lib/resources.h \
 	lib/cachedir.h lib/closurecache.h lib/serveproto.h lib/serve.h lib/daemon.h lib/narexport.h \
-	lib/optcheck.h lib/exportcheck.h lib/async.h lib/fleetpush.h
+	lib/optcheck.h lib/exportcheck.h lib/async.h lib/fleetpush.h lib/rollback.h
 # The remote scripts, embedded by lib/gen-scripts.sh into lib/scripts.c and
 # lib/scripts.h (generated, not committed); NAME.def holds what a script and
 # its C caller agree on.

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 #include "fleetproto.h"
-#include "run.h"
+#include "pump.h"
 #include "strbuf.h"
 
 #include <cjson/cJSON.h>

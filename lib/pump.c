@@ -1,0 +1,114 @@
+#define _GNU_SOURCE
+#include "pump.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int fd_write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int fd_read_exact(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
+{
+	char buf[65536];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+	if (n > 0) {
+		strbuf_add(sb, buf, (size_t)n);
+		if (echo_fd >= 0)
+			fd_write_all(echo_fd, buf, (size_t)n);
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+int fd_feed(int *fd, const char **buf, size_t *len, int keep_open)
+{
+	int gone = 0;
+	ssize_t w = write(*fd, *buf, *len);
+	if (w > 0) {
+		*buf += w;
+		*len -= (size_t)w;
+	} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+		*len = 0;	/* the reader is gone: nothing more to give */
+		gone = 1;
+	}
+	if ((!*len && !keep_open) || gone) {
+		close(*fd);
+		*fd = -1;
+	}
+	return gone ? -1 : 0;
+}
+
+int pump(struct pump_fd *fds, size_t n, int timeout_ms)
+{
+	struct pollfd small[8], *pfd = n > 8 ? xcalloc(n, sizeof(*pfd)) : small;
+	size_t small_which[8], *which = n > 8 ? xcalloc(n, sizeof(*which)) : small_which;
+	nfds_t np = 0;
+	int ready;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pump_fd *p = &fds[i];
+		if (!p->fd || *p->fd < 0 || (p->write && !*p->len))
+			continue;
+		pfd[np] = (struct pollfd){ *p->fd, p->write ? POLLOUT : POLLIN, 0 };
+		which[np++] = i;
+	}
+	if (!np) {
+		ready = -1;
+		goto out;
+	}
+	ready = poll(pfd, np, timeout_ms);
+	if (ready < 0) {
+		ready = errno == EINTR ? 0 : -1;
+		goto out;
+	}
+	for (nfds_t k = 0; k < np; k++) {
+		struct pump_fd *p = &fds[which[k]];
+		if (!pfd[k].revents)
+			continue;
+		if (p->write) {
+			if (fd_feed(p->fd, p->buf, p->len, p->keep_open))
+				p->gone = 1;
+			continue;
+		}
+		size_t before = p->sb->len;
+		fd_drain(p->fd, p->sb, -1);
+		if (p->on_read && p->sb->len > before)
+			p->on_read(p->data, p->sb->buf + before, p->sb->len - before);
+	}
+out:
+	if (pfd != small) {
+		free(pfd);
+		free(which);
+	}
+	return ready;
+}
