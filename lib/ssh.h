@@ -23,17 +23,8 @@
 
 #include "error.h"
 #include "run.h"
+#include "sshconfig.h"
 #include "strvec.h"
-
-struct ssh_config {
-	char *user, *hostname;
-	int port;
-	char *control_path;	/* NULL unless the user's config sets one */
-	char *control_master;	/* "false", "true", "auto", ... */
-	char *control_persist;	/* "no", "yes" or seconds */
-	int connect_timeout_set, server_alive_set; /* the user chose them */
-	int compression;	/* "compression yes" */
-};
 
 enum ssh_master { MASTER_NONE, MASTER_OURS, MASTER_USERS };
 
@@ -69,24 +60,6 @@ int ssh_ctx_init(struct ssh_ctx *ctx, struct strvec *warnings,
 		 struct nrr_err *e);
 /* Removes the control directory; hosts must be disconnected first. */
 void ssh_ctx_release(struct ssh_ctx *ctx);
-
-/* Refuses host names that ssh would take as options or that hold
- * white space or control characters. Returns 0 or NRR_EUSAGE. */
-int ssh_check_name(const char *spec, struct nrr_err *e);
-
-/* Parses `ssh -G` output into cfg (strings are malloc'ed; see
- * ssh_config_release). Returns 0, or -1 if user/hostname/port are missing. */
-int ssh_config_parse(const char *text, struct ssh_config *cfg);
-
-/*
- * 1 if hostname names this machine or a private network: localhost, a
- * loopback, private, link-local or unique-local address literal, a name
- * without a dot (a LAN's short name) or under .local, .lan, .home.arpa or
- * .internal. Decides compression: our master compresses links that are
- * likely slower than zlib (the others, where the upload is the bottleneck).
- */
-int ssh_host_is_near(const char *hostname);
-void ssh_config_release(struct ssh_config *cfg);
 
 /* Resolves spec with `ssh -G`. Returns 0 or NRR_ECONNECT/NRR_EUSAGE. */
 int ssh_host_resolve(struct ssh_ctx *ctx, const char *spec,
@@ -147,12 +120,5 @@ char *ssh_host_lost_reason(const struct ssh_host *h);
 
 /* Sets e's hint for a host that stopped answering (see above). */
 void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e);
-
-/*
- * Collects Host names (no wildcards or negations) from the ssh config
- * text, and Include patterns into includes (pure; for unit tests).
- */
-void ssh_config_hosts(const char *text, struct strvec *hosts,
-		      struct strvec *includes);
 
 #endif
