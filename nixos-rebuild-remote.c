@@ -38,6 +38,7 @@
 #include "lib/prompt.h"
 #include "lib/pushto.h"
 #include "lib/reboot.h"
+#include "lib/rollback.h"
 #include "lib/report.h"
 #include "lib/run.h"
 
@@ -177,66 +178,7 @@ static int needs(const struct run *r, unsigned bits)
 
 static int action_list_generations(struct run *r)
 {
-	struct deploy *d = &r->d;
-	struct generation *g = NULL;
-	int n = 0, ret;
-	char *profile = profile_path(r->opt.profile_name);
-
-	if ((ret = deploy_connect(d, 1, 0, &r->err)) == 0 &&
-	    (ret = generations_read(deploy_target(d), NULL, profile, &g, &n,
-				    &r->err)) == 0)
-		generations_print(g, n, r->opt.json);
-	generations_free(g, n);
-	free(profile);
-	return ret;
-}
-
-/* switch/boot/test/build --rollback: no build, no copy. */
-static int do_rollback(struct run *r)
-{
-	struct deploy *d = &r->d;
-	const struct host *t = deploy_target(d);
-	char *profile = profile_path(r->opt.profile_name);
-	struct activation a = { 0 };
-	int ret;
-
-	if ((ret = deploy_connect(d, 1, 0, &r->err)))
-		goto out;
-	a.profile = profile;
-	a.install_bootloader = r->opt.install_bootloader;
-	a.specialisation = r->opt.specialisation;
-	a.no_validate = r->opt.no_validate;
-	if (needs(r, AN_SETS_PROFILE)) {
-		a.action = r->opt.action;
-		a.op = PROFILE_ROLLBACK;
-		ret = activate(t, &d->elev, &a, &r->err);
-		goto out;
-	}
-	struct generation *g = NULL;
-	int n = 0;
-	if ((ret = generations_read(t, &d->elev, profile, &g, &n, &r->err)))
-		goto out;
-	int prev = generations_previous(g, n);
-	generations_free(g, n);
-	if (prev < 0) {
-		ret = nrr_fail(&r->err, NRR_EFAIL,
-			       "no generation of '%s' on '%s' to roll back to",
-			       profile, t->name);
-		goto out;
-	}
-	char *link = xstrfmt("%s-%d-link", profile, prev);
-	if (needs(r, AN_ACTIVATES)) {
-		a.action = r->opt.action;
-		a.toplevel = link;
-		a.op = PROFILE_KEEP;
-		ret = activate(t, &d->elev, &a, &r->err);
-	} else {
-		printf("%s\n", link);
-	}
-	free(link);
-out:
-	free(profile);
-	return ret;
+	return rollback_list(&r->d, &r->opt, &r->err);
 }
 
 static const char *build_tail(struct run *r, char *buf, size_t size)
@@ -510,7 +452,7 @@ static int action_repl(struct run *r)
 static int action_deploy(struct run *r)
 {
 	if (r->opt.rollback)
-		return do_rollback(r);
+		return rollback_run(&r->d, &r->opt, &r->err);
 	return do_build_and_activate(r);
 }
 
