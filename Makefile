@@ -86,8 +86,10 @@ lib/hive-evalnix.c: lib/hive/eval.nix
 $(PROG): nixos-rebuild-remote.o $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ nixos-rebuild-remote.o $(OBJS) $(LIBS_LINK)
 
+# test-tool looks at every block our code frees or moves (keys-no-copy)
+TOOL_LINK = -Wl,--wrap=free,--wrap=realloc
 tests/test-tool: $(TOOL_OBJS) $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(OBJS) $(LIBS_LINK)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(TOOL_LINK) -o $@ $(TOOL_OBJS) $(OBJS) $(LIBS_LINK)
 
 # A second build with AddressSanitizer and UBSan; any report fails the test
 # that triggered it (halt_on_error, and UBSan made fatal).
@@ -99,7 +101,7 @@ san: .deps-ok lib/scripts.c lib/scripts.h lib/hive-evalnix.c
 	    -c -o build-san/$$f.o $$f.c || exit 1; done
 	$(CC) $(SAN_CFLAGS) -o build-san/$(PROG) build-san/nixos-rebuild-remote.o \
 	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` $(LIBS_LINK)
-	$(CC) $(SAN_CFLAGS) -o build-san/tests/test-tool `for o in $(TOOL_OBJS); do printf ' build-san/%s' $$o; done` \
+	$(CC) $(SAN_CFLAGS) $(TOOL_LINK) -o build-san/tests/test-tool `for o in $(TOOL_OBJS); do printf ' build-san/%s' $$o; done` \
 	  `for o in $(OBJS); do printf ' build-san/%s' $$o; done` $(LIBS_LINK)
 
 deps:

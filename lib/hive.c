@@ -534,9 +534,12 @@ int hive_toplevels(struct hive *h, const struct hive_opts *o,
 int hive_key_texts(struct hive *h, const struct hive_opts *o, const size_t *sel,
 		   size_t n, struct strvec *warnings, struct nrr_err *e)
 {
-	struct strbuf args = STRBUF_INIT, res = STRBUF_INIT;
+	struct strbuf args = STRBUF_INIT, res;
 	cJSON *names = cJSON_CreateArray(), *root;
 	int st = 0, any = 0;
+
+	/* the texts come in it: no copy left in memory given back */
+	strbuf_init_secret(&res);
 
 	for (size_t i = 0; i < n; i++) {
 		const struct keyset *ks = &h->nodes[sel[i]].keys;

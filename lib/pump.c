@@ -44,6 +44,8 @@ void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 		strbuf_add(sb, buf, (size_t)n);
 		if (echo_fd >= 0)
 			fd_write_all(echo_fd, buf, (size_t)n);
+		if (sb->secret)
+			wipe_bytes(buf, (size_t)n);
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(*fd);
 		*fd = -1;

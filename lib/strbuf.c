@@ -66,30 +66,52 @@ void strbuf_init(struct strbuf *sb)
 {
 	sb->alloc = sb->len = 0;
 	sb->buf = strbuf_empty;
+	sb->secret = 0;
+}
+
+void strbuf_init_secret(struct strbuf *sb)
+{
+	strbuf_init(sb);
+	sb->secret = 1;
+}
+
+void wipe_bytes(void *p, size_t n)
+{
+	/* volatile keeps the compiler from dropping the wipe */
+	volatile char *v = p;
+	for (size_t i = 0; i < n; i++)
+		v[i] = 0;
+}
+
+/* Empty again, as secret as it was. */
+static void reinit(struct strbuf *sb)
+{
+	int secret = sb->secret;
+	strbuf_init(sb);
+	sb->secret = secret;
 }
 
 void strbuf_release(struct strbuf *sb)
 {
-	if (sb->alloc)
+	if (sb->alloc) {
+		if (sb->secret)
+			wipe_bytes(sb->buf, sb->alloc);
 		free(sb->buf);
-	strbuf_init(sb);
+	}
+	reinit(sb);
 }
 
 void strbuf_release_secret(struct strbuf *sb)
 {
-	if (sb->alloc) {
-		/* volatile keeps the compiler from dropping the wipe */
-		volatile char *p = sb->buf;
-		for (size_t i = 0; i < sb->alloc; i++)
-			p[i] = 0;
-	}
+	if (sb->alloc)
+		wipe_bytes(sb->buf, sb->alloc);
 	strbuf_release(sb);
 }
 
 char *strbuf_detach(struct strbuf *sb)
 {
 	char *res = sb->alloc ? sb->buf : xstrdup("");
-	strbuf_init(sb);
+	reinit(sb);
 	return res;
 }
 
@@ -104,6 +126,13 @@ void strbuf_grow(struct strbuf *sb, size_t extra)
 	if (!sb->alloc) {
 		sb->buf = xmalloc(n);
 		sb->buf[0] = '\0';
+	} else if (sb->secret) {
+		/* not realloc: it would free the old copy as it is */
+		char *moved = xmalloc(n);
+		memcpy(moved, sb->buf, sb->len + 1);
+		wipe_bytes(sb->buf, sb->alloc);
+		free(sb->buf);
+		sb->buf = moved;
 	} else {
 		sb->buf = xrealloc(sb->buf, n);
 	}

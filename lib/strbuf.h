@@ -17,12 +17,21 @@ struct strbuf {
 	size_t alloc;
 	size_t len;
 	char *buf;
+	/* holds a secret (strbuf_init_secret): every byte of memory it
+	 * gives back is wiped first, when it grows as when it is released */
+	int secret;
 };
 
 extern char strbuf_empty[];
-#define STRBUF_INIT { 0, 0, strbuf_empty }
+#define STRBUF_INIT { 0, 0, strbuf_empty, 0 }
 
 void strbuf_init(struct strbuf *sb);
+/* strbuf_init for a buffer that will hold a secret (a key's text read
+ * from nix): growing copies it to new memory and wipes the old (realloc
+ * would free it as it is), releasing wipes it, and pump's reads into it
+ * wipe their stack copy. It stays secret across strbuf_release(). */
+void strbuf_init_secret(struct strbuf *sb);
+/* Frees the contents (wiped first if secret): sb is empty and reusable. */
 void strbuf_release(struct strbuf *sb);
 /* Hands the string to the caller, who must free() it; sb is reset. */
 char *strbuf_detach(struct strbuf *sb);
@@ -57,6 +66,8 @@ void strbuf_keep_tail(struct strbuf *sb, size_t limit);
 void strbuf_take_lines(struct strbuf *sb, void (*fn)(void *data, char *line), void *data);
 /* Overwrites the contents with zeros before releasing (for secrets). */
 void strbuf_release_secret(struct strbuf *sb);
+/* Overwrites n bytes at p with zeros, in a way the compiler keeps. */
+void wipe_bytes(void *p, size_t n);
 
 /*
  * Returns a pointer to the start of the last non-empty line of s (or s

@@ -18,9 +18,17 @@
  *                                        profile_guard_check its system
  *   remote-reboot HOST TIMEOUT [EXPECT]  reboot HOST and wait (lib/reboot.c),
  *                                        then run a command over its master
+ *   keys-no-copy TEXT                    TEXT and 200 kB after it read from a
+ *                                        child into a strbuf, plain and then
+ *                                        secret (as a hive's key texts come
+ *                                        from nix): how many blocks we freed
+ *                                        still held TEXT (test-tool links with
+ *                                        --wrap=free,--wrap=realloc: every
+ *                                        free and move of ours is looked at)
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,9 +298,76 @@ static int cmd_reboot(int argc, const char **argv)
 	return report(st < 0 ? e.status : st, &e);
 }
 
+/* test-tool links with -Wl,--wrap=free,--wrap=realloc: each free() and
+ * realloc() of our code comes here first, and counts the blocks given
+ * back that still hold the watched text. A test program's globals:
+ * nothing else reads them. */
+void __real_free(void *p);
+void __wrap_free(void *p);
+static const char *watched;
+static size_t freed_holding;
+
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+static int holds(void *p)
+{
+	return p && watched && memmem(p, malloc_usable_size(p), watched, strlen(watched));
+}
+
+void __wrap_free(void *p)
+{
+	freed_holding += holds(p);
+	__real_free(p);
+}
+
+/* a block that moves is freed as it was */
+void *__wrap_realloc(void *p, size_t n)
+{
+	int held = holds(p);
+	void *moved = __real_realloc(p, n);
+	if (moved && moved != p)
+		freed_holding += held;
+	return moved;
+}
+
+/* How many blocks freed while TEXT (and 200 kB after it, so that the
+ * buffer grows a dozen times) is read from a child into sb and sb is
+ * released. */
+static size_t freed_with(struct strbuf *sb, const char *text)
+{
+	struct child c = CHILD_INIT;
+	struct capture cap = CAPTURE_INIT;
+	struct nrr_err e;
+
+	strvec_pushl(&c.args, "sh", "-c", "printf %s \"$1\"; head -c 200000 /dev/zero", "sh",
+		     text, NULL);
+	cap.out = sb;
+	freed_holding = 0;
+	watched = text;
+	int st = child_capture(&c, &cap, &e);
+	strbuf_release(sb);
+	watched = NULL;
+	child_clear(&c);
+	return st ? (size_t)-1 : freed_holding;
+}
+
+static int no_copy(const char *text)
+{
+	struct strbuf plain = STRBUF_INIT, secret;
+
+	strbuf_init_secret(&secret);
+	printf("plain: %zu\n", freed_with(&plain, text));
+	printf("secret: %zu\n", freed_with(&secret, text));
+	return 0;
+}
+
 int test_tool_remote(int argc, const char **argv)
 {
 	const char *cmd = argv[0];
+
+	if (!strcmp(cmd, "keys-no-copy") && argc == 2)
+		return no_copy(argv[1]);
 
 	if (!strcmp(cmd, "keys-in-conversation") && argc >= 2)
 		return cmd_keys_in_conversation(argv);
