@@ -12,7 +12,7 @@
  * to the look that finds it running something else. Every MEM_EVERY-th look it also sums,
  * over those processes alive, their VmRSS, their Pss (smaps_rollup: shared pages counted once
  * across the processes) and their open file descriptors, and keeps the peaks. On SIGTERM or
- * SIGINT it writes one line of key=value:
+ * SIGINT, or once ANCESTOR_PID is gone, it writes one line of key=value:
  *   procs         processes of EXE seen in all
  *   peak_procs    most alive at one look
  *   cpu_s         their CPU time, summed (up to the last look before each one exited: at most
@@ -40,6 +40,7 @@
 #define _GNU_SOURCE
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -449,6 +450,10 @@ int main(int argc, char **argv)
 		if (s.alive > peak_procs)
 			peak_procs = s.alive;
 		looks++;
+		/* the run is over when its job is gone (reaped): a bench killed
+		 * before its SIGTERM must not leave us running */
+		if (kill(root, 0) && errno == ESRCH)
+			break;
 		struct timespec ts = { interval / 1000, (interval % 1000) * 1000000L };
 		nanosleep(&ts, NULL);
 	}

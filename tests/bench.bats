@@ -115,6 +115,23 @@ c.close()
 	[ "$(cat counts)" = "$(printf 'open\n5 5')" ]
 }
 
+@test "bench/procwatch counts a watched program's CPU, and ends by itself once the run's job is gone" {
+	cc -std=c11 -O2 -Wall -Wextra -Werror -o pw "$BATS_TEST_DIRNAME/../bench/procwatch.c"
+	cp "$(command -v dash || command -v sh)" busy
+	# the job: a shell that starts the watched program (a loop of a fraction of a second of CPU)
+	sh -c './busy -c "i=0; while [ \$i -lt 200000 ]; do i=\$((i + 1)); done"' &
+	job=$!
+	./pw out 20 "$PWD/busy" "$job" &
+	pw=$!
+	wait "$job"
+	# no SIGTERM: it sees the job gone, writes its line and ends
+	timeout 5 tail --pid="$pw" -f /dev/null || { kill "$pw"; false; }
+	run cat out
+	# seen once, its CPU counted (not 0)
+	assert_output --regexp '^procs=1 peak_procs=1 cpu_s=(0\.0*[1-9][0-9]*|[1-9][0-9]*\.[0-9]+) '
+
+}
+
 @test "bench/fleet in its smallest form: a table with both routes, the runs, and two SVG charts" {
 	# Two hosts, one run, no peer: what bench/fleet --quick does at 1, 10 and 50 hosts, in a minute.
 	run --separate-stderr timeout 400 "$BATS_TEST_DIRNAME/../bench/fleet" --sizes "1 2" --runs 1 \
