@@ -11,7 +11,8 @@
  *   fleet-async         runs a function in a copy (lib/async.h) while a
  *                       child of ours and a pipe are open, and prints what
  *                       the copy saw and returned
- *   fleet-child-signals with our signals installed and SIGQUIT ignored (as
+ *   fleet-child-signals prints the SigIgn line we were started with, then,
+ *                       with our signals installed and SIGQUIT ignored (as
  *                       a parent may leave it), starts a child that prints
  *                       its /proc/self/status (SigIgn, SigCgt)
  */
@@ -202,6 +203,17 @@ static int child_signals(void)
 	struct child c;
 	struct nrr_err e;
 
+	/* what we were given ignored (by bats, a shell's &, a sanitizer's
+	 * runtime), which the child should keep too */
+	struct strbuf status = STRBUF_INIT;
+	if (strbuf_read_file(&status, "/proc/self/status"))
+		return 1;
+	const char *ign = strstr(status.buf, "\nSigIgn:");
+	if (!ign)
+		return 1;
+	printf("ours %.*s\n", (int)strcspn(ign + 1, "\n"), ign + 1);
+	fflush(stdout);
+	strbuf_release(&status);
 	run_signals_install();
 	signal(SIGQUIT, SIG_IGN);
 	child_init(&c);
