@@ -173,7 +173,7 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 /* Whether the run's action has every one of the AN_* bits. */
 static int needs(const struct run *r, unsigned bits)
 {
-	return r->opt.act && (r->opt.act->needs & bits) == bits;
+	return options_needs(&r->opt, bits);
 }
 
 static int action_list_generations(struct run *r)

@@ -489,7 +489,7 @@ void deploy_export_ahead(struct deploy *d)
 
 	/* as deploy_activate decides a->serve: an activation whose copy goes
 	 * through the target's conversation, from the build host */
-	if (d->opt->act && (d->opt->act->needs & AN_ACTIVATES) && d->target_remote &&
+	if (options_needs(d->opt, AN_ACTIVATES) && d->target_remote &&
 	    d->build_remote && !d->build_on_target && !d->want_plan &&
 	    copies_in_conversation(d->opt) && d->export.pid <= 0)
 		closure_export_start(&d->build, &d->export, &ignored);

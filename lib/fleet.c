@@ -489,7 +489,7 @@ static void fleet_systems(const struct fleet *f, struct strvec *tops)
 /* 1 for a dry run (dry-build, dry-activate): nothing is copied. */
 static int dry_run(const struct options *o)
 {
-	return o->act && (o->act->needs & AN_DRY);
+	return options_needs(o, AN_DRY);
 }
 
 /* 1 if the hosts' children get the closures' dump: not for a dry run,

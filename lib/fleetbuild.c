@@ -316,7 +316,7 @@ int fleet_build_all(const struct options *o, const char *ref,
 		goto out;
 	/* dry-build: nix says what the build would do (its stderr is shown);
 	 * no roots, nothing is made */
-	int dry = o->act && (o->act->needs & AN_DRY);
+	int dry = options_needs(o, AN_DRY);
 	if (dry) {
 		strvec_push(&argv, "--dry-run");
 	} else if (roots) {

@@ -200,6 +200,11 @@ void options_init(struct options *o)
 	o->progress_fd = o->password_fd = o->keys_fd = -1;
 }
 
+int options_needs(const struct options *o, unsigned bits)
+{
+	return o->act && (o->act->needs & bits) == bits;
+}
+
 void options_release(struct options *o)
 {
 	strvec_clear(&o->nix_common);

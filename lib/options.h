@@ -151,6 +151,10 @@ struct options {
 void options_init(struct options *o);
 void options_release(struct options *o);
 
+/* 1 if the run's action (o->act) has every one of the AN_* bits
+ * (lib/action.h); 0 without an action. */
+int options_needs(const struct options *o, unsigned bits);
+
 /*
  * Parses argv[1..argc-1] into o. Returns 0, or NRR_EUSAGE with e filled.
  * Checks that hold whatever the environment (conflicts, actions that take

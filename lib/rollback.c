@@ -6,12 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Whether the run's action has every one of the AN_* bits. */
-static int needs(const struct options *o, unsigned bits)
-{
-	return o->act && (o->act->needs & bits) == bits;
-}
-
 int rollback_list(struct deploy *d, const struct options *o, struct nrr_err *e)
 {
 	struct generation *g = NULL;
@@ -40,7 +34,7 @@ int rollback_run(struct deploy *d, const struct options *o, struct nrr_err *e)
 	a.install_bootloader = o->install_bootloader;
 	a.specialisation = o->specialisation;
 	a.no_validate = o->no_validate;
-	if (needs(o, AN_SETS_PROFILE)) {
+	if (options_needs(o, AN_SETS_PROFILE)) {
 		a.action = o->action;
 		a.op = PROFILE_ROLLBACK;
 		ret = activate(t, &d->elev, &a, e);
@@ -59,7 +53,7 @@ int rollback_run(struct deploy *d, const struct options *o, struct nrr_err *e)
 		goto out;
 	}
 	char *link = xstrfmt("%s-%d-link", profile, prev);
-	if (needs(o, AN_ACTIVATES)) {
+	if (options_needs(o, AN_ACTIVATES)) {
 		a.action = o->action;
 		a.toplevel = link;
 		a.op = PROFILE_KEEP;
