@@ -118,8 +118,10 @@ c.close()
 @test "bench/procwatch counts a watched program's CPU, and ends by itself once the run's job is gone" {
 	cc -std=c11 -O2 -Wall -Wextra -Werror -o pw "$BATS_TEST_DIRNAME/../bench/procwatch.c"
 	cp "$(command -v dash || command -v sh)" busy
-	# the job: a shell that starts the watched program (a loop of a fraction of a second of CPU)
-	sh -c './busy -c "i=0; while [ \$i -lt 200000 ]; do i=\$((i + 1)); done"' &
+	# the job: a shell that starts the watched program: a loop of a fraction of a second of
+	# CPU, then a second alive (sleep is not dash's own), so that a loaded machine's late
+	# first look still finds it and reads its CPU
+	sh -c './busy -c "i=0; while [ \$i -lt 200000 ]; do i=\$((i + 1)); done; sleep 1"' &
 	job=$!
 	./pw out 20 "$PWD/busy" "$job" &
 	pw=$!
