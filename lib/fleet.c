@@ -549,6 +549,11 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	if (f->closure_dir && !f->prep)
 		dump_closures(f, f->pushed.nr ? &f->pushed : NULL);
 	deploy_hosts(f, e);
+	/* Ctrl-C during the push: the hosts, waiting for it, may have ended
+	 * before it said so (it is ended with the fleet) */
+	if (run_interrupted() && f->push && !f->push->done && !f->prep_err.status)
+		nrr_fail(&f->prep_err, NRR_EINT, "interrupted while pushing to the cache '%s'",
+			 o->push_to);
 	if (f->prep_err.status) {
 		/* none went on: the prepare's failure is the fleet's */
 		*e = f->prep_err;
