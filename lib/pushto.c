@@ -117,6 +117,23 @@ static void print_cache_plan(const char *where, const char *url, size_t paths,
 	strbuf_release(&sb);
 }
 
+char *pushto_write_url(const char *url)
+{
+	static const char *const caches[] = { "file://", "s3://", "http://", "https://" };
+	const char *q = strchr(url, '?');
+	int cache = 0;
+
+	for (size_t i = 0; i < sizeof(caches) / sizeof(*caches); i++)
+		cache |= !strncmp(url, caches[i], strlen(caches[i]));
+	/* a parameter named exactly compression (not ls-compression...) */
+	for (const char *p = q; cache && p; p = strchr(p + 1, '&'))
+		if (!strncmp(p + 1, "compression=", 12))
+			cache = 0;
+	if (!cache)
+		return xstrdup(url);
+	return xstrfmt("%s%ccompression=zstd", url, q ? '&' : '?');
+}
+
 /* --push-to by nix here. */
 static int push_here(struct options *o, const struct host *local,
 		     const struct strvec *toplevels, const struct strvec *closure,
@@ -161,9 +178,11 @@ static int push_here(struct options *o, const struct host *local,
 	strvec_push(&argv, "--to");
 	if (is_ssh)
 		strvec_push(&argv, o->push_to);
-	else
-		strvec_pushf(&argv, "%s%csecret-key=%s", o->push_to,
-			     strchr(o->push_to, '?') ? '&' : '?', key);
+	else {
+		char *url = pushto_write_url(o->push_to);
+		strvec_pushf(&argv, "%s%csecret-key=%s", url, strchr(url, '?') ? '&' : '?', key);
+		free(url);
+	}
 	strvec_pushvec(&argv, toplevels);
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	st = nix_run(&argv, &out, &err, NIX_RUN_QUIET, o->debug, warnings, e);
@@ -200,7 +219,9 @@ static int write_cache(struct options *o, const struct host *host,
 	int ret = 0;
 
 	/* with no path, the script only says its key */
-	strvec_pushl(&args, o->push_to, o->sign_key ? o->sign_key : "", NULL);
+	char *url = pushto_write_url(o->push_to);
+	strvec_pushl(&args, url, o->sign_key ? o->sign_key : "", NULL);
+	free(url);
 	if (!dry)
 		strvec_pushvec(&args, toplevels);
 	int st = host_run(host, NULL, "push", script_pushcache, (const char *const *)args.v,

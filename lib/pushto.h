@@ -84,6 +84,16 @@ int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host 
 		      const char *toplevel, unsigned long long *bytes, struct nrr_err *e);
 
 /*
+ * The URL that `nix copy --to` writes: url as given, plus
+ * "compression=zstd" when url is a binary cache (file://, s3://, http://,
+ * https://) and names no compression. Nix's default, xz, costs the cache's
+ * writer and every target several times zstd's CPU for a tenth fewer
+ * bytes (bench/README.md); "?compression=xz" keeps it. Malloc'ed: the
+ * caller frees it.
+ */
+char *pushto_write_url(const char *url);
+
+/*
  * Whether a target with settings ns substitutes from url (compared without
  * "?..." and a final '/') and trusts key (NULL: not checked). Returns 0,
  * or NRR_ECHECK with e naming host and what it lacks.

@@ -95,6 +95,10 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	# the cache is signed with the cache host's key
 	run fleet_exec cache sh -c 'cat /nix/var/www/*.narinfo'
 	assert_output --partial "Sig: lan-cache-1:"
+	# in zstd: the URL names no compression (xz costs the cache host and
+	# every target several times the CPU)
+	assert_output --partial "Compression: zstd"
+	refute_output --partial "Compression: xz"
 }
 
 @test "a fleet through the cache host lists its closures here once: the push's list is the hosts' too" {
@@ -169,6 +173,18 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[ "$(imports cache)" = 0 ]
 }
 
+@test "a --push-to URL that names its compression is written with it" {
+	retag lan5
+	point t1 "$URL" "$CACHE_PK"
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 \
+		--push-to 'file:///nix/var/www?compression=xz' --cache-host cache --cache-url "$URL"
+	assert_success
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	top=$(basename "$(toplevel t1)")
+	run fleet_exec cache cat "/nix/var/www/${top%%-*}.narinfo"
+	assert_output --partial "Compression: xz"
+}
+
 @test "a target that does not trust the key is named before anything is activated" {
 	retag lan2
 	point t1 "$URL" "$CACHE_PK"
@@ -227,6 +243,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	[ "$(profile_of t1)" = "$(toplevel t1)" ]
 	grep -q "Sig: here-1:" "$C"/www/*.narinfo
+	grep -q "Compression: zstd" "$C"/www/*.narinfo
 }
 
 @test "dry-build --target-host: each route's plan for the target; nothing moves" {

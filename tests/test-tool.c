@@ -20,6 +20,7 @@
 #include "../lib/nix.h"
 #include "../lib/options.h"
 #include "../lib/platform.h"
+#include "../lib/pushto.h"
 #include "../lib/quote.h"
 #include "../lib/ssh.h"
 
@@ -131,6 +132,14 @@ int main(int argc, const char **argv)
 			puts("no system: not a derivation");
 		free(text);
 		return ret ? 1 : 0;
+	}
+	if (!strcmp(cmd, "push-url")) {
+		for (int i = 2; i < argc; i++) {
+			char *url = pushto_write_url(argv[i]);
+			puts(url);
+			free(url);
+		}
+		return 0;
 	}
 	if (!strcmp(cmd, "ssh-near")) {
 		for (int i = 2; i < argc; i++)

@@ -672,6 +672,21 @@ $sys 10"
 	assert_output "build=1 fetch=0 download=0.00"
 }
 
+@test "--push-to: a binary cache that names no compression is written with zstd; any other URL as given" {
+	run "$TT" push-url file:///nix/var/www 'file:///c?priority=10' 's3://b?region=x&compression=xz' \
+		'https://c.lan?ls-compression=br' 'file:///c?compression=none' ssh://cache ssh-ng://root@cache \
+		'ssh://cache?compress=true' daemon
+	assert_output "file:///nix/var/www?compression=zstd
+file:///c?priority=10&compression=zstd
+s3://b?region=x&compression=xz
+https://c.lan?ls-compression=br&compression=zstd
+file:///c?compression=none
+ssh://cache
+ssh-ng://root@cache
+ssh://cache?compress=true
+daemon"
+}
+
 @test "compression: which hosts are near (no compression) and which far" {
 	run "$TT" ssh-near localhost 127.0.3.4 10.1.2.3 172.16.0.1 172.32.0.1 192.168.1.9 169.254.1.1 \
 		::1 fe80::1 fd00::5 2001:db8::1 8.8.8.8 pi board.local nas.lan x.home.arpa \
