@@ -299,6 +299,30 @@ static int reboot_after(struct deploy *d, int timeout, struct nrr_err *e)
 	return ret ? ret : deploy_keys_after_reboot(d, e);
 }
 
+/*
+ * A fleet's child waits, connected and locked, for the fleet's go on stdin
+ * (the fleet built its system, or pushed it to the cache). Returns 0, or
+ * NRR_ENOSTART when the fleet says no.
+ */
+static int wait_for_go(void *data, struct nrr_err *e)
+{
+	struct run *r = data;
+	char *key;
+
+	deploy_phase(&r->d, "ready");
+	if (!prompt_read_go(0, &key))
+		return nrr_fail(e, NRR_ENOSTART,
+				"not deployed: the fleet's build or push did not finish");
+	if (key && r->opt.cache_url) {
+		/* the key its push learned, which this target must trust */
+		free(r->opt.cache_key_buf);
+		r->opt.cache_key = r->opt.cache_key_buf = key;
+	} else {
+		free(key);
+	}
+	return 0;
+}
+
 static int do_build_and_activate(struct run *r)
 {
 	struct deploy *d = &r->d;
@@ -333,7 +357,8 @@ static int do_build_and_activate(struct run *r)
 	/* on a build host, the build needs nothing of the lock's answer (what
 	 * the target runs, its machine): it goes on while the answer comes,
 	 * read before anything reaches the target */
-	int lock_later = d->build_remote && !r->opt.profile_guard && !r->opt.wait_go;
+	int lock_later = d->build_remote && !r->opt.profile_guard && !r->opt.wait_go &&
+			 !r->opt.wait_push;
 	if ((ret = deploy_connect_wait(d, need_target, 1, &r->err)) ||
 	    (activating && lock_later && (ret = deploy_lock_start(d, &r->err))) ||
 	    (activating && !lock_later && (ret = deploy_lock(d, &r->err))) ||
@@ -345,19 +370,13 @@ static int do_build_and_activate(struct run *r)
 		return ret;
 	/* a fleet's child started while the fleet still builds: connected
 	 * and holding the lock, it goes on once the systems are there */
-	if (r->opt.wait_go) {
-		char *key;
-		deploy_phase(d, "ready");
-		if (!prompt_read_go(0, &key))
-			return nrr_fail(&r->err, NRR_ENOSTART,
-					"not deployed: the fleet's build or push did not finish");
-		if (key && r->opt.cache_url) {
-			/* the key its push learned, which this target must trust */
-			free(r->opt.cache_key_buf);
-			r->opt.cache_key = r->opt.cache_key_buf = key;
-		} else {
-			free(key);
-		}
+	if (r->opt.wait_push && activating) {
+		/* built: the target says what it lacks while the push goes on,
+		 * and the activation waits for it after that (deploy.h) */
+		d->hold = wait_for_go;
+		d->hold_data = r;
+	} else if ((r->opt.wait_go || r->opt.wait_push) && (ret = wait_for_go(r, &r->err))) {
+		return ret;
 	}
 	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||

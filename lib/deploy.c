@@ -532,6 +532,10 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	 * deploy_export_ahead) */
 	deploy_phase(d, "check");
 	ret = activation_offer(&d->as, a, e);
+	if (!ret && d->hold) {
+		ret = d->hold(d->hold_data, e);
+		d->hold = NULL;
+	}
 	if (!ret && a->incomplete && (a->substitute == 2 || a->plan)) {
 		ret = deploy_plan_and_fetch(d, a, &nixconf, e);
 	} else if (!ret && a->plan && a->closure) {

@@ -86,6 +86,12 @@ struct deploy {
 	struct keyset keys;	/* a hive node's deployment.keys, loaded (a
 				 * fleet child's --keys-fd); the activation's
 				 * conversation carries them */
+	/* Called once, when the target has said what it lacks and before that
+	 * is acted on (a fleet child's --wait-push: the push's end, with the
+	 * key the target must trust); returns 0 to go on, else a status with
+	 * e filled. NULL: nothing to wait for. */
+	int (*hold)(void *data, struct nrr_err *e);
+	void *hold_data;
 };
 
 /* Reports the phase the deploy is in, when it has someone to tell. */

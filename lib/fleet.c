@@ -66,6 +66,7 @@ struct fleet {
 };
 
 static int holding(const struct fleet *f);
+static enum fleet_hold hold_for(const struct fleet *f);
 static void push_said(void *data, const char *buf, size_t n);
 
 /* A timestamped line for h, when the run does not draw live lines. */
@@ -132,7 +133,7 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
 		char *db = f->closure_dir ? closuredb_file(f->closure_dir, (size_t)(h - f->hosts)) : NULL;
-		int failed = fleet_host_start(f->o, h, f->password, db, holding(f), e);
+		int failed = fleet_host_start(f->o, h, f->password, db, hold_for(f), e);
 		free(db);
 		if (failed) {
 			h->state = H_DONE;
@@ -325,6 +326,19 @@ static void prepare(struct fleet *f)
 static int holding(const struct fleet *f)
 {
 	return f->prep || (f->push && !f->push->done);
+}
+
+/*
+ * What they wait for: with the systems built (and their closures dumped)
+ * only the push, and then each host asks its target what it lacks (and
+ * its settings) while the push goes on: the check is off the fleet's
+ * critical path, which after the push is then the fetch and activation.
+ */
+static enum fleet_hold hold_for(const struct fleet *f)
+{
+	if (f->prep)
+		return HOLD_BUILD;
+	return f->push && !f->push->done ? HOLD_PUSH : HOLD_NONE;
 }
 
 /* The cache route's push, beside the hosts (lib/fleetpush.h). */
@@ -659,8 +673,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		if ((ret = push_plan(&f, warnings, e)))
 			goto out;
 	} else if (o->push_to) {
-		/* the closures of all hosts, once, while the hosts connect
-		 * and lock: they wait for it (--wait-go); the union closure,
+		/* the closures of all hosts, once, while the hosts connect,
+		 * lock and check: they wait for it (--wait-push); the union closure,
 		 * listed once, is also what the hosts' closure files are
 		 * made from */
 		fleet_systems(&f, &f.tops);

@@ -64,9 +64,10 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 }
 
 int fleet_host_start(const struct options *o, struct fleet_host *h,
-		     const char *password, const char *closure_db, int wait_go,
+		     const char *password, const char *closure_db, enum fleet_hold hold,
 		     struct nrr_err *e)
 {
+	int wait_go = hold != HOLD_NONE;
 	int rep[2], pw[2] = { -1, -1 };
 	int keys = h->m.keys && h->m.keys->nr;
 
@@ -83,7 +84,7 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	if (closure_db && h->path)
 		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
 	if (wait_go)
-		strvec_push(&h->c.args, "--wait-go");
+		strvec_push(&h->c.args, hold == HOLD_PUSH ? "--wait-push" : "--wait-go");
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;

@@ -14,11 +14,18 @@
  * (its child gets --ask): for --ask's question, and for the cache route. */
 int fleet_holds(const struct options *o);
 
-/* Starts h's child (h->path its system, NULL for apply's keys); wait_go:
- * it waits, connected and locked, for the fleet's go. 0, or a status
- * with e filled. */
+/* What a host started now waits for before it goes on. */
+enum fleet_hold {
+	HOLD_NONE,
+	HOLD_BUILD,	/* --wait-go: connected and locked, the fleet's build */
+	HOLD_PUSH,	/* --wait-push: its system built, the cache route's push:
+			 * the child asks the target what it lacks meanwhile */
+};
+
+/* Starts h's child (h->path its system, NULL for apply's keys), which
+ * waits for the fleet's go as hold says. 0, or a status with e filled. */
 int fleet_host_start(const struct options *o, struct fleet_host *h,
-		     const char *password, const char *closure_db, int wait_go,
+		     const char *password, const char *closure_db, enum fleet_hold hold,
 		     struct nrr_err *e);
 
 /* Takes the complete lines of h's report. */

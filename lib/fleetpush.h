@@ -4,7 +4,8 @@
  * that the hosts start, connect and lock while the closures cross the
  * line: before, the fleet's loop stopped for the push, and the hosts
  * after the first handshakes' worth connected only once it was done. The
- * hosts wait for their go (--wait-go) until it ends.
+ * hosts ask their targets what they lack meanwhile, then wait for their
+ * go (--wait-push) until it ends.
  *
  * What the copy says, one line each (under PIPE_BUF: written whole):
  *   x TEXT          a warning

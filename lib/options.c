@@ -86,6 +86,8 @@ const struct option_spec option_table[] = {
 	  "a fleet run's child: its system's closure and sizes from this dump of the fleet's (lib/closuredb.h)" },
 	{ "wait-go", 0, 0, OPT_WAIT_GO, 0, OF_HIDDEN | OF_NEW, S_HOSTS, NULL,
 	  "a fleet run's child: connect and lock, then wait for the fleet's go on stdin (its systems built)" },
+	{ "wait-push", 0, 0, OPT_WAIT_PUSH, 0, OF_HIDDEN | OF_NEW, S_HOSTS, NULL,
+	  "a fleet run's child: its system built, ask the target what it lacks, then wait for the fleet's go (the cache route's push)" },
 	{ "keys-only", 0, 0, OPT_KEYS_ONLY, 0, OF_HIDDEN | OF_NEW | OF_FLEET, S_HOSTS, NULL,
 	  "a hive node's child: upload its keys (--keys-fd), build and activate nothing (apply keys)" },
 	{ "elevate-command", 0, 1, OPT_ELEVATE_COMMAND, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "WORDS",
@@ -321,6 +323,7 @@ static int apply_one(struct options *o, const struct option_spec *s,
 	case OPT_STORE_PATH: o->store_path = vals[0]; return 0;
 	case OPT_CLOSURE_DB: o->closure_db = vals[0]; return 0;
 	case OPT_WAIT_GO: o->wait_go = 1; return 0;
+	case OPT_WAIT_PUSH: o->wait_push = 1; return 0;
 	case OPT_IMAGE_VARIANT: o->image_variant = vals[0]; return 0;
 	case OPT_UPGRADE: o->upgrade = 1; return 0;
 	case OPT_UPGRADE_ALL: o->upgrade = o->upgrade_all = 1; return 0;

@@ -74,8 +74,9 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	[[ $stderr == *"plan for 't2': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	echo "$output" >report.json
-	# the push is every host's phase after the build; the hosts connected and locked
-	# meanwhile ("ready" until it ended)
+	# the push is every host's phase after the build; the hosts connected, locked and
+	# asked their targets what they lack meanwhile ("check"), then waited ("ready")
+	# until it ended to fetch
 	python3 - <<-'PY'
 		import json
 		for h in json.load(open("report.json")):
@@ -86,7 +87,8 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 		    assert names[:3] == ["evaluate", "build", "push"], names
 		    assert p["push"][0] == p["build"][1] and p["push"][1] > p["push"][0], p
 		    assert p["connect"][0] < p["push"][1], p
-		    assert p["ready"][1] >= p["push"][1] - 0.05 and p["check"][0] >= p["ready"][1], p
+		    assert names.index("check") < names.index("ready") < names.index("fetch"), names
+		    assert p["ready"][1] >= p["push"][1] - 0.05 and p["fetch"][0] >= p["ready"][1], p
 	PY
 	# each target fetched each of its 5 paths from nginx, once
 	[ "$(($(nar_gets) - nars))" = 10 ]
