@@ -261,7 +261,8 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
  * (se, serr). Returns 0 when none of them, else e->status.
  */
 static int stream_failed(const struct host *src, const struct host *dst, int se,
-			 const char *serr, int si, const char *derr, struct nrr_err *e)
+			 const char *serr, int si, const char *derr,
+			 const struct closure_sink *sink, struct nrr_err *e)
 {
 	char why[512];
 	char *src_lost = src->ssh && se == 255 ? ssh_host_lost_reason(src->ssh) : NULL;
@@ -273,7 +274,8 @@ static int stream_failed(const struct host *src, const struct host *dst, int se,
 		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, src_lost);
 		ssh_hint_not_responding(src->ssh, e);
 	} else if (si != 0) {
-		ret = closure_import_failed(dst, si, derr, e);
+		ret = sink && sink->failed ? sink->failed(sink->data, dst, si, derr, e)
+					   : closure_import_failed(dst, si, derr, e);
 	} else if (se != 0) {
 		nix_error_summary(*serr ? serr : "connection lost", why, sizeof(why));
 		ret = nrr_fail(e, NRR_ECOPY, "exporting from '%s' failed: %s", src->name, why);
@@ -300,17 +302,26 @@ int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e)
 {
+	const char *noargs[] = { NULL };
+	struct closure_sink sink = { script_import, noargs, NULL, NULL, NULL };
+
+	return closure_send_into(src, dst, paths, &sink, bytes, e);
+}
+
+int closure_send_into(const struct host *src, const struct host *dst,
+		      const struct strvec *paths, const struct closure_sink *sink,
+		      unsigned long long *bytes, struct nrr_err *e)
+{
 	struct child exp = CHILD_INIT, imp = CHILD_INIT;
 	struct strbuf list = STRBUF_INIT, serr = STRBUF_INIT,
 		      derr = STRBUF_INIT, dout = STRBUF_INIT;
-	const char *noargs[] = { NULL };
 	int ret = 0;
 
 	*bytes = 0;
 	if (!paths->nr)
 		return 0;
 	join_lines(paths, &list);
-	host_script_argv(dst, NULL, script_import, noargs, &imp);
+	host_script_argv(dst, NULL, sink->script, sink->args, &imp);
 	imp.in = imp.out = imp.err = CHILD_PIPE;
 	if (closure_export_start(src, &exp, e)) {
 		ret = e->status;
@@ -330,10 +341,12 @@ int closure_send(const struct host *src, const struct host *dst,
 	int si = child_wait(&imp);
 	ret = stream_checked(src, &check, p.refused, e);
 	if (!ret)
-		ret = stream_failed(src, dst, se, serr.buf, si, derr.buf, e);
+		ret = stream_failed(src, dst, se, serr.buf, si, derr.buf, sink, e);
 	if (!ret && exportcheck_finish(&check))
 		ret = stream_checked(src, &check, 1, e);
 	exportcheck_release(&check);
+	if (sink->out)
+		strbuf_add(sink->out, dout.buf, dout.len);
 out:
 	child_clear(&exp);
 	child_clear(&imp);
@@ -399,7 +412,7 @@ int closure_stream_into(const struct host *src, const struct host *dst, struct c
 	if (into->in_fd < 0 && se != 255)
 		se = 0;
 	if (!ret)
-		ret = stream_failed(src, dst, se, serr.buf, 0, "", e);
+		ret = stream_failed(src, dst, se, serr.buf, 0, "", NULL, e);
 	/* a stream that ended early leaves into waiting for the rest;
 	 * when into went away, its end says why */
 	if (!ret && into->in_fd >= 0 && exportcheck_finish(&check))

@@ -45,6 +45,28 @@ int closure_send(const struct host *src, const struct host *dst,
 		 const struct strvec *paths, unsigned long long *bytes,
 		 struct nrr_err *e);
 
+/*
+ * What reads a stream on dst, for closure_send_into: script with args (NULL
+ * terminated), which imports the stream and may do more with it. When it
+ * ends with a status other than 0 (and nothing before it failed), failed
+ * fills e (data, dst, that status, its stderr) and returns e->status;
+ * NULL: closure_import_failed. Its stdout is appended to out, unless NULL.
+ */
+struct closure_sink {
+	const char *script;
+	const char *const *args;
+	int (*failed)(void *data, const struct host *dst, int status, const char *err,
+		      struct nrr_err *e);
+	void *data;
+	struct strbuf *out;
+};
+
+/* closure_send into sink's script (closure_send's is import.sh). Returns
+ * as closure_send, or what sink->failed returned. */
+int closure_send_into(const struct host *src, const struct host *dst,
+		      const struct strvec *paths, const struct closure_sink *sink,
+		      unsigned long long *bytes, struct nrr_err *e);
+
 /* The hint for a path whose NAR here differs from the store's registration
  * of it, found here or by the importer (which says "hash mismatch"). */
 void closure_hint_store_changed(struct nrr_err *e);

@@ -203,6 +203,57 @@ out:
 	return ret;
 }
 
+/* pushcache.sh's arguments: the URL it writes, the key file, then with
+ * import "--import", then (unless dry) the paths. */
+static void pushcache_args(const struct options *o, const struct strvec *toplevels, int dry,
+			   int import, struct strvec *args)
+{
+	char *url = pushto_write_url(o->push_to);
+	strvec_pushl(args, url, o->sign_key ? o->sign_key : "", NULL);
+	free(url);
+	if (import)
+		strvec_push(args, "--import");
+	/* with no path, the script only says its key */
+	if (!dry)
+		strvec_pushvec(args, toplevels);
+}
+
+static int cache_failed(const struct options *o, const struct host *host, int st,
+			const char *err, struct nrr_err *e)
+{
+	char why[512];
+
+	nix_error_summary(err, why, sizeof(why));
+	return nrr_fail(e, st == PUSHCACHE_ST_NOKEY ? NRR_EUSAGE : NRR_ECOPY,
+			"writing the cache '%s' on '%s' failed: %s", o->push_to, host->name, why);
+}
+
+/*
+ * pushcache.sh on host ended with st, saying out and err: its key into
+ * o->cache_key and the line that says what was written (sent/size: what
+ * was streamed to it; own: it built them), or e.
+ */
+static int cache_written(struct options *o, const struct host *host, int st,
+			 struct strbuf *out, const char *err, int dry, int own, size_t sent,
+			 unsigned long long size, struct nrr_err *e)
+{
+	if (st || strncmp(out->buf, "key ", 4))
+		return cache_failed(o, host, st, err, e);
+	strbuf_rtrim(out);
+	free(o->cache_key_buf);
+	o->cache_key_buf = xstrdup(out->buf + 4);
+	o->cache_key = o->cache_key_buf;
+	if (own) {
+		fprintf(stderr, "%s the cache '%s' on '%s' from its own store\n",
+			dry ? "plan: writing" : "written:", o->push_to, host->name);
+	} else {
+		char *where = xstrfmt(" on '%s'", host->name);
+		print_cache_plan(where, o->push_to, sent, size, dry);
+		free(where);
+	}
+	return 0;
+}
+
 /*
  * host writes the cache: `nix copy` of toplevels there (nothing with dry),
  * signed with --sign-key (a file there) or its own secret-key-files; its
@@ -215,41 +266,49 @@ static int write_cache(struct options *o, const struct host *host,
 {
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	struct strvec args = STRVEC_INIT;
-	char why[512];
-	int ret = 0;
+	int ret;
 
-	/* with no path, the script only says its key */
-	char *url = pushto_write_url(o->push_to);
-	strvec_pushl(&args, url, o->sign_key ? o->sign_key : "", NULL);
-	free(url);
-	if (!dry)
-		strvec_pushvec(&args, toplevels);
+	pushcache_args(o, toplevels, dry, 0, &args);
 	int st = host_run(host, NULL, "push", script_pushcache, (const char *const *)args.v,
 			  NULL, 0, &out, &err, -1, e);
-	nix_error_summary(err.buf, why, sizeof(why));
-	if (st < 0) {
-		ret = e->status;
-	} else if (st || strncmp(out.buf, "key ", 4)) {
-		ret = nrr_fail(e, st == PUSHCACHE_ST_NOKEY ? NRR_EUSAGE : NRR_ECOPY,
-			       "writing the cache '%s' on '%s' failed: %s", o->push_to,
-			       host->name, why);
-	} else {
-		strbuf_rtrim(&out);
-		free(o->cache_key_buf);
-		o->cache_key_buf = xstrdup(out.buf + 4);
-		o->cache_key = o->cache_key_buf;
-		if (own)
-			fprintf(stderr, "%s the cache '%s' on '%s' from its own store\n",
-				dry ? "plan: writing" : "written:", o->push_to, host->name);
-		else {
-			char *where = xstrfmt(" on '%s'", host->name);
-			print_cache_plan(where, o->push_to, sent, size, dry);
-			free(where);
-		}
-	}
+	ret = st < 0 ? e->status : cache_written(o, host, st, &out, err.buf, dry, own, sent, size, e);
 	strvec_clear(&args);
 	strbuf_release(&out);
 	strbuf_release(&err);
+	return ret;
+}
+
+/* The merged push's end, when not 0: its import's failure, or its writing's. */
+static int push_sink_failed(void *data, const struct host *dst, int status, const char *err,
+			    struct nrr_err *e)
+{
+	if (status == PUSHCACHE_ST_NOKEY || status == PUSHCACHE_ST_COPY)
+		return cache_failed(data, dst, status, err, e);
+	return closure_import_failed(dst, status, err, e);
+}
+
+/*
+ * What the cache host lacks (missing, of toplevels' closures) streamed from
+ * src, and the cache written, in one session there (pushcache.sh --import):
+ * one round trip and one ssh less than the stream, then the writing, and
+ * its key looked up while the stream comes. *bytes: what was streamed.
+ */
+static int stream_and_write(struct options *o, const struct host *src, const struct host *cache,
+			    const struct strvec *toplevels, const struct strvec *missing,
+			    unsigned long long *bytes, struct nrr_err *e)
+{
+	struct strvec args = STRVEC_INIT;
+	struct strbuf out = STRBUF_INIT;
+	int ret;
+
+	pushcache_args(o, toplevels, 0, 1, &args);
+	struct closure_sink sink = { script_pushcache, (const char *const *)args.v,
+				     push_sink_failed, o, &out };
+	ret = closure_send_into(src, cache, missing, &sink, bytes, e);
+	if (!ret)
+		ret = cache_written(o, cache, 0, &out, "", 0, 0, missing->nr, *bytes, e);
+	strvec_clear(&args);
+	strbuf_release(&out);
 	return ret;
 }
 
@@ -285,9 +344,10 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *s
 		goto out;
 	if (dry && missing.nr && closure_size(src, &missing, &size, &ignored))
 		size = 0;
-	if (!dry && missing.nr && (ret = closure_send(src, &cache, &missing, bytes, e)))
-		goto out;
-	ret = write_cache(o, &cache, toplevels, dry, 0, missing.nr, dry ? size : *bytes, e);
+	if (!dry && missing.nr)
+		ret = stream_and_write(o, src, &cache, toplevels, &missing, bytes, e);
+	else
+		ret = write_cache(o, &cache, toplevels, dry, 0, missing.nr, dry ? size : *bytes, e);
 out:
 	ssh_host_release(ctx, &sh);
 	strvec_clear(&missing);

@@ -52,8 +52,9 @@ point() {
 
 # NAR downloads nginx served so far.
 nar_gets() { grep -c 'GET /nar/' "$FLEET_DIR/cache/nginx/access.log" || true; }
-# Streams host $1 imported (what we relayed to it).
-imports() { fleet_command_log "$1" | grep -c 'nix-store --import' || true; }
+# Streams host $1 imported (what we relayed to it): import.sh's, and on the
+# cache host the stream its writing of the cache took first (--import).
+imports() { fleet_command_log "$1" | grep -c -e 'exec nix-store --import' -e "'sh' '[^']*' '[^']*' '--import'" || true; }
 
 # The cache route's options, the LAN cache host's way.
 LAN=(--push-to file:///nix/var/www --cache-host cache)
@@ -90,6 +91,9 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 		    assert names.index("check") < names.index("ready") < names.index("fetch"), names
 		    assert p["ready"][1] >= p["push"][1] - 0.05 and p["fetch"][0] >= p["ready"][1], p
 	PY
+	# the cache host: the query of what it lacks, then one session that took
+	# the stream and wrote the cache
+	[ "$(fleet_commands cache)" = 2 ]
 	# each target fetched each of its 5 paths from nginx, once
 	[ "$(($(nar_gets) - nars))" = 10 ]
 	[ "$(profile_of t1)" = "$(toplevel t1)" ]
@@ -164,6 +168,26 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[ "$(state_of t2)" = "$before2" ]
 	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
 	poll_until 10 unlocked t2 || fail "t2's deploy lock is still held"
+}
+
+@test "a stream the cache host cannot import is named as the copy to it; no host goes on" {
+	retag lan-imp
+	point t1 "$URL" "$CACHE_PK"
+	before=$(state_of t1)
+	real=$(fleet_exec cache sh -c 'command -v nix-store')
+	fleet_exec cache sh -c "mkdir -p /run/nrr-forge-bin && cat >/run/nrr-forge-bin/nix-store &&
+		chmod +x /run/nrr-forge-bin/nix-store" <<-EOF
+		#!/bin/sh
+		if [ "\$1" = --import ]; then cat >/dev/null; echo "error: no room for the stream" >&2; exit 1; fi
+		exec $real "\$@"
+		EOF
+	run --separate-stderr nrr switch --flake "$F" --on t1 "${LAN[@]}" --cache-url "$URL"
+	fleet_exec cache rm -rf /run/nrr-forge-bin
+	assert_failure 6
+	[[ $stderr == *"error: copying to 'cache' failed: no room for the stream"* ]] || fail "$stderr"
+	[ "$(state_of t1)" = "$before" ]
+	poll_until 10 unlocked t1 || fail "t1's deploy lock is still held"
+	! fleet_exec cache sh -c "grep -l nrr-sw-lan-imp /nix/var/www/*.narinfo" || fail "the cache was written"
 }
 
 @test "what the cache host has already is not sent again" {
