@@ -325,7 +325,7 @@ static void prepare(struct fleet *f)
 /* Whether hosts starting now wait for the fleet's go. */
 static int holding(const struct fleet *f)
 {
-	return f->prep || (f->push && !f->push->done);
+	return hold_for(f) != HOLD_NONE;
 }
 
 /*
