@@ -303,7 +303,7 @@ int closure_send(const struct host *src, const struct host *dst,
 		 struct nrr_err *e)
 {
 	const char *noargs[] = { NULL };
-	struct closure_sink sink = { script_import, noargs, NULL, NULL, NULL };
+	struct closure_sink sink = { script_import, noargs, NULL, NULL, NULL, NULL };
 
 	return closure_send_into(src, dst, paths, &sink, bytes, e);
 }
@@ -347,6 +347,8 @@ int closure_send_into(const struct host *src, const struct host *dst,
 	exportcheck_release(&check);
 	if (sink->out)
 		strbuf_add(sink->out, dout.buf, dout.len);
+	if (sink->err)
+		strbuf_add(sink->err, derr.buf, derr.len);
 out:
 	child_clear(&exp);
 	child_clear(&imp);

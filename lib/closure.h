@@ -50,7 +50,8 @@ int closure_send(const struct host *src, const struct host *dst,
  * terminated), which imports the stream and may do more with it. When it
  * ends with a status other than 0 (and nothing before it failed), failed
  * fills e (data, dst, that status, its stderr) and returns e->status;
- * NULL: closure_import_failed. Its stdout is appended to out, unless NULL.
+ * NULL: closure_import_failed. Its stdout is appended to out and its
+ * stderr to err, each unless NULL.
  */
 struct closure_sink {
 	const char *script;
@@ -58,7 +59,7 @@ struct closure_sink {
 	int (*failed)(void *data, const struct host *dst, int status, const char *err,
 		      struct nrr_err *e);
 	void *data;
-	struct strbuf *out;
+	struct strbuf *out, *err;
 };
 
 /* closure_send into sink's script (closure_send's is import.sh). Returns

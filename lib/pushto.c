@@ -298,17 +298,18 @@ static int stream_and_write(struct options *o, const struct host *src, const str
 			    unsigned long long *bytes, struct nrr_err *e)
 {
 	struct strvec args = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
 	int ret;
 
 	pushcache_args(o, toplevels, 0, 1, &args);
 	struct closure_sink sink = { script_pushcache, (const char *const *)args.v,
-				     push_sink_failed, o, &out };
+				     push_sink_failed, o, &out, &err };
 	ret = closure_send_into(src, cache, missing, &sink, bytes, e);
 	if (!ret)
-		ret = cache_written(o, cache, 0, &out, "", 0, 0, missing->nr, *bytes, e);
+		ret = cache_written(o, cache, 0, &out, err.buf, 0, 0, missing->nr, *bytes, e);
 	strvec_clear(&args);
 	strbuf_release(&out);
+	strbuf_release(&err);
 	return ret;
 }
 

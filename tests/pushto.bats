@@ -190,6 +190,20 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	! fleet_exec cache sh -c "grep -l nrr-sw-lan-imp /nix/var/www/*.narinfo" || fail "the cache was written"
 }
 
+@test "a cache host whose push says no key is named with what it said" {
+	retag lan-nokey
+	point t1 "$URL" "$CACHE_PK"
+	before=$(state_of t1)
+	# it imports and writes, but its "key" line is lost: what its nix copy said names it
+	printf '/^key /d\n' | fleet_exec cache sh -c 'cat >/run/nrr-forge'
+	run --separate-stderr nrr switch --flake "$F" --on t1 "${LAN[@]}" --cache-url "$URL"
+	fleet_exec cache rm -f /run/nrr-forge
+	assert_failure 6
+	[[ $stderr == *"error: writing the cache 'file:///nix/var/www' on 'cache' failed: copying path '"*"' to 'file:///nix/var/www"* ]] ||
+		fail "$stderr"
+	[ "$(state_of t1)" = "$before" ]
+}
+
 @test "what the cache host has already is not sent again" {
 	retag lan1
 	fleet_reset_counts cache
