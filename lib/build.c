@@ -538,7 +538,8 @@ int build_preflight(struct deploy *d, const char *tail, struct nrr_err *e)
 	if (d->src == SRC_STORE_PATH || d->build_remote || !d->target_remote ||
 	    !d->as.machine[0] || d->opt->no_validate || uname(&u))
 		return 0;
-	platform_of_machine(u.machine, here, sizeof(here));
+	platform_of_machine_order(u.machine, __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+				  here, sizeof(here));
 	platform_of_machine(d->as.machine, there, sizeof(there));
 	if (!strcmp(here, there))
 		return 0;	/* the common case costs nothing */

@@ -19,6 +19,17 @@ void platform_of_machine(const char *machine, char *out, size_t size)
 	snprintf(out, size, "%s-linux", cpu);
 }
 
+void platform_of_machine_order(const char *machine, int little, char *out, size_t size)
+{
+	size_t n = strlen(machine);
+	int unordered = !strncmp(machine, "mips", 4) &&
+			!(n >= 2 && !strcmp(machine + n - 2, "el"));
+	char m[128];
+
+	snprintf(m, sizeof(m), "%s%s", machine, unordered && little ? "el" : "");
+	platform_of_machine(m, out, size);
+}
+
 /* Past the string that starts at p ('"'), or NULL. */
 static const char *skip_string(const char *p, const char *end)
 {

@@ -14,6 +14,11 @@
  * ("x86_64" -> "x86_64-linux", "arm64" -> "aarch64-linux"), into out. */
 void platform_of_machine(const char *machine, char *out, size_t size);
 
+/* The same for a machine whose byte order is known, as this one's is:
+ * uname's mips and mips64 name both orders, where Nix's names tell them
+ * apart (mipsel, mips64el when little). */
+void platform_of_machine_order(const char *machine, int little, char *out, size_t size);
+
 /*
  * The system field of a derivation file's text (the ATerm
  * `Derive([outputs],[inputDrvs],[inputSrcs],"system",...)`), into out.

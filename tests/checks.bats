@@ -6,7 +6,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 board:riscv64 power:ppc64le
+	fleet_start t1 board:riscv64 power:ppc64le mipsle:mips64el mipsbe:mips64
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" checks
 }
@@ -40,6 +40,44 @@ setup() {
 	assert_failure 7
 	assert_output --partial "error: 'power' is a powerpc64le machine; the new system is built for x86_64-linux"
 	[ "$(profile_of power)" = "$before" ]
+}
+
+@test "a little-endian MIPS board (uname says mips64) takes a mips64el-linux system, and refuses a big-endian one" {
+	run --separate-stderr nrr switch --flake "$F#mipsel" --target-host mipsle
+	assert_success
+	[ "$(profile_of mipsle)" = "$output" ]
+	before=$(profile_of mipsle)
+	run nrr switch --flake "$F#mipsbe" --target-host mipsle
+	assert_failure 7
+	assert_output --partial "error: 'mipsle' is a mips64el machine; the new system is built for mips64-linux"
+	[ "$(profile_of mipsle)" = "$before" ]
+	# a 32-bit little-endian system runs on it too
+	run --separate-stderr nrr switch --flake "$F#mips32el" --target-host mipsle
+	assert_success
+	[ "$(profile_of mipsle)" = "$output" ]
+}
+
+@test "a MIPS board whose kernel does not say its byte order (before Linux 6.2) is told by its shell's ELF header" {
+	[ -e /sys/kernel/cpu_byteorder ] || skip "this kernel has no /sys/kernel/cpu_byteorder to hide"
+	# an empty file where the kernel's word was: the board's od reads its /bin/sh (little-endian)
+	fleet_exec mipsle mount --bind /dev/null /sys/kernel/cpu_byteorder
+	run nrr switch --flake "$F#mipsbe" --target-host mipsle
+	fleet_exec mipsle umount /sys/kernel/cpu_byteorder
+	assert_failure 7
+	assert_output --partial "error: 'mipsle' is a mips64el machine; the new system is built for mips64-linux"
+}
+
+@test "a big-endian MIPS board (uname says mips64 too) takes a mips64-linux system, and refuses a little-endian one" {
+	# its byte order is its kernel's word (Linux 6.2 on), which the fake board fakes
+	[ -e /sys/kernel/cpu_byteorder ] || skip "this kernel has no /sys/kernel/cpu_byteorder to fake a big-endian board with"
+	run --separate-stderr nrr switch --flake "$F#mipsbe" --target-host mipsbe
+	assert_success
+	[ "$(profile_of mipsbe)" = "$output" ]
+	before=$(profile_of mipsbe)
+	run nrr switch --flake "$F#mipsel" --target-host mipsbe
+	assert_failure 7
+	assert_output --partial "error: 'mipsbe' is a mips64 machine; the new system is built for mips64el-linux"
+	[ "$(profile_of mipsbe)" = "$before" ]
 }
 
 @test "a system cross-built for the board's architecture is accepted" {

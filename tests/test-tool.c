@@ -116,9 +116,14 @@ int main(int argc, const char **argv)
 		return test_tool_hive(argc - 1, argv + 1);
 	if (!strncmp(cmd, "daemon-", 7))
 		return test_tool_daemon(argc - 1, argv + 1);
-	if (!strcmp(cmd, "platform-of-machine") && argc == 3) {
+	if (!strcmp(cmd, "platform-of-machine") && (argc == 3 || argc == 4)) {
+		/* MACHINE [little|big]: the remote's word, or this machine's */
 		char out[64];
-		platform_of_machine(argv[2], out, sizeof(out));
+		if (argc == 4)
+			platform_of_machine_order(argv[2], !strcmp(argv[3], "little"), out,
+						  sizeof(out));
+		else
+			platform_of_machine(argv[2], out, sizeof(out));
 		puts(out);
 		return 0;
 	}

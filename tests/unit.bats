@@ -626,13 +626,27 @@ $sys 10"
 	[ -e "$dir/22222222222222222222222222222222-system-two" ]
 }
 
-@test "platforms: uname -m names, a derivation's system, builders for a system" {
+@test "platforms: uname -m names (MIPS with its byte order), a derivation's system, builders for a system" {
 	run "$TT" platform-of-machine x86_64
 	assert_output x86_64-linux
 	run "$TT" platform-of-machine arm64
 	assert_output aarch64-linux
 	run "$TT" platform-of-machine ppc64le
 	assert_output powerpc64le-linux
+	# uname's mips and mips64 are either byte order; Nix's names tell
+	run "$TT" platform-of-machine mips64 little
+	assert_output mips64el-linux
+	run "$TT" platform-of-machine mips64 big
+	assert_output mips64-linux
+	run "$TT" platform-of-machine mips little
+	assert_output mipsel-linux
+	run "$TT" platform-of-machine mips64el little
+	assert_output mips64el-linux
+	run "$TT" platform-of-machine x86_64 little
+	assert_output x86_64-linux
+	# a target's word comes ordered already (the deploy's script asks its kernel)
+	run "$TT" platform-of-machine mips64el
+	assert_output mips64el-linux
 	run "$TT" drv-system < <(tail -c +2 "$BATS_TEST_DIRNAME/fuzz/corpus/parsers/drv")
 	assert_output riscv64-linux
 	# a ] or ) inside a string does not end a list early

@@ -63,6 +63,16 @@ canon() {
 # kernel.arch (newer kernels have it) is uname -m without a process
 { IFS= read -r machine </proc/sys/kernel/arch; } 2>/dev/null ||
   machine=$(uname -m 2>/dev/null)
+# MIPS: uname says mips or mips64 for either byte order, which Nix's names say
+# (mipsel, mips64el). The kernel tells it (Linux 6.2 on), else the 6th byte of
+# the ELF header of the machine's own shell.
+case $machine in
+mips*el) ;;
+mips*)
+  { IFS= read -r order </sys/kernel/cpu_byteorder; } 2>/dev/null ||
+    case $(od -An -tx1 -j5 -N1 /bin/sh 2>/dev/null) in *01*) order=little ;; *) order= ;; esac
+  [ "$order" != little ] || machine=${machine}el ;;
+esac
 canon /run/current-system; running=$canon
 canon /nix/var/nix/profiles/system; profsys=$canon
 echo "ready $machine ${profsys:-$running} $running"
@@ -222,6 +232,9 @@ if [ -z "$novalidate" ]; then
     case $sys in
     "$m"-*) ;;
     i686-*) [ "$m" = x86_64 ] || { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;
+    # a 32-bit MIPS system on its 64-bit kernel, as i686 on x86_64
+    mipsel-* | mips-*) c=${sys%%-*}; [ "$m" = "mips64${c#mips}" ] ||
+      { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;
     *) echo "$sys $m" >&2; exit "$ST_ARCH" ;;
     esac
   fi

@@ -100,6 +100,11 @@ in {
   riscv = mkConfig "riscv" { hostSystem = "riscv64-linux"; };
   # Cross-built for a POWER9 machine, which uname calls ppc64le and Nix powerpc64le.
   ppc = mkConfig "ppc" { hostSystem = "powerpc64le-linux"; };
+  # Cross-built for MIPS boards of either byte order, which uname calls mips64 alike.
+  mipsel = mkConfig "mipsel" { hostSystem = "mips64el-linux"; };
+  mipsbe = mkConfig "mipsbe" { hostSystem = "mips64-linux"; };
+  # 32-bit little-endian MIPS, which a mips64el kernel runs too (as x86_64 runs i686).
+  mips32el = mkConfig "mips32el" { hostSystem = "mipsel-linux"; };
   # Native: its derivations are riscv64-linux ones, which only a riscv64 machine builds.
   riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.

@@ -22,7 +22,9 @@
 #                                  NIX_SSHOPTS, NIX_CONFIG, and NIX_REMOTE (a guard that makes
 #                                  nix fail outside the fleet). NAME:riscv64 makes a board whose
 #                                  uname -m says riscv64 and whose nix builds riscv64-linux
-#                                  (NAME:ppc64le the same for powerpc64le-linux).
+#                                  (NAME:ppc64le the same for powerpc64le-linux; NAME:mips64el
+#                                  and NAME:mips64 boards whose uname says mips64 for both,
+#                                  their kernel's byte order little or big).
 #                                  NAME:reboot a host whose `reboot` restarts it with a new boot
 #                                  id, NAME:noreturn one that goes down for good (fleet-reboot);
 #                                  every other host's `reboot` refuses. NAME:noforward a host
@@ -245,18 +247,25 @@ _fleet_host_start() {
 	printf '%s\ntrusted-users = root deploy fishy\n' "$_FLEET_NIX_CONF" >"$d/etc-nix/nix.conf"
 	# (root's own nix-store opens the store itself: only the daemon asks)
 	[ "$arch" != untrusted ] || sed -i 's/^trusted-users = root /trusted-users = /' "$d/etc-nix/nix.conf"
-	local nixsys=
-	case $arch in riscv64) nixsys=riscv64-linux ;; ppc64le) nixsys=powerpc64le-linux ;; esac
+	local nixsys= cpu=$arch order=
+	case $arch in
+	riscv64) nixsys=riscv64-linux ;;
+	ppc64le) nixsys=powerpc64le-linux ;;
+	mips64el) nixsys=mips64el-linux cpu=mips64 order=little ;;
+	mips64) nixsys=mips64-linux order=big ;;
+	esac
 	if [ -n "$nixsys" ]; then
 		# A board of another cpu: its nix builds that cpu's derivations (with /bin/sh as
 		# builder they run natively) and refuses x86_64-linux ones, and uname (and
 		# kernel.arch) say its cpu, in uname's words (ppc64le, where Nix says powerpc64le).
 		echo "system = $nixsys" >>"$d/etc-nix/nix.conf"
 		cp /usr/bin/uname "$d/uname.real"
-		printf '#!/bin/sh\n%s/uname.real "$@" | sed s/x86_64/%s/g\n' "$in" "$arch" >"$d/uname"
+		printf '#!/bin/sh\n%s/uname.real "$@" | sed s/x86_64/%s/g\n' "$in" "$cpu" >"$d/uname"
 		chmod 0755 "$d/uname"
 		# and so does the kernel's own arch, which the deploy reads first
-		echo "$arch" >"$d/arch"
+		echo "$cpu" >"$d/arch"
+		# and its byte order (Linux 6.2 on), where uname's mips64 says none
+		[ -z "$order" ] || echo "$order" >"$d/byteorder"
 	fi
 	_fleet_users "$d" "$name" || return 1
 	# Its own boot id and `reboot` (fleet-holder mounts them; see fleet-reboot).
@@ -375,7 +384,7 @@ fleet_start() {
 		case $name in
 		local | bin | '' | *[!a-z0-9-]*) _fleet_err "bad host name '$name'"; return 1 ;;
 		esac
-		case $arch in '' | riscv64 | ppc64le | reboot | noreturn | noforward | untrusted) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
+		case $arch in '' | riscv64 | ppc64le | mips64el | mips64 | reboot | noreturn | noforward | untrusted) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
 		[ ! -e "$FLEET_DIR/$name" ] || { _fleet_err "host '$name' given twice"; return 1; }
 		mkdir "$FLEET_DIR/$name"
 		_fleet_host_start "$name" "$arch" || return 1
