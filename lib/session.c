@@ -34,7 +34,7 @@ int session_start(struct session *s, const struct host *h,
 		s->echo_fd = -1;
 		/* sudo asks, or the script speaks first (sudo did not ask), or
 		 * it all ends (session_finish says why) */
-		while (!s->prompted && !s->out.len &&
+		while (!s->prompted && s->out.len == s->out_at &&
 		       (s->c.out_fd >= 0 || s->c.err_fd >= 0) && !run_interrupted())
 			session_pump(s, NULL, NULL);
 		if (run_interrupted()) {
@@ -124,17 +124,29 @@ int session_send(struct session *s, const char *data, size_t len)
 	return len ? -1 : 0;
 }
 
+/* Consumes n bytes of stdout. What is left moves to the front only once
+ * it is no longer than what was consumed: a list of thousands of paths in
+ * one read is not moved once per line. */
+static void consume(struct session *s, size_t n)
+{
+	s->out_at += n;
+	if (2 * s->out_at >= s->out.len) {
+		memmove(s->out.buf, s->out.buf + s->out_at, s->out.len - s->out_at);
+		strbuf_setlen(&s->out, s->out.len - s->out_at);
+		s->out_at = 0;
+	}
+	release_echo(s);
+}
+
 int session_line(struct session *s, struct strbuf *line)
 {
 	for (;;) {
-		char *nl = memchr(s->out.buf, '\n', s->out.len);
+		const char *at = s->out.buf + s->out_at;
+		const char *nl = memchr(at, '\n', s->out.len - s->out_at);
 		if (nl) {
-			size_t n = (size_t)(nl - s->out.buf);
 			strbuf_reset(line);
-			strbuf_add(line, s->out.buf, n);
-			memmove(s->out.buf, nl + 1, s->out.len - n - 1);
-			strbuf_setlen(&s->out, s->out.len - n - 1);
-			release_echo(s);
+			strbuf_add(line, at, (size_t)(nl - at));
+			consume(s, (size_t)(nl - at) + 1);
 			return 0;
 		}
 		if (s->c.out_fd < 0)
@@ -145,15 +157,13 @@ int session_line(struct session *s, struct strbuf *line)
 
 int session_read(struct session *s, void *buf, size_t n)
 {
-	while (s->out.len < n) {
+	while (s->out.len - s->out_at < n) {
 		if (s->c.out_fd < 0)
 			return -1;
 		session_pump(s, NULL, NULL);
 	}
-	memcpy(buf, s->out.buf, n);
-	memmove(s->out.buf, s->out.buf + n, s->out.len - n);
-	strbuf_setlen(&s->out, s->out.len - n);
-	release_echo(s);
+	memcpy(buf, s->out.buf + s->out_at, n);
+	consume(s, n);
 	return 0;
 }
 

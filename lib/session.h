@@ -21,7 +21,8 @@
 
 struct session {
 	struct child c;
-	struct strbuf out;	/* stdout not yet consumed */
+	struct strbuf out;	/* stdout read, of which the first out_at */
+	size_t out_at;		/* bytes are consumed already */
 	struct strbuf err;	/* all of stderr */
 	int echo_fd;
 	const struct host *host;
