@@ -489,28 +489,11 @@ static void fleet_hosts(struct fleet *f, const struct fleet_member *members, siz
 	}
 }
 
-/* The systems of the hosts still to deploy or in flight, each once, into tops. */
-static void fleet_systems(const struct fleet *f, struct strvec *tops)
-{
-	for (size_t i = 0; i < f->n; i++) {
-		const char *p = f->hosts[i].path;
-		if (p && (f->hosts[i].state == H_WAITING || f->hosts[i].state == H_RUNNING) &&
-		    strvec_find(tops, p) < 0)
-			strvec_push(tops, p);
-	}
-}
-
-/* 1 for a dry run (dry-build, dry-activate): nothing is copied. */
+/* 1 for a dry run (dry-build, dry-activate): nothing is copied, so the
+ * hosts' children get no closures' dump either. */
 static int dry_run(const struct options *o)
 {
 	return options_needs(o, AN_DRY);
-}
-
-/* 1 if the hosts' children get the closures' dump: not for a dry run,
- * which copies nothing. */
-static int dumps(const struct fleet *f)
-{
-	return !dry_run(f->o);
 }
 
 /* The hosts' closure files gone: their children ask the store. */
@@ -523,25 +506,12 @@ static void drop_closures(struct fleet *f)
 	}
 }
 
-/* The hosts' closures, one file each in f->closure_dir (lib/closuredb.h),
- * from one query of this store: of closure when the build listed it, or
- * else of their systems' closures. When the store cannot tell, there are
- * none: each child asks the store itself. */
+/* The hosts' closures, one file each in f->closure_dir; when the store
+ * cannot tell, none: each child asks the store itself. */
 static void dump_closures(struct fleet *f, const struct strvec *closure)
 {
-	struct strvec tops = STRVEC_INIT;
-	struct closuredb db = CLOSUREDB_INIT;
-	const char **each = xcalloc(f->n + 1, sizeof(*each));
-
-	fleet_systems(f, &tops);
-	for (size_t i = 0; i < f->n; i++)
-		each[i] = f->hosts[i].path;
-	if (!tops.nr || closuredb_load_here(&tops, closure, &db) ||
-	    closuredb_split(&db, f->closure_dir, each, f->n))
+	if (fleet_hosts_dump(f->hosts, f->n, closure, f->closure_dir))
 		drop_closures(f);
-	closuredb_release(&db);
-	strvec_clear(&tops);
-	free(each);
 }
 
 /* Runs the children of f's hosts (built: their path set), at most
@@ -559,7 +529,7 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	f->fds = xcalloc(2 * f->n + 2, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	/* with a prepare, the dump's files are named now, written after it */
-	f->closure_dir = dumps(f) ? closuredb_reserve() : NULL;
+	f->closure_dir = !dry_run(o) ? closuredb_reserve() : NULL;
 	if (f->closure_dir && !f->prep)
 		dump_closures(f, f->pushed.nr ? &f->pushed : NULL);
 	deploy_hosts(f, e);
@@ -628,7 +598,7 @@ static int push_plan(struct fleet *f, struct strvec *warnings, struct nrr_err *e
 	unsigned long long relayed = 0;
 	int ret;
 
-	fleet_systems(f, &tops);
+	fleet_hosts_systems(f->hosts, f->n, &tops);
 	strvec_clear(&f->pushed);
 	ret = pushto_push(f->o, &tops, 1, &f->pushed, warnings, &relayed, e);
 	strvec_clear(&tops);
@@ -677,7 +647,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		 * lock and check: they wait for it (--wait-push); the union closure,
 		 * listed once, is also what the hosts' closure files are
 		 * made from */
-		fleet_systems(&f, &f.tops);
+		fleet_hosts_systems(f.hosts, f.n, &f.tops);
 		if ((ret = pushto_closure(&f.tops, &f.pushed, e)))
 			goto out;
 		push_start(&f);

@@ -2,6 +2,7 @@
 #include "fleethost.h"
 #include "fleetproto.h"
 #include "fleetview.h"
+#include "closuredb.h"
 #include "deploykeys.h"
 #include "quote.h"
 #include "run.h"
@@ -140,6 +141,35 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	h->state = H_RUNNING;
 	fleet_set_phase(h, "connect");
 	return 0;
+}
+
+void fleet_hosts_systems(const struct fleet_host *hosts, size_t n, struct strvec *tops)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *p = hosts[i].path;
+		if (p && (hosts[i].state == H_WAITING || hosts[i].state == H_RUNNING) &&
+		    strvec_find(tops, p) < 0)
+			strvec_push(tops, p);
+	}
+}
+
+int fleet_hosts_dump(const struct fleet_host *hosts, size_t n, const struct strvec *closure,
+		     const char *dir)
+{
+	struct strvec tops = STRVEC_INIT;
+	struct closuredb db = CLOSUREDB_INIT;
+	const char **each = xcalloc(n + 1, sizeof(*each));
+	int ret;
+
+	fleet_hosts_systems(hosts, n, &tops);
+	for (size_t i = 0; i < n; i++)
+		each[i] = hosts[i].path;
+	ret = !tops.nr || closuredb_load_here(&tops, closure, &db) ||
+	      closuredb_split(&db, dir, each, n) ? -1 : 0;
+	closuredb_release(&db);
+	strvec_clear(&tops);
+	free(each);
+	return ret;
 }
 
 /* One line of the child's report. */

@@ -28,6 +28,20 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		     const char *password, const char *closure_db, enum fleet_hold hold,
 		     struct nrr_err *e);
 
+/* The systems of hosts[0..n) still to deploy or in flight, each once,
+ * appended to tops. */
+void fleet_hosts_systems(const struct fleet_host *hosts, size_t n, struct strvec *tops);
+
+/*
+ * Writes the closure of each of hosts[0..n)'s systems into a file of dir
+ * (lib/closuredb.h: the registrations its child reads instead of asking
+ * the store), from one query of this store: of closure when the build
+ * listed it, else of their systems' closures. 0, or -1 when the store
+ * cannot tell: the caller removes dir.
+ */
+int fleet_hosts_dump(const struct fleet_host *hosts, size_t n, const struct strvec *closure,
+		     const char *dir);
+
 /* Takes the complete lines of h's report. */
 void fleet_host_read(struct fleet_host *h);
 
