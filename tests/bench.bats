@@ -164,4 +164,13 @@ assert ">h001</text>" in t and ">h002</text>" in t
 print("ok")' out/fleet-time.svg out/fleet-timeline.svg
 	assert_success
 	assert_output ok
+	# any --json report of a fleet draws the same way: here the cache route's, its push and fetches
+	run python3 "$BATS_TEST_DIRNAME/../bench/fleet-svg" --timeline out/fleet-report-2-cache.json
+	assert_success
+	assert_output --partial ">h002</text>"
+	assert_output --partial "<title>h001 push: "
+	assert_output --partial "<title>h002 fetch: "
+	run python3 "$BATS_TEST_DIRNAME/../bench/fleet-svg" --timeline out/fleet-runs.tsv
+	assert_failure
+	assert_output --partial "is not a --json report"
 }

@@ -21,6 +21,23 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
+# HOST takes CONFIG: the switch succeeds and HOST's profile is that system.
+takes() {
+	run --separate-stderr nrr switch --flake "$F#$2" --target-host "$1"
+	assert_success
+	[ "$(profile_of "$1")" = "$output" ]
+}
+
+# HOST refuses CONFIG with exit 7 and MESSAGE; HOST's profile stays.
+refuses() {
+	local before
+	before=$(profile_of "$1")
+	run nrr switch --flake "$F#$2" --target-host "$1"
+	assert_failure 7
+	assert_output --partial "$3"
+	[ "$(profile_of "$1")" = "$before" ]
+}
+
 @test "an x86_64 system is never activated on a riscv64 board (exit 7, nothing changed)" {
 	before=$(profile_of board)
 	run nrr switch --flake "$F#t1" --target-host board
@@ -32,29 +49,15 @@ setup() {
 }
 
 @test "a ppc64le machine (uname's name) takes a powerpc64le-linux system (Nix's), and refuses an x86_64 one" {
-	run --separate-stderr nrr switch --flake "$F#ppc" --target-host power
-	assert_success
-	[ "$(profile_of power)" = "$output" ]
-	before=$(profile_of power)
-	run nrr switch --flake "$F#t1" --target-host power
-	assert_failure 7
-	assert_output --partial "error: 'power' is a powerpc64le machine; the new system is built for x86_64-linux"
-	[ "$(profile_of power)" = "$before" ]
+	takes power ppc
+	refuses power t1 "error: 'power' is a powerpc64le machine; the new system is built for x86_64-linux"
 }
 
 @test "a little-endian MIPS board (uname says mips64) takes a mips64el-linux system, and refuses a big-endian one" {
-	run --separate-stderr nrr switch --flake "$F#mipsel" --target-host mipsle
-	assert_success
-	[ "$(profile_of mipsle)" = "$output" ]
-	before=$(profile_of mipsle)
-	run nrr switch --flake "$F#mipsbe" --target-host mipsle
-	assert_failure 7
-	assert_output --partial "error: 'mipsle' is a mips64el machine; the new system is built for mips64-linux"
-	[ "$(profile_of mipsle)" = "$before" ]
+	takes mipsle mipsel
+	refuses mipsle mipsbe "error: 'mipsle' is a mips64el machine; the new system is built for mips64-linux"
 	# a 32-bit little-endian system runs on it too
-	run --separate-stderr nrr switch --flake "$F#mips32el" --target-host mipsle
-	assert_success
-	[ "$(profile_of mipsle)" = "$output" ]
+	takes mipsle mips32el
 }
 
 @test "a MIPS board whose kernel does not say its byte order (before Linux 6.2) is told by its shell's ELF header" {
@@ -70,20 +73,12 @@ setup() {
 @test "a big-endian MIPS board (uname says mips64 too) takes a mips64-linux system, and refuses a little-endian one" {
 	# its byte order is its kernel's word (Linux 6.2 on), which the fake board fakes
 	[ -e /sys/kernel/cpu_byteorder ] || skip "this kernel has no /sys/kernel/cpu_byteorder to fake a big-endian board with"
-	run --separate-stderr nrr switch --flake "$F#mipsbe" --target-host mipsbe
-	assert_success
-	[ "$(profile_of mipsbe)" = "$output" ]
-	before=$(profile_of mipsbe)
-	run nrr switch --flake "$F#mipsel" --target-host mipsbe
-	assert_failure 7
-	assert_output --partial "error: 'mipsbe' is a mips64 machine; the new system is built for mips64el-linux"
-	[ "$(profile_of mipsbe)" = "$before" ]
+	takes mipsbe mipsbe
+	refuses mipsbe mipsel "error: 'mipsbe' is a mips64 machine; the new system is built for mips64el-linux"
 }
 
 @test "a system cross-built for the board's architecture is accepted" {
-	run --separate-stderr nrr switch --flake "$F#riscv" --target-host board
-	assert_success
-	[ "$(profile_of board)" = "$output" ]
+	takes board riscv
 }
 
 @test "a native riscv64 configuration is refused before anything is built: nothing here builds for riscv64 (exit 7)" {
