@@ -122,10 +122,16 @@ static int fail_from_status(const struct host *h, const struct elevation *el,
 	case ACTIVATE_ST_ARCH: {
 		char sys[64] = "", mach[64] = "";
 		sscanf(why, "%63s %63s", sys, mach);
-		nrr_fail(e, NRR_ECHECK, "'%s' is a %s machine; the new system is built for %s",
-			 h->name, mach, sys);
-		nrr_hint(e, "nothing was changed; build for the target's platform "
-			 "(nixpkgs.hostPlatform), or --no-validate to skip this check");
+		/* "an aarch64", "an x86_64" (said "ex") */
+		nrr_fail(e, NRR_ECHECK, "'%s' is %s %s machine; the new system is built for %s",
+			 h->name, strchr("aeiox", mach[0]) && mach[0] ? "an" : "a", mach, sys);
+		if (!strcmp(mach, "aarch64") && !strncmp(sys, "arm", 3))
+			nrr_hint(e, "nothing was changed; an aarch64 machine runs a 32-bit ARM "
+				 "system only if its CPU runs 32-bit code, which it shows by "
+				 "running one already: --no-validate if you know it does");
+		else
+			nrr_hint(e, "nothing was changed; build for the target's platform "
+				 "(nixpkgs.hostPlatform), or --no-validate to skip this check");
 		break;
 	}
 	case ACTIVATE_ST_QUERY:

@@ -6,7 +6,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
 	load lib/common
-	fleet_start t1 board:riscv64 power:ppc64le mipsle:mips64el mipsbe:mips64
+	fleet_start t1 board:riscv64 power:ppc64le mipsle:mips64el mipsbe:mips64 arm:armv7l pi:aarch64
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" checks
 }
@@ -75,6 +75,25 @@ refuses() {
 	[ -e /sys/kernel/cpu_byteorder ] || skip "this kernel has no /sys/kernel/cpu_byteorder to fake a big-endian board with"
 	takes mipsbe mipsbe
 	refuses mipsbe mipsel "error: 'mipsbe' is a mips64 machine; the new system is built for mips64el-linux"
+}
+
+@test "an armv7l board takes armv7l-linux and armv6l-linux systems, and refuses an aarch64 one" {
+	takes arm armv7
+	takes arm armv6
+	refuses arm arm64 "error: 'arm' is an armv7l machine; the new system is built for aarch64-linux"
+}
+
+@test "an aarch64 board takes a 32-bit ARM system only once it runs one: its CPU runs 32-bit code" {
+	takes pi arm64
+	# not every aarch64 CPU runs 32-bit code, and nothing shows this one does
+	refuses pi armv7 "error: 'pi' is an aarch64 machine; the new system is built for armv7l-linux"
+	assert_output --partial "hint: nothing was changed; an aarch64 machine runs a 32-bit ARM system only if its CPU runs 32-bit code"
+	# the user knows it does
+	run nrr switch --flake "$F#armv7" --target-host pi --no-validate
+	assert_success
+	# now it runs one: the next 32-bit system needs no --no-validate, and 64-bit is still fine
+	takes pi armv6
+	takes pi arm64
 }
 
 @test "a system cross-built for the board's architecture is accepted" {

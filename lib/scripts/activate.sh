@@ -235,6 +235,16 @@ if [ -z "$novalidate" ]; then
     # a 32-bit MIPS system on its 64-bit kernel, as i686 on x86_64
     mipsel-* | mips-*) c=${sys%%-*}; [ "$m" = "mips64${c#mips}" ] ||
       { echo "$sys $m" >&2; exit "$ST_ARCH"; } ;;
+    # 32-bit ARM: an armv7l CPU runs armv6l and armv5tel code too; an aarch64
+    # one only if it runs 32-bit code at all (many do not), which the system
+    # it runs now shows when that is a 32-bit ARM one
+    armv6l-* | armv5tel-* | armv7l-*)
+      r=; [ -z "$running" ] || { IFS= read -r r <"$running/system"; } 2>/dev/null || :
+      case $m:$r in
+      armv7l:*) ;;
+      aarch64:armv7l-* | aarch64:armv6l-* | aarch64:armv5tel-*) ;;
+      *) echo "$sys $m" >&2; exit "$ST_ARCH" ;;
+      esac ;;
     *) echo "$sys $m" >&2; exit "$ST_ARCH" ;;
     esac
   fi

@@ -105,6 +105,11 @@ in {
   mipsbe = mkConfig "mipsbe" { hostSystem = "mips64-linux"; };
   # 32-bit little-endian MIPS, which a mips64el kernel runs too (as x86_64 runs i686).
   mips32el = mkConfig "mips32el" { hostSystem = "mipsel-linux"; };
+  # ARM: a 64-bit system, and 32-bit ones, which an armv7l board runs (armv6l too) and an
+  # aarch64 one only if its CPU runs 32-bit code.
+  arm64 = mkConfig "arm64" { hostSystem = "aarch64-linux"; };
+  armv7 = mkConfig "armv7" { hostSystem = "armv7l-linux"; };
+  armv6 = mkConfig "armv6" { hostSystem = "armv6l-linux"; };
   # Native: its derivations are riscv64-linux ones, which only a riscv64 machine builds.
   riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.

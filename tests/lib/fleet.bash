@@ -24,7 +24,8 @@
 #                                  uname -m says riscv64 and whose nix builds riscv64-linux
 #                                  (NAME:ppc64le the same for powerpc64le-linux; NAME:mips64el
 #                                  and NAME:mips64 boards whose uname says mips64 for both,
-#                                  their kernel's byte order little or big).
+#                                  their kernel's byte order little or big; NAME:aarch64 and
+#                                  NAME:armv7l ARM boards).
 #                                  NAME:reboot a host whose `reboot` restarts it with a new boot
 #                                  id, NAME:noreturn one that goes down for good (fleet-reboot);
 #                                  every other host's `reboot` refuses. NAME:noforward a host
@@ -253,6 +254,8 @@ _fleet_host_start() {
 	ppc64le) nixsys=powerpc64le-linux ;;
 	mips64el) nixsys=mips64el-linux cpu=mips64 order=little ;;
 	mips64) nixsys=mips64-linux order=big ;;
+	aarch64) nixsys=aarch64-linux ;;
+	armv7l) nixsys=armv7l-linux ;;
 	esac
 	if [ -n "$nixsys" ]; then
 		# A board of another cpu: its nix builds that cpu's derivations (with /bin/sh as
@@ -384,7 +387,7 @@ fleet_start() {
 		case $name in
 		local | bin | '' | *[!a-z0-9-]*) _fleet_err "bad host name '$name'"; return 1 ;;
 		esac
-		case $arch in '' | riscv64 | ppc64le | mips64el | mips64 | reboot | noreturn | noforward | untrusted) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
+		case $arch in '' | riscv64 | ppc64le | mips64el | mips64 | aarch64 | armv7l | reboot | noreturn | noforward | untrusted) ;; *) _fleet_err "unknown variant '$arch'"; return 1 ;; esac
 		[ ! -e "$FLEET_DIR/$name" ] || { _fleet_err "host '$name' given twice"; return 1; }
 		mkdir "$FLEET_DIR/$name"
 		_fleet_host_start "$name" "$arch" || return 1
