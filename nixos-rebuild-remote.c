@@ -221,7 +221,7 @@ static int push_closure(struct run *r, int dry)
 		ret = pushto_push_built(&r->opt, &r->d.ssh, &r->d.build, r->d.toplevel, &relayed,
 					&r->err);
 	else
-		ret = pushto_push(&r->opt, &tops, dry, &closure, r->d.warnings, &relayed,
+		ret = pushto_push(&r->opt, &tops, dry, &closure, NULL, r->d.warnings, &relayed,
 				  &r->err);
 	strvec_clear(&tops);
 	strvec_clear(&closure);

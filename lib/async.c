@@ -1,10 +1,11 @@
-#define _GNU_SOURCE	/* pipe2 */
+#define _GNU_SOURCE	/* SOCK_CLOEXEC */
 #include "async.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int async_start(struct async *a, struct nrr_err *e)
@@ -13,8 +14,8 @@ int async_start(struct async *a, struct nrr_err *e)
 
 	child_init(&a->c);
 	a->out = -1;
-	if (pipe2(p, O_CLOEXEC))
-		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno)), -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p))
+		return nrr_fail(e, NRR_EFAIL, "socketpair: %s", strerror(errno)), -1;
 	fflush(NULL);
 	pid_t pid = run_fork(p[1]);
 	if (pid == 0)

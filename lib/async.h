@@ -1,9 +1,10 @@
 /*
  * async: a function run in a forked copy of this process beside our own
  * loop, as git's start_async (without threads: nothing in lib/ is
- * thread-safe). The copy tells us what it does through a pipe.
+ * thread-safe). The copy tells us what it does through a socket (a
+ * stream: a pipe that also carries what we tell it, if anything).
  *
- * The copy keeps stdin, stdout and stderr and the write end of the pipe
+ * The copy keeps stdin, stdout and stderr and its end of the socket
  * (proc's fd); every other fd of ours is closed there, our children are
  * not its (run_fork), it dies with us (Linux), and it ends with
  * _exit(proc(fd, data)): no atexit handler of ours runs twice, and stdio's
@@ -19,7 +20,7 @@
 struct async {
 	int (*proc)(int fd, void *data);
 	void *data;
-	int out;		/* ours: the pipe's read end (nonblocking), or -1 */
+	int out;		/* ours: our end of the socket (nonblocking), or -1 */
 	struct child c;		/* the copy, for child_wait/child_kill */
 };
 

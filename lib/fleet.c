@@ -63,6 +63,7 @@ struct fleet {
 	struct strvec pushed;	/* the union of the closures pushed (push_start) */
 	struct strvec tops;	/* ... of these systems */
 	struct fleetpush *push;	/* --push-to: the push, beside the hosts */
+	struct nrr_err push_err;	/* its copy could not start */
 };
 
 static int holding(const struct fleet *f);
@@ -341,15 +342,26 @@ static enum fleet_hold hold_for(const struct fleet *f)
 	return f->push && !f->push->done ? HOLD_PUSH : HOLD_NONE;
 }
 
-/* The cache route's push, beside the hosts (lib/fleetpush.h). */
+/* The cache route's push, beside the hosts (lib/fleetpush.h): its copy
+ * starts before the fleet evaluates, and connects to the cache host
+ * meanwhile. */
 static void push_start(struct fleet *f)
 {
-	struct nrr_err e;
-
 	f->push = xcalloc(1, sizeof(*f->push));
-	if (fleetpush_start(f->push, f->o, &f->tops, &f->pushed, &e)) {
-		f->prep_err = e;
+	if (fleetpush_start(f->push, f->o, &f->push_err))
+		f->push->done = 1;
+}
+
+/* ... and pushes once the systems are built and their closure listed
+ * (f->tops, f->pushed). */
+static void push_go(struct fleet *f)
+{
+	if (f->push_err.status) {
+		f->prep_err = f->push_err;
 		prepared(f, "push", 0);
+	} else if (fleetpush_go(f->push, &f->tops, &f->pushed)) {
+		/* the copy is gone: its line or its status says why, when
+		 * the loop reads its end (push_ended) */
 	}
 }
 
@@ -600,7 +612,7 @@ static int push_plan(struct fleet *f, struct strvec *warnings, struct nrr_err *e
 
 	fleet_hosts_systems(f->hosts, f->n, &tops);
 	strvec_clear(&f->pushed);
-	ret = pushto_push(f->o, &tops, 1, &f->pushed, warnings, &relayed, e);
+	ret = pushto_push(f->o, &tops, 1, &f->pushed, NULL, warnings, &relayed, e);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -628,6 +640,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
 		goto out;
 	fleet_hosts(&f, members, n, f.t0, f.t0);
+	if (o->push_to && !dry_run(o))
+		push_start(&f);
 	have_roots = mkdtemp(roots) != NULL;
 	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, have_roots ? roots : NULL, &evaluated,
 				   warnings, e)))
@@ -650,7 +664,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		fleet_hosts_systems(f.hosts, f.n, &f.tops);
 		if ((ret = pushto_closure(&f.tops, &f.pushed, e)))
 			goto out;
-		push_start(&f);
+		push_go(&f);
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:

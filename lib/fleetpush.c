@@ -1,6 +1,8 @@
 #include "fleetpush.h"
 #include "pushto.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,17 +36,81 @@ static const char *flat(char *buf, size_t size, const char *s)
 	return buf;
 }
 
-/* The copy's work: the push, then what became of it. */
+struct go {
+	struct strvec *tops, *closure;
+	int said;		/* "g" came */
+};
+
+static void go_line(void *data, char *line)
+{
+	struct go *g = data;
+	if (!strncmp(line, "t ", 2))
+		strvec_push(g->tops, line + 2);
+	else if (!strncmp(line, "c ", 2))
+		strvec_push(g->closure, line + 2);
+	else if (!strcmp(line, "g"))
+		g->said = 1;
+}
+
+/* In the copy: what the fleet has it push (fleetpush_go). 0, or -1 when
+ * the fleet closed the socket first (nothing to push). */
+static int read_go(int fd, struct strvec *tops, struct strvec *closure)
+{
+	struct strbuf in = STRBUF_INIT;
+	struct go g = { tops, closure, 0 };
+	char buf[16384];
+
+	while (!g.said) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR && !run_interrupted())
+			continue;
+		if (n <= 0)
+			break;
+		strbuf_add(&in, buf, (size_t)n);
+		strbuf_take_lines(&in, go_line, &g);
+	}
+	strbuf_release(&in);
+	return g.said ? 0 : -1;
+}
+
+/* The copy's work: the cache host's handshake, the go, the push, then
+ * what became of it. */
 static int push_proc(int fd, void *data)
 {
 	struct fleetpush *p = data;
-	struct strvec warnings = STRVEC_INIT;
+	struct strvec warnings = STRVEC_INIT, unsaid = STRVEC_INIT;
+	struct strvec tops = STRVEC_INIT, closure = STRVEC_INIT;
+	struct ssh_ctx ctx;
+	struct ssh_host sh;
 	struct nrr_err e;
 	unsigned long long relayed = 0;
 	char a[1024], b[1024];
+	int ret = 0;
 
 	nrr_err_clear(&e);
-	int ret = pushto_push(p->o, p->tops, 0, p->closure, &warnings, &relayed, &e);
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&sh, 0, sizeof(sh));
+	child_init(&sh.master_proc);
+	/* (what ssh's settings warn of, the push's own connection says) */
+	if (p->o->cache_host && !(ret = ssh_ctx_init(&ctx, &unsaid, &e))) {
+		ctx.trace = p->o->debug || p->o->verbose;
+		if (!(ret = ssh_host_resolve(&ctx, p->o->cache_host, &sh, &e)))
+			ret = ssh_host_connect(&ctx, &sh, &e);
+	}
+	if (!ret && read_go(fd, &tops, &closure)) {
+		ssh_host_release(&ctx, &sh);
+		ssh_ctx_release(&ctx);
+		strvec_clear(&unsaid);
+		return 0;	/* the fleet ended before its push */
+	}
+	if (!ret)
+		ret = pushto_push(p->o, &tops, 0, &closure, p->o->cache_host ? &sh : NULL,
+				  &warnings, &relayed, &e);
+	ssh_host_release(&ctx, &sh);
+	ssh_ctx_release(&ctx);
+	strvec_clear(&unsaid);
+	strvec_clear(&tops);
+	strvec_clear(&closure);
 	/* (Ctrl-C reaches the copy too, and its commands from it) */
 	if (ret && run_interrupted())
 		ret = nrr_fail(&e, NRR_EINT, "interrupted while pushing to the cache '%s'",
@@ -60,13 +126,10 @@ static int push_proc(int fd, void *data)
 	return ret;
 }
 
-int fleetpush_start(struct fleetpush *p, struct options *o, const struct strvec *tops,
-		    struct strvec *closure, struct nrr_err *e)
+int fleetpush_start(struct fleetpush *p, struct options *o, struct nrr_err *e)
 {
 	memset(p, 0, sizeof(*p));
 	p->o = o;
-	p->tops = tops;
-	p->closure = closure;
 	strbuf_init(&p->in);
 	strvec_init(&p->warnings);
 	p->a.proc = push_proc;
@@ -76,6 +139,27 @@ int fleetpush_start(struct fleetpush *p, struct options *o, const struct strvec 
 		return e->status;
 	}
 	return 0;
+}
+
+int fleetpush_go(struct fleetpush *p, const struct strvec *tops, const struct strvec *closure)
+{
+	struct strbuf go = STRBUF_INIT;
+	int ret = -1;
+
+	for (size_t i = 0; i < tops->nr; i++)
+		strbuf_addf(&go, "t %s\n", tops->v[i]);
+	for (size_t i = 0; i < closure->nr; i++)
+		strbuf_addf(&go, "c %s\n", closure->v[i]);
+	strbuf_addstr(&go, "g\n");
+	if (!p->done && p->a.out >= 0) {
+		/* our end is the fleet loop's, nonblocking; the copy is reading */
+		int fl = fcntl(p->a.out, F_GETFL);
+		fcntl(p->a.out, F_SETFL, fl & ~O_NONBLOCK);
+		ret = fd_write_all(p->a.out, go.buf, go.len);
+		fcntl(p->a.out, F_SETFL, fl);
+	}
+	strbuf_release(&go);
+	return ret;
 }
 
 void fleetpush_line(struct fleetpush *p, const char *line)

@@ -7,6 +7,15 @@
  * hosts ask their targets what they lack meanwhile, then wait for their
  * go (--wait-push) until it ends.
  *
+ * The copy starts before the fleet evaluates and builds, and connects to
+ * the cache host (--cache-host) meanwhile: its handshake, the first step
+ * of the push's path, then overlaps the evaluation instead of the hosts'
+ * own handshakes. fleetpush_go tells it what to push, on its socket:
+ *   t PATH          a system to push
+ *   c PATH          a path of their union closure, dependencies first
+ *   g               that was all: push
+ * (the fleet closes the socket instead when it has nothing to push).
+ *
  * What the copy says, one line each (under PIPE_BUF: written whole):
  *   x TEXT          a warning
  *   k KEY           pushed, signed with KEY ("-": none known)
@@ -26,8 +35,6 @@
 struct fleetpush {
 	struct async a;
 	struct options *o;
-	const struct strvec *tops;	/* the systems to push */
-	struct strvec *closure;		/* their union, dependencies first */
 	struct strbuf in;		/* what came, up to a line's end */
 	char *key;			/* the cache's key, as the copy said it */
 	struct strvec warnings;		/* as the copy said them */
@@ -36,12 +43,18 @@ struct fleetpush {
 };
 
 /*
- * Starts the push of tops (their union closure known, in closure; both
- * stay the caller's, kept until fleetpush_release) in a copy. Returns 0,
- * or NRR_EFAIL with e filled. Either way, fleetpush_release frees p.
+ * Starts the copy, which connects to the cache host and waits for
+ * fleetpush_go. Returns 0, or NRR_EFAIL with e filled. Either way,
+ * fleetpush_release frees p.
  */
-int fleetpush_start(struct fleetpush *p, struct options *o, const struct strvec *tops,
-		    struct strvec *closure, struct nrr_err *e);
+int fleetpush_start(struct fleetpush *p, struct options *o, struct nrr_err *e);
+
+/*
+ * Has the copy push tops, whose union closure (dependencies first) is
+ * closure. Returns 0, or -1 when the copy is gone already (why: its own
+ * line, or its status, at fleetpush_end).
+ */
+int fleetpush_go(struct fleetpush *p, const struct strvec *tops, const struct strvec *closure);
 
 /*
  * Takes the lines the copy said, from p->in (what came on p->a.out, which

@@ -317,30 +317,32 @@ static int stream_and_write(struct options *o, const struct host *src, const str
  * --cache-host: stream what it lacks from src (this machine, or the build
  * host) over our masters, then it writes the cache. closure: toplevels'
  * closures on src, or NULL to ask src for them once they are needed.
+ * conn: the cache host connected by the caller already (it stays the
+ * caller's), or NULL.
  */
 static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *src,
-		    const struct strvec *toplevels, const struct strvec *closure, int dry,
-		    unsigned long long *bytes, struct nrr_err *e)
+		    const struct strvec *toplevels, const struct strvec *closure,
+		    struct ssh_host *conn, int dry, unsigned long long *bytes, struct nrr_err *e)
 {
-	struct ssh_host sh;
-	struct host cache = { o->cache_host, &sh, ctx };
+	struct ssh_host own, *sh = conn ? conn : &own;
+	struct host cache = { o->cache_host, sh, ctx };
 	struct strvec missing = STRVEC_INIT, listed = STRVEC_INIT;
 	unsigned long long size = 0;
 	struct nrr_err ignored;
-	int ret;
+	int ret = 0;
 
-	memset(&sh, 0, sizeof(sh));
-	child_init(&sh.master_proc);
-	if ((ret = ssh_host_resolve(ctx, o->cache_host, &sh, e)))
+	memset(&own, 0, sizeof(own));
+	child_init(&own.master_proc);
+	if (!conn && (ret = ssh_host_resolve(ctx, o->cache_host, &own, e)))
 		goto out;
-	if (src->ssh && ssh_host_same(&sh, src->ssh)) {
+	if (src->ssh && ssh_host_same(sh, src->ssh)) {
 		/* the build host is the cache host: it has it all */
 		ret = write_cache(o, src, toplevels, dry, 1, 0, 0, e);
 		goto out;
 	}
 	if (!closure && !(ret = closure_of_all(src, toplevels, &listed, e)))
 		closure = &listed;
-	if (ret || (ret = ssh_host_connect(ctx, &sh, e)) ||
+	if (ret || (ret = ssh_host_connect(ctx, sh, e)) ||
 	    (ret = closure_query(&cache, closure, 0, &missing, e)))
 		goto out;
 	if (dry && missing.nr && closure_size(src, &missing, &size, &ignored))
@@ -350,7 +352,7 @@ static int push_via(struct options *o, struct ssh_ctx *ctx, const struct host *s
 	else
 		ret = write_cache(o, &cache, toplevels, dry, 0, missing.nr, dry ? size : *bytes, e);
 out:
-	ssh_host_release(ctx, &sh);
+	ssh_host_release(ctx, &own);
 	strvec_clear(&missing);
 	strvec_clear(&listed);
 	return ret;
@@ -367,7 +369,7 @@ int pushto_push_built(struct options *o, struct ssh_ctx *ctx, const struct host 
 	if (!o->cache_host)
 		ret = write_cache(o, built, &tops, 0, 1, 0, 0, e);
 	else
-		ret = push_via(o, ctx, built, &tops, NULL, 0, bytes, e);
+		ret = push_via(o, ctx, built, &tops, NULL, NULL, 0, bytes, e);
 	strvec_clear(&tops);
 	return ret;
 }
@@ -390,8 +392,8 @@ int pushto_closure(const struct strvec *toplevels, struct strvec *closure,
 }
 
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
-		struct strvec *closure, struct strvec *warnings, unsigned long long *bytes,
-		struct nrr_err *e)
+		struct strvec *closure, struct ssh_host *cache_ssh, struct strvec *warnings,
+		unsigned long long *bytes, struct nrr_err *e)
 {
 	struct ssh_ctx ctx;
 	struct host local = { "localhost", NULL, &ctx };
@@ -406,7 +408,7 @@ int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
 		return ret;
 	ctx.trace = o->debug || o->verbose;
 	if (o->cache_host)
-		ret = push_via(o, &ctx, &local, toplevels, closure, dry, bytes, e);
+		ret = push_via(o, &ctx, &local, toplevels, closure, cache_ssh, dry, bytes, e);
 	else
 		ret = push_here(o, &local, toplevels, closure, dry, warnings, e);
 	ssh_ctx_release(&ctx);

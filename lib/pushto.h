@@ -57,11 +57,13 @@ int pushto_public_key(const char *file, char **pub, struct nrr_err *e);
  * link to a cache host (0 for a push made by nix here). closure: the
  * union of toplevels' closures, dependencies first, when the caller knows
  * it; else empty, and filled here (the caller clears it either way).
+ * cache_ssh: o->cache_host, resolved and connected already by the caller
+ * (whose it stays), or NULL: resolved and connected here.
  * Returns 0, or NRR_ECONNECT, NRR_ECOPY, NRR_EFAIL with e filled.
  */
 int pushto_push(struct options *o, const struct strvec *toplevels, int dry,
-		struct strvec *closure, struct strvec *warnings, unsigned long long *bytes,
-		struct nrr_err *e);
+		struct strvec *closure, struct ssh_host *cache_ssh, struct strvec *warnings,
+		unsigned long long *bytes, struct nrr_err *e);
 
 /*
  * The union of the closures of toplevels in this machine's store,

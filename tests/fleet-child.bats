@@ -90,7 +90,7 @@ setup() {
 	[ "$((0x$cgt))" = 0 ] || fail "child's SigCgt $cgt"
 }
 
-@test "a copy of us (async): our children and fds are not its, it says what it does through its pipe, its status is proc's" {
+@test "a copy of us (async): our children and fds are not its, it says what it does through its socket, its status is proc's" {
 	run "$TT" fleet-async
 	assert_success
 	# the copy forgot our child (an interrupt there reaches only its own) and closed our pipe;

@@ -107,6 +107,40 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	refute_output --partial "Compression: xz"
 }
 
+@test "the cache host's handshake is made while the fleet builds, not after it beside the targets'" {
+	retag early
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	nrr switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL" >out 2>&1 3>&- &
+	pid=$!
+	# its build takes 6 s: the cache host is connected long before it ends, no target yet
+	for _ in $(seq 50); do
+		[ "$(fleet_handshakes cache)" = 0 ] || break
+		sleep 0.1
+	done
+	cache_during=$(fleet_handshakes cache) t1_during=$(fleet_handshakes t1)
+	wait "$pid" || fail "$(cat out)"
+	[ "$cache_during" = 1 ]
+	[ "$t1_during" = 0 ]
+	# that one connection was the push's
+	[ "$(fleet_handshakes cache)" = 1 ]
+	[ "$(fleet_commands cache)" = 2 ]
+	[ "$(fleet_handshakes t1)" = 1 ]
+	[ "$(profile_of t1)" = "$(toplevel slowish)" ]
+}
+
+@test "a fleet whose build fails never pushes: the cache host's early connection is closed, nothing of ours left" {
+	retag early-fail
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	run nrr switch --flake "$F" --on failbuild=t1 "${LAN[@]}" --cache-url "$URL"
+	assert_failure 13
+	[ "$(fleet_commands cache)" = 0 ]
+	[ "$(fleet_handshakes t1)" = 0 ]
+	no_ssh_left
+	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
+}
+
 @test "a fleet through the cache host lists its closures here once: the push's list is the hosts' too" {
 	retag lan-once
 	point t1 "$URL" "$CACHE_PK"

@@ -131,13 +131,11 @@ static int proto(void)
 static int push_lines(void)
 {
 	struct fleetpush p;
-	struct strvec tops = STRVEC_INIT;
 	int c;
 
 	memset(&p, 0, sizeof(p));
 	strbuf_init(&p.in);
 	strvec_init(&p.warnings);
-	p.tops = &tops;
 	while ((c = getchar()) != EOF) {
 		char ch = (char)c;
 		strbuf_add(&p.in, &ch, 1);
