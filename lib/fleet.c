@@ -16,7 +16,6 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -262,6 +261,7 @@ static void interrupt_hosts(struct fleet *f)
 }
 
 static void dump_closures(struct fleet *f, const struct strvec *closure);
+static void push_go(struct fleet *f);
 
 /*
  * The prepare (or the push) is over: it is every host's phase (named
@@ -318,6 +318,20 @@ static void prepare(struct fleet *f)
 	/* (the build listed the closures: no second nix-store for them) */
 	if (!ret && f->closure_dir)
 		dump_closures(f, prep->closure && prep->closure->nr ? prep->closure : NULL);
+	if (!ret && !prep->phase && f->push) {
+		/* the cache route: the hosts' go comes once the systems just
+		 * built are in the cache (push_ended) */
+		double built = fleet_now();
+		for (size_t i = 0; i < f->n; i++)
+			f->hosts[i].phases[1].end = built;
+		fleet_hosts_systems(f->hosts, f->n, &f->tops);
+		if (prep->closure && prep->closure->nr)
+			strvec_pushvec(&f->pushed, prep->closure);
+		else
+			pushto_closure(&f->tops, &f->pushed, &f->push_err);
+		push_go(f);
+		return;
+	}
 	/* every host's build phase is the fleet's, which the first ones'
 	 * connect (and their "ready": connected, locked, waiting) overlaps */
 	prepared(f, prep->phase, !ret);
@@ -597,6 +611,9 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
 	/* evaluated by the caller, from started up to now */
 	fleet_hosts(&f, members, n, now, now);
+	/* a hive's nodes by @tag, through the cache: pushed once built */
+	if (o->push_to && !dry_run(o) && prep)
+		push_start(&f);
 	ret = fleet_deploy_hosts(&f, warnings, e);
 	fleet_release(&f);
 	return ret;
@@ -627,10 +644,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 			   .t0 = fleet_now(), .pushed = STRVEC_INIT,
 			   .tops = STRVEC_INIT };
 	double evaluated = 0;
-	char *ref = NULL, *unused = NULL;
+	char *ref = NULL, *unused = NULL, roots[FLEET_ROOTS_SIZE] = "";
 	int ret;
-	char roots[] = "/tmp/nrr-roots.XXXXXX";
-	int have_roots = 0;
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
 	nix_split_flake(o->flake, &ref, &unused);
@@ -642,8 +657,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	fleet_hosts(&f, members, n, f.t0, f.t0);
 	if (o->push_to && !dry_run(o))
 		push_start(&f);
-	have_roots = mkdtemp(roots) != NULL;
-	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, have_roots ? roots : NULL, &evaluated,
+	fleet_roots_make(roots);
+	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, *roots ? roots : NULL, &evaluated,
 				   warnings, e)))
 		goto out;
 	/* the fleet's evaluation and build are every host's first phases */
@@ -668,18 +683,7 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:
-	if (have_roots) {
-		/* unlink the roots nix-store made (system, system-2, ...) */
-		glob_t g;
-		char *pat = xstrfmt("%s/*", roots);
-		if (!glob(pat, 0, NULL, &g)) {
-			for (size_t i = 0; i < g.gl_pathc; i++)
-				unlink(g.gl_pathv[i]);
-			globfree(&g);
-		}
-		free(pat);
-		rmdir(roots);
-	}
+	fleet_roots_remove(roots);
 	fleet_release(&f);
 	if (members)
 		fleet_members_free(members, n);

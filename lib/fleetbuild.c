@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <fnmatch.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,4 +437,28 @@ int fleet_expand(const char *spec, const struct strvec *all, const char *user,
 		ret = nrr_fail(e, NRR_EUSAGE, "--on: no hosts given");
 	strvec_clear(&items);
 	return ret;
+}
+
+void fleet_roots_make(char dir[FLEET_ROOTS_SIZE])
+{
+	snprintf(dir, FLEET_ROOTS_SIZE, "/tmp/nrr-roots.XXXXXX");
+	if (!mkdtemp(dir))
+		dir[0] = '\0';
+}
+
+void fleet_roots_remove(const char *dir)
+{
+	glob_t g;
+
+	if (!*dir)
+		return;
+	/* the roots nix-store made (system, system-2, ...) */
+	char *pat = xstrfmt("%s/*", dir);
+	if (!glob(pat, 0, NULL, &g)) {
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			unlink(g.gl_pathv[i]);
+		globfree(&g);
+	}
+	free(pat);
+	rmdir(dir);
 }

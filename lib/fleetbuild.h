@@ -26,4 +26,10 @@ int fleet_build_all(const struct options *o, const char *ref,
 		    struct fleet_host *hosts, size_t n, const char *roots,
 		    double *evaluated, struct strvec *warnings, struct nrr_err *e);
 
+/* A directory for those roots, made (mkdtemp) into dir; dir is "" when it
+ * cannot be. fleet_roots_remove removes it with the roots in it. */
+#define FLEET_ROOTS_SIZE 32
+void fleet_roots_make(char dir[FLEET_ROOTS_SIZE]);
+void fleet_roots_remove(const char *dir);
+
 #endif

@@ -141,6 +141,44 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
 }
 
+@test "a hive's nodes by @tag go through the cache host too: built, pushed once, fetched from nginx" {
+	H=$BATS_TEST_TMPDIR/hive
+	mkdir -p "$H"
+	# -L: the stand-in's builders are links to tests/flake's
+	cp -RL "$BATS_TEST_DIRNAME/hive/nixpkgs" "$H/nixpkgs"
+	cat >"$H/hive.nix" <<-'EOF2'
+		{
+		  meta.nixpkgs = import ./nixpkgs { system = "x86_64-linux"; };
+		  defaults = { name, ... }: { networking.hostName = name; };
+		  one = { deployment.targetHost = "t1"; deployment.tags = [ "web" ]; };
+		  two = { deployment.targetHost = "t2"; deployment.tags = [ "web" ]; };
+		}
+	EOF2
+	point t1 "$URL" "$CACHE_PK"
+	point t2 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1 t2
+	nars=$(nar_gets)
+	run --separate-stderr nrr switch --flake "$H" --on @web "${LAN[@]}" --cache-url "$URL" --json
+	assert_success
+	[[ $stderr =~ "push for the cache 'file:///nix/var/www' on 'cache': "[0-9]+" paths" ]]
+	# the cache host got them in one stream; the targets fetched theirs from nginx
+	[ "$(imports cache)" = 1 ]
+	[ "$(imports t1)" = 0 ]
+	[ "$(imports t2)" = 0 ]
+	[ "$(($(nar_gets) - nars))" -gt 0 ]
+	[ "$(fleet_handshakes cache)" = 1 ]
+	echo "$output" >report.json
+	python3 - <<-'PY'
+		import json
+		for h in json.load(open("report.json")):
+		    assert h["result"] == "ok", h
+		    assert h["bytesCopied"] == 0 and h["bytesFromCaches"] > 0, h
+		    names = [x["phase"] for x in h["phases"]]
+		    assert names[:3] == ["evaluate", "build", "push"], names
+	PY
+	[ "$(profile_of t1)" = "$(fleet_local "$NRR" apply build -f "$H" --on one 2>/dev/null | awk '{ print $2 }')" ]
+}
+
 @test "a fleet through the cache host lists its closures here once: the push's list is the hosts' too" {
 	retag lan-once
 	point t1 "$URL" "$CACHE_PK"
