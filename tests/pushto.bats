@@ -56,6 +56,9 @@ nar_gets() { grep -c 'GET /nar/' "$FLEET_DIR/cache/nginx/access.log" || true; }
 # cache host the stream its writing of the cache took first (--import).
 imports() { fleet_command_log "$1" | grep -c -e 'exec nix-store --import' -e "'sh' '[^']*' '[^']*' '--import'" || true; }
 
+# The cache host has taken a connection (of this test's run: counts reset).
+cache_connected() { [ "$(fleet_handshakes cache)" != 0 ]; }
+
 # The cache route's options, the LAN cache host's way.
 LAN=(--push-to file:///nix/var/www --cache-host cache)
 
@@ -111,15 +114,12 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	retag early
 	point t1 "$URL" "$CACHE_PK"
 	fleet_reset_counts cache t1
-	nrr switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL" >out 2>&1 3>&- &
-	pid=$!
+	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
 	# its build takes 6 s: the cache host is connected long before it ends, no target yet
-	for _ in $(seq 50); do
-		[ "$(fleet_handshakes cache)" = 0 ] || break
-		sleep 0.1
-	done
+	poll_until 5 cache_connected || true
 	cache_during=$(fleet_handshakes cache) t1_during=$(fleet_handshakes t1)
-	wait "$pid" || fail "$(cat out)"
+	wait_nrr
+	assert_success
 	[ "$cache_during" = 1 ]
 	[ "$t1_during" = 0 ]
 	# that one connection was the push's
@@ -127,6 +127,22 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[ "$(fleet_commands cache)" = 2 ]
 	[ "$(fleet_handshakes t1)" = 1 ]
 	[ "$(profile_of t1)" = "$(toplevel slowish)" ]
+}
+
+@test "Ctrl-C while the fleet builds, the cache host connected already: exit 130, nothing of ours left" {
+	retag early-int
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
+	poll_until 20 cache_connected || fail "no connection to the cache host: $(cat "$BATS_TEST_TMPDIR/log")"
+	kill -INT "$FLEET_BG_PID"
+	wait_nrr
+	assert_failure 130
+	error_line_matches "$BATS_TEST_TMPDIR/log" "^error: interrupted: building the fleet's systems failed"
+	no_ssh_left
+	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
+	[ "$(fleet_commands cache)" = 0 ]
+	[ "$(fleet_handshakes t1)" = 0 ]
 }
 
 @test "a fleet whose build fails never pushes: the cache host's early connection is closed, nothing of ours left" {
