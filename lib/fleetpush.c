@@ -103,6 +103,10 @@ static int push_proc(int fd, void *data)
 		strvec_clear(&unsaid);
 		return 0;	/* the fleet ended before its push */
 	}
+	/* a long evaluation may have outlived that connection (its keepalives
+	 * unanswered): one more handshake then */
+	if (!ret && p->o->cache_host && !ssh_host_alive(&sh))
+		ret = ssh_host_reconnect(&ctx, &sh, &e);
 	if (!ret)
 		ret = pushto_push(p->o, &tops, 0, &closure, p->o->cache_host ? &sh : NULL,
 				  &warnings, &relayed, &e);

@@ -522,6 +522,13 @@ void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
 	child_init(&h->master_proc);
 }
 
+int ssh_host_alive(struct ssh_host *h)
+{
+	int status;
+	return h->master != MASTER_OURS || h->master_proc.pid <= 0 ||
+	       !child_poll(&h->master_proc, &status);
+}
+
 int ssh_host_reconnect(struct ssh_ctx *ctx, struct ssh_host *h,
 		       struct nrr_err *e)
 {

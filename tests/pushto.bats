@@ -129,6 +129,23 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[ "$(profile_of t1)" = "$(toplevel slowish)" ]
 }
 
+@test "the cache host's connection lost while the fleet builds: the push connects again, once" {
+	retag early-lost
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
+	poll_until 20 cache_connected || fail "no connection to the cache host: $(cat "$BATS_TEST_TMPDIR/log")"
+	# the only master of ours during the build is the cache host's
+	master=$(local_ps | awk '/ControlMaster=yes/ { print $1 }')
+	[ -n "$master" ] || fail "no master: $(local_ps)"
+	kill -KILL $master
+	wait_nrr
+	assert_success
+	[ "$(fleet_handshakes cache)" = 2 ]
+	[ "$(fleet_commands cache)" = 2 ]
+	[ "$(profile_of t1)" = "$(toplevel slowish)" ]
+}
+
 @test "Ctrl-C while the fleet builds, the cache host connected already: exit 130, nothing of ours left" {
 	retag early-int
 	point t1 "$URL" "$CACHE_PK"
