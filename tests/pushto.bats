@@ -59,6 +59,16 @@ imports() { fleet_command_log "$1" | grep -c -e 'exec nix-store --import' -e "'s
 # The cache host has taken a connection (of this test's run: counts reset).
 cache_connected() { [ "$(fleet_handshakes cache)" != 0 ]; }
 
+# Starts (nrr_bg) a switch of slowish (a 6 s build) to t1 through the cache host, retagged $1,
+# and waits until the cache host has a connection of this run's.
+slow_push_started() {
+	retag "$1"
+	point t1 "$URL" "$CACHE_PK"
+	fleet_reset_counts cache t1
+	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
+	poll_until 20 cache_connected || fail "no connection to the cache host: $(cat "$BATS_TEST_TMPDIR/log")"
+}
+
 # The cache route's options, the LAN cache host's way.
 LAN=(--push-to file:///nix/var/www --cache-host cache)
 
@@ -111,12 +121,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 }
 
 @test "the cache host's handshake is made while the fleet builds, not after it beside the targets'" {
-	retag early
-	point t1 "$URL" "$CACHE_PK"
-	fleet_reset_counts cache t1
-	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
-	# its build takes 6 s: the cache host is connected long before it ends, no target yet
-	poll_until 5 cache_connected || true
+	slow_push_started early
 	cache_during=$(fleet_handshakes cache) t1_during=$(fleet_handshakes t1)
 	wait_nrr
 	assert_success
@@ -130,11 +135,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 }
 
 @test "the cache host's connection lost while the fleet builds: the push connects again, once" {
-	retag early-lost
-	point t1 "$URL" "$CACHE_PK"
-	fleet_reset_counts cache t1
-	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
-	poll_until 20 cache_connected || fail "no connection to the cache host: $(cat "$BATS_TEST_TMPDIR/log")"
+	slow_push_started early-lost
 	# the only master of ours during the build is the cache host's
 	master=$(local_ps | awk '/ControlMaster=yes/ { print $1 }')
 	[ -n "$master" ] || fail "no master: $(local_ps)"
@@ -147,11 +148,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 }
 
 @test "Ctrl-C while the fleet builds, the cache host connected already: exit 130, nothing of ours left" {
-	retag early-int
-	point t1 "$URL" "$CACHE_PK"
-	fleet_reset_counts cache t1
-	nrr_bg switch --flake "$F" --on slowish=t1 "${LAN[@]}" --cache-url "$URL"
-	poll_until 20 cache_connected || fail "no connection to the cache host: $(cat "$BATS_TEST_TMPDIR/log")"
+	slow_push_started early-int
 	kill -INT "$FLEET_BG_PID"
 	wait_nrr
 	assert_failure 130
