@@ -59,7 +59,7 @@ imports() { fleet_command_log "$1" | grep -c -e 'exec nix-store --import' -e "'s
 # The cache host has taken a connection (of this test's run: counts reset).
 cache_connected() { [ "$(fleet_handshakes cache)" != 0 ]; }
 
-# Starts (nrr_bg) a switch of slowish (a 6 s build) to t1 through the cache host, retagged $1,
+# Starts (nrr_bg) a switch of slowish (a 4 s build) to t1 through the cache host, retagged $1,
 # and waits until the cache host has a connection of this run's.
 slow_push_started() {
 	retag "$1"

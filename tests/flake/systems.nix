@@ -114,8 +114,8 @@ in {
   riscvnative = mkConfig "riscvnative" { hostSystem = "riscv64-linux"; buildSystem = "riscv64-linux"; };
   # Its toplevel takes 30 s to build: for tests that interrupt a build.
   slow = mkConfig "slow" { sleep = 30; };
-  # Its toplevel takes 6 s to build: for tests of what happens meanwhile.
-  slowish = mkConfig "slowish" { sleep = 6; };
+  # Its toplevel takes 4 s to build: for tests of what happens meanwhile.
+  slowish = mkConfig "slowish" { sleep = 4; };
   # Its switch-to-configuration (switch, test) takes 5 s, talking on stderr before and after as
   # a real one does: for tests that interrupt an activation.
   slowswitch = mkConfig "slowswitch" { activationSleep = 5; };
