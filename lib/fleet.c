@@ -357,8 +357,8 @@ static enum fleet_hold hold_for(const struct fleet *f)
 }
 
 /* The cache route's push, beside the hosts (lib/fleetpush.h): its copy
- * starts before the fleet evaluates, and connects to the cache host
- * meanwhile. */
+ * starts before the fleet evaluates or builds, and connects to the cache
+ * host meanwhile. */
 static void push_start(struct fleet *f)
 {
 	f->push = xcalloc(1, sizeof(*f->push));

@@ -7,10 +7,11 @@
  * hosts ask their targets what they lack meanwhile, then wait for their
  * go (--wait-push) until it ends.
  *
- * The copy starts before the fleet evaluates and builds, and connects to
- * the cache host (--cache-host) meanwhile: its handshake, the first step
- * of the push's path, then overlaps the evaluation instead of the hosts'
- * own handshakes. fleetpush_go tells it what to push, on its socket:
+ * The copy starts before the fleet evaluates and builds (a hive's nodes:
+ * evaluated already, before it builds them), and connects to the cache
+ * host (--cache-host) meanwhile: its handshake, the first step of the
+ * push's path, then overlaps the evaluation or the build instead of the
+ * hosts' own handshakes. fleetpush_go tells it what to push, on its socket:
  *   t PATH          a system to push
  *   c PATH          a path of their union closure, dependencies first
  *   g               that was all: push
