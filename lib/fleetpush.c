@@ -97,17 +97,12 @@ static int push_proc(int fd, void *data)
 		if (!(ret = ssh_host_resolve(&ctx, p->o->cache_host, &sh, &e)))
 			ret = ssh_host_connect(&ctx, &sh, &e);
 	}
-	if (!ret && read_go(fd, &tops, &closure)) {
-		ssh_host_release(&ctx, &sh);
-		ssh_ctx_release(&ctx);
-		strvec_clear(&unsaid);
-		return 0;	/* the fleet ended before its push */
-	}
+	int ended = !ret && read_go(fd, &tops, &closure);	/* before its push */
 	/* a long evaluation may have outlived that connection (its keepalives
 	 * unanswered): one more handshake then */
-	if (!ret && p->o->cache_host && !ssh_host_alive(&sh))
+	if (!ret && !ended && p->o->cache_host && !ssh_host_alive(&sh))
 		ret = ssh_host_reconnect(&ctx, &sh, &e);
-	if (!ret)
+	if (!ret && !ended)
 		ret = pushto_push(p->o, &tops, 0, &closure, p->o->cache_host ? &sh : NULL,
 				  &warnings, &relayed, &e);
 	ssh_host_release(&ctx, &sh);
@@ -115,6 +110,10 @@ static int push_proc(int fd, void *data)
 	strvec_clear(&unsaid);
 	strvec_clear(&tops);
 	strvec_clear(&closure);
+	if (ended) {
+		strvec_clear(&warnings);
+		return 0;	/* the fleet had nothing to push */
+	}
 	/* (Ctrl-C reaches the copy too, and its commands from it) */
 	if (ret && run_interrupted())
 		ret = nrr_fail(&e, NRR_EINT, "interrupted while pushing to the cache '%s'",

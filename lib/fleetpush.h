@@ -17,7 +17,7 @@
  *   g               that was all: push
  * (the fleet closes the socket instead when it has nothing to push).
  *
- * What the copy says, one line each (under PIPE_BUF: written whole):
+ * What the copy says, one line each (its only writer: whole, in order):
  *   x TEXT          a warning
  *   k KEY           pushed, signed with KEY ("-": none known)
  *   e STATUS<TAB>MESSAGE<TAB>HINT
