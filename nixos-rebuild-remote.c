@@ -313,6 +313,18 @@ static int wait_for_go(void *data, struct nrr_err *e)
 	if (!prompt_read_go(0, &key))
 		return nrr_fail(e, NRR_ENOSTART,
 				"not deployed: the fleet's build or push did not finish");
+	/* its lock went with its connection: nothing may go on (a command
+	 * through the master's socket would connect anew, and unlocked) */
+	struct ssh_host *sh = r->d.target.ssh;
+	if (sh && !ssh_host_alive(sh)) {
+		char *addr = ssh_host_address(sh);
+		free(key);
+		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s) while waiting for the fleet: "
+			 "its ssh connection ended", r->d.target.name, addr);
+		nrr_hint(e, "nothing was changed there; deploy it again");
+		free(addr);
+		return NRR_ECONNECT;
+	}
 	if (key && r->opt.cache_url) {
 		/* the key its push learned, which this target must trust */
 		free(r->opt.cache_key_buf);
@@ -370,12 +382,14 @@ static int do_build_and_activate(struct run *r)
 		return ret;
 	/* a fleet's child started while the fleet still builds: connected
 	 * and holding the lock, it goes on once the systems are there */
+	if (r->opt.wait_go && (ret = wait_for_go(r, &r->err)))
+		return ret;
 	if (r->opt.wait_push && activating) {
 		/* built: the target says what it lacks while the push goes on,
 		 * and the activation waits for it after that (deploy.h) */
 		d->hold = wait_for_go;
 		d->hold_data = r;
-	} else if ((r->opt.wait_go || r->opt.wait_push) && (ret = wait_for_go(r, &r->err))) {
+	} else if (r->opt.wait_push && (ret = wait_for_go(r, &r->err))) {
 		return ret;
 	}
 	d->want_plan = needs(r, AN_PLAN);

@@ -132,6 +132,7 @@ void colmena_deploy_init(struct colmena_deploy *plan)
 	memset(plan, 0, sizeof(*plan));
 	strvec_init(&plan->argv);
 	strvec_init(&plan->build.argv);
+	strvec_init(&plan->build.outs);
 	strvec_init(&plan->build.closure);
 }
 
@@ -146,6 +147,7 @@ void colmena_deploy_release(struct colmena_deploy *plan)
 	plan->keys_node = NULL;
 	strvec_clear(&plan->argv);
 	strvec_clear(&plan->build.argv);
+	strvec_clear(&plan->build.outs);
 	strvec_clear(&plan->build.closure);
 	if (plan->members)
 		fleet_members_free(plan->members, plan->n);
@@ -357,6 +359,9 @@ static int cmd_deploy(struct colmena_opts *o, struct colmena_deploy *plan,
 	/* the fleet dumps the closures' registrations once it is built */
 	plan->build.closure_too = !o->keep_result;
 	colmena_realise_plan(o, &h, sel, n, drv, built, plan->roots, &plan->build);
+	for (size_t i = 0; i < n; i++)
+		if (built[i])
+			strvec_push(&plan->build.outs, out[i]);
 	/* The build runs while the nodes' children connect and take their
 	 * locks (fleet_deploy's prepare), unless --keep-result wants the
 	 * systems before */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "closure.h"
+#include "fleetbuild.h"
 #include "colmenabuild.h"
 #include "nix.h"
 #include "strbuf.h"
@@ -63,13 +63,9 @@ void colmena_realise_plan(const struct colmena_opts *o, const struct hive *h, co
 {
 	size_t nbuild = 0;
 
-	/* -qRfu: the derivations realised, then their outputs' closure listed,
-	 * by the one nix-store (with the same GC roots) */
-	if (b->closure_too)
-		strvec_pushl(&b->argv, "nix-store", "--query", "--requisites", "--force-realise",
-			     "--use-output", NULL);
-	else
-		strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
+	/* all at once, so that nix runs and spreads the builds together
+	 * (the closure is listed after it: fleet_list_closure) */
+	strvec_pushl(&b->argv, "nix-store", "--realise", NULL);
 	if (roots) {
 		/* GC roots for the deploy's duration */
 		strvec_pushl(&b->argv, "--indirect", "--add-root", NULL);
@@ -108,7 +104,7 @@ static int build_now(struct colmena_build *b, struct strvec *warnings, struct nr
 		return 0;
 	int r = nix_run(&b->argv, &sout, &serr, 0, b->verbose, warnings, e);
 	if (!r && b->closure_too)
-		split_lines(sout.buf, &b->closure);
+		fleet_list_closure(&b->outs, &b->closure);
 	if (r > 0) {
 		char why[512];
 		nix_error_summary(serr.buf, why, sizeof(why));
@@ -125,7 +121,7 @@ int colmena_realise(const struct colmena_opts *o, const struct hive *h, const si
 		    size_t n, char **drv, int *built, const char *roots,
 		    struct strvec *warnings, struct nrr_err *e)
 {
-	struct colmena_build b = { STRVEC_INIT, 0, 0, STRVEC_INIT };
+	struct colmena_build b = { STRVEC_INIT, 0, 0, STRVEC_INIT, STRVEC_INIT };
 	colmena_realise_plan(o, h, sel, n, drv, built, roots, &b);
 	int st = build_now(&b, warnings, e);
 	strvec_clear(&b.argv);

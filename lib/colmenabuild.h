@@ -24,10 +24,11 @@
 struct colmena_build {
 	struct strvec argv;	/* empty: nothing to build (all built already) */
 	int verbose;
-	int closure_too;	/* the build also lists the systems' closures (one
-				 * nix-store for both: realised, then queried) */
+	int closure_too;	/* the build also lists the systems' closures
+				 * (fleet_list_closure), once built */
+	struct strvec outs;	/* with closure_too: the systems it builds */
 	struct strvec closure;	/* with closure_too, after a build: their union,
-				 * dependencies first */
+				 * dependencies first (empty if not listed) */
 };
 
 /*

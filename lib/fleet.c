@@ -25,12 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The fds of ours a host in flight holds: its report pipe, its stderr,
- * and with --ask its stdin, kept for the answer. */
-static size_t fds_per_host(const struct options *o)
-{
-	return fleet_holds(o) ? 3 : 2;
-}
 
 /*
  * One fleet run's hosts in flight, as samurai keeps its jobs: start_hosts
@@ -69,6 +63,14 @@ static int holding(const struct fleet *f);
 static enum fleet_hold hold_for(const struct fleet *f);
 static void push_said(void *data, const char *buf, size_t n);
 
+/* The fds of ours a host in flight holds: its report pipe, its stderr,
+ * and its stdin when it waits for the fleet's word (--ask's answer, the
+ * build's or the push's go). */
+static size_t fds_per_host(const struct fleet *f)
+{
+	return fleet_holds(f->o) || f->prep || f->push ? 3 : 2;
+}
+
 /* A timestamped line for h, when the run does not draw live lines. */
 static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -93,24 +95,6 @@ static size_t count_asking(const struct fleet *f)
 	for (size_t i = 0; i < f->n; i++)
 		asking += f->hosts[i].asking;
 	return asking;
-}
-
-/*
- * Hosts in their handshake at once, at most: 8 a core, 8 to 64. A
- * handshake costs this machine CPU (60 ms of ssh's own with OpenSSH 9.2's
- * default key exchange, sntrup761x25519, against none to speak of with
- * curve25519: measured here), so every host at once makes every handshake
- * slow together: the first host is connected only when nearly all are,
- * and its copy starts late (50 hosts at once behind one line: 8.2 s; 16 at
- * a time on 2 cores: 7.2 s, the line busy sooner); at 200, one waited past
- * ssh's 30 s ConnectTimeout. A host leaves the handshake in a few round
- * trips and the next one starts then, so the bound costs a fleet little
- * where CPU is plenty and round trips are what a handshake waits for.
- */
-static size_t connecting_max(void)
-{
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	return cores < 1 ? 8 : cores > 8 ? 64 : 8 * (size_t)cores;
 }
 
 static size_t count_connecting(const struct fleet *f)
@@ -289,6 +273,7 @@ static void prepared(struct fleet *f, const char *phase, int ok)
 		}
 		if (!h->going)
 			continue;
+		/* (a host still waiting for two gos: the build's failed) */
 		h->going = 0;
 		if (ok && write(h->answer_fd, go, strlen(go)) < 0) {
 			/* the child is gone: its result says why */
@@ -303,8 +288,19 @@ static void prepared(struct fleet *f, const char *phase, int ok)
 		f->stop = 1;
 }
 
+/* The build's go to the hosts that wait for the push's too (HOLD_BOTH):
+ * they ask their targets what they lack while it goes on. */
+static void built_go(struct fleet *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		if (h->going == 2 && write(h->answer_fd, "y\n", 2) == 2)
+			h->going = 1;
+	}
+}
+
 /*
- * The fleet's prepare (a hive's build), while the hosts started so far
+ * The fleet's prepare (its build), while the hosts started so far
  * connect and lock; then the closures' dump, and their go. Hosts started
  * after this have their systems: they do not wait.
  */
@@ -319,8 +315,9 @@ static void prepare(struct fleet *f)
 	if (!ret && f->closure_dir)
 		dump_closures(f, prep->closure && prep->closure->nr ? prep->closure : NULL);
 	if (!ret && !prep->phase && f->push) {
-		/* the cache route: the hosts' go comes once the systems just
-		 * built are in the cache (push_ended) */
+		/* the cache route: the hosts ask their targets what they lack
+		 * while the systems just built go to the cache (built_go), and
+		 * their last go comes once they are there (push_ended) */
 		double built = fleet_now();
 		for (size_t i = 0; i < f->n; i++)
 			f->hosts[i].phases[1].end = built;
@@ -329,6 +326,8 @@ static void prepare(struct fleet *f)
 			strvec_pushvec(&f->pushed, prep->closure);
 		else
 			pushto_closure(&f->tops, &f->pushed, &f->push_err);
+		if (!f->push_err.status)
+			built_go(f);
 		push_go(f);
 		return;
 	}
@@ -352,7 +351,7 @@ static int holding(const struct fleet *f)
 static enum fleet_hold hold_for(const struct fleet *f)
 {
 	if (f->prep)
-		return HOLD_BUILD;
+		return f->push && !f->push->done ? HOLD_BOTH : HOLD_BUILD;
 	return f->push && !f->push->done ? HOLD_PUSH : HOLD_NONE;
 }
 
@@ -548,10 +547,10 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 	int ret;
 
 	f->limit = o->parallel && (size_t)o->parallel < f->n ? (size_t)o->parallel : f->n;
-	f->connecting_max = connecting_max();
+	f->connecting_max = handshakes_max();
 	/* --ask: a host waiting for the answer gives its slot to the next,
 	 * so all of them may be in flight */
-	f->cap = openfiles_fit(fleet_holds(o) ? f->n : f->limit, fds_per_host(o), "hosts", warnings);
+	f->cap = openfiles_fit(fleet_holds(o) ? f->n : f->limit, fds_per_host(f), "hosts", warnings);
 	f->fds = xcalloc(2 * f->n + 2, sizeof(*f->fds));
 	f->io = xcalloc(f->n + 1, sizeof(*f->io));
 	/* with a prepare, the dump's files are named now, written after it */
@@ -637,13 +636,14 @@ static int push_plan(struct fleet *f, struct strvec *warnings, struct nrr_err *e
 int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	      struct nrr_err *e)
 {
-	struct strvec names = STRVEC_INIT;
+	struct strvec names = STRVEC_INIT, drvs = STRVEC_INIT;
 	struct fleet_member *members = NULL;
 	size_t n = 0;
 	struct fleet f = { .o = o, .password = password, .namew = 4, .tty = isatty(2),
 			   .t0 = fleet_now(), .pushed = STRVEC_INIT,
 			   .tops = STRVEC_INIT };
-	double evaluated = 0;
+	struct fleet_realise build = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, 0, 0 };
+	struct fleet_prepare prep = { fleet_realise_run, &build, NULL, &build.closure };
 	char *ref = NULL, *unused = NULL, roots[FLEET_ROOTS_SIZE] = "";
 	int ret;
 
@@ -658,36 +658,41 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 	if (o->push_to && !dry_run(o))
 		push_start(&f);
 	fleet_roots_make(roots);
-	if ((ret = fleet_build_all(o, ref, f.hosts, f.n, *roots ? roots : NULL, &evaluated,
-				   warnings, e)))
+	if ((ret = fleet_eval_all(o, ref, f.hosts, f.n, &drvs, warnings, e)))
 		goto out;
-	/* the fleet's evaluation and build are every host's first phases */
-	double built = fleet_now();
+	/* the fleet's evaluation is every host's first phase */
+	double evaluated = fleet_now();
 	for (size_t i = 0; i < f.n; i++) {
 		f.hosts[i].phases[0].end = evaluated;
-		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, built };
+		f.hosts[i].phases[1] = (struct fleet_phase){ "build", evaluated, evaluated };
 	}
-	if (o->push_to && dry_run(o)) {
-		/* the cache's plan only, before any host plans its own */
-		if ((ret = push_plan(&f, warnings, e)))
+	struct strvec tops = STRVEC_INIT;
+	fleet_hosts_systems(f.hosts, f.n, &tops);
+	fleet_realise_plan(o, &drvs, &tops, *roots ? roots : NULL, &build);
+	strvec_clear(&tops);
+	if (dry_run(o)) {
+		/* what the build would do, then (the cache route) the cache's
+		 * plan, before any host plans its own */
+		if ((ret = fleet_realise_run(&build, warnings, e)) ||
+		    (o->push_to && (ret = push_plan(&f, warnings, e))))
 			goto out;
-	} else if (o->push_to) {
-		/* the closures of all hosts, once, while the hosts connect,
-		 * lock and check: they wait for it (--wait-push); the union closure,
-		 * listed once, is also what the hosts' closure files are
-		 * made from */
-		fleet_hosts_systems(f.hosts, f.n, &f.tops);
-		if ((ret = pushto_closure(&f.tops, &f.pushed, e)))
-			goto out;
-		push_go(&f);
+		for (size_t i = 0; i < f.n; i++)
+			f.hosts[i].phases[1].end = fleet_now();
+	} else {
+		/* the build is the fleet's prepare: the first hosts connect,
+		 * lock and (the cache route) check meanwhile, and wait for it
+		 * (--wait-go); then the push, when there is one (prepare) */
+		f.prep = &prep;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);
 out:
 	fleet_roots_remove(roots);
 	fleet_release(&f);
+	fleet_realise_release(&build);
 	if (members)
 		fleet_members_free(members, n);
 	strvec_clear(&names);
+	strvec_clear(&drvs);
 	free(ref);
 	free(unused);
 	return ret;

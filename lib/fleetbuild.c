@@ -3,6 +3,7 @@
 #include "fleetbuild.h"
 #include "action.h"
 #include "build.h"
+#include "pushto.h"
 #include "nix.h"
 #include "quote.h"
 #include "resources.h"
@@ -301,46 +302,70 @@ out:
 	return ret;
 }
 
-int fleet_build_all(const struct options *o, const char *ref,
-		    struct fleet_host *hosts, size_t n, const char *roots,
-		    double *evaluated, struct strvec *warnings, struct nrr_err *e)
+int fleet_eval_all(const struct options *o, const char *ref, struct fleet_host *hosts,
+		   size_t n, struct strvec *drvs, struct strvec *warnings, struct nrr_err *e)
 {
-	struct strvec argv = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
-	char why[512];
-	int ret;
+	return eval_hosts(o, ref, hosts, n, drvs, warnings, e);
+}
 
-	strvec_pushl(&argv, "nix-store", "--realise", NULL);
-	ret = eval_hosts(o, ref, hosts, n, &argv, warnings, e);
-	*evaluated = fleet_now();
-	if (ret)
-		goto out;
-	/* dry-build: nix says what the build would do (its stderr is shown);
-	 * no roots, nothing is made */
-	int dry = options_needs(o, AN_DRY);
-	if (dry) {
-		strvec_push(&argv, "--dry-run");
+void fleet_realise_plan(const struct options *o, const struct strvec *drvs,
+			const struct strvec *outs, const char *roots, struct fleet_realise *r)
+{
+	strvec_init(&r->argv);
+	strvec_init(&r->outs);
+	strvec_init(&r->closure);
+	r->verbose = o->verbose;
+	r->dry = options_needs(o, AN_DRY);
+	strvec_pushl(&r->argv, "nix-store", "--realise", NULL);
+	if (r->dry) {
+		/* dry-build: nix says what the build would do (its stderr is
+		 * shown); no roots, nothing is made */
+		strvec_push(&r->argv, "--dry-run");
 	} else if (roots) {
 		/* GC roots for the deploy's duration, in a directory of our own */
-		strvec_push(&argv, "--add-root");
-		strvec_pushf(&argv, "%s/system", roots);
-		strvec_push(&argv, "--indirect");
+		strvec_pushl(&r->argv, "--indirect", "--add-root", NULL);
+		strvec_pushf(&r->argv, "%s/system", roots);
 	}
-	strvec_pushvec(&argv, &o->nix_common);
-	build_push_builders(&argv, &o->nix_build);
-	int st = nix_run(&argv, &out, &err, 0, o->verbose, warnings, e);
+	strvec_pushvec(&r->argv, drvs);
+	strvec_pushvec(&r->argv, &o->nix_common);
+	build_push_builders(&r->argv, &o->nix_build);
+	strvec_pushvec(&r->outs, outs);
+}
+
+int fleet_realise_run(void *data, struct strvec *warnings, struct nrr_err *e)
+{
+	struct fleet_realise *r = data;
+	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT;
+	char why[512];
+
+	int st = nix_run(&r->argv, &out, &err, 0, r->verbose, warnings, e);
 	if (st > 0) {
 		nix_error_summary(err.buf, why, sizeof(why));
 		nrr_fail(e, NRR_ENOSTART, "%s the fleet's systems failed: %s",
-			 dry ? "planning the build of" : "building", why);
+			 r->dry ? "planning the build of" : "building", why);
 	}
-	if (st)
-		ret = e->status;
-out:
-	strvec_clear(&argv);
 	strbuf_release(&out);
 	strbuf_release(&err);
-	return ret;
+	if (st)
+		return e->status;
+	if (!r->dry)
+		fleet_list_closure(&r->outs, &r->closure);
+	return 0;
+}
+
+void fleet_list_closure(const struct strvec *outs, struct strvec *closure)
+{
+	struct nrr_err ignored = { 0 };
+
+	if (outs->nr && pushto_closure(outs, closure, &ignored))
+		strvec_clear(closure);
+}
+
+void fleet_realise_release(struct fleet_realise *r)
+{
+	strvec_clear(&r->argv);
+	strvec_clear(&r->outs);
+	strvec_clear(&r->closure);
 }
 
 void fleet_members_free(struct fleet_member *m, size_t n)

@@ -84,8 +84,10 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
 	if (closure_db && h->path)
 		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
-	if (wait_go)
-		strvec_push(&h->c.args, hold == HOLD_PUSH ? "--wait-push" : "--wait-go");
+	if (hold == HOLD_BUILD || hold == HOLD_BOTH)
+		strvec_push(&h->c.args, "--wait-go");
+	if (hold == HOLD_PUSH || hold == HOLD_BOTH)
+		strvec_push(&h->c.args, "--wait-push");
 	strvec_pushvec(&h->c.env, &h->m.env);
 	trace_child(o, &h->c.args);
 	h->c.in = CHILD_NULL;
@@ -134,7 +136,7 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	}
 	if (fleet_holds(o) || wait_go) {
 		h->answer_fd = pw[1];
-		h->going = wait_go;
+		h->going = hold == HOLD_BOTH ? 2 : wait_go;
 	} else if (pw[1] >= 0) {
 		close(pw[1]);
 	}

@@ -20,6 +20,8 @@ enum fleet_hold {
 	HOLD_BUILD,	/* --wait-go: connected and locked, the fleet's build */
 	HOLD_PUSH,	/* --wait-push: its system built, the cache route's push:
 			 * the child asks the target what it lacks meanwhile */
+	HOLD_BOTH,	/* --wait-go --wait-push: the build, then (two gos)
+			 * the push as HOLD_PUSH */
 };
 
 /* Starts h's child (h->path its system, NULL for apply's keys), which

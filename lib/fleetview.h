@@ -32,7 +32,8 @@ struct fleet_host {
 	int progress_fd;	/* our end of the child's report pipe */
 	int answer_fd;		/* the child's stdin, kept open for --ask's answer
 				 * and the fleet's go (going) */
-	int going;		/* the child waits for the fleet's go (--wait-go) */
+	int going;		/* how many gos of the fleet the child still waits
+				 * for (--wait-go, --wait-push: 2 for both) */
 	int asking;		/* the child waits for the answer */
 	struct strbuf progress, err;
 	struct strbuf diff_text;	/* its diff, as the user reads it */

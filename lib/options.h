@@ -119,7 +119,7 @@ struct options {
 	/* fleets: --on NAMES */
 	const char *on, *target_user;
 	int parallel;		/* hosts in flight; 0: no limit */
-	int eval_jobs;		/* --eval-jobs; 0: chosen by fleet_build_all */
+	int eval_jobs;		/* --eval-jobs; 0: chosen by fleet_eval_all */
 	int keep_going;		/* -k: also go on with other hosts */
 	int progress_fd, password_fd;	/* a fleet's child: how it reports */
 	int keys_fd;		/* a hive node's child: its keys come on it */

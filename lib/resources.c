@@ -5,6 +5,7 @@
 #include <glob.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -67,4 +68,10 @@ void secrets_held(void)
 #ifdef __linux__
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+}
+
+size_t handshakes_max(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores < 1 ? 8 : cores > 8 ? 64 : 8 * (size_t)cores;
 }

@@ -31,4 +31,18 @@ void secrets_held(void);
 /* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
 unsigned long long mem_available(void);
 
+/*
+ * Hosts in their handshake at once, at most (a fleet's): 8 a core, 8 to 64. A
+ * handshake costs this machine CPU (60 ms of ssh's own with OpenSSH 9.2's
+ * default key exchange, sntrup761x25519, against none to speak of with
+ * curve25519: measured here), so every host at once makes every handshake
+ * slow together: the first host is connected only when nearly all are,
+ * and its copy starts late (50 hosts at once behind one line: 8.2 s; 16 at
+ * a time on 2 cores: 7.2 s, the line busy sooner); at 200, one waited past
+ * ssh's 30 s ConnectTimeout. A host leaves the handshake in a few round
+ * trips and the next one starts then, so the bound costs a fleet little
+ * where CPU is plenty and round trips are what a handshake waits for.
+ */
+size_t handshakes_max(void);
+
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -198,6 +199,20 @@ void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e)
 		 "set how long to wait)", h->spec);
 }
 
+/* 1 if our master has ended (killed, or its connection dropped), its
+ * status left for child_poll to reap. */
+static int master_ended(const struct ssh_host *h)
+{
+	siginfo_t si;
+
+	if (h->master != MASTER_OURS || h->master_proc.pid <= 0)
+		return 0;
+	memset(&si, 0, sizeof(si));
+	if (waitid(P_PID, h->master_proc.pid, &si, WEXITED | WNOHANG | WNOWAIT))
+		return errno == ECHILD;
+	return si.si_pid != 0;
+}
+
 int ssh_connect_error(const struct ssh_host *h, const char *text,
 		      struct nrr_err *e)
 {
@@ -210,6 +225,13 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s): %s", h->spec, addr, lost);
 		ssh_hint_not_responding(h, e);
 		free(lost);
+		free(addr);
+		return NRR_ECONNECT;
+	}
+	if (!n && master_ended(h)) {
+		/* a session through a master that ended says nothing */
+		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s): its ssh connection ended", h->spec, addr);
+		ssh_hint_not_responding(h, e);
 		free(addr);
 		return NRR_ECONNECT;
 	}

@@ -171,6 +171,32 @@ built() {
 	no_ssh_left
 }
 
+@test "apply: the nodes' systems build in one nix call, together: each waits for the other's build to start" {
+	# each system holds a package whose build lasts until the test makes the gate; with
+	# max-jobs 2 nix runs both at once, unless it is handed the systems one at a time
+	# (nix-store -qR --force-realise realises its arguments in turn)
+	local gate=$BATS_TEST_TMPDIR/gate
+	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
+		{
+		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
+		  defaults = { name, ... }: {
+		    environment.systemPackages = [ (derivation { name = "gated-\${name}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "while [ ! -e $gate ]; do /bin/sleep 0.1; done; echo \${name} > \$out" ]; }) ];
+		  };
+		  one = { deployment.targetHost = "t1"; };
+		  two = { deployment.targetHost = "t2"; };
+		}
+	EOF2
+	nrr_bg apply switch -f "$BATS_TEST_TMPDIR/hive.nix" --on one,two --nix-option max-jobs 2
+	both_building() {
+		grep -q "building '/nix/store/[a-z0-9]*-gated-one.drv'" "$BATS_TEST_TMPDIR/log" &&
+			grep -q "building '/nix/store/[a-z0-9]*-gated-two.drv'" "$BATS_TEST_TMPDIR/log"
+	}
+	poll_until 30 both_building || fail "not built together: $(cat "$BATS_TEST_TMPDIR/log")"
+	touch "$gate"
+	wait_nrr 60
+	assert_success
+}
+
 @test "apply --json: a node's timeline shows its connect overlapping the fleet's build, then ready until the build ends" {
 	# a system that takes a second to build, new in every run
 	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2

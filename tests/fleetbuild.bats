@@ -37,9 +37,10 @@ built_on() { fleet_exec "$1" find /nix/store -maxdepth 1 -name "*$2*" ! -name '*
 	run --separate-stderr nrr switch --flake "$G" --on 't1,t2,t3' --max-jobs 0 \
 		--builders 'ssh://b1 x86_64-linux - 1 1; ssh://b2 x86_64-linux - 1 1' --json -v
 	[ "$status" = 0 ] || fail "exit $status: $stderr"
-	# one nix call built them all (-v shows each command the tool runs)
-	n=$(grep -c "^\$ 'nix-store' '--realise' " <<<"$stderr")
-	[ "$n" = 1 ] || fail "$n nix-store --realise calls: $stderr"
+	# one nix call built them all (-v shows each command the tool runs), and listed their
+	# closure: nix-store -qR --force-realise
+	n=$(grep -c -e "^\$ 'nix-store' '--realise' " -e "^\$ 'nix-store' '--query' '--requisites' '--force-realise' " <<<"$stderr")
+	[ "$n" = 1 ] || fail "$n nix-store calls that build: $stderr"
 	# built there, not here (--max-jobs 0 leaves no local build slot), on both: a builder
 	# receives paths only as the inputs of a build it does, so any path there is a build's
 	b1=$(built_on b1 "$tag") b2=$(built_on b2 "$tag")

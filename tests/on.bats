@@ -21,6 +21,15 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
+# A test that failed while a gated build waited (gated_flake) lets it end, and its run with it:
+# the next tests need the hosts' locks.
+teardown() {
+	if [ -n "${GATE-}" ] && [ ! -e "$GATE" ]; then
+		touch "$GATE"
+		[ -z "${FLEET_BG_PID-}" ] || wait_nrr 60 || true
+	fi
+}
+
 at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p'; }
 
 @test "all hosts switch, one handshake each, and the JSON report says so" {
@@ -213,9 +222,73 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 		    assert names[:3] == ["evaluate", "build", "connect"], names
 		    assert "copy" in names and names[-1] == "activate", names
 		    assert p[0]["start"] >= 0, p
-		    for a, b in zip(p, p[1:]):
+		    # the fleet's build overlaps the host's first phases (connect, ready: see the
+		    # next test); the host's own phases follow each other
+		    assert p[0]["end"] <= p[1]["start"] <= p[1]["end"] <= p[names.index("copy")]["start"], p
+		    assert p[0]["end"] <= p[2]["start"], p
+		    for a, b in zip(p[2:], p[3:]):
 		        assert a["start"] <= a["end"] <= b["start"] <= b["end"], (a, b)
 	PY
+}
+
+# A copy of the flake in $1 (tagged $2) where the systems of the hosts $3... build until the
+# test makes the file $GATE.
+gated_flake() {
+	local dir=$1 tag=$2 h
+	shift 2
+	flake_copy "$dir" "$tag"
+	GATE=$BATS_TEST_TMPDIR/gate
+	for h; do
+		sed -i "s|^  $h = mkConfig \"$h\" { };\$|  $h = mkConfig \"$h\" { sleep = \"$GATE\"; };|" "$dir/systems.nix"
+		grep -q "^  $h = mkConfig \"$h\" { sleep = \"$GATE\"; };\$" "$dir/systems.nix"
+	done
+}
+
+# True once every host named holds its deploy lock: connected, locked, waiting for the
+# fleet's go (the fleet reads their lines only once its build ends).
+all_locked() {
+	local h
+	for h; do
+		fleet_exec "$h" test -e /run/nixos-rebuild-remote.lock &&
+			! fleet_exec "$h" flock -n /run/nixos-rebuild-remote.lock true || return 1
+	done
+}
+
+@test "the hosts connect and take their locks while the fleet builds; nothing reaches them before it ends" {
+	gated_flake "$BATS_TEST_TMPDIR/g" overlap t1 t2
+	before1=$(profile_of t1) before2=$(profile_of t2)
+	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2
+	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	# connected and locked, their systems still being built: nothing changed there yet
+	[ "$(profile_of t1)" = "$before1" ]
+	[ "$(profile_of t2)" = "$before2" ]
+	run fleet_exec t1 sh -c 'ls /nix/store | grep -c overlap'
+	assert_output 0
+	touch "$GATE"
+	wait_nrr 60
+	assert_success
+	for h in t1 t2; do
+		run last_activation "$h"
+		assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-$h-25\.05\.overlap/bin/switch-to-configuration"
+	done
+}
+
+@test "a target's connection lost while the fleet builds: that host fails, named, unchanged; the others go on" {
+	gated_flake "$BATS_TEST_TMPDIR/g" overlap-lost t1 t2
+	before=$(profile_of t1)
+	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2 -k
+	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	# t1's master (lib/ssh.c's "-- HOST")
+	master=$(local_ps | awk '/ControlMaster=yes/ && $NF == "t1" { print $1 }')
+	[ -n "$master" ] || fail "no master for t1: $(local_ps)"
+	kill -KILL $master
+	touch "$GATE"
+	wait_nrr 60
+	assert_failure 12
+	assert_line --regexp "^error: lost 't1' \(root@[0-9.]+:22\) while waiting for the fleet: its ssh connection ended\$"
+	[ "$(profile_of t1)" = "$before" ]
+	run last_activation t2
+	assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-t2-25\.05\.overlap-lost/"
 }
 
 @test "a fleet's child makes each path's NAR from this machine's store itself: the very NAR nix-store --dump writes" {

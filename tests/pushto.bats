@@ -58,6 +58,9 @@ imports() { fleet_command_log "$1" | grep -c -e 'exec nix-store --import' -e "'s
 
 # The cache host has taken a connection (of this test's run: counts reset).
 cache_connected() { [ "$(fleet_handshakes cache)" != 0 ]; }
+host_connected() { [ "$(fleet_handshakes "$1")" != 0 ]; }
+# How many switch-to-configuration runs host $1 has recorded.
+activation_count() { fleet_exec "$1" sh -c 'cat /run/nrr-activations 2>/dev/null | wc -l'; }
 
 # Starts (nrr_bg) a switch of slowish (a 4 s build) to t1 through the cache host, retagged $1,
 # and waits until the cache host has a connection of this run's.
@@ -88,20 +91,23 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	[[ $stderr == *"plan for 't1': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	[[ $stderr == *"plan for 't2': 5 paths: 0 present, 5 from its caches ("*"), 0 to push (0 B)"* ]]
 	echo "$output" >report.json
-	# the push is every host's phase after the build; the hosts connected, locked and
-	# asked their targets what they lack meanwhile ("check"), then waited ("ready")
+	# the push is every host's phase after the build; the hosts connected and locked
+	# during the build, and waited for it ("ready"); once it ended they asked their
+	# targets what they lack ("check") while the push went on, then waited ("ready")
 	# until it ended to fetch
 	python3 - <<-'PY'
 		import json
 		for h in json.load(open("report.json")):
 		    assert h["result"] == "ok", h
 		    assert h["bytesCopied"] == 0 and h["bytesFromCaches"] > 0, h
+		    # (a name seen twice: its last)
 		    p = {x["phase"]: (x["start"], x["end"]) for x in h["phases"]}
 		    names = [x["phase"] for x in h["phases"]]
 		    assert names[:3] == ["evaluate", "build", "push"], names
 		    assert p["push"][0] == p["build"][1] and p["push"][1] > p["push"][0], p
-		    assert p["connect"][0] < p["push"][1], p
-		    assert names.index("check") < names.index("ready") < names.index("fetch"), names
+		    assert p["connect"][0] < p["build"][1], p
+		    assert names[3:8] == ["connect", "ready", "check", "ready", "fetch"], names
+		    assert p["check"][0] >= p["build"][1], p
 		    assert p["ready"][1] >= p["push"][1] - 0.05 and p["fetch"][0] >= p["ready"][1], p
 	PY
 	# the cache host: the query of what it lacks, then one session that took
@@ -120,13 +126,16 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	refute_output --partial "Compression: xz"
 }
 
-@test "the cache host's handshake is made while the fleet builds, not after it beside the targets'" {
+@test "the cache host's and the targets' handshakes are made while the fleet builds, not after it" {
 	slow_push_started early
+	poll_until 20 host_connected t1 || fail "t1 not connected during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	# still building: nothing was pushed, nothing asked of the target but its lock
+	! grep -q "pushed once" "$BATS_TEST_TMPDIR/log" || fail "the build is over already: $(cat "$BATS_TEST_TMPDIR/log")"
 	cache_during=$(fleet_handshakes cache) t1_during=$(fleet_handshakes t1)
 	wait_nrr
 	assert_success
 	[ "$cache_during" = 1 ]
-	[ "$t1_during" = 0 ]
+	[ "$t1_during" = 1 ]
 	# that one connection was the push's
 	[ "$(fleet_handshakes cache)" = 1 ]
 	[ "$(fleet_commands cache)" = 2 ]
@@ -136,8 +145,8 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 
 @test "the cache host's connection lost while the fleet builds: the push connects again, once" {
 	slow_push_started early-lost
-	# the only master of ours during the build is the cache host's
-	master=$(local_ps | awk '/ControlMaster=yes/ { print $1 }')
+	# the cache host's master (the target's has its own, lib/ssh.c's "-- HOST")
+	master=$(local_ps | awk '/ControlMaster=yes/ && $NF == "cache" { print $1 }')
 	[ -n "$master" ] || fail "no master: $(local_ps)"
 	kill -KILL $master
 	wait_nrr
@@ -148,6 +157,7 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 }
 
 @test "Ctrl-C while the fleet builds, the cache host connected already: exit 130, nothing of ours left" {
+	before=$(profile_of t1) acts=$(activation_count t1)
 	slow_push_started early-int
 	kill -INT "$FLEET_BG_PID"
 	wait_nrr
@@ -156,17 +166,22 @@ LAN=(--push-to file:///nix/var/www --cache-host cache)
 	no_ssh_left
 	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
 	[ "$(fleet_commands cache)" = 0 ]
-	[ "$(fleet_handshakes t1)" = 0 ]
+	# t1 may have been connected and locked: nothing was changed there
+	[ "$(profile_of t1)" = "$before" ]
+	[ "$(activation_count t1)" = "$acts" ]
 }
 
 @test "a fleet whose build fails never pushes: the cache host's early connection is closed, nothing of ours left" {
 	retag early-fail
 	point t1 "$URL" "$CACHE_PK"
 	fleet_reset_counts cache t1
+	before=$(profile_of t1) acts=$(activation_count t1)
 	run nrr switch --flake "$F" --on failbuild=t1 "${LAN[@]}" --cache-url "$URL"
 	assert_failure 13
 	[ "$(fleet_commands cache)" = 0 ]
-	[ "$(fleet_handshakes t1)" = 0 ]
+	# connected and locked during the build, t1 was released unchanged
+	[ "$(profile_of t1)" = "$before" ]
+	[ "$(activation_count t1)" = "$acts" ]
 	no_ssh_left
 	! local_runs "$NRR" || fail "a process of ours is left: $(local_ps)"
 }

@@ -7,10 +7,22 @@ if [ -n "${failBuild-}" ]; then
 	echo "fake build failure of $label: the compiler said no" >&2
 	exit 1
 fi
-if [ "$sleepSeconds" != 0 ]; then
+case $sleepSeconds in
+0) ;;
+/*)
+	# A gate: the build lasts until the test makes this file (at most 60 s). Builds
+	# here are not sandboxed: the builder sees the test's directory.
+	i=0
+	while [ ! -e "$sleepSeconds" ] && [ "$i" -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	;;
+*)
 	# A slow build, for tests that interrupt one; `sleep` is the builder's child.
 	sleep "$sleepSeconds"
-fi
+	;;
+esac
 mkdir -p "$out/bin" "$out/specialisation"
 printf '25.05.%s.%s' "$label" "$tag" > "$out/nixos-version"
 printf '%s' "$hostSystem" > "$out/system"
