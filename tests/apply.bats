@@ -107,6 +107,15 @@ setup() {
 	cd "$A"
 }
 
+# A test that failed while a gated build waited lets it end, and its run with it: the next
+# tests need the nodes' locks.
+teardown() {
+	if [ -n "${GATE-}" ] && [ ! -e "$GATE" ]; then
+		touch "$GATE"
+		[ -z "${FLEET_BG_PID-}" ] || wait_nrr 60 || true
+	fi
+}
+
 # The system `apply build` gives node $1.
 built() {
 	fleet_local "$NRR" apply build --on "$1" 2>/dev/null | awk '{ print $2 }'
@@ -175,12 +184,12 @@ built() {
 	# each system holds a package whose build lasts until the test makes the gate; with
 	# max-jobs 2 nix runs both at once, unless it is handed the systems one at a time
 	# (nix-store -qR --force-realise realises its arguments in turn)
-	local gate=$BATS_TEST_TMPDIR/gate
+	GATE=$BATS_TEST_TMPDIR/gate
 	cat >"$BATS_TEST_TMPDIR/hive.nix" <<-EOF2
 		{
 		  meta.nixpkgs = import $A/nixpkgs { system = "x86_64-linux"; };
 		  defaults = { name, ... }: {
-		    environment.systemPackages = [ (derivation { name = "gated-\${name}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "while [ ! -e $gate ]; do /bin/sleep 0.1; done; echo \${name} > \$out" ]; }) ];
+		    environment.systemPackages = [ (derivation { name = "gated-\${name}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "i=0; while [ ! -e $GATE ] && [ \$i -lt 600 ]; do /bin/sleep 0.1; i=\$((i + 1)); done; echo \${name} > \$out" ]; }) ];
 		  };
 		  one = { deployment.targetHost = "t1"; };
 		  two = { deployment.targetHost = "t2"; };
@@ -192,7 +201,7 @@ built() {
 			grep -q "building '/nix/store/[a-z0-9]*-gated-two.drv'" "$BATS_TEST_TMPDIR/log"
 	}
 	poll_until 30 both_building || fail "not built together: $(cat "$BATS_TEST_TMPDIR/log")"
-	touch "$gate"
+	touch "$GATE"
 	wait_nrr 60
 	assert_success
 }
