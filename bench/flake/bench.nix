@@ -23,7 +23,8 @@
 # own (build-bench-*.sh) so that the test flake may change: bin/switch-to-configuration that
 # records its calls, nixos-version, kernel, ...
 { tag ? builtins.readFile ./tag, heavyN ? builtins.readFile ./heavy-n
-, fleetN ? (if builtins.pathExists ./fleet-n then builtins.readFile ./fleet-n else "0") }:
+, fleetN ? (if builtins.pathExists ./fleet-n then builtins.readFile ./fleet-n else "0")
+, buildSecs ? (if builtins.pathExists ./build-secs then builtins.readFile ./build-secs else "0") }:
 let
   strip = s: builtins.replaceStrings [ "\n" "\r" " " "\t" ] [ "" "" "" "" ] s;
   tag' = strip tag;
@@ -39,10 +40,11 @@ let
   # 512 KiB of pieces of this machine's shared libraries, chosen by `seed`: as compressible as
   # a real system's files (about 2.5 to 1 with gzip), so that ssh's Compression can be weighed
   # (bench/run --compression); without it, as big on the wire as in the store.
-  blobOf = kib: seed: drv "nrr-blob-${seed}" ./build-bench-blob.sh {
+  blobOf = kib: seed: blobWith kib seed { };
+  blobWith = kib: seed: extra: drv "nrr-blob-${seed}" ./build-bench-blob.sh ({
     inherit seed;
     size = toString (kib * 1024);
-  };
+  } // extra);
   blob = blobOf 512;
   shared = builtins.genList (i: blob "shared-${toString i}") 32;
   tagged = builtins.genList (i: blob "${tag'}-${toString i}") 8;
@@ -80,7 +82,11 @@ let
   pad3 = i: let s = toString i; in
     if i < 10 then "00" + s else if i < 100 then "0" + s else s;
   bigNames = builtins.genList (i: "h" + pad3 (i + 1)) (builtins.fromJSON (strip fleetN));
-  bigShared = builtins.genList (i: blob "${tag'}-big-shared-${toString i}") 2;
+  # bench/fleet --build-secs S: the first payload all N share takes S seconds to build (as a
+  # fleet's common package would), so that the fleet's build is timed; none by default
+  secs = strip buildSecs;
+  slow = i: if i == 0 && secs != "0" then { sleepSeconds = secs; } else { };
+  bigShared = builtins.genList (i: blobWith 512 "${tag'}-big-shared-${toString i}" (slow i)) 2;
 in {
   small = mkSystem { name = "small"; blobs = [ ]; };
   fresh = mkSystem { name = "fresh"; blobs = shared ++ tagged; };

@@ -4,6 +4,8 @@
 # compresses as the programs and libraries of a real system do (gzip -6: about 2.5 to 1).
 # Without such libraries: "$seed" repeated (which compresses about 1000 to 1).
 set -eu
+# bench/fleet --build-secs: a build that takes that long
+[ "${sleepSeconds:-0}" = 0 ] || sleep "$sleepSeconds"
 piece=65536
 libs=$(find /usr/lib /usr/lib64 -maxdepth 2 -type f -name 'lib*.so*' -size +600k 2>/dev/null |
 	LC_ALL=C sort)
