@@ -32,4 +32,27 @@ int async_start(struct async *a, struct nrr_err *e);
  * was no copy. */
 int async_finish(struct async *a);
 
+/* Once a->out is closed: waits for the copy. err (what the copy said, if
+ * anything) is cleared when it succeeded, else, if it said nothing, set
+ * to "WHAT stopped (status N)". */
+void async_settle(struct async *a, struct nrr_err *err, const char *what);
+
+/* A copy still running: SIGTERM, then waits for it. */
+void async_stop(struct async *a);
+
+/* In the copy: a line to us on fd, cut to fit (a socket's write of it is
+ * whole, so lines never interleave). */
+void async_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* In the copy: the line "KIND TEXT", TEXT's tabs and line ends made
+ * spaces. */
+void async_say_text(int fd, char kind, const char *text);
+
+/* In the copy: e's failure as the line "e STATUS<TAB>MESSAGE<TAB>HINT"
+ * (tabs and line ends in them made spaces). */
+void async_say_error(int fd, const struct nrr_err *e);
+
+/* Ours: such a line (starting "e ") into e. */
+void async_take_error(const char *line, struct nrr_err *e);
+
 #endif

@@ -7,6 +7,7 @@
 #include "fleetview.h"
 #include "pushto.h"
 #include "fleetpush.h"
+#include "fleetprep.h"
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
@@ -51,6 +52,7 @@ struct fleet {
 	char *closure_dir;	/* the hosts' closures, one file each (dump_closures) */
 	struct fleet_io *io;	/* whose each is, a host's one */
 	const struct fleet_prepare *prep;	/* to run once the first hosts started */
+	struct fleetprep *prepping;	/* ... running, beside the hosts */
 	struct strvec *warnings;
 	struct nrr_err prep_err;	/* its failure (status 0: none, or not run) */
 	struct strvec pushed;	/* the union of the closures pushed (push_start) */
@@ -62,6 +64,7 @@ struct fleet {
 static int holding(const struct fleet *f);
 static enum fleet_hold hold_for(const struct fleet *f);
 static void push_said(void *data, const char *buf, size_t n);
+static void prep_said(void *data, const char *buf, size_t n);
 
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
  * and its stdin when it waits for the fleet's word (--ask's answer, the
@@ -89,27 +92,14 @@ static void note(const struct fleet *f, const struct fleet_host *h, const char *
 	fputc('\n', stderr);
 }
 
-static size_t count_asking(const struct fleet *f)
-{
-	size_t asking = 0;
-	for (size_t i = 0; i < f->n; i++)
-		asking += f->hosts[i].asking;
-	return asking;
-}
 
-static size_t count_connecting(const struct fleet *f)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < f->n; i++)
-		n += f->hosts[i].state == H_RUNNING && !strcmp(f->hosts[i].phase, "connect");
-	return n;
-}
 
 /* Starts hosts while slots are free; a host waiting for --ask's answer
  * gives its slot to the next. A host that cannot start is done. */
 static void start_hosts(struct fleet *f, struct nrr_err *e)
 {
-	size_t asking = count_asking(f), connecting = count_connecting(f);
+	size_t asking = fleet_hosts_asking(f->hosts, f->n);
+	size_t connecting = fleet_hosts_connecting(f->hosts, f->n);
 
 	while (!f->stop && f->running - asking < f->limit && f->running < f->cap &&
 	       connecting < f->connecting_max && f->next < f->n) {
@@ -200,6 +190,9 @@ static void wait_for_hosts(struct fleet *f)
 	if (f->push && f->push->a.out >= 0)
 		f->fds[nf++] = (struct pump_fd){ .fd = &f->push->a.out, .sb = &f->push->in,
 						 .on_read = push_said, .data = f };
+	if (f->prepping && f->prepping->a.out >= 0)
+		f->fds[nf++] = (struct pump_fd){ .fd = &f->prepping->a.out, .sb = &f->prepping->in,
+						 .on_read = prep_said, .data = f };
 	if (asking_too)
 		f->last_asking = now;
 	if (!nf) {
@@ -288,52 +281,65 @@ static void prepared(struct fleet *f, const char *phase, int ok)
 		f->stop = 1;
 }
 
-/* The build's go to the hosts that wait for the push's too (HOLD_BOTH):
- * they ask their targets what they lack while it goes on. */
-static void built_go(struct fleet *f)
+
+/* The fleet's prepare (its build) starts, in a copy beside the hosts
+ * (lib/fleetprep.h): the hosts go on starting, connecting and locking
+ * meanwhile, as many as --parallel lets. */
+static void prep_start(struct fleet *f)
 {
-	for (size_t i = 0; i < f->n; i++) {
-		struct fleet_host *h = &f->hosts[i];
-		if (h->going == 2 && write(h->answer_fd, "y\n", 2) == 2)
-			h->going = 1;
-	}
+	f->prepping = xcalloc(1, sizeof(*f->prepping));
+	/* (a copy that cannot start: its error is the prepare's, at once) */
+	fleetprep_start(f->prepping, f->prep, &f->prepping->err);
+}
+
+/* The copy said something: taken when whole, kept until it ends. */
+static void prep_said(void *data, const char *buf, size_t n)
+{
+	struct fleet *f = data;
+	(void)buf;
+	(void)n;
+	fleetprep_take(f->prepping);
 }
 
 /*
- * The fleet's prepare (its build), while the hosts started so far
- * connect and lock; then the closures' dump, and their go. Hosts started
- * after this have their systems: they do not wait.
+ * The prepare is over (its socket closed): the closures' dump, and the
+ * hosts' go; hosts started after this have their systems and do not wait
+ * for it.
  */
-static void prepare(struct fleet *f)
+static void prep_ended(struct fleet *f)
 {
 	const struct fleet_prepare *prep = f->prep;
-	int ret;
+	struct fleetprep *p = f->prepping;
 
+	fleetprep_end(p);
+	strvec_pushvec(f->warnings, &p->warnings);
+	if (p->err.status)
+		f->prep_err = p->err;
 	f->prep = NULL;
-	ret = prep->run(prep->data, f->warnings, &f->prep_err);
+	int ok = !p->err.status;
 	/* (the build listed the closures: no second nix-store for them) */
-	if (!ret && f->closure_dir)
-		dump_closures(f, prep->closure && prep->closure->nr ? prep->closure : NULL);
-	if (!ret && !prep->phase && f->push) {
+	if (ok && f->closure_dir)
+		dump_closures(f, p->closure.nr ? &p->closure : NULL);
+	if (ok && !prep->phase && f->push) {
 		/* the cache route: the hosts ask their targets what they lack
-		 * while the systems just built go to the cache (built_go), and
+		 * while the systems just built go to the cache (their first go), and
 		 * their last go comes once they are there (push_ended) */
 		double built = fleet_now();
 		for (size_t i = 0; i < f->n; i++)
 			f->hosts[i].phases[1].end = built;
 		fleet_hosts_systems(f->hosts, f->n, &f->tops);
-		if (prep->closure && prep->closure->nr)
-			strvec_pushvec(&f->pushed, prep->closure);
+		if (p->closure.nr)
+			strvec_pushvec(&f->pushed, &p->closure);
 		else
 			pushto_closure(&f->tops, &f->pushed, &f->push_err);
 		if (!f->push_err.status)
-			built_go(f);
+			fleet_hosts_built_go(f->hosts, f->n);
 		push_go(f);
 		return;
 	}
 	/* every host's build phase is the fleet's, which the first ones'
 	 * connect (and their "ready": connected, locked, waiting) overlaps */
-	prepared(f, prep->phase, !ret);
+	prepared(f, prep->phase, ok);
 }
 
 /* Whether hosts starting now wait for the fleet's go. */
@@ -410,12 +416,14 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 {
 	for (;;) {
 		start_hosts(f, e);
-		if (f->prep)
-			prepare(f);
-		if (!f->running)
+		if (f->prep && !f->prepping)
+			prep_start(f);
+		if (f->prep && f->prepping->a.out < 0)
+			prep_ended(f);
+		if (!f->running && !f->prep)
 			break;
 		/* ask once no other host can start */
-		size_t asking = count_asking(f);
+		size_t asking = fleet_hosts_asking(f->hosts, f->n);
 		if (asking && asking == f->running && !holding(f) &&
 		    (f->stop || f->next == f->n || f->running >= f->cap)) {
 			if (f->o->ask && !f->o->yes) {
@@ -433,6 +441,8 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 			continue;
 		}
 		wait_for_hosts(f);
+		if (f->prep && f->prepping->a.out < 0)
+			prep_ended(f);
 		if (f->push && !f->push->done && f->push->a.out < 0)
 			push_ended(f);
 		finish_hosts(f);
@@ -487,32 +497,6 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 	return 0;
 }
 
-/* Fills f's hosts from members (their first phases: the fleet's
- * evaluation and build, up to evaluated and built). */
-static void fleet_hosts(struct fleet *f, const struct fleet_member *members, size_t n,
-			double evaluated, double built)
-{
-	f->n = n;
-	f->hosts = xcalloc(n ? n : 1, sizeof(*f->hosts));
-	for (size_t i = 0; i < n; i++) {
-		struct fleet_host *h = &f->hosts[i];
-		h->m = members[i];
-		h->path = members[i].path ? xstrdup(members[i].path) : NULL;
-		h->progress_fd = -1;
-		h->answer_fd = -1;
-		strbuf_init(&h->diff_text);
-		strbuf_init(&h->plan_text);
-		strbuf_init(&h->warn_text);
-		strbuf_init(&h->progress);
-		strbuf_init(&h->err);
-		if (strlen(members[i].name) > f->namew)
-			f->namew = strlen(members[i].name);
-		h->phases = xcalloc(2, sizeof(*h->phases));
-		h->phases[0] = (struct fleet_phase){ "evaluate", f->t0, evaluated };
-		h->phases[1] = (struct fleet_phase){ "build", evaluated, built };
-		h->nr_phases = 2;
-	}
-}
 
 /* 1 for a dry run (dry-build, dry-activate): nothing is copied, so the
  * hosts' children get no closures' dump either. */
@@ -576,23 +560,17 @@ static int fleet_deploy_hosts(struct fleet *f, struct strvec *warnings, struct n
 
 static void fleet_release(struct fleet *f)
 {
-	for (size_t i = 0; f->hosts && i < f->n; i++) {
-		free(f->hosts[i].path);
-		free(f->hosts[i].phases);
-		cJSON_Delete(f->hosts[i].diff);
-		strbuf_release(&f->hosts[i].diff_text);
-		strbuf_release(&f->hosts[i].plan_text);
-		strbuf_release(&f->hosts[i].warn_text);
-		strbuf_release(&f->hosts[i].progress);
-		strbuf_release(&f->hosts[i].err);
-	}
-	free(f->hosts);
+	fleet_hosts_free(f->hosts, f->n);
 	free(f->fds);
 	free(f->io);
 	strvec_clear(&f->pushed);
 	if (f->push) {
 		fleetpush_release(f->push);
 		free(f->push);
+	}
+	if (f->prepping) {
+		fleetprep_release(f->prepping);
+		free(f->prepping);
 	}
 	strvec_clear(&f->tops);
 }
@@ -609,7 +587,8 @@ int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n
 
 	f.color = f.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
 	/* evaluated by the caller, from started up to now */
-	fleet_hosts(&f, members, n, now, now);
+	f.hosts = fleet_hosts_new(members, n, f.t0, now, now, &f.namew);
+	f.n = n;
 	/* a hive's nodes by @tag, through the cache: pushed once built */
 	if (o->push_to && !dry_run(o) && prep)
 		push_start(&f);
@@ -654,7 +633,8 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		goto out;
 	if ((ret = fleet_expand(o->on, &names, o->target_user, &members, &n, e)))
 		goto out;
-	fleet_hosts(&f, members, n, f.t0, f.t0);
+	f.hosts = fleet_hosts_new(members, n, f.t0, f.t0, f.t0, &f.namew);
+	f.n = n;
 	if (o->push_to && !dry_run(o))
 		push_start(&f);
 	fleet_roots_make(roots);

@@ -5,8 +5,8 @@
  * schedules all builds together and shared paths are built once. Each
  * host gets its own child process of this very program (`ACTION
  * --store-path PATH --target-host TARGET`), at most --parallel at a time,
- * the first ones while the fleet builds (they connect, lock, and wait for
- * its go, as a single deploy locks before it builds):
+ * from while the fleet builds (they connect, lock, and wait for its go, as
+ * a single deploy locks before it builds):
  * each has its own ssh master (one handshake per host), its own deploy
  * lock, its own failure, and reports its phases and its result on a pipe
  * (lib/fleetproto.h); the options it is given are those the option table
@@ -65,10 +65,10 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 
 /*
  * What must happen before the members' systems exist (the fleet's build),
- * run by fleet_deploy while the first hosts' children connect and take
- * their targets' locks: those wait for it (--wait-go) and go on when it
- * succeeded. run returns 0, or a status with e filled, which is then the
- * fleet's (no host goes on).
+ * run by fleet_deploy in a copy beside its loop (lib/fleetprep.h) while
+ * the hosts' children connect and take their targets' locks: those wait
+ * for it (--wait-go) and go on when it succeeded. run returns 0, or a
+ * status with e filled, which is then the fleet's (no host goes on).
  */
 struct fleet_prepare {
 	int (*run)(void *data, struct strvec *warnings, struct nrr_err *e);

@@ -145,6 +145,71 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	return 0;
 }
 
+struct fleet_host *fleet_hosts_new(const struct fleet_member *members, size_t n, double t0,
+				   double evaluated, double built, size_t *namew)
+{
+	struct fleet_host *hosts = xcalloc(n ? n : 1, sizeof(*hosts));
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		h->m = members[i];
+		h->path = members[i].path ? xstrdup(members[i].path) : NULL;
+		h->progress_fd = -1;
+		h->answer_fd = -1;
+		strbuf_init(&h->diff_text);
+		strbuf_init(&h->plan_text);
+		strbuf_init(&h->warn_text);
+		strbuf_init(&h->progress);
+		strbuf_init(&h->err);
+		if (strlen(members[i].name) > *namew)
+			*namew = strlen(members[i].name);
+		h->phases = xcalloc(2, sizeof(*h->phases));
+		h->phases[0] = (struct fleet_phase){ "evaluate", t0, evaluated };
+		h->phases[1] = (struct fleet_phase){ "build", evaluated, built };
+		h->nr_phases = 2;
+	}
+	return hosts;
+}
+
+void fleet_hosts_free(struct fleet_host *hosts, size_t n)
+{
+	for (size_t i = 0; hosts && i < n; i++) {
+		free(hosts[i].path);
+		free(hosts[i].phases);
+		cJSON_Delete(hosts[i].diff);
+		strbuf_release(&hosts[i].diff_text);
+		strbuf_release(&hosts[i].plan_text);
+		strbuf_release(&hosts[i].warn_text);
+		strbuf_release(&hosts[i].progress);
+		strbuf_release(&hosts[i].err);
+	}
+	free(hosts);
+}
+
+size_t fleet_hosts_asking(const struct fleet_host *hosts, size_t n)
+{
+	size_t asking = 0;
+	for (size_t i = 0; i < n; i++)
+		asking += hosts[i].asking;
+	return asking;
+}
+
+size_t fleet_hosts_connecting(const struct fleet_host *hosts, size_t n)
+{
+	size_t connecting = 0;
+	for (size_t i = 0; i < n; i++)
+		connecting += hosts[i].state == H_RUNNING && !strcmp(hosts[i].phase, "connect");
+	return connecting;
+}
+
+void fleet_hosts_built_go(struct fleet_host *hosts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct fleet_host *h = &hosts[i];
+		if (h->going == 2 && write(h->answer_fd, "y\n", 2) == 2)
+			h->going = 1;
+	}
+}
+
 void fleet_hosts_systems(const struct fleet_host *hosts, size_t n, struct strvec *tops)
 {
 	for (size_t i = 0; i < n; i++) {

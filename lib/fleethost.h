@@ -30,6 +30,25 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		     const char *password, const char *closure_db, enum fleet_hold hold,
 		     struct nrr_err *e);
 
+/*
+ * The hosts of members[0..n) (kept by reference: still the caller's), not
+ * started; their first phases are the fleet's evaluation (t0 to evaluated)
+ * and build (to built). *namew grows to the longest name. Freed, with
+ * what the run adds to them, by fleet_hosts_free.
+ */
+struct fleet_host *fleet_hosts_new(const struct fleet_member *members, size_t n, double t0,
+				   double evaluated, double built, size_t *namew);
+void fleet_hosts_free(struct fleet_host *hosts, size_t n);
+
+/* How many of hosts[0..n) wait for --ask's answer; how many are in flight
+ * in their handshake. */
+size_t fleet_hosts_asking(const struct fleet_host *hosts, size_t n);
+size_t fleet_hosts_connecting(const struct fleet_host *hosts, size_t n);
+
+/* The build's go to the hosts waiting for the push's too (HOLD_BOTH):
+ * they ask their targets what they lack while it goes on. */
+void fleet_hosts_built_go(struct fleet_host *hosts, size_t n);
+
 /* The systems of hosts[0..n) still to deploy or in flight, each once,
  * appended to tops. */
 void fleet_hosts_systems(const struct fleet_host *hosts, size_t n, struct strvec *tops);

@@ -3,38 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* A line to the fleet, cut to fit (a pipe's write of it is whole). */
-static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(int fd, const char *fmt, ...)
-{
-	char line[2048];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n >= (int)sizeof(line))
-		n = sizeof(line) - 1, line[n - 1] = '\n';
-	if (n > 0 && fd_write_all(fd, line, (size_t)n)) {
-		/* the fleet is gone: nobody to tell */
-	}
-}
-
-/* s with its tabs and line ends made spaces (a field of a line), in buf. */
-static const char *flat(char *buf, size_t size, const char *s)
-{
-	snprintf(buf, size, "%s", s);
-	for (char *c = buf; *c; c++)
-		if (*c == '\t' || *c == '\n' || *c == '\r')
-			*c = ' ';
-	return buf;
-}
 
 struct go {
 	struct strvec *tops, *closure;
@@ -84,7 +57,6 @@ static int push_proc(int fd, void *data)
 	struct ssh_host sh;
 	struct nrr_err e;
 	unsigned long long relayed = 0;
-	char a[1024], b[1024];
 	int ret = 0;
 
 	nrr_err_clear(&e);
@@ -119,12 +91,14 @@ static int push_proc(int fd, void *data)
 		ret = nrr_fail(&e, NRR_EINT, "interrupted while pushing to the cache '%s'",
 			       p->o->push_to);
 	for (size_t i = 0; i < warnings.nr; i++)
-		say(fd, "x %s\n", flat(a, sizeof(a), warnings.v[i]));
-	if (ret)
-		say(fd, "e %d\t%s\t%s\n", ret, flat(a, sizeof(a), e.msg), flat(b, sizeof(b), e.hint));
-	else
-		say(fd, "k %s\n", p->o->cache_key && !strpbrk(p->o->cache_key, " \t\n") ?
-				  p->o->cache_key : "-");
+		async_say_text(fd, 'x', warnings.v[i]);
+	if (ret) {
+		e.status = ret;
+		async_say_error(fd, &e);
+	} else {
+		async_say(fd, "k %s\n", p->o->cache_key && !strpbrk(p->o->cache_key, " \t\n") ?
+				       p->o->cache_key : "-");
+	}
 	strvec_clear(&warnings);
 	return ret;
 }
@@ -173,15 +147,7 @@ void fleetpush_line(struct fleetpush *p, const char *line)
 	} else if (!strncmp(line, "x ", 2)) {
 		strvec_push(&p->warnings, line + 2);
 	} else if (!strncmp(line, "e ", 2)) {
-		const char *msg = strchr(line, '\t');
-		const char *hint = msg ? strchr(msg + 1, '\t') : NULL;
-		int st = atoi(line + 2);
-		if (!msg)
-			msg = "\t";
-		nrr_fail(&p->err, st > 0 ? st : NRR_EFAIL, "%.*s",
-			 (int)(hint ? (size_t)(hint - msg - 1) : strlen(msg + 1)), msg + 1);
-		if (hint && hint[1])
-			nrr_hint(&p->err, "%s", hint + 1);
+		async_take_error(line, &p->err);
 	}
 }
 
@@ -200,22 +166,15 @@ void fleetpush_end(struct fleetpush *p)
 	if (p->done)
 		return;
 	fleetpush_take(p);
-	int st = async_finish(&p->a);
+	async_settle(&p->a, &p->err, "the push to the cache");
 	p->done = 1;
-	if (!st)
-		nrr_err_clear(&p->err);
-	else if (!p->err.status)
-		nrr_fail(&p->err, st < 128 ? st : NRR_EFAIL,
-			 "the push to the cache stopped (status %d)", st);
 }
 
 void fleetpush_release(struct fleetpush *p)
 {
-	if (!p->done && p->a.c.pid > 0) {
-		child_kill(&p->a.c, SIGTERM);
-		async_finish(&p->a);
-		p->done = 1;
-	}
+	if (!p->done)
+		async_stop(&p->a);
+	p->done = 1;
 	strbuf_release(&p->in);
 	strvec_clear(&p->warnings);
 	free(p->key);

@@ -245,7 +245,7 @@ gated_flake() {
 }
 
 # True once every host named holds its deploy lock: connected, locked, waiting for the
-# fleet's go (the fleet reads their lines only once its build ends).
+# fleet's go.
 all_locked() {
 	local h
 	for h; do
@@ -254,8 +254,19 @@ all_locked() {
 	done
 }
 
+# True when no host named is locked (a deploy of the test before may take a moment to let
+# go of its lock on a busy machine: its session's end reaches the host after the run's).
+none_locked() {
+	local h
+	for h; do
+		fleet_exec "$h" flock -n /run/nixos-rebuild-remote.lock true 2>/dev/null ||
+			! fleet_exec "$h" test -e /run/nixos-rebuild-remote.lock || return 1
+	done
+}
+
 @test "the hosts connect and take their locks while the fleet builds; nothing reaches them before it ends" {
 	gated_flake "$BATS_TEST_TMPDIR/g" overlap t1 t2
+	poll_until 30 none_locked t1 t2 || fail "t1 or t2 is still locked"
 	before1=$(profile_of t1) before2=$(profile_of t2)
 	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2
 	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
@@ -275,6 +286,7 @@ all_locked() {
 
 @test "a target's connection lost while the fleet builds: that host fails, named, unchanged; the others go on" {
 	gated_flake "$BATS_TEST_TMPDIR/g" overlap-lost t1 t2
+	poll_until 30 none_locked t1 t2 || fail "t1 or t2 is still locked"
 	before=$(profile_of t1)
 	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2 -k
 	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
@@ -289,6 +301,23 @@ all_locked() {
 	[ "$(profile_of t1)" = "$before" ]
 	run last_activation t2
 	assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-t2-25\.05\.overlap-lost/"
+}
+
+@test "a host that cannot be reached is said while the fleet still builds, not after it" {
+	gated_flake "$BATS_TEST_TMPDIR/g" overlap-down t1
+	poll_until 30 none_locked t1 || fail "t1 is still locked"
+	local t1
+	t1=$(fleet_addr t1)
+	# nothing listens there: refused at once
+	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on "t1,t2=root@${t1%.*}.250" -k
+	t2_failed() { grep -q " t2: failed: .*cannot reach" "$BATS_TEST_TMPDIR/log"; }
+	poll_until 30 t2_failed || fail "t2's failure not said during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	[ ! -e "$GATE" ]
+	touch "$GATE"
+	wait_nrr 60
+	assert_failure 12
+	run last_activation t1
+	assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-t1-25\.05\.overlap-down/"
 }
 
 @test "a fleet's child makes each path's NAR from this machine's store itself: the very NAR nix-store --dump writes" {
