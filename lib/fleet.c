@@ -74,7 +74,8 @@ static size_t fds_per_host(const struct fleet *f)
 	return fleet_holds(f->o) || f->prep || f->push ? 3 : 2;
 }
 
-/* A timestamped line for h, when the run does not draw live lines. */
+/* A timestamped line for h, when the run does not draw live lines (or
+ * not yet: while nix builds, its lines and ours share the terminal). */
 static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
@@ -82,7 +83,7 @@ static void note(const struct fleet *f, const struct fleet_host *h, const char *
 	char ts[16];
 	va_list ap;
 
-	if (f->tty)
+	if (f->tty && !f->prep)
 		return;
 	fleet_timestamp(ts, sizeof(ts));
 	fprintf(stderr, "%s %s: ", ts, h->m.name);
@@ -448,7 +449,8 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		finish_hosts(f);
 		if (run_interrupted())
 			interrupt_hosts(f);
-		if (f->tty && (fleet_now() - f->last_draw > 0.2 || !f->running)) {
+		/* (not while nix builds: its lines go to the same terminal) */
+		if (f->tty && !f->prep && (fleet_now() - f->last_draw > 0.2 || !f->running)) {
 			fleet_draw(f->hosts, f->n, f->drawn, f->color, f->namew);
 			f->drawn = 1;
 			f->last_draw = fleet_now();
