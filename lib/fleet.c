@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 /*
  * One fleet run's hosts in flight, as samurai keeps its jobs: start_hosts
  * fills the free slots, wait_for_hosts pumps every pipe of every host in
@@ -65,6 +64,7 @@ static int holding(const struct fleet *f);
 static enum fleet_hold hold_for(const struct fleet *f);
 static void push_said(void *data, const char *buf, size_t n);
 static void prep_said(void *data, const char *buf, size_t n);
+static void prep_ended(struct fleet *f);
 
 /* The fds of ours a host in flight holds: its report pipe, its stderr,
  * and its stdin when it waits for the fleet's word (--ask's answer, the
@@ -92,8 +92,6 @@ static void note(const struct fleet *f, const struct fleet_host *h, const char *
 	va_end(ap);
 	fputc('\n', stderr);
 }
-
-
 
 /* Starts hosts while slots are free; a host waiting for --ask's answer
  * gives its slot to the next. A host that cannot start is done. */
@@ -282,15 +280,15 @@ static void prepared(struct fleet *f, const char *phase, int ok)
 		f->stop = 1;
 }
 
-
 /* The fleet's prepare (its build) starts, in a copy beside the hosts
  * (lib/fleetprep.h): the hosts go on starting, connecting and locking
  * meanwhile, as many as --parallel lets. */
 static void prep_start(struct fleet *f)
 {
 	f->prepping = xcalloc(1, sizeof(*f->prepping));
-	/* (a copy that cannot start: its error is the prepare's, at once) */
-	fleetprep_start(f->prepping, f->prep, &f->prepping->err);
+	/* a copy that cannot start: its error is the prepare's, at once */
+	if (fleetprep_start(f->prepping, f->prep, &f->prepping->err))
+		prep_ended(f);
 }
 
 /* The copy said something: taken when whole, kept until it ends. */
@@ -419,8 +417,6 @@ static void deploy_hosts(struct fleet *f, struct nrr_err *e)
 		start_hosts(f, e);
 		if (f->prep && !f->prepping)
 			prep_start(f);
-		if (f->prep && f->prepping->a.out < 0)
-			prep_ended(f);
 		if (!f->running && !f->prep)
 			break;
 		/* ask once no other host can start */
@@ -498,7 +494,6 @@ static int verdict(struct fleet *f, struct nrr_err *e)
 				skipped ? " (-k/--keep-going deploys the others after a failure)" : "");
 	return 0;
 }
-
 
 /* 1 for a dry run (dry-build, dry-activate): nothing is copied, so the
  * hosts' children get no closures' dump either. */
@@ -658,12 +653,13 @@ int fleet_run(struct options *o, const char *password, struct strvec *warnings,
 		if ((ret = fleet_realise_run(&build, warnings, e)) ||
 		    (o->push_to && (ret = push_plan(&f, warnings, e))))
 			goto out;
+		double planned = fleet_now();
 		for (size_t i = 0; i < f.n; i++)
-			f.hosts[i].phases[1].end = fleet_now();
+			f.hosts[i].phases[1].end = planned;
 	} else {
-		/* the build is the fleet's prepare: the first hosts connect,
-		 * lock and (the cache route) check meanwhile, and wait for it
-		 * (--wait-go); then the push, when there is one (prepare) */
+		/* the build is the fleet's prepare, beside the hosts: they
+		 * connect and lock meanwhile, and wait for it (--wait-go); then
+		 * the push, when there is one (prep_ended) */
 		f.prep = &prep;
 	}
 	ret = fleet_deploy_hosts(&f, warnings, e);

@@ -3,7 +3,7 @@
 #include "fleetbuild.h"
 #include "action.h"
 #include "build.h"
-#include "pushto.h"
+#include "closure.h"
 #include "nix.h"
 #include "quote.h"
 #include "resources.h"
@@ -355,9 +355,11 @@ int fleet_realise_run(void *data, struct strvec *warnings, struct nrr_err *e)
 
 void fleet_list_closure(const struct strvec *outs, struct strvec *closure)
 {
+	/* this machine: no ssh, so no ssh context */
+	struct host local = { "localhost", NULL, NULL };
 	struct nrr_err ignored = { 0 };
 
-	if (outs->nr && pushto_closure(outs, closure, &ignored))
+	if (outs->nr && closure_of_all(&local, outs, closure, &ignored))
 		strvec_clear(closure);
 }
 

@@ -199,18 +199,17 @@ void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e)
 		 "set how long to wait)", h->spec);
 }
 
-/* 1 if our master has ended (killed, or its connection dropped), its
- * status left for child_poll to reap. */
-static int master_ended(const struct ssh_host *h)
+int ssh_host_alive(const struct ssh_host *h)
 {
 	siginfo_t si;
 
 	if (h->master != MASTER_OURS || h->master_proc.pid <= 0)
-		return 0;
+		return 1;
+	/* WNOWAIT: its status stays for stop_our_master to reap */
 	memset(&si, 0, sizeof(si));
 	if (waitid(P_PID, h->master_proc.pid, &si, WEXITED | WNOHANG | WNOWAIT))
-		return errno == ECHILD;
-	return si.si_pid != 0;
+		return errno != ECHILD;
+	return si.si_pid == 0;
 }
 
 int ssh_connect_error(const struct ssh_host *h, const char *text,
@@ -228,7 +227,7 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 		free(addr);
 		return NRR_ECONNECT;
 	}
-	if (!n && master_ended(h)) {
+	if (!n && !ssh_host_alive(h)) {
 		/* a session through a master that ended says nothing */
 		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s): its ssh connection ended", h->spec, addr);
 		ssh_hint_not_responding(h, e);
@@ -542,13 +541,6 @@ void ssh_host_release(struct ssh_ctx *ctx, struct ssh_host *h)
 	free(h->errpath);
 	memset(h, 0, sizeof(*h));
 	child_init(&h->master_proc);
-}
-
-int ssh_host_alive(struct ssh_host *h)
-{
-	int status;
-	return h->master != MASTER_OURS || h->master_proc.pid <= 0 ||
-	       !child_poll(&h->master_proc, &status);
 }
 
 int ssh_host_reconnect(struct ssh_ctx *ctx, struct ssh_host *h,

@@ -79,8 +79,8 @@ int ssh_host_connect_start(struct ssh_ctx *ctx, struct ssh_host *h,
 			   struct nrr_err *e);
 int ssh_host_connect_wait(struct ssh_host *h, struct nrr_err *e);
 /* 0 if h's master, ours, has ended (its connection lost), else 1: ours
- * still runs, or the master is not ours to watch. */
-int ssh_host_alive(struct ssh_host *h);
+ * still runs, or the master is not ours to watch. Reaps nothing. */
+int ssh_host_alive(const struct ssh_host *h);
 /* After h's connection was lost on purpose (a reboot): ends what is left
  * of its master and connects again (one new handshake). Returns as
  * ssh_host_connect. */
