@@ -23,25 +23,30 @@ setup() {
 
 current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || true; }
 
+# Waits until the watchdog on host $1 (lib/activate.c: sh -c 'sleep "$confirm"; ...', then
+# the undo unless confirmed) has run to its end; 60 s at most, a hang guard, whatever the
+# machine's load.
+watchdog_done() {
+	for _ in $(seq 1 600); do
+		fleet_ps "$1" | grep -q ' sh -c sleep "$confirm"' || return 0
+		sleep 0.1
+	done
+	fail "the watchdog on $1 is still waiting: $(fleet_ps "$1")"
+}
+
 @test "a good system is confirmed over a new connection and kept" {
 	# a generation before: something a wrong undo would go back to
 	retag good0
 	nrr switch --flake "$F#t1" --target-host t1
 	retag good
 	fleet_reset_counts t1
-	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --magic-rollback --confirm-timeout 15
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --magic-rollback --confirm-timeout 8
 	assert_success
 	new=$output
 	[ "$(profile_of t1)" = "$new" ]
 	# one handshake for the deploy, one to prove the host still answers
 	[ "$(fleet_handshakes t1)" = 2 ]
-	# the target's watchdog (lib/activate.c: sh -c 'sleep "$confirm"; ...', then the undo
-	# unless confirmed) has run to its end (60 s: a hang guard), whatever the machine's load
-	for _ in $(seq 1 600); do
-		fleet_ps t1 | grep -q ' sh -c sleep "$confirm"' || break
-		sleep 0.1
-	done
-	[ -z "$(fleet_ps t1 | grep ' sh -c sleep "$confirm"')" ]
+	watchdog_done t1
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }
@@ -116,7 +121,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 	retag tokenback
 	fleet_reset_counts t1
 	# long enough for the steps below to come before the watchdog's deadline
-	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 20
+	run --separate-stderr nrr switch --flake "$F#t1" --target-host t1 --confirm-timeout 10
 	assert_success
 	new=$output
 	# the token's name is no secret: the confirmation's command line says it
@@ -127,7 +132,7 @@ current_of() { fleet_exec "$1" readlink -f /run/current-system 2>/dev/null || tr
 		sh -c 'touch "$1" || mkdir -p "${1%/*}" && touch "$1"' sh "$token" 2>/dev/null || true
 	run fleet_exec t1 test -e "$token"
 	assert_failure
-	sleep 21
+	watchdog_done t1
 	[ "$(profile_of t1)" = "$new" ]
 	[ "$(current_of t1)" = "$new" ]
 }

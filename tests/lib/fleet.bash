@@ -16,6 +16,7 @@
 #   FLEET_NET   its addresses' prefix, "127.0.N." (default: N random in 20..219, so that bats
 #               files running at once rarely meet; taken addresses are skipped anyway)
 #   FLEET_PORT  the hosts' ssh port (default 22)
+#   FLEET_DEFAULT_KEX  1: ssh's own key exchange (the suite's is curve25519, a cheap one)
 #
 # Functions (each returns non-zero with a message on stderr when it fails):
 #   fleet_start NAME[:VARIANT]...  start hosts (and the deployer); exports FLEET_DIR,
@@ -399,6 +400,11 @@ fleet_start() {
 		printf 'Host %s\n  HostName %s\n  Port %s\n  User root\n' "$name" "$(fleet_addr "$name")" \
 			"$FLEET_PORT" >>"$FLEET_DIR/ssh_config"
 	done
+	# curve25519 alone: OpenSSH 9.2's default key exchange (sntrup761x25519) costs the client
+	# 60 ms of CPU a handshake, minutes of a suite that waits for its 2 cores. What a handshake
+	# costs users is bench/'s to measure, with their default (FLEET_DEFAULT_KEX=1).
+	[ "${FLEET_DEFAULT_KEX-}" = 1 ] ||
+		printf 'Host *\n  KexAlgorithms curve25519-sha256\n' >>"$FLEET_DIR/ssh_config"
 	cat >>"$FLEET_DIR/ssh_config" <<-EOF
 		Host *
 		  IdentityFile $FLEET_DIR/id_ed25519
