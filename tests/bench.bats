@@ -174,3 +174,16 @@ print("ok")' out/fleet-time.svg out/fleet-timeline.svg
 	assert_failure
 	assert_output --partial "is not a --json report"
 }
+
+@test "bench/spawnfloor-run in its smallest form: a row a run, its figures numbers, its fleet gone" {
+	run --separate-stderr timeout 120 "$BATS_TEST_DIRNAME/../bench/spawnfloor-run" --sizes 2 --runs 2 \
+		--tool "$NRR"
+	assert_success
+	assert_line --index 0 --regexp '^hosts +run +cpu ms +ms/host +start ms$'
+	assert_line --index 1 --regexp '^2 +1 +[0-9]+\.[0-9] +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]+$'
+	assert_line --index 2 --regexp '^2 +2 +[0-9]+\.[0-9] +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]+$'
+	[ "${#lines[@]}" = 3 ]
+	# shellcheck disable=SC2154 # set by run --separate-stderr
+	fleet=$(printf '%s\n' "$stderr" | sed -n 's/^bench: fleet in //p')
+	[ -n "$fleet" ] && [ ! -e "$fleet" ]
+}
