@@ -317,12 +317,12 @@ static int wait_for_go(void *data, struct nrr_err *e)
 	 * through the master's socket would connect anew, and unlocked) */
 	struct ssh_host *sh = r->d.target.ssh;
 	if (sh && !ssh_host_alive(sh)) {
-		char *addr = ssh_host_address(sh);
 		free(key);
-		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s) while waiting for the fleet: "
-			 "its ssh connection ended", r->d.target.name, addr);
-		nrr_hint(e, "nothing was changed there; deploy it again");
-		free(addr);
+		ssh_host_lost(sh, " while waiting for the fleet", e);
+		char why[sizeof(e->hint)];
+		snprintf(why, sizeof(why), "%s", e->hint);
+		nrr_hint(e, "nothing was changed there; deploy it again%s%s%s", *why ? " (" : "",
+			 why, *why ? ")" : "");
 		return NRR_ECONNECT;
 	}
 	if (key && r->opt.cache_url) {

@@ -199,17 +199,43 @@ void ssh_hint_not_responding(const struct ssh_host *h, struct nrr_err *e)
 		 "set how long to wait)", h->spec);
 }
 
+/* 1 if our master has ended, with how in *si (si_code, si_status). */
+static int master_ended(const struct ssh_host *h, siginfo_t *si)
+{
+	memset(si, 0, sizeof(*si));
+	if (h->master != MASTER_OURS || h->master_proc.pid <= 0)
+		return 0;
+	/* WNOWAIT: its status stays for stop_our_master to reap */
+	if (waitid(P_PID, h->master_proc.pid, si, WEXITED | WNOHANG | WNOWAIT))
+		return errno == ECHILD;
+	return si->si_pid != 0;
+}
+
 int ssh_host_alive(const struct ssh_host *h)
 {
 	siginfo_t si;
+	return !master_ended(h, &si);
+}
 
-	if (h->master != MASTER_OURS || h->master_proc.pid <= 0)
-		return 1;
-	/* WNOWAIT: its status stays for stop_our_master to reap */
-	memset(&si, 0, sizeof(si));
-	if (waitid(P_PID, h->master_proc.pid, &si, WEXITED | WNOHANG | WNOWAIT))
-		return errno != ECHILD;
-	return si.si_pid == 0;
+int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e)
+{
+	siginfo_t si;
+	char *addr = ssh_host_address(h);
+	int killed = master_ended(h, &si) &&
+		     (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED);
+
+	if (killed) {
+		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: its ssh connection ended: "
+			 "ssh was killed on this machine (%s)", h->spec, addr, whilst,
+			 strsignal(si.si_status));
+		nrr_hint(e, "'%s' did not end it: something on this machine did, a kill "
+			 "or the out-of-memory killer", h->spec);
+	} else {
+		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: its ssh connection ended",
+			 h->spec, addr, whilst);
+	}
+	free(addr);
+	return NRR_ECONNECT;
 }
 
 int ssh_connect_error(const struct ssh_host *h, const char *text,
@@ -229,8 +255,9 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 	}
 	if (!n && !ssh_host_alive(h)) {
 		/* a session through a master that ended says nothing */
-		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s): its ssh connection ended", h->spec, addr);
-		ssh_hint_not_responding(h, e);
+		ssh_host_lost(h, "", e);
+		if (!*e->hint)
+			ssh_hint_not_responding(h, e);
 		free(addr);
 		return NRR_ECONNECT;
 	}

@@ -81,6 +81,14 @@ int ssh_host_connect_wait(struct ssh_host *h, struct nrr_err *e);
 /* 0 if h's master, ours, has ended (its connection lost), else 1: ours
  * still runs, or the master is not ours to watch. Reaps nothing. */
 int ssh_host_alive(const struct ssh_host *h);
+/*
+ * The error of a host whose master, ours, has ended: "lost 'web1'
+ * (root@10.0.0.5:22)WHILE: its ssh connection ended", and when a signal
+ * ended it here (a kill by hand, the out-of-memory killer) which one, with
+ * a hint that the host did not (e's hint is set for a signal only).
+ * `whilst` is "" or " while ...". Returns NRR_ECONNECT.
+ */
+int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e);
 /* After h's connection was lost on purpose (a reboot): ends what is left
  * of its master and connects again (one new handshake). Returns as
  * ssh_host_connect. */

@@ -297,10 +297,31 @@ none_locked() {
 	touch "$GATE"
 	wait_nrr 60
 	assert_failure 12
-	assert_line --regexp "^error: lost 't1' \(root@[0-9.]+:22\) while waiting for the fleet: its ssh connection ended\$"
+	assert_line --regexp "^error: lost 't1' \(root@[0-9.]+:22\) while waiting for the fleet: its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
+	assert_line "hint: nothing was changed there; deploy it again ('t1' did not end it: something on this machine did, a kill or the out-of-memory killer)"
 	[ "$(profile_of t1)" = "$before" ]
 	run last_activation t2
 	assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-t2-25\.05\.overlap-lost/"
+}
+
+@test "a single deploy whose ssh is killed here during its build: exit 3, said so, the target unchanged" {
+	gated_flake "$BATS_TEST_TMPDIR/g" single-lost t1
+	poll_until 30 none_locked t1 || fail "t1 is still locked"
+	before=$(profile_of t1)
+	fleet_reset_counts t1
+	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g#t1" --target-host t1
+	poll_until 30 all_locked t1 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	master=$(local_ps | awk '/ControlMaster=yes/ && $NF == "t1" { print $1 }')
+	[ -n "$master" ] || fail "no master for t1: $(local_ps)"
+	kill -KILL $master
+	touch "$GATE"
+	wait_nrr 60
+	assert_failure 3
+	assert_line --regexp "^error: switch: lost 't1' \(root@[0-9.]+:22\): its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
+	assert_line "hint: 't1' did not end it: something on this machine did, a kill or the out-of-memory killer"
+	[ "$(profile_of t1)" = "$before" ]
+	# no second connection took the lost one's place
+	[ "$(fleet_handshakes t1)" = 1 ]
 }
 
 @test "a host that cannot be reached is said while the fleet still builds, not after it" {
