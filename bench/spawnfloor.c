@@ -71,7 +71,7 @@ static pid_t spawn(char *const argv[], int *in, int *out)
 	else
 		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ))
+	if ((errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ)))
 		die("posix_spawnp ssh");
 	posix_spawn_file_actions_destroy(&fa);
 	if (in) {
