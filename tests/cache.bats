@@ -47,8 +47,7 @@ teardown_file() {
 }
 
 setup() {
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
+	load lib/assert
 	source "$BATS_TEST_DIRNAME/lib/cache-server.bash"
 	TT=${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}
 	{ read -r A; read -r B; read -r C; } <"$BATS_FILE_TMPDIR/paths"

@@ -54,8 +54,7 @@ EOF
 }
 
 setup() {
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
+	load lib/assert
 	NRR=${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}
 	NRR=$(cd "$(dirname "$NRR")" && pwd)/$(basename "$NRR")
 	[ -x "$NRR" ] || fail "no binary at $NRR (make nixos-rebuild-remote)"

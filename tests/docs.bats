@@ -7,8 +7,7 @@
 bats_require_minimum_version 1.5.0
 
 setup() {
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
+	load lib/assert
 	NRR=${NRR:-$BATS_TEST_DIRNAME/../nixos-rebuild-remote}
 	[ -x "$NRR" ] || fail "no binary at $NRR (make nixos-rebuild-remote)"
 	MAN=$BATS_TEST_DIRNAME/../man/nixos-rebuild-remote.8

@@ -5,8 +5,7 @@
 bats_require_minimum_version 1.5.0
 
 setup() {
-	load /usr/lib/bats/bats-support/load
-	load /usr/lib/bats/bats-assert/load
+	load lib/assert
 	TT=${TEST_TOOL:-$BATS_TEST_DIRNAME/test-tool}
 }
 

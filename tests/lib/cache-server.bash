@@ -34,7 +34,7 @@
 # and start times are kept in $CACHE_SERVER_DIR/pids, and only those processes are killed.
 
 # shellcheck source=SCRIPTDIR/nginx.bash
-source "$(dirname "${BASH_SOURCE[0]}")/nginx.bash"
+source "${BASH_SOURCE[0]%/*}/nginx.bash"
 
 cache_servers_init() {
 	if [ -z "${CACHE_SERVER_DIR-}" ]; then

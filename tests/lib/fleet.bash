@@ -74,9 +74,11 @@
 # login shell, no sudo). All three may log in with the fleet's key and are trusted nix users.
 
 # shellcheck source=SCRIPTDIR/nginx.bash
-source "$(dirname "${BASH_SOURCE[0]}")/nginx.bash"
+source "${BASH_SOURCE[0]%/*}/nginx.bash"
 
-_FLEET_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# (no command substitution: every test sources this file)
+_FLEET_LIB=${BASH_SOURCE[0]%/*}
+[[ $_FLEET_LIB == /* ]] || _FLEET_LIB=$PWD/$_FLEET_LIB
 
 # Nix settings for the deployer's and every host's nix.conf, and for NIX_CONFIG: offline
 # (without `substituters =` every build first tries cache.nixos.org for seconds), no sandbox
