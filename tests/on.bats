@@ -284,18 +284,25 @@ none_locked() {
 	done
 }
 
+# Once the hosts named are locked, during the gated build of the run nrr_bg started, kills the
+# ssh master of the first (lib/ssh.c's, whose last word is the host), opens the gate, and waits
+# for the run's end (wait_nrr).
+kill_master_while_building() {
+	local master
+	poll_until 30 all_locked "$@" || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	master=$(local_ps | awk -v h="$1" '/ControlMaster=yes/ && $NF == h { print $1 }')
+	[ -n "$master" ] || fail "no master for $1: $(local_ps)"
+	kill -KILL "$master"
+	touch "$GATE"
+	wait_nrr 60
+}
+
 @test "a target's connection lost while the fleet builds: that host fails, named, unchanged; the others go on" {
 	gated_flake "$BATS_TEST_TMPDIR/g" overlap-lost t1 t2
 	poll_until 30 none_locked t1 t2 || fail "t1 or t2 is still locked"
 	before=$(profile_of t1)
 	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2 -k
-	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
-	# t1's master (lib/ssh.c's "-- HOST")
-	master=$(local_ps | awk '/ControlMaster=yes/ && $NF == "t1" { print $1 }')
-	[ -n "$master" ] || fail "no master for t1: $(local_ps)"
-	kill -KILL $master
-	touch "$GATE"
-	wait_nrr 60
+	kill_master_while_building t1 t2
 	assert_failure 12
 	assert_line --regexp "^error: lost 't1' \(root@[0-9.]+:22\) while waiting for the fleet: its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
 	assert_line "hint: nothing was changed there; deploy it again ('t1' did not end it: something on this machine did, a kill or the out-of-memory killer)"
@@ -310,12 +317,7 @@ none_locked() {
 	before=$(profile_of t1)
 	fleet_reset_counts t1
 	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g#t1" --target-host t1
-	poll_until 30 all_locked t1 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
-	master=$(local_ps | awk '/ControlMaster=yes/ && $NF == "t1" { print $1 }')
-	[ -n "$master" ] || fail "no master for t1: $(local_ps)"
-	kill -KILL $master
-	touch "$GATE"
-	wait_nrr 60
+	kill_master_while_building t1
 	assert_failure 3
 	assert_line --regexp "^error: switch: lost 't1' \(root@[0-9.]+:22\): its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
 	assert_line "hint: 't1' did not end it: something on this machine did, a kill or the out-of-memory killer"
