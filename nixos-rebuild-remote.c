@@ -300,6 +300,26 @@ static int reboot_after(struct deploy *d, int timeout, struct nrr_err *e)
 }
 
 /*
+ * Before anything reaches the target, after a wait (the fleet's go, the
+ * build): its lock went with its connection if its master ended, and
+ * nothing may go on (a command through the master's socket would connect
+ * anew, and unlocked). Returns 0, or NRR_ECONNECT with e filled.
+ */
+static int target_lost(struct run *r, const char *whilst, struct nrr_err *e)
+{
+	struct ssh_host *sh = r->d.target_remote ? r->d.target.ssh : NULL;
+	char why[sizeof(e->hint)];
+
+	if (!sh || ssh_host_alive(sh))
+		return 0;
+	ssh_host_lost(sh, whilst, e);
+	snprintf(why, sizeof(why), "%s", e->hint);
+	nrr_hint(e, "nothing was changed there; deploy it again%s%s%s", *why ? " (" : "", why,
+		 *why ? ")" : "");
+	return NRR_ECONNECT;
+}
+
+/*
  * A fleet's child waits, connected and locked, for the fleet's go on stdin
  * (the fleet built its system, or pushed it to the cache). Returns 0, or
  * NRR_ENOSTART when the fleet says no.
@@ -313,16 +333,8 @@ static int wait_for_go(void *data, struct nrr_err *e)
 	if (!prompt_read_go(0, &key))
 		return nrr_fail(e, NRR_ENOSTART,
 				"not deployed: the fleet's build or push did not finish");
-	/* its lock went with its connection: nothing may go on (a command
-	 * through the master's socket would connect anew, and unlocked) */
-	struct ssh_host *sh = r->d.target.ssh;
-	if (sh && !ssh_host_alive(sh)) {
+	if (target_lost(r, " while waiting for the fleet", e)) {
 		free(key);
-		ssh_host_lost(sh, " while waiting for the fleet", e);
-		char why[sizeof(e->hint)];
-		snprintf(why, sizeof(why), "%s", e->hint);
-		nrr_hint(e, "nothing was changed there; deploy it again%s%s%s", *why ? " (" : "",
-			 why, *why ? ")" : "");
 		return NRR_ECONNECT;
 	}
 	if (key && r->opt.cache_url) {
@@ -394,7 +406,10 @@ static int do_build_and_activate(struct run *r)
 	}
 	d->want_plan = needs(r, AN_PLAN);
 	if ((activating && (ret = build_preflight(d, tail, &r->err))) ||
-	    (ret = build_system(d, tail, dry, link, &r->err)))
+	    (ret = build_system(d, tail, dry, link, &r->err)) ||
+	    /* a build takes its time: a target lost meanwhile is said so,
+	     * not found by the copy */
+	    (!dry && (ret = target_lost(r, " while building", &r->err))))
 		return ret;
 	if (dry) {
 		const struct deploy_plan *p = &d->plan;

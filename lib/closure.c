@@ -234,6 +234,17 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
 	char why[512];
 	char *lost = dst->ssh && status == 255 ? ssh_host_lost_reason(dst->ssh) : NULL;
 
+	if (!lost && dst->ssh && !ssh_host_alive(dst->ssh)) {
+		/* its master ended: what the importer said of it (a daemon
+		 * that hung up, a stream cut) only blames the target */
+		ssh_host_end_text(dst->ssh, why, sizeof(why));
+		nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", dst->name, why);
+		if (ssh_host_killed(dst->ssh))
+			ssh_hint_killed(dst->ssh, e);
+		else
+			ssh_hint_not_responding(dst->ssh, e);
+		return e->status;
+	}
 	nix_error_summary(lost ? lost : *err ? err : "connection lost", why, sizeof(why));
 	nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", dst->name, why);
 	if (lost)

@@ -217,23 +217,38 @@ int ssh_host_alive(const struct ssh_host *h)
 	return !master_ended(h, &si);
 }
 
-int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e)
+int ssh_host_killed(const struct ssh_host *h)
 {
 	siginfo_t si;
-	char *addr = ssh_host_address(h);
-	int killed = master_ended(h, &si) &&
-		     (si.si_code == CLD_KILLED || si.si_code == CLD_DUMPED);
+	if (!master_ended(h, &si) || (si.si_code != CLD_KILLED && si.si_code != CLD_DUMPED))
+		return 0;
+	return si.si_status;
+}
 
-	if (killed) {
-		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: its ssh connection ended: "
-			 "ssh was killed on this machine (%s)", h->spec, addr, whilst,
-			 strsignal(si.si_status));
-		nrr_hint(e, "'%s' did not end it: something on this machine did, a kill "
-			 "or the out-of-memory killer", h->spec);
-	} else {
-		nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: its ssh connection ended",
-			 h->spec, addr, whilst);
-	}
+void ssh_host_end_text(const struct ssh_host *h, char *buf, size_t size)
+{
+	int sig = ssh_host_killed(h);
+	if (sig)
+		snprintf(buf, size, "its ssh connection ended: ssh was killed on this machine (%s)",
+			 strsignal(sig));
+	else
+		snprintf(buf, size, "its ssh connection ended");
+}
+
+void ssh_hint_killed(const struct ssh_host *h, struct nrr_err *e)
+{
+	nrr_hint(e, "'%s' did not end it: something on this machine did, a kill "
+		 "or the out-of-memory killer", h->spec);
+}
+
+int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e)
+{
+	char *addr = ssh_host_address(h), how[128];
+
+	ssh_host_end_text(h, how, sizeof(how));
+	nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: %s", h->spec, addr, whilst, how);
+	if (ssh_host_killed(h))
+		ssh_hint_killed(h, e);
 	free(addr);
 	return NRR_ECONNECT;
 }

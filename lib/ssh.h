@@ -89,6 +89,14 @@ int ssh_host_alive(const struct ssh_host *h);
  * `whilst` is "" or " while ...". Returns NRR_ECONNECT.
  */
 int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e);
+/* The signal that ended our master on this machine, or 0: it runs, it
+ * ended by itself (its host or network), or it is not ours. */
+int ssh_host_killed(const struct ssh_host *h);
+/* "its ssh connection ended", with ": ssh was killed on this machine
+ * (SIGNAL)" when ssh_host_killed says so, into buf. */
+void ssh_host_end_text(const struct ssh_host *h, char *buf, size_t size);
+/* Sets e's hint for a master that a signal ended here. */
+void ssh_hint_killed(const struct ssh_host *h, struct nrr_err *e);
 /* After h's connection was lost on purpose (a reboot): ends what is left
  * of its master and connects again (one new handshake). Returns as
  * ssh_host_connect. */

@@ -319,8 +319,8 @@ kill_master_while_building() {
 	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g#t1" --target-host t1
 	kill_master_while_building t1
 	assert_failure 3
-	assert_line --regexp "^error: switch: lost 't1' \(root@[0-9.]+:22\): its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
-	assert_line "hint: 't1' did not end it: something on this machine did, a kill or the out-of-memory killer"
+	assert_line --regexp "^error: lost 't1' \(root@[0-9.]+:22\) while building: its ssh connection ended: ssh was killed on this machine \(Killed\)\$"
+	assert_line "hint: nothing was changed there; deploy it again ('t1' did not end it: something on this machine did, a kill or the out-of-memory killer)"
 	[ "$(profile_of t1)" = "$before" ]
 	# no second connection took the lost one's place
 	[ "$(fleet_handshakes t1)" = 1 ]
