@@ -308,14 +308,16 @@ static int reboot_after(struct deploy *d, int timeout, struct nrr_err *e)
 static int target_lost(struct run *r, const char *whilst, struct nrr_err *e)
 {
 	struct ssh_host *sh = r->d.target_remote ? r->d.target.ssh : NULL;
-	char why[sizeof(e->hint)];
+	char why[sizeof(e->hint) + 4] = "";
 
 	if (!sh || ssh_host_alive(sh))
 		return 0;
 	ssh_host_lost(sh, whilst, e);
-	snprintf(why, sizeof(why), "%s", e->hint);
-	nrr_hint(e, "nothing was changed there; deploy it again%s%s%s", *why ? " (" : "", why,
-		 *why ? ")" : "");
+	if (ssh_host_killed(sh)) {
+		ssh_hint_killed(sh, e);
+		snprintf(why, sizeof(why), " (%s)", e->hint);
+	}
+	nrr_hint(e, "nothing was changed there; deploy it again%s", why);
 	return NRR_ECONNECT;
 }
 

@@ -239,10 +239,7 @@ int closure_import_failed(const struct host *dst, int status, const char *err,
 		 * that hung up, a stream cut) only blames the target */
 		ssh_host_end_text(dst->ssh, why, sizeof(why));
 		nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: %s", dst->name, why);
-		if (ssh_host_killed(dst->ssh))
-			ssh_hint_killed(dst->ssh, e);
-		else
-			ssh_hint_not_responding(dst->ssh, e);
+		ssh_hint_ended(dst->ssh, e);
 		return e->status;
 	}
 	nix_error_summary(lost ? lost : *err ? err : "connection lost", why, sizeof(why));

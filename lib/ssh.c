@@ -241,14 +241,20 @@ void ssh_hint_killed(const struct ssh_host *h, struct nrr_err *e)
 		 "or the out-of-memory killer", h->spec);
 }
 
+void ssh_hint_ended(const struct ssh_host *h, struct nrr_err *e)
+{
+	if (ssh_host_killed(h))
+		ssh_hint_killed(h, e);
+	else
+		ssh_hint_not_responding(h, e);
+}
+
 int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e)
 {
 	char *addr = ssh_host_address(h), how[128];
 
 	ssh_host_end_text(h, how, sizeof(how));
 	nrr_fail(e, NRR_ECONNECT, "lost '%s' (%s)%s: %s", h->spec, addr, whilst, how);
-	if (ssh_host_killed(h))
-		ssh_hint_killed(h, e);
 	free(addr);
 	return NRR_ECONNECT;
 }
@@ -271,8 +277,7 @@ int ssh_connect_error(const struct ssh_host *h, const char *text,
 	if (!n && !ssh_host_alive(h)) {
 		/* a session through a master that ended says nothing */
 		ssh_host_lost(h, "", e);
-		if (!*e->hint)
-			ssh_hint_not_responding(h, e);
+		ssh_hint_ended(h, e);
 		free(addr);
 		return NRR_ECONNECT;
 	}

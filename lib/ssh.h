@@ -84,8 +84,8 @@ int ssh_host_alive(const struct ssh_host *h);
 /*
  * The error of a host whose master, ours, has ended: "lost 'web1'
  * (root@10.0.0.5:22)WHILE: its ssh connection ended", and when a signal
- * ended it here (a kill by hand, the out-of-memory killer) which one, with
- * a hint that the host did not (e's hint is set for a signal only).
+ * ended it here (a kill by hand, the out-of-memory killer) which one
+ * (ssh_host_end_text). No hint: the caller's (ssh_hint_ended, or its own).
  * `whilst` is "" or " while ...". Returns NRR_ECONNECT.
  */
 int ssh_host_lost(const struct ssh_host *h, const char *whilst, struct nrr_err *e);
@@ -97,6 +97,9 @@ int ssh_host_killed(const struct ssh_host *h);
 void ssh_host_end_text(const struct ssh_host *h, char *buf, size_t size);
 /* Sets e's hint for a master that a signal ended here. */
 void ssh_hint_killed(const struct ssh_host *h, struct nrr_err *e);
+/* Sets e's hint for a master that ended: ssh_hint_killed's when a signal
+ * here ended it, else ssh_hint_not_responding's. */
+void ssh_hint_ended(const struct ssh_host *h, struct nrr_err *e);
 /* After h's connection was lost on purpose (a reboot): ends what is left
  * of its master and connects again (one new handshake). Returns as
  * ssh_host_connect. */
