@@ -26,6 +26,7 @@
 #include "lib/deploy.h"
 #include "lib/deploykeys.h"
 #include "lib/deployplan.h"
+#include "lib/fiber.h"
 #include "lib/fleet.h"
 #include "lib/fleetproto.h"
 #include "lib/fleetview.h"
@@ -519,7 +520,7 @@ static int read_password_fd(struct run *r, int fd)
 	char c;
 	if (sodium_init() < 0 || !(r->password = sodium_malloc(1024)))
 		return nrr_fail(&r->err, NRR_EFAIL, "cannot hold the password in guarded memory");
-	while (n < 1023 && read(fd, &c, 1) == 1 && c != '\n')
+	while (n < 1023 && !fiber_wait_readable(fd) && read(fd, &c, 1) == 1 && c != '\n')
 		r->password[n++] = c;
 	r->password[n] = '\0';
 	return 0;
@@ -615,21 +616,86 @@ static int colmena_fleet(struct run *r, struct colmena_deploy *plan)
 			    hive_build(plan, &prep), r->started, &r->warnings, &r->err);
 }
 
+/* Deploys as r->opt says once it is read, and reports the result;
+ * returns the exit status. */
+static int deploy_and_report(struct run *r, struct colmena_deploy *plan)
+{
+	int ret;
+
+	deploy_init(&r->d, &r->opt, &r->warnings);
+	r->d.trace = r->opt.verbose > 0 || r->opt.debug;
+	r->d.progress_fd = r->opt.progress_fd;
+	ret = plan->keys ? deploy_keys_take(&r->d, plan->keys, plan->keys_node, &r->err) : 0;
+	if (!ret)
+		ret = dispatch(r);
+	if (r->opt.progress_fd >= 0) {
+		/* a fleet's child: its fleet shows them under its name */
+		for (size_t i = 0; i < r->warnings.nr; i++)
+			fleetproto_warn(r->opt.progress_fd, r->warnings.v[i]);
+		report_child_result(&r->d, r->opt.progress_fd,
+				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
+				     r->err.msg);
+	}
+	/* a failed deploy is reported too: scripts read stdout either way */
+	if (ret && r->opt.json && !r->opt.on && !r->opt.rollback &&
+	    needs(r, AN_REPORT))
+		report_json(&r->d, r->opt.action, ret, r->err.msg, &r->diff);
+	flush_warnings(&r->warnings);
+	ret = show_failure(r, ret);
+	deploy_release(&r->d);
+	return ret;
+}
+
+static void run_init(struct run *r, struct colmena_deploy *plan)
+{
+	colmena_deploy_init(plan);
+	memset(r, 0, sizeof(*r));
+	r->started = fleet_now();
+	options_init(&r->opt);
+	strvec_init(&r->warnings);
+}
+
+static void run_release(struct run *r, struct colmena_deploy *plan)
+{
+	colmena_deploy_release(plan);
+	flush_warnings(&r->warnings);
+	if (r->password)
+		sodium_free(r->password);	/* wipes it */
+	cJSON_Delete(r->diff);
+	options_release(&r->opt);
+}
+
+/* A fleet's host, in a fiber of the fleet's process (lib/fiber.h): what
+ * main does for the child it would otherwise start for it, same argv. */
+static int host_main(int argc, const char *const *argv)
+{
+	struct run r;
+	struct colmena_deploy plan;
+	int ret;
+
+	run_init(&r, &plan);
+	ret = options_parse(&r.opt, argc, argv, &r.err);
+	strvec_pushvec(&r.warnings, &r.opt.warnings);
+	if (ret)
+		fprintf(stderr, "error: %s\n", r.err.msg);
+	else
+		ret = deploy_and_report(&r, &plan);
+	run_release(&r, &plan);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct run r;
 	struct colmena_deploy plan;	/* kept to the end: apply-local's argv */
 	int ret;
 
-	colmena_deploy_init(&plan);
 	sanitise_stdfd();
 	/* no sodium_init() here: each use of libsodium that needs it calls it
 	 * (its CPU probe traps to the hypervisor of a VM: a tenth of a fleet
 	 * host's child, which needs none of it without a password or keys) */
-	memset(&r, 0, sizeof(r));
-	r.started = fleet_now();
-	options_init(&r.opt);
-	strvec_init(&r.warnings);
+	run_init(&r, &plan);
+	r.opt.host_main = host_main;
 	/* colmena's commands (build, eval, ...) have options of their own */
 	if (argc > 1 && colmena_is_command(argv[1])) {
 		run_signals_install();
@@ -647,14 +713,15 @@ int main(int argc, char **argv)
 			ret = options_parse(&r.opt, (int)plan.argv.nr,
 					    (const char *const *)plan.argv.v, &r.err);
 			strvec_pushvec(&r.warnings, &r.opt.warnings);
-			if (!ret)
-				goto deploy;
+			if (!ret) {
+				ret = deploy_and_report(&r, &plan);
+				goto done;
+			}
 		}
 		ret = show_failure(&r, ret);
 		goto done;
 	}
 	ret = options_parse(&r.opt, argc, (const char *const *)argv, &r.err);
-	strvec_init(&r.warnings);
 	strvec_pushvec(&r.warnings, &r.opt.warnings);
 	if (ret) {
 		fprintf(stderr, "error: %s\n", r.err.msg);
@@ -676,34 +743,8 @@ int main(int argc, char **argv)
 		goto done;
 	}
 	run_signals_install();
-deploy:
-	deploy_init(&r.d, &r.opt, &r.warnings);
-	r.d.trace = r.opt.verbose > 0 || r.opt.debug;
-	r.d.progress_fd = r.opt.progress_fd;
-	ret = plan.keys ? deploy_keys_take(&r.d, plan.keys, plan.keys_node, &r.err) : 0;
-	if (!ret)
-		ret = dispatch(&r);
-	if (r.opt.progress_fd >= 0) {
-		/* a fleet's child: its fleet shows them under its name */
-		for (size_t i = 0; i < r.warnings.nr; i++)
-			fleetproto_warn(r.opt.progress_fd, r.warnings.v[i]);
-		report_child_result(&r.d, r.opt.progress_fd,
-				     run_interrupted() && ret ? 128 + run_interrupted() : ret,
-				     r.err.msg);
-	}
-	/* a failed deploy is reported too: scripts read stdout either way */
-	if (ret && r.opt.json && !r.opt.on && !r.opt.rollback &&
-	    needs(&r, AN_REPORT))
-		report_json(&r.d, r.opt.action, ret, r.err.msg, &r.diff);
-	flush_warnings(&r.warnings);
-	ret = show_failure(&r, ret);
-	deploy_release(&r.d);
+	ret = deploy_and_report(&r, &plan);
 done:
-	colmena_deploy_release(&plan);
-	flush_warnings(&r.warnings);
-	if (r.password)
-		sodium_free(r.password);	/* wipes it */
-	cJSON_Delete(r.diff);
-	options_release(&r.opt);
+	run_release(&r, &plan);
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fiber.h"
 #include "nix.h"
 #include "run.h"
 #include "serveproto.h"
@@ -136,7 +137,7 @@ static int need(struct daemon_conn *d, size_t n, int timeout_ms, char *why, size
 {
 	while (d->in.len - d->at < n) {
 		struct pollfd p = { d->fd, POLLIN, 0 };
-		int r = poll(&p, 1, timeout_ms);
+		int r = fiber_poll(&p, 1, timeout_ms);
 		if (r < 0 && errno == EINTR && run_interrupted())
 			return fail(why, whylen, "interrupted");
 		if (r < 0 && errno == EINTR)
@@ -362,7 +363,7 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 	const char *p = buf;
 	while (len) {
 		struct pollfd pf = { d->fd, POLLOUT | POLLIN, 0 };
-		int r = poll(&pf, 1, STALL_MS);
+		int r = fiber_poll(&pf, 1, STALL_MS);
 		if (r < 0 && errno == EINTR && run_interrupted())
 			return fail(why, whylen, "interrupted");
 		if (r < 0 && errno == EINTR)

@@ -3,6 +3,7 @@
 #include "action.h"
 #include "activate.h"
 #include "deployplan.h"
+#include "fiber.h"
 #include "fleetproto.h"
 #include "nix.h"
 #include "progress.h"
@@ -448,7 +449,7 @@ static int confirmed(struct deploy *d, const char *token, time_t deadline)
 		if (gone)
 			break;
 		if (!ok)
-			sleep(1);
+			fiber_sleep_ms(1000);
 	}
 	strbuf_release(&cmd);
 	return ok;
@@ -581,7 +582,7 @@ int deploy_activate(struct deploy *d, struct activation *a, struct nrr_err *e)
 	/* Not confirmed: the target undoes the activation by itself at the
 	 * deadline. Say what it runs now, if the old connection still can. */
 	while (time(NULL) < deadline + 3 && !run_interrupted())
-		sleep(1);
+		fiber_sleep_ms(1000);
 	struct strbuf out = STRBUF_INIT;
 	const char *noargs[] = { NULL };
 	struct nrr_err ignored;

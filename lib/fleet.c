@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleet.h"
+#include "fiber.h"
 #include "fleethost.h"
 #include "action.h"
 #include "resources.h"
@@ -71,6 +72,11 @@ static void prep_ended(struct fleet *f);
  * build's or the push's go). */
 static size_t fds_per_host(const struct fleet *f)
 {
+	/* in a fiber of ours, also every fd of its deploy: its ssh master's
+	 * and session's pipes, the forwarded daemon socket, its stderr (about
+	 * 16 at the most, measured) */
+	if (f->o->host_main)
+		return 20;
 	return fleet_holds(f->o) || f->prep || f->push ? 3 : 2;
 }
 
@@ -195,11 +201,11 @@ static void wait_for_hosts(struct fleet *f)
 	if (asking_too)
 		f->last_asking = now;
 	if (!nf) {
-		usleep(20000);
+		fiber_sleep_ms(20);
 		return;
 	}
 	if (nf > PACE_FDS && f->last_pass + PACE_S > now)
-		usleep((useconds_t)((f->last_pass + PACE_S - now) * 1e6));
+		fiber_sleep_ms((long)((f->last_pass + PACE_S - now) * 1e3) + 1);
 	f->last_pass = fleet_now();
 	pump(f->fds, nf, f->tty ? 200 : 1000);
 }
@@ -209,7 +215,7 @@ static void finish_hosts(struct fleet *f)
 {
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
-		if (h->state != H_RUNNING || h->progress_fd >= 0 || h->c.err_fd >= 0)
+		if (h->state != H_RUNNING || !fleet_host_over(h))
 			continue;
 		fleet_host_finish(h);
 		f->running--;

@@ -48,11 +48,12 @@ void fleet_members_free(struct fleet_member *m, size_t n);
  * program (/proc/self/exe), the options o->fleet_args holds, and what the
  * fleet decides for its children (elevation, diff, --ask, the password on
  * stdin when password is set). store_path NULL: none (apply keys builds
- * nothing). Appends to argv. A member's keys are added by the fleet
+ * nothing); report_fd: the fd it reports on, as the child has it.
+ * Appends to argv. A member's keys are added by the fleet
  * (--keys-fd 0, lib/deploykeys.h).
  */
 void fleet_child_argv(const struct options *o, const char *store_path,
-		      const char *target, int password, struct strvec *argv);
+		      const char *target, int password, int report_fd, struct strvec *argv);
 
 /*
  * Runs the whole fleet deploy. argv0 is this program; password, when set,

@@ -4,6 +4,7 @@
 #include "fleetview.h"
 #include "closuredb.h"
 #include "deploykeys.h"
+#include "fiber.h"
 #include "quote.h"
 #include "run.h"
 #include "strbuf.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +31,7 @@ int fleet_holds(const struct options *o)
 }
 
 void fleet_child_argv(const struct options *o, const char *store_path,
-		      const char *target, int password, struct strvec *argv)
+		      const char *target, int password, int report_fd, struct strvec *argv)
 {
 	static const char *const elevates[] = { "none", "sudo", "run0" };
 
@@ -37,7 +39,8 @@ void fleet_child_argv(const struct options *o, const char *store_path,
 	/* none for apply keys: it builds nothing */
 	if (store_path)
 		strvec_pushl(argv, "--store-path", store_path, NULL);
-	strvec_pushl(argv, "--target-host", target, "--progress-fd", "3", NULL);
+	strvec_pushl(argv, "--target-host", target, "--progress-fd", NULL);
+	strvec_pushf(argv, "%d", report_fd);
 	/* what the option table passes on (OF_FLEET), as the user said it */
 	strvec_pushvec(argv, &o->fleet_args);
 	/* what this run decided for all its hosts: the password is ours to
@@ -64,6 +67,48 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 		sq_trace_argv((const char *const *)argv->v);
 }
 
+/* The fiber of a host: its deploy, then the end of its pipes, which tells
+ * the fleet it is over. */
+static int host_fiber(void *data)
+{
+	struct fleet_host *h = data;
+	int ret = h->host_main((int)h->c.args.nr, (const char *const *)h->c.args.v);
+	close(h->fiber_rep);
+	close(h->fiber_in);
+	h->fiber_rep = h->fiber_in = -1;
+	return ret;
+}
+
+/* Starts h's deploy in a fiber (in: its stdin, rep: its end of the report
+ * pipe; both the fiber's from now on). */
+static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
+{
+	int err = memfd_create("nrr-host-stderr", MFD_CLOEXEC);
+
+	if (in < 0)
+		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* written to as it runs, read by us only when it waits: never a
+	 * pipe that could fill while we cannot read it */
+	fcntl(rep, F_SETFL, O_NONBLOCK);
+	h->fiber_in = in;
+	h->fiber_rep = rep;
+	h->fiber_err = err;
+	if (err >= 0 && in >= 0)
+		h->fiber = fiber_new(host_fiber, h, in, err);
+	if (!h->fiber) {
+		int why = errno;
+		if (err >= 0)
+			close(err);
+		if (in >= 0)
+			close(in);
+		close(rep);
+		h->fiber_in = h->fiber_rep = h->fiber_err = -1;
+		return nrr_fail(e, NRR_EFAIL, "cannot start the deploy of '%s': %s",
+				h->m.name, strerror(why));
+	}
+	return 0;
+}
+
 int fleet_host_start(const struct options *o, struct fleet_host *h,
 		     const char *password, const char *closure_db, enum fleet_hold hold,
 		     struct nrr_err *e)
@@ -71,11 +116,18 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	int wait_go = hold != HOLD_NONE;
 	int rep[2], pw[2] = { -1, -1 };
 	int keys = h->m.keys && h->m.keys->nr;
+	/* a deploy of ours, in this process: not one with keys on its stdin or
+	 * an environment of its own, which a process of its own keeps apart */
+	int in_fiber = o->host_main && !keys && !h->m.env.nr;
 
 	if (pipe2(rep, O_CLOEXEC))
 		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 	child_init(&h->c);
-	fleet_child_argv(o, h->path, h->m.target, password != NULL, &h->c.args);
+	h->fiber = NULL;
+	h->fiber_in = h->fiber_rep = h->fiber_err = -1;
+	h->host_main = o->host_main;
+	fleet_child_argv(o, h->path, h->m.target, password != NULL, in_fiber ? rep[1] : 3,
+			 &h->c.args);
 	/* the member's own (a hive node's elevation, ssh options) come last */
 	strvec_pushvec(&h->c.args, &h->m.args);
 	/* a hive node's keys follow the password on the child's stdin, read
@@ -108,8 +160,13 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		h->c.in_fd = pw[0];
 	}
 	clock_gettime(CLOCK_MONOTONIC, &h->start);
-	int ret = child_start(&h->c, e);
-	close(rep[1]);
+	int ret;
+	if (in_fiber) {
+		ret = start_fiber(h, pw[0], rep[1], e);
+	} else {
+		ret = child_start(&h->c, e);
+		close(rep[1]);
+	}
 	if (ret) {
 		close(rep[0]);
 		if (pw[1] >= 0)
@@ -118,7 +175,8 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	}
 	h->progress_fd = rep[0];
 	fcntl(h->progress_fd, F_SETFL, O_NONBLOCK);
-	fcntl(h->c.err_fd, F_SETFL, O_NONBLOCK);
+	if (h->c.err_fd >= 0)
+		fcntl(h->c.err_fd, F_SETFL, O_NONBLOCK);
 	if (password) {
 		struct strbuf sb = STRBUF_INIT;
 		strbuf_addf(&sb, "%s\n", password);
@@ -307,9 +365,41 @@ void fleet_host_keep_tail(struct strbuf *err)
 	}
 }
 
+/* What a fiber wrote on its stderr: its tail, into h->err. */
+static void take_fiber_stderr(struct fleet_host *h)
+{
+	char buf[16384];
+	ssize_t n;
+	off_t at = 0;
+
+	while ((n = pread(h->fiber_err, buf, sizeof(buf), at)) > 0) {
+		strbuf_add(&h->err, buf, (size_t)n);
+		at += n;
+		fleet_host_keep_tail(&h->err);
+	}
+	close(h->fiber_err);
+	h->fiber_err = -1;
+}
+
+int fleet_host_over(const struct fleet_host *h)
+{
+	int ret;
+	if (h->progress_fd >= 0 || h->c.err_fd >= 0)
+		return 0;
+	return !h->fiber || fiber_done(h->fiber, &ret);
+}
+
 void fleet_host_finish(struct fleet_host *h)
 {
-	int st = child_wait(&h->c);
+	int st;
+	if (h->fiber) {
+		fiber_done(h->fiber, &st);
+		fiber_free(h->fiber);
+		h->fiber = NULL;
+		take_fiber_stderr(h);
+	} else {
+		st = child_wait(&h->c);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &h->end);
 	if (h->progress_fd >= 0) {
 		fd_drain(&h->progress_fd, &h->progress, -1);

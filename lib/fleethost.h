@@ -69,7 +69,10 @@ void fleet_host_read(struct fleet_host *h);
 /* Keeps only the last lines of a host's stderr (the tail a failure shows). */
 void fleet_host_keep_tail(struct strbuf *err);
 
-/* Reaps h once its pipes closed: its result, its phases' end. */
+/* 1 once h's pipes closed and its deploy is over. */
+int fleet_host_over(const struct fleet_host *h);
+
+/* Reaps h once it is over: its result, its phases' end. */
 void fleet_host_finish(struct fleet_host *h);
 
 #endif

@@ -29,6 +29,13 @@ struct fleet_host {
 	char *path;		/* built system */
 	enum host_state state;
 	struct child c;
+	/* or its deploy in a fiber of this process (lib/fiber.h), which
+	 * runs host_main with c.args as its argv, on its ends of the pipes
+	 * (its stdin, its report) and its stderr (a memfd, read at its end);
+	 * closed by it when its deploy returns, the stderr by fleet_host_finish */
+	struct fiber *fiber;
+	int (*host_main)(int argc, const char *const *argv);
+	int fiber_in, fiber_rep, fiber_err;
 	int progress_fd;	/* our end of the child's report pipe */
 	int answer_fd;		/* the child's stdin, kept open for --ask's answer
 				 * and the fleet's go (going) */

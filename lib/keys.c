@@ -1,4 +1,5 @@
 #include "keys.h"
+#include "fiber.h"
 #include "resources.h"
 #include "scripts.h"
 
@@ -309,7 +310,7 @@ static int load_command(struct key *k, size_t *cap, const char *node, struct nrr
 			p[n] = (struct pollfd){ c.err_fd, POLLIN, 0 };
 			ie = n++;
 		}
-		if (poll(p, (nfds_t)n, -1) < 0) {
+		if (fiber_poll(p, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;

@@ -121,6 +121,11 @@ struct options {
 	int parallel;		/* hosts in flight; 0: no limit */
 	int eval_jobs;		/* --eval-jobs; 0: chosen by fleet_eval_all */
 	int keep_going;		/* -k: also go on with other hosts */
+	/* the deploy of one host as this program runs it (argv as a fleet's
+	 * child gets it), for a fleet to run in a fiber of its own process
+	 * (lib/fiber.h); NULL: each host's child is a process. Set by main,
+	 * never by an option */
+	int (*host_main)(int argc, const char *const *argv);
 	int progress_fd, password_fd;	/* a fleet's child: how it reports */
 	int keys_fd;		/* a hive node's child: its keys come on it */
 	const char *closure_db;	/* a fleet run's child: lib/closuredb.h's dump */

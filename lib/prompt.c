@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "prompt.h"
+#include "fiber.h"
 #include "resources.h"
 #include "strbuf.h"
 
@@ -23,7 +24,7 @@ int prompt_read_go(int fd, char **rest)
 
 	if (rest)
 		*rest = NULL;
-	while (read(fd, &c, 1) == 1 && c != '\n')
+	while (!fiber_wait_readable(fd) && read(fd, &c, 1) == 1 && c != '\n')
 		strbuf_add(&line, &c, 1);
 	int yes = line.len && (line.buf[0] == 'y' || line.buf[0] == 'Y');
 	if (rest && yes && line.len > 2 && line.buf[1] == ' ')

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fiber.h"
+
 int fd_write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
@@ -13,6 +15,13 @@ int fd_write_all(int fd, const void *buf, size_t n)
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		/* a fiber's report pipe: its reader runs only when it waits */
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd out = { fd, POLLOUT, 0 };
+			if (fiber_poll(&out, 1, -1) < 0 && errno != EINTR)
+				return -1;
+			continue;
+		}
 		if (w <= 0)
 			return -1;
 		p += w;
@@ -88,7 +97,7 @@ int pump(struct pump_fd *fds, size_t n, int timeout_ms)
 		ready = -1;
 		goto out;
 	}
-	ready = poll(pfd, np, timeout_ms);
+	ready = fiber_poll(pfd, np, timeout_ms);
 	if (ready < 0) {
 		ready = errno == EINTR ? 0 : -1;
 		goto out;

@@ -1,4 +1,5 @@
 #include "reboot.h"
+#include "fiber.h"
 #include "quote.h"
 #include "run.h"
 #include "scripts.h"
@@ -30,12 +31,8 @@ static double now(void)
 /* Sleeps s seconds, or less if interrupted. */
 static void pause_for(double s)
 {
-	struct timespec ts;
-	if (s <= 0)
-		return;
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	nanosleep(&ts, NULL);
+	if (s > 0)
+		fiber_sleep_ms((long)(s * 1000));
 }
 
 /* Line number n (0-based) of text, malloc'ed, or NULL. */

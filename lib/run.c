@@ -16,6 +16,8 @@
 #include <sys/prctl.h>
 #endif
 
+#include "fiber.h"
+
 extern char **environ;
 
 /*
@@ -121,10 +123,20 @@ void child_clear(struct child *c)
 	strvec_clear(&c->env);
 }
 
-char *find_in_path(const char *name)
+/*
+ * What PATH gave for a command, once a process: a fleet's hosts, in fibers
+ * of one process, start the same few (ssh) hundreds of times, and each
+ * search stats every directory of PATH before the one that has it (ten
+ * on a machine with a few tools' shims in front). PATH does not change
+ * while we run. Like the table above, state of the process, kept here
+ * because no caller's context reaches child_start.
+ */
+static struct found_cmd {
+	char *name, *path;
+} found_cmds[8];
+
+static char *search_path(const char *name)
 {
-	if (strchr(name, '/'))
-		return access(name, X_OK) ? NULL : xstrdup(name);
 	const char *path = getenv("PATH");
 	if (!path || !*path)
 		path = "/usr/local/bin:/usr/bin:/bin";
@@ -138,6 +150,21 @@ char *find_in_path(const char *name)
 		path = *end ? end + 1 : end;
 	}
 	return NULL;
+}
+
+char *find_in_path(const char *name)
+{
+	size_t i;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) ? NULL : xstrdup(name);
+	for (i = 0; i < sizeof(found_cmds) / sizeof(*found_cmds) && found_cmds[i].name; i++)
+		if (!strcmp(found_cmds[i].name, name))
+			return xstrdup(found_cmds[i].path);
+	char *path = search_path(name);
+	if (path && i < sizeof(found_cmds) / sizeof(*found_cmds))
+		found_cmds[i] = (struct found_cmd){ xstrdup(name), xstrdup(path) };
+	return path;
 }
 
 /* The environment for the child: ours with c->env applied. */
@@ -308,6 +335,8 @@ pid_t run_fork(int keep_fd)
 		/* our children are not the copy's: its signals reach its own */
 		for (size_t i = 0; i < running_cap; i++)
 			running[i] = 0;
+		/* nor are a fleet's hosts in fibers its to run */
+		fiber_forget();
 #ifdef __linux__
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
@@ -391,7 +420,7 @@ int child_wait(struct child *c)
 	pid_t r;
 	if (c->pid <= 0)
 		return -1;
-	while ((r = waitpid(c->pid, &st, 0)) < 0 && errno == EINTR)
+	while ((r = fiber_waitpid(c->pid, &st, 0)) < 0 && errno == EINTR)
 		;
 	untrack(c->pid);
 	c->pid = -1;

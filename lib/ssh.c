@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "ssh.h"
+#include "fiber.h"
 #include "quote.h"
 #include "strbuf.h"
 
@@ -324,8 +325,7 @@ static int master_alive(struct ssh_ctx *ctx, const struct ssh_host *h,
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
+	fiber_sleep_ms(ms);
 }
 
 /* Starts the user's own persistent master (ssh -f returns once it is up). */
@@ -442,7 +442,7 @@ static int master_wake_wait(int ino, long ms)
 	if (ino >= 0) {
 		struct pollfd pfd = { ino, POLLIN, 0 };
 		char buf[4096];
-		int woken = poll(&pfd, 1, (int)ms) > 0;
+		int woken = fiber_poll(&pfd, 1, (int)ms) > 0;
 		if (woken)
 			while (read(ino, buf, sizeof(buf)) > 0)
 				;

@@ -83,7 +83,7 @@ static int child_argv(int argc, const char **argv)
 		options_release(&o);
 		return 1;
 	}
-	fleet_child_argv(&o, "/nix/store/x", "t1", 0, &args);
+	fleet_child_argv(&o, "/nix/store/x", "t1", 0, 3, &args);
 	for (size_t i = 0; i < args.nr; i++)
 		printf("%s\n", args.v[i]);
 	strvec_clear(&args);

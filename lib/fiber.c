@@ -1,0 +1,351 @@
+#define _GNU_SOURCE	/* ucontext, SYS_pidfd_open */
+#include "fiber.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "strbuf.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FIBER_ASAN 1
+#endif
+#endif
+#ifdef FIBER_ASAN
+#include <sanitizer/common_interface_defs.h>
+/* its frames carry red zones: more room for the same code */
+#define STACK_SIZE (4u << 20)
+#else
+#define STACK_SIZE (1u << 20)
+#endif
+
+enum fiber_state { F_READY, F_WAITING, F_DONE };
+
+struct fiber {
+	ucontext_t ctx;
+	void *map;		/* the stack, with a guard page below it */
+	size_t map_size;
+	fiber_fn *fn;
+	void *arg;
+	int in, err;
+	enum fiber_state state;
+	int ret;
+	/* while waiting: what for, and until when (ms, -1: no limit) */
+	struct pollfd *fds;
+	nfds_t n;
+	long long deadline;
+	/* what its fiber_poll returns */
+	int result, result_errno;
+	struct fiber *next;
+};
+
+static struct fiber *fibers;
+static struct fiber *current;
+static ucontext_t outside;
+/* the fds 0, 1 and 2 of the code outside every fiber, while one runs;
+ * /dev/null, a fiber's stdout (a host's child had none either) */
+static int saved[3] = { -1, -1, -1 }, null_fd = -1;
+#ifdef FIBER_ASAN
+static const void *outside_bottom;
+static size_t outside_size;
+#endif
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Back outside, for good when last (the fiber's fake stack goes). */
+static void switch_out(struct fiber *f, int last)
+{
+#ifdef FIBER_ASAN
+	void *fake = NULL;
+	__sanitizer_start_switch_fiber(last ? NULL : &fake, outside_bottom, outside_size);
+#else
+	(void)last;
+#endif
+	swapcontext(&f->ctx, &outside);
+#ifdef FIBER_ASAN
+	__sanitizer_finish_switch_fiber(fake, &outside_bottom, &outside_size);
+#endif
+}
+
+static void trampoline(void)
+{
+	struct fiber *f = current;
+#ifdef FIBER_ASAN
+	__sanitizer_finish_switch_fiber(NULL, &outside_bottom, &outside_size);
+#endif
+	f->ret = f->fn(f->arg);
+	f->state = F_DONE;
+	switch_out(f, 1);
+}
+
+struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct fiber *f;
+
+	if (null_fd < 0 && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return NULL;
+	for (int i = 0; i < 3; i++)
+		if (saved[i] < 0 && (saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 3)) < 0)
+			return NULL;
+	f = xcalloc(1, sizeof(*f));
+	f->map_size = STACK_SIZE + (size_t)page;
+	/* untouched pages cost nothing: a host's deploy touches a few dozen */
+	f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (f->map == MAP_FAILED) {
+		free(f);
+		return NULL;
+	}
+	mprotect(f->map, (size_t)page, PROT_NONE);	/* an overflow faults */
+	getcontext(&f->ctx);
+	f->ctx.uc_stack.ss_sp = (char *)f->map + page;
+	f->ctx.uc_stack.ss_size = STACK_SIZE;
+	f->ctx.uc_link = NULL;
+	makecontext(&f->ctx, trampoline, 0);
+	f->fn = fn;
+	f->arg = arg;
+	f->in = in;
+	f->err = err;
+	f->state = F_READY;
+	f->next = fibers;
+	fibers = f;
+	return f;
+}
+
+int fiber_done(const struct fiber *f, int *ret)
+{
+	if (f->state != F_DONE)
+		return 0;
+	*ret = f->ret;
+	return 1;
+}
+
+void fiber_free(struct fiber *f)
+{
+	for (struct fiber **p = &fibers; *p; p = &(*p)->next)
+		if (*p == f) {
+			*p = f->next;
+			break;
+		}
+	munmap(f->map, f->map_size);
+	free(f);
+}
+
+int fiber_inside(void)
+{
+	return current != NULL;
+}
+
+/* What fd, as f has it while it runs, is outside it. */
+static int own_fd(const struct fiber *f, int fd)
+{
+	return fd == 0 ? f->in : fd == 1 ? null_fd : fd == 2 ? f->err : fd;
+}
+
+/* Runs f until it waits again or ends, on its own fds 0-2 (which stay
+ * until run_ready puts ours back: fibers run in turns, and most turns are
+ * short, so each dup2 counts). */
+static void resume(struct fiber *f)
+{
+	/* what the last one left in stdio's buffer goes to its own fd 1 */
+	fflush(stdout);
+	dup2(f->in, 0);
+	dup2(null_fd, 1);
+	dup2(f->err, 2);
+	current = f;
+#ifdef FIBER_ASAN
+	void *fake = NULL;
+	__sanitizer_start_switch_fiber(&fake, (char *)f->ctx.uc_stack.ss_sp, STACK_SIZE);
+#endif
+	swapcontext(&outside, &f->ctx);
+#ifdef FIBER_ASAN
+	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#endif
+	current = NULL;
+}
+
+static void run_ready(void)
+{
+	int ran = 0;
+
+	for (struct fiber *f = fibers; f; f = f->next)
+		if (f->state == F_READY) {
+			if (!ran++)
+				fflush(stdout);	/* ours, to our fd 1 */
+			resume(f);
+		}
+	if (ran) {
+		fflush(stdout);
+		for (int i = 0; i < 3; i++)
+			dup2(saved[i], i);
+	}
+}
+
+static int any_alive(void)
+{
+	for (struct fiber *f = fibers; f; f = f->next)
+		if (f->state != F_DONE)
+			return 1;
+	return 0;
+}
+
+/* Every waiting fiber wakes with poll's failure (an interrupt). */
+static void wake_all(int err)
+{
+	for (struct fiber *f = fibers; f; f = f->next)
+		if (f->state == F_WAITING) {
+			f->state = F_READY;
+			f->result = -1;
+			f->result_errno = err;
+		}
+}
+
+/* Outside every fiber: polls fds and the waiting fibers' together,
+ * running the fibers that become ready, until fds say something or the
+ * deadline passes. */
+static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+
+	for (;;) {
+		run_ready();
+		nfds_t total = n;
+		long long next = deadline;
+		for (struct fiber *f = fibers; f; f = f->next)
+			if (f->state == F_WAITING) {
+				total += f->n;
+				if (f->deadline >= 0 && (next < 0 || f->deadline < next))
+					next = f->deadline;
+			}
+		struct pollfd *all = xcalloc(total ? total : 1, sizeof(*all));
+		if (n)
+			memcpy(all, fds, n * sizeof(*fds));
+		nfds_t k = n;
+		for (struct fiber *f = fibers; f; f = f->next)
+			if (f->state == F_WAITING && f->n) {
+				memcpy(all + k, f->fds, f->n * sizeof(*all));
+				/* its 0-2 are not ours out here */
+				for (nfds_t i = k; i < k + f->n; i++)
+					all[i].fd = own_fd(f, all[i].fd);
+				k += f->n;
+			}
+		long long wait = next < 0 ? -1 : next - now_ms();
+		int r = poll(all, total, wait < 0 ? (next < 0 ? -1 : 0) : (int)wait);
+		int err = errno;
+		if (r < 0) {
+			free(all);
+			wake_all(err);
+			run_ready();
+			errno = err;
+			return -1;
+		}
+		long long now = now_ms();
+		int mine = 0;
+		for (nfds_t i = 0; i < n; i++)
+			mine += (fds[i].revents = all[i].revents) != 0;
+		k = n;
+		for (struct fiber *f = fibers; f; f = f->next) {
+			if (f->state != F_WAITING)
+				continue;
+			int got = 0;
+			for (nfds_t i = 0; i < f->n; i++)
+				got += (f->fds[i].revents = all[k + i].revents) != 0;
+			k += f->n;
+			if (got || (f->deadline >= 0 && now >= f->deadline)) {
+				f->state = F_READY;
+				f->result = got;
+				f->result_errno = 0;
+			}
+		}
+		free(all);
+		if (mine || (deadline >= 0 && now >= deadline)) {
+			run_ready();
+			return mine;
+		}
+	}
+}
+
+int fiber_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+	struct fiber *f = current;
+
+	if (!f)
+		return any_alive() ? poll_outside(fds, n, timeout_ms) : poll(fds, n, timeout_ms);
+	if (timeout_ms == 0)
+		return poll(fds, n, 0);
+	for (nfds_t i = 0; i < n; i++)
+		fds[i].revents = 0;
+	f->fds = fds;
+	f->n = n;
+	f->deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	f->state = F_WAITING;
+	switch_out(f, 0);
+	errno = f->result_errno;
+	return f->result;
+}
+
+pid_t fiber_waitpid(pid_t pid, int *status, int options)
+{
+	if (!current || (options & WNOHANG))
+		return waitpid(pid, status, options);
+	for (;;) {
+		pid_t r = waitpid(pid, status, options | WNOHANG);
+		if (r != 0)
+			return r;
+#ifdef SYS_pidfd_open
+		/* readable once the child has ended */
+		int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pfd >= 0) {
+			struct pollfd p = { pfd, POLLIN, 0 };
+			int got = fiber_poll(&p, 1, -1);
+			int err = errno;
+			close(pfd);
+			if (got < 0 && err == EINTR) {
+				errno = EINTR;
+				return -1;
+			}
+			continue;
+		}
+#endif
+		fiber_sleep_ms(10);
+	}
+}
+
+void fiber_sleep_ms(long ms)
+{
+	long long until = now_ms() + ms;
+	long long left;
+	while ((left = until - now_ms()) > 0)
+		if (fiber_poll(NULL, 0, (int)left) < 0 && errno == EINTR)
+			return;
+}
+
+int fiber_wait_readable(int fd)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	return fiber_poll(&p, 1, -1) < 0 ? -1 : 0;
+}
+
+void fiber_forget(void)
+{
+	/* (in a copy of this process: its fibers are its parent's) */
+	fibers = NULL;
+	current = NULL;
+}

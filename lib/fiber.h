@@ -1,0 +1,73 @@
+/*
+ * fiber: many deploys in one process, each on a stack of its own.
+ *
+ * A fleet's hosts each ran in a process of this program, and most of what
+ * a host cost this machine was that process: its exec, the loader, its
+ * page faults and its exit (the same deploy costs about a quarter as much
+ * run again in a process that is already up: bench/README.md). A fiber runs
+ * the same code in the fleet's process, cooperatively: it gives way only
+ * where it would block, in fiber_poll, fiber_waitpid and fiber_sleep_ms,
+ * which lib/ calls in place of poll(2), waitpid(2) and sleeping. Whoever
+ * waits outside every fiber (the fleet's loop, through those same calls)
+ * runs the fibers that are ready meanwhile, with one poll(2) over every
+ * descriptor that anyone waits for. With no fiber alive, each call is the
+ * plain system call.
+ *
+ * A fiber's stdin and stderr are its own: while it runs, fds 0 and 2 are
+ * its files (dup2), so that code written for a process of its own and the
+ * commands it starts see them as such a process would. The caller keeps
+ * both open until the fiber is done.
+ *
+ * The list of fibers and the one running are the only state of this module,
+ * process-wide as the stack pointer itself is; nothing else of lib/ may
+ * keep state across a wait (fibers interleave there).
+ */
+#ifndef NRR_FIBER_H
+#define NRR_FIBER_H
+
+#include <poll.h>
+#include <sys/types.h>
+
+struct fiber;
+
+typedef int fiber_fn(void *arg);
+
+/*
+ * A fiber that will run fn(arg) with in and err as its fds 0 and 2; it
+ * first runs in the next wait outside every fiber. NULL, errno set, when
+ * no stack could be mapped. Free it with fiber_free once fiber_done says
+ * so.
+ */
+struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err);
+
+/* 1, with fn's result in *ret, once the fiber's fn has returned. */
+int fiber_done(const struct fiber *f, int *ret);
+
+/* Frees a fiber that is done (its stack too). */
+void fiber_free(struct fiber *f);
+
+/* 1 while a fiber runs (the caller is on a fiber's stack). */
+int fiber_inside(void);
+
+/*
+ * poll(2), giving way to the other fibers until something is ready or
+ * timeout_ms passes (-1: no limit). Outside every fiber it runs the ready
+ * fibers meanwhile. Returns what poll(2) does: -1 with EINTR when a signal
+ * came (to every fiber waiting then, so that each sees the interrupt).
+ */
+int fiber_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+
+/* waitpid(2) of one child (pid > 0), giving way while it runs. */
+pid_t fiber_waitpid(pid_t pid, int *status, int options);
+
+/* Sleeps ms, giving way meanwhile. */
+void fiber_sleep_ms(long ms);
+
+/* Waits until fd is readable (or ended); 0, or -1 on EINTR or an error. */
+int fiber_wait_readable(int fd);
+
+/* In a copy of this process (fork without exec): the fibers are the
+ * parent's, not the copy's to run. */
+void fiber_forget(void);
+
+#endif
