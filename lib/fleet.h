@@ -3,11 +3,13 @@
  *
  * Every selected configuration is built by one nix call here, so that nix
  * schedules all builds together and shared paths are built once. Each
- * host gets its own child process of this very program (`ACTION
- * --store-path PATH --target-host TARGET`), at most --parallel at a time,
- * from while the fleet builds (they connect, lock, and wait for its go, as
- * a single deploy locks before it builds):
- * each has its own ssh master (one handshake per host), its own deploy
+ * host gets its own deploy of this very program (`ACTION --store-path
+ * PATH --target-host TARGET`), at most --parallel at a time, from while
+ * the fleet builds (they connect, lock, and wait for its go, as a single
+ * deploy locks before it builds): a fiber of this process (lib/fiber.h)
+ * that runs what main runs for that command line, or, for a host with
+ * keys or an environment of its own, a child process that runs it.
+ * Each has its own ssh master (one handshake per host), its own deploy
  * lock, its own failure, and reports its phases and its result on a pipe
  * (lib/fleetproto.h); the options it is given are those the option table
  * marks OF_FLEET, as the user spelled them.

@@ -20,9 +20,10 @@
  * Signals: run_signals_install() makes SIGINT, SIGTERM and SIGHUP set a
  * flag and forward SIGTERM to every running child (ssh without a tty does
  * not forward signals to the remote side, so stopping our ssh clients is
- * what stops remote work). The running-children table and the flag are the
- * only process-wide state in lib/, because a signal handler can reach
- * nothing else. The table has room for any number of children: it grows
+ * what stops remote work). The running-children table and the flag are
+ * process-wide state, because a signal handler can reach nothing else (as
+ * are the commands found in PATH, once a process, and lib/fiber.h's
+ * fibers). The table has room for any number of children: it grows
  * in child_start, with those signals blocked while it does.
  */
 #ifndef NRR_RUN_H

@@ -90,6 +90,22 @@ setup() {
 	[ "$((0x$cgt))" = 0 ] || fail "child's SigCgt $cgt"
 }
 
+@test "fibers: each runs until it would wait, on a stdin and a stderr of its own, which the commands it starts inherit; ours stay ours" {
+	run --separate-stderr "$TT" fleet-fibers 3
+	assert_success
+	# every fiber waited for its line before any got one: none blocked the others
+	[ "$(sed -n 1,3p <<<"$output" | sort)" = $'0 waits\n1 waits\n2 waits' ]
+	[ "$(sed -n 4,6p <<<"$output" | sort)" = $'0 got line 0\n1 got line 1\n2 got line 2' ]
+	[ "$(sed -n 7,9p <<<"$output" | sort)" = $'0 ends\n1 ends\n2 ends' ]
+	# each one's status is its own, its stderr holds its own lines and its sh's only
+	for i in 0 1 2; do
+		assert_line "fiber $i returned $i; its stderr:"
+		[ "$(grep -A2 "^fiber $i returned" <<<"$output" | tail -n 2)" = \
+			"fiber $i: its own stderr"$'\n'"sh of $i, on the stderr it inherited" ]
+	done
+	[ "$stderr" = "outside: our stderr" ]
+}
+
 @test "a copy of us (async): our children and fds are not its, it says what it does through its socket, its status is proc's" {
 	run "$TT" fleet-async
 	assert_success

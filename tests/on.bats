@@ -264,7 +264,7 @@ none_locked() {
 	done
 }
 
-@test "the hosts connect and take their locks while the fleet builds; nothing reaches them before it ends" {
+@test "the hosts connect and take their locks while the fleet builds, each in a fiber of the fleet's process; nothing reaches them before it ends" {
 	gated_flake "$BATS_TEST_TMPDIR/g" overlap t1 t2
 	poll_until 30 none_locked t1 t2 || fail "t1 or t2 is still locked"
 	before1=$(profile_of t1) before2=$(profile_of t2)
@@ -275,6 +275,8 @@ none_locked() {
 	[ "$(profile_of t2)" = "$before2" ]
 	run fleet_exec t1 sh -c 'ls /nix/store | grep -c overlap'
 	assert_output 0
+	# each host's deploy is a fiber of the fleet's process, not a process of ours
+	[ -z "$(local_procs --progress-fd)" ] || fail "a host's child: $(local_ps)"
 	touch "$GATE"
 	wait_nrr 60
 	assert_success
@@ -289,7 +291,8 @@ none_locked() {
 # for the run's end (wait_nrr).
 kill_master_while_building() {
 	local master
-	poll_until 30 all_locked "$@" || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	poll_until 30 all_locked "$@" ||
+		fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log"); on $1: $(fleet_ps "$1"); here: $(local_ps)"
 	master=$(local_ps | awk -v h="$1" '/ControlMaster=yes/ && $NF == h { print $1 }')
 	[ -n "$master" ] || fail "no master for $1: $(local_ps)"
 	kill -KILL "$master"

@@ -11,6 +11,13 @@
  *   fleet-async         runs a function in a copy (lib/async.h) while a
  *                       child of ours and a pipe are open, and prints what
  *                       the copy saw and returned
+ *   fleet-fibers N      runs N fibers (lib/fiber.h), each on a stdin and a
+ *                       stderr of its own: each says it started (on a log
+ *                       all share), waits for a line on its stdin, sleeps,
+ *                       runs sh, which writes on the stderr it inherits,
+ *                       and returns its number; the lines go to them in
+ *                       reverse order once every one waits. Prints the log,
+ *                       then each fiber's result and stderr
  *   fleet-child-signals prints the SigIgn line we were started with, then,
  *                       with our signals installed and SIGQUIT ignored (as
  *                       a parent may leave it), starts a child that prints
@@ -22,9 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../lib/async.h"
+#include "../lib/fiber.h"
 #include "../lib/fleet.h"
 #include "../lib/fleetpush.h"
 #include "../lib/fleetproto.h"
@@ -67,6 +76,83 @@ static int interrupt_children(long n)
 	free(c);
 	printf("stopped %ld of %ld\n", stopped, n);
 	printf("tracked %zu\n", run_children_tracked());
+	return 0;
+}
+
+struct fiber_test {
+	int n, log, ret;
+	int in[2], err;
+};
+
+static int fiber_test_run(void *data)
+{
+	struct fiber_test *t = data;
+	struct child c = CHILD_INIT;
+	struct nrr_err e;
+	char line[64], ch;
+	size_t len = 0;
+
+	dprintf(t->log, "%d waits\n", t->n);
+	while (!fiber_wait_readable(0) && read(0, &ch, 1) == 1 && ch != '\n' && len < 63)
+		line[len++] = ch;
+	line[len] = '\0';
+	dprintf(t->log, "%d got %s\n", t->n, line);
+	fiber_sleep_ms(20);
+	fprintf(stderr, "fiber %d: its own stderr\n", t->n);
+	strvec_pushl(&c.args, "sh", "-c", "echo \"sh of $1, on the stderr it inherited\" >&2; exit \"$1\"",
+		     "sh", NULL);
+	strvec_pushf(&c.args, "%d", t->n);
+	c.in = CHILD_NULL;
+	int st = child_start(&c, &e) ? -1 : child_wait(&c);
+	child_clear(&c);
+	dprintf(t->log, "%d ends\n", t->n);
+	return st;
+}
+
+static int fibers(long n)
+{
+	struct fiber_test *t = xcalloc((size_t)n, sizeof(*t));
+	struct fiber **f = xcalloc((size_t)n, sizeof(*f));
+	int log = memfd_create("log", MFD_CLOEXEC);
+	char buf[4096];
+	ssize_t got;
+
+	for (long i = 0; i < n; i++) {
+		t[i].n = (int)i;
+		t[i].log = log;
+		if (pipe2(t[i].in, O_CLOEXEC) || (t[i].err = memfd_create("err", MFD_CLOEXEC)) < 0 ||
+		    !(f[i] = fiber_new(fiber_test_run, &t[i], t[i].in[0], t[i].err)))
+			return 1;
+	}
+	/* every one runs up to its wait, none blocks the others */
+	fiber_sleep_ms(50);
+	for (long i = n - 1; i >= 0; i--)
+		dprintf(t[i].in[1], "line %ld\n", i);
+	for (long done = 0; done < n; ) {
+		fiber_sleep_ms(10);
+		done = 0;
+		for (long i = 0; i < n; i++)
+			done += fiber_done(f[i], &t[i].ret);
+	}
+	/* our own fds 0-2 are ours again */
+	fprintf(stderr, "outside: our stderr\n");
+	lseek(log, 0, SEEK_SET);
+	while ((got = read(log, buf, sizeof(buf))) > 0)
+		fwrite(buf, 1, (size_t)got, stdout);
+	for (long i = 0; i < n; i++) {
+		printf("fiber %ld returned %d; its stderr:\n", i, t[i].ret);
+		fflush(stdout);
+		lseek(t[i].err, 0, SEEK_SET);
+		while ((got = read(t[i].err, buf, sizeof(buf))) > 0)
+			fwrite(buf, 1, (size_t)got, stdout);
+		fiber_free(f[i]);
+		close(t[i].in[0]);
+		close(t[i].in[1]);
+		close(t[i].err);
+	}
+	close(log);
+	free(t);
+	free(f);
 	return 0;
 }
 
@@ -238,6 +324,8 @@ int test_tool_fleet(int argc, const char **argv)
 		return child_argv(argc, argv);
 	if (!strcmp(argv[0], "fleet-proto"))
 		return proto();
+	if (!strcmp(argv[0], "fleet-fibers") && argc == 2)
+		return fibers(strtol(argv[1], NULL, 10));
 	if (!strcmp(argv[0], "fleet-interrupt") && argc == 2)
 		return interrupt_children(strtol(argv[1], NULL, 10));
 	fprintf(stderr, "test-tool: unknown command '%s'\n", argv[0]);

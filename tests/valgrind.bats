@@ -88,6 +88,14 @@ vg_clean() {
 	[ "$(profile_of t1)" = "$output" ]
 }
 
+@test "a fleet of two hosts, each deploy in a fiber of the one process" {
+	retag fibers
+	vg switch --flake "$F" --on t1,b1 --parallel 0
+	vg_clean 0
+	[ "$(profile_of t1)" = "$(toplevel t1)" ]
+	[ "$(profile_of b1)" = "$(toplevel b1)" ]
+}
+
 @test "list-generations --json" {
 	retag lg
 	nrr switch --flake "$F#t1" --target-host t1
