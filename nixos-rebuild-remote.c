@@ -665,6 +665,13 @@ static void run_release(struct run *r, struct colmena_deploy *plan)
 	options_release(&r->opt);
 }
 
+/* Says why options_parse refused the command line. */
+static void show_usage_error(const struct run *r)
+{
+	fprintf(stderr, "error: %s\n", r->err.msg);
+	fputs("hint: see 'nixos-rebuild-remote --help'\n", stderr);
+}
+
 /* A fleet's host, in a fiber of the fleet's process (lib/fiber.h): what
  * main does for the child it would otherwise start for it, same argv. */
 static int host_main(int argc, const char *const *argv)
@@ -677,7 +684,7 @@ static int host_main(int argc, const char *const *argv)
 	ret = options_parse(&r.opt, argc, argv, &r.err);
 	strvec_pushvec(&r.warnings, &r.opt.warnings);
 	if (ret)
-		fprintf(stderr, "error: %s\n", r.err.msg);
+		show_usage_error(&r);
 	else
 		ret = deploy_and_report(&r, &plan);
 	run_release(&r, &plan);
@@ -724,8 +731,7 @@ int main(int argc, char **argv)
 	ret = options_parse(&r.opt, argc, (const char *const *)argv, &r.err);
 	strvec_pushvec(&r.warnings, &r.opt.warnings);
 	if (ret) {
-		fprintf(stderr, "error: %s\n", r.err.msg);
-		fputs("hint: see 'nixos-rebuild-remote --help'\n", stderr);
+		show_usage_error(&r);
 		goto done;
 	}
 	if (r.opt.complete) {

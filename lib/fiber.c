@@ -148,11 +148,6 @@ void fiber_free(struct fiber *f)
 	free(f);
 }
 
-int fiber_inside(void)
-{
-	return current != NULL;
-}
-
 /* What fd, as f has it while it runs, is outside it. */
 static int own_fd(const struct fiber *f, int fd)
 {
@@ -164,7 +159,8 @@ static int own_fd(const struct fiber *f, int fd)
  * short, so each dup2 counts). */
 static void resume(struct fiber *f)
 {
-	/* what the last one left in stdio's buffer goes to its own fd 1 */
+	/* what ours, or the last one's, left in stdio's buffer goes to its
+	 * own fd 1 */
 	fflush(stdout);
 	dup2(f->in, 0);
 	dup2(null_fd, 1);
@@ -187,12 +183,11 @@ static void run_ready(void)
 
 	for (struct fiber *f = fibers; f; f = f->next)
 		if (f->state == F_READY) {
-			if (!ran++)
-				fflush(stdout);	/* ours, to our fd 1 */
+			ran = 1;
 			resume(f);
 		}
 	if (ran) {
-		fflush(stdout);
+		fflush(stdout);	/* the last one's, to its fd 1 */
 		for (int i = 0; i < 3; i++)
 			dup2(saved[i], i);
 	}

@@ -46,9 +46,6 @@ int fiber_done(const struct fiber *f, int *ret);
 /* Frees a fiber that is done (its stack too). */
 void fiber_free(struct fiber *f);
 
-/* 1 while a fiber runs (the caller is on a fiber's stack). */
-int fiber_inside(void);
-
 /*
  * poll(2), giving way to the other fibers until something is ready or
  * timeout_ms passes (-1: no limit). Outside every fiber it runs the ready
