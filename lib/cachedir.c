@@ -20,8 +20,15 @@ char *cachedir_path(const char *sub)
 
 int cachedir_make(const char *path)
 {
-	char *p = xstrdup(path);
+	char *p;
 	int ret = 0;
+
+	/* it is there but for the first run: one mkdir, not one a level (a
+	 * fleet's every host puts an entry, and each mkdir is a lookup of
+	 * every level) */
+	if (!mkdir(path, 0700) || errno == EEXIST)
+		return 0;
+	p = xstrdup(path);
 	for (char *s = p + 1; ret == 0; s++) {
 		if (*s && *s != '/')
 			continue;

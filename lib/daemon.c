@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -354,14 +357,44 @@ out:
 	return ret;
 }
 
-/* Writes all of buf, reading what the daemon says meanwhile (its log
- * must never fill the link while we write). 0, or -1 with why (-2: it
- * flooded us, DAEMON_IN_MAX). */
-static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *why,
-		    size_t whylen)
+/*
+ * Writes all of buf, or with buf NULL len bytes of the file fd from where
+ * it stands (sendfile(2): its pages go to the socket without being copied
+ * here), reading what the daemon says whenever the link is full (its log
+ * must never fill the link while we write). 0; -1 with why (-2: it
+ * flooded us, DAEMON_IN_MAX; NAREXPORT_SHORT: the file ended first); or
+ * 1, nothing sent, where the system cannot send a file so.
+ */
+static int send_from(struct daemon_conn *d, const char *buf, int file, size_t len,
+		     char *why, size_t whylen)
 {
 	const char *p = buf;
+	int moved = 0;
+
 	while (len) {
+		ssize_t w;
+#ifdef __linux__
+		w = p ? send(d->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT)
+		      : sendfile(d->fd, file, NULL, len);
+#else
+		if (!p)
+			return 1;
+		w = send(d->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+#endif
+		if (w > 0) {
+			if (p)
+				p += w;
+			len -= (size_t)w;
+			moved = 1;
+			continue;
+		}
+		if (w == 0 && !p)
+			return NAREXPORT_SHORT;
+		if (w < 0 && !p && !moved && (errno == EINVAL || errno == ENOSYS))
+			return 1;
+		if (w < 0 && errno != EINTR && errno != EAGAIN)
+			return fail(why, whylen, "its nix-daemon hung up");
+		/* full: wait for room, and read what it says meanwhile */
 		struct pollfd pf = { d->fd, POLLOUT | POLLIN, 0 };
 		int r = fiber_poll(&pf, 1, STALL_MS);
 		if (r < 0 && errno == EINTR && run_interrupted())
@@ -377,17 +410,14 @@ static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *wh
 		}
 		if (t < 0 && !(pf.revents & POLLOUT))
 			return fail(why, whylen, "its nix-daemon hung up");
-		if (!(pf.revents & (POLLOUT | POLLERR | POLLHUP)))
-			continue;
-		ssize_t w = send(d->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (w <= 0)
-			return fail(why, whylen, "its nix-daemon hung up");
-		p += w;
-		len -= (size_t)w;
 	}
 	return 0;
+}
+
+static int send_all(struct daemon_conn *d, const void *buf, size_t len, char *why,
+		    size_t whylen)
+{
+	return send_from(d, buf, -1, len, why, whylen);
 }
 
 int daemon_query_send(struct daemon_conn *d, const struct strvec *paths, int substitute,
@@ -461,6 +491,47 @@ static int to_frame(void *ctx, const void *buf, size_t len)
 	return f->gone ? -1 : 0;
 }
 
+/*
+ * narexport's file sink: a big file in frames of FRAME_MAX, each one's
+ * bytes sent from the file (a daemon holds a frame whole in its memory
+ * as it reads it: a file's size in one frame would be that much).
+ */
+#define FRAME_MAX (1u << 20)
+static int file_to_frames(void *ctx, int fd, unsigned long long len)
+{
+	struct framed *f = ctx;
+#ifndef __linux__
+	(void)f;
+	(void)fd;
+	(void)len;
+	return 1;	/* no sendfile(2) to a socket: through the buffer */
+#else
+	int fl = fcntl(f->d->fd, F_GETFL), r = 0;
+
+	/* sendfile(2) has no MSG_DONTWAIT: the socket itself must not block */
+	if (fl < 0 || fcntl(f->d->fd, F_SETFL, fl | O_NONBLOCK))
+		return 1;
+	while (len && !r) {
+		size_t n = len < FRAME_MAX ? (size_t)len : FRAME_MAX;
+		unsigned char head[8];
+		for (int i = 0; i < 8; i++)
+			head[i] = (unsigned char)((uint64_t)n >> (8 * i));
+		r = send_all(f->d, head, sizeof(head), f->why, f->whylen);
+		if (!r)
+			r = send_from(f->d, NULL, fd, n, f->why, f->whylen);
+		if (r == 1)	/* a frame promised, and its bytes not sent */
+			r = fail(f->why, f->whylen, "cannot send a file to its nix-daemon");
+		len -= n;
+	}
+	fcntl(f->d->fd, F_SETFL, fl);
+	if (r == NAREXPORT_SHORT)
+		return r;
+	if (r)
+		f->gone = r == -2 ? 2 : 1;
+	return f->gone ? -1 : 0;
+#endif
+}
+
 /* AddToStoreNar's words before p's NAR: its info (lib/serveproto.h),
  * repair 0 and dontCheckSigs 1 (a trusted login's). */
 static void add_header(struct strbuf *msg, const struct narexport_path *p)
@@ -495,7 +566,8 @@ int daemon_add(struct daemon_conn *d, const struct narexport_path *paths, size_t
 			f.gone = r == -2 ? 2 : 1;
 			break;
 		}
-		ret = narexport_nar(&paths[sent], to_frame, &f, stop, &nar, why, whylen);
+		ret = narexport_nar_files(&paths[sent], to_frame, file_to_frames, &f, stop,
+					  &nar, why, whylen);
 		*bytes += msg.len + nar;
 		if (!ret && to_frame(&f, "", 0))
 			ret = -1;

@@ -56,6 +56,11 @@ static ucontext_t outside;
 /* the fds 0, 1 and 2 of the code outside every fiber, while one runs;
  * /dev/null, a fiber's stdout (a host's child had none either) */
 static int saved[3] = { -1, -1, -1 }, null_fd = -1;
+/* what each of fds 0-2 holds now, while fibers run (-1: ours): a batch of
+ * fibers shares /dev/null as fd 1, and as fd 0 mostly, which then stays
+ * from one to the next (each dup2 is a system call, and a batch is often
+ * a few short turns) */
+static int installed[3] = { -1, -1, -1 };
 #ifdef FIBER_ASAN
 static const void *outside_bottom;
 static size_t outside_size;
@@ -121,7 +126,7 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 	makecontext(&f->ctx, trampoline, 0);
 	f->fn = fn;
 	f->arg = arg;
-	f->in = in;
+	f->in = in < 0 ? null_fd : in;
 	f->err = err;
 	f->state = F_READY;
 	f->next = fibers;
@@ -155,16 +160,17 @@ static int own_fd(const struct fiber *f, int fd)
 }
 
 /* Runs f until it waits again or ends, on its own fds 0-2 (which stay
- * until run_ready puts ours back: fibers run in turns, and most turns are
- * short, so each dup2 counts). */
+ * until restore_ours puts ours back: fibers run in turns, and most turns
+ * are short, so each dup2 counts). */
 static void resume(struct fiber *f)
 {
 	/* what ours, or the last one's, left in stdio's buffer goes to its
 	 * own fd 1 */
 	fflush(stdout);
-	dup2(f->in, 0);
-	dup2(null_fd, 1);
-	dup2(f->err, 2);
+	int want[3] = { f->in, null_fd, f->err };
+	for (int i = 0; i < 3; i++)
+		if (installed[i] != want[i] && dup2(want[i], i) >= 0)
+			installed[i] = want[i];
 	current = f;
 #ifdef FIBER_ASAN
 	void *fake = NULL;
@@ -179,18 +185,21 @@ static void resume(struct fiber *f)
 
 static void run_ready(void)
 {
-	int ran = 0;
-
 	for (struct fiber *f = fibers; f; f = f->next)
-		if (f->state == F_READY) {
-			ran = 1;
+		if (f->state == F_READY)
 			resume(f);
-		}
-	if (ran) {
-		fflush(stdout);	/* the last one's, to its fd 1 */
-		for (int i = 0; i < 3; i++)
+}
+
+/* Our fds 0-2 back, once we return to our caller: the fibers' stay while
+ * we only poll between their turns. */
+static void restore_ours(void)
+{
+	fflush(stdout);	/* the last one's, to its fd 1 */
+	for (int i = 0; i < 3; i++)
+		if (installed[i] >= 0) {
 			dup2(saved[i], i);
-	}
+			installed[i] = -1;
+		}
 }
 
 static int any_alive(void)
@@ -232,6 +241,10 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 		struct pollfd *all = xcalloc(total ? total : 1, sizeof(*all));
 		if (n)
 			memcpy(all, fds, n * sizeof(*fds));
+		/* ours of 0-2 are saved while a fiber's are in place */
+		for (nfds_t i = 0; i < n; i++)
+			if (all[i].fd >= 0 && all[i].fd < 3 && installed[all[i].fd] >= 0)
+				all[i].fd = saved[all[i].fd];
 		nfds_t k = n;
 		for (struct fiber *f = fibers; f; f = f->next)
 			if (f->state == F_WAITING && f->n) {
@@ -248,6 +261,7 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 			free(all);
 			wake_all(err);
 			run_ready();
+			restore_ours();
 			errno = err;
 			return -1;
 		}
@@ -272,6 +286,7 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 		free(all);
 		if (mine || (deadline >= 0 && now >= deadline)) {
 			run_ready();
+			restore_ours();
 			return mine;
 		}
 	}

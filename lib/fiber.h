@@ -33,7 +33,8 @@ struct fiber;
 typedef int fiber_fn(void *arg);
 
 /*
- * A fiber that will run fn(arg) with in and err as its fds 0 and 2; it
+ * A fiber that will run fn(arg) with in (-1: /dev/null) and err as its
+ * fds 0 and 2; it
  * first runs in the next wait outside every fiber. NULL, errno set, when
  * no stack could be mapped. Free it with fiber_free once fiber_done says
  * so.

@@ -74,7 +74,8 @@ static int host_fiber(void *data)
 	struct fleet_host *h = data;
 	int ret = h->host_main((int)h->c.args.nr, (const char *const *)h->c.args.v);
 	close(h->fiber_rep);
-	close(h->fiber_in);
+	if (h->fiber_in >= 0)
+		close(h->fiber_in);
 	h->fiber_rep = h->fiber_in = -1;
 	return ret;
 }
@@ -85,15 +86,14 @@ static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
 {
 	int err = memfd_create("nrr-host-stderr", MFD_CLOEXEC);
 
-	if (in < 0)
-		in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* (in < 0: the fibers' shared /dev/null) */
 	/* written to as it runs, read by us only when it waits: never a
 	 * pipe that could fill while we cannot read it */
 	fcntl(rep, F_SETFL, O_NONBLOCK);
 	h->fiber_in = in;
 	h->fiber_rep = rep;
 	h->fiber_err = err;
-	if (err >= 0 && in >= 0)
+	if (err >= 0)
 		h->fiber = fiber_new(host_fiber, h, in, err);
 	if (!h->fiber) {
 		int why = errno;

@@ -20,6 +20,7 @@
 
 struct out {
 	narexport_sink sink;
+	narexport_file_sink file_sink;
 	void *ctx;
 	int (*stop)(void);
 	size_t len;
@@ -129,12 +130,12 @@ static int put_strs(struct out *o, const char *const *words)
 }
 
 /* A regular file's node: its contents as they are read, which must be
- * st_size bytes (a file that changes while it is read fails). */
+ * st_size bytes (a file that changes while it is read fails). They are
+ * read straight into the buffer that goes out, not copied there. */
 static int put_file(struct out *o, const char *path, const struct stat *st)
 {
 	const char *head[] = { "(", "type", "regular", NULL };
 	const char *exec[] = { "executable", "", NULL };
-	unsigned char *chunk;
 	unsigned long long left = (unsigned long long)st->st_size;
 	int fd, ret = 0;
 
@@ -144,22 +145,42 @@ static int put_file(struct out *o, const char *path, const struct stat *st)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return fail(o, "cannot read '%s': %s", path, strerror(errno));
-	chunk = malloc(PIECE);
-	if (!chunk) {
-		close(fd);
-		return fail(o, "out of memory");
+	if (o->file_sink && left >= PIECE) {
+		/* what is before it goes first; past the registered size,
+		 * none of it goes */
+		int r = flush(o);
+		if (!r && o->in_nar && o->limited &&
+		    o->nar_size + left > o->limited->nar_size)
+			r = differs(o, o->limited->path);
+		if (!r && !(r = o->file_sink(o->ctx, fd, left))) {
+			if (o->in_nar)
+				o->nar_size += left;
+			o->bytes += left;
+			left = 0;
+		} else if (r < 0) {
+			ret = r == NAREXPORT_SHORT
+				? fail(o, "cannot read '%s': it is shorter than it was", path)
+				: fail(o, "the receiving end went away");
+		}
+		/* 1: through the buffer after all */
 	}
 	while (left && !ret) {
-		ssize_t r = read(fd, chunk, left < PIECE ? (size_t)left : PIECE);
+		if (o->len == PIECE && (ret = flush(o)))
+			break;
+		size_t room = PIECE - o->len;
+		ssize_t r = read(fd, o->buf + o->len, left < room ? (size_t)left : room);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r <= 0) {
 			ret = fail(o, "cannot read '%s': %s", path,
 				   r < 0 ? strerror(errno) : "it is shorter than it was");
-		else if (!(ret = put(o, chunk, (size_t)r)))
+		} else {
+			o->len += (size_t)r;
+			if (o->in_nar)
+				o->nar_size += (unsigned long long)r;
 			left -= (unsigned long long)r;
+		}
 	}
-	free(chunk);
 	close(fd);
 	if (ret || put_pad(o, (uint64_t)st->st_size))
 		return -1;
@@ -298,8 +319,8 @@ static int put_sized_nar(struct out *o, const struct narexport_path *p)
 /* One NAR: path's, its size checked against p's registration when p is
  * set. */
 static int write_nar(const char *path, const struct narexport_path *p, narexport_sink sink,
-		     void *ctx, int (*stop)(void), unsigned long long *bytes, char *why,
-		     size_t whylen)
+		     narexport_file_sink file_sink, void *ctx, int (*stop)(void),
+		     unsigned long long *bytes, char *why, size_t whylen)
 {
 	/* its buffer is written before it is read: zeroing 64 KiB for each
 	 * path of every host's closure was a tenth of a fleet host's copy */
@@ -314,6 +335,7 @@ static int write_nar(const char *path, const struct narexport_path *p, narexport
 	}
 	memset(o, 0, offsetof(struct out, buf));
 	o->sink = sink;
+	o->file_sink = file_sink;
 	o->ctx = ctx;
 	o->stop = stop;
 	o->why = why;
@@ -330,11 +352,18 @@ static int write_nar(const char *path, const struct narexport_path *p, narexport
 int narexport_nar(const struct narexport_path *p, narexport_sink sink, void *ctx,
 		  int (*stop)(void), unsigned long long *bytes, char *why, size_t whylen)
 {
-	return write_nar(p->path, p, sink, ctx, stop, bytes, why, whylen);
+	return write_nar(p->path, p, sink, NULL, ctx, stop, bytes, why, whylen);
+}
+
+int narexport_nar_files(const struct narexport_path *p, narexport_sink sink,
+			narexport_file_sink file_sink, void *ctx, int (*stop)(void),
+			unsigned long long *bytes, char *why, size_t whylen)
+{
+	return write_nar(p->path, p, sink, file_sink, ctx, stop, bytes, why, whylen);
 }
 
 int narexport_dump(const char *path, narexport_sink sink, void *ctx,
 		   char *why, size_t whylen)
 {
-	return write_nar(path, NULL, sink, ctx, NULL, NULL, why, whylen);
+	return write_nar(path, NULL, sink, NULL, ctx, NULL, NULL, why, whylen);
 }

@@ -64,6 +64,21 @@ int narexport_hash_usable(const char *hash);
 int narexport_nar(const struct narexport_path *p, narexport_sink sink, void *ctx,
 		  int (*stop)(void), unsigned long long *bytes, char *why, size_t whylen);
 
+/*
+ * Where a regular file's contents may go instead of through sink: len
+ * bytes of fd from where it stands, not copied here. Returns 0; -1 to
+ * stop (the reader is gone); NAREXPORT_SHORT if the file ended first;
+ * or 1, nothing taken, to have them go through sink after all.
+ */
+#define NAREXPORT_SHORT (-3)
+typedef int (*narexport_file_sink)(void *ctx, int fd, unsigned long long len);
+
+/* narexport_nar, with the contents of big files (64 KiB and more) handed
+ * to file_sink: a NAR's bytes are mostly those. */
+int narexport_nar_files(const struct narexport_path *p, narexport_sink sink,
+			narexport_file_sink file_sink, void *ctx, int (*stop)(void),
+			unsigned long long *bytes, char *why, size_t whylen);
+
 /* The NAR of the file tree at path (any path, not only a store's) to sink,
  * as `nix-store --dump` writes it: for tests. Same returns. */
 int narexport_dump(const char *path, narexport_sink sink, void *ctx,

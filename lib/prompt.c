@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -24,8 +25,20 @@ int prompt_read_go(int fd, char **rest)
 
 	if (rest)
 		*rest = NULL;
-	while (!fiber_wait_readable(fd) && read(fd, &c, 1) == 1 && c != '\n')
-		strbuf_add(&line, &c, 1);
+	/* a byte at a time, never past the line (the next is someone else's),
+	 * but one wait for what has come, not one a byte: in a fleet's fiber
+	 * each wait is a turn given away, and a go line carries a key */
+	for (int end = 0; !end && !fiber_wait_readable(fd);) {
+		int ready = 0;
+		if (ioctl(fd, FIONREAD, &ready) < 0 || ready < 1)
+			ready = 1;	/* its end: the read says so */
+		for (; ready > 0 && !end; ready--) {
+			if (read(fd, &c, 1) != 1 || c == '\n')
+				end = 1;
+			else
+				strbuf_add(&line, &c, 1);
+		}
+	}
 	int yes = line.len && (line.buf[0] == 'y' || line.buf[0] == 'Y');
 	if (rest && yes && line.len > 2 && line.buf[1] == ' ')
 		*rest = xstrdup(line.buf + 2);

@@ -88,7 +88,7 @@ int pump(struct pump_fd *fds, size_t n, int timeout_ms)
 
 	for (size_t i = 0; i < n; i++) {
 		struct pump_fd *p = &fds[i];
-		if (!p->fd || *p->fd < 0 || (p->write && !*p->len))
+		if (!p->fd || *p->fd < 0 || (p->write && !p->room && !*p->len))
 			continue;
 		pfd[np] = (struct pollfd){ *p->fd, p->write ? POLLOUT : POLLIN, 0 };
 		which[np++] = i;
@@ -106,6 +106,10 @@ int pump(struct pump_fd *fds, size_t n, int timeout_ms)
 		struct pump_fd *p = &fds[which[k]];
 		if (!pfd[k].revents)
 			continue;
+		if (p->room) {
+			/* its reader gone: the caller's write says so */
+			continue;
+		}
 		if (p->write) {
 			if (fd_feed(p->fd, p->buf, p->len, p->keep_open))
 				p->gone = 1;

@@ -54,6 +54,9 @@ struct pump_fd {
 	const char **buf;
 	size_t *len;
 	int keep_open;
+	/* a writer waited on for room, with nothing of ours to write (what
+	 * goes in is the caller's: splice(2)) */
+	int room;
 	int gone;
 };
 

@@ -200,6 +200,16 @@ static int to_session(void *ctx, const void *buf, size_t len)
 	return t->gone ? -1 : 0;
 }
 
+/* narexport's file sink: the same, a big file's pages spliced in. */
+static int file_to_session(void *ctx, int fd, unsigned long long len)
+{
+	struct to_session *t = ctx;
+	int r = session_send_file(t->s, fd, len);
+	if (r == -1)
+		t->gone = 1;
+	return r == SESSION_FILE_SHORT ? NAREXPORT_SHORT : r;
+}
+
 /* narexport failed here (ret, why: a path that differs from its
  * registration, a file it cannot read, an interrupt), whichever way the
  * stream went. Returns e->status. */
@@ -231,7 +241,8 @@ static int add_here(struct session *s, const struct narexport_path *here, size_t
 		serveproto_add_info(&head, &here[i]);
 		if (to_session(&t, head.buf, head.len))
 			break;
-		ret = narexport_nar(&here[i], to_session, &t, run_interrupted, &nar, why, sizeof(why));
+		ret = narexport_nar_files(&here[i], to_session, file_to_session, &t,
+					  run_interrupted, &nar, why, sizeof(why));
 		*bytes += head.len + nar;
 	}
 	strbuf_release(&head);

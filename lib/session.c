@@ -1,3 +1,4 @@
+#define _GNU_SOURCE	/* splice */
 #include "session.h"
 
 #include <errno.h>
@@ -7,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int session_pump(struct session *s, const char **data, size_t *len);
+static int session_pump(struct session *s, const char **data, size_t *len, int room);
 
 int session_start(struct session *s, const struct host *h,
 		  const struct elevation *el, const char *script,
@@ -36,7 +37,7 @@ int session_start(struct session *s, const struct host *h,
 		 * it all ends (session_finish says why) */
 		while (!s->prompted && s->out.len == s->out_at &&
 		       (s->c.out_fd >= 0 || s->c.err_fd >= 0) && !run_interrupted())
-			session_pump(s, NULL, NULL);
+			session_pump(s, NULL, NULL, 0);
 		if (run_interrupted()) {
 			child_kill(&s->c, SIGTERM);
 			session_release(s);
@@ -89,9 +90,9 @@ static void echo_err(void *data, const char *buf, size_t n)
 }
 
 /* Waits for something to happen on stdout/stderr (and, while *len, for
- * stdin to take *data), and reads (writes) what it can. Returns -1 if
- * stdin's reader is gone. */
-static int session_pump(struct session *s, const char **data, size_t *len)
+ * stdin to take *data; with room, for stdin to have room), and reads
+ * (writes) what it can. Returns -1 if stdin's reader is gone. */
+static int session_pump(struct session *s, const char **data, size_t *len, int room)
 {
 	size_t none = 0;
 	struct pump_fd fds[] = {
@@ -99,7 +100,7 @@ static int session_pump(struct session *s, const char **data, size_t *len)
 		{ .fd = &s->c.err_fd, .sb = &s->err,
 		  .on_read = s->echo_fd >= 0 ? echo_err : NULL, .data = s },
 		{ .fd = &s->c.in_fd, .write = 1, .buf = data,
-		  .len = len ? len : &none, .keep_open = 1 },
+		  .len = len ? len : &none, .keep_open = 1, .room = room },
 	};
 	pump(fds, 3, -1);
 	if (s->prompt)
@@ -115,13 +116,52 @@ static int session_pump(struct session *s, const char **data, size_t *len)
 
 int session_send(struct session *s, const char *data, size_t len)
 {
+	/* a pipe with room takes it now: a wait (a fiber's turn given away,
+	 * a poll) only when it is full; then the session's output is read
+	 * too, so that neither side waits on the other */
+	if (len && s->c.in_fd >= 0 &&
+	    fd_feed(&s->c.in_fd, &data, &len, 1) < 0)
+		return -1;
 	while (len && s->c.in_fd >= 0) {
-		if (session_pump(s, &data, &len))
+		if (session_pump(s, &data, &len, 0))
 			return -1;
 		if (s->c.out_fd < 0 && s->c.err_fd < 0 && len)
 			break;	/* it ended without reading everything */
 	}
 	return len ? -1 : 0;
+}
+
+int session_send_file(struct session *s, int fd, unsigned long long len)
+{
+#ifdef __linux__
+	int moved = 0;
+
+	while (len && s->c.in_fd >= 0) {
+		/* the file's pages into the pipe, not through our memory */
+		ssize_t n = splice(fd, NULL, s->c.in_fd, NULL,
+				   len < (1u << 30) ? (size_t)len : (1u << 30),
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			len -= (unsigned long long)n;
+			moved = 1;
+		} else if (n == 0) {
+			return SESSION_FILE_SHORT;
+		} else if (errno == EAGAIN) {
+			if (session_pump(s, NULL, NULL, 1))
+				return -1;
+		} else if (errno != EINTR) {
+			/* a kernel or a file that splices nothing: the caller
+			 * writes it as before */
+			return !moved && (errno == EINVAL || errno == ENOSYS) ? 1 : -1;
+		}
+	}
+	return len ? -1 : 0;
+#else
+	(void)s;
+	(void)fd;
+	(void)len;
+	return 1;
+#endif
 }
 
 /* Consumes n bytes of stdout. What is left moves to the front only once
@@ -151,7 +191,7 @@ int session_line(struct session *s, struct strbuf *line)
 		}
 		if (s->c.out_fd < 0)
 			return -1;
-		session_pump(s, NULL, NULL);
+		session_pump(s, NULL, NULL, 0);
 	}
 }
 
@@ -160,7 +200,7 @@ int session_read(struct session *s, void *buf, size_t n)
 	while (s->out.len - s->out_at < n) {
 		if (s->c.out_fd < 0)
 			return -1;
-		session_pump(s, NULL, NULL);
+		session_pump(s, NULL, NULL, 0);
 	}
 	memcpy(buf, s->out.buf + s->out_at, n);
 	consume(s, n);
@@ -181,7 +221,7 @@ int session_finish(struct session *s)
 		return -1;
 	session_hangup(s);
 	while (s->c.out_fd >= 0 || s->c.err_fd >= 0)
-		session_pump(s, NULL, NULL);
+		session_pump(s, NULL, NULL, 0);
 	return child_wait(&s->c);
 }
 

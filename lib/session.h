@@ -51,6 +51,17 @@ int session_start(struct session *s, const struct host *h,
 /* Writes data to the script's stdin. Returns 0, or -1 if it is gone. */
 int session_send(struct session *s, const char *data, size_t len);
 
+#define SESSION_FILE_SHORT (-2)
+/*
+ * Writes the next len bytes of the file fd to the script's stdin without
+ * reading them into memory here (splice(2): what a big file of a NAR
+ * costs this machine is then the kernel moving its pages). Returns 0;
+ * -1 if the script is gone; SESSION_FILE_SHORT if the file ended first;
+ * or 1, nothing written, where the system cannot (then write it with
+ * session_send).
+ */
+int session_send_file(struct session *s, int fd, unsigned long long len);
+
 /*
  * Reads the next line of stdout into line (without the newline).
  * Returns 0, or -1 if the script closed stdout first.

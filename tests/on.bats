@@ -9,6 +9,7 @@ setup_file() {
 	fleet_start t1 t2 t3 b1 demo broken nf:noforward ut:untrusted
 	export F=$BATS_FILE_TMPDIR/flake
 	flake_copy "$F" fleet
+	flake_add_big "$F"
 }
 
 teardown_file() {
@@ -141,6 +142,7 @@ at_of() { fleet_exec "$1" tail -n 1 /run/nrr-activations | sed -n 's/.* at=//p';
 	assert_failure 13
 	assert_output --partial "evaluating the fleet's systems failed"
 	flake_copy "$F" fleet
+	flake_add_big "$F"
 	[ "$(fleet_commands t1)" = 0 ]
 }
 
@@ -412,6 +414,27 @@ deploy_child() {
 	mapfile -t closure < <(fleet_local nix-store --query --requisites "$2")
 	fleet_local sh -c 'nix-store --dump-db "$@" >dump' sh "${closure[@]}"
 	run nrr switch --store-path "$2" --target-host "$1" --closure-db dump --no-diff --debug
+}
+
+@test "a fleet's child hands a big file's pages to the target's nix-daemon or nix-store --serve without copying them: every byte arrives, checked there" {
+	# big: 32 MiB in one file, past what the pipe or socket to ssh holds many times over;
+	# t1 takes it through its nix-daemon (sendfile, in frames), nf through nix-store --serve
+	# (splice)
+	big=$(fleet_build "$F#nixosConfigurations.big.config.system.build.toplevel")
+	for h in t1:nix-daemon nf:nix-store\ --serve; do
+		deploy_child "${h%%:*}" "$big"
+		assert_success
+		assert_output --regexp "copying [0-9]+ of [0-9]+ paths from .localhost. to .${h%%:*}. through its ${h#*:}"
+		[ "$(profile_of "${h%%:*}")" = "$big" ]
+		# each NAR was hashed there as it came, and none that differed taken; the store
+		# there holds them as here
+		for p in $(fleet_local nix-store --query --requisites "$big"); do
+			assert_equal "$(fleet_exec "${h%%:*}" nix-store -q --hash "$p")" \
+				"$(fleet_local nix-store -q --hash "$p")"
+		done
+		run fleet_exec "${h%%:*}" nix-store --verify-path "$big"
+		assert_success
+	done
 }
 
 @test "a fleet's child imports the closure through the target's own nix-daemon: no nix-store started there, one handshake, one command" {

@@ -4,6 +4,8 @@
  * and prints a result that tests compare.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,26 @@ static int to_stdout(void *ctx, const void *buf, size_t len)
 {
 	(void)ctx;
 	return fwrite(buf, 1, len, stdout) == len ? 0 : -1;
+}
+
+/* narexport's file sink: spliced to stdout, a pipe, as a session's is
+ * (what stdio holds goes first), counted into *(unsigned long long *)ctx. */
+static int splice_stdout(void *ctx, int fd, unsigned long long len)
+{
+	int moved = 0;
+	if (fflush(stdout))
+		return -1;
+	while (len) {
+		ssize_t n = splice(fd, NULL, 1, NULL, len, 0);
+		if (n == 0)
+			return NAREXPORT_SHORT;
+		if (n < 0)
+			return !moved && errno == EINVAL ? 1 : -1;
+		len -= (unsigned long long)n;
+		*(unsigned long long *)ctx += (unsigned long long)n;
+		moved = 1;
+	}
+	return 0;
 }
 
 /* narexport's sink: counts into *(unsigned long long *)ctx. */
@@ -378,6 +400,21 @@ int main(int argc, const char **argv)
 		printf("sent %llu, %s%s%s\n", sent,
 		       ret == NAREXPORT_MISMATCH ? "mismatch" : ret ? "failed" : "ok",
 		       *why ? ": " : "", why);
+		return 0;
+	}
+	if (!strcmp(cmd, "nar-splice") && argc == 4) {
+		/* nar-splice PATH SIZE | ...: PATH's NAR, registered at SIZE
+		 * bytes, with its big files spliced into stdout (a pipe); on
+		 * stderr, how much went and how it ended */
+		struct narexport_path p = { argv[2], "", strtoull(argv[3], NULL, 10), "", 0, NULL };
+		unsigned long long bytes = 0, spliced = 0;
+		char why[512] = "";
+		int ret = narexport_nar_files(&p, to_stdout, splice_stdout, &spliced, NULL, &bytes,
+					      why, sizeof(why));
+		fflush(stdout);
+		fprintf(stderr, "sent %llu (%llu spliced), %s%s%s\n", bytes, spliced,
+			ret == NAREXPORT_MISMATCH ? "mismatch" : ret ? "failed" : "ok",
+			*why ? ": " : "", why);
 		return 0;
 	}
 	if (!strcmp(cmd, "nar-dump") && argc == 3) {

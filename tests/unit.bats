@@ -324,6 +324,26 @@ line' '\\' "'" '%self' '*' '~root' '{a,b}'; do
 	assert_output --regexp "^sent 0, mismatch: "
 }
 
+@test "NAR: a big file's contents go spliced from the file into the pipe: the same bytes; past a registered size, none of it" {
+	d=$BATS_TEST_TMPDIR/tree
+	mkdir -p "$d/sub"
+	printf 'small' >"$d/a"
+	# more than a pipe holds: the splice goes on as the reader makes room
+	head -c 300000 /dev/urandom >"$d/sub/big"
+	# the least that goes spliced
+	head -c 65536 /dev/zero >"$d/sub/exact"
+	nix-store --dump "$d" >"$BATS_TEST_TMPDIR/theirs"
+	size=$(wc -c <"$BATS_TEST_TMPDIR/theirs")
+	"$TT" nar-splice "$d" "$size" 2>"$BATS_TEST_TMPDIR/said" | cmp - "$BATS_TEST_TMPDIR/theirs"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/said")" "sent $size (365536 spliced), ok"
+	# registered at half: the big file that would pass it is not sent at all
+	"$TT" nar-splice "$d" $((size / 2)) 2>"$BATS_TEST_TMPDIR/said" | wc -c >"$BATS_TEST_TMPDIR/count"
+	run cat "$BATS_TEST_TMPDIR/said"
+	assert_output --regexp "^sent [0-9]+ \(0 spliced\), mismatch: '$d' does not match the store's registration of it"
+	sent=$(cat "$BATS_TEST_TMPDIR/count")
+	((sent < 1000)) || fail "sent $sent bytes of a NAR registered at $((size / 2)), the big file's first"
+}
+
 @test "NAR: what is not a file, a directory or a symlink is refused, named" {
 	mkfifo "$BATS_TEST_TMPDIR/fifo"
 	run "$TT" nar-dump "$BATS_TEST_TMPDIR"
