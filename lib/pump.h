@@ -55,7 +55,7 @@ struct pump_fd {
 	size_t *len;
 	int keep_open;
 	/* a writer waited on for room, with nothing of ours to write (what
-	 * goes in is the caller's: splice(2)) */
+	 * goes in is the caller's: sendfile(2)) */
 	int room;
 	int gone;
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -222,6 +223,15 @@ static int prepare_io(enum child_io mode, int *fd, int is_input,
 	case CHILD_FD:
 		*child_end = *fd;
 		*fd = -1;
+		return 0;
+	case CHILD_SOCKET:
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p))
+			return -1;
+		/* one way, as a pipe is */
+		shutdown(p[0], is_input ? SHUT_WR : SHUT_RD);
+		shutdown(p[1], is_input ? SHUT_RD : SHUT_WR);
+		*child_end = p[0];
+		*fd = p[1];
 		return 0;
 	}
 	return -1;

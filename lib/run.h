@@ -41,6 +41,10 @@ enum child_io {
 	CHILD_NULL,	/* /dev/null */
 	CHILD_PIPE,	/* a pipe; our end is left in in_fd/out_fd/err_fd */
 	CHILD_FD,	/* the fd in in_fd/out_fd/err_fd (closed by us after start) */
+	/* a stream socket (socketpair) in place of a pipe: it wakes its
+	 * writer only once it has much room (a pipe does at every read of
+	 * its reader), and it takes sendfile(2) */
+	CHILD_SOCKET,
 };
 
 struct child {

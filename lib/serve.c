@@ -200,7 +200,7 @@ static int to_session(void *ctx, const void *buf, size_t len)
 	return t->gone ? -1 : 0;
 }
 
-/* narexport's file sink: the same, a big file's pages spliced in. */
+/* narexport's file sink: the same, a big file's pages sent from the file. */
 static int file_to_session(void *ctx, int fd, unsigned long long len)
 {
 	struct to_session *t = ctx;
@@ -274,6 +274,10 @@ int serve_import(struct session *s, struct daemon_conn *d, const struct host *sr
 	*bytes = 0;
 	if (d) {
 		char why[512];
+		/* (an interrupt ends the dump that would have told them) */
+		if (!here && run_interrupted())
+			return nrr_fail(e, NRR_EINT, "interrupted while copying to '%s'",
+					s->host->name);
 		if (!here)
 			return nrr_fail(e, NRR_ECOPY, "copying to '%s' failed: the closure's "
 					"registrations are not known here", s->host->name);

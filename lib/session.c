@@ -1,9 +1,11 @@
-#define _GNU_SOURCE	/* splice */
 #include "session.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#ifdef __linux__
+#include <sys/sendfile.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +24,10 @@ int session_start(struct session *s, const struct host *h,
 	s->held_echo = -1;
 	s->host = h;
 	host_script_argv(h, el, script, args, &s->c);
-	s->c.in = s->c.out = s->c.err = CHILD_PIPE;
+	/* what we send it (a closure) wakes us when it has room for much of
+	 * it, not at every read ssh makes */
+	s->c.in = CHILD_SOCKET;
+	s->c.out = s->c.err = CHILD_PIPE;
 	if (child_start(&s->c, e))
 		return -1;
 	fcntl(s->c.in_fd, F_SETFL, O_NONBLOCK);
@@ -137,10 +142,9 @@ int session_send_file(struct session *s, int fd, unsigned long long len)
 	int moved = 0;
 
 	while (len && s->c.in_fd >= 0) {
-		/* the file's pages into the pipe, not through our memory */
-		ssize_t n = splice(fd, NULL, s->c.in_fd, NULL,
-				   len < (1u << 30) ? (size_t)len : (1u << 30),
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		/* the file's pages to the socket, not through our memory */
+		ssize_t n = sendfile(s->c.in_fd, fd, NULL,
+				     len < (1u << 30) ? (size_t)len : (1u << 30));
 		if (n > 0) {
 			len -= (unsigned long long)n;
 			moved = 1;
@@ -150,7 +154,7 @@ int session_send_file(struct session *s, int fd, unsigned long long len)
 			if (session_pump(s, NULL, NULL, 1))
 				return -1;
 		} else if (errno != EINTR) {
-			/* a kernel or a file that splices nothing: the caller
+			/* a kernel or a file that sends nothing so: the caller
 			 * writes it as before */
 			return !moved && (errno == EINVAL || errno == ENOSYS) ? 1 : -1;
 		}

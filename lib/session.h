@@ -54,7 +54,7 @@ int session_send(struct session *s, const char *data, size_t len);
 #define SESSION_FILE_SHORT (-2)
 /*
  * Writes the next len bytes of the file fd to the script's stdin without
- * reading them into memory here (splice(2): what a big file of a NAR
+ * reading them into memory here (sendfile(2): what a big file of a NAR
  * costs this machine is then the kernel moving its pages). Returns 0;
  * -1 if the script is gone; SESSION_FILE_SHORT if the file ended first;
  * or 1, nothing written, where the system cannot (then write it with
