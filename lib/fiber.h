@@ -9,18 +9,20 @@
  * where it would block, in fiber_poll, fiber_waitpid and fiber_sleep_ms,
  * which lib/ calls in place of poll(2), waitpid(2) and sleeping. Whoever
  * waits outside every fiber (the fleet's loop, through those same calls)
- * runs the fibers that are ready meanwhile, with one poll(2) over every
- * descriptor that anyone waits for. With no fiber alive, each call is the
- * plain system call.
+ * runs the fibers that are ready meanwhile, with one poll(2) over its own
+ * descriptors and an epoll instance that watches those the fibers wait
+ * for (each wait arms its own; without epoll, they go into the one poll
+ * too). With no fiber alive, each call is the plain system call.
  *
  * A fiber's stdin and stderr are its own: while it runs, fds 0 and 2 are
  * its files (dup2), so that code written for a process of its own and the
  * commands it starts see them as such a process would. The caller keeps
  * both open until the fiber is done.
  *
- * The list of fibers and the one running are the only state of this module,
- * process-wide as the stack pointer itself is; nothing else of lib/ may
- * keep state across a wait (fibers interleave there).
+ * The list of fibers, the one running and the epoll instance are the only
+ * state of this module, process-wide as the stack pointer itself is;
+ * nothing else of lib/ may keep state across a wait (fibers interleave
+ * there).
  */
 #ifndef NRR_FIBER_H
 #define NRR_FIBER_H

@@ -13,7 +13,8 @@
  *                       the copy saw and returned
  *   fleet-fibers N      runs N fibers (lib/fiber.h), each on a stdin and a
  *                       stderr of its own: each says it started (on a log
- *                       all share), waits for a line on its stdin, sleeps,
+ *                       all share), waits for a line on its stdin, then for
+ *                       its stdout and stderr to take more, sleeps,
  *                       runs sh, which writes on the stderr it inherits,
  *                       and returns its number; the lines go to them in
  *                       reverse order once every one waits. Prints the log,
@@ -25,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +98,11 @@ static int fiber_test_run(void *data)
 	while (!fiber_wait_readable(0) && read(0, &ch, 1) == 1 && ch != '\n' && len < 63)
 		line[len++] = ch;
 	line[len] = '\0';
-	dprintf(t->log, "%d got %s\n", t->n, line);
+	/* what epoll cannot watch (its /dev/null, its memfd) is ready at
+	 * once, as poll(2) has it */
+	struct pollfd p[2] = { { 1, POLLOUT, 0 }, { 2, POLLOUT, 0 } };
+	int ready = fiber_poll(p, 2, 10000);
+	dprintf(t->log, "%d got %s, %d ready\n", t->n, line, ready);
 	fiber_sleep_ms(20);
 	fprintf(stderr, "fiber %d: its own stderr\n", t->n);
 	strvec_pushl(&c.args, "sh", "-c", "echo \"sh of $1, on the stderr it inherited\" >&2; exit \"$1\"",
