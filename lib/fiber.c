@@ -126,6 +126,12 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 		ep = epoll_create1(EPOLL_CLOEXEC);	/* none: poll(2) alone */
 #endif
 	f = xcalloc(1, sizeof(*f));
+	/* all of it before getcontext(), which returns twice to the
+	 * compiler's eyes: nothing of ours is read after it */
+	f->fn = fn;
+	f->arg = arg;
+	f->in = in < 0 ? null_fd : in;
+	f->err = err;
 	f->map_size = STACK_SIZE + (size_t)page;
 	/* untouched pages cost nothing: a host's deploy touches a few dozen */
 	f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE,
@@ -140,10 +146,6 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 	f->ctx.uc_stack.ss_size = STACK_SIZE;
 	f->ctx.uc_link = NULL;
 	makecontext(&f->ctx, trampoline, 0);
-	f->fn = fn;
-	f->arg = arg;
-	f->in = in < 0 ? null_fd : in;
-	f->err = err;
 	f->state = F_READY;
 	f->next = fibers;
 	fibers = f;
