@@ -477,13 +477,19 @@ struct framed {
 	int gone;	/* 1: the link broke; 2: the daemon flooded it */
 };
 
+/* A frame's head: its length, as send_all returns. */
+static int send_frame_head(struct framed *f, uint64_t len)
+{
+	unsigned char head[8];
+	for (int i = 0; i < 8; i++)
+		head[i] = (unsigned char)(len >> (8 * i));
+	return send_all(f->d, head, sizeof(head), f->why, f->whylen);
+}
+
 static int to_frame(void *ctx, const void *buf, size_t len)
 {
 	struct framed *f = ctx;
-	unsigned char head[8];
-	for (int i = 0; i < 8; i++)
-		head[i] = (unsigned char)((uint64_t)len >> (8 * i));
-	int r = send_all(f->d, head, sizeof(head), f->why, f->whylen);
+	int r = send_frame_head(f, len);
 	if (!r)
 		r = send_all(f->d, buf, len, f->why, f->whylen);
 	if (r)
@@ -513,10 +519,7 @@ static int file_to_frames(void *ctx, int fd, unsigned long long len)
 		return 1;
 	while (len && !r) {
 		size_t n = len < FRAME_MAX ? (size_t)len : FRAME_MAX;
-		unsigned char head[8];
-		for (int i = 0; i < 8; i++)
-			head[i] = (unsigned char)((uint64_t)n >> (8 * i));
-		r = send_all(f->d, head, sizeof(head), f->why, f->whylen);
+		r = send_frame_head(f, n);
 		if (!r)
 			r = send_from(f->d, NULL, fd, n, f->why, f->whylen);
 		if (r == 1)	/* a frame promised, and its bytes not sent */

@@ -246,6 +246,15 @@ static void wake_all(int err)
 		}
 }
 
+/* f's fds into to (f->n of them), as they are outside f: its 0-2 are
+ * not ours. */
+static void real_fds(const struct fiber *f, struct pollfd *to)
+{
+	for (nfds_t i = 0; i < f->n; i++)
+		to[i] = (struct pollfd){ f->fds[i].fd < 0 ? -1 : own_fd(f, f->fds[i].fd),
+					 f->fds[i].events, 0 };
+}
+
 #ifdef __linux__
 /* Watches fd for one event of those asked (EPOLLONESHOT: each wait arms
  * its own, so that nothing fires for a wait that is over). 0; or 1 when
@@ -299,9 +308,7 @@ static void take_events(void)
 static int look(struct fiber *f)
 {
 	struct pollfd small[8], *p = f->n > 8 ? xcalloc(f->n, sizeof(*p)) : small;
-	for (nfds_t i = 0; i < f->n; i++)
-		p[i] = (struct pollfd){ f->fds[i].fd < 0 ? -1 : own_fd(f, f->fds[i].fd),
-					f->fds[i].events, 0 };
+	real_fds(f, p);
 	int got = poll(p, f->n, 0);
 	for (nfds_t i = 0; i < f->n; i++)
 		f->fds[i].revents = got > 0 ? p[i].revents : 0;
@@ -311,8 +318,7 @@ static int look(struct fiber *f)
 }
 #endif
 
-/* The waiting fibers' fds, as a poll(2) outside sees them, into all
- * (which has room: fibers_fds() of them). */
+/* How many fds the waiting fibers wait on. */
 static nfds_t fibers_fds(void)
 {
 	nfds_t total = 0;
@@ -390,11 +396,8 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 		{
 			nfds_t k = n;
 			for (struct fiber *f = fibers; f; f = f->next)
-				if (f->state == F_WAITING && f->n) {
-					memcpy(all + k, f->fds, f->n * sizeof(*all));
-					/* its 0-2 are not ours out here */
-					for (nfds_t i = k; i < k + f->n; i++)
-						all[i].fd = own_fd(f, all[i].fd);
+				if (f->state == F_WAITING) {
+					real_fds(f, all + k);
 					k += f->n;
 				}
 		}

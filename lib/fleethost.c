@@ -86,9 +86,9 @@ static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
 {
 	int err = memfd_create("nrr-host-stderr", MFD_CLOEXEC);
 
-	/* (in < 0: the fibers' shared /dev/null) */
-	/* written to as it runs, read by us only when it waits: never a
-	 * pipe that could fill while we cannot read it */
+	/* (in < 0: the fibers' shared /dev/null.) rep is written to as it
+	 * runs, read by us only when it waits: never a pipe that could fill
+	 * while we cannot read it */
 	fcntl(rep, F_SETFL, O_NONBLOCK);
 	h->fiber_in = in;
 	h->fiber_rep = rep;
