@@ -20,13 +20,13 @@
 #include "lib/action.h"
 #include "lib/activate.h"
 #include "lib/build.h"
+#include "lib/fiber.h"
 #include "lib/colmena.h"
 #include "lib/profileguard.h"
 #include "lib/complete.h"
 #include "lib/deploy.h"
 #include "lib/deploykeys.h"
 #include "lib/deployplan.h"
-#include "lib/fiber.h"
 #include "lib/fleet.h"
 #include "lib/fleetproto.h"
 #include "lib/fleetview.h"
@@ -146,7 +146,7 @@ static int show_diff(void *data, const char *host, const struct pkgdiff *pd)
 	struct strbuf sb = STRBUF_INIT;
 	const char *nc = getenv("NO_COLOR");
 	int child = r->opt.progress_fd >= 0;
-	int color = !child && isatty(2) && !(nc && *nc);
+	int color = !child && isatty(fiber_std_fd(2)) && !(nc && *nc);
 	int yes = 1;
 
 	strbuf_addf(&sb, "%s%s%s:\n", color ? "\033[1m" : "", host,
@@ -439,7 +439,7 @@ static int do_build_and_activate(struct run *r)
 			.profile = profile,
 			.specialisation = r->opt.specialisation,
 			.install_bootloader = r->opt.install_bootloader,
-			.diff = r->opt.diff == 1 || (r->opt.diff < 0 && isatty(2)) ||
+			.diff = r->opt.diff == 1 || (r->opt.diff < 0 && isatty(fiber_std_fd(2))) ||
 				r->opt.ask || (r->opt.json && r->opt.diff != 0),
 			.ask = r->opt.ask,
 			.on_diff = show_diff,
@@ -518,6 +518,8 @@ static int read_password_fd(struct run *r, int fd)
 {
 	size_t n = 0;
 	char c;
+
+	fd = fiber_std_fd(fd);	/* 0: a fiber's stdin is its own */
 	if (sodium_init() < 0 || !(r->password = sodium_malloc(1024)))
 		return nrr_fail(&r->err, NRR_EFAIL, "cannot hold the password in guarded memory");
 	while (n < 1023 && !fiber_wait_readable(fd) && read(fd, &c, 1) == 1 && c != '\n')

@@ -1,4 +1,6 @@
 #include "activate.h"
+#include "fiber.h"
+#include "pump.h"
 #include "localdiff.h"
 #include "closure.h"
 #include "closurecache.h"
@@ -481,7 +483,7 @@ static int handle_diff(struct activation_session *as, struct activation *a,
 			session_send(&as->s, go ? "activate\n" : "no\n", go ? 9 : 3);
 	}
 	if (echo >= 0 && as->s.err.len > mark &&
-	    write(echo, as->s.err.buf + mark, as->s.err.len - mark) < 0) {
+	    fd_write_all(echo, as->s.err.buf + mark, as->s.err.len - mark) < 0) {
 		/* the user's terminal is gone: nothing to tell it */
 	}
 	as->s.echo_fd = echo;

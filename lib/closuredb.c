@@ -3,6 +3,7 @@
 #include "narinfo.h"
 #include "nix.h"
 #include "run.h"
+#include "rundir.h"
 #include "scripts.h"
 
 #include <fcntl.h>
@@ -248,14 +249,7 @@ static int dumpable(const struct strvec *tops)
 
 char *closuredb_reserve(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	char *name = xstrfmt("%s/nrr-closures.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-
-	if (!mkdtemp(name)) {
-		free(name);
-		return NULL;
-	}
-	return name;
+	return rundir_make("nrr-closures", 0);
 }
 
 char *closuredb_file(const char *dir, size_t i)

@@ -53,7 +53,7 @@ int closuredb_load(const struct host *h, const struct strvec *closure, struct cl
  * union once, and writes host i's file (closuredb_file) from it.
  */
 
-/* A new private directory (mode 0700, in $TMPDIR or /tmp): its name,
+/* A new private directory (mode 0700, where lib/rundir.h says): its name,
  * malloc'ed (the caller removes it with closuredb_remove and frees it),
  * or NULL. */
 char *closuredb_reserve(void);

@@ -463,7 +463,7 @@ int deploy_lock_start(struct deploy *d, struct nrr_err *e)
 
 	if (d->locked || d->lock_pending)
 		return 0;
-	holder = activation_holder();
+	holder = d->opt->lock_holder ? xstrdup(d->opt->lock_holder) : activation_holder();
 	ret = activation_start(&d->as, &d->target, &d->elev, holder, d->keys.nr > 0, e);
 	free(holder);
 	d->lock_pending = !ret;

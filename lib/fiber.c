@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #endif
 #include <sys/syscall.h>
+#include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
@@ -33,15 +34,102 @@
 #define STACK_SIZE (1u << 20)
 #endif
 
+/*
+ * A context: where a fiber, or the code outside every fiber, stopped.
+ * On x86-64, switching is ours: the callee-saved registers pushed on the
+ * stack being left, its pointer kept, the other's loaded. swapcontext(3)
+ * does the same and also saves and sets the signal mask, two system
+ * calls a switch and so four a turn, for a mask that is the same in
+ * every fiber here (lib/run.c blocks signals only around what never
+ * gives way). Elsewhere, and where the compiler promises a shadow stack
+ * (__CET__, which a switch of ours would break), ucontext it is (and
+ * with -DFIBER_UCONTEXT).
+ */
+#if defined(__x86_64__) && !defined(__CET__) && !defined(FIBER_UCONTEXT)
+struct ctx {
+	void *sp;
+};
+/* Saves the callee-saved registers and the FPU's control words on the
+ * current stack, its pointer into *save; then loads load's. */
+void nrr_fiber_switch(void **save, void *load) __attribute__((visibility("hidden")));
+__asm__(".text\n"
+	".globl nrr_fiber_switch\n"
+	".type nrr_fiber_switch, @function\n"
+	"nrr_fiber_switch:\n"
+	"	pushq %rbp\n"
+	"	pushq %rbx\n"
+	"	pushq %r12\n"
+	"	pushq %r13\n"
+	"	pushq %r14\n"
+	"	pushq %r15\n"
+	"	subq $8, %rsp\n"
+	"	stmxcsr (%rsp)\n"
+	"	fnstcw 4(%rsp)\n"
+	"	movq %rsp, (%rdi)\n"
+	"	movq %rsi, %rsp\n"
+	"	ldmxcsr (%rsp)\n"
+	"	fldcw 4(%rsp)\n"
+	"	addq $8, %rsp\n"
+	"	popq %r15\n"
+	"	popq %r14\n"
+	"	popq %r13\n"
+	"	popq %r12\n"
+	"	popq %rbx\n"
+	"	popq %rbp\n"
+	"	ret\n"
+	".size nrr_fiber_switch, .-nrr_fiber_switch\n");
+
+/* A context that starts entry on the stack [base, base + size), as if
+ * nrr_fiber_switch had saved it just before a call of entry: the return
+ * address entry, zeroed registers, the FPU's default control words. */
+static void ctx_make(struct ctx *c, void *base, size_t size, void (*entry)(void))
+{
+	uintptr_t top = ((uintptr_t)base + size) & ~(uintptr_t)15;
+	uint64_t *sp = (uint64_t *)top;
+
+	*--sp = 0;			/* entry's own return address: it never returns */
+	*--sp = (uint64_t)(uintptr_t)entry;
+	for (int i = 0; i < 6; i++)
+		*--sp = 0;		/* rbp, rbx, r12-r15 */
+	*--sp = 0x037fULL << 32 | 0x1f80;	/* x87 control word, MXCSR */
+	c->sp = sp;
+}
+
+static void ctx_switch(struct ctx *save, struct ctx *load)
+{
+	nrr_fiber_switch(&save->sp, load->sp);
+}
+#else
+struct ctx {
+	ucontext_t uc;
+};
+
+static void ctx_make(struct ctx *c, void *base, size_t size, void (*entry)(void))
+{
+	getcontext(&c->uc);
+	c->uc.uc_stack.ss_sp = base;
+	c->uc.uc_stack.ss_size = size;
+	c->uc.uc_link = NULL;
+	makecontext(&c->uc, entry, 0);
+}
+
+static void ctx_switch(struct ctx *save, struct ctx *load)
+{
+	swapcontext(&save->uc, &load->uc);
+}
+#endif
+
 enum fiber_state { F_READY, F_WAITING, F_DONE };
 
 struct fiber {
-	ucontext_t ctx;
+	struct ctx ctx;
 	void *map;		/* the stack, with a guard page below it */
 	size_t map_size;
+	void *stack;		/* its usable part, STACK_SIZE bytes */
 	fiber_fn *fn;
 	void *arg;
 	int in, err;
+	FILE *err_file;		/* stderr while it runs: writes to err */
 	enum fiber_state state;
 	int ret;
 	/* while waiting: what for, and until when (ms, -1: no limit) */
@@ -50,28 +138,29 @@ struct fiber {
 	long long deadline;
 	/* what its fiber_poll returns */
 	int result, result_errno;
-	/* epoll: one of its fds fired, or one cannot be watched (look now) */
-	int maybe;
+	/* epoll: this wait's number (in each event of its fds); one of its
+	 * fds cannot be watched (look now); one fired (its revents set) */
+	uint32_t gen;
+	int maybe, fired;
 	struct fiber *next;
 };
 
 static struct fiber *fibers;
 static struct fiber *current;
-static ucontext_t outside;
-/* the fds 0, 1 and 2 of the code outside every fiber, while one runs;
- * /dev/null, a fiber's stdout (a host's child had none either) */
-static int saved[3] = { -1, -1, -1 }, null_fd = -1;
-/* what each of fds 0-2 holds now, while fibers run (-1: ours): a batch of
- * fibers shares /dev/null as fd 1, and as fd 0 mostly, which then stays
- * from one to the next (each dup2 is a system call, and a batch is often
- * a few short turns) */
-static int installed[3] = { -1, -1, -1 };
+static struct ctx outside;
+/* /dev/null: a fiber's stdout's fd (a host's child had none either), and
+ * its stdin's without one of its own */
+static int null_fd = -1;
+/* a fiber's stdout: what it prints goes nowhere, without a system call */
+static FILE *null_file;
 #ifdef __linux__
 /* the waiting fibers' fds, watched by epoll while fibers live (-1: none,
  * and their fds go into the one poll(2) as the outside's do). A poll(2)
  * of every host's fds at every turn was a tenth of a fleet's CPU at 50
  * hosts, and grows with the fleet; epoll costs a wait its own fds. */
 static int ep = -1;
+/* the last wait's number: an event of an earlier wait is stale */
+static uint32_t gens;
 #endif
 #ifdef FIBER_ASAN
 static const void *outside_bottom;
@@ -85,6 +174,28 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static ssize_t to_err(void *cookie, const char *buf, size_t n)
+{
+	const struct fiber *f = cookie;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(f->err, buf + done, n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return done ? (ssize_t)done : -1;
+		done += (size_t)w;
+	}
+	return (ssize_t)n;
+}
+
+static ssize_t to_nothing(void *cookie, const char *buf, size_t n)
+{
+	(void)cookie;
+	(void)buf;
+	return (ssize_t)n;
+}
+
 /* Back outside, for good when last (the fiber's fake stack goes). */
 static void switch_out(struct fiber *f, int last)
 {
@@ -94,7 +205,7 @@ static void switch_out(struct fiber *f, int last)
 #else
 	(void)last;
 #endif
-	swapcontext(&f->ctx, &outside);
+	ctx_switch(&f->ctx, &outside);
 #ifdef FIBER_ASAN
 	__sanitizer_finish_switch_fiber(fake, &outside_bottom, &outside_size);
 #endif
@@ -118,34 +229,39 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 
 	if (null_fd < 0 && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		return NULL;
-	for (int i = 0; i < 3; i++)
-		if (saved[i] < 0 && (saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 3)) < 0)
-			return NULL;
+	if (!null_file &&
+	    !(null_file = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = to_nothing })))
+		return NULL;
 #ifdef __linux__
 	if (!fibers && ep < 0)
 		ep = epoll_create1(EPOLL_CLOEXEC);	/* none: poll(2) alone */
 #endif
 	f = xcalloc(1, sizeof(*f));
-	/* all of it before getcontext(), which returns twice to the
+	/* all of it before ctx_make(), whose getcontext() returns twice to the
 	 * compiler's eyes: nothing of ours is read after it */
 	f->fn = fn;
 	f->arg = arg;
 	f->in = in < 0 ? null_fd : in;
 	f->err = err;
+	/* unbuffered, as stderr is: each line whole, in its order */
+	f->err_file = fopencookie(f, "w", (cookie_io_functions_t){ .write = to_err });
+	if (!f->err_file) {
+		free(f);
+		return NULL;
+	}
+	setvbuf(f->err_file, NULL, _IONBF, 0);
 	f->map_size = STACK_SIZE + (size_t)page;
 	/* untouched pages cost nothing: a host's deploy touches a few dozen */
 	f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (f->map == MAP_FAILED) {
+		fclose(f->err_file);
 		free(f);
 		return NULL;
 	}
 	mprotect(f->map, (size_t)page, PROT_NONE);	/* an overflow faults */
-	getcontext(&f->ctx);
-	f->ctx.uc_stack.ss_sp = (char *)f->map + page;
-	f->ctx.uc_stack.ss_size = STACK_SIZE;
-	f->ctx.uc_link = NULL;
-	makecontext(&f->ctx, trampoline, 0);
+	f->stack = (char *)f->map + page;
+	ctx_make(&f->ctx, f->stack, STACK_SIZE, trampoline);
 	f->state = F_READY;
 	f->next = fibers;
 	fibers = f;
@@ -168,6 +284,7 @@ void fiber_free(struct fiber *f)
 			break;
 		}
 	munmap(f->map, f->map_size);
+	fclose(f->err_file);
 	free(f);
 #ifdef __linux__
 	if (!fibers && ep >= 0) {
@@ -184,28 +301,33 @@ static int own_fd(const struct fiber *f, int fd)
 	return fd == 0 ? f->in : fd == 1 ? null_fd : fd == 2 ? f->err : fd;
 }
 
-/* Runs f until it waits again or ends, on its own fds 0-2 (which stay
- * until restore_ours puts ours back: fibers run in turns, and most turns
- * are short, so each dup2 counts). */
+int fiber_std_fd(int fd)
+{
+	return current ? own_fd(current, fd) : fd;
+}
+
+/* Runs f until it waits again or ends, with its own stdout and stderr.
+ * Only the FILE pointers change: the fds 0-2 of this process stay ours,
+ * and a fiber's are named by fiber_std_fd (a dup2 of each was two system
+ * calls a turn, and a host takes a few dozen turns). */
 static void resume(struct fiber *f)
 {
-	/* what ours, or the last one's, left in stdio's buffer goes to its
-	 * own fd 1 */
-	fflush(stdout);
-	int want[3] = { f->in, null_fd, f->err };
-	for (int i = 0; i < 3; i++)
-		if (installed[i] != want[i] && dup2(want[i], i) >= 0)
-			installed[i] = want[i];
+	FILE *our_out = stdout, *our_err = stderr;
+
+	stdout = null_file;
+	stderr = f->err_file;
 	current = f;
 #ifdef FIBER_ASAN
 	void *fake = NULL;
-	__sanitizer_start_switch_fiber(&fake, (char *)f->ctx.uc_stack.ss_sp, STACK_SIZE);
+	__sanitizer_start_switch_fiber(&fake, f->stack, STACK_SIZE);
 #endif
-	swapcontext(&outside, &f->ctx);
+	ctx_switch(&outside, &f->ctx);
 #ifdef FIBER_ASAN
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 	current = NULL;
+	stdout = our_out;
+	stderr = our_err;
 }
 
 static void run_ready(void)
@@ -213,18 +335,6 @@ static void run_ready(void)
 	for (struct fiber *f = fibers; f; f = f->next)
 		if (f->state == F_READY)
 			resume(f);
-}
-
-/* Our fds 0-2 back, once we return to our caller: the fibers' stay while
- * we only poll between their turns. */
-static void restore_ours(void)
-{
-	fflush(stdout);	/* the last one's, to its fd 1 */
-	for (int i = 0; i < 3; i++)
-		if (installed[i] >= 0) {
-			dup2(saved[i], i);
-			installed[i] = -1;
-		}
 }
 
 static int any_alive(void)
@@ -257,14 +367,17 @@ static void real_fds(const struct fiber *f, struct pollfd *to)
 
 #ifdef __linux__
 /* Watches fd for one event of those asked (EPOLLONESHOT: each wait arms
- * its own, so that nothing fires for a wait that is over). 0; or 1 when
- * epoll cannot watch it (a regular file, /dev/null, which poll(2) calls
- * ready; a closed fd, which poll(2) names): look at it now. The fd is
- * new to the set, or was there already, perhaps as an earlier file of
- * that number (closed since: MOD finds it gone, ADD then holds). */
-static int arm(int fd, short events)
+ * its own, so that nothing fires for a wait that is over), the event to
+ * carry gen. 0; or 1 when epoll cannot watch it (a regular file,
+ * /dev/null, which poll(2) calls ready; a closed fd, which poll(2)
+ * names): look at it now. The fd is new to the set, or was there
+ * already, perhaps as an earlier file of that number (closed since: MOD
+ * finds it gone, ADD then holds; the earlier file's registration, if a
+ * child still holds that file, fires with an earlier wait's number). */
+static int arm(int fd, short events, uint32_t gen)
 {
-	struct epoll_event ev = { .events = EPOLLONESHOT, .data.fd = fd };
+	struct epoll_event ev = { .events = EPOLLONESHOT,
+				  .data.u64 = (uint64_t)gen << 32 | (uint32_t)fd };
 	if (events & POLLIN)
 		ev.events |= EPOLLIN;
 	if (events & POLLOUT)
@@ -278,28 +391,63 @@ static int arm(int fd, short events)
 	return 1;
 }
 
+/* Arms f's fds for a new wait: each once, for what any entry of it asks
+ * (a second arming of an fd would replace the first's events). */
 static void arm_fiber(struct fiber *f)
 {
-	f->maybe = 0;
-	for (nfds_t i = 0; i < f->n; i++)
-		if (f->fds[i].fd >= 0 && arm(own_fd(f, f->fds[i].fd), f->fds[i].events))
+	f->maybe = f->fired = 0;
+	if (!++gens)
+		++gens;		/* 0 is no wait's */
+	f->gen = gens;
+	for (nfds_t i = 0; i < f->n; i++) {
+		f->fds[i].revents = 0;
+		if (f->fds[i].fd < 0)
+			continue;
+		int fd = own_fd(f, f->fds[i].fd), again = 0;
+		short events = f->fds[i].events;
+		for (nfds_t j = 0; j < f->n; j++)
+			if (j != i && f->fds[j].fd >= 0 && own_fd(f, f->fds[j].fd) == fd) {
+				again |= j < i;
+				events |= f->fds[j].events;
+			}
+		if (!again && arm(fd, events, f->gen))
 			f->maybe = 1;
+	}
 }
 
-/* What epoll names: the waiting fibers with one of those fds, to be
- * looked at (an event of an fd closed and of its number reused since is
- * a look for nothing: the look, not the event, decides). */
+/* poll(2)'s names of an epoll event's bits. */
+static short poll_bits(uint32_t ev)
+{
+	return (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0) |
+		       (ev & EPOLLPRI ? POLLPRI : 0) | (ev & EPOLLERR ? POLLERR : 0) |
+		       (ev & EPOLLHUP ? POLLHUP : 0));
+}
+
+/* What epoll says, into the revents of the fibers whose wait armed it
+ * (the number an event carries names the wait: an earlier one's, of an
+ * fd closed and of its number reused since, is dropped). A fiber's event
+ * says what poll(2) would of that fd, so no look is needed. */
 static void take_events(void)
 {
 	struct epoll_event ev[64];
 	int k;
 	do {
 		k = epoll_wait(ep, ev, 64, 0);
-		for (int i = 0; i < k; i++)
-			for (struct fiber *f = fibers; f; f = f->next)
-				for (nfds_t j = 0; f->state == F_WAITING && !f->maybe && j < f->n; j++)
-					if (f->fds[j].fd >= 0 && own_fd(f, f->fds[j].fd) == ev[i].data.fd)
-						f->maybe = 1;
+		for (int i = 0; i < k; i++) {
+			uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+			int fd = (int)(uint32_t)ev[i].data.u64;
+			struct fiber *f = fibers;
+			while (f && !(f->state == F_WAITING && f->gen == gen))
+				f = f->next;
+			for (nfds_t j = 0; f && j < f->n; j++) {
+				if (f->fds[j].fd < 0 || own_fd(f, f->fds[j].fd) != fd)
+					continue;
+				short got = poll_bits(ev[i].events) &
+					    (f->fds[j].events | POLLERR | POLLHUP);
+				f->fds[j].revents |= got;
+				f->fired |= got != 0;
+			}
+		}
 	} while (k == 64);
 }
 
@@ -339,9 +487,13 @@ static void wake_waiting(const struct pollfd *all, nfds_t k, long long now)
 		int got = 0, due = f->deadline >= 0 && now >= f->deadline;
 #ifdef __linux__
 		if (ep >= 0) {
-			if (!f->maybe && !due)
+			if (!f->maybe && !f->fired && !due)
 				continue;
-			got = f->maybe ? look(f) : 0;
+			if (f->maybe)
+				got = look(f);
+			else
+				for (nfds_t i = 0; i < f->n; i++)
+					got += f->fds[i].revents != 0;
 			if (!got && !due) {
 				arm_fiber(f);	/* nothing after all: again */
 				continue;
@@ -384,10 +536,6 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 		struct pollfd *all = xcalloc(total ? total : 1, sizeof(*all));
 		if (n)
 			memcpy(all, fds, n * sizeof(*fds));
-		/* ours of 0-2 are saved while a fiber's are in place */
-		for (nfds_t i = 0; i < n; i++)
-			if (all[i].fd >= 0 && all[i].fd < 3 && installed[all[i].fd] >= 0)
-				all[i].fd = saved[all[i].fd];
 #ifdef __linux__
 		if (ep >= 0)
 			all[n] = (struct pollfd){ ep, POLLIN, 0 };
@@ -408,7 +556,6 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 			free(all);
 			wake_all(err);
 			run_ready();
-			restore_ours();
 			errno = err;
 			return -1;
 		}
@@ -424,7 +571,6 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 		free(all);
 		if (mine || (deadline >= 0 && now >= deadline)) {
 			run_ready();
-			restore_ours();
 			return mine;
 		}
 	}
@@ -498,6 +644,13 @@ int fiber_wait_readable(int fd)
 void fiber_forget(void)
 {
 	/* (in a copy of this process: its fibers are its parent's) */
+	if (current) {
+		/* made by a fiber: the copy is that deploy's own process, its
+		 * stdio the fiber's (the FILEs are already) */
+		int want[3] = { current->in, null_fd, current->err };
+		for (int i = 0; i < 3; i++)
+			dup2(want[i], i);
+	}
 	fibers = NULL;
 	current = NULL;
 #ifdef __linux__

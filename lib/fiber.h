@@ -14,10 +14,12 @@
  * for (each wait arms its own; without epoll, they go into the one poll
  * too). With no fiber alive, each call is the plain system call.
  *
- * A fiber's stdin and stderr are its own: while it runs, fds 0 and 2 are
- * its files (dup2), so that code written for a process of its own and the
- * commands it starts see them as such a process would. The caller keeps
- * both open until the fiber is done.
+ * A fiber's stdin and stderr are its own, and its stdout goes nowhere,
+ * as a host's process had them: while it runs, stderr and stdout are
+ * FILEs of its own; the fds 0-2 themselves stay this process's, and code
+ * that uses one by its number asks fiber_std_fd for the fiber's (lib/run.c
+ * does, for the commands a fiber starts, which inherit them). The caller
+ * keeps in and err open until the fiber is done.
  *
  * The list of fibers, the one running and the epoll instance are the only
  * state of this module, process-wide as the stack pointer itself is;
@@ -45,6 +47,10 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err);
 
 /* 1, with fn's result in *ret, once the fiber's fn has returned. */
 int fiber_done(const struct fiber *f, int *ret);
+
+/* The fd that is fd (0, 1 or 2) for the fiber running now: its stdin,
+ * /dev/null, its stderr; any other fd, or outside every fiber, fd itself. */
+int fiber_std_fd(int fd);
 
 /* Frees a fiber that is done (its stack too). */
 void fiber_free(struct fiber *f);

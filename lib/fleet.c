@@ -12,6 +12,7 @@
 #include "nix.h"
 #include "run.h"
 #include "closure.h"
+#include "activate.h"
 #include "closuredb.h"
 #include "strbuf.h"
 
@@ -59,6 +60,7 @@ struct fleet {
 	struct strvec tops;	/* ... of these systems */
 	struct fleetpush *push;	/* --push-to: the push, beside the hosts */
 	struct nrr_err push_err;	/* its copy could not start */
+	char *holder;		/* who deploys, for every host's lock (activation_holder) */
 };
 
 static int holding(const struct fleet *f);
@@ -87,16 +89,21 @@ static void note(const struct fleet *f, const struct fleet_host *h, const char *
 static void note(const struct fleet *f, const struct fleet_host *h, const char *fmt, ...)
 {
 	char ts[16];
+	struct strbuf line = STRBUF_INIT;
 	va_list ap;
 
 	if (f->tty && !f->prep)
 		return;
 	fleet_timestamp(ts, sizeof(ts));
-	fprintf(stderr, "%s %s: ", ts, h->m.name);
+	strbuf_addf(&line, "%s %s: ", ts, h->m.name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	strbuf_vaddf(&line, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	strbuf_addch(&line, '\n');
+	/* one write: stderr is unbuffered, and a fleet writes a few lines a
+	 * host */
+	fwrite(line.buf, 1, line.len, stderr);
+	strbuf_release(&line);
 }
 
 /* Starts hosts while slots are free; a host waiting for --ask's answer
@@ -112,7 +119,11 @@ static void start_hosts(struct fleet *f, struct nrr_err *e)
 		if (h->state != H_WAITING)
 			continue;	/* its evaluation failed (-k) */
 		char *db = f->closure_dir ? closuredb_file(f->closure_dir, (size_t)(h - f->hosts)) : NULL;
-		int failed = fleet_host_start(f->o, h, f->password, db, hold_for(f), e);
+		/* once for the fleet: the user's name is a read of the
+		 * password database, a dozen system calls */
+		if (!f->holder)
+			f->holder = activation_holder();
+		int failed = fleet_host_start(f->o, h, f->password, db, f->holder, hold_for(f), e);
 		free(db);
 		if (failed) {
 			h->state = H_DONE;
@@ -576,6 +587,7 @@ static void fleet_release(struct fleet *f)
 		free(f->prepping);
 	}
 	strvec_clear(&f->tops);
+	free(f->holder);
 }
 
 int fleet_deploy(struct options *o, const struct fleet_member *members, size_t n,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,8 +111,8 @@ static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
 }
 
 int fleet_host_start(const struct options *o, struct fleet_host *h,
-		     const char *password, const char *closure_db, enum fleet_hold hold,
-		     struct nrr_err *e)
+		     const char *password, const char *closure_db, const char *holder,
+		     enum fleet_hold hold, struct nrr_err *e)
 {
 	int wait_go = hold != HOLD_NONE;
 	int rep[2], pw[2] = { -1, -1 };
@@ -136,6 +137,8 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		strvec_pushl(&h->c.args, "--keys-fd", "0", NULL);
 	if (closure_db && h->path)
 		strvec_pushl(&h->c.args, "--closure-db", closure_db, NULL);
+	if (holder)
+		strvec_pushl(&h->c.args, "--lock-holder", holder, NULL);
 	if (hold == HOLD_BUILD || hold == HOLD_BOTH)
 		strvec_push(&h->c.args, "--wait-go");
 	if (hold == HOLD_PUSH || hold == HOLD_BOTH)
@@ -149,12 +152,17 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	h->c.map_to = 3;
 	if (password || fleet_holds(o) || keys || wait_go) {
 		/* the password waits in a pipe of its own, never in argv or env;
-		 * the fleet's go and --ask's answer come the same way, later */
-		if (pipe2(pw, O_CLOEXEC)) {
+		 * the fleet's go and --ask's answer come the same way, later.
+		 * A fiber's is a socket, whose lines it can peek at and take
+		 * whole (prompt_read_go): no read a byte */
+		if (in_fiber ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pw)
+			     : pipe2(pw, O_CLOEXEC)) {
 			close(rep[0]);
 			close(rep[1]);
 			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
 		}
+		if (in_fiber)
+			shutdown(pw[0], SHUT_WR);	/* one way, as a pipe */
 		/* the child's stdin: one line each (--password-fd 0, --ask) */
 		h->c.in = CHILD_FD;
 		h->c.in_fd = pw[0];

@@ -25,10 +25,11 @@ enum fleet_hold {
 };
 
 /* Starts h's child (h->path its system, NULL for apply's keys), which
- * waits for the fleet's go as hold says. 0, or a status with e filled. */
+ * waits for the fleet's go as hold says and names holder (NULL: its own)
+ * as its lock's. 0, or a status with e filled. */
 int fleet_host_start(const struct options *o, struct fleet_host *h,
-		     const char *password, const char *closure_db, enum fleet_hold hold,
-		     struct nrr_err *e);
+		     const char *password, const char *closure_db, const char *holder,
+		     enum fleet_hold hold, struct nrr_err *e);
 
 /*
  * The hosts of members[0..n) (kept by reference: still the caller's), not

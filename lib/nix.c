@@ -1,5 +1,6 @@
 #define _XOPEN_SOURCE 700	/* realpath */
 #include "nix.h"
+#include "fiber.h"
 #include "progress.h"
 #include "quote.h"
 #include "run.h"
@@ -225,7 +226,7 @@ int nix_capture_log(struct child *c, const struct nix_log *log,
 		cap.echo_fd = log->quiet ? -1 : 2;
 		return child_capture(c, &cap, e);
 	}
-	progress_init(&pr, log->quiet ? -1 : 2, isatty(2), log->logs,
+	progress_init(&pr, log->quiet ? -1 : 2, isatty(fiber_std_fd(2)), log->logs,
 		      log->verbosity);
 	cap.on_err = feed_progress;
 	cap.data = &pr;

@@ -84,6 +84,8 @@ const struct option_spec option_table[] = {
 	  "a hive node's child: read its deployment.keys from FD (lib/keys.h)" },
 	{ "closure-db", 0, 1, OPT_CLOSURE_DB, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "FILE",
 	  "a fleet run's child: its system's closure and sizes from this dump of the fleet's (lib/closuredb.h)" },
+	{ "lock-holder", 0, 1, OPT_LOCK_HOLDER, 0, OF_HIDDEN | OF_NEW, S_HOSTS, "TEXT",
+	  "a fleet run's child: who holds the target's deploy lock, as the fleet said it (user@host, pid, since)" },
 	{ "wait-go", 0, 0, OPT_WAIT_GO, 0, OF_HIDDEN | OF_NEW, S_HOSTS, NULL,
 	  "a fleet run's child: connect and lock, then wait for the fleet's go on stdin (its systems built)" },
 	{ "wait-push", 0, 0, OPT_WAIT_PUSH, 0, OF_HIDDEN | OF_NEW, S_HOSTS, NULL,
@@ -322,6 +324,7 @@ static int apply_one(struct options *o, const struct option_spec *s,
 	case OPT_NO_FLAKE: o->no_flake = 1; return 0;
 	case OPT_STORE_PATH: o->store_path = vals[0]; return 0;
 	case OPT_CLOSURE_DB: o->closure_db = vals[0]; return 0;
+	case OPT_LOCK_HOLDER: o->lock_holder = vals[0]; return 0;
 	case OPT_WAIT_GO: o->wait_go = 1; return 0;
 	case OPT_WAIT_PUSH: o->wait_push = 1; return 0;
 	case OPT_IMAGE_VARIANT: o->image_variant = vals[0]; return 0;

@@ -46,7 +46,7 @@ enum opt_id {
 	OPT_NO_DIFF, OPT_ASK, OPT_YES,
 	OPT_ON, OPT_PARALLEL, OPT_EVAL_JOBS, OPT_TARGET_USER, OPT_PROGRESS_FD, OPT_PASSWORD_FD,
 	OPT_PUSH_TO, OPT_SIGN_KEY, OPT_CACHE_HOST, OPT_CACHE_URL, OPT_CACHE_KEY,
-	OPT_PROFILE_GUARD, OPT_ELEVATE_COMMAND, OPT_KEYS_FD, OPT_KEYS_ONLY, OPT_CLOSURE_DB, OPT_WAIT_GO, OPT_WAIT_PUSH,
+	OPT_PROFILE_GUARD, OPT_ELEVATE_COMMAND, OPT_KEYS_FD, OPT_KEYS_ONLY, OPT_CLOSURE_DB, OPT_LOCK_HOLDER, OPT_WAIT_GO, OPT_WAIT_PUSH,
 };
 
 /* Where a pass-through flag goes (nixos-rebuild-ng's groups). */
@@ -129,6 +129,7 @@ struct options {
 	int progress_fd, password_fd;	/* a fleet's child: how it reports */
 	int keys_fd;		/* a hive node's child: its keys come on it */
 	const char *closure_db;	/* a fleet run's child: lib/closuredb.h's dump */
+	const char *lock_holder;	/* a fleet run's child: its lock's holder, the fleet's */
 	int wait_go;		/* a fleet run's child: wait for the fleet's go (lib/fleet.h) */
 	int wait_push;		/* ... after the target said what it lacks (deploy.h's hold) */
 	int keys_only;		/* and it uploads them, nothing else (apply keys) */

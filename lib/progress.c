@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "progress.h"
+#include "fiber.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -26,7 +27,7 @@ void progress_init(struct progress *p, int fd, int tty, int print_logs,
 	memset(p, 0, sizeof(*p));
 	strbuf_init(&p->line);
 	strbuf_init(&p->plain);
-	p->fd = fd;
+	p->fd = fiber_std_fd(fd);	/* a fiber's stderr is its own */
 	p->tty = tty;
 	p->print_logs = print_logs;
 	p->verbose = verbose;

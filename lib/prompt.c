@@ -9,13 +9,38 @@
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
 int prompt_read_yes(int fd)
 {
 	return prompt_read_go(fd, NULL);
+}
+
+/* What of the line has come on a socket: peeked, then read up to the
+ * line's end and no further. 1 at its end, 0 for more to come, -1 for
+ * no socket (ENOTSOCK: read a byte at a time). */
+static int take_peeked(int fd, struct strbuf *line)
+{
+	char buf[256];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && errno == ENOTSOCK)
+		return -1;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return 1;	/* its end, or an error: the line is what came */
+	char *nl = memchr(buf, '\n', (size_t)n);
+	size_t want = nl ? (size_t)(nl - buf) + 1 : (size_t)n;
+	ssize_t got = read(fd, buf, want);
+	if (got <= 0)
+		return 1;
+	strbuf_add(line, buf, nl && (size_t)got == want ? want - 1 : (size_t)got);
+	return nl && (size_t)got == want;
 }
 
 int prompt_read_go(int fd, char **rest)
@@ -25,11 +50,17 @@ int prompt_read_go(int fd, char **rest)
 
 	if (rest)
 		*rest = NULL;
-	/* a byte at a time, never past the line (the next is someone else's),
-	 * but one wait for what has come, not one a byte: in a fleet's fiber
-	 * each wait is a turn given away, and a go line carries a key */
+	fd = fiber_std_fd(fd);	/* 0: a fiber's stdin is its own */
+	/* never past the line (the next is someone else's), and one wait
+	 * for what has come, not one a byte: in a fleet's fiber each wait is
+	 * a turn given away, and a go line carries a key. A socket (the
+	 * fleet's) is peeked, two system calls a line; anything else is read
+	 * a byte at a time, as much as FIONREAD says is there */
 	for (int end = 0; !end && !fiber_wait_readable(fd);) {
 		int ready = 0;
+		if ((end = take_peeked(fd, &line)) >= 0)
+			continue;
+		end = 0;
 		if (ioctl(fd, FIONREAD, &ready) < 0 || ready < 1)
 			ready = 1;	/* its end: the read says so */
 		for (; ready > 0 && !end; ready--) {

@@ -11,6 +11,8 @@
 int fd_write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
+
+	fd = fiber_std_fd(fd);	/* a fiber's stderr is its own (lib/fiber.h) */
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)

@@ -202,14 +202,20 @@ static int open_null(int flags)
 	return open("/dev/null", flags | O_CLOEXEC);
 }
 
-/* Sets up one of the three standard fds for the child; -1 on failure. */
-static int prepare_io(enum child_io mode, int *fd, int is_input,
-		      int *child_end)
+/* Sets up the child's standard fd std; -1 on failure. *child_end is
+ * what goes there, ours to close after the start unless *borrowed. */
+static int prepare_io(enum child_io mode, int *fd, int std, int *child_end, int *borrowed)
 {
-	int p[2];
+	int p[2], is_input = std == 0;
 	*child_end = -1;
+	*borrowed = 0;
 	switch (mode) {
 	case CHILD_INHERIT:
+		/* a fiber's own (lib/fiber.h), not this process's */
+		if (fiber_std_fd(std) != std) {
+			*child_end = fiber_std_fd(std);
+			*borrowed = 1;
+		}
 		return 0;
 	case CHILD_NULL:
 		*child_end = open_null(is_input ? O_RDONLY : O_WRONLY);
@@ -360,7 +366,7 @@ pid_t run_fork(int keep_fd)
 
 int child_start(struct child *c, struct nrr_err *e)
 {
-	int ends[3] = { -1, -1, -1 };
+	int ends[3] = { -1, -1, -1 }, borrowed[3] = { 0, 0, 0 };
 	int ep[2];
 	char *path;
 
@@ -372,9 +378,9 @@ int child_start(struct child *c, struct nrr_err *e)
 			 c->args.v[0]);
 		return -1;
 	}
-	if (prepare_io(c->in, &c->in_fd, 1, &ends[0]) ||
-	    prepare_io(c->out, &c->out_fd, 0, &ends[1]) ||
-	    prepare_io(c->err, &c->err_fd, 0, &ends[2]) ||
+	if (prepare_io(c->in, &c->in_fd, 0, &ends[0], &borrowed[0]) ||
+	    prepare_io(c->out, &c->out_fd, 1, &ends[1], &borrowed[1]) ||
+	    prepare_io(c->err, &c->err_fd, 2, &ends[2], &borrowed[2]) ||
 	    pipe2(ep, O_CLOEXEC)) {
 		nrr_fail(e, NRR_EFAIL, "cannot start '%s': %s", c->args.v[0],
 			 strerror(errno));
@@ -397,7 +403,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	free(path);
 	close(ep[1]);
 	for (int i = 0; i < 3; i++)
-		if (ends[i] >= 0)
+		if (ends[i] >= 0 && !borrowed[i])
 			close(ends[i]);
 	if (pid < 0) {
 		close(ep[0]);

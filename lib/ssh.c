@@ -2,6 +2,7 @@
 #include "ssh.h"
 #include "fiber.h"
 #include "quote.h"
+#include "rundir.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -56,26 +57,13 @@ int ssh_ctx_init(struct ssh_ctx *ctx, struct strvec *warnings,
 
 static int make_ctl_dir(struct ssh_ctx *ctx, struct nrr_err *e)
 {
-	const char *tmp = getenv("TMPDIR");
-	char *tmpl;
-
 	if (ctx->ctl_dir)
 		return 0;
-	if (!tmp || !*tmp || strlen(tmp) > MAX_CTL_DIR)
-		tmp = "/tmp";
-	tmpl = xstrfmt("%s/nrr.XXXXXX", tmp);
-	if (!mkdtemp(tmpl)) {
-		free(tmpl);
-		tmpl = xstrdup("/tmp/nrr.XXXXXX");
-		if (!mkdtemp(tmpl)) {
-			int err = errno;
-			free(tmpl);
-			return nrr_fail(e, NRR_EFAIL,
-					"cannot create a directory for ssh control sockets in /tmp: %s",
-					strerror(err));
-		}
-	}
-	ctx->ctl_dir = tmpl;
+	ctx->ctl_dir = rundir_make("nrr", MAX_CTL_DIR);
+	if (!ctx->ctl_dir)
+		return nrr_fail(e, NRR_EFAIL,
+				"cannot create a directory for ssh control sockets in /tmp: %s",
+				strerror(errno));
 	return 0;
 }
 

@@ -116,13 +116,16 @@ setup() {
 	assert_success
 }
 
-@test "a TMPDIR of 120 characters does not break the control socket" {
+@test "a runtime directory and a TMPDIR of 120 characters do not break the control socket" {
 	retag longtmp
 	long=$BATS_TEST_TMPDIR/$(printf 'x%.0s' $(seq 1 120))
-	mkdir -p "$long"
-	TMPDIR=$long run --separate-stderr nrr switch --flake "$F#t1" --target-host t1
+	mkdir -m 0700 -p "$long/run" "$long/tmp"
+	run --separate-stderr fleet_local env XDG_RUNTIME_DIR="$long/run" TMPDIR="$long/tmp" \
+		"$NRR" switch --flake "$F#t1" --target-host t1 --debug
 	assert_success
 	[ "${#long}" -ge 120 ]
+	# too long for a socket's path, both: the sockets go to /tmp
+	[[ $stderr == *"-oControlPath=/tmp/nrr."* ]] || fail "$stderr"
 }
 
 @test "NIX_SSHOPTS is split like a shell: a config path with spaces" {

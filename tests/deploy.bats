@@ -505,11 +505,16 @@ auto_roots() { fleet_exec "$1" find /nix/var/nix/gcroots/auto -lname "/nix/var/n
 }
 
 @test "no masters, ssh processes or control directories are left behind" {
-	mkdir -p tmp
-	TMPDIR=$PWD/tmp run nrr switch --flake "$F#t1" --target-host t1 --build-host b1
+	mkdir -m 0700 run tmp
+	run --separate-stderr fleet_local env XDG_RUNTIME_DIR="$PWD/run" TMPDIR="$PWD/tmp" \
+		"$NRR" switch --flake "$F#t1" --target-host t1 --build-host b1 --debug
 	assert_success
-	run ls -A tmp
-	assert_output ""
+	# the control sockets were in the user's runtime directory (lib/rundir.h)
+	[[ $stderr == *"-oControlPath=$PWD/run/nrr."* ]] || fail "$stderr"
+	run ls -A run tmp
+	assert_output "run:
+
+tmp:"
 	# only this fleet's deployer: other runs may share the machine
 	for pid in $(_fleet_pids "$(_fleet_tag local) "); do
 		args=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue

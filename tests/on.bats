@@ -279,6 +279,11 @@ none_locked() {
 	assert_output 0
 	# each host's deploy is a fiber of the fleet's process, not a process of ours
 	[ -z "$(local_procs --progress-fd)" ] || fail "a host's child: $(local_ps)"
+	# and every lock names that process, in the one holder the fleet made for all
+	h1=$(fleet_exec t1 cat /run/nixos-rebuild-remote.lock.holder)
+	h2=$(fleet_exec t2 cat /run/nixos-rebuild-remote.lock.holder)
+	[ "$h1" = "$h2" ] || fail "t1: $h1; t2: $h2"
+	[[ $h1 == *"@"*" (pid $FLEET_BG_PID) since "* ]] || fail "$h1 (pid $FLEET_BG_PID)"
 	touch "$GATE"
 	wait_nrr 60
 	assert_success
@@ -462,8 +467,8 @@ deploy_child() {
 
 @test "a fleet's run leaves none of its forwarded sockets behind" {
 	retag fleet-daemon
-	mkdir "$BATS_TEST_TMPDIR/tmp"
-	TMPDIR=$BATS_TEST_TMPDIR/tmp run nrr switch --flake "$F" --on t1,t2,t3
+	mkdir -m 0700 "$BATS_TEST_TMPDIR/tmp"
+	run fleet_local env XDG_RUNTIME_DIR="$BATS_TEST_TMPDIR/tmp" "$NRR" switch --flake "$F" --on t1,t2,t3
 	assert_success
 	for h in t1 t2 t3; do
 		[ "$(profile_of $h)" = "$(fleet_build "$F#nixosConfigurations.$h.config.system.build.toplevel")" ]

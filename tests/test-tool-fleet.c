@@ -94,8 +94,10 @@ static int fiber_test_run(void *data)
 	char line[64], ch;
 	size_t len = 0;
 
+	int in = fiber_std_fd(0);
+
 	dprintf(t->log, "%d waits\n", t->n);
-	while (!fiber_wait_readable(0) && read(0, &ch, 1) == 1 && ch != '\n' && len < 63)
+	while (!fiber_wait_readable(in) && read(in, &ch, 1) == 1 && ch != '\n' && len < 63)
 		line[len++] = ch;
 	line[len] = '\0';
 	/* what epoll cannot watch (its /dev/null, its memfd) is ready at

@@ -24,6 +24,7 @@
 #include "../lib/platform.h"
 #include "../lib/pushto.h"
 #include "../lib/quote.h"
+#include "../lib/rundir.h"
 #include "../lib/ssh.h"
 
 /* All of stdin, for the subcommands of every test-tool-*.c. The caller
@@ -400,6 +401,18 @@ int main(int argc, const char **argv)
 		printf("sent %llu, %s%s%s\n", sent,
 		       ret == NAREXPORT_MISMATCH ? "mismatch" : ret ? "failed" : "ok",
 		       *why ? ": " : "", why);
+		return 0;
+	}
+	if (!strcmp(cmd, "rundir") && argc == 4) {
+		/* rundir PREFIX MAX: the directory rundir_make made, left
+		 * for the caller to look at and remove */
+		char *dir = rundir_make(argv[2], strtoul(argv[3], NULL, 10));
+		if (!dir) {
+			perror("rundir_make");
+			return 1;
+		}
+		printf("%s\n", dir);
+		free(dir);
 		return 0;
 	}
 	if (!strcmp(cmd, "nar-splice") && argc == 4) {

@@ -744,3 +744,32 @@ example.org far
 host.example.com far
  far"
 }
+
+@test "a run's private directories go to the user's own runtime directory, else TMPDIR, else /tmp" {
+	run_dir=$BATS_TEST_TMPDIR/run tmp=$BATS_TEST_TMPDIR/tmp
+	mkdir -m 0700 "$run_dir" "$tmp"
+	# the runtime directory: ours and closed to others (the XDG spec's promise)
+	run -0 env XDG_RUNTIME_DIR="$run_dir" TMPDIR="$tmp" "$TT" rundir nrr 60
+	assert_output --regexp "^$run_dir/nrr\.[A-Za-z0-9]{6}\$"
+	[ "$(stat -c %a "$output")" = 700 ]
+	# open to others, a link, not absolute, or too long for a socket: TMPDIR
+	chmod 0755 "$run_dir"
+	run -0 env XDG_RUNTIME_DIR="$run_dir" TMPDIR="$tmp" "$TT" rundir nrr 60
+	assert_output --regexp "^$tmp/nrr\.[A-Za-z0-9]{6}\$"
+	chmod 0700 "$run_dir"
+	ln -s "$run_dir" "$BATS_TEST_TMPDIR/link"
+	run -0 env XDG_RUNTIME_DIR="$BATS_TEST_TMPDIR/link" TMPDIR="$tmp" "$TT" rundir nrr 60
+	assert_output --regexp "^$tmp/"
+	run -0 env XDG_RUNTIME_DIR=run TMPDIR="$tmp" "$TT" rundir nrr 60
+	assert_output --regexp "^$tmp/"
+	run -0 env XDG_RUNTIME_DIR="$run_dir" TMPDIR="$tmp" "$TT" rundir nrr 3
+	assert_output --regexp "^/tmp/nrr\.[A-Za-z0-9]{6}\$"
+	rmdir "$output"
+	# no limit: wherever the runtime directory is
+	run -0 env XDG_RUNTIME_DIR="$run_dir" TMPDIR="$tmp" "$TT" rundir nrr-closures 0
+	assert_output --regexp "^$run_dir/nrr-closures\."
+	# TMPDIR where it cannot be made: /tmp
+	run -0 env -u XDG_RUNTIME_DIR TMPDIR="$BATS_TEST_TMPDIR/none" "$TT" rundir nrr 60
+	assert_output --regexp "^/tmp/nrr\."
+	rmdir "$output"
+}
