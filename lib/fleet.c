@@ -171,16 +171,26 @@ static void work_stderr(void *data, const char *buf, size_t n)
  * Each pass over the hosts' pipes polls every one of them, and the
  * children's lines come one by one: at 200 hosts, passes of a line or two
  * each took half of the parent's CPU (bench/fleet). So, with more than a
- * few hosts in flight, the pipes are looked at every PACE_S at most, and
- * those of a host waiting for the fleet's answer (--ask, the go), which
- * says nothing until it has it, once a second (a host that died there is
- * seen then). Nothing waits on the parent that long: a child's lines wait
- * in its pipe, its phases carry their own times, and an answer goes one
- * pass later.
+ * few hosts in flight, the pipes are looked at once in PACE_S_A_FD for
+ * each of them (a pass costs as much more), PACE_S to PACE_MAX_S apart,
+ * and those of a host waiting for the fleet's answer (--ask, the go),
+ * which says nothing until it has it, once a second (a host that died
+ * there is seen then). Nothing waits on the parent that long: a child's
+ * lines wait in its pipe, its phases carry their own times, and an answer,
+ * or the next host's start in a freed slot, goes one pass later.
  */
 #define PACE_FDS 8
 #define PACE_S 0.01
+#define PACE_S_A_FD 0.001
+#define PACE_MAX_S 0.2
 #define PACE_ASKING_S 1.0
+
+/* How long after the last pass over nf pipes the next one is due. */
+static double pace_for(size_t nf)
+{
+	double s = (double)nf * PACE_S_A_FD;
+	return s < PACE_S ? PACE_S : s > PACE_MAX_S ? PACE_MAX_S : s;
+}
 
 /* Waits until some host says something (or a moment passes, for the
  * live lines), and takes what they said: run.c's pump over the pipes of
@@ -215,8 +225,9 @@ static void wait_for_hosts(struct fleet *f)
 		fiber_sleep_ms(20);
 		return;
 	}
-	if (nf > PACE_FDS && f->last_pass + PACE_S > now)
-		fiber_sleep_ms((long)((f->last_pass + PACE_S - now) * 1e3) + 1);
+	double pace = pace_for(nf);
+	if (nf > PACE_FDS && f->last_pass + pace > now)
+		fiber_sleep_ms((long)((f->last_pass + pace - now) * 1e3) + 1);
 	f->last_pass = fleet_now();
 	pump(f->fds, nf, f->tty ? 200 : 1000);
 }
