@@ -17,6 +17,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "pump.h"
 #include "strbuf.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -177,16 +178,7 @@ static long long now_ms(void)
 static ssize_t to_err(void *cookie, const char *buf, size_t n)
 {
 	const struct fiber *f = cookie;
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = write(f->err, buf + done, n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return done ? (ssize_t)done : -1;
-		done += (size_t)w;
-	}
-	return (ssize_t)n;
+	return fd_write_all(f->err, buf, n) ? -1 : (ssize_t)n;
 }
 
 static ssize_t to_nothing(void *cookie, const char *buf, size_t n)

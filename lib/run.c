@@ -212,10 +212,11 @@ static int prepare_io(enum child_io mode, int *fd, int std, int *child_end, int 
 	switch (mode) {
 	case CHILD_INHERIT:
 		/* a fiber's own (lib/fiber.h), not this process's */
-		if (fiber_std_fd(std) != std) {
-			*child_end = fiber_std_fd(std);
+		*child_end = fiber_std_fd(std);
+		if (*child_end == std)
+			*child_end = -1;	/* ours: it inherits it as it is */
+		else
 			*borrowed = 1;
-		}
 		return 0;
 	case CHILD_NULL:
 		*child_end = open_null(is_input ? O_RDONLY : O_WRONLY);

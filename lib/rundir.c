@@ -8,7 +8,9 @@
 
 #include "strbuf.h"
 
-int rundir_is_private(const char *dir)
+/* 1 if dir may hold a run's private files: an absolute path to a
+ * directory (not a link) of this uid, closed to group and others. */
+static int is_private(const char *dir)
 {
 	struct stat st;
 
@@ -34,7 +36,7 @@ char *rundir_make(const char *prefix, size_t max_base)
 	const char *bases[2] = { getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR") };
 	char *dir;
 
-	if (!rundir_is_private(bases[0]))
+	if (!is_private(bases[0]))
 		bases[0] = NULL;	/* not the user's own: the spec's promise fails */
 	for (int i = 0; i < 2; i++)
 		if (bases[i] && *bases[i] && (!max_base || strlen(bases[i]) <= max_base) &&

@@ -26,8 +26,4 @@
  */
 char *rundir_make(const char *prefix, size_t max_base);
 
-/* 1 if dir may hold a run's private files: an absolute path to a
- * directory (not a link) of this uid, closed to group and others. */
-int rundir_is_private(const char *dir);
-
 #endif

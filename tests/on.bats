@@ -279,7 +279,7 @@ none_locked() {
 	assert_output 0
 	# each host's deploy is a fiber of the fleet's process, not a process of ours
 	[ -z "$(local_procs --progress-fd)" ] || fail "a host's child: $(local_ps)"
-	# and every lock names that process, in the one holder the fleet made for all
+	# and every lock names that process, the same text on each (the fleet makes it once)
 	h1=$(fleet_exec t1 cat /run/nixos-rebuild-remote.lock.holder)
 	h2=$(fleet_exec t2 cat /run/nixos-rebuild-remote.lock.holder)
 	[ "$h1" = "$h2" ] || fail "t1: $h1; t2: $h2"
