@@ -28,6 +28,7 @@
 #endif
 #endif
 #ifdef FIBER_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 /* its frames carry red zones: more room for the same code */
 #define STACK_SIZE (4u << 20)
@@ -163,6 +164,12 @@ static int ep = -1;
 /* the last wait's number: an event of an earlier wait is stale */
 static uint32_t gens;
 #endif
+/* The stacks of fibers that ended, for the next ones, each holding the
+ * next's address in its top word. A new stack's pages each fault at their
+ * first touch, and an unmapping is a flush of the TLB: a fleet of
+ * --parallel N uses N stacks however many hosts it has. They stay until
+ * the process ends, as the memory malloc is given back does. */
+static void *spare_stacks;
 #ifdef FIBER_ASAN
 static const void *outside_bottom;
 static size_t outside_size;
@@ -214,6 +221,12 @@ static void trampoline(void)
 	switch_out(f, 1);
 }
 
+/* The top word of f's stack: a spare stack's link to the next. */
+static void **top_word(const struct fiber *f)
+{
+	return (void **)((char *)f->map + f->map_size - sizeof(void *));
+}
+
 struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -243,15 +256,24 @@ struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 	}
 	setvbuf(f->err_file, NULL, _IONBF, 0);
 	f->map_size = STACK_SIZE + (size_t)page;
-	/* untouched pages cost nothing: a host's deploy touches a few dozen */
-	f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-	if (f->map == MAP_FAILED) {
-		fclose(f->err_file);
-		free(f);
-		return NULL;
+	if (spare_stacks) {
+		f->map = spare_stacks;
+#ifdef FIBER_ASAN
+		/* what the last fiber's frames left poisoned */
+		__asan_unpoison_memory_region((char *)f->map + page, STACK_SIZE);
+#endif
+		spare_stacks = *top_word(f);
+	} else {
+		/* untouched pages cost nothing: a host's deploy touches a dozen */
+		f->map = mmap(NULL, f->map_size, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		if (f->map == MAP_FAILED) {
+			fclose(f->err_file);
+			free(f);
+			return NULL;
+		}
+		mprotect(f->map, (size_t)page, PROT_NONE);	/* an overflow faults */
 	}
-	mprotect(f->map, (size_t)page, PROT_NONE);	/* an overflow faults */
 	f->stack = (char *)f->map + page;
 	ctx_make(&f->ctx, f->stack, STACK_SIZE, trampoline);
 	f->state = F_READY;
@@ -275,7 +297,11 @@ void fiber_free(struct fiber *f)
 			*p = f->next;
 			break;
 		}
-	munmap(f->map, f->map_size);
+#ifdef FIBER_ASAN
+	__asan_unpoison_memory_region(top_word(f), sizeof(void *));
+#endif
+	*top_word(f) = spare_stacks;
+	spare_stacks = f->map;
 	fclose(f->err_file);
 	free(f);
 #ifdef __linux__

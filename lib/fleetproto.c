@@ -19,20 +19,26 @@ static const char *const kind_names[] = {
 	[FLEETPROTO_WARN] = "warn",
 };
 
-/* One line: the kind, and its text if any; one write (dprintf would
- * stat and seek the pipe for each line first). */
+/* One line into lines: the kind, and its text if any. */
+static void add_line(struct strbuf *lines, enum fleetproto_kind kind, const char *text, size_t len)
+{
+	strbuf_addstr(lines, kind_names[kind]);
+	if (text) {
+		strbuf_addch(lines, ' ');
+		strbuf_add(lines, text, strnlen(text, len));
+	}
+	strbuf_addch(lines, '\n');
+}
+
+/* One line, in one write (dprintf would stat and seek the pipe for each
+ * line first). */
 static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 {
 	struct strbuf line = STRBUF_INIT;
 
 	if (fd < 0)
 		return;
-	strbuf_addstr(&line, kind_names[kind]);
-	if (text) {
-		strbuf_addch(&line, ' ');
-		strbuf_add(&line, text, strnlen(text, len));
-	}
-	strbuf_addch(&line, '\n');
+	add_line(&line, kind, text, len);
 	fd_write_all(fd, line.buf, line.len);
 	strbuf_release(&line);
 }
@@ -65,11 +71,18 @@ char *fleetproto_phase_parse(const char *text, double *at)
 
 void fleetproto_say(int fd, const char *text)
 {
+	struct strbuf lines = STRBUF_INIT;
+
+	if (fd < 0)
+		return;
+	/* all of them in one write: a diff is a dozen lines */
 	for (const char *p = text; *p;) {
 		size_t len = strcspn(p, "\n");
-		put(fd, FLEETPROTO_SAY, p, len);
+		add_line(&lines, FLEETPROTO_SAY, p, len);
 		p += len + (p[len] ? 1 : 0);
 	}
+	fd_write_all(fd, lines.buf, lines.len);
+	strbuf_release(&lines);
 }
 
 static void put_json(int fd, enum fleetproto_kind kind, const cJSON *j)

@@ -47,16 +47,23 @@ int fd_read_exact(int fd, void *buf, size_t n)
 	return 0;
 }
 
+/* The least room fd_drain reads into: sb grows by doubling, so a long
+ * output is read in ever larger pieces. */
+#define DRAIN_ROOM 1024
+
 void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 {
-	char buf[65536];
-	ssize_t n = read(*fd, buf, sizeof(buf));
+	/* straight into sb, as much as it has room for: a buffer of 64 KB on
+	 * the stack put what fd_drain calls 64 KB further down a fiber's
+	 * stack, on pages of its own, each a fault at its first touch (and a
+	 * secret is never copied where it must be wiped) */
+	strbuf_grow(sb, DRAIN_ROOM);
+	char *at = sb->buf + sb->len;
+	ssize_t n = read(*fd, at, sb->alloc - sb->len - 1);
 	if (n > 0) {
-		strbuf_add(sb, buf, (size_t)n);
+		strbuf_setlen(sb, sb->len + (size_t)n);
 		if (echo_fd >= 0)
-			fd_write_all(echo_fd, buf, (size_t)n);
-		if (sb->secret)
-			wipe_bytes(buf, (size_t)n);
+			fd_write_all(echo_fd, at, (size_t)n);
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(*fd);
 		*fd = -1;

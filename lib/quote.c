@@ -5,30 +5,25 @@
 
 void sq_quote_buf(struct strbuf *dst, const char *s)
 {
-	int open = 0;
-
 	if (!*s) {
 		strbuf_addstr(dst, "''");
 		return;
 	}
-	for (; *s; s++) {
-		if (*s == '\'' || *s == '\\') {
-			if (open) {
-				strbuf_addch(dst, '\'');
-				open = 0;
-			}
+	/* a run without ' or \ quoted whole: the scripts sent are kilobytes,
+	 * quoted once for each host of a fleet */
+	while (*s) {
+		size_t run = strcspn(s, "'\\");
+		if (run) {
+			strbuf_addch(dst, '\'');
+			strbuf_add(dst, s, run);
+			strbuf_addch(dst, '\'');
+			s += run;
+		}
+		for (; *s == '\'' || *s == '\\'; s++) {
 			strbuf_addch(dst, '\\');
 			strbuf_addch(dst, *s);
-			continue;
 		}
-		if (!open) {
-			strbuf_addch(dst, '\'');
-			open = 1;
-		}
-		strbuf_addch(dst, *s);
 	}
-	if (open)
-		strbuf_addch(dst, '\'');
 }
 
 void sq_quote_argv(struct strbuf *dst, const char *const *argv)

@@ -30,6 +30,9 @@ int session_start(struct session *s, const struct host *h,
 	s->c.out = s->c.err = CHILD_PIPE;
 	if (child_start(&s->c, e))
 		return -1;
+	/* its words (the script, quoted: kilobytes) are the child's now: a
+	 * fleet's next host's session takes their memory */
+	strvec_clear(&s->c.args);
 	fcntl(s->c.in_fd, F_SETFL, O_NONBLOCK);
 	fcntl(s->c.out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(s->c.err_fd, F_SETFL, O_NONBLOCK);
