@@ -246,13 +246,15 @@ gated_flake() {
 	done
 }
 
-# True once every host named holds its deploy lock: connected, locked, waiting for the
-# fleet's go.
+# True once every host named holds its deploy lock for the run in the background: connected,
+# locked, waiting for the fleet's go. The holder file names that run, written once the lock is
+# taken. (Not a probe with flock: that takes the lock for a moment, and a deploy trying it then
+# finds the host busy, the holder file still naming the test before's run.)
 all_locked() {
 	local h
 	for h; do
-		fleet_exec "$h" test -e /run/nixos-rebuild-remote.lock &&
-			! fleet_exec "$h" flock -n /run/nixos-rebuild-remote.lock true || return 1
+		fleet_exec "$h" grep -qF "(pid $FLEET_BG_PID) since " /run/nixos-rebuild-remote.lock.holder ||
+			return 1
 	done
 }
 
