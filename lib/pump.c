@@ -47,9 +47,12 @@ int fd_read_exact(int fd, void *buf, size_t n)
 	return 0;
 }
 
-/* The least room fd_drain reads into: sb grows by doubling, so a long
- * output is read in ever larger pieces. */
+/* The least room fd_drain reads into, and the most it makes for a
+ * stream that fills it: a reader that empties sb after each piece (a line
+ * parser, a relay) would read 2 KiB at a time forever, where a stream
+ * comes in 64 KiB pieces (a pipe's size). */
 #define DRAIN_ROOM 1024
+#define DRAIN_ROOM_MAX (64u << 10)
 
 void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 {
@@ -59,11 +62,15 @@ void fd_drain(int *fd, struct strbuf *sb, int echo_fd)
 	 * secret is never copied where it must be wiped) */
 	strbuf_grow(sb, DRAIN_ROOM);
 	char *at = sb->buf + sb->len;
-	ssize_t n = read(*fd, at, sb->alloc - sb->len - 1);
+	size_t room = sb->alloc - sb->len - 1;
+	ssize_t n = read(*fd, at, room);
 	if (n > 0) {
 		strbuf_setlen(sb, sb->len + (size_t)n);
 		if (echo_fd >= 0)
 			fd_write_all(echo_fd, at, (size_t)n);
+		/* it filled the room: twice that for the next piece */
+		if ((size_t)n == room && room < DRAIN_ROOM_MAX)
+			strbuf_grow(sb, 2 * room);
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		close(*fd);
 		*fd = -1;

@@ -25,6 +25,7 @@
 #include "../lib/pushto.h"
 #include "../lib/quote.h"
 #include "../lib/rundir.h"
+#include "../lib/pump.h"
 #include "../lib/ssh.h"
 
 /* All of stdin, for the subcommands of every test-tool-*.c. The caller
@@ -401,6 +402,22 @@ int main(int argc, const char **argv)
 		printf("sent %llu, %s%s%s\n", sent,
 		       ret == NAREXPORT_MISMATCH ? "mismatch" : ret ? "failed" : "ok",
 		       *why ? ": " : "", why);
+		return 0;
+	}
+	if (!strcmp(cmd, "drain-pieces") && argc == 2) {
+		/* stdin to its end through fd_drain, the buffer emptied after each
+		 * piece as a line parser empties it: how many reads, the largest */
+		struct strbuf sb = STRBUF_INIT;
+		int fd = 0;
+		size_t reads = 0, most = 0;
+		while (fd >= 0) {
+			fd_drain(&fd, &sb, -1);
+			reads += sb.len > 0;
+			most = sb.len > most ? sb.len : most;
+			strbuf_reset(&sb);
+		}
+		printf("reads=%zu most=%zu\n", reads, most);
+		strbuf_release(&sb);
 		return 0;
 	}
 	if (!strcmp(cmd, "rundir") && argc == 4) {

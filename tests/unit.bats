@@ -773,3 +773,11 @@ host.example.com far
 	assert_output --regexp "^/tmp/nrr\."
 	rmdir "$output"
 }
+
+@test "a stream read by one that empties its buffer after each piece comes in pieces of up to 128 KiB, not of the buffer's first size" {
+	head -c 1048576 /dev/zero >"$BATS_TEST_TMPDIR/stream"
+	run -0 "$TT" drain-pieces <"$BATS_TEST_TMPDIR/stream"
+	[[ $output =~ ^reads=([0-9]+)\ most=([0-9]+)$ ]] || fail "$output"
+	# 2 KiB, 8 KiB, 32 KiB, then 128 KiB a read: 11 reads, where 2 KiB a read took 513
+	((BASH_REMATCH[2] >= 65536 && BASH_REMATCH[1] <= 16)) || fail "$output"
+}
