@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cachedir.h"
+#include "pump.h"
 #include "strbuf.h"
 
 char *cachedir_path(const char *sub)
@@ -48,14 +49,13 @@ int cachedir_put(const char *path, const char *data, size_t len)
 {
 	char *tmp = xstrfmt("%s.tmp%ld", path, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	int ok = 0;
 
-	if (f) {
-		ok = fwrite(data, 1, len, f) == len;
-		ok = !fclose(f) && ok;
-	} else if (fd >= 0) {
-		close(fd);
+	/* one write, not stdio's (whose fdopen asks the fd's flags and size
+	 * first: a fleet's every host puts an entry) */
+	if (fd >= 0) {
+		ok = !fd_write_all(fd, data, len);
+		ok = !close(fd) && ok;
 	}
 	if (!ok || rename(tmp, path)) {
 		unlink(tmp);

@@ -144,6 +144,7 @@ struct fiber {
 	 * fds cannot be watched (look now); one fired (its revents set) */
 	uint32_t gen;
 	int maybe, fired;
+	struct strbuf *report;	/* fiber_set_report's sink, or NULL */
 	struct fiber *next;
 };
 
@@ -227,12 +228,29 @@ static void **top_word(const struct fiber *f)
 	return (void **)((char *)f->map + f->map_size - sizeof(void *));
 }
 
+int fiber_report_fd(void)
+{
+	if (null_fd < 0)
+		null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	return null_fd;
+}
+
+void fiber_set_report(struct fiber *f, struct strbuf *sink)
+{
+	f->report = sink;
+}
+
+struct strbuf *fiber_report(int fd)
+{
+	return current && fd >= 0 && fd == null_fd ? current->report : NULL;
+}
+
 struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	struct fiber *f;
 
-	if (null_fd < 0 && (null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+	if (fiber_report_fd() < 0)
 		return NULL;
 	if (!null_file &&
 	    !(null_file = fopencookie(NULL, "w", (cookie_io_functions_t){ .write = to_nothing })))
@@ -445,12 +463,15 @@ static short poll_bits(uint32_t ev)
  * (the number an event carries names the wait: an earlier one's, of an
  * fd closed and of its number reused since, is dropped). A fiber's event
  * says what poll(2) would of that fd, so no look is needed. */
-static void take_events(void)
+static int take_events(int timeout_ms)
 {
 	struct epoll_event ev[64];
 	int k;
 	do {
-		k = epoll_wait(ep, ev, 64, 0);
+		k = epoll_wait(ep, ev, 64, timeout_ms);
+		if (k < 0)
+			return -1;
+		timeout_ms = 0;
 		for (int i = 0; i < k; i++) {
 			uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
 			int fd = (int)(uint32_t)ev[i].data.u64;
@@ -467,6 +488,7 @@ static void take_events(void)
 			}
 		}
 	} while (k == 64);
+	return 0;
 }
 
 /* f's fds as poll(2) has them now (into their revents): how many are
@@ -568,7 +590,17 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 				}
 		}
 		long long wait = next < 0 ? -1 : next - now_ms();
-		int r = poll(all, total, wait < 0 ? (next < 0 ? -1 : 0) : (int)wait);
+		int timeout = wait < 0 ? (next < 0 ? -1 : 0) : (int)wait, r;
+#ifdef __linux__
+		/* nothing of the outside's to poll (a fleet between its passes
+		 * over the hosts' pipes): epoll's own wait, not a poll(2) of it
+		 * and then a look, two system calls a wake-up */
+		if (ep >= 0 && !n) {
+			r = take_events(timeout);
+			all[0].revents = 0;
+		} else
+#endif
+			r = poll(all, total, timeout);
 		int err = errno;
 		if (r < 0) {
 			free(all);
@@ -582,7 +614,7 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 			mine += (fds[i].revents = all[i].revents) != 0;
 #ifdef __linux__
 		if (ep >= 0 && all[n].revents)
-			take_events();
+			take_events(0);
 #endif
 		long long now = now_ms();
 		wake_waiting(all, n, now);

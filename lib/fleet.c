@@ -177,7 +177,9 @@ static void work_stderr(void *data, const char *buf, size_t n)
  * which says nothing until it has it, once a second (a host that died
  * there is seen then). Nothing waits on the parent that long: a child's
  * lines wait in its pipe, its phases carry their own times, and an answer,
- * or the next host's start in a freed slot, goes one pass later.
+ * or the next host's start in a freed slot, goes one pass later. A host in
+ * a fiber has no pipe to poll (its report is in memory): its lines are
+ * taken at the same pace, a host counting as one pipe.
  */
 #define PACE_FDS 8
 #define PACE_S 0.01
@@ -197,15 +199,21 @@ static double pace_for(size_t nf)
  * the hosts in flight. */
 static void wait_for_hosts(struct fleet *f)
 {
-	size_t nf = 0;
+	size_t nf = 0, fibers = 0;
 	double now = fleet_now();
 	int asking_too = now - f->last_asking >= PACE_ASKING_S;
 
 	for (size_t i = 0; i < f->n; i++) {
 		struct fleet_host *h = &f->hosts[i];
-		if (h->state != H_RUNNING || (h->asking && !asking_too))
+		if (h->state != H_RUNNING)
 			continue;
 		f->io[i] = (struct fleet_io){ f, h };
+		if (h->fiber) {
+			fibers++;	/* no pipe: its report is in memory */
+			continue;
+		}
+		if (h->asking && !asking_too)
+			continue;
 		if (h->progress_fd >= 0)
 			f->fds[nf++] = (struct pump_fd){ .fd = &h->progress_fd, .sb = &h->progress,
 							 .on_read = work_report, .data = &f->io[i] };
@@ -221,6 +229,22 @@ static void wait_for_hosts(struct fleet *f)
 						 .on_read = prep_said, .data = f };
 	if (asking_too)
 		f->last_asking = now;
+	if (fibers) {
+		/* the next look at the fibers' reports is a pace away, as a
+		 * pass over as many pipes would be; sooner, for a pipe of
+		 * ours that says something */
+		long ms = (long)(pace_for(nf + fibers) * 1e3) + 1;
+		f->last_pass = now;
+		if (nf)
+			pump(f->fds, nf, (int)ms);
+		else
+			fiber_sleep_ms(ms);
+		for (size_t i = 0; i < f->n; i++)
+			if (f->hosts[i].state == H_RUNNING && f->hosts[i].fiber &&
+			    f->hosts[i].progress.len)
+				work_report(&f->io[i], NULL, 0);
+		return;
+	}
 	if (!nf) {
 		fiber_sleep_ms(20);
 		return;

@@ -68,31 +68,25 @@ static void trace_child(const struct options *o, const struct strvec *argv)
 		sq_trace_argv((const char *const *)argv->v);
 }
 
-/* The fiber of a host: its deploy, then the end of its pipes, which tells
- * the fleet it is over. */
+/* The fiber of a host: its deploy; the fleet sees it done (fiber_done). */
 static int host_fiber(void *data)
 {
 	struct fleet_host *h = data;
 	int ret = h->host_main((int)h->c.args.nr, (const char *const *)h->c.args.v);
-	close(h->fiber_rep);
 	if (h->fiber_in >= 0)
 		close(h->fiber_in);
-	h->fiber_rep = h->fiber_in = -1;
+	h->fiber_in = -1;
 	return ret;
 }
 
-/* Starts h's deploy in a fiber (in: its stdin, rep: its end of the report
- * pipe; both the fiber's from now on). */
-static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
+/* Starts h's deploy in a fiber (in: its stdin, the fiber's from now on),
+ * its report into h->progress (lib/fiber.h: no pipe). */
+static int start_fiber(struct fleet_host *h, int in, struct nrr_err *e)
 {
 	int err = memfd_create("nrr-host-stderr", MFD_CLOEXEC);
 
-	/* (in < 0: the fibers' shared /dev/null.) rep is written to as it
-	 * runs, read by us only when it waits: never a pipe that could fill
-	 * while we cannot read it */
-	fcntl(rep, F_SETFL, O_NONBLOCK);
+	/* (in < 0: the fibers' shared /dev/null) */
 	h->fiber_in = in;
-	h->fiber_rep = rep;
 	h->fiber_err = err;
 	if (err >= 0)
 		h->fiber = fiber_new(host_fiber, h, in, err);
@@ -102,11 +96,11 @@ static int start_fiber(struct fleet_host *h, int in, int rep, struct nrr_err *e)
 			close(err);
 		if (in >= 0)
 			close(in);
-		close(rep);
-		h->fiber_in = h->fiber_rep = h->fiber_err = -1;
+		h->fiber_in = h->fiber_err = -1;
 		return nrr_fail(e, NRR_EFAIL, "cannot start the deploy of '%s': %s",
 				h->m.name, strerror(why));
 	}
+	fiber_set_report(h->fiber, &h->progress);
 	return 0;
 }
 
@@ -115,17 +109,18 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		     enum fleet_hold hold, struct nrr_err *e)
 {
 	int wait_go = hold != HOLD_NONE;
-	int rep[2], pw[2] = { -1, -1 };
+	int rep[2] = { -1, -1 }, pw[2] = { -1, -1 };
 	int keys = h->m.keys && h->m.keys->nr;
 	/* a deploy of ours, in this process: not one with keys on its stdin or
 	 * an environment of its own, which a process of its own keeps apart */
 	int in_fiber = o->host_main && !keys && !h->m.env.nr;
 
-	if (pipe2(rep, O_CLOEXEC))
-		return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
+	if (in_fiber ? (rep[1] = fiber_report_fd()) < 0 : pipe2(rep, O_CLOEXEC))
+		return nrr_fail(e, NRR_EFAIL, "%s: %s", in_fiber ? "/dev/null" : "pipe",
+				strerror(errno));
 	child_init(&h->c);
 	h->fiber = NULL;
-	h->fiber_in = h->fiber_rep = h->fiber_err = -1;
+	h->fiber_in = h->fiber_err = -1;
 	h->host_main = o->host_main;
 	fleet_child_argv(o, h->path, h->m.target, password != NULL, in_fiber ? rep[1] : 3,
 			 &h->c.args);
@@ -157,9 +152,12 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 		 * whole (prompt_read_go): no read a byte */
 		if (in_fiber ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pw)
 			     : pipe2(pw, O_CLOEXEC)) {
-			close(rep[0]);
-			close(rep[1]);
-			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(errno));
+			int why = errno;
+			if (!in_fiber) {
+				close(rep[0]);
+				close(rep[1]);
+			}
+			return nrr_fail(e, NRR_EFAIL, "pipe: %s", strerror(why));
 		}
 		if (in_fiber)
 			shutdown(pw[0], SHUT_WR);	/* one way, as a pipe */
@@ -170,19 +168,21 @@ int fleet_host_start(const struct options *o, struct fleet_host *h,
 	clock_gettime(CLOCK_MONOTONIC, &h->start);
 	int ret;
 	if (in_fiber) {
-		ret = start_fiber(h, pw[0], rep[1], e);
+		ret = start_fiber(h, pw[0], e);
 	} else {
 		ret = child_start(&h->c, e);
 		close(rep[1]);
 	}
 	if (ret) {
-		close(rep[0]);
+		if (rep[0] >= 0)
+			close(rep[0]);
 		if (pw[1] >= 0)
 			close(pw[1]);
 		return e->status;
 	}
-	h->progress_fd = rep[0];
-	fcntl(h->progress_fd, F_SETFL, O_NONBLOCK);
+	h->progress_fd = rep[0];	/* a fiber's: -1, its report is h->progress */
+	if (h->progress_fd >= 0)
+		fcntl(h->progress_fd, F_SETFL, O_NONBLOCK);
 	if (h->c.err_fd >= 0)
 		fcntl(h->c.err_fd, F_SETFL, O_NONBLOCK);
 	if (password) {

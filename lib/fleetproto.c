@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "fleetproto.h"
+#include "fiber.h"
 #include "pump.h"
 #include "strbuf.h"
 
@@ -30,8 +31,18 @@ static void add_line(struct strbuf *lines, enum fleetproto_kind kind, const char
 	strbuf_addch(lines, '\n');
 }
 
-/* One line, in one write (dprintf would stat and seek the pipe for each
- * line first). */
+/* Whole lines to the fleet: into the running fiber's report (lib/fiber.h),
+ * or in one write (dprintf would stat and seek the pipe for each line
+ * first). */
+static void send_lines(int fd, const struct strbuf *lines)
+{
+	struct strbuf *sink = fiber_report(fd);
+	if (sink)
+		strbuf_add(sink, lines->buf, lines->len);
+	else
+		fd_write_all(fd, lines->buf, lines->len);
+}
+
 static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 {
 	struct strbuf line = STRBUF_INIT;
@@ -39,7 +50,7 @@ static void put(int fd, enum fleetproto_kind kind, const char *text, size_t len)
 	if (fd < 0)
 		return;
 	add_line(&line, kind, text, len);
-	fd_write_all(fd, line.buf, line.len);
+	send_lines(fd, &line);
 	strbuf_release(&line);
 }
 
@@ -81,7 +92,7 @@ void fleetproto_say(int fd, const char *text)
 		add_line(&lines, FLEETPROTO_SAY, p, len);
 		p += len + (p[len] ? 1 : 0);
 	}
-	fd_write_all(fd, lines.buf, lines.len);
+	send_lines(fd, &lines);
 	strbuf_release(&lines);
 }
 

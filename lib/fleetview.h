@@ -30,13 +30,14 @@ struct fleet_host {
 	enum host_state state;
 	struct child c;
 	/* or its deploy in a fiber of this process (lib/fiber.h), which
-	 * runs host_main with c.args as its argv, on its ends of the pipes
-	 * (its stdin, its report) and its stderr (a memfd, read at its end);
-	 * closed by it when its deploy returns, the stderr by fleet_host_finish */
+	 * runs host_main with c.args as its argv, on its end of the stdin
+	 * pipe (closed by it when its deploy returns) and its stderr (a
+	 * memfd, read and closed by fleet_host_finish); its report goes
+	 * straight into progress (fiber_set_report) */
 	struct fiber *fiber;
 	int (*host_main)(int argc, const char *const *argv);
-	int fiber_in, fiber_rep, fiber_err;
-	int progress_fd;	/* our end of the child's report pipe */
+	int fiber_in, fiber_err;
+	int progress_fd;	/* our end of the child's report pipe (a child's) */
 	int answer_fd;		/* the child's stdin, kept open for --ask's answer
 				 * and the fleet's go (going) */
 	int going;		/* how many gos of the fleet the child still waits

@@ -23,12 +23,13 @@ extern char **environ;
 
 /*
  * The running children, for the signal handler: a table that grows with
- * them (a fleet has hundreds), never while the handler may read it. It is
- * only changed with SIGINT, SIGTERM and SIGHUP blocked, so the handler
- * sees either the old table or the new one, whole; the old one is freed
- * after the swap, when no handler can still be reading it.
+ * them (a fleet has hundreds), never while the handler may read it. It
+ * grows only with SIGINT, SIGTERM and SIGHUP blocked, so the handler sees
+ * either the old table or the new one, whole; the old one is freed after
+ * the swap, when no handler can still be reading it. A slot is emptied
+ * without blocking them (untrack).
  */
-static pid_t *volatile running;
+static volatile pid_t *volatile running;
 static volatile size_t running_cap;
 static volatile sig_atomic_t interrupted;
 
@@ -58,23 +59,24 @@ static void track(pid_t pid)
 			return;
 		}
 	size_t cap = running_cap ? 2 * running_cap : 64;
-	pid_t *grown = xcalloc(cap, sizeof(*grown)), *old = running;
+	volatile pid_t *grown = xcalloc(cap, sizeof(*grown)), *old = running;
 	for (size_t i = 0; i < running_cap; i++)
 		grown[i] = old[i];
 	grown[running_cap] = pid;
 	running = grown;
 	running_cap = cap;
-	free(old);
+	free((void *)old);
 }
 
+/* Signals stay as they are: a slot's pid is one aligned int, which the
+ * handler sees before or after the store, never torn (the table only
+ * moves in track, which they are blocked for). Blocking them here too was
+ * two system calls for every child reaped. */
 static void untrack(pid_t pid)
 {
-	sigset_t old;
-	block_signals(&old);
 	for (size_t i = 0; i < running_cap; i++)
 		if (running[i] == pid)
 			running[i] = 0;
-	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 size_t run_children_tracked(void)
@@ -197,9 +199,17 @@ static char **child_envp(const struct child *c)
 	return envp;
 }
 
-static int open_null(int flags)
+/* /dev/null, opened once a process and lent to every child that reads
+ * or writes nothing: a fleet's host starts several, and each open and
+ * close was two system calls. Process state, as the tables above; a copy
+ * of this process (run_fork) closes it and opens its own. */
+static int null_fd = -1;
+
+static int shared_null(void)
 {
-	return open("/dev/null", flags | O_CLOEXEC);
+	if (null_fd < 0)
+		null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	return null_fd;
 }
 
 /* Sets up the child's standard fd std; -1 on failure. *child_end is
@@ -219,7 +229,8 @@ static int prepare_io(enum child_io mode, int *fd, int std, int *child_end, int 
 			*borrowed = 1;
 		return 0;
 	case CHILD_NULL:
-		*child_end = open_null(is_input ? O_RDONLY : O_WRONLY);
+		*child_end = shared_null();
+		*borrowed = 1;
 		return *child_end < 0 ? -1 : 0;
 	case CHILD_PIPE:
 		if (pipe2(p, O_CLOEXEC))
@@ -279,10 +290,9 @@ static void close_fds_but(int keep1, int keep2)
  * follow were most of what each start cost us.
  */
 static void child_exec(const char *path, char *const argv[], char **envp,
-		       const int ends[3], int errpipe, int die_with_parent,
+		       const int ends[3], volatile int *exec_errno, int die_with_parent,
 		       int map_fd, int map_to, int own_group)
 {
-	int err;
 	sigset_t all;
 	struct sigaction dfl;
 
@@ -310,36 +320,37 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 	for (int i = 0; i < 3; i++)
 		if (ends[i] >= 0 && dup2(ends[i], i) < 0)
 			goto fail;
-	if (map_fd >= 0 && map_to >= 3) {
-		/* the exec-error pipe must not sit where the mapped fd goes */
-		if (errpipe == map_to)
-			errpipe = fcntl(errpipe, F_DUPFD_CLOEXEC, map_to + 1);
-		if (dup2(map_fd, map_to) < 0)
-			goto fail;
-	}
+	if (map_fd >= 0 && map_to >= 3 && dup2(map_fd, map_to) < 0)
+		goto fail;
 	/* everything else is close-on-exec or closed here: all of it, as a
 	 * fleet raises the open-files limit past 1024 */
-	close_fds_but(errpipe, map_to);
+	close_fds_but(map_to, -1);
 	execve(path, argv, envp);
 fail:
-	err = errno;
-	if (write(errpipe, &err, sizeof(err)) < 0)
-		_exit(127);
+	*exec_errno = errno;
 	_exit(127);
 }
 
 /* vfork and child_exec, apart: nothing of child_start's lives across the
  * vfork (the compiler could keep it where the child writes). Returns the
- * pid, or -1 with errno set. */
+ * pid, or -1 with errno set; *exec_errno is why the exec failed (0: it
+ * did not).
+ *
+ * Why no pipe: the parent of a vfork() resumes only once the child has
+ * exec'd or exited, in the memory they share, so the child's errno is
+ * there to read, as glibc's posix_spawn reports it. A close-on-exec pipe
+ * was four system calls a start (git's way, for fork). Under valgrind,
+ * which runs vfork() as fork(), a failed exec shows only as the child's
+ * status 127 (every command we run is first found in PATH: that error,
+ * the usual one, is told before any start). */
 static __attribute__((noinline)) pid_t spawn(const struct child *c, const char *path,
-					     char **envp, const int ends[3], const int ep[2])
+					     char **envp, const int ends[3],
+					     volatile int *exec_errno)
 {
 	pid_t pid = vfork();
-	if (pid == 0) {
-		close(ep[0]);
-		child_exec(path, (char *const *)c->args.v, envp, ends, ep[1],
+	if (pid == 0)
+		child_exec(path, (char *const *)c->args.v, envp, ends, exec_errno,
 			   c->die_with_parent, c->map_fd, c->map_to, c->stop_group);
-	}
 	return pid;
 }
 
@@ -354,6 +365,7 @@ pid_t run_fork(int keep_fd)
 			running[i] = 0;
 		/* nor are a fleet's hosts in fibers its to run */
 		fiber_forget();
+		null_fd = -1;	/* closed below: the copy opens its own */
 #ifdef __linux__
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 #endif
@@ -368,7 +380,7 @@ pid_t run_fork(int keep_fd)
 int child_start(struct child *c, struct nrr_err *e)
 {
 	int ends[3] = { -1, -1, -1 }, borrowed[3] = { 0, 0, 0 };
-	int ep[2];
+	volatile int exec_errno = 0;
 	char *path;
 
 	if (!c->args.nr)
@@ -381,8 +393,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	}
 	if (prepare_io(c->in, &c->in_fd, 0, &ends[0], &borrowed[0]) ||
 	    prepare_io(c->out, &c->out_fd, 1, &ends[1], &borrowed[1]) ||
-	    prepare_io(c->err, &c->err_fd, 2, &ends[2], &borrowed[2]) ||
-	    pipe2(ep, O_CLOEXEC)) {
+	    prepare_io(c->err, &c->err_fd, 2, &ends[2], &borrowed[2])) {
 		nrr_fail(e, NRR_EFAIL, "cannot start '%s': %s", c->args.v[0],
 			 strerror(errno));
 		free(path);
@@ -393,7 +404,7 @@ int child_start(struct child *c, struct nrr_err *e)
 	 * this child (child_exec unblocks them in the child) */
 	sigset_t oldmask;
 	block_signals(&oldmask);
-	pid_t pid = spawn(c, path, envp, ends, ep);
+	pid_t pid = spawn(c, path, envp, ends, &exec_errno);
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;
@@ -402,23 +413,16 @@ int child_start(struct child *c, struct nrr_err *e)
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	free(envp);
 	free(path);
-	close(ep[1]);
 	for (int i = 0; i < 3; i++)
 		if (ends[i] >= 0 && !borrowed[i])
 			close(ends[i]);
 	if (pid < 0) {
-		close(ep[0]);
 		nrr_fail(e, NRR_EFAIL, "cannot fork for '%s': %s",
 			 c->args.v[0], strerror(fork_errno));
 		return -1;
 	}
-	int child_errno;
-	ssize_t n;
-	while ((n = read(ep[0], &child_errno, sizeof(child_errno))) < 0 &&
-	       errno == EINTR)
-		;
-	close(ep[0]);
-	if (n == sizeof(child_errno)) {
+	int child_errno = exec_errno;
+	if (child_errno) {
 		int st;
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;

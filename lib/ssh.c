@@ -70,20 +70,24 @@ static int make_ctl_dir(struct ssh_ctx *ctx, struct nrr_err *e)
 void ssh_ctx_release(struct ssh_ctx *ctx)
 {
 	if (ctx->ctl_dir) {
-		/* only our sockets' leftovers and error logs live here */
+		/* only our masters' error logs live here, and the leftovers of
+		 * sockets that a master's end did not remove (it removes its
+		 * own): those are looked for only when the directory is not
+		 * empty without them (a fleet's every host releases one, and
+		 * its every failed unlink was a system call) */
 		char *cmd_dir = ctx->ctl_dir;
-		for (int i = 0; i < ctx->nhosts + 1; i++) {
-			char *p = xstrfmt("%s/%d", cmd_dir, i);
-			unlink(p);
-			free(p);
-			p = xstrfmt("%s/%d.err", cmd_dir, i);
-			unlink(p);
-			free(p);
-			p = xstrfmt("%s/%d.nix", cmd_dir, i);
-			unlink(p);
-			free(p);
+		static const char *const kinds[] = { ".err", "", ".nix" };
+		for (size_t k = 0; k < 3; k++) {
+			if (k == 1 && !rmdir(cmd_dir))
+				break;
+			for (int i = 0; i < ctx->nhosts + 1; i++) {
+				char *p = xstrfmt("%s/%d%s", cmd_dir, i, kinds[k]);
+				unlink(p);
+				free(p);
+			}
+			if (k == 2)
+				rmdir(cmd_dir);
 		}
-		rmdir(cmd_dir);
 		free(cmd_dir);
 		ctx->ctl_dir = NULL;
 	}

@@ -25,6 +25,7 @@
 #include "../lib/pushto.h"
 #include "../lib/quote.h"
 #include "../lib/rundir.h"
+#include "../lib/run.h"
 #include "../lib/pump.h"
 #include "../lib/ssh.h"
 
@@ -418,6 +419,22 @@ int main(int argc, const char **argv)
 		}
 		printf("reads=%zu most=%zu\n", reads, most);
 		strbuf_release(&sb);
+		return 0;
+	}
+	if (!strcmp(cmd, "spawn") && argc > 2) {
+		/* spawn CMD ARG...: CMD started as every child is (stdin and
+		 * stdout /dev/null), waited for; what child_start said, or the
+		 * status */
+		struct child c = CHILD_INIT;
+		struct nrr_err e = { 0 };
+		for (int i = 2; i < argc; i++)
+			strvec_push(&c.args, argv[i]);
+		c.in = c.out = CHILD_NULL;
+		if (child_start(&c, &e))
+			printf("start: %s\n", e.msg);
+		else
+			printf("status %d\n", child_wait(&c));
+		child_clear(&c);
 		return 0;
 	}
 	if (!strcmp(cmd, "rundir") && argc == 4) {

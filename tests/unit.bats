@@ -781,3 +781,20 @@ host.example.com far
 	# 2 KiB, 8 KiB, 32 KiB, then 128 KiB a read: 11 reads, where 2 KiB a read took 513
 	((BASH_REMATCH[2] >= 65536 && BASH_REMATCH[1] <= 16)) || fail "$output"
 }
+
+@test "a started command that the kernel refuses to exec is named with the reason, not a later exit status" {
+	printf '\177ELF, but not one' >"$BATS_TEST_TMPDIR/not-a-program"
+	chmod +x "$BATS_TEST_TMPDIR/not-a-program"
+	run -0 "$TT" spawn "$BATS_TEST_TMPDIR/not-a-program"
+	assert_output "start: cannot run '$BATS_TEST_TMPDIR/not-a-program': Exec format error"
+	run -0 "$TT" spawn /bin/sh -c 'exit 3'
+	assert_output "status 3"
+}
+
+@test "a started command gets /dev/null for what it reads and writes nothing of ours, and no other fd" {
+	run -0 --separate-stderr "$TT" spawn /bin/sh -c \
+		'fds=$(ls /proc/$$/fd); to=$(readlink /proc/$$/fd/0 /proc/$$/fd/1); echo $fds - $to >&2'
+	assert_output "status 0"
+	# the shell's own: 0-2, and the pipe of the $(...) being read (3)
+	assert_equal "$stderr" "0 1 2 3 - /dev/null /dev/null"
+}
