@@ -12,7 +12,8 @@
  * One file per system in cachedir "closures", named by the path's base
  * name, mode 0600: a first line "nrr-closure 1 PATH", then "PATH<TAB>SIZE"
  * lines in the closure's order. Reading one touches it; writing keeps the
- * newest CLOSURECACHE_KEEP. Nothing here fails a deploy: an entry that is
+ * newest CLOSURECACHE_KEEP (one write in eight looks, once there are a
+ * quarter more). Nothing here fails a deploy: an entry that is
  * missing, unreadable or malformed is "not cached".
  */
 #ifndef NRR_CLOSURECACHE_H

@@ -621,7 +621,7 @@ $sys 10"
 	assert_output "not cached"
 }
 
-@test "closure cache: the newest 256 entries stay; the least recently used go once there are 320" {
+@test "closure cache: the newest 256 entries stay; the least recently used go once there are more than 320, at one put in eight" {
 	s=/nix/store
 	export XDG_CACHE_HOME=$BATS_TEST_TMPDIR/cache
 	sys=$s/11111111111111111111111111111111-system-one
@@ -635,11 +635,14 @@ $sys 10"
 	# 320 entries after this put: none goes
 	"$TT" closurecache put "$s/22222222222222222222222222222222-system-two" <<<"$s/22222222222222222222222222222222-system-two 1"
 	[ "$(ls "$dir" | wc -l)" = 320 ]
-	# 321: back to the newest 256, the two systems among them
+	# 321, by a system whose hash begins with z: one put in eight looks (hashes 0-3), not this
+	"$TT" closurecache put "$s/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-system-z" <<<"$s/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-system-z 1"
+	[ "$(ls "$dir" | wc -l)" = 321 ]
+	# 322, by one that looks: back to the newest 256, the systems among them
 	"$TT" closurecache put "$s/33333333333333333333333333333333-system-three" <<<"$s/33333333333333333333333333333333-system-three 1"
 	[ "$(ls "$dir" | wc -l)" = 256 ]
-	[ ! -e "$dir/entry-65" ]
-	[ -e "$dir/entry-66" ]
+	[ ! -e "$dir/entry-66" ]
+	[ -e "$dir/entry-67" ]
 	run "$TT" closurecache get "$sys"
 	assert_output "$sys 10"
 	[ -e "$dir/22222222222222222222222222222222-system-two" ]
