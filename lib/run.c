@@ -23,11 +23,11 @@ extern char **environ;
 
 /*
  * The running children, for the signal handler: a table that grows with
- * them (a fleet has hundreds), never while the handler may read it. It
- * grows only with SIGINT, SIGTERM and SIGHUP blocked, so the handler sees
- * either the old table or the new one, whole; the old one is freed after
- * the swap, when no handler can still be reading it. A slot is emptied
- * without blocking them (untrack).
+ * them (a fleet has hundreds). The handler, which may run between any two
+ * steps of ours (never during one of its own), sees either the old table
+ * or the new one, whole: the new one is filled before it is stored, the
+ * pointer before the larger size, and the old one freed after, when no
+ * handler can still be reading it (track). A slot is one aligned store.
  */
 static volatile pid_t *volatile running;
 static volatile size_t running_cap;
@@ -50,7 +50,9 @@ static void block_signals(sigset_t *old)
 	sigprocmask(SIG_BLOCK, &set, old);
 }
 
-/* With the signals blocked. */
+/* The handler may run at any step: it sees the old table or the new
+ * one, whole (the pointer is stored before the larger size; the old one
+ * is freed only after), and a slot is one aligned store. */
 static void track(pid_t pid)
 {
 	for (size_t i = 0; i < running_cap; i++)
@@ -297,8 +299,9 @@ static void child_exec(const char *path, char *const argv[], char **envp,
 	struct sigaction dfl;
 
 	/* only the ones we changed, which execve would not all undo: a
-	 * handler of ours must not run here (the memory is the parent's, the
-	 * caught ones are blocked until now), and SIGPIPE stays ignored across
+	 * handler of ours must not run past here (the memory is the parent's;
+	 * before, it does only what the parent's would: child_start), and
+	 * SIGPIPE stays ignored across
 	 * execve. What our own parent ignored stays ignored, as with
 	 * posix_spawn and git's run-command (nohup's SIGHUP: ours is reset
 	 * here, as we caught it). Resetting every signal was 64 calls a
@@ -400,17 +403,24 @@ int child_start(struct child *c, struct nrr_err *e)
 		return -1;
 	}
 	char **envp = child_envp(c);
-	/* blocked from fork to track: an interrupt in between would miss
-	 * this child (child_exec unblocks them in the child) */
-	sigset_t oldmask;
-	block_signals(&oldmask);
+	/*
+	 * Signals are not blocked around the start (two system calls a
+	 * start, and a fleet's host starts three): an interrupt between the
+	 * vfork and track() found the table without this child, so it is
+	 * stopped here once tracked; track() keeps the table whole for the
+	 * handler at every step. In the child, before child_exec resets them,
+	 * the handler may run too: it only records the signal (which the
+	 * parent is sent as well) and stops the children of the table.
+	 */
 	pid_t pid = spawn(c, path, envp, ends, &exec_errno);
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;
-	if (pid > 0)
+	if (pid > 0) {
 		track(pid);
-	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		if (interrupted)
+			kill(pid, SIGTERM);
+	}
 	free(envp);
 	free(path);
 	for (int i = 0; i < 3; i++)
