@@ -171,6 +171,10 @@ static uint32_t gens;
  * --parallel N uses N stacks however many hosts it has. They stay until
  * the process ends, as the memory malloc is given back does. */
 static void *spare_stacks;
+/* How many reports and ends of fibers there were; whether a wait outside
+ * returns at the next (fiber_wake_on_news) */
+static unsigned long news;
+static int wake_on_news;
 #ifdef FIBER_ASAN
 static const void *outside_bottom;
 static size_t outside_size;
@@ -219,6 +223,7 @@ static void trampoline(void)
 #endif
 	f->ret = f->fn(f->arg);
 	f->state = F_DONE;
+	news++;
 	switch_out(f, 1);
 }
 
@@ -242,7 +247,15 @@ void fiber_set_report(struct fiber *f, struct strbuf *sink)
 
 struct strbuf *fiber_report(int fd)
 {
-	return current && fd >= 0 && fd == null_fd ? current->report : NULL;
+	if (!current || fd < 0 || fd != null_fd || !current->report)
+		return NULL;
+	news++;
+	return current->report;
+}
+
+void fiber_wake_on_news(int on)
+{
+	wake_on_news = on;
 }
 
 struct fiber *fiber_new(fiber_fn *fn, void *arg, int in, int err)
@@ -559,9 +572,15 @@ static void wake_waiting(const struct pollfd *all, nfds_t k, long long now)
 static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 {
 	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	unsigned long seen = news;
 
 	for (;;) {
 		run_ready();
+		if (wake_on_news && news != seen) {
+			for (nfds_t i = 0; i < n; i++)
+				fds[i].revents = 0;
+			return 0;
+		}
 		long long next = deadline;
 		for (struct fiber *f = fibers; f; f = f->next)
 			if (f->state == F_WAITING && f->deadline >= 0 &&

@@ -67,6 +67,14 @@ int fiber_report_fd(void);
 void fiber_set_report(struct fiber *f, struct strbuf *sink);
 /* The running fiber's sink, if fd is fiber_report_fd(); else NULL. */
 struct strbuf *fiber_report(int fd);
+/*
+ * With on, a wait outside every fiber (fiber_poll, and so pump) also
+ * ends, returning 0 as if its time ran out, once a fiber has written to
+ * its report or ended since the wait began: for a caller that reads the
+ * reports between its waits, woken by what they say rather than by a
+ * timer. Off (0) by default, and for fiber_sleep_ms.
+ */
+void fiber_wake_on_news(int on);
 
 /* Frees a fiber that is done (its stack too). */
 void fiber_free(struct fiber *f);

@@ -74,9 +74,9 @@ static void prep_ended(struct fleet *f);
  * build's or the push's go). */
 static size_t fds_per_host(const struct fleet *f)
 {
-	/* in a fiber of ours, also every fd of its deploy: its ssh master's
-	 * and session's pipes, the forwarded daemon socket, its stderr (about
-	 * 16 at the most, measured) */
+	/* in a fiber of ours (no report pipe: lib/fiber.h), every fd of its
+	 * deploy: its ssh master's and session's pipes, the forwarded daemon
+	 * socket, its stderr (about 16 at the most, measured) */
 	if (f->o->host_main)
 		return 20;
 	return fleet_holds(f->o) || f->prep || f->push ? 3 : 2;
@@ -194,6 +194,22 @@ static double pace_for(size_t nf)
 	return s < PACE_S ? PACE_S : s > PACE_MAX_S ? PACE_MAX_S : s;
 }
 
+/* Takes the lines the hosts in fibers reported (into their progress);
+ * how many had any. */
+static size_t take_fiber_reports(struct fleet *f)
+{
+	size_t took = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		struct fleet_host *h = &f->hosts[i];
+		size_t had = h->progress.len;
+		if (h->state != H_RUNNING || !h->fiber || !had)
+			continue;
+		work_report(&f->io[i], NULL, 0);
+		took += h->progress.len != had;
+	}
+	return took;
+}
+
 /* Waits until some host says something (or a moment passes, for the
  * live lines), and takes what they said: run.c's pump over the pipes of
  * the hosts in flight. */
@@ -230,19 +246,24 @@ static void wait_for_hosts(struct fleet *f)
 	if (asking_too)
 		f->last_asking = now;
 	if (fibers) {
-		/* the next look at the fibers' reports is a pace away, as a
-		 * pass over as many pipes would be; sooner, for a pipe of
-		 * ours that says something */
-		long ms = (long)(pace_for(nf + fibers) * 1e3) + 1;
-		f->last_pass = now;
-		if (nf)
-			pump(f->fds, nf, (int)ms);
-		else
-			fiber_sleep_ms(ms);
-		for (size_t i = 0; i < f->n; i++)
-			if (f->hosts[i].state == H_RUNNING && f->hosts[i].fiber &&
-			    f->hosts[i].progress.len)
-				work_report(&f->io[i], NULL, 0);
+		/* a pace after the last look, as a pass over as many pipes
+		 * would be, then as soon as a fiber has news (its report, its
+		 * end) or a pipe of ours says something: not a timer's every
+		 * pace while the hosts are quiet (waiting for their hosts, the
+		 * push or the answer) */
+		double pace = pace_for(nf + fibers);
+		if (nf + fibers > PACE_FDS && f->last_pass + pace > now)
+			fiber_sleep_ms((long)((f->last_pass + pace - now) * 1e3) + 1);
+		f->last_pass = fleet_now();
+		if (!take_fiber_reports(f)) {
+			fiber_wake_on_news(1);
+			if (nf)
+				pump(f->fds, nf, f->tty ? 200 : 1000);
+			else
+				fiber_poll(NULL, 0, f->tty ? 200 : 1000);
+			fiber_wake_on_news(0);
+			take_fiber_reports(f);
+		}
 		return;
 	}
 	if (!nf) {
