@@ -476,15 +476,12 @@ static short poll_bits(uint32_t ev)
  * (the number an event carries names the wait: an earlier one's, of an
  * fd closed and of its number reused since, is dropped). A fiber's event
  * says what poll(2) would of that fd, so no look is needed. */
-static int take_events(int timeout_ms)
+static void take_events(void)
 {
 	struct epoll_event ev[64];
 	int k;
 	do {
-		k = epoll_wait(ep, ev, 64, timeout_ms);
-		if (k < 0)
-			return -1;
-		timeout_ms = 0;
+		k = epoll_wait(ep, ev, 64, 0);
 		for (int i = 0; i < k; i++) {
 			uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
 			int fd = (int)(uint32_t)ev[i].data.u64;
@@ -501,7 +498,6 @@ static int take_events(int timeout_ms)
 			}
 		}
 	} while (k == 64);
-	return 0;
 }
 
 /* f's fds as poll(2) has them now (into their revents): how many are
@@ -609,17 +605,12 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 				}
 		}
 		long long wait = next < 0 ? -1 : next - now_ms();
-		int timeout = wait < 0 ? (next < 0 ? -1 : 0) : (int)wait, r;
-#ifdef __linux__
-		/* nothing of the outside's to poll (a fleet between its passes
-		 * over the hosts' pipes): epoll's own wait, not a poll(2) of it
-		 * and then a look, two system calls a wake-up */
-		if (ep >= 0 && !n) {
-			r = take_events(timeout);
-			all[0].revents = 0;
-		} else
-#endif
-			r = poll(all, total, timeout);
+		/* poll(2) of the epoll fd, then a look, even with nothing else
+		 * to poll: epoll_wait(2) fails with EINTR after a stop and
+		 * SIGCONT (Ctrl-Z and fg, a tracer's every stop: signal(7)),
+		 * which would wake every waiting fiber as an interrupt; poll(2)
+		 * resumes */
+		int r = poll(all, total, wait < 0 ? (next < 0 ? -1 : 0) : (int)wait);
 		int err = errno;
 		if (r < 0) {
 			free(all);
@@ -633,7 +624,7 @@ static int poll_outside(struct pollfd *fds, nfds_t n, int timeout_ms)
 			mine += (fds[i].revents = all[i].revents) != 0;
 #ifdef __linux__
 		if (ep >= 0 && all[n].revents)
-			take_events(0);
+			take_events();
 #endif
 		long long now = now_ms();
 		wake_waiting(all, n, now);

@@ -295,6 +295,28 @@ none_locked() {
 	done
 }
 
+@test "stopped and continued (Ctrl-Z, fg) again and again as it deploys, the fleet deploys its hosts: its waits resume, as after no interrupt" {
+	gated_flake "$BATS_TEST_TMPDIR/g" stopcont t1 t2
+	poll_until 30 none_locked t1 t2 || fail "t1 or t2 is still locked"
+	nrr_bg switch --flake "$BATS_TEST_TMPDIR/g" --on t1,t2
+	poll_until 30 all_locked t1 t2 || fail "not locked during the build: $(cat "$BATS_TEST_TMPDIR/log")"
+	# stopped and continued every moment until it ends, the build's wait and the hosts' deploys
+	# among them (epoll_wait(2), unlike poll(2), fails with EINTR after a stop: signal(7))
+	touch "$GATE"
+	for _ in $(seq 100); do
+		kill -STOP "$FLEET_BG_PID" 2>/dev/null || break
+		sleep 0.05
+		kill -CONT "$FLEET_BG_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	wait_nrr 60
+	assert_success
+	for h in t1 t2; do
+		run last_activation "$h"
+		assert_output --regexp "switch /nix/store/[a-z0-9]{32}-nixos-system-$h-25\.05\.stopcont/bin/switch-to-configuration"
+	done
+}
+
 # Once the hosts named are locked, during the gated build of the run nrr_bg started, kills the
 # ssh master of the first (lib/ssh.c's, whose last word is the host), opens the gate, and waits
 # for the run's end (wait_nrr).

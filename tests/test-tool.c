@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/activate.h"
 #include "../lib/closure.h"
@@ -26,6 +27,7 @@
 #include "../lib/quote.h"
 #include "../lib/rundir.h"
 #include "../lib/run.h"
+#include "../lib/fiber.h"
 #include "../lib/pump.h"
 #include "../lib/ssh.h"
 
@@ -121,6 +123,12 @@ int test_tool_fleet(int argc, const char **argv);
 int test_tool_hive(int argc, const char **argv);
 int test_tool_remote(int argc, const char **argv);
 int test_tool_daemon(int argc, const char **argv);
+
+/* fiber-stopped's fiber: 0 once its fd is readable, 1 if its wait failed */
+static int wait_readable_fiber(void *arg)
+{
+	return fiber_wait_readable(*(int *)arg) ? 1 : 0;
+}
 
 int main(int argc, const char **argv)
 {
@@ -419,6 +427,27 @@ int main(int argc, const char **argv)
 		}
 		printf("reads=%zu most=%zu\n", reads, most);
 		strbuf_release(&sb);
+		return 0;
+	}
+	if (!strcmp(cmd, "fiber-stopped") && argc == 2) {
+		/* a fiber waits for a line on a pipe while the outside sleeps
+		 * 1.5 s (the test stops and continues us then), then the line
+		 * comes: what the fiber's wait said */
+		int p[2], ret = -1;
+		if (pipe(p))
+			return 1;
+		struct fiber *f = fiber_new(wait_readable_fiber, &p[0], -1, 2);
+		if (!f)
+			return 1;
+		printf("ready\n");
+		fflush(stdout);
+		fiber_sleep_ms(1500);
+		if (write(p[1], "y\n", 2) != 2)
+			return 1;
+		while (!fiber_done(f, &ret))
+			fiber_sleep_ms(10);
+		fiber_free(f);
+		printf("fiber: %s\n", ret ? "interrupted" : "read its line");
 		return 0;
 	}
 	if (!strcmp(cmd, "spawn") && argc > 2) {

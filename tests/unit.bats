@@ -801,3 +801,20 @@ host.example.com far
 	# the shell's own: 0-2, and the pipe of the $(...) being read (3)
 	assert_equal "$stderr" "0 1 2 3 - /dev/null /dev/null"
 }
+
+@test "a fiber's wait outlives a stop and a continue of its process (Ctrl-Z, fg): no interrupt" {
+	"$TT" fiber-stopped >"$BATS_TEST_TMPDIR/out" &
+	local pid=$!
+	for _ in $(seq 100); do
+		grep -q ready "$BATS_TEST_TMPDIR/out" && break
+		sleep 0.1
+	done
+	sleep 0.3
+	kill -STOP "$pid"
+	sleep 0.1
+	kill -CONT "$pid"
+	wait "$pid"
+	run cat "$BATS_TEST_TMPDIR/out"
+	# (epoll_wait(2) fails with EINTR after a stop and SIGCONT, poll(2) resumes: signal(7))
+	assert_output $'ready\nfiber: read its line'
+}
