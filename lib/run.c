@@ -72,8 +72,7 @@ static void track(pid_t pid)
 
 /* Signals stay as they are: a slot's pid is one aligned int, which the
  * handler sees before or after the store, never torn (the table only
- * moves in track, which they are blocked for). Blocking them here too was
- * two system calls for every child reaped. */
+ * moves in track). Blocking them was two system calls a child reaped. */
 static void untrack(pid_t pid)
 {
 	for (size_t i = 0; i < running_cap; i++)
@@ -284,9 +283,10 @@ static void close_fds_but(int keep1, int keep2)
 
 /*
  * In the child of vfork(): only async-signal-safe calls from here to
- * exec, and no memory written but this function's own locals (it shares
- * the parent's until it execs; errno too, which the parent does not read
- * after a vfork that succeeded). Signal dispositions, the mask and the fd
+ * exec, and no memory written but this function's own locals and, when
+ * the exec fails, *exec_errno (it shares the parent's until it execs;
+ * errno too, which the parent does not read after a vfork that
+ * succeeded). Signal dispositions, the mask and the fd
  * table are the child's own. vfork, not fork: a fleet's host starts a
  * dozen commands, and fork's copy of the page tables and the faults that
  * follow were most of what each start cost us.
