@@ -165,12 +165,11 @@ void closurecache_put(const char *system, const char *const *closure,
 	for (size_t i = 0; i < n; i++)
 		strbuf_addf(&text, "%s\t%llu\n", closure[i], sizes[i]);
 	/* the count is looked at by one put in eight, those of the systems
-	 * whose hash begins with 0-3 (4 of its 32 letters, as likely as
-	 * any other): a
-	 * read of the directory, a dozen entries and more a fleet, was half
-	 * of each put, to find nothing to prune nearly always. The
-	 * directory overshoots by a few entries at most, and is pruned back
-	 * to the newest CLOSURECACHE_KEEP. */
+	 * whose hash begins with 0-3 (4 of its 32 letters, as likely as any
+	 * other): a read of the directory, a dozen entries and more a
+	 * fleet, was half of each put, to find nothing to prune nearly
+	 * always. The directory overshoots by a few entries at most, and is
+	 * pruned back to the newest CLOSURECACHE_KEEP. */
 	const char *hash = strrchr(path, '/') + 1;
 	if (!cachedir_make(dir) && !cachedir_put(path, text.buf, text.len) &&
 	    hash[0] >= '0' && hash[0] <= '3')

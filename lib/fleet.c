@@ -245,36 +245,31 @@ static void wait_for_hosts(struct fleet *f)
 						 .on_read = prep_said, .data = f };
 	if (asking_too)
 		f->last_asking = now;
-	if (fibers) {
-		/* a pace after the last look, as a pass over as many pipes
-		 * would be, then as soon as a fiber has news (its report, its
-		 * end) or a pipe of ours says something: not a timer's every
-		 * pace while the hosts are quiet (waiting for their hosts, the
-		 * push or the answer) */
-		double pace = pace_for(nf + fibers);
-		if (nf + fibers > PACE_FDS && f->last_pass + pace > now)
-			fiber_sleep_ms((long)((f->last_pass + pace - now) * 1e3) + 1);
-		f->last_pass = fleet_now();
-		if (!take_fiber_reports(f)) {
-			fiber_wake_on_news(1);
-			if (nf)
-				pump(f->fds, nf, f->tty ? 200 : 1000);
-			else
-				fiber_poll(NULL, 0, f->tty ? 200 : 1000);
-			fiber_wake_on_news(0);
-			take_fiber_reports(f);
-		}
-		return;
-	}
-	if (!nf) {
+	if (!nf && !fibers) {
 		fiber_sleep_ms(20);
 		return;
 	}
-	double pace = pace_for(nf);
-	if (nf > PACE_FDS && f->last_pass + pace > now)
+	double pace = pace_for(nf + fibers);
+	if (nf + fibers > PACE_FDS && f->last_pass + pace > now)
 		fiber_sleep_ms((long)((f->last_pass + pace - now) * 1e3) + 1);
 	f->last_pass = fleet_now();
-	pump(f->fds, nf, f->tty ? 200 : 1000);
+	int timeout = f->tty ? 200 : 1000;
+	if (!fibers) {
+		pump(f->fds, nf, timeout);
+		return;
+	}
+	/* then as soon as a fiber has news (its report, its end) or a pipe
+	 * of ours says something: not a timer's every pace while the hosts
+	 * are quiet (waiting for their hosts, the push or the answer) */
+	if (take_fiber_reports(f))
+		return;
+	fiber_wake_on_news(1);
+	if (nf)
+		pump(f->fds, nf, timeout);
+	else
+		fiber_poll(NULL, 0, timeout);
+	fiber_wake_on_news(0);
+	take_fiber_reports(f);
 }
 
 /* Reaps every host whose pipes are both closed. */

@@ -32,6 +32,9 @@ extern char **environ;
 static volatile pid_t *volatile running;
 static volatile size_t running_cap;
 static volatile sig_atomic_t interrupted;
+/* how many signals the handler took: child_start's look for one that
+ * came while it started a child */
+static volatile sig_atomic_t signals_taken;
 
 static int decode_status(int st);
 
@@ -93,6 +96,7 @@ static void on_signal(int sig)
 	int saved = errno;
 	if (!interrupted)
 		interrupted = sig;
+	signals_taken++;
 	for (size_t i = 0; i < running_cap; i++)
 		if (running[i] > 0)
 			kill(running[i], SIGTERM);
@@ -407,18 +411,20 @@ int child_start(struct child *c, struct nrr_err *e)
 	 * Signals are not blocked around the start (two system calls a
 	 * start, and a fleet's host starts three): an interrupt between the
 	 * vfork and track() found the table without this child, so it is
-	 * stopped here once tracked; track() keeps the table whole for the
-	 * handler at every step. In the child, before child_exec resets them,
-	 * the handler may run too: it only records the signal (which the
-	 * parent is sent as well) and stops the children of the table.
+	 * stopped here once tracked (not a child started after an interrupt,
+	 * to clean up); track() keeps the table whole for the handler at
+	 * every step. In the child, before child_exec resets them, the
+	 * handler may run too: it only records the signal (which the parent
+	 * is sent as well) and stops the children of the table.
 	 */
+	sig_atomic_t taken = signals_taken;
 	pid_t pid = spawn(c, path, envp, ends, &exec_errno);
 	if (pid > 0 && c->stop_group)
 		setpgid(pid, pid);	/* as the child does: whoever runs first */
 	int fork_errno = errno;
 	if (pid > 0) {
 		track(pid);
-		if (interrupted)
+		if (signals_taken != taken)
 			kill(pid, SIGTERM);
 	}
 	free(envp);

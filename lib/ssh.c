@@ -67,6 +67,16 @@ static int make_ctl_dir(struct ssh_ctx *ctx, struct nrr_err *e)
 	return 0;
 }
 
+/* Unlinks each host's file of the control directory that ends in suffix. */
+static void unlink_each(const struct ssh_ctx *ctx, const char *suffix)
+{
+	for (int i = 0; i < ctx->nhosts + 1; i++) {
+		char *p = xstrfmt("%s/%d%s", ctx->ctl_dir, i, suffix);
+		unlink(p);
+		free(p);
+	}
+}
+
 void ssh_ctx_release(struct ssh_ctx *ctx)
 {
 	if (ctx->ctl_dir) {
@@ -75,20 +85,13 @@ void ssh_ctx_release(struct ssh_ctx *ctx)
 		 * own): those are looked for only when the directory is not
 		 * empty without them (a fleet's every host releases one, and
 		 * its every failed unlink was a system call) */
-		char *cmd_dir = ctx->ctl_dir;
-		static const char *const kinds[] = { ".err", "", ".nix" };
-		for (size_t k = 0; k < 3; k++) {
-			if (k == 1 && !rmdir(cmd_dir))
-				break;
-			for (int i = 0; i < ctx->nhosts + 1; i++) {
-				char *p = xstrfmt("%s/%d%s", cmd_dir, i, kinds[k]);
-				unlink(p);
-				free(p);
-			}
-			if (k == 2)
-				rmdir(cmd_dir);
+		unlink_each(ctx, ".err");
+		if (rmdir(ctx->ctl_dir)) {
+			unlink_each(ctx, "");
+			unlink_each(ctx, ".nix");
+			rmdir(ctx->ctl_dir);
 		}
-		free(cmd_dir);
+		free(ctx->ctl_dir);
 		ctx->ctl_dir = NULL;
 	}
 	strvec_clear(&ctx->opts);

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,6 +449,23 @@ int main(int argc, const char **argv)
 			fiber_sleep_ms(10);
 		fiber_free(f);
 		printf("fiber: %s\n", ret ? "interrupted" : "read its line");
+		return 0;
+	}
+	if (!strcmp(cmd, "spawn-interrupted") && argc > 2) {
+		/* as spawn, after an interrupt the handler took: a child
+		 * started then (to clean up) runs to its end */
+		struct child c = CHILD_INIT;
+		struct nrr_err e = { 0 };
+		run_signals_install();
+		raise(SIGINT);
+		for (int i = 2; i < argc; i++)
+			strvec_push(&c.args, argv[i]);
+		c.in = c.out = CHILD_NULL;
+		if (child_start(&c, &e))
+			printf("start: %s\n", e.msg);
+		else
+			printf("interrupted %d, status %d\n", run_interrupted(), child_wait(&c));
+		child_clear(&c);
 		return 0;
 	}
 	if (!strcmp(cmd, "spawn") && argc > 2) {

@@ -818,3 +818,8 @@ host.example.com far
 	# (epoll_wait(2) fails with EINTR after a stop and SIGCONT, poll(2) resumes: signal(7))
 	assert_output $'ready\nfiber: read its line'
 }
+
+@test "a command started after an interrupt (to clean up) runs to its end: only one started as the signal came is stopped" {
+	run -0 "$TT" spawn-interrupted /bin/sh -c 'sleep 0.3; exit 3'
+	assert_output "interrupted 2, status 3"
+}
